@@ -1,0 +1,3 @@
+from sparsevid.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Command-line interface: thin wrappers over the library, one module per subcommand."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sparsevid import __version__
+from sparsevid.errors import SparsevidError
+from sparsevid.log import error
+
+# subcommand modules: each defines add_parser(subparsers) and run(args) -> int
+_COMMANDS = ["inspect", "poses", "train", "run", "eval", "bench"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="sparsevid",
+        description="Turn a few frames of a short video into the full video "
+                    "(camera poses -> 3D Gaussian Splatting -> fixer -> camera path -> video).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sparsevid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            mod = importlib.import_module(f"sparsevid.cli.{name}")
+        except ModuleNotFoundError as e:  # subcommand not built yet
+            if e.name == f"sparsevid.cli.{name}":
+                continue
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except SparsevidError as e:
+        error(e.one_line())
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted -> rerun with --resume to continue where it stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

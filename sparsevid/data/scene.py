@@ -1,0 +1,94 @@
+"""The scene model: what every stage reads and writes.
+
+Pose convention: ``c2w`` is a [4, 4] float64 camera-to-world matrix with OpenCV camera
+axes (x right, y down, z forward), as in COLMAP. Nerfstudio/OpenGL poses are converted
+on load and back on write. Time of a frame = ``index / fps`` seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sparsevid.data.camera import Camera
+
+
+@dataclass
+class Frame:
+    """One video frame.
+
+    Attributes:
+        index: frame index in the source video (time = index / fps).
+        image: [H, W, 3] uint8 RGB.
+        name: file name (or ``frame_0009.png`` for frames decoded from a video).
+        c2w: [4, 4] float64 camera-to-world (OpenCV axes) or None when unknown.
+        path: where the image came from, if a file.
+    """
+
+    index: int
+    image: np.ndarray
+    name: str
+    c2w: np.ndarray | None = None
+    path: Path | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass
+class Scene:
+    """Input frames (sorted by index) sharing one camera, plus optional ground truth and points.
+
+    Attributes:
+        frames: the input (key) frames, sorted by index.
+        camera: the shared camera, or None until the pose stage estimates it.
+        fps: frames per second of the source video.
+        gt_frames: frames kept only as ground truth for evaluation (no pose needed).
+        points: [N, 3] float64 sparse points in world space, or None.
+        point_colors: [N, 3] uint8 RGB colours of ``points``, or None.
+        source: a short description of where the scene came from (``colmap``, ``nerfstudio``...).
+    """
+
+    frames: list[Frame]
+    camera: Camera | None = None
+    fps: float = 30.0
+    gt_frames: list[Frame] = field(default_factory=list)
+    points: np.ndarray | None = None
+    point_colors: np.ndarray | None = None
+    source: str = ""
+    root: Path | None = None
+
+    @property
+    def has_poses(self) -> bool:
+        return self.camera is not None and all(f.c2w is not None for f in self.frames)
+
+    @property
+    def indices(self) -> list[int]:
+        return [f.index for f in self.frames]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the input frames."""
+        return self.frames[0].width, self.frames[0].height
+
+    def time(self, index: float) -> float:
+        return float(index) / self.fps
+
+    def c2ws(self) -> np.ndarray:
+        """[N, 4, 4] float64 camera-to-world of the input frames."""
+        return np.stack([f.c2w for f in self.frames]).astype(np.float64)
+
+    def images(self) -> np.ndarray:
+        """[N, H, W, 3] uint8 input images."""
+        return np.stack([f.image for f in self.frames])
+
+    def with_poses(self, camera: Camera, c2ws: np.ndarray, points: np.ndarray | None = None,
+                   point_colors: np.ndarray | None = None) -> "Scene":
+        frames = [replace(f, c2w=np.asarray(c, dtype=np.float64)) for f, c in zip(self.frames, c2ws)]
+        return replace(self, frames=frames, camera=camera, points=points, point_colors=point_colors)

@@ -1,0 +1,28 @@
+"""One error type for every user-facing failure.
+
+Every stage raises :class:`SparsevidError` with a one-line message that names the
+file (when there is one) and says what to do. The CLI prints it without a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SparsevidError(Exception):
+    """A failure the user can act on: ``what went wrong`` + ``what to do``."""
+
+    def __init__(self, message: str, fix: str | None = None, path: str | Path | None = None):
+        self.message = message
+        self.fix = fix
+        self.path = Path(path) if path is not None else None
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        parts = []
+        if self.path is not None:
+            parts.append(f"{self.path}: {self.message}")
+        else:
+            parts.append(self.message)
+        if self.fix:
+            parts.append(f"-> {self.fix}")
+        return " ".join(parts)
