@@ -98,7 +98,8 @@ class Camera:
 
     @property
     def has_distortion(self) -> bool:
-        return any(abs(v) > 0 for v in self.distortion.values())
+        # a fisheye (equidistant) lens is not a pinhole even with all coefficients 0
+        return self.is_fisheye or any(abs(v) > 0 for v in self.distortion.values())
 
     # ---- constructors / transforms -------------------------------------------------
     @staticmethod

@@ -1,0 +1,1 @@
+"""Benchmark harness of sparsevid (``python benchmarks/run.py`` or ``sparsevid bench``)."""

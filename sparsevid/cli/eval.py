@@ -1,0 +1,135 @@
+"""``sparsevid eval OUT --gt PATH``: score output frames against ground truth.
+
+OUT is a run folder (reads ``OUT/frames/`` or else ``OUT/video.mp4``), a folder of frames, or a video.
+GT is a folder of frames (index = the number in each file name) or a video (index = decode order).
+Writes ``metrics.json`` (atomically) into OUT when OUT is a folder, else ``<video>.metrics.json``
+beside the video; keys already in an existing file that evaluation does not produce are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sparsevid.errors import SparsevidError
+from sparsevid.eval.metrics import evaluate
+from sparsevid.io_utils import atomic_write_text
+from sparsevid.log import console, info, warn
+from sparsevid.video.io import read_frames, read_video
+
+DEFAULT_KEYFRAMES = (0, 9, 19, 29)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score output frames against ground-truth frames (PSNR, SSIM, flicker)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path, help="run folder, folder of frames, or video")
+    p.add_argument("--gt", type=Path, required=True, help="ground truth: folder of frames or video")
+    p.add_argument("--keyframes", type=str, default=None,
+                   help="comma-separated input frame indices (default: the is_input flags of OUT/cameras.json, "
+                        "else 0,9,19,29)")
+    p.add_argument("--metrics", type=Path, default=None, help="where to write metrics.json")
+    p.set_defaults(func=run)
+
+
+def parse_keyframes(text: str) -> list[int]:
+    try:
+        keys = sorted({int(x) for x in text.replace(" ", "").split(",") if x})
+    except ValueError:
+        raise SparsevidError(f"--keyframes {text!r} is not a list of integers", fix="e.g. --keyframes 0,9,19,29")
+    if not keys or min(keys) < 0:
+        raise SparsevidError(f"--keyframes {text!r}: need non-negative frame indices", fix="e.g. --keyframes 0,9,19,29")
+    return keys
+
+
+def _as_list(frames: dict[int, np.ndarray], where: Path) -> list[np.ndarray]:
+    idx = sorted(frames)
+    if idx != list(range(len(idx))):
+        warn(f"{where}: frame numbers are not 0..{len(idx) - 1}; using them in sorted order as frames 0..{len(idx) - 1}")
+    return [frames[i] for i in idx]
+
+
+def load_prediction(out: Path) -> tuple[list[np.ndarray], Path]:
+    """Output frames (list, position = output frame index) and the path they came from."""
+    if out.is_dir():
+        if (out / "frames").is_dir():
+            return _as_list(read_frames(out / "frames"), out / "frames"), out / "frames"
+        if (out / "video.mp4").is_file():
+            return read_video(out / "video.mp4")[0], out / "video.mp4"
+        return _as_list(read_frames(out), out), out
+    if out.is_file():
+        return read_video(out)[0], out
+    raise SparsevidError("output not found", path=out, fix="give a run folder, a folder of frames or a video")
+
+
+def load_ground_truth(gt: Path) -> dict[int, np.ndarray]:
+    if gt.is_dir():
+        return read_frames(gt)
+    if gt.is_file():
+        return dict(enumerate(read_video(gt)[0]))
+    raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video")
+
+
+def default_keyframes(out: Path) -> list[int]:
+    cams = out / "cameras.json" if out.is_dir() else None
+    if cams is not None and cams.is_file():
+        try:
+            frames = json.loads(cams.read_text())["frames"]
+            keys = [i for i, f in enumerate(frames) if f.get("is_input")]
+            if keys:
+                return keys
+        except (ValueError, KeyError, TypeError):
+            warn(f"{cams}: unreadable, using key frames {','.join(map(str, DEFAULT_KEYFRAMES))}")
+    return list(DEFAULT_KEYFRAMES)
+
+
+def metrics_path(out: Path) -> Path:
+    return out / "metrics.json" if out.is_dir() else out.with_name(out.stem + ".metrics.json")
+
+
+def write_metrics(path: Path, result: dict) -> Path:
+    """Write ``result`` as JSON atomically, keeping keys of an existing file that ``result`` lacks."""
+    merged: dict = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if isinstance(old, dict):
+                merged.update(old)
+        except ValueError:
+            warn(f"{path}: not valid JSON, overwriting it")
+    merged.update(result)
+    return atomic_write_text(path, json.dumps(merged, indent=1, allow_nan=True))
+
+
+def print_table(result: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="evaluation", show_lines=False)
+    for col in ("frames", "count", "PSNR dB", "SSIM", "min PSNR (frame)"):
+        t.add_column(col, justify="right")
+    for name in ("heldout", "inputs"):
+        g = result[name]
+        if g.get("count"):
+            t.add_row(name, str(g["count"]), f"{g['psnr']:.2f}", f"{g['ssim']:.4f}",
+                      f"{g['psnr_min']:.2f} ({g['psnr_min_frame']})")
+    console.print(t)
+    f = result["flicker"]
+    if f["pairs"]:
+        info(f"flicker {f['flicker']:.2f} grey levels over {f['pairs']} frame pairs; "
+             f"change ratio {f['change_ratio']:.2f} (1 = as much frame-to-frame change as the real video)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    pred, source = load_prediction(out)
+    gt = load_ground_truth(args.gt)
+    keys = parse_keyframes(args.keyframes) if args.keyframes else default_keyframes(out)
+    result = evaluate(pred, gt, keys)
+    result.update(pred_path=str(source), gt_path=str(args.gt))
+    mpath = args.metrics or metrics_path(out)
+    write_metrics(mpath, result)
+    print_table(result)
+    info(f"wrote {mpath}")
+    return 0

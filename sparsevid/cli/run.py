@@ -1,0 +1,91 @@
+"""``sparsevid run``: the whole job in one command."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsevid.data.load import parse_keyframes
+from sparsevid.errors import SparsevidError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "run", help="frames/video in, full video out (poses -> 3DGS -> fixer -> path -> video)",
+        description="Run every stage: load the input, estimate camera poses when missing, train 3D Gaussians "
+                    "(with progressive fixer updates), render one camera per output frame at its exact time, "
+                    "enhance the frames, write video.mp4 + frames + cameras.json, and evaluate against "
+                    "ground-truth frames when the input holds them. With no INPUT, runs the embedded demo clip.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", nargs="?", type=Path, default=None,
+                   help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
+    p.add_argument("-o", "--output", type=Path, default=Path("out/run"), help="run folder")
+    p.add_argument("--keyframes", default=None,
+                   help="input frame indices, e.g. 0,9,19,29; other frames are used as ground truth")
+    p.add_argument("--fps", type=float, default=None, help="source frame rate (default: read from input, else 30)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="training/rendering device")
+    p.add_argument("--seed", type=int, default=0, help="random seed (repeatable runs on one machine)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)")
+    p.add_argument("--scale", type=float, default=1.0, help="output resolution relative to the input")
+    p.add_argument("--train-scale", type=float, default=None,
+                   help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU)")
+    p.add_argument("--fixer", default=None,
+                   help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
+    p.add_argument("--difix-weights", default=None,
+                   help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging Face cache)")
+    p.add_argument("--progressive", action=argparse.BooleanOptionalAction, default=True,
+                   help="progressive 3D updates with fixed novel views during training")
+    p.add_argument("--fix-steps", default=None, help="training steps of the progressive rounds, e.g. 600,900,1200")
+    p.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=True,
+                   help="post-render enhancement of every output frame")
+    p.add_argument("--num-frames", type=int, default=None, help="output frames (default: span of the inputs)")
+    p.add_argument("--duration", type=float, default=None, help="output duration in seconds")
+    p.add_argument("--out-fps", type=float, default=None, help="output frame rate (default: the source's)")
+    p.add_argument("--focal", type=float, default=None, help="focal length in pixels for the pose stage")
+    p.add_argument("--poses-from", type=Path, default=None,
+                   help="use these poses (transforms.json or COLMAP dataset) instead of estimating them")
+    p.add_argument("--skip-training", action="store_true", help="render from --ckpt instead of training")
+    p.add_argument("--ckpt", type=Path, default=None, help="trainer checkpoint for --skip-training")
+    p.add_argument("--no-video", action="store_true", help="write frames only, no video.mp4")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> "RunConfig":
+    from sparsevid.pipeline import RunConfig
+
+    cfg = RunConfig(input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
+                    fps=args.fps, device=args.device, seed=args.seed, scale=args.scale,
+                    train_scale=args.train_scale, poses_from=args.poses_from, resume=args.resume,
+                    overwrite=args.overwrite, write_video=not args.no_video)
+    if args.skip_training:
+        if args.ckpt is None:
+            raise SparsevidError("--skip-training needs a checkpoint", fix="pass --ckpt OUT/train/final.pt")
+        cfg.ckpt = args.ckpt
+    elif args.ckpt is not None:
+        raise SparsevidError("--ckpt is only used with --skip-training", fix="add --skip-training")
+    if args.steps is not None:
+        cfg.train.steps = args.steps
+    if args.fixer is not None:
+        cfg.fixer.name = args.fixer
+    cfg.fixer.difix_weights = args.difix_weights
+    cfg.fixer.progressive = args.progressive
+    cfg.fixer.enhance = args.enhance
+    if args.fix_steps:
+        cfg.progressive.fix_steps = [int(s) for s in args.fix_steps.split(",") if s.strip()]
+    cfg.path.num_frames = args.num_frames
+    cfg.path.duration = args.duration
+    if args.out_fps is not None:
+        cfg.path.fps = args.out_fps
+    if args.focal is not None:
+        cfg.pose.focal = args.focal
+    return cfg
+
+
+def run(args) -> int:
+    from sparsevid.pipeline import run_pipeline
+
+    run_pipeline(config_from_args(args))
+    return 0

@@ -1,0 +1,141 @@
+"""Image files: reading/writing single images, frame indices from file names, and the loader
+for a plain folder of images without poses (camera and c2w stay None; the pose stage fills
+them in).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sparsevid.data.scene import Frame, Scene
+from sparsevid.errors import SparsevidError
+from sparsevid.io_utils import atomic_save
+
+#: file extensions read as images (lower case)
+IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+#: name of the optional metadata file next to the images (``{"fps": 29.97, ...}``)
+FRAMES_META = "frames_meta.json"
+
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), sorted by name."""
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def parse_index(name: str) -> int | None:
+    """Frame index from a file name: the number at the end of the stem.
+
+    ``image_train_000009.png``, ``frame_0009.png`` and ``0009.jpg`` all give 9; a name
+    without a trailing number gives None.
+    """
+    m = _TRAILING_NUMBER.search(Path(name).stem)
+    return int(m.group(1)) if m else None
+
+
+def index_files(paths: list[Path]) -> list[tuple[int, Path]]:
+    """Assign a frame index to every file, sorted by index.
+
+    Indices come from the file names (:func:`parse_index`); when some name has no trailing
+    number, the files are numbered 0, 1, ... in name order instead. Two files with the same
+    index are an error.
+    """
+    parsed = [parse_index(p.name) for p in paths]
+    if any(i is None for i in parsed):
+        pairs = list(enumerate(sorted(paths, key=lambda p: p.name)))
+    else:
+        pairs = list(zip(parsed, paths))
+    seen: dict[int, Path] = {}
+    for idx, p in pairs:
+        if idx in seen:
+            raise SparsevidError(
+                f"duplicate frame index {idx}: {seen[idx].name} and {p.name}",
+                fix="keep one file per frame index (the number at the end of the file name)",
+                path=p.parent)
+        seen[idx] = p
+    return sorted(pairs, key=lambda t: t[0])
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as [H, W, 3] uint8 RGB (alpha dropped, 16-bit scaled to 8-bit)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SparsevidError("image file not found", fix="check the path or restore the file", path=path)
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise SparsevidError("cannot decode image (corrupt or not an image)",
+                             fix="replace or delete this file", path=path)
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write [H, W, 3] uint8 RGB to ``path`` atomically; the format follows the extension."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected [H, W, 3] uint8, got {image.shape} {image.dtype}")
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+
+    def _write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), bgr):
+            raise SparsevidError("cannot write image", fix="check the folder is writable and the extension",
+                                 path=path)
+
+    return atomic_save(path, _write)
+
+
+def check_same_size(frames: list[Frame], where: Path) -> None:
+    """All frames must have the size of the first one."""
+    if not frames:
+        return
+    w, h = frames[0].width, frames[0].height
+    for f in frames[1:]:
+        if (f.width, f.height) != (w, h):
+            raise SparsevidError(
+                f"images have different sizes: {frames[0].name} is {w}x{h}, {f.name} is {f.width}x{f.height}",
+                fix="use frames of one video (resize them to one size)", path=where)
+
+
+def read_fps_meta(*folders: Path) -> float | None:
+    """The ``fps`` of the first ``frames_meta.json`` found in ``folders``, or None."""
+    for folder in folders:
+        meta = Path(folder) / FRAMES_META
+        if not meta.is_file():
+            continue
+        try:
+            fps = float(json.loads(meta.read_text())["fps"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise SparsevidError(f"cannot read 'fps' ({type(e).__name__}: {e})",
+                                 fix='write it as {"fps": 30.0} or delete the file', path=meta) from None
+        if not fps > 0:
+            raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=meta)
+        return fps
+    return None
+
+
+def read_images_folder(folder: Path) -> Scene:
+    """A folder of images without poses -> :class:`Scene` with every image as an input frame.
+
+    The frame index of each image comes from its file name (see :func:`index_files`).
+    """
+    folder = Path(folder)
+    files = list_image_files(folder)
+    if not files:
+        raise SparsevidError("no images found (looked for " + ", ".join(IMAGE_EXTS) + ")",
+                             fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json",
+                             path=folder)
+    frames = [Frame(index=i, image=read_image(p), name=p.name, path=p) for i, p in index_files(files)]
+    check_same_size(frames, folder)
+    fps = read_fps_meta(folder)
+    return Scene(frames=frames, camera=None, fps=fps if fps is not None else 30.0, source="images",
+                 root=folder)

@@ -1,0 +1,135 @@
+"""Pick a loader from what the input path holds, and apply the key-frame selection.
+
+Inputs, in the order they are recognised:
+  * ``transforms.json`` (or a folder holding one): nerfstudio, posed;
+  * a COLMAP model: ``DATA/sparse/0``, ``DATA/colmap/sparse/0`` (binary or text), images in ``DATA/images``;
+  * a video file (mp4/mov/mkv/...), or a folder holding exactly one video and no images;
+  * a folder of images (or ``DATA/images``) without poses.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from sparsevid.data.colmap import find_colmap_model, read_colmap
+from sparsevid.data.images import IMAGE_EXTS, list_image_files, read_images_folder
+from sparsevid.data.nerfstudio import read_transforms
+from sparsevid.data.scene import Scene
+from sparsevid.data.video import VIDEO_EXTS, is_video_file, read_video
+from sparsevid.errors import SparsevidError
+from sparsevid.log import warn
+
+_DEMO_DIR = Path(__file__).resolve().parent / "demo"
+#: the frames of the embedded demo (its input key frames)
+DEMO_KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
+
+
+def demo_path() -> Path:
+    """Folder of the embedded demo: frames 0, 9, 19, 29 of the GoPro sidewalk clip (PNG,
+    848x480) with ``frames_meta.json`` (fps) and the clip's license files."""
+    if not (_DEMO_DIR / "frame_0000.png").is_file():
+        raise SparsevidError("the embedded demo frames are not installed",
+                             fix="reinstall sparsevid (pip install -e .) from a full checkout", path=_DEMO_DIR)
+    return _DEMO_DIR
+
+
+def parse_keyframes(text: str | None) -> list[int] | None:
+    """``"0,9,19,29"`` -> ``[0, 9, 19, 29]``; None or empty -> None."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        out = [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
+    except ValueError:
+        raise SparsevidError(f"--keyframes must be comma-separated frame indices, got {text!r}",
+                             fix="write it like --keyframes 0,9,19,29") from None
+    if any(i < 0 for i in out):
+        raise SparsevidError(f"--keyframes must be >= 0, got {text!r}", fix="write it like --keyframes 0,9,19,29")
+    return out
+
+
+def _detect_and_read(path: Path) -> Scene:
+    if not path.exists():
+        raise SparsevidError("input not found", fix="check the path (a folder of frames, a video, "
+                             "a COLMAP dataset or a transforms.json)", path=path)
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return read_transforms(path)
+        if path.suffix.lower() in VIDEO_EXTS:
+            return read_video(path)
+        if path.suffix.lower() in IMAGE_EXTS:
+            raise SparsevidError("a single image is not enough (need at least 2 frames)",
+                                 fix="pass the folder that holds the frames", path=path)
+        raise SparsevidError(f"unsupported input file type {path.suffix or '(none)'}",
+                             fix="pass a folder of frames, a video (" + ", ".join(VIDEO_EXTS) + ") or a transforms.json",
+                             path=path)
+    if (path / "transforms.json").is_file():
+        return read_transforms(path / "transforms.json")
+    model = find_colmap_model(path)
+    if model is not None:
+        return read_colmap(model)
+    images = list_image_files(path)
+    if images:
+        return read_images_folder(path)
+    if (path / "images").is_dir() and list_image_files(path / "images"):
+        return read_images_folder(path / "images")
+    videos = sorted(p for p in path.iterdir() if is_video_file(p))
+    if len(videos) == 1:
+        return read_video(videos[0])
+    if len(videos) > 1:
+        raise SparsevidError(f"folder holds {len(videos)} videos and no images",
+                             fix="pass one video file", path=path)
+    raise SparsevidError("no frames found (empty folder: no images, video, COLMAP model or transforms.json)",
+                         fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json", path=path)
+
+
+def apply_keyframes(scene: Scene, keyframes: list[int] | None) -> Scene:
+    """Make ``keyframes`` the input frames; every other frame becomes a ground-truth frame.
+
+    With None the scene is returned unchanged. Ground-truth frames keep their poses (a
+    posed dataset's poses of held-out frames serve as a reference).
+    """
+    if keyframes is None:
+        return scene
+    keys = sorted(set(keyframes))
+    pool = sorted(scene.frames + scene.gt_frames, key=lambda f: f.index)
+    have = [f.index for f in pool]
+    missing = [k for k in keys if k not in have]
+    if missing:
+        rng = f"{have[0]}..{have[-1]}" if have else "none"
+        raise SparsevidError(
+            f"keyframes {','.join(map(str, missing))} not in the input ({len(have)} frames, indices {rng})",
+            fix="pick --keyframes among the input's frame indices (see sparsevid inspect)",
+            path=scene.root)
+    frames = [f for f in pool if f.index in keys]
+    gt = [f for f in pool if f.index not in keys]
+    if scene.camera is not None and any(f.c2w is None for f in frames):
+        unposed = [f.index for f in frames if f.c2w is None]
+        warn(f"keyframes {unposed} have no pose in the {scene.source} model; the pose stage will estimate them")
+    return replace(scene, frames=frames, gt_frames=gt)
+
+
+def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None) -> Scene:
+    """Load any supported input (see the module doc) as a :class:`Scene`.
+
+    Args:
+        path: folder of images, video file, COLMAP dataset/model folder, transforms.json or a
+            folder holding one.
+        keyframes: frame indices to use as inputs; the other frames become ``gt_frames``.
+            None: every frame the loader marks as input is an input.
+        fps: frames per second; None reads it from the video stream or ``frames_meta.json``
+            (``fps`` key) or transforms.json, else 30.
+
+    Returns:
+        A :class:`Scene` with at least 2 input frames, sorted by index.
+    """
+    path = Path(path).expanduser()
+    scene = _detect_and_read(path)
+    scene = apply_keyframes(scene, keyframes)
+    if fps is not None:
+        if not fps > 0:
+            raise SparsevidError(f"--fps must be > 0, got {fps}", fix="pass e.g. --fps 29.97")
+        scene = replace(scene, fps=float(fps))
+    if len(scene.frames) < 2:
+        raise SparsevidError(f"need at least 2 input frames, found {len(scene.frames)}",
+                             fix="add frames or pick at least 2 --keyframes", path=path)
+    return scene

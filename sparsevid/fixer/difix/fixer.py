@@ -1,0 +1,139 @@
+"""``DifixFixer``: the :class:`~sparsevid.fixer.base.Fixer` backed by the published Difix weights.
+
+Registered as ``difix`` (``nvidia/difix``, single view) and ``difix_ref`` (``nvidia/difix_ref``,
+target + nearest reference views through joint self-attention). Weights come from
+``weights=`` (a folder or a Hugging Face repo id; the local HF cache is looked up first).
+"""
+from __future__ import annotations
+
+import torch
+
+from sparsevid import log
+from sparsevid.errors import SparsevidError
+from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
+from sparsevid.fixer.difix.prompt import DEFAULT_PROMPT
+from sparsevid.fixer.difix.weights import REPO_DIFIX, REPO_DIFIX_REF
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """"auto" -> bfloat16 on CUDA (fp16 where bf16 is unsupported), float32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if dtype not in names:
+        raise SparsevidError(f"unknown dtype {dtype!r} for the Difix fixer", fix=f"use one of auto, {', '.join(names)}")
+    return names[dtype]
+
+
+def nearest_refs(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, k: int, angle_weight: float = 1.0) -> torch.Tensor:
+    """Indices [B, k] of the ``k`` references closest to each camera.
+
+    Distance = camera-centre distance / (median distance between the references, or 1) +
+    ``angle_weight`` * angle between the optical axes (radians). ``c2ws`` [B, 4, 4], ``ref_c2ws`` [R, 4, 4].
+    """
+    k = min(k, ref_c2ws.shape[0])
+    c, rc = c2ws[:, :3, 3].double(), ref_c2ws[:, :3, 3].double()
+    z, rz = c2ws[:, :3, 2].double(), ref_c2ws[:, :3, 2].double()
+    d = torch.cdist(c, rc)
+    pair = torch.cdist(rc, rc)
+    off = pair[~torch.eye(len(rc), dtype=torch.bool, device=pair.device)]
+    scale = float(off.median()) if off.numel() and float(off.median()) > 0 else 1.0
+    cos = (torch.nn.functional.normalize(z, dim=-1) @ torch.nn.functional.normalize(rz, dim=-1).T).clamp(-1, 1)
+    score = d / scale + angle_weight * torch.arccos(cos)
+    return score.topk(k, dim=1, largest=False).indices
+
+
+@register_fixer("difix")
+class DifixFixer(Fixer):
+    """Difix3D's single-step fixer with the published weights.
+
+    Args:
+        weights: weight folder or HF repo id (default ``nvidia/difix``, or ``nvidia/difix_ref``
+            for ``difix_ref``).
+        device: "auto", "cuda", "cpu", ...
+        dtype: "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16".
+        num_refs: reference views per novel view for difix_ref (nearest by pose); 0 = none.
+        allow_download: let huggingface_hub download missing weights (you accept their
+            research/non-commercial license by doing so).
+        compile: ``torch.compile`` the networks (CUDA; first call per resolution is slow).
+        confidence_floor: confidence of fixed pixels where the render was empty (alpha 0);
+            confidence = valid * (floor + (1 - floor) * alpha).
+        prompt, timestep: the model's fixed prompt and denoising step.
+        pipeline: an already built :class:`DifixPipeline` (weights are then not loaded).
+        seed: seed of the posterior sampling when the pipeline samples.
+    """
+
+    default_repo = REPO_DIFIX
+    expects_refs = False
+
+    def __init__(self, weights: str | None = None, device: str = "auto", dtype: str | torch.dtype = "auto",
+                 num_refs: int = 1, allow_download: bool = False, compile: bool = False,
+                 confidence_floor: float = 0.5, prompt: str = DEFAULT_PROMPT, timestep: int = 199,
+                 pipeline=None, seed: int = 0):
+        if not 0.0 <= confidence_floor <= 1.0:
+            raise SparsevidError(f"confidence_floor must be in [0, 1], got {confidence_floor}")
+        self.num_refs = int(num_refs)
+        self.confidence_floor = float(confidence_floor)
+        self.seed = int(seed)
+        if pipeline is None:
+            from sparsevid.fixer.difix.pipeline import DifixPipeline
+
+            dev = resolve_device(device)
+            dt = resolve_dtype(dtype, dev)
+            ref = True if self.expects_refs else None
+            pipeline = DifixPipeline.from_pretrained(weights or self.default_repo, device=dev, dtype=dt,
+                                                     reference_attention=ref, allow_download=allow_download,
+                                                     prompt=prompt, timestep=timestep)
+            if dev.type == "cpu":
+                log.warn("difix: running on the CPU is very slow (minutes per image at full size); use CUDA")
+            if compile and dev.type == "cuda":
+                pipeline.optimize(channels_last=True, compile=True)
+            elif dev.type == "cuda":
+                pipeline.optimize(channels_last=True, compile=False)
+        self.pipe = pipeline
+
+    @property
+    def uses_refs(self) -> bool:
+        return self.pipe.reference_attention and self.num_refs > 0
+
+    def fix(self, request: FixRequest) -> FixResult:
+        renders = request.renders
+        images = renders.permute(0, 3, 1, 2)
+        picked = None
+        gen = None
+        if self.pipe.sample_posterior:
+            gen = torch.Generator(device=self.pipe.device).manual_seed(self.seed)
+        if self.uses_refs and len(request.refs) > 0:
+            picked = nearest_refs(request.c2ws, request.refs.c2ws.to(request.c2ws.device), self.num_refs)
+            pool = request.refs.images.to(renders.device).permute(0, 3, 1, 2)  # [R, 3, H, W]
+            fixed = self.pipe.fix_with_pool(images, pool, picked, generator=gen)
+        else:
+            fixed = self.pipe(images, None, generator=gen)
+        fixed = fixed.permute(0, 2, 3, 1).to(renders.device, renders.dtype)
+        one = torch.ones_like(renders[..., :1])
+        valid = request.valid.to(renders.dtype) if request.valid is not None else one
+        alpha = request.alpha.to(renders.dtype).clamp(0, 1) if request.alpha is not None else one
+        fixed = valid * fixed + (1.0 - valid) * renders
+        conf = (valid * (self.confidence_floor + (1.0 - self.confidence_floor) * alpha)).clamp(0, 1)
+        extras = {"refs": picked} if picked is not None else {}
+        return FixResult(fixed, conf, extras)
+
+
+@register_fixer("difix_ref")
+class DifixRefFixer(DifixFixer):
+    """:class:`DifixFixer` with the reference-view model (``nvidia/difix_ref``)."""
+
+    default_repo = REPO_DIFIX_REF
+    expects_refs = True

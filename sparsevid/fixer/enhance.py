@@ -1,0 +1,88 @@
+"""Difix3D+ post-render enhancement: fix every final frame once more with the nearest inputs.
+
+Runs in canvas space, after rendering and before re-distortion to the input lens. A fixer's
+confidence varies from frame to frame (coverage, flow checks), and switching a region between the
+sharp reference and the softer render from one frame to the next reads as flicker. So the blend
+weight is smoothed over time: the fixer's per-frame confidence ``c_t`` is replaced by a Gaussian
+average over neighbouring frames ``a_t`` (neighbouring cameras are close on a 30 fps path, so the
+maps line up to a few pixels; the map is blurred spatially by the same amount), and the frame is
+rebuilt as ``render + (a_t / c_t) * (fixed - render)`` (exact for fixers that blend as
+``c * proposal + (1 - c) * render``; ``a_t <= c_t`` by construction, so nothing is extrapolated).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsevid.fixer.base import Fixer, FixRequest, FixResult, RefViews
+from sparsevid.fixer.reproject import _gaussian_blur
+
+
+@dataclass
+class EnhanceConfig:
+    """Post-render enhancement.
+
+    Attributes:
+        temporal_sigma: Gaussian sigma (frames) of the blend-weight smoothing; 0 disables.
+        spatial_sigma_px: spatial blur of the smoothed weight, per 1000 px of canvas width.
+        chunk: frames per fixer call.
+    """
+
+    temporal_sigma: float = 1.0
+    spatial_sigma_px: float = 4.0
+    chunk: int = 8
+
+
+def smooth_confidence(conf: torch.Tensor, temporal_sigma: float, spatial_sigma: float) -> torch.Tensor:
+    """[T, H, W, 1] confidence -> min(conf, temporally and spatially smoothed conf).
+
+    The temporal average is normalised at the sequence ends; the min keeps the smoothed weight
+    from exceeding what the fixer trusted in this very frame."""
+    if temporal_sigma <= 0 or conf.shape[0] < 2:
+        sm = conf
+    else:
+        t = conf.shape[0]
+        r = max(1, int(round(3 * temporal_sigma)))
+        idx = torch.arange(t, device=conf.device)
+        off = torch.arange(-r, r + 1, device=conf.device)
+        w = torch.exp(-0.5 * (off.to(conf.dtype) / temporal_sigma) ** 2)
+        acc = torch.zeros_like(conf)
+        wsum = torch.zeros(t, 1, 1, 1, dtype=conf.dtype, device=conf.device)
+        for o, wo in zip(off.tolist(), w):
+            j = idx + o
+            ok = (j >= 0) & (j < t)
+            acc[idx[ok]] += wo * conf[j[ok]]
+            wsum[idx[ok]] += wo
+        sm = acc / wsum
+    if spatial_sigma > 0:
+        sm = _gaussian_blur(sm, spatial_sigma)
+    return torch.minimum(sm, conf)
+
+
+def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: torch.Tensor, refs: RefViews,
+                   depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None,
+                   valid: torch.Tensor | None = None, times: torch.Tensor | None = None,
+                   config: EnhanceConfig | None = None) -> FixResult:
+    """Fix a whole output sequence (in time order) with temporally smoothed blending.
+
+    Args:
+        renders: [T, H, W, 3] rendered frames (canvas space), in time order.
+        Ks, c2ws: [T, 3, 3], [T, 4, 4] their cameras.
+        refs: the input frames (canvas space) with their rendered depth when available.
+        depth, alpha, valid: [T, H, W, 1] or None.
+        times: [T] seconds, or None.
+
+    Returns:
+        FixResult with the enhanced frames and the blend weight used per pixel.
+    """
+    cfg = config or EnhanceConfig()
+    req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
+    res = fixer.fix_in_chunks(req, chunk=max(1, cfg.chunk))
+    if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
+        return res
+    conf = res.confidence
+    smooth = smooth_confidence(conf, cfg.temporal_sigma, cfg.spatial_sigma_px * renders.shape[2] / 1000.0)
+    ratio = torch.where(conf > 1e-3, smooth / conf.clamp_min(1e-3), torch.zeros_like(conf))
+    out = renders + ratio * (res.images - renders)
+    return FixResult(out.clamp(0, 1), smooth, extras={"raw_confidence": conf})

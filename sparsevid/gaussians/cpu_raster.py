@@ -1,0 +1,438 @@
+"""Our tiled 3D Gaussian rasterizer in pure PyTorch (forward and backward), gsplat's conventions.
+
+Pipeline (mirrors gsplat's ``fully_fused_projection -> isect_tiles -> rasterize_to_pixels``):
+
+1. :func:`project_gaussians` (autograd): world -> camera, 3D covariance from quat/scale, EWA
+   projection with the 0.3 px low-pass (``eps2d``), optional antialiasing compensation,
+   opacity-aware radii and gsplat's culling rules (near/far plane, det <= 0, off-screen).
+2. :func:`isect_tiles` (no grad): every (tile, Gaussian) overlap of the radius box with the
+   16x16 tile grid, sorted by tile then depth (flattened, like gsplat's ``isect_ids``).
+3. :class:`_TileComposite` (hand-written backward): per intersection the Gaussian's exponent
+   over the tile's pixels is a quadratic in the pixel's tile-local coordinates, so
+   ``sigma [M, P]`` is one matmul of per-intersection coefficients ``[M, 6]`` with a fixed
+   ``[6, P]`` basis. Tiles are bucketed by list length and padded to ``[B, L, P]`` so that
+   transmittance is a ``cumprod`` along L; the early-termination rule (stop when the
+   transmittance would drop to <= 1e-4) is a mask on that cumprod. The backward recomputes
+   a bucket's forward and applies the closed-form compositing gradient (suffix sums by cumsum).
+
+Rules copied from gsplat 1.5.3 (``RasterizeToPixels3DGSFwd.cu``): pixel centres at +0.5,
+``alpha = min(0.999, opacity * exp(-sigma))``, skip when ``sigma < 0`` or ``alpha < 1/255``,
+stop (exclusive) when ``T * (1 - alpha) <= 1e-4``; opacity gradient ``exp(-sigma) * dL/dalpha``
+even where alpha is clamped (as gsplat).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+ALPHA_THRESHOLD = 1.0 / 255.0
+ALPHA_MAX = 0.999
+T_MIN = 1e-4
+
+# SH basis constants (real spherical harmonics, as in 3DGS / gsplat)
+_C0 = 0.28209479177387814
+_C1 = 0.4886025119029199
+_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
+       0.5462742152960396)
+_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+       -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+
+
+# ----------------------------------------------------------------------------------------
+# geometry
+# ----------------------------------------------------------------------------------------
+def quat_to_rotmat(quats: Tensor) -> Tensor:
+    """quats [..., 4] (w, x, y, z; normalised here) -> rotation matrices [..., 3, 3]."""
+    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(-1)
+    r = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)
+    return r.reshape(q.shape[:-1] + (3, 3))
+
+
+def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
+    """quats [N, 4], linear scales [N, 3] -> world covariances [N, 3, 3] = R S S R^T."""
+    m = quat_to_rotmat(quats) * scales[:, None, :]
+    return m @ m.transpose(-1, -2)
+
+
+def eval_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:
+    """Evaluate real SH of ``degree`` (0..3) along unit-normalised ``dirs [..., 3]`` with
+    ``coeffs [..., K, 3]`` (K >= (degree+1)^2) -> colours [..., 3] (without the +0.5 offset)."""
+    out = _C0 * coeffs[..., 0, :]
+    if degree < 1:
+        return out
+    d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    x, y, z = (d[..., i:i + 1] for i in range(3))
+    out = out - _C1 * y * coeffs[..., 1, :] + _C1 * z * coeffs[..., 2, :] - _C1 * x * coeffs[..., 3, :]
+    if degree < 2:
+        return out
+    xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+    out = (out + _C2[0] * xy * coeffs[..., 4, :] + _C2[1] * yz * coeffs[..., 5, :]
+           + _C2[2] * (2 * zz - xx - yy) * coeffs[..., 6, :] + _C2[3] * xz * coeffs[..., 7, :]
+           + _C2[4] * (xx - yy) * coeffs[..., 8, :])
+    if degree < 3:
+        return out
+    return (out + _C3[0] * y * (3 * xx - yy) * coeffs[..., 9, :]
+            + _C3[1] * xy * z * coeffs[..., 10, :]
+            + _C3[2] * y * (4 * zz - xx - yy) * coeffs[..., 11, :]
+            + _C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * coeffs[..., 12, :]
+            + _C3[4] * x * (4 * zz - xx - yy) * coeffs[..., 13, :]
+            + _C3[5] * z * (xx - yy) * coeffs[..., 14, :]
+            + _C3[6] * x * (xx - 3 * yy) * coeffs[..., 15, :])
+
+
+@dataclass
+class Projection:
+    """Per-camera projected Gaussians (C cameras, N Gaussians).
+
+    Attributes:
+        means2d: [C, N, 2] pixel coordinates (differentiable).
+        conics: [C, N, 3] inverse 2D covariance (a, b, c) (differentiable).
+        depths: [C, N] z-depth in the camera frame (differentiable).
+        opacities: [C, N] opacities, times the compensation in antialiased mode (differentiable).
+        radii: [C, N, 2] int32 box half-sizes in pixels; 0 = culled.
+        compensations: [C, N] or None.
+    """
+
+    means2d: Tensor
+    conics: Tensor
+    depths: Tensor
+    opacities: Tensor
+    radii: Tensor
+    compensations: Tensor | None
+
+
+def project_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor,
+                      viewmats: Tensor, Ks: Tensor, width: int, height: int, eps2d: float = 0.3,
+                      near_plane: float = 0.01, far_plane: float = 1e10, radius_clip: float = 0.0,
+                      antialiased: bool = False) -> Projection:
+    """EWA projection of N Gaussians into C pinhole cameras (gsplat's ``fully_fused_projection``,
+    unpacked). Inputs: means [N, 3], quats [N, 4], scales [N, 3] (linear), opacities [N],
+    viewmats [C, 4, 4] (world-to-camera), Ks [C, 3, 3]."""
+    covars = covariance_3d(quats, scales)  # [N, 3, 3]
+    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]  # [C, 3, 3], [C, 3]
+    means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]  # [C, N, 3]
+    covars_c = torch.einsum("cij,njk,clk->cnil", R, covars, R)  # [C, N, 3, 3]
+    tx, ty, tz = means_c.unbind(-1)
+    depth_ok = (tz >= near_plane) & (tz <= far_plane)
+    tz_s = torch.where(depth_ok, tz, torch.ones_like(tz))  # keeps culled Gaussians NaN-free
+    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
+    cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
+    tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
+    lim_xp, lim_xn = (width - cx) / fx + 0.3 * tan_x, cx / fx + 0.3 * tan_x
+    lim_yp, lim_yn = (height - cy) / fy + 0.3 * tan_y, cy / fy + 0.3 * tan_y
+    txc = tz_s * torch.maximum(torch.minimum(tx / tz_s, lim_xp), -lim_xn)
+    tyc = tz_s * torch.maximum(torch.minimum(ty / tz_s, lim_yp), -lim_yn)
+    zero = torch.zeros_like(tz_s)
+    J = torch.stack([fx / tz_s, zero, -fx * txc / tz_s ** 2,
+                     zero, fy / tz_s, -fy * tyc / tz_s ** 2], -1).reshape(tz.shape + (2, 3))
+    cov2d = J @ covars_c @ J.transpose(-1, -2)  # [C, N, 2, 2]
+    means2d = torch.stack([fx * tx / tz_s + cx, fy * ty / tz_s + cy], -1)  # [C, N, 2]
+
+    a, b, c = cov2d[..., 0, 0], 0.5 * (cov2d[..., 0, 1] + cov2d[..., 1, 0]), cov2d[..., 1, 1]
+    det_orig = a * c - b * b
+    a, c = a + eps2d, c + eps2d
+    det = a * c - b * b
+    det_s = torch.where(det > 0, det, torch.ones_like(det))
+    conics = torch.stack([c / det_s, -b / det_s, a / det_s], -1)  # [C, N, 3]
+    comp = torch.sqrt((det_orig / det_s).clamp_min(0.0)) if antialiased else None
+    opac = opacities[None, :].expand(tz.shape)
+    if comp is not None:
+        opac = opac * comp
+
+    with torch.no_grad():
+        op = opac.detach()
+        valid = depth_ok & (det > 0) & (op >= ALPHA_THRESHOLD)
+        extend = torch.sqrt(2.0 * torch.log((op / ALPHA_THRESHOLD).clamp_min(1.0))).clamp_max(3.33)
+        rx = torch.ceil(extend * torch.sqrt(a.detach().clamp_min(0)))
+        ry = torch.ceil(extend * torch.sqrt(c.detach().clamp_min(0)))
+        valid &= ~((rx <= radius_clip) & (ry <= radius_clip))
+        mx, my = means2d[..., 0].detach(), means2d[..., 1].detach()
+        valid &= ~((mx + rx <= 0) | (mx - rx >= width) | (my + ry <= 0) | (my - ry >= height))
+        radii = (torch.stack([rx, ry], -1) * valid[..., None]).to(torch.int32)
+    return Projection(means2d=means2d, conics=conics, depths=tz, opacities=opac, radii=radii,
+                      compensations=comp)
+
+
+# ----------------------------------------------------------------------------------------
+# tile intersection
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Intersections:
+    """Sorted (tile, Gaussian) pairs of C images.
+
+    Attributes:
+        tile_ids: [M] int64 global tile id (image * tiles_per_image + ty * tile_w + tx), sorted.
+        flat_ids: [M] int64 index into the flattened [C * N] Gaussians, depth-sorted per tile.
+        counts: [C * tiles_per_image] int64 intersections per tile.
+        offsets: [C * tiles_per_image] int64 first intersection of each tile.
+    """
+
+    tile_ids: Tensor
+    flat_ids: Tensor
+    counts: Tensor
+    offsets: Tensor
+    tile_size: int
+    tile_w: int
+    tile_h: int
+
+    @property
+    def num(self) -> int:
+        return int(self.flat_ids.numel())
+
+
+@torch.no_grad()
+def isect_tiles(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int,
+                tile_size: int = 16) -> Intersections:
+    """All overlaps of each Gaussian's radius box with the tile grid (gsplat's ``isect_tiles`` +
+    ``isect_offset_encode``). means2d [C, N, 2], radii [C, N, 2] int, depths [C, N]."""
+    C, N = depths.shape
+    tw, th = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    T = tw * th
+    dev = means2d.device
+    m = means2d.detach().reshape(-1, 2).float()
+    r = radii.reshape(-1, 2).float()
+    live = (r > 0).all(-1)
+    ids = torch.nonzero(live).squeeze(1)
+    m, r = m[ids], r[ids]
+    tmin = torch.floor((m - r) / tile_size).clamp_min(0).long()
+    tmin[:, 0].clamp_(max=tw)
+    tmin[:, 1].clamp_(max=th)
+    tmax = torch.ceil((m + r) / tile_size).clamp_min(0).long()
+    tmax[:, 0].clamp_(max=tw)
+    tmax[:, 1].clamp_(max=th)
+    nx, ny = (tmax - tmin).unbind(-1)
+    cnt = nx * ny
+    M = int(cnt.sum())
+    rep = torch.repeat_interleave(torch.arange(ids.numel(), device=dev), cnt)
+    start = torch.cumsum(cnt, 0) - cnt
+    local = torch.arange(M, device=dev) - start[rep]
+    nxr = nx[rep]
+    tx = tmin[rep, 0] + local % nxr
+    ty = tmin[rep, 1] + torch.div(local, nxr, rounding_mode="floor")
+    flat = ids[rep]
+    img = torch.div(flat, N, rounding_mode="floor")
+    tile = img * T + ty * tw + tx
+    # depth rank of every Gaussian (global order is fine: ties across images never meet)
+    order = torch.argsort(depths.detach().reshape(-1), stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=dev)
+    key = tile * (C * N) + rank[flat]
+    key, perm = torch.sort(key)
+    tile, flat = tile[perm], flat[perm]
+    counts = torch.bincount(tile, minlength=C * T)
+    offsets = torch.cumsum(counts, 0) - counts
+    return Intersections(tile_ids=tile, flat_ids=flat, counts=counts, offsets=offsets,
+                         tile_size=tile_size, tile_w=tw, tile_h=th)
+
+
+# ----------------------------------------------------------------------------------------
+# compositing
+# ----------------------------------------------------------------------------------------
+@dataclass
+class _Bucket:
+    tiles: Tensor  # [B] global tile ids
+    index: Tensor  # [B, L] intersection index (clamped for padding)
+    valid: Tensor  # [B, L] bool
+
+
+def _plan_buckets(isect: Intersections, pixels: int, budget: int) -> list[_Bucket]:
+    """Group non-empty tiles with similar list lengths so that ``B * L * pixels <= budget``."""
+    counts = isect.counts
+    nz = torch.nonzero(counts).squeeze(1)
+    if nz.numel() == 0:
+        return []
+    c_nz = counts[nz]
+    order = torch.argsort(c_nz, stable=True)
+    tiles_sorted, c_sorted = nz[order], c_nz[order].tolist()
+    buckets: list[_Bucket] = []
+    i, n = 0, len(c_sorted)
+    while i < n:
+        j = i
+        while (j + 1 < n and (j + 2 - i) * c_sorted[j + 1] * pixels <= budget
+               and c_sorted[j + 1] <= 1.25 * c_sorted[i] + 8):
+            j += 1
+        tiles = tiles_sorted[i:j + 1]
+        L = c_sorted[j]
+        ar = torch.arange(L, device=counts.device)
+        valid = ar[None, :] < counts[tiles][:, None]
+        index = torch.where(valid, isect.offsets[tiles][:, None] + ar[None, :], 0)
+        buckets.append(_Bucket(tiles=tiles, index=index, valid=valid))
+        i = j + 1
+    return buckets
+
+
+def _pixel_basis(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[6, P] monomials (1, lx, ly, lx^2, lx*ly, ly^2) of tile-local pixel centres."""
+    ly, lx = torch.meshgrid(torch.arange(tile_size, dtype=dtype, device=device) + 0.5,
+                            torch.arange(tile_size, dtype=dtype, device=device) + 0.5, indexing="ij")
+    lx, ly = lx.reshape(-1), ly.reshape(-1)
+    return torch.stack([torch.ones_like(lx), lx, ly, lx * lx, lx * ly, ly * ly])
+
+
+def _bucket_forward(coef: Tensor, opac: Tensor, basis: Tensor):
+    """coef [B, L, 6], opac [B, L] (0 on padding), basis [6, P] -> alpha, vis, T_excl, T_final,
+    sigma-ok mask and transmittance pieces, all [B, L, P] except T_final [B, P]."""
+    sigma = coef @ basis  # [B, L, P]
+    # alpha < 1/255 beyond sigma ~ 5.5 anyway; the cap keeps exp() out of float32 denormals,
+    # which are ~10-100x slower on x86 CPUs
+    vis = torch.exp(-sigma.clamp_max(60.0))
+    raw = opac[..., None] * vis
+    alpha = raw.clamp_max(ALPHA_MAX)
+    keep = (alpha >= ALPHA_THRESHOLD) & (sigma >= 0)
+    alpha = alpha * keep
+    t_incl = torch.cumprod(1.0 - alpha, dim=1)
+    inc = t_incl > T_MIN
+    alpha = alpha * inc
+    t_excl = torch.cat([torch.ones_like(t_incl[:, :1]), t_incl[:, :-1]], 1)
+    t_final = torch.where(inc, t_incl, torch.ones_like(t_incl)).amin(1)  # [B, P]
+    return alpha, vis, raw, t_excl, t_final
+
+
+class _TileComposite(torch.autograd.Function):
+    """Front-to-back compositing of sorted intersections; hand-written backward.
+
+    Inputs: coef [M, 6] (quadratic exponent per intersection in tile-local pixel coords),
+    opac [M], colors [M, D]. Outputs: colour [nT, P, D] (without background) and final
+    transmittance [nT, P] per tile (nT = C * tiles_per_image, P = tile_size^2)."""
+
+    @staticmethod
+    def forward(ctx, coef: Tensor, opac: Tensor, colors: Tensor, buckets: list, n_tiles: int,
+                tile_size: int):
+        P, D = tile_size * tile_size, colors.shape[-1]
+        basis = _pixel_basis(tile_size, coef.dtype, coef.device)
+        out = colors.new_zeros((n_tiles, P, D))
+        t_out = colors.new_ones((n_tiles, P))
+        for bk in buckets:
+            op = opac[bk.index] * bk.valid
+            alpha, _, _, t_excl, t_final = _bucket_forward(coef[bk.index], op, basis)
+            w = alpha * t_excl
+            out[bk.tiles] = w.transpose(1, 2) @ colors[bk.index]
+            t_out[bk.tiles] = t_final
+        ctx.buckets, ctx.tile_size = buckets, tile_size
+        ctx.save_for_backward(coef, opac, colors, t_out)
+        return out, t_out
+
+    @staticmethod
+    def backward(ctx, g_out: Tensor, g_t: Tensor):
+        coef, opac, colors, t_out = ctx.saved_tensors
+        basis = _pixel_basis(ctx.tile_size, coef.dtype, coef.device)
+        v_coef, v_opac, v_col = torch.zeros_like(coef), torch.zeros_like(opac), torch.zeros_like(colors)
+        g_out = g_out.contiguous()
+        g_t = g_t.contiguous()
+        for bk in ctx.buckets:
+            idx, valid = bk.index, bk.valid
+            op = opac[idx] * valid
+            col = colors[idx]  # [B, L, D]
+            alpha, vis, raw, t_excl, t_final = _bucket_forward(coef[idx], op, basis)
+            g = g_out[bk.tiles]  # [B, P, D]
+            gt = g_t[bk.tiles]  # [B, P]
+            w = alpha * t_excl  # [B, L, P]
+            vc = w @ g  # [B, L, D]
+            cg = col @ g.transpose(1, 2)  # [B, L, P]
+            wcg = w * cg
+            suffix = wcg.sum(1, keepdim=True) - torch.cumsum(wcg, 1)  # sum_{k>j}
+            v_alpha = t_excl * cg - (suffix + (gt * t_final)[:, None, :]) / (1.0 - alpha)
+            v_alpha = v_alpha * (alpha > 0)
+            vo = (v_alpha * vis).sum(-1)  # [B, L]
+            v_sigma = -raw * v_alpha * (raw <= ALPHA_MAX)
+            vk = v_sigma @ basis.T  # [B, L, 6]
+            v_coef[idx[valid]] = vk[valid]
+            v_opac[idx[valid]] = vo[valid]
+            v_col[idx[valid]] = vc[valid]
+        return v_coef, v_opac, v_col, None, None, None
+
+
+def composite(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor,
+              isect: Intersections, width: int, height: int, backgrounds: Tensor | None = None,
+              budget: int = 1 << 20) -> tuple[Tensor, Tensor]:
+    """Rasterize projected Gaussians (gsplat's ``rasterize_to_pixels``).
+
+    Args:
+        means2d [C, N, 2], conics [C, N, 3], colors [C, N, D], opacities [C, N].
+        isect: from :func:`isect_tiles`.
+        backgrounds: [C, D] or None.
+        budget: elements per bucket ``[B, L, P]`` (bounds memory; ~1M is cache-friendly).
+
+    Returns:
+        render [C, H, W, D], alpha [C, H, W, 1].
+    """
+    C, N, D = colors.shape
+    ts, tw, th = isect.tile_size, isect.tile_w, isect.tile_h
+    P = ts * ts
+    flat = isect.flat_ids
+    tile = isect.tile_ids
+    t_in_img = tile % (tw * th)
+    ox = ((t_in_img % tw) * ts).to(means2d.dtype)
+    oy = (torch.div(t_in_img, tw, rounding_mode="floor") * ts).to(means2d.dtype)
+    m = means2d.reshape(-1, 2)[flat]
+    cn = conics.reshape(-1, 3)[flat]
+    dx, dy = m[:, 0] - ox, m[:, 1] - oy
+    a, b, c = cn.unbind(-1)
+    coef = torch.stack([0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy,
+                        -(a * dx + b * dy), -(b * dx + c * dy),
+                        0.5 * a, b, 0.5 * c], -1)  # [M, 6]
+    op = opacities.reshape(-1)[flat]
+    col = colors.reshape(-1, D)[flat]
+    buckets = _plan_buckets(isect, P, budget)
+    out, t_fin = _TileComposite.apply(coef, op, col, buckets, C * tw * th, ts)
+    img = out.reshape(C, th, tw, ts, ts, D).permute(0, 1, 3, 2, 4, 5).reshape(C, th * ts, tw * ts, D)
+    tfin = t_fin.reshape(C, th, tw, ts, ts).permute(0, 1, 3, 2, 4).reshape(C, th * ts, tw * ts)
+    img, tfin = img[:, :height, :width], tfin[:, :height, :width, None]
+    if backgrounds is not None:
+        img = img + tfin * backgrounds[:, None, None, :]
+    return img, 1.0 - tfin
+
+
+# ----------------------------------------------------------------------------------------
+# the brute-force reference (tests only: every pixel x every Gaussian, same rules)
+# ----------------------------------------------------------------------------------------
+def composite_dense_reference(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor,
+                              radii: Tensor, depths: Tensor, width: int, height: int,
+                              backgrounds: Tensor | None = None,
+                              tile_size: int = 16) -> tuple[Tensor, Tensor]:
+    """Slow, obviously-correct compositing with plain autograd (a Python loop over the
+    depth-sorted Gaussians, vectorised over all pixels). A Gaussian touches a pixel iff the
+    pixel's tile overlaps its radius box (gsplat's tile rule). Shapes as :func:`composite`."""
+    C, N, D = colors.shape
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=means2d.dtype),
+                            torch.arange(width, dtype=means2d.dtype), indexing="ij")
+    px, py = xs + 0.5, ys + 0.5
+    tx, ty = (xs // tile_size).long(), (ys // tile_size).long()
+    imgs, alphas = [], []
+    for ci in range(C):
+        T = torch.ones(height, width, dtype=means2d.dtype)
+        acc = torch.zeros(height, width, D, dtype=means2d.dtype)
+        done = torch.zeros(height, width, dtype=torch.bool)
+        for n in torch.argsort(depths[ci].detach(), stable=True).tolist():
+            r = radii[ci, n].float()
+            if (r <= 0).any():
+                continue
+            mx, my = means2d[ci, n, 0], means2d[ci, n, 1]
+            tmin_x = int(torch.floor((mx.detach() - r[0]) / tile_size).clamp_min(0))
+            tmax_x = int(torch.ceil((mx.detach() + r[0]) / tile_size).clamp_min(0))
+            tmin_y = int(torch.floor((my.detach() - r[1]) / tile_size).clamp_min(0))
+            tmax_y = int(torch.ceil((my.detach() + r[1]) / tile_size).clamp_min(0))
+            inbox = (tx >= tmin_x) & (tx < tmax_x) & (ty >= tmin_y) & (ty < tmax_y)
+            a, b, c = conics[ci, n]
+            dx, dy = mx - px, my - py
+            sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+            alpha = torch.clamp_max(opacities[ci, n] * torch.exp(-sigma), ALPHA_MAX)
+            use = inbox & (sigma >= 0) & (alpha >= ALPHA_THRESHOLD) & ~done
+            next_t = T * (1 - alpha)
+            stop = use & (next_t <= T_MIN)
+            done = done | stop
+            use = use & ~stop
+            alpha = torch.where(use, alpha, torch.zeros_like(alpha))
+            acc = acc + (alpha * T)[..., None] * colors[ci, n]
+            T = T * (1 - alpha)
+        if backgrounds is not None:
+            acc = acc + T[..., None] * backgrounds[ci]
+        imgs.append(acc)
+        alphas.append(1 - T)
+    return torch.stack(imgs), torch.stack(alphas)[..., None]

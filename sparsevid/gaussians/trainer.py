@@ -1,0 +1,420 @@
+"""Per-scene 3D Gaussian Splatting training loop (same code on CUDA/gsplat and CPU/ours).
+
+One image per step, loss ``weight * (0.8 L1 + 0.2 (1 - SSIM))`` over the view's valid pixels,
+one Adam per parameter group, densification by gsplat's :class:`DefaultStrategy` (it runs on CPU
+tensors too; :class:`MCMCStrategy` does not: its relocation and noise injection call CUDA kernels).
+
+Default length: 2000 steps on CUDA -- the measured optimum for 4 input frames (held-out PSNR
+peaks at ~2k steps and declines after, see /work/shared/README.md); 1000 steps on CPU, which
+keeps a 424x240 run to minutes on a laptop-class CPU at a ~1-2 dB cost measured on GPU (1k vs 2k).
+``TrainConfig(steps=30000)`` reproduces a vanilla 3DGS run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sparsevid import log
+from sparsevid.errors import SparsevidError
+from sparsevid.gaussians.losses import photometric_loss, psnr_from_mse
+from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, camera_extent,
+                                       init_params, make_parameters, random_frustum_points)
+from sparsevid.gaussians.rasterize import rasterize, resolve_device
+from sparsevid.io_utils import atomic_save
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainView:
+    """One training image in the undistorted pinhole canvas.
+
+    Attributes:
+        image: [H, W, 3] float32 RGB in 0..1.
+        K: [3, 3] pinhole intrinsics of the canvas.
+        c2w: [4, 4] camera-to-world, OpenCV axes.
+        mask: [H, W, 1] float32 validity x per-pixel confidence (0 = ignore the pixel).
+        weight: per-sample loss weight (pseudo-views get lower weights).
+        kind: "input" or "pseudo".
+        round: progressive-update round that produced the view (0 for inputs).
+    """
+
+    image: np.ndarray
+    K: np.ndarray
+    c2w: np.ndarray
+    mask: np.ndarray | None = None
+    weight: float = 1.0
+    kind: str = "input"
+    round: int = 0
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image)
+        if img.dtype == np.uint8:
+            img = img.astype(np.float32) / 255.0
+        self.image = np.ascontiguousarray(img, dtype=np.float32)
+        if self.image.ndim != 3 or self.image.shape[2] != 3:
+            raise SparsevidError(f"TrainView image must be [H, W, 3], got {self.image.shape}")
+        H, W = self.image.shape[:2]
+        self.mask = (np.ones((H, W, 1), np.float32) if self.mask is None
+                     else np.asarray(self.mask, dtype=np.float32).reshape(H, W, 1))
+        self.K = np.asarray(self.K, dtype=np.float64)
+        self.c2w = np.asarray(self.c2w, dtype=np.float64)
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "K": self.K, "c2w": self.c2w, "mask": self.mask,
+                "weight": float(self.weight), "kind": self.kind, "round": int(self.round)}
+
+
+@dataclass
+class DensifyConfig:
+    """gsplat DefaultStrategy settings (its defaults, except where noted)."""
+
+    prune_opa: float = 0.005
+    grow_grad2d: float = 0.0002
+    grow_scale3d: float = 0.01
+    prune_scale3d: float = 0.1
+    refine_start_iter: int = 500
+    refine_stop_iter: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    absgrad: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. ``steps=None`` -> 2000 on CUDA, 1000 on CPU (see module doc)."""
+
+    steps: int | None = None
+    seed: int = 0
+    # learning rates (gsplat simple_trainer); means LR x scene extent, decayed to x0.01 at the end
+    lr_means: float = 1.6e-4
+    lr_means_final_factor: float = 0.01
+    lr_quats: float = 1e-3
+    lr_scales: float = 5e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 2.5e-3
+    lr_shN: float = 2.5e-3 / 20
+    ssim_weight: float = 0.2
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000  # raise the active SH degree every N steps
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    max_gaussians: int = 1_000_000  # after a refinement, prune the lowest opacities beyond this
+    init: InitConfig = field(default_factory=InitConfig)
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    antialiased: bool = False
+    checkpoint_every: int = 500  # steps; 0 = only at the end (when run_dir is set)
+    log_every: int = 0  # steps between progress updates; 0 = auto (50 cuda, 5 cpu)
+    quiet: bool = False
+
+    def resolved_steps(self, device: torch.device) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        return 2000 if device.type == "cuda" else 1000
+
+
+def _view_from_dict(d: dict) -> TrainView:
+    return TrainView(**d)
+
+
+def _config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    d["densify"] = DensifyConfig(**d["densify"])
+    d["init"] = InitConfig(**d["init"])
+    d["background"] = tuple(d["background"])
+    return TrainConfig(**d)
+
+
+class Trainer:
+    """Train Gaussians on posed views; see the module doc.
+
+    Args:
+        cfg: :class:`TrainConfig`.
+        views: training views (all the same canvas size is not required).
+        points: [P, 3] SfM points or None; colors: [P, 3] uint8 or None.
+        device: "auto" | "cuda" | "cpu" or a torch.device.
+        run_dir: where periodic checkpoints go (None = no automatic checkpoints).
+    """
+
+    def __init__(self, cfg: TrainConfig, views: list[TrainView], points: np.ndarray | None = None,
+                 colors: np.ndarray | None = None, device: str | torch.device = "auto",
+                 run_dir: str | Path | None = None, _restore: dict | None = None):
+        if not views:
+            raise SparsevidError("no training views", fix="pass at least one posed view")
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.views: list[TrainView] = list(views)
+        self.total_steps = cfg.resolved_steps(self.device)
+        self.step = 0
+        self._gen = torch.Generator().manual_seed(cfg.seed)
+        self._order: list[int] = []
+        self._gpu_views: dict[int, tuple[Tensor, ...]] = {}
+        if _restore is None:
+            torch.manual_seed(cfg.seed)
+            raw = self._init_raw(points, colors)
+        else:
+            raw = {k: v.to(self.device) for k, v in _restore["params"].items()}
+        self.scene_scale = (_restore["scene_scale"] if _restore is not None
+                            else self._scene_extent(points))
+        self.params = make_parameters(raw)
+        self.optimizers = self._make_optimizers()
+        from gsplat.strategy import DefaultStrategy
+
+        d = cfg.densify
+        self.strategy = DefaultStrategy(
+            prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
+            prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start_iter,
+            refine_stop_iter=d.refine_stop_iter, refine_every=d.refine_every,
+            reset_every=d.reset_every, absgrad=d.absgrad and self.device.type == "cuda")
+        self.strategy.check_sanity(self.params, self.optimizers)
+        self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+        self.history: list[dict] = []
+
+    # ---- setup -------------------------------------------------------------------------
+    def _scene_extent(self, points: np.ndarray | None) -> float:
+        """gsplat's scene scale (camera spread x 1.1), floored at 5% of the median point
+        distance so that near-coincident cameras (a short forward walk) keep sane LRs/thresholds."""
+        c2ws = np.stack([v.c2w for v in self.views if v.kind == "input"] or [v.c2w for v in self.views])
+        ext = camera_extent(c2ws)
+        if points is not None and len(points) > 0:
+            d = np.linalg.norm(np.asarray(points) - c2ws[:, :3, 3].mean(0), axis=1)
+            ext = max(ext, 0.05 * float(np.median(d)))
+        return float(ext if ext > 1e-9 else 1.0)
+
+    def _init_raw(self, points, colors) -> dict[str, Tensor]:
+        rng = np.random.default_rng(self.cfg.seed)
+        icfg = dataclasses.replace(self.cfg.init, sh_degree=self.cfg.sh_degree)
+        if points is None or len(points) < icfg.min_points:
+            have = 0 if points is None else len(points)
+            log.info(f"[dim]{have} SfM points (< {icfg.min_points}): initialising "
+                     f"{icfg.random_points} random points inside the camera frusta[/dim]")
+            points, colors = random_frustum_points(self.views, icfg.random_points, rng, points)
+        elif colors is None:
+            colors = np.full((len(points), 3), 128, np.uint8)
+        return init_params(points, colors, icfg, self.cfg.seed, self.device)
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.cfg
+        lrs = {"means": c.lr_means * self.scene_scale, "quats": c.lr_quats, "scales": c.lr_scales,
+               "opacities": c.lr_opacities, "sh0": c.lr_sh0, "shN": c.lr_shN}
+        kw = {"fused": True} if self.device.type == "cuda" else {"foreach": False}
+        return {k: torch.optim.Adam([{"params": self.params[k], "lr": lrs[k], "name": k}],
+                                    eps=1e-15, **kw) for k in PARAM_NAMES}
+
+    # ---- views -------------------------------------------------------------------------
+    def add_views(self, views: list[TrainView]) -> None:
+        """Add (pseudo-)views; earlier views are kept. They join the sampling from the next epoch."""
+        self.views.extend(views)
+
+    def _next_view(self) -> int:
+        if not self._order:
+            self._order = torch.randperm(len(self.views), generator=self._gen).tolist()
+        return self._order.pop()
+
+    def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3]) on the device, cached."""
+        if i not in self._gpu_views:
+            v = self.views[i]
+            vm = torch.from_numpy(np.linalg.inv(v.c2w)).float()[None]
+            self._gpu_views[i] = (torch.from_numpy(v.image).to(self.device)[None],
+                                  torch.from_numpy(v.mask).to(self.device)[None],
+                                  vm.to(self.device), torch.from_numpy(v.K).float()[None].to(self.device))
+        return self._gpu_views[i]
+
+    # ---- model -------------------------------------------------------------------------
+    @property
+    def model(self) -> GaussianModel:
+        return GaussianModel(self.params)
+
+    @property
+    def num_gaussians(self) -> int:
+        return int(self.params["means"].shape[0])
+
+    def active_sh_degree(self, step: int | None = None) -> int:
+        s = self.step if step is None else step
+        return min(self.cfg.sh_degree, s // max(1, self.cfg.sh_degree_interval))
+
+    def _rasterize(self, viewmats: Tensor, Ks: Tensor, width: int, height: int, sh_degree: int,
+                   render_mode: str = "RGB"):
+        a = self.model.activated()
+        bg = torch.tensor(self.cfg.background, dtype=torch.float32, device=self.device)
+        bgs = bg[None].expand(viewmats.shape[0], 3)
+        return rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"],
+                         viewmats, Ks, width, height, sh_degree=sh_degree, backgrounds=bgs,
+                         render_mode=render_mode,
+                         rasterize_mode="antialiased" if self.cfg.antialiased else "classic",
+                         backend="cuda" if self.device.type == "cuda" else "cpu",
+                         absgrad=self.strategy.absgrad)
+
+    # ---- training ----------------------------------------------------------------------
+    def _set_lr(self, step: int) -> None:
+        gamma = self.cfg.lr_means_final_factor ** (min(step, self.total_steps) / max(1, self.total_steps))
+        for g in self.optimizers["means"].param_groups:
+            g["lr"] = self.cfg.lr_means * self.scene_scale * gamma
+
+    def train_step(self) -> tuple[Tensor, Tensor]:
+        """One optimisation step; returns detached (loss, mse) tensors (no host sync)."""
+        i = self._next_view()
+        v = self.views[i]
+        img, mask, viewmat, K = self._view_tensors(i)
+        self._set_lr(self.step)
+        render, _, info = self._rasterize(viewmat, K, v.width, v.height, self.active_sh_degree())
+        self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
+        loss, _, mse = photometric_loss(render, img, mask, float(v.weight), self.cfg.ssim_weight)
+        loss.backward()
+        self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
+                                         self.step, info, packed=False)
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.num_gaussians > self.cfg.max_gaussians:
+            self._cap_gaussians()
+        self.step += 1
+        return loss.detach(), mse
+
+    @torch.no_grad()
+    def _cap_gaussians(self) -> None:
+        from gsplat.strategy.ops import remove
+
+        n_drop = self.num_gaussians - self.cfg.max_gaussians
+        order = torch.argsort(self.params["opacities"])
+        mask = torch.zeros(self.num_gaussians, dtype=torch.bool, device=self.device)
+        mask[order[:n_drop]] = True
+        remove(self.params, self.optimizers, self.strategy_state, mask)
+
+    def train(self, num_steps: int | None = None,
+              hooks: dict[int, Callable[["Trainer"], None]] | None = None) -> dict:
+        """Train ``num_steps`` more steps (None: up to the configured total). ``hooks[k](self)``
+        runs when ``self.step == k`` (after k steps, before step k+1), e.g. to add pseudo-views.
+
+        Returns a summary: steps, seconds, steps_per_s, final loss/PSNR, gaussians."""
+        target = self.total_steps if num_steps is None else self.step + int(num_steps)
+        hooks = dict(hooks or {})
+        log_every = self.cfg.log_every or (50 if self.device.type == "cuda" else 5)
+        t0, s0 = time.perf_counter(), self.step
+        loss_acc = mse_acc = None
+        n_acc = 0
+        last = {"loss": float("nan"), "psnr": float("nan")}
+        quiet_before = log._quiet
+        if self.cfg.quiet:
+            log.set_quiet(True)
+        try:
+            with log.progress() as bar:
+                task = bar.add_task("training", total=target, completed=self.step,
+                                    status="")
+                while self.step < target:
+                    if self.step in hooks:
+                        hooks[self.step](self)
+                    loss, mse = self.train_step()
+                    loss_acc = loss if loss_acc is None else loss_acc + loss
+                    mse_acc = mse if mse_acc is None else mse_acc + mse
+                    n_acc += 1
+                    if self.step % log_every == 0 or self.step == target:
+                        last = {"loss": float(loss_acc) / n_acc, "psnr": psnr_from_mse(float(mse_acc) / n_acc)}
+                        rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
+                        self.history.append({"step": self.step, **last, "gaussians": self.num_gaussians})
+                        bar.update(task, completed=self.step,
+                                   status=f"loss {last['loss']:.4f}  PSNR {last['psnr']:.2f}  "
+                                          f"{self.num_gaussians} gs  {rate:.1f} it/s")
+                        loss_acc = mse_acc = None
+                        n_acc = 0
+                    if (self.run_dir is not None and self.cfg.checkpoint_every
+                            and self.step % self.cfg.checkpoint_every == 0 and self.step < target):
+                        self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+                if self.step in hooks and self.step == target:
+                    hooks[self.step](self)
+        finally:
+            log.set_quiet(quiet_before)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        if self.run_dir is not None:
+            self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+        return {"steps": self.step - s0, "seconds": dt, "steps_per_s": (self.step - s0) / max(dt, 1e-9),
+                **last, "gaussians": self.num_gaussians}
+
+    # ---- rendering ---------------------------------------------------------------------
+    @torch.no_grad()
+    def render(self, c2ws, Ks, width: int, height: int, chunk: int = 4) -> dict[str, Tensor]:
+        """Render cameras c2ws [B, 4, 4] (OpenCV axes), Ks [B, 3, 3] at width x height.
+
+        Returns dict(rgb [B, H, W, 3] in 0..1, depth [B, H, W, 1] expected z-depth, alpha [B, H, W, 1])
+        on the trainer's device."""
+        c2ws = torch.as_tensor(np.asarray(c2ws), dtype=torch.float32).reshape(-1, 4, 4).to(self.device)
+        Ks = torch.as_tensor(np.asarray(Ks), dtype=torch.float32).reshape(-1, 3, 3).to(self.device)
+        rgbs, depths, alphas = [], [], []
+        for s in range(0, c2ws.shape[0], chunk):
+            vm = torch.linalg.inv(c2ws[s:s + chunk])
+            out, alpha, _ = self._rasterize(vm, Ks[s:s + chunk], width, height,
+                                            self.active_sh_degree(), render_mode="RGB+ED")
+            rgbs.append(out[..., :3].clamp(0, 1))
+            depths.append(out[..., 3:4])
+            alphas.append(alpha)
+        return {"rgb": torch.cat(rgbs), "depth": torch.cat(depths), "alpha": torch.cat(alphas)}
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()}
+        rng = {"torch": torch.get_rng_state(), "gen": self._gen.get_state(), "order": list(self._order)}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"version": 1, "step": self.step, "total_steps": self.total_steps,
+                "config": asdict(self.cfg), "scene_scale": self.scene_scale,
+                "params": {k: v.detach().cpu() for k, v in self.params.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "strategy_state": strat, "rng": rng,
+                "views": [v.to_dict() for v in self.views], "history": self.history}
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write everything needed to resume (atomic)."""
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        data = buf.getvalue()
+        return atomic_save(path, lambda tmp: Path(tmp).write_bytes(data))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
+                        run_dir: str | Path | None = None) -> "Trainer":
+        """Rebuild a trainer exactly as it was saved; ``train()`` then continues the run."""
+        path = Path(path)
+        if not path.is_file():
+            raise SparsevidError("checkpoint not found", fix="train first, or point at a run folder's "
+                                 f"{CHECKPOINT_NAME}", path=path)
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # corrupt / foreign file
+            raise SparsevidError(f"cannot read checkpoint ({e.__class__.__name__}: {e})",
+                                 fix="delete it and retrain", path=path) from e
+        cfg = _config_from_dict(ck["config"])
+        views = [_view_from_dict(v) for v in ck["views"]]
+        tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
+        tr.step = int(ck["step"])
+        tr.total_steps = int(ck["total_steps"])
+        for k, o in tr.optimizers.items():
+            o.load_state_dict(ck["optimizers"][k])
+        tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
+                             for k, v in ck["strategy_state"].items()}
+        torch.set_rng_state(ck["rng"]["torch"])
+        tr._gen.set_state(ck["rng"]["gen"])
+        tr._order = list(ck["rng"]["order"])
+        if "cuda" in ck["rng"] and tr.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng"]["cuda"], tr.device)
+        tr.history = list(ck.get("history", []))
+        return tr

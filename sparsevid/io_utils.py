@@ -1,0 +1,66 @@
+"""Atomic file writes: write to a temporary file in the same folder, then ``os.replace``.
+
+A reader never sees a half-written file, and an interrupted run leaves either the old file
+or the new one (plus, at worst, a stray ``.tmp-*`` file that the next write ignores).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def _temp_path(path: Path) -> Path:
+    """A fresh, unused temporary path beside ``path`` that keeps its suffix (for writers that
+    pick a format from the extension, e.g. ``cv2.imwrite`` or PyAV)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp)`` to write a temporary file beside ``path``, then move it onto ``path``.
+
+    The temporary path has the same suffix as ``path``. If ``writer`` raises, the temporary
+    file is removed and ``path`` is left untouched.
+
+    Returns:
+        ``path`` as a :class:`Path`.
+    """
+    path = Path(path)
+    tmp = _temp_path(path)
+    try:
+        writer(tmp)
+        if not tmp.exists():
+            raise FileNotFoundError(f"writer did not create {tmp}")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed and fsynced before the rename)."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_save(path, _write)
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode(encoding))

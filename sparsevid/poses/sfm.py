@@ -1,0 +1,691 @@
+"""Camera poses and intrinsics from a few frames of one video, with pycolmap (CPU).
+
+The inputs are hard for structure-from-motion: 4 frames, often a forward walk with a small
+baseline, through a wide-angle lens. What this module does about it:
+
+* **One shared camera** (``SIMPLE_RADIAL`` by default: focal + one radial term, enough for
+  action-cam barrel distortion at this resolution), principal point at the image centre.
+* **Focal prior**: ``PoseConfig.focal`` > EXIF (``FocalLengthIn35mmFilm``) > a field-of-view
+  prior. The radial term is always refined.
+* **A ladder of mapper attempts** (global SfM first, then relaxed incremental SfM with each
+  initial pair, then more features) -- every candidate model is **validated** (all frames
+  registered; every pair's relative rotation agrees with the pair's own two-view geometry,
+  which exposes the forward-motion degeneracy where the incremental mapper "registers"
+  everything with rotations off by tens of degrees; a slow camera; reprojection error), and the
+  best valid model wins, not the first.
+* **Focal from the data when the data determines it**: bundle adjustment is re-run with the
+  focal held at a range of field-of-view candidates (the radial term rescaled to keep the
+  pixel-space distortion). A focal change is accepted only when it lowers the reprojection
+  cost significantly (a chi-square test). Under (near) pure translation the focal is not
+  observable -- the reconstruction with any focal ``f'`` and ``k' = k (f'/f)^2`` explains the
+  images exactly as well -- so the prior is kept and the report says so.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsevid.data.camera import Camera
+from sparsevid.data.scene import Scene
+from sparsevid.errors import SparsevidError
+from sparsevid.log import info, warn
+from sparsevid.poses.align import rotation_errors_deg
+
+#: 35 mm film diagonal in mm (for EXIF ``FocalLengthIn35mmFilm``)
+_FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+@dataclass
+class PoseConfig:
+    """Settings of the pose stage (defaults work for 4 frames of a hand-held or action-cam clip).
+
+    Attributes:
+        focal: focal length in pixels at the input resolution; overrides EXIF and the prior and
+            is held fixed.
+        prior_hfov_deg: horizontal field of view (of the pinhole part of the lens) assumed when
+            neither ``focal`` nor EXIF is available. 80 deg suits action cams and phone wide
+            lenses; the data overrides it when the motion makes the focal observable.
+        camera_model: ``SIMPLE_RADIAL`` (f, cx, cy, k) or ``RADIAL`` (f, cx, cy, k1, k2).
+        focal_search: estimate the focal from the data (see module doc) unless ``focal`` or EXIF
+            gives it.
+        focal_search_hfov_deg: field-of-view candidates of the search (degrees).
+        focal_min_chi2: how much (in chi-square units, sum of squared residuals / residual
+            variance) the best candidate must beat the prior to replace it.
+        focal_min_gain: ... and the relative drop of the mean squared reprojection error it needs.
+        max_num_features: SIFT features per image (first rungs); the last rung doubles it.
+        max_image_size: longer image side for feature extraction (larger images are downscaled).
+        min_pair_inliers: verified matches a frame needs with at least one other frame.
+        max_pair_rotation_dev_deg: a model is rejected when the median, over frame pairs, of the
+            angle between its relative rotation and the pair's two-view rotation exceeds this.
+        max_rotation_speed_deg_s: rejected when consecutive inputs turn faster than this.
+        max_reproj_error_px: rejected when the mean reprojection error exceeds this.
+        try_all: run every cheap rung and keep the best valid model (True), or stop at the first
+            valid one (False, faster).
+        num_threads: CPU threads for pycolmap (-1: all cores).
+        seed: random seed (RANSAC, mapper).
+    """
+
+    focal: float | None = None
+    prior_hfov_deg: float = 80.0
+    camera_model: str = "SIMPLE_RADIAL"
+    focal_search: bool = True
+    focal_search_hfov_deg: tuple[float, ...] = (40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0, 120.0)
+    focal_min_chi2: float = 25.0
+    focal_min_gain: float = 0.02
+    max_num_features: int = 8192
+    max_image_size: int = 2000
+    min_pair_inliers: int = 30
+    max_pair_rotation_dev_deg: float = 3.0
+    max_rotation_speed_deg_s: float = 180.0
+    max_reproj_error_px: float = 2.0
+    try_all: bool = True
+    num_threads: int = -1
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# intrinsics prior
+# ---------------------------------------------------------------------------------------------
+def focal_from_hfov(width: int, hfov_deg: float) -> float:
+    """Pinhole focal length in pixels for a horizontal field of view."""
+    return 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
+
+
+def exif_focal_px(path: Path | None, width: int, height: int) -> float | None:
+    """Focal length in pixels from a JPEG's EXIF ``FocalLengthIn35mmFilm`` (diagonal convention),
+    or None when the file has no such tag."""
+    if path is None or Path(path).suffix.lower() not in (".jpg", ".jpeg", ".tif", ".tiff"):
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            exif = im.getexif()
+            f35 = exif.get_ifd(0x8769).get(0xA405) or exif.get(0xA405)
+    except Exception:  # unreadable EXIF is not an error: fall back to the prior
+        return None
+    if not f35 or float(f35) <= 0:
+        return None
+    return float(f35) / _FILM_DIAGONAL_MM * math.hypot(width, height)
+
+
+def initial_focal(scene: Scene, cfg: PoseConfig) -> tuple[float, str]:
+    """(focal px, source) with source in ``given`` / ``exif`` / ``fov_prior``."""
+    w, h = scene.image_size
+    if cfg.focal is not None:
+        if not cfg.focal > 0:
+            raise SparsevidError(f"focal must be > 0 pixels, got {cfg.focal}", fix="pass --focal in pixels")
+        return float(cfg.focal), "given"
+    f = exif_focal_px(scene.frames[0].path, w, h)
+    if f is not None:
+        return f, "exif"
+    return focal_from_hfov(w, cfg.prior_hfov_deg), "fov_prior"
+
+
+def _colmap_params(model: str, f: float, w: int, h: int, k: float = 0.0) -> list[float]:
+    if model == "SIMPLE_RADIAL":
+        return [f, w / 2, h / 2, k]
+    if model == "RADIAL":
+        return [f, w / 2, h / 2, k, 0.0]
+    raise SparsevidError(f"unsupported pose camera model {model!r}", fix="use SIMPLE_RADIAL or RADIAL")
+
+
+# ---------------------------------------------------------------------------------------------
+# features and matches
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Work:
+    """The temporary COLMAP workspace of one run."""
+
+    root: Path
+    image_dir: Path
+    names: list[str]  # image file names in frame order
+    db: Path
+
+
+def _write_images(scene: Scene, root: Path) -> _Work:
+    from sparsevid.data.images import write_image
+
+    image_dir = root / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    names = [f"frame_{fr.index:06d}.png" for fr in scene.frames]
+    if len(set(names)) != len(names):
+        raise SparsevidError("two input frames have the same index", fix="give each frame its own index")
+    for fr, name in zip(scene.frames, names):
+        write_image(image_dir / name, fr.image)
+    return _Work(root=root, image_dir=image_dir, names=names, db=root / "database.db")
+
+
+def _extract_and_match(work: _Work, model: str, params: list[float], cfg: PoseConfig,
+                       num_features: int, db: Path) -> None:
+    """SIFT features of every image into ``db`` (one shared camera) + exhaustive matching with
+    geometric verification."""
+    import pycolmap
+
+    db.unlink(missing_ok=True)
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = model
+    reader.camera_params = ",".join(f"{p:.10g}" for p in params)
+    ext = pycolmap.FeatureExtractionOptions()
+    ext.num_threads = cfg.num_threads
+    ext.max_image_size = cfg.max_image_size
+    ext.sift.max_num_features = num_features
+    if num_features > cfg.max_num_features:  # the "more features" rung: also weaker corners
+        ext.sift.peak_threshold = ext.sift.peak_threshold / 2
+    pycolmap.extract_features(db, work.image_dir, image_names=work.names, camera_mode=pycolmap.CameraMode.SINGLE,
+                              reader_options=reader, extraction_options=ext, device=pycolmap.Device.cpu)
+    with pycolmap.Database.open(db) as d:  # the focal is a prior, not a guess from the image size
+        for cam in d.read_all_cameras():
+            cam.has_prior_focal_length = True
+            d.update_camera(cam)
+    match = pycolmap.FeatureMatchingOptions()
+    match.num_threads = cfg.num_threads
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.min_num_inliers = 15
+    verify.ransac.random_seed = cfg.seed
+    pycolmap.match_exhaustive(db, matching_options=match, verification_options=verify, device=pycolmap.Device.cpu)
+
+
+@dataclass
+class _Matches:
+    """Keypoints and verified matches read back from the database."""
+
+    id_by_name: dict[str, int]
+    keypoints: dict[int, np.ndarray]  # image id -> [K, 2] pixel coords
+    pairs: dict[tuple[int, int], np.ndarray]  # (id1, id2) -> [M, 2] inlier match indices
+
+    def inliers(self, a: int, b: int) -> int:
+        m = self.pairs.get((a, b), self.pairs.get((b, a)))
+        return 0 if m is None else len(m)
+
+
+def _read_matches(db: Path) -> _Matches:
+    import pycolmap
+
+    with pycolmap.Database.open(db) as d:
+        ids = {im.name: im.image_id for im in d.read_all_images()}
+        kps = {i: np.asarray(d.read_keypoints(i))[:, :2].astype(np.float64) for i in ids.values()}
+        pairs = {}
+        for pid, tvg in zip(*d.read_two_view_geometries()):
+            a, b = pycolmap.pair_id_to_image_pair(pid)
+            pairs[(int(a), int(b))] = np.asarray(tvg.inlier_matches, dtype=np.uint32).reshape(-1, 2)
+    return _Matches(ids, kps, pairs)
+
+
+def _check_matchable(scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> dict[str, Any]:
+    """Raise a clear error for a frame that matches no other frame; return match statistics."""
+    ids = [m.id_by_name[n] for n in work.names]
+    table = {f"{scene.frames[i].index}-{scene.frames[j].index}": m.inliers(ids[i], ids[j])
+             for i in range(len(ids)) for j in range(i + 1, len(ids))}
+    for i, fr in enumerate(scene.frames):
+        best = max(m.inliers(ids[i], ids[j]) for j in range(len(ids)) if j != i)
+        if best < cfg.min_pair_inliers:
+            raise SparsevidError(
+                f"frame {fr.index} ({fr.name}) cannot be registered: at most {best} verified feature matches "
+                f"with any other input frame (need {cfg.min_pair_inliers})",
+                fix="use input frames closer in time (more overlap), a scene with more texture, "
+                    "or give the focal length with --focal", path=fr.path)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping attempts
+# ---------------------------------------------------------------------------------------------
+def _run_global(work: _Work, db: Path, cfg: PoseConfig):
+    import pycolmap
+
+    o = pycolmap.GlobalPipelineOptions()
+    o.num_threads = cfg.num_threads
+    o.random_seed = cfg.seed
+    o.min_model_size = 2
+    o.multiple_models = False
+    m = o.mapper
+    m.num_threads = cfg.num_threads
+    m.random_seed = cfg.seed
+    m.global_positioning.use_gpu = False
+    m.bundle_adjustment.ceres.use_gpu = False
+    m.bundle_adjustment.refine_focal_length = False  # the focal is decided by the focal search
+    m.bundle_adjustment.refine_extra_params = True
+    m.min_tri_angle_deg = 0.5  # small baselines
+    with tempfile.TemporaryDirectory(dir=work.root) as out:
+        recs = pycolmap.global_mapping(db, work.image_dir, out, o)
+    return _largest(recs)
+
+
+def _run_incremental(work: _Work, db: Path, cfg: PoseConfig, init_pair: tuple[int, int] | None = None):
+    import pycolmap
+
+    o = pycolmap.IncrementalPipelineOptions()
+    o.num_threads = cfg.num_threads
+    o.random_seed = cfg.seed
+    o.multiple_models = False
+    o.min_model_size = 2
+    o.ba_refine_focal_length = False
+    o.ba_refine_extra_params = True
+    o.mapper.abs_pose_refine_focal_length = False
+    o.mapper.init_max_forward_motion = 1.0  # forward walks are the common case
+    o.mapper.init_min_tri_angle = 2.0  # small baselines
+    o.mapper.init_min_num_inliers = cfg.min_pair_inliers
+    o.mapper.abs_pose_min_num_inliers = max(10, cfg.min_pair_inliers // 2)
+    o.mapper.filter_min_tri_angle = 0.5
+    o.mapper.num_threads = cfg.num_threads
+    o.mapper.random_seed = cfg.seed
+    o.triangulation.min_angle = 0.5
+    o.triangulation.ignore_two_view_tracks = False
+    if init_pair is not None:
+        o.init_image_id1, o.init_image_id2 = init_pair
+    with tempfile.TemporaryDirectory(dir=work.root) as out:
+        recs = pycolmap.incremental_mapping(db, work.image_dir, out, o)
+    return _largest(recs)
+
+
+def _largest(recs: dict) -> Any:
+    if not recs:
+        return None
+    return max(recs.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()))
+
+
+def _retriangulate(rec, work: _Work, db: Path, cfg: PoseConfig):
+    """More points for the fixed poses (two-view tracks too; 3DGS wants a dense-ish init)."""
+    import pycolmap
+
+    o = pycolmap.IncrementalPipelineOptions()
+    o.num_threads = cfg.num_threads
+    o.triangulation.ignore_two_view_tracks = False
+    o.triangulation.min_angle = 0.5
+    o.mapper.filter_min_tri_angle = 0.5
+    with tempfile.TemporaryDirectory(dir=work.root) as out:
+        return pycolmap.triangulate_points(rec, db, work.image_dir, out, clear_points=True, options=o,
+                                           refine_intrinsics=False)
+
+
+def _bundle_adjust(rec, cfg: PoseConfig, refine_focal: bool) -> None:
+    import pycolmap
+
+    o = pycolmap.BundleAdjustmentOptions()
+    o.refine_focal_length = refine_focal
+    o.refine_extra_params = True
+    o.refine_principal_point = False
+    o.print_summary = False
+    o.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
+    s = o.ceres.solver_options
+    s.num_threads = cfg.num_threads if cfg.num_threads > 0 else (os.cpu_count() or 1)
+    s.max_num_iterations = 100
+    s.function_tolerance = 1e-9
+    pycolmap.bundle_adjustment(rec, o)
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostics and validation
+# ---------------------------------------------------------------------------------------------
+def _c2w(image) -> np.ndarray:
+    from sparsevid.data.colmap import c2w_from_cam_from_world
+
+    return c2w_from_cam_from_world(image.cam_from_world().matrix())
+
+
+def _residuals(rec) -> np.ndarray:
+    """[M, 2] reprojection residuals (pixels) of every observation of a 3D point."""
+    out = []
+    for im in rec.images.values():
+        if not im.has_pose:
+            continue
+        for p in im.points2D:
+            if p.has_point3D():
+                uv = im.project_point(rec.points3D[p.point3D_id].xyz)
+                if uv is not None:
+                    out.append(np.asarray(uv) - np.asarray(p.xy))
+    return np.asarray(out, np.float64).reshape(-1, 2)
+
+
+def _two_view_rotations(rec, m: _Matches, ids: list[int], cfg: PoseConfig) -> dict[tuple[int, int], np.ndarray]:
+    """Relative rotation (cam j from cam i, [3, 3]) of each well-matched pair from its own
+    essential matrix with the model's camera -- independent of the mapper."""
+    import pycolmap
+
+    cam = next(iter(rec.cameras.values()))
+    opts = pycolmap.TwoViewGeometryOptions()
+    opts.compute_relative_pose = True
+    opts.ransac.random_seed = cfg.seed
+    c = pycolmap.TwoViewGeometryConfiguration
+    ok = (c.CALIBRATED, c.PLANAR, c.PANORAMIC, c.PLANAR_OR_PANORAMIC)  # configurations with a rotation
+    out = {}
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            a, b = ids[i], ids[j]
+            mm = m.pairs.get((a, b))
+            if mm is None:
+                mm = m.pairs.get((b, a))
+                if mm is None:
+                    continue
+                mm = mm[:, ::-1]
+            if len(mm) < cfg.min_pair_inliers:
+                continue
+            g = pycolmap.estimate_calibrated_two_view_geometry(cam, m.keypoints[a], cam, m.keypoints[b],
+                                                               np.ascontiguousarray(mm), opts)
+            if g.config in ok and len(g.inlier_matches) >= cfg.min_pair_inliers:
+                out[(i, j)] = np.asarray(g.cam2_from_cam1.rotation.matrix())
+    return out
+
+
+def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> dict[str, Any]:
+    """Diagnostics of one candidate model and whether it is valid (``valid``, ``problems``)."""
+    ids = [m.id_by_name[n] for n in work.names]
+    by_id = {im.image_id: im for im in rec.images.values() if im.has_pose}
+    registered = [i in by_id for i in ids]
+    d: dict[str, Any] = {"registered": int(sum(registered)), "points": int(rec.num_points3D()),
+                         "unregistered_frames": [fr.index for fr, r in zip(scene.frames, registered) if not r]}
+    problems = []
+    if not all(registered):
+        problems.append(f"frames {d['unregistered_frames']} not registered")
+    res = _residuals(rec)
+    d["mean_reproj_error_px"] = float(np.linalg.norm(res, axis=1).mean()) if len(res) else float("nan")
+    if not len(res) or d["mean_reproj_error_px"] > cfg.max_reproj_error_px:
+        problems.append(f"mean reprojection error {d['mean_reproj_error_px']:.2f} px > {cfg.max_reproj_error_px}")
+    if all(registered):
+        c2w = np.stack([_c2w(by_id[i]) for i in ids])
+        rel = rotation_errors_deg(c2w[:-1], c2w[1:])
+        dt = np.diff([scene.time(fr.index) for fr in scene.frames])
+        speed = rel / np.maximum(dt, 1e-9)
+        d["consecutive_rotation_deg"] = [round(float(x), 3) for x in rel]
+        if speed.max() > cfg.max_rotation_speed_deg_s:
+            problems.append(f"camera turns {speed.max():.0f} deg/s between inputs (> {cfg.max_rotation_speed_deg_s})")
+        devs = {}
+        for (i, j), r_ji in _two_view_rotations(rec, m, ids, cfg).items():
+            model_ji = c2w[j][:3, :3].T @ c2w[i][:3, :3]
+            devs[f"{scene.frames[i].index}-{scene.frames[j].index}"] = float(
+                rotation_errors_deg(model_ji[None], r_ji[None])[0])
+        d["pair_rotation_dev_deg"] = {k: round(v, 3) for k, v in devs.items()}
+        med = float(np.median(list(devs.values()))) if devs else float("nan")
+        d["median_pair_rotation_dev_deg"] = med
+        if not devs:
+            problems.append("no frame pair has a reliable two-view rotation to check against")
+        elif med > cfg.max_pair_rotation_dev_deg:
+            problems.append(f"relative rotations disagree with two-view geometry by {med:.1f} deg "
+                            f"(> {cfg.max_pair_rotation_dev_deg}): degenerate model")
+    d["problems"] = problems
+    d["valid"] = not problems
+    d["score"] = (d["mean_reproj_error_px"] + d.get("median_pair_rotation_dev_deg", 0.0)) if not problems else float("inf")
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# focal search
+# ---------------------------------------------------------------------------------------------
+def _focal_cost(rec, f: float, cfg: PoseConfig) -> tuple[float, int, Any]:
+    """Mean squared reprojection error after BA with the focal held at ``f`` (the radial
+    term rescaled to keep the pixel-space distortion). Returns (mse, residual count, model)."""
+    import pycolmap
+
+    r = pycolmap.Reconstruction(rec)
+    cam = next(iter(r.cameras.values()))
+    f0 = float(cam.params[0])
+    p = np.asarray(cam.params, np.float64).copy()
+    p[0] = f
+    p[3] *= (f / f0) ** 2
+    if len(p) > 4:  # RADIAL k2 scales with f^4
+        p[4] *= (f / f0) ** 4
+    cam.params = p.tolist()
+    for _ in range(2):
+        _bundle_adjust(r, cfg, refine_focal=False)
+    res = _residuals(r)
+    return float((res ** 2).sum(1).mean()), int(res.size), r
+
+
+def _search_focal(rec, cfg: PoseConfig, width: int) -> tuple[float | None, dict[str, Any]]:
+    """The focal the data prefers, or None when it does not beat the current one significantly."""
+    cam = next(iter(rec.cameras.values()))
+    f_cur = float(cam.params[0])
+    mse_cur, n, _ = _focal_cost(rec, f_cur, cfg)
+    curve = {}
+    for hfov in cfg.focal_search_hfov_deg:
+        f = focal_from_hfov(width, hfov)
+        curve[round(f, 2)] = _focal_cost(rec, f, cfg)[0]
+    f_best = min(curve, key=curve.get)
+    if not (n * (mse_cur - curve[f_best]) / max(curve[f_best], 1e-12) > cfg.focal_min_chi2 / 4):
+        lo = hi = math.log(f_best)  # the grid shows no clear preference: skip the refinement
+    else:  # refine around the best candidate by golden-section search on log f
+        lo, hi = math.log(f_best / 1.15), math.log(f_best * 1.15)
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa = fb = float("inf")
+    if hi > lo:
+        fa, fb = _focal_cost(rec, math.exp(a), cfg)[0], _focal_cost(rec, math.exp(b), cfg)[0]
+    for _ in range(6 if hi > lo else 0):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = _focal_cost(rec, math.exp(a), cfg)[0]
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = _focal_cost(rec, math.exp(b), cfg)[0]
+    f_opt, mse_opt = (math.exp(a), fa) if fa < fb else (math.exp(b), fb)
+    if curve[f_best] <= mse_opt:
+        f_opt, mse_opt = f_best, curve[f_best]
+    chi2 = n * (mse_cur - mse_opt) / max(mse_opt, 1e-12)
+    gain = (mse_cur - mse_opt) / max(mse_cur, 1e-12)
+    accept = chi2 > cfg.focal_min_chi2 and gain > cfg.focal_min_gain
+    diag = {"current_focal": f_cur, "current_mse": mse_cur, "best_focal": f_opt, "best_mse": mse_opt,
+            "residuals": n, "chi2": chi2, "relative_gain": gain, "accepted": bool(accept),
+            "curve": {str(k): v for k, v in curve.items()},
+            "observable": bool(accept),
+            "note": ("the data determines the focal" if accept else
+                     "focal not observable from this motion (near pure translation): kept the prior")}
+    return (f_opt if accept else None), diag
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage
+# ---------------------------------------------------------------------------------------------
+def _set_db_camera(db: Path, params: list[float]) -> None:
+    import pycolmap
+
+    with pycolmap.Database.open(db) as d:
+        for cam in d.read_all_cameras():
+            cam.params = params
+            cam.has_prior_focal_length = True
+            d.update_camera(cam)
+
+
+def _ladder(m: _Matches, work: _Work) -> list[tuple[str, str, Any]]:
+    """(name, mapper, init pair) rungs on the current features, cheapest and most robust first."""
+    ids = [m.id_by_name[n] for n in work.names]
+    rungs: list[tuple[str, str, Any]] = [("global", "global", None), ("incremental_relaxed", "incremental", None)]
+    # incremental from each well-matched pair, widest (in time) first: the largest baseline
+    pairs = sorted(((i, j) for i in range(len(ids)) for j in range(i + 1, len(ids))), key=lambda p: p[0] - p[1])
+    for i, j in pairs:
+        if m.inliers(ids[i], ids[j]) >= 50:
+            rungs.append((f"incremental_init_{i}_{j}", "incremental", (ids[i], ids[j])))
+    return rungs
+
+
+def _attempt(name: str, mapper: str, init, work: _Work, db: Path, m: _Matches, scene: Scene,
+             cfg: PoseConfig) -> tuple[Any, dict[str, Any]]:
+    t0 = time.perf_counter()
+    diag: dict[str, Any] = {"name": name}
+    try:
+        rec = _run_global(work, db, cfg) if mapper == "global" else _run_incremental(work, db, cfg, init)
+    except Exception as e:  # pycolmap raises RuntimeError on degenerate input; the ladder goes on
+        rec = None
+        diag["exception"] = f"{type(e).__name__}: {str(e)[:160]}"
+    if rec is None or rec.num_reg_images() < 2:
+        diag.update(valid=False, problems=["no model"], registered=0 if rec is None else rec.num_reg_images(),
+                    score=float("inf"))
+    else:
+        try:
+            rec = _retriangulate(rec, work, db, cfg)
+        except Exception as e:  # keep the mapper's own points
+            diag["retriangulate_error"] = f"{type(e).__name__}: {str(e)[:160]}"
+        _bundle_adjust(rec, cfg, refine_focal=False)
+        diag.update(_diagnose(rec, scene, work, m, cfg))
+    diag["seconds"] = round(time.perf_counter() - t0, 3)
+    return rec, diag
+
+
+def _to_scene(rec, scene: Scene, work: _Work, m: _Matches, model: str) -> Scene:
+    from sparsevid.data.colmap import camera_from_pycolmap
+
+    cam = camera_from_pycolmap(next(iter(rec.cameras.values())), work.root)
+    by_id = {im.image_id: im for im in rec.images.values()}
+    c2ws = np.stack([_c2w(by_id[m.id_by_name[n]]) for n in work.names])
+    pts = rec.points3D
+    points = np.array([p.xyz for p in pts.values()], np.float64).reshape(-1, 3)
+    colors = np.array([p.color for p in pts.values()], np.uint8).reshape(-1, 3)
+    out = scene.with_poses(cam, c2ws, points, colors)
+    out.source = scene.source or "images"
+    return out
+
+
+def estimate_poses(scene: Scene, cfg: PoseConfig | None = None) -> tuple[Scene, dict[str, Any]]:
+    """Estimate the shared camera and every input frame's pose.
+
+    Args:
+        scene: input frames (>= 2, one size); existing camera/poses are ignored.
+        cfg: settings; defaults work.
+
+    Returns:
+        (scene with ``camera``, every frame's ``c2w`` (OpenCV axes), ``points`` [N, 3] and
+        ``point_colors`` [N, 3] uint8; report dict: registered, points, mean_reproj_error_px,
+        camera, focal (value, source, search), attempt (the winner), attempts (diagnostics of
+        each), matches (verified matches per frame pair), seconds, threads).
+
+    Raises:
+        SparsevidError: a frame matches no other frame, or no attempt gives a valid model.
+    """
+    import pycolmap
+
+    cfg = cfg or PoseConfig()
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 3  # COLMAP/Ceres chatter (expected failures of ladder rungs) off
+    try:
+        return _estimate(scene, cfg)
+    finally:
+        pycolmap.logging.minloglevel = level
+
+
+def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
+    import pycolmap
+
+    t_start = time.perf_counter()
+    if len(scene.frames) < 2:
+        raise SparsevidError(f"pose estimation needs at least 2 input frames, got {len(scene.frames)}",
+                             fix="pick at least 2 --keyframes")
+    w, h = scene.image_size
+    for fr in scene.frames:
+        if (fr.width, fr.height) != (w, h):
+            raise SparsevidError(f"frame {fr.index} is {fr.width}x{fr.height}, frame {scene.frames[0].index} is {w}x{h}",
+                                 fix="use frames of one video", path=fr.path)
+    pycolmap.set_random_seed(cfg.seed)
+    f0, f_source = initial_focal(scene, cfg)
+    model = cfg.camera_model
+    report: dict[str, Any] = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                              "threads": cfg.num_threads if cfg.num_threads > 0 else (os.cpu_count() or 1),
+                              "attempts": []}
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="sparsevid-poses-") as tmp:
+        work = _write_images(scene, Path(tmp))
+        feature_sets = [("features", cfg.max_num_features), ("more_features", 2 * cfg.max_num_features)]
+        best_rec, best = None, None
+        for fs_name, n_feat in feature_sets:
+            db = work.root / f"{fs_name}.db"
+            t0 = time.perf_counter()
+            _extract_and_match(work, model, _colmap_params(model, f0, w, h), cfg, n_feat, db)
+            timings[f"{fs_name}_extract_match"] = time.perf_counter() - t0
+            m = _read_matches(db)
+            report["matches" if fs_name == "features" else f"matches_{fs_name}"] = _check_matchable(scene, work, m, cfg)
+            for name, mapper, init in _ladder(m, work):
+                rec, diag = _attempt(f"{fs_name}/{name}", mapper, init, work, db, m, scene, cfg)
+                report["attempts"].append(diag)
+                info(f"poses: attempt {diag['name']}: {diag.get('registered', 0)}/{len(scene.frames)} registered, "
+                     f"{'valid' if diag['valid'] else 'rejected: ' + '; '.join(diag.get('problems', []))}")
+                if diag["valid"] and (best is None or diag["score"] < best["score"]):
+                    best_rec, best, best_db, best_m, best_rung = rec, diag, db, m, (name, mapper, init)
+                if best is not None and (not cfg.try_all or mapper == "incremental"):
+                    break  # cheap rungs done (global + relaxed incremental), or first valid wanted
+            if best is not None:
+                break
+        if best is None:
+            raise _failure(scene, report)
+
+        # ---- focal: from the data where it is observable --------------------------------
+        focal_info: dict[str, Any] = {"initial": f0, "source": f_source}
+        if cfg.focal_search and f_source == "fov_prior":
+            t0 = time.perf_counter()
+            f_new, search = _search_focal(best_rec, cfg, w)
+            focal_info["search"] = search
+            if f_new is not None:
+                _set_db_camera(best_db, _colmap_params(model, f_new, w, h,
+                                                       float(next(iter(best_rec.cameras.values())).params[3]) * (f_new / f0) ** 2))
+                name, mapper, init = best_rung
+                rec2, diag2 = _attempt(f"refocus/{name}", mapper, init, work, best_db, best_m, scene, cfg)
+                report["attempts"].append(diag2)
+                if diag2["valid"]:
+                    _bundle_adjust(rec2, cfg, refine_focal=True)
+                    diag2.update(_diagnose(rec2, scene, work, best_m, cfg))
+                    if diag2["valid"]:
+                        best_rec, best = rec2, diag2
+                        focal_info["source"] = "data"
+            timings["focal_search"] = time.perf_counter() - t0
+        out = _to_scene(best_rec, scene, work, best_m, model)
+    focal_info["final"] = out.camera.fx
+    report.update(
+        registered=best["registered"], points=best["points"], mean_reproj_error_px=best["mean_reproj_error_px"],
+        camera=out.camera.to_dict(), focal=focal_info, attempt=best["name"],
+        consecutive_rotation_deg=best.get("consecutive_rotation_deg"),
+        median_pair_rotation_dev_deg=best.get("median_pair_rotation_dev_deg"),
+        timings={k: round(v, 3) for k, v in timings.items()},
+        seconds=round(time.perf_counter() - t_start, 3))
+    info(f"poses: {best['registered']}/{len(scene.frames)} frames, {best['points']} points, "
+         f"{best['mean_reproj_error_px']:.2f} px, f={out.camera.fx:.1f} ({focal_info['source']}), "
+         f"attempt {best['name']}, {report['seconds']:.1f} s")
+    if focal_info["source"] == "fov_prior":
+        warn(f"focal length not observable from this camera motion; using the {cfg.prior_hfov_deg:.0f} deg "
+             "field-of-view prior (give --focal if you know it)")
+    return out, report
+
+
+def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
+    """The one-line error when no attempt gave a valid model, naming the frames at fault."""
+    regs = [a for a in report["attempts"] if a.get("registered", 0) >= 2]
+    if regs:
+        top = max(regs, key=lambda a: a["registered"])
+        missing = top.get("unregistered_frames") or []
+        if missing:
+            fr = next(f for f in scene.frames if f.index == missing[0])
+            return SparsevidError(
+                f"frame{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} could not be registered "
+                f"({len(report['attempts'])} attempts; best registered {top['registered']}/{len(scene.frames)})",
+                fix="use input frames closer in time, a scene with more texture, or give the focal with --focal",
+                path=fr.path)
+        probs = "; ".join(top.get("problems", []))
+        return SparsevidError(f"every pose attempt gave an implausible model ({probs})",
+                              fix="give the focal length with --focal, or use input frames closer in time")
+    return SparsevidError(f"no frames could be registered ({len(report['attempts'])} attempts)",
+                          fix="use input frames closer in time (more overlap), a scene with more texture, "
+                              "or give the focal length with --focal")
+
+
+def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path) -> None:
+    """Write a posed scene as ``out/sparse/0`` (COLMAP binary), ``out/transforms.json`` (nerfstudio),
+    ``out/images/`` and ``out/poses_report.json``, so ``out`` loads back with ``load_scene``."""
+    import json
+
+    from sparsevid.data.colmap import write_colmap
+    from sparsevid.data.nerfstudio import write_transforms
+    from sparsevid.io_utils import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_transforms(scene, out / "transforms.json", write_images=True, include_gt=False)
+    write_colmap(scene, out / "sparse" / "0", include_gt=False)
+    report = dict(report)
+    report["frames"] = {f.name: {"index": f.index, "c2w": np.round(f.c2w, 8).tolist()} for f in scene.frames}
+    atomic_write_text(out / "poses_report.json", json.dumps(report, indent=2, default=float))

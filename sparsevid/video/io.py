@@ -1,0 +1,158 @@
+"""Video and frame files: H.264 MP4 through PyAV (no system ffmpeg), PNG frames, all written atomically."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from sparsevid.errors import SparsevidError
+from sparsevid.io_utils import atomic_save, atomic_write_bytes
+from sparsevid.video.timebase import fps_fraction
+
+#: constant rate factor of the output MP4 (18 = visually lossless for x264)
+DEFAULT_CRF = 18
+_FRAME_RE = re.compile(r"^frame_(\d+)\.png$")
+
+
+def _check_frames(frames: Sequence[np.ndarray]) -> tuple[int, int]:
+    if len(frames) == 0:
+        raise SparsevidError("no frames to write")
+    h, w = frames[0].shape[:2]
+    for i, f in enumerate(frames):
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3 or f.shape[:2] != (h, w):
+            raise SparsevidError(f"frame {i} is {f.dtype} {f.shape}, expected uint8 [{h}, {w}, 3] like frame 0")
+    return w, h
+
+
+def pad_even(img: np.ndarray) -> np.ndarray:
+    """Pad [H, W, 3] to even H and W by repeating the last row/column (yuv420p needs even sizes;
+    padding keeps every source pixel, a decoder shows one extra edge row/column)."""
+    h, w = img.shape[:2]
+    ph, pw = h % 2, w % 2
+    if ph == 0 and pw == 0:
+        return img
+    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
+                crf: int = DEFAULT_CRF) -> Path:
+    """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
+
+    ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
+    :func:`~sparsevid.video.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
+    Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`).
+    The file is written to a temporary file beside ``path`` and renamed into place.
+    """
+    import av
+
+    _check_frames(frames)
+    rate = fps_fraction(fps)
+    path = Path(path)
+
+    def _write(tmp: Path) -> None:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            first = pad_even(frames[0])
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = first.shape[1], first.shape[0]
+            stream.pix_fmt = "yuv420p"
+            stream.time_base = 1 / rate
+            stream.codec_context.time_base = 1 / rate
+            stream.options = {"crf": str(int(crf)), "preset": "medium"}
+            for k, img in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(img)), format="rgb24")
+                vf.pts = k
+                vf.time_base = 1 / rate
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    try:
+        return atomic_save(path, _write)
+    except SparsevidError:
+        raise
+    except Exception as e:  # PyAV/ffmpeg errors -> one line
+        raise SparsevidError(f"could not write the video: {e}", path=path,
+                             fix="check the folder is writable and has free space") from e
+
+
+def read_video(path: str | Path) -> tuple[list[np.ndarray], Fraction]:
+    """Decode every frame of a video -> (T x [H, W, 3] uint8 RGB, fps as a Fraction)."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise SparsevidError("video not found", path=path, fix="check the path")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except Exception as e:
+        raise SparsevidError(f"could not decode the video: {e}", path=path,
+                             fix="give an MP4/MOV/MKV file or a folder of frames") from e
+    return frames, Fraction(rate)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """[H, W, 3] uint8 RGB -> PNG bytes."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
+    if not ok:
+        raise SparsevidError("could not encode a PNG")
+    return buf.tobytes()
+
+
+def write_image(path: str | Path, img: np.ndarray) -> Path:
+    """Write one [H, W, 3] uint8 RGB image as PNG, atomically."""
+    return atomic_write_bytes(path, encode_png(img))
+
+
+def write_frames(frames: Sequence[np.ndarray], directory: str | Path, start: int = 0) -> list[Path]:
+    """Write frames as ``directory/frame_0000.png ...`` (each file atomically).
+
+    Stale ``frame_NNNN.png`` files from an earlier, longer run (indices past the new last frame)
+    are removed so the folder holds exactly these frames.
+    """
+    _check_frames(frames)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [write_image(directory / f"frame_{start + k:04d}.png", img) for k, img in enumerate(frames)]
+    keep = {p.name for p in paths}
+    for old in directory.iterdir():
+        if _FRAME_RE.match(old.name) and old.name not in keep:
+            old.unlink()
+    return paths
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file -> [H, W, 3] uint8 RGB."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SparsevidError("could not read the image", path=path, fix="check the file is a PNG/JPEG image")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+_IMAGE_EXT = (".png", ".jpg", ".jpeg")
+
+
+def read_frames(directory: str | Path) -> dict[int, np.ndarray]:
+    """Read a folder of images -> {frame index: [H, W, 3] uint8}.
+
+    The index is the last number in each file name (``frame_0012.png`` -> 12) when every name has
+    one and they are distinct; otherwise the position in sorted order.
+    """
+    directory = Path(directory)
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+    if not files:
+        raise SparsevidError("no PNG/JPEG images in the folder", path=directory,
+                             fix="point at a folder of frames or a video file")
+    nums = [re.findall(r"\d+", p.stem) for p in files]
+    if all(nums) and len({int(n[-1]) for n in nums}) == len(files):
+        idx = [int(n[-1]) for n in nums]
+    else:
+        idx = list(range(len(files)))
+    return {i: read_image(p) for i, p in sorted(zip(idx, files))}

@@ -1,0 +1,32 @@
+"""Exact frame rates as fractions (29.97 fps is 30000/1001, not 2997/100)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from sparsevid.errors import SparsevidError
+
+
+def fps_fraction(fps: float | int | str | Fraction) -> Fraction:
+    """The exact rational frame rate for ``fps``.
+
+    NTSC-style rates given as decimals (23.976, 29.97, 47.952, 59.94, 119.88 -- any
+    ``n * 1000 / 1001`` within 0.005) become ``n * 1000 / 1001``; other rates are made rational with
+    a denominator of at most 1001. A :class:`Fraction` or a ``"30000/1001"`` string is kept exactly.
+    """
+    if isinstance(fps, str):
+        fps = Fraction(fps) if "/" in fps else float(fps)
+    if isinstance(fps, Fraction):
+        out = fps
+    else:
+        f = float(fps)
+        if not f > 0 or f != f or f == float("inf"):
+            raise SparsevidError(f"frame rate must be a positive number, got {fps!r}")
+        if abs(f - round(f)) < 1e-9:
+            out = Fraction(round(f))
+        else:
+            n = round(f * 1.001)
+            ntsc = Fraction(n * 1000, 1001)
+            out = ntsc if abs(f - float(ntsc)) < 0.005 else Fraction(f).limit_denominator(1001)
+    if out <= 0:
+        raise SparsevidError(f"frame rate must be positive, got {fps!r}")
+    return out

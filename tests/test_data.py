@@ -1,0 +1,396 @@
+"""Data loading/writing: format detection, COLMAP <-> transforms.json round trips for every
+camera model, video/fps, key frames, the embedded demo, atomic writes and one-line errors."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsevid.cli import main
+from sparsevid.data.camera import CAMERA_MODELS, Camera
+from sparsevid.data.colmap import write_colmap
+from sparsevid.data.images import index_files, parse_index, read_image, write_image
+from sparsevid.data.load import demo_path, load_scene, parse_keyframes
+from sparsevid.data.nerfstudio import GL_FLIP, write_transforms
+from sparsevid.data.scene import Scene
+from sparsevid.errors import SparsevidError
+from sparsevid.io_utils import atomic_save, atomic_write_bytes, atomic_write_text
+
+KEYS = [0, 9, 19, 29]
+
+#: non-round parameters per model, for a 48x32 image
+PARAMS: dict[str, tuple[float, ...]] = {
+    "SIMPLE_PINHOLE": (30.123456789, 24.25, 15.75),
+    "PINHOLE": (30.123456789, 29.87654321, 24.25, 15.75),
+    "SIMPLE_RADIAL": (30.123456789, 24.25, 15.75, -0.0812345),
+    "RADIAL": (30.123456789, 24.25, 15.75, -0.0812345, 0.0123456),
+    "OPENCV": (30.123456789, 29.87654321, 24.25, 15.75, -0.1234567, 0.0123456, 0.0012345, -0.0023456),
+    "OPENCV_FISHEYE": (30.123456789, 29.87654321, 24.25, 15.75, 0.0512345, -0.0112345, 0.0023456, -0.0012345),
+}
+
+
+def all_frames_scene(scene: Scene, camera: Camera | None = None, seed_names: bool = True) -> Scene:
+    """Every frame of ``scene`` as an input frame (names in the seed layout's pattern)."""
+    frames = sorted(scene.frames + scene.gt_frames, key=lambda f: f.index)
+    if seed_names:
+        frames = [replace(f, name=f"image_train_{f.index:06d}.png", path=None) for f in frames]
+    return replace(scene, frames=frames, gt_frames=[], camera=camera or scene.camera)
+
+
+def write_seed_layout(scene: Scene, root: Path, binary: bool = True) -> Path:
+    """``root/colmap/sparse/0/{cameras,images,points3D}.bin`` + ``root/images/image_train_0000NN.png``."""
+    write_colmap(scene, root / "colmap" / "sparse" / "0", images_dir=root / "images", binary=binary)
+    return root
+
+
+def assert_same_scene(a: Scene, b: Scene, tol: float = 1e-6) -> None:
+    assert a.camera.model == b.camera.model
+    assert (a.camera.width, a.camera.height) == (b.camera.width, b.camera.height)
+    np.testing.assert_allclose(a.camera.params, b.camera.params, rtol=0, atol=tol)
+    assert a.indices == b.indices
+    assert [f.index for f in a.gt_frames] == [f.index for f in b.gt_frames]
+    for fa, fb in zip(a.frames + a.gt_frames, b.frames + b.gt_frames):
+        np.testing.assert_allclose(fa.c2w, fb.c2w, rtol=0, atol=tol)
+        np.testing.assert_array_equal(fa.image, fb.image)
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI, check it failed with one line and no traceback, return that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# ---- atomic writes --------------------------------------------------------------------------
+def test_atomic_writes(tmp_path):
+    p = tmp_path / "sub" / "a.txt"
+    atomic_write_text(p, "one")
+    atomic_write_bytes(p, b"two")
+    assert p.read_bytes() == b"two"
+
+    def failing(tmp: Path) -> None:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_save(p, failing)
+    assert p.read_text() == "two"  # untouched
+    assert sorted(x.name for x in p.parent.iterdir()) == ["a.txt"]  # no temp file left
+    atomic_save(tmp_path / "img.png", lambda t: write_image(t, np.zeros((4, 5, 3), np.uint8)))
+    assert read_image(tmp_path / "img.png").shape == (4, 5, 3)
+
+
+# ---- frame indices --------------------------------------------------------------------------
+@pytest.mark.parametrize("name,index", [("image_train_000009.png", 9), ("frame_0009.png", 9), ("0009.jpg", 9),
+                                        ("IMG_1234.JPG", 1234), ("cover.png", None)])
+def test_parse_index(name, index):
+    assert parse_index(name) == index
+
+
+def test_index_files_without_numbers_uses_name_order(tmp_path):
+    paths = [tmp_path / n for n in ("b.png", "a.png", "c.png")]
+    assert [(i, p.name) for i, p in index_files(paths)] == [(0, "a.png"), (1, "b.png"), (2, "c.png")]
+
+
+def test_parse_keyframes():
+    assert parse_keyframes("0,9, 19,29") == KEYS
+    assert parse_keyframes(None) is None
+    with pytest.raises(SparsevidError, match="comma-separated"):
+        parse_keyframes("0;9")
+
+
+# ---- COLMAP <-> transforms.json round trips -------------------------------------------------
+@pytest.mark.parametrize("model", list(CAMERA_MODELS))
+def test_roundtrip_colmap_transforms_every_model(tmp_path, tiny_scene, model):
+    cam = Camera(model, 48, 32, PARAMS[model])
+    scene = all_frames_scene(tiny_scene, cam)
+    root = write_seed_layout(scene, tmp_path / "data" / "my_scene")
+    model_dir = root / "colmap/sparse/0"
+    assert {"cameras.bin", "images.bin", "points3D.bin"} <= {p.name for p in model_dir.glob("*.bin")}
+    for extra in ("rigs.bin", "frames.bin"):  # COLMAP 4 extras; the seed layout has only the classic three
+        (model_dir / extra).unlink(missing_ok=True)
+    assert (root / "images" / "image_train_000029.png").is_file()
+
+    from_colmap = load_scene(root, keyframes=KEYS)
+    assert from_colmap.source == "colmap"
+    assert from_colmap.indices == KEYS and len(from_colmap.gt_frames) == 26
+    assert all(f.c2w is not None for f in from_colmap.gt_frames)  # held-out frames keep reference poses
+    assert from_colmap.camera == cam
+    for f in from_colmap.frames + from_colmap.gt_frames:
+        np.testing.assert_allclose(f.c2w, scene.frames[f.index].c2w, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(from_colmap.points, tiny_scene.points, atol=1e-12)
+    np.testing.assert_array_equal(from_colmap.point_colors, tiny_scene.point_colors)
+
+    tj = write_transforms(from_colmap, tmp_path / "ns" / "transforms.json", write_images=True)
+    from_ns = load_scene(tj.parent, keyframes=KEYS)
+    assert from_ns.source == "nerfstudio"
+    assert_same_scene(from_colmap, from_ns)
+    order = np.lexsort(from_ns.points.T), np.lexsort(tiny_scene.points.T)
+    np.testing.assert_allclose(from_ns.points[order[0]], tiny_scene.points[order[1]], atol=1e-5)  # float32 .ply
+    np.testing.assert_array_equal(from_ns.point_colors[order[0]], tiny_scene.point_colors[order[1]])
+
+    # and back: transforms.json -> COLMAP (sparse/0 layout) -> same again
+    write_colmap(from_ns, tmp_path / "back" / "sparse" / "0", images_dir=tmp_path / "back" / "images")
+    assert_same_scene(from_ns, load_scene(tmp_path / "back", keyframes=KEYS))
+
+
+def test_transforms_json_uses_opengl_axes_and_nerfstudio_keys(tmp_path, tiny_scene):
+    cam = Camera("OPENCV", 48, 32, PARAMS["OPENCV"])
+    scene = replace(tiny_scene, camera=cam)
+    meta = json.loads(write_transforms(scene, tmp_path / "transforms.json").read_text())
+    for k in ("camera_model", "fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "p1", "p2", "frames",
+              "ply_file_path"):
+        assert k in meta
+    assert meta["camera_model"] == "OPENCV" and meta["k1"] == PARAMS["OPENCV"][4]
+    assert len(meta["frames"]) == 30  # inputs + posed ground truth
+    f0 = meta["frames"][0]
+    np.testing.assert_allclose(np.array(f0["transform_matrix"]), scene.frames[0].c2w @ GL_FLIP, atol=1e-12)
+    # OpenGL camera looks along -z: the camera's forward (OpenCV +z) is minus the third column
+    np.testing.assert_allclose(-np.array(f0["transform_matrix"])[:3, 2], scene.frames[0].c2w[:3, 2], atol=1e-12)
+    assert (tmp_path / meta["frames"][0]["file_path"]).is_file()  # frames without a file are written
+
+
+def test_colmap_pose_is_world_to_camera(tmp_path, tiny_scene):
+    import pycolmap
+
+    write_colmap(tiny_scene, tmp_path / "sparse" / "0")
+    rec = pycolmap.Reconstruction(tmp_path / "sparse" / "0")
+    by_name = {im.name: im for im in rec.images.values()}
+    for f in tiny_scene.frames:
+        w2c = by_name[f.name].cam_from_world().matrix()
+        np.testing.assert_allclose(w2c, np.linalg.inv(f.c2w)[:3], atol=1e-12)
+
+
+def test_colmap_binary_is_classic_layout(tmp_path, tiny_scene):
+    """cameras.bin / images.bin keep the classic record layout that COLMAP 3.x, gsplat's example
+    trainer and nerfstudio read (they ignore COLMAP 4's extra rigs.bin / frames.bin)."""
+    import struct
+
+    from scipy.spatial.transform import Rotation
+
+    cam = Camera("OPENCV", 48, 32, PARAMS["OPENCV"])
+    model = write_colmap(replace(tiny_scene, camera=cam), tmp_path / "sparse" / "0", include_gt=False)
+    b = (model / "cameras.bin").read_bytes()
+    n, _cid, model_id, w, h = struct.unpack_from("<QIiQQ", b)
+    assert (n, model_id, w, h) == (1, 4, 48, 32)  # 4 = OPENCV
+    np.testing.assert_allclose(struct.unpack_from("<8d", b, 32), PARAMS["OPENCV"], rtol=0, atol=0)
+    b = (model / "images.bin").read_bytes()
+    n, _iid, qw, qx, qy, qz, tx, ty, tz, _cam = struct.unpack_from("<QI7dI", b)
+    name = b[72:b.index(b"\0", 72)].decode()
+    fr = next(f for f in tiny_scene.frames if f.name == name)
+    w2c = np.linalg.inv(fr.c2w)
+    assert n == 4
+    np.testing.assert_allclose(Rotation.from_quat([qx, qy, qz, qw]).as_matrix(), w2c[:3, :3], atol=1e-12)
+    np.testing.assert_allclose([tx, ty, tz], w2c[:3, 3], atol=1e-12)
+
+
+def test_colmap_text_format(tmp_path, tiny_scene):
+    root = write_seed_layout(all_frames_scene(tiny_scene), tmp_path / "scene", binary=False)
+    assert (root / "colmap/sparse/0/images.txt").is_file()
+    assert not (root / "colmap/sparse/0/images.bin").exists()
+    scene = load_scene(root)
+    assert len(scene.frames) == 30 and scene.gt_frames == []
+    assert scene.camera == tiny_scene.camera
+    for f in scene.frames:
+        ref = (tiny_scene.frames + tiny_scene.gt_frames)
+        np.testing.assert_allclose(f.c2w, next(r.c2w for r in ref if r.index == f.index), atol=1e-9)
+    assert len(scene.points) == len(tiny_scene.points)
+
+
+def test_colmap_model_folder_and_unregistered_images(tmp_path, tiny_scene):
+    # model of the 4 inputs only; the other 26 images on disk become ground truth without pose
+    write_colmap(tiny_scene, tmp_path / "sparse" / "0", images_dir=tmp_path / "images", include_gt=False)
+    for f in tiny_scene.gt_frames:
+        write_image(tmp_path / "images" / f.name, f.image)
+    scene = load_scene(tmp_path / "sparse" / "0")  # the model folder itself also works
+    assert scene.indices == KEYS and len(scene.gt_frames) == 26
+    assert all(f.c2w is None for f in scene.gt_frames)
+
+
+# ---- images, fps, video, demo ---------------------------------------------------------------
+def write_frames(folder: Path, scene: Scene, pattern: str = "frame_{:04d}.png") -> list[Path]:
+    frames = sorted(scene.frames + scene.gt_frames, key=lambda f: f.index)
+    return [write_image(folder / pattern.format(f.index), f.image) for f in frames]
+
+
+def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
+    write_frames(tmp_path, tiny_scene)
+    scene = load_scene(tmp_path)
+    assert scene.source == "images" and scene.camera is None and not scene.has_poses
+    assert len(scene.frames) == 30 and scene.fps == 30.0
+    atomic_write_text(tmp_path / "frames_meta.json", json.dumps({"fps": 30000 / 1001}))
+    scene = load_scene(tmp_path, keyframes=KEYS)
+    assert scene.indices == KEYS and [f.index for f in scene.gt_frames] == [i for i in range(30) if i not in KEYS]
+    assert scene.fps == pytest.approx(29.97002997)
+    assert scene.time(9) == pytest.approx(9 * 1001 / 30000)
+    assert load_scene(tmp_path, fps=24).fps == 24.0
+    np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
+
+
+def make_video(path: Path, n: int = 12, rate: Fraction = Fraction(30000, 1001)) -> Path:
+    import av
+
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n):
+            img = np.full((48, 64, 3), 10 + 20 * i, np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def test_video_fps_and_keyframes(tmp_path):
+    video = make_video(tmp_path / "clip.mp4")
+    scene = load_scene(video, keyframes=[0, 5, 11])
+    assert scene.source == "video"
+    assert scene.fps == 30000 / 1001  # exact rational from the stream
+    assert scene.indices == [0, 5, 11] and len(scene.gt_frames) == 9
+    assert scene.frames[0].image.shape == (48, 64, 3) and scene.frames[0].image.dtype == np.uint8
+    assert abs(float(scene.frames[1].image.mean()) - (10 + 20 * 5)) < 4  # decoded in order
+    assert load_scene(tmp_path).source == "video"  # a folder holding one video
+
+
+def test_demo_loads():
+    d = demo_path()
+    for name in ("LICENSE-APACHE", "LICENSE-MIT", "LICENSE.txt", "frames_meta.json"):
+        assert (d / name).is_file()
+    scene = load_scene(d)
+    assert scene.indices == KEYS and scene.gt_frames == []
+    assert scene.image_size == (848, 480)
+    assert scene.fps == pytest.approx(29.97002997)
+
+
+def test_demo_matches_shared_clip(shared_case):
+    for i in KEYS:
+        np.testing.assert_array_equal(read_image(demo_path() / f"frame_{i:04d}.png"),
+                                      read_image(shared_case / f"frame_{i:04d}.png"))
+
+
+# ---- one-line errors ------------------------------------------------------------------------
+def test_error_missing_path(tmp_path, capsys):
+    err = one_line_error(capsys, ["inspect", str(tmp_path / "nope")])
+    assert "nope: input not found" in err and "->" in err
+
+
+def test_error_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert "empty: no frames found" in one_line_error(capsys, ["inspect", str(tmp_path / "empty")])
+
+
+def test_error_corrupt_image(tmp_path, tiny_scene, capsys):
+    paths = write_frames(tmp_path, tiny_scene)
+    paths[3].write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    err = one_line_error(capsys, ["inspect", str(tmp_path)])
+    assert "frame_0003.png: cannot decode image" in err and "replace or delete" in err
+
+
+def test_error_different_sizes(tmp_path, tiny_scene, capsys):
+    write_frames(tmp_path, tiny_scene)
+    write_image(tmp_path / "frame_0004.png", np.zeros((10, 12, 3), np.uint8))
+    err = one_line_error(capsys, ["inspect", str(tmp_path)])
+    assert "different sizes" in err and "frame_0004.png is 12x10" in err
+
+
+def test_error_fewer_than_two_frames(tmp_path, tiny_scene, capsys):
+    write_image(tmp_path / "frame_0000.png", tiny_scene.frames[0].image)
+    assert "need at least 2 input frames, found 1" in one_line_error(capsys, ["inspect", str(tmp_path)])
+    write_image(tmp_path / "frame_0001.png", tiny_scene.frames[1].image)
+    err = one_line_error(capsys, ["inspect", str(tmp_path), "--keyframes", "1"])
+    assert "need at least 2 input frames, found 1" in err
+
+
+def test_error_duplicate_indices(tmp_path, tiny_scene, capsys):
+    write_image(tmp_path / "a_0001.png", tiny_scene.frames[0].image)
+    write_image(tmp_path / "b_0001.png", tiny_scene.frames[1].image)
+    err = one_line_error(capsys, ["inspect", str(tmp_path)])
+    assert "duplicate frame index 1: a_0001.png and b_0001.png" in err
+
+
+def test_error_partial_colmap_model(tmp_path, tiny_scene, capsys):
+    root = write_seed_layout(tiny_scene, tmp_path / "s")
+    (root / "colmap/sparse/0/images.bin").unlink()
+    err = one_line_error(capsys, ["inspect", str(root)])
+    assert "partial COLMAP model: missing images.bin" in err and "sparse/0" in err
+
+
+@pytest.mark.parametrize("name", ["cameras.bin", "images.bin", "points3D.bin"])
+def test_error_unreadable_colmap_model(tmp_path, tiny_scene, capsys, name):
+    root = write_seed_layout(tiny_scene, tmp_path / "s")
+    data = (root / "colmap/sparse/0" / name).read_bytes()
+    (root / "colmap/sparse/0" / name).write_bytes(data[:len(data) // 2])
+    err = one_line_error(capsys, ["inspect", str(root)])
+    assert "unreadable COLMAP model" in err and "re-export" in err
+
+
+def test_error_empty_colmap_folder(tmp_path, tiny_scene, capsys):
+    write_frames(tmp_path / "images", tiny_scene)
+    (tmp_path / "sparse" / "0").mkdir(parents=True)
+    assert "COLMAP model folder is empty" in one_line_error(capsys, ["inspect", str(tmp_path)])
+
+
+def test_error_colmap_images_missing_on_disk(tmp_path, tiny_scene, capsys):
+    root = write_seed_layout(all_frames_scene(tiny_scene), tmp_path / "s")
+    (root / "images" / "image_train_000012.png").unlink()
+    err = one_line_error(capsys, ["inspect", str(root)])
+    assert "image_train_000012.png referenced by the COLMAP model is missing" in err
+
+
+@pytest.mark.parametrize("drop,expected", [("frames", "missing key 'frames'"),
+                                           ("transform_matrix", "missing key 'transform_matrix' in frame 0"),
+                                           ("file_path", "missing key 'file_path' in frame 0"),
+                                           ("fl_x", "missing key 'fl_x'")])
+def test_error_transforms_missing_keys(tmp_path, tiny_scene, capsys, drop, expected):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    if drop in meta:
+        del meta[drop]
+    else:
+        del meta["frames"][0][drop]
+    tj.write_text(json.dumps(meta))
+    err = one_line_error(capsys, ["inspect", str(tj)])
+    assert "transforms.json" in err and expected in err
+
+
+def test_error_transforms_images_missing_on_disk(tmp_path, tiny_scene, capsys):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    (tmp_path / "images" / "frame_0019.png").unlink()
+    err = one_line_error(capsys, ["inspect", str(tmp_path)])
+    assert "frame_0019.png referenced by transforms.json is missing" in err and tj.exists()
+
+
+def test_error_transforms_different_intrinsics(tmp_path, tiny_scene, capsys):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    meta["frames"][2]["fl_x"] = meta["fl_x"] * 1.1
+    tj.write_text(json.dumps(meta))
+    assert "must share one camera" in one_line_error(capsys, ["inspect", str(tj)])
+
+
+def test_error_undecodable_video(tmp_path, capsys):
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 500)
+    err = one_line_error(capsys, ["inspect", str(tmp_path / "broken.mp4")])
+    assert "broken.mp4: cannot decode video" in err and "re-encode" in err
+
+
+def test_error_video_too_long(tmp_path):
+    from sparsevid.data.video import read_video
+
+    video = make_video(tmp_path / "clip.mp4")
+    with pytest.raises(SparsevidError, match="video too long: more than 4 frames of 64x48.*trim it"):
+        read_video(video, max_bytes=4 * 64 * 48 * 3)
+
+
+def test_error_keyframes_not_in_input(tmp_path, tiny_scene, capsys):
+    write_frames(tmp_path, tiny_scene)
+    err = one_line_error(capsys, ["inspect", str(tmp_path), "--keyframes", "0,9,31,40"])
+    assert "keyframes 31,40 not in the input (30 frames, indices 0..29)" in err

@@ -1,0 +1,266 @@
+"""Fixers: interface/registry, exact reprojection geometry, progressive schedule, enhancement."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparsevid.data import synthetic
+from sparsevid.errors import SparsevidError
+from sparsevid.fixer import FixerConfig, FixRequest, FixResult, RefViews, available_fixers, build_fixer, get_fixer
+from sparsevid.fixer.base import DEFAULT_FIXER, Fixer, register_fixer
+from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames, smooth_confidence
+from sparsevid.fixer.progressive import (ProgressiveConfig, default_fix_steps, interpolate_c2w,
+                                         median_neighbor_spacing, nearest_cameras, plan_pseudo_cameras, rotation_angle_deg)
+from sparsevid.fixer.reproject import backward_warp_coords, camera_distances, sample_image
+
+W, H = 160, 96
+INPUTS = [0, 9, 19, 29]
+
+
+@pytest.fixture(scope="module")
+def corridor():
+    """Exact synthetic renders (image [H,W,3] float32, depth [H,W,1]) of all 30 frames."""
+    cam = synthetic.make_scene(width=W, height=H, num_frames=30).camera
+    poses = synthetic.trajectory(30)
+    ims, deps = [], []
+    for c2w in poses:
+        im, d = synthetic.render(cam, c2w)
+        ims.append(torch.tensor(im / 255.0, dtype=torch.float32))
+        deps.append(torch.tensor(d, dtype=torch.float32)[..., None])
+    K = torch.tensor(cam.K, dtype=torch.float32)
+    return {"K": K, "c2ws": torch.tensor(poses), "images": torch.stack(ims), "depth": torch.stack(deps)}
+
+
+def _refs(c, with_depth=True):
+    idx = torch.tensor(INPUTS)
+    return RefViews(c["images"][idx], c["K"].expand(4, 3, 3), c["c2ws"][idx],
+                    c["depth"][idx] if with_depth else None)
+
+
+def _blur(x, k=5):
+    return torch.nn.functional.avg_pool2d(x.permute(0, 3, 1, 2), k, 1, k // 2,
+                                          count_include_pad=False).permute(0, 2, 3, 1)
+
+
+# ---- interface -----------------------------------------------------------------------------
+def test_registry_and_identity(corridor):
+    assert {"none", "reproject", "difix"} <= set(available_fixers())
+    assert FixerConfig().name == DEFAULT_FIXER == "reproject"
+    with pytest.raises(SparsevidError):
+        get_fixer("no-such-fixer")
+    c = corridor
+    alpha = torch.rand(2, H, W, 1)
+    valid = torch.ones(2, H, W, 1)
+    valid[:, :, :10] = 0
+    req = FixRequest(c["images"][[3, 4]], c["K"].expand(2, 3, 3), c["c2ws"][[3, 4]], _refs(c), alpha=alpha,
+                     valid=valid)
+    res = get_fixer("none").fix(req)
+    assert torch.equal(res.images, req.renders)
+    assert torch.allclose(res.confidence, alpha * valid)
+
+    @register_fixer("test-double")
+    class Double(Fixer):
+        def __init__(self, gain=1.0):
+            self.gain = gain
+
+        def fix(self, request):
+            return FixResult((request.renders * self.gain).clamp(0, 1), torch.ones_like(request.renders[..., :1]))
+
+    f = get_fixer("test-double", gain=0.5)
+    assert f.name == "test-double" and f.gain == 0.5
+    assert isinstance(build_fixer(FixerConfig(name="none")), Fixer)
+
+
+def test_request_validates_shapes(corridor):
+    c = corridor
+    with pytest.raises(ValueError):
+        FixRequest(c["images"][:2], c["K"].expand(3, 3, 3), c["c2ws"][:2], _refs(c))
+    with pytest.raises(ValueError):
+        FixRequest(c["images"][:2], c["K"].expand(2, 3, 3), c["c2ws"][:2], _refs(c), depth=c["depth"][:1])
+
+
+# ---- exact geometry ------------------------------------------------------------------------
+def test_backward_warp_is_exact_with_true_depth(corridor):
+    """Warping a reference through the true novel depth lands on the same 3D point: the projected
+    depth equals the reference's own depth there, and the colours match the true novel image."""
+    c = corridor
+    novel, ref = 13, 9
+    uv, z = backward_warp_coords(c["depth"][[novel]], c["K"][None], c["c2ws"][[novel]], c["K"][None],
+                                 c["c2ws"][[ref]])
+    ok = (uv[..., 0] > 2) & (uv[..., 0] < W - 2) & (uv[..., 1] > 2) & (uv[..., 1] < H - 2)
+    assert ok.float().mean() > 0.8
+    d_ref = sample_image(c["depth"][[ref]], uv)
+    rel = ((z - d_ref).abs() / d_ref)[ok]
+    assert rel.median() < 1e-3
+    warped = sample_image(c["images"][[ref]], uv)
+    err = (warped - c["images"][[novel]]).abs()[ok.expand(-1, -1, -1)].mean()
+    ident = (c["images"][[ref]] - c["images"][[novel]]).abs().mean()
+    assert err < 0.02 and err < ident / 5
+    # a half-pixel shift of the map is measurably worse: the pixel-centre convention is right
+    shifted = sample_image(c["images"][[ref]], uv + torch.tensor([0.5, 0.0]))
+    assert (shifted - c["images"][[novel]]).abs()[ok.expand(-1, -1, -1)].mean() > err * 1.3
+
+
+def test_warp_identity_pose_is_identity(corridor):
+    c = corridor
+    uv, z = backward_warp_coords(c["depth"][[5]], c["K"][None], c["c2ws"][[5]], c["K"][None], c["c2ws"][[5]])
+    out = sample_image(c["images"][[5]], uv)
+    assert torch.allclose(out, c["images"][[5]], atol=1e-4)
+    assert torch.allclose(z, c["depth"][[5]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_flow", [False, True])
+def test_reproject_fixer_restores_detail(corridor, use_flow):
+    """Blurred renders at true depth: the fixed views are far closer to the truth."""
+    c = corridor
+    novel = [4, 13, 24]
+    gt = c["images"][novel]
+    blurred = _blur(gt)
+    req = FixRequest(blurred, c["K"].expand(3, 3, 3), c["c2ws"][novel], _refs(c), depth=c["depth"][novel])
+    res = get_fixer("reproject", use_flow=use_flow).fix(req)
+    assert res.images.shape == gt.shape and res.confidence.shape == (3, H, W, 1)
+    assert 0 <= float(res.confidence.min()) and float(res.confidence.max()) <= 1
+    assert res.confidence.mean() > 0.7
+    e_fix = (res.images - gt).abs().mean()
+    e_blur = (blurred - gt).abs().mean()
+    assert e_fix < 0.5 * e_blur
+
+
+def test_reproject_input_pose_returns_input(corridor):
+    c = corridor
+    req = FixRequest(_blur(c["images"][[9]]), c["K"][None], c["c2ws"][[9]], _refs(c), depth=c["depth"][[9]])
+    res = get_fixer("reproject").fix(req)
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert (res.images - c["images"][[9]])[inner].abs().mean() < 0.01
+
+
+def test_reproject_respects_occlusion(corridor):
+    """A reference whose own depth says the point is hidden (here: a fake occluder in front of the
+    whole reference) must not be used."""
+    c = corridor
+    refs = _refs(c)
+    refs = RefViews(refs.images, refs.Ks, refs.c2ws, refs.depth * 0.5)
+    req = FixRequest(_blur(c["images"][[13]]), c["K"][None], c["c2ws"][[13]], refs, depth=c["depth"][[13]])
+    res = get_fixer("reproject", use_flow=False).fix(req)
+    assert res.confidence.max() < 1e-3
+    assert torch.allclose(res.images, req.renders, atol=1e-5)
+
+
+def test_reproject_without_depth_uses_flow(corridor):
+    c = corridor
+    gt = c["images"][[11]]
+    req = FixRequest(_blur(gt), c["K"][None], c["c2ws"][[11]], _refs(c, with_depth=False))
+    res = get_fixer("reproject").fix(req)
+    assert (res.images - gt).abs().mean() < (req.renders - gt).abs().mean()
+
+
+def test_camera_distances_orders_by_proximity(corridor):
+    c = corridor
+    d = camera_distances(c["c2ws"][[1, 14, 27]], c["c2ws"][INPUTS])
+    assert d.argmin(1).tolist() == [0, 1, 3] or d.argmin(1).tolist() == [0, 2, 3]
+
+
+# ---- progressive schedule -------------------------------------------------------------------
+def _trans_rot(a, b):
+    return np.linalg.norm(a[:3, 3] - b[:3, 3]), float(rotation_angle_deg(a[:3, :3], b[:3, :3]))
+
+
+def test_plan_moves_monotonically_within_limits():
+    poses = synthetic.trajectory(30)
+    rng = np.random.default_rng(0)
+    train = poses[INPUTS]
+    targets = poses[[i for i in range(30) if i not in INPUTS]].copy()
+    # make the targets rotate more than the walk does, to exercise the rotation limit
+    for t in targets:
+        t[:3, :3] = t[:3, :3] @ synthetic.look_pose(np.zeros(3), rng.uniform(-0.2, 0.2))[:3, :3]
+    spacing = median_neighbor_spacing(train)
+    max_t, max_r, rounds = 0.15 * spacing, 2.0, 4
+    near = nearest_cameras(train, targets)
+    prev = None
+    for r in range(rounds):
+        p = plan_pseudo_cameras(train, targets, r, rounds, max_t, max_r)
+        assert p.shape == targets.shape
+        for m, (cam, tgt) in enumerate(zip(p, targets)):
+            start = train[near[m]]
+            dt, dr = _trans_rot(start, cam)
+            assert dt <= (r + 1) * max_t + 1e-9 and dr <= (r + 1) * max_r + 1e-6
+            assert np.allclose(cam[:3, :3] @ cam[:3, :3].T, np.eye(3), atol=1e-9)
+            if prev is not None:
+                d_now, d_prev = _trans_rot(cam, tgt), _trans_rot(prev[m], tgt)
+                assert d_now[0] <= d_prev[0] + 1e-9 and d_now[1] <= d_prev[1] + 1e-6
+        prev = p
+    # unlimited: the last round reaches the targets exactly, the first goes 1/rounds of the way
+    last = plan_pseudo_cameras(train, targets, rounds - 1, rounds, 0, 0)
+    assert np.allclose(last, targets, atol=1e-9)
+    first = plan_pseudo_cameras(train, targets, 0, rounds, 0, 0)
+    for m, tgt in enumerate(targets):
+        full = _trans_rot(train[near[m]], tgt)[0]
+        assert abs(_trans_rot(train[near[m]], first[m])[0] - full / rounds) < 1e-9
+
+
+def test_interpolate_and_fix_steps():
+    a, b = synthetic.look_pose(np.zeros(3), 0.0), synthetic.look_pose(np.array([1.0, 0, 0]), 0.4)
+    assert np.allclose(interpolate_c2w(a, b, 0), a) and np.allclose(interpolate_c2w(a, b, 1), b)
+    mid = interpolate_c2w(a, b, 0.5)
+    assert abs(rotation_angle_deg(a[:3, :3], mid[:3, :3]) - np.degrees(0.2)) < 1e-6
+    steps = default_fix_steps(3000, 3)
+    assert steps == sorted(set(steps)) and len(steps) == 3 and 0 < steps[0] and steps[-1] < 3000
+    assert ProgressiveConfig(fix_steps=[0, 10, 50, 99999]).steps_for(100) == [10, 50]
+
+
+# ---- enhancement ------------------------------------------------------------------------------
+def test_smooth_confidence_bounded_and_smooth():
+    conf = torch.zeros(9, 8, 8, 1)
+    conf[::2] = 1.0  # flickering on/off
+    sm = smooth_confidence(conf, 1.0, 0.0)
+    assert torch.all(sm <= conf + 1e-6)
+    sm2 = smooth_confidence(torch.rand(9, 8, 8, 1) * 0.2 + 0.8, 1.5, 0.0)
+    assert sm2.min() > 0.75
+    d = (sm2[1:] - sm2[:-1]).abs().mean()
+    assert d < 0.1
+
+
+def test_enhance_sequence(corridor):
+    c = corridor
+    frames = list(range(9, 20))
+    gt = c["images"][frames]
+    renders = _blur(gt)
+    res = enhance_frames(get_fixer("reproject"), renders, c["K"].expand(len(frames), 3, 3), c["c2ws"][frames],
+                         _refs(c), depth=c["depth"][frames], config=EnhanceConfig(temporal_sigma=1.0))
+    assert res.images.shape == gt.shape
+    assert (res.images - gt).abs().mean() < 0.6 * (renders - gt).abs().mean()
+    # no flicker introduced: frame-to-frame change stays close to the truth's
+    ch = (res.images[1:] - res.images[:-1]).abs().mean()
+    ch_gt = (gt[1:] - gt[:-1]).abs().mean()
+    assert abs(ch - ch_gt) < 0.25 * ch_gt
+
+
+# ---- with the real trainer (CPU, tiny) ---------------------------------------------------------
+def test_progressive_loop_keeps_all_rounds_cpu(tiny_scene):
+    trainer_mod = pytest.importorskip("sparsevid.gaussians.trainer")
+    from sparsevid.fixer.progressive import InputViews, ProgressiveUpdater
+
+    sc = tiny_scene
+    K = sc.camera.K
+    views = [trainer_mod.TrainView(image=f.image, K=K, c2w=f.c2w) for f in sc.frames]
+    cfg = trainer_mod.TrainConfig(steps=24, seed=0, quiet=True, sh_degree=0)
+    tr = trainer_mod.Trainer(cfg, views, sc.points, sc.point_colors, "cpu")
+    targets = np.stack([f.c2w for f in sc.gt_frames])[::3]
+    upd = ProgressiveUpdater(get_fixer("reproject"), InputViews.from_train_views(views), targets, K,
+                             ProgressiveConfig(num_rounds=2, pseudo_weight=0.5, render_chunk=8))
+    hooks = upd.hooks(tr.total_steps)
+    assert len(hooks) == 2
+    tr.train(hooks=hooks)
+    kinds = [(v.kind, v.round) for v in tr.views]
+    n_t = len(upd.target_c2ws)
+    assert kinds.count(("input", 0)) == 4
+    assert kinds.count(("pseudo", 0)) == n_t and kinds.count(("pseudo", 1)) == n_t
+    pseudo = [v for v in tr.views if v.kind == "pseudo"]
+    assert all(v.weight == 0.5 and v.image.shape == (32, 48, 3) and v.mask.shape == (32, 48, 1) for v in pseudo)
+    assert all(0 <= v.mask.min() and v.mask.max() <= 1 for v in pseudo)
+    assert len(upd.history) == 2 and upd.history[1].step > upd.history[0].step
+    # round 2 cameras are at least as close to the targets as round 1's
+    d0 = np.linalg.norm(upd.history[0].pseudo_c2ws[:, :3, 3] - upd.target_c2ws[:, :3, 3], axis=1)
+    d1 = np.linalg.norm(upd.history[1].pseudo_c2ws[:, :3, 3] - upd.target_c2ws[:, :3, 3], axis=1)
+    assert np.all(d1 <= d0 + 1e-9)

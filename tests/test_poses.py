@@ -1,0 +1,179 @@
+"""Pose stage: alignment helpers, SfM on a synthetic scene, the failure path, the shared real
+clip (acceptance), and the ``sparsevid poses`` command."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from sparsevid.data.nerfstudio import GL_FLIP
+from sparsevid.data.scene import Frame, Scene
+from sparsevid.data.synthetic import make_scene
+from sparsevid.errors import SparsevidError
+from sparsevid.poses.align import (align_poses, apply_similarity, relative_rotations_deg,
+                                   rotation_errors_deg, similarity_from_poses, umeyama_sim3)
+
+REF_FOCAL = 501.6  # reference focal of the shared clip (reference_transforms.json)
+
+
+def _random_poses(n: int, rng: np.random.Generator, collinear: bool = False) -> np.ndarray:
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    c2w[:, :3, :3] = Rotation.from_rotvec(rng.normal(scale=0.05, size=(n, 3))).as_matrix()
+    if collinear:
+        c2w[:, :3, 3] = np.outer(np.linspace(0, 1, n), [0.1, -0.2, 1.0])
+    else:
+        c2w[:, :3, 3] = rng.normal(size=(n, 3))
+    return c2w
+
+
+# ---- align.py ---------------------------------------------------------------------------------
+def test_umeyama_recovers_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(20, 3))
+    r = Rotation.from_rotvec([0.3, -1.2, 0.5]).as_matrix()
+    dst = 2.5 * src @ r.T + np.array([1.0, -2.0, 3.0])
+    s, r_est, t = umeyama_sim3(src, dst)
+    assert s == pytest.approx(2.5, rel=1e-9)
+    np.testing.assert_allclose(r_est, r, atol=1e-9)
+    np.testing.assert_allclose(t, [1.0, -2.0, 3.0], atol=1e-9)
+    with pytest.raises(ValueError):
+        umeyama_sim3(src, dst[:, :2])
+
+
+@pytest.mark.parametrize("collinear", [False, True])
+def test_align_poses_exact_and_collinear(collinear):
+    """Collinear centres (a forward walk) leave Umeyama's rotation free about the line; the
+    rotations of the cameras pin it down."""
+    rng = np.random.default_rng(1)
+    dst = _random_poses(4, rng, collinear=collinear)
+    r = Rotation.from_rotvec([0.4, 0.9, -0.7]).as_matrix()
+    # src = dst seen in another similarity frame
+    s_inv, r_inv = 1 / 3.0, r.T
+    src = apply_similarity(dst, s_inv, r_inv, np.array([0.5, 0.1, -0.3]))
+    aligned = align_poses(src, dst)
+    np.testing.assert_allclose(aligned, dst, atol=1e-9)
+    assert rotation_errors_deg(aligned, dst).max() < 1e-6
+    s, _, _ = similarity_from_poses(src, dst)
+    assert s == pytest.approx(3.0, rel=1e-9)
+
+
+def test_align_poses_exposes_a_wrong_rotation():
+    rng = np.random.default_rng(2)
+    dst = _random_poses(4, rng, collinear=True)
+    src = dst.copy()
+    src[2, :3, :3] = src[2, :3, :3] @ Rotation.from_euler("y", 10, degrees=True).as_matrix()
+    err = rotation_errors_deg(align_poses(src, dst), dst)
+    assert err[2] > 5.0  # the bad camera stays bad after alignment
+
+
+def test_rotation_errors_deg_known_angles():
+    a = np.tile(np.eye(4), (3, 1, 1))
+    b = a.copy()
+    for i, deg in enumerate([0.0, 30.0, 179.0]):
+        b[i, :3, :3] = Rotation.from_euler("z", deg, degrees=True).as_matrix()
+    np.testing.assert_allclose(rotation_errors_deg(a, b), [0.0, 30.0, 179.0], atol=1e-6)
+    np.testing.assert_allclose(relative_rotations_deg(b), [30.0, 149.0], atol=1e-6)
+
+
+# ---- sfm.py -----------------------------------------------------------------------------------
+def _unposed(scene: Scene) -> Scene:
+    return dataclasses.replace(scene, camera=None, points=None, point_colors=None,
+                               frames=[dataclasses.replace(f, c2w=None) for f in scene.frames])
+
+
+@pytest.fixture(scope="module")
+def synthetic_result():
+    from sparsevid.poses.sfm import PoseConfig, estimate_poses
+
+    truth = make_scene(width=320, height=240, model="OPENCV")
+    out, report = estimate_poses(_unposed(truth), PoseConfig(seed=0))
+    return truth, out, report
+
+
+def test_synthetic_scene_poses(synthetic_result):
+    truth, out, report = synthetic_result
+    assert report["registered"] == 4 and out.has_poses
+    err = rotation_errors_deg(align_poses(out.c2ws(), truth.c2ws()), truth.c2ws())
+    assert err.max() < 1.0, err
+    assert report["mean_reproj_error_px"] < 1.0
+    assert out.points is not None and len(out.points) >= 100 and out.point_colors.shape == out.points.shape
+    assert out.camera.model == "SIMPLE_RADIAL" and out.camera.distortion["k1"] < 0  # barrel lens
+    assert abs(out.camera.fx / truth.camera.fx - 1) < 0.1
+    for key in ("registered", "points", "mean_reproj_error_px", "camera", "focal", "attempt", "attempts", "seconds"):
+        assert key in report
+    assert all(a["valid"] or a["problems"] for a in report["attempts"])
+
+
+def test_unrelated_images_give_a_clear_error():
+    from sparsevid.poses.sfm import PoseConfig, estimate_poses
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(4):
+        noise = rng.uniform(0, 255, size=(30, 40, 3))
+        img = np.kron(noise, np.ones((4, 4, 1))).astype(np.uint8)  # 120x160 blocky noise
+        frames.append(Frame(index=i * 9, image=img, name=f"frame_{i * 9:04d}.png"))
+    with pytest.raises(SparsevidError) as e:
+        estimate_poses(Scene(frames=frames), PoseConfig())
+    msg = e.value.one_line()
+    assert "frame 0" in msg and "cannot be registered" in msg and "--focal" in msg
+
+
+def test_focal_given_is_kept(synthetic_result):
+    from sparsevid.poses.sfm import PoseConfig, initial_focal
+
+    truth = synthetic_result[0]
+    assert initial_focal(truth, PoseConfig(focal=123.0)) == (123.0, "given")
+    f, src = initial_focal(truth, PoseConfig(prior_hfov_deg=90.0))
+    assert src == "fov_prior" and f == pytest.approx(160.0)
+    with pytest.raises(SparsevidError):
+        initial_focal(truth, PoseConfig(focal=-1.0))
+
+
+# ---- the shared real clip (acceptance) --------------------------------------------------------
+def test_shared_clip_acceptance(shared_case):
+    from sparsevid.data.load import load_scene
+    from sparsevid.poses.sfm import PoseConfig, estimate_poses
+
+    keys = [0, 9, 19, 29]
+    scene = load_scene(shared_case, keyframes=keys)
+    t0 = time.perf_counter()
+    out, report = estimate_poses(_unposed(scene), PoseConfig())
+    seconds = time.perf_counter() - t0
+    ref = json.loads((shared_case / "reference_transforms.json").read_text())
+    by_name = {Path(f["file_path"]).name: np.asarray(f["transform_matrix"]) @ GL_FLIP for f in ref["frames"]}
+    ref_c2w = np.stack([by_name[f"frame_{i:04d}.png"] for i in keys])
+    err = rotation_errors_deg(align_poses(out.c2ws(), ref_c2w), ref_c2w)
+    assert report["registered"] == 4
+    assert err.max() <= 1.0, err
+    assert abs(out.camera.fx / REF_FOCAL - 1) <= 0.05, out.camera.fx
+    assert seconds < 60, seconds
+
+
+# ---- CLI --------------------------------------------------------------------------------------
+def test_cli_poses_writes_a_loadable_dataset(tmp_path):
+    from sparsevid.cli import main
+    from sparsevid.data.images import write_image
+    from sparsevid.data.load import load_scene
+
+    truth = make_scene(width=320, height=240, model="OPENCV", num_frames=30, keyframes=(0, 9, 19, 29))
+    src = tmp_path / "frames"
+    for f in truth.frames:
+        write_image(src / f.name, f.image)
+    out = tmp_path / "out"
+    assert main(["poses", str(src), "-o", str(out)]) == 0
+    for rel in ("sparse/0/cameras.bin", "sparse/0/images.bin", "sparse/0/points3D.bin", "transforms.json",
+                "poses_report.json", "images/frame_0000.png"):
+        assert (out / rel).is_file(), rel
+    loaded = load_scene(out)
+    assert loaded.has_poses and loaded.indices == [0, 9, 19, 29]
+    err = rotation_errors_deg(align_poses(loaded.c2ws(), truth.c2ws()), truth.c2ws())
+    assert err.max() < 1.0
+    report = json.loads((out / "poses_report.json").read_text())
+    assert report["registered"] == 4
+    assert main(["poses", str(src), "-o", str(out)]) == 2  # refuses to overwrite
