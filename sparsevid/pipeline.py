@@ -37,7 +37,8 @@ from sparsevid.fixer.base import FixerConfig, RefViews, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.rasterize import resolve_device
-from sparsevid.gaussians.trainer import Trainer, TrainConfig, TrainView
+from sparsevid.gaussians.ply import save_ply
+from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView
 from sparsevid.io_utils import atomic_write_text
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames
 from sparsevid.poses.sfm import PoseConfig
@@ -202,73 +203,70 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
 
 
 def make_train_views(scene: Scene, und: Undistorter) -> list[TrainView]:
-    """The input frames undistorted onto the training canvas, with the validity mask."""
-    mask = torch.from_numpy(und.mask.astype(np.float32))[..., None]
-    K = torch.from_numpy(und.pinhole.K).float()
+    """The input frames undistorted onto the canvas of ``und``, with its validity mask."""
+    import cv2
+
+    mask = und.mask.astype(np.float32)[..., None]
     views = []
     for f in scene.frames:
         img = f.image
         if (img.shape[1], img.shape[0]) != und.size:
-            import cv2
             img = cv2.resize(img, und.size, interpolation=cv2.INTER_AREA)
         canvas = und.undistort_image(img.astype(np.float32) / 255.0)
-        views.append(TrainView(image=torch.from_numpy(canvas).float(), K=K, c2w=torch.from_numpy(f.c2w).float(),
-                               mask=mask, weight=1.0, kind="input", round=0))
+        views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w, mask=mask, kind="input"))
     return views
 
 
 def _input_refs(scene: Scene, und: Undistorter, trainer: Trainer) -> RefViews:
-    """Input frames on the output canvas, with the model's depth at the input cameras."""
+    """Input frames on the output canvas, with the model's depth rendered at the input cameras."""
     views = make_train_views(scene, und)
-    imgs = torch.stack([v.image for v in views])
-    Ks = torch.stack([v.K for v in views])
-    c2ws = torch.stack([v.c2w for v in views]).double()
+    imgs = torch.from_numpy(np.stack([v.image for v in views]))
+    Ks = torch.from_numpy(np.stack([v.K for v in views])).float()
+    c2ws = torch.from_numpy(np.stack([v.c2w for v in views]))
     wc, hc = und.canvas_size
-    depth = torch.cat([trainer.render(c2ws[i:i + 1].float(), Ks[i:i + 1], wc, hc)["depth"].detach().cpu()
-                       for i in range(len(views))])
-    valid = torch.stack([v.mask for v in views])
-    return RefViews(imgs, Ks, c2ws, depth.float(), valid)
+    depth = trainer.render(c2ws.float(), Ks, wc, hc)["depth"].detach().cpu().float()
+    valid = torch.from_numpy(np.stack([v.mask for v in views]))
+    return RefViews(imgs, Ks, c2ws, depth, valid)
+
+
+def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:
+    """[T, 3, 3] canvas intrinsics of the path frames (the path's K is the input lens' K)."""
+    Ks = np.broadcast_to(und.pinhole.K, (len(path), 3, 3)).copy()
+    return Ks
 
 
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
                 path: PathFrames, out: Path, timer: log.StageTimer) -> Trainer:
     """Train the Gaussians, with progressive fixer rounds as trainer hooks; resumable."""
-    ckpt_dir = out / "train"
-    ckpt_dir.mkdir(exist_ok=True)
-    final = ckpt_dir / "final.pt"
     if cfg.ckpt is not None:
         return Trainer.from_checkpoint(cfg.ckpt, device)
-    if cfg.resume and final.exists():
-        log.info(f"resuming: training already finished ({final})")
-        return Trainer.from_checkpoint(final, device)
-    tcfg = dataclasses.replace(cfg.train, seed=cfg.seed, checkpoint_dir=ckpt_dir)
+    ckpt_dir = out / "train"
+    ckpt_dir.mkdir(exist_ok=True)
+    ckpt = ckpt_dir / CHECKPOINT_NAME
     views = make_train_views(scene, train_und)
-    trainer = None
-    last = Trainer.latest_checkpoint(ckpt_dir) if cfg.resume else None
-    if last is not None:
-        log.info(f"resuming training from {last}")
-        trainer = Trainer.from_checkpoint(last, device)
+    if cfg.resume and ckpt.exists():
+        trainer = Trainer.from_checkpoint(ckpt, device, run_dir=ckpt_dir)
+        log.info(f"resuming training from {ckpt} at step {trainer.step}/{trainer.total_steps}")
     else:
-        trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device)
+        tcfg = dataclasses.replace(cfg.train, seed=cfg.seed)
+        trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device, run_dir=ckpt_dir)
     hooks = {}
-    if cfg.fixer.name != "none" and cfg.fixer.progressive:
+    if cfg.fixer.name != "none" and cfg.fixer.progressive and trainer.step < trainer.total_steps:
         fixer = build_fixer(cfg.fixer)
-        # targets: the path cameras on the training canvas (path K is the input lens' K at output scale)
-        s = train_und.pinhole.fx / path.Ks[0, 0, 0]
-        tK = path.Ks[~path.is_input].copy()
-        tK[:, :2] *= s
-        tK[:, 0, 2] = train_und.pinhole.cx
-        tK[:, 1, 2] = train_und.pinhole.cy
-        updater = ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[~path.is_input],
-                                     tK, cfg.progressive)
+        targets = ~path.is_input
+        updater = ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
+                                     _canvas_Ks(path, train_und)[targets], cfg.progressive)
         for step, hook in updater.hooks(trainer.total_steps).items():
+            if step < trainer.step:
+                continue  # already done before the interruption (its views are in the checkpoint)
+
             def timed(tr, hook=hook):
                 with timer("fixing"):
                     hook(tr)
             hooks[step] = timed
-    trainer.train(hooks=hooks)
-    trainer.save_checkpoint(final)
-    trainer.export_ply(ckpt_dir / "point_cloud.ply")
+    if trainer.step < trainer.total_steps:
+        trainer.train(hooks=hooks)
+        save_ply(ckpt_dir / "point_cloud.ply", trainer.params)
     return trainer
 
 
@@ -349,7 +347,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             fixer = build_fixer(cfg.fixer)
             refs = _input_refs(scene, out_und, trainer)
             T = len(path)
-            canvas_K = torch.from_numpy(np.broadcast_to(out_und.pinhole.K, (T, 3, 3)).copy()).float()
+            canvas_K = torch.from_numpy(_canvas_Ks(path, out_und)).float()
             valid = torch.from_numpy(out_und.mask.astype(np.float32))[None, ..., None].expand(T, -1, -1, -1)
             res = enhance_frames(fixer, torch.from_numpy(rendered.canvas_rgb), canvas_K,
                                  torch.from_numpy(path.c2ws), refs,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 diffusers = pytest.importorskip("diffusers")
 peft = pytest.importorskip("peft")

@@ -244,11 +244,11 @@ def test_progressive_loop_keeps_all_rounds_cpu(tiny_scene):
     sc = tiny_scene
     K = sc.camera.K
     views = [trainer_mod.TrainView(image=f.image, K=K, c2w=f.c2w) for f in sc.frames]
-    cfg = trainer_mod.TrainConfig(steps=24, seed=0, quiet=True, sh_degree=0)
-    tr = trainer_mod.Trainer(cfg, views, sc.points, sc.point_colors, "cpu")
+    cfg = trainer_mod.TrainConfig(steps=8, seed=0, quiet=True, sh_degree=0)
+    tr = trainer_mod.Trainer(cfg, views, sc.points[::8], sc.point_colors[::8], "cpu")
     targets = np.stack([f.c2w for f in sc.gt_frames])[::3]
     upd = ProgressiveUpdater(get_fixer("reproject"), InputViews.from_train_views(views), targets, K,
-                             ProgressiveConfig(num_rounds=2, pseudo_weight=0.5, render_chunk=8))
+                             ProgressiveConfig(fix_steps=[3, 6], pseudo_weight=0.5, render_chunk=8))
     hooks = upd.hooks(tr.total_steps)
     assert len(hooks) == 2
     tr.train(hooks=hooks)

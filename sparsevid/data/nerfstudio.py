@@ -221,7 +221,9 @@ def read_transforms(path: Path) -> Scene:
             raise SparsevidError("point cloud referenced by 'ply_file_path' is missing",
                                  fix="restore it or remove 'ply_file_path' from transforms.json", path=ply)
         points, colors = read_ply_points(ply)
-    fps = float(meta["fps"]) if "fps" in meta else read_fps_meta(*folders, base)
+    fps = _num(meta, "fps", path) if "fps" in meta else read_fps_meta(*folders, base)
+    if fps is not None and not fps > 0:
+        raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=path)
     return Scene(frames=frames, camera=camera, fps=fps if fps else 30.0, gt_frames=gt, points=points,
                  point_colors=colors, source="nerfstudio", root=base)
 

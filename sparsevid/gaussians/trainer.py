@@ -418,3 +418,27 @@ class Trainer:
             torch.cuda.set_rng_state(ck["rng"]["cuda"], tr.device)
         tr.history = list(ck.get("history", []))
         return tr
+
+
+def views_from_scene(scene, scale: float = 1.0, mode: str = "full") -> list[TrainView]:
+    """Posed input frames of a :class:`~sparsevid.data.scene.Scene` -> TrainViews on the undistorted
+    pinhole canvas (``mode="full"``: padded canvas covering the whole field of view + validity mask;
+    ``"crop"``: the input K and size) at ``scale`` x the input resolution."""
+    from sparsevid.poses.undistort import Undistorter
+
+    if not scene.has_poses:
+        raise SparsevidError("the scene has no camera poses", path=scene.root,
+                             fix="run `sparsevid poses` first, or pass a COLMAP/transforms.json input")
+    und = Undistorter.for_camera(scene.camera, scale=scale, mode=mode)
+    w, h = und.size
+    views = []
+    for f in scene.frames:
+        img = f.image
+        if (img.shape[1], img.shape[0]) != (w, h):
+            import cv2
+
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        canvas = und.undistort_image(img)
+        views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w,
+                               mask=und.mask.astype(np.float32)[..., None], kind="input"))
+    return views
