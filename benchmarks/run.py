@@ -63,7 +63,8 @@ from sparsevid.io_utils import atomic_save, atomic_write_text  # noqa: E402
 
 KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
 PEERS: tuple[str, ...] = ("nearest", "crossfade", "dis_flow")
-SPARSEVID_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "vanilla", "reference_poses")
+SPARSEVID_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "progressive_only", "enhance_only", "vanilla",
+                                      "reference_poses")
 DEFAULT_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "vanilla")
 COMPARE_FRAMES: tuple[int, ...] = (4, 14, 24)
 SCHEMA = 1
@@ -82,6 +83,8 @@ class BenchConfig:
         configs: sparsevid configurations to run (subset of SPARSEVID_CONFIGS; empty = peers only).
         peers: run the weight-free peers.
         steps_override: training steps for every sparsevid config (None = the config's own).
+        poses_dir: folder holding ``<case>/transforms.json`` poses made earlier by ``sparsevid poses``
+            (e.g. on a CPU machine, for a GPU machine without pycolmap); None = estimate them in the run.
         out: results folder (JSON, markdown, comparison images).
         runs_dir: where pipeline outputs and scaled case copies go (default ``<out>/runs``).
         update_md: markdown file whose per-machine block is replaced (None = leave it alone).
@@ -100,6 +103,8 @@ class BenchConfig:
     configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))
     peers: bool = True
     steps_override: int | None = None
+    poses_dir: Path | None = None
+    write_video: bool = True
     out: Path = REPO / "benchmarks" / "results"
     runs_dir: Path | None = None
     update_md: Path | None = REPO / "BENCHMARKS.md"
@@ -372,11 +377,13 @@ def build_run_config(spec: dict[str, Any]) -> Any:
     extra: dict[str, Any] = {}
     if name == "reference_poses":
         extra["poses_from"] = Path(spec["poses_from"])
+    elif spec.get("our_poses"):
+        extra["poses_from"] = Path(spec["our_poses"])
     if spec.get("steps_override"):
         extra["steps"] = int(spec["steps_override"])
     return named_config(base, input=Path(spec["input"]), output=Path(spec["output"]),
                         keyframes=list(spec["keyframes"]), device=spec["device"], scale=1.0, seed=spec["seed"],
-                        overwrite=True, **extra)
+                        overwrite=True, write_video=spec.get("write_video", True), **extra)
 
 
 def _metrics_summary(metrics: Any) -> Any:
@@ -492,6 +499,8 @@ def sparsevid_spec(case: Case, config: str, bench: BenchConfig, runs_dir: Path, 
     return {"config": config, "input": str(case.root), "output": str(out), "keyframes": list(bench.keyframes),
             "device": bench.device, "seed": bench.seed, "steps_override": bench.steps_override,
             "poses_from": str(case.reference_transforms) if case.reference_transforms else None,
+            "write_video": bench.write_video,
+            "our_poses": (str(bench.poses_dir / case.name / "transforms.json") if bench.poses_dir else None),
             "pipeline_module": bench.pipeline_module, "quiet": False}
 
 
@@ -827,6 +836,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help=f"sparsevid configs: comma list of {', '.join(SPARSEVID_CONFIGS)}; 'all'; 'none' = peers only")
     p.add_argument("--no-peers", action="store_true", help="skip the weight-free peers")
     p.add_argument("--steps-override", type=int, default=None, help="training steps for every sparsevid config")
+    p.add_argument("--no-video", action="store_true",
+                   help="sparsevid runs write frames only (for machines without PyAV); timings then exclude encoding")
+    p.add_argument("--poses-dir", type=Path, default=None,
+                   help="use poses estimated earlier by `sparsevid poses` (DIR/<case>/transforms.json)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="results folder")
     p.add_argument("--runs-dir", type=Path, default=None, help="pipeline outputs and scaled cases (default OUT/runs)")
     p.add_argument("--update-md", type=Path, default=REPO / "BENCHMARKS.md",
@@ -849,7 +862,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None) -> Be
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run.py", *argv])
     return BenchConfig(
         cases=cases, device=args.device, scale=args.scale, configs=parse_configs(args.configs),
-        peers=not args.no_peers, steps_override=args.steps_override, out=args.out, runs_dir=args.runs_dir,
+        peers=not args.no_peers, steps_override=args.steps_override, poses_dir=args.poses_dir, write_video=not args.no_video,
+        out=args.out, runs_dir=args.runs_dir,
         update_md=None if args.no_update_md else args.update_md, machine=args.machine,
         keyframes=tuple(parse_keyframes(args.keyframes) or KEYFRAMES), seed=args.seed,
         isolate=not args.in_process, command=getattr(args, "command_line", None) or command)

@@ -129,30 +129,37 @@ def _read_json(path: Path) -> dict:
 
 
 def read_ply_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """[N, 3] float64 points and [N, 3] uint8 colours of a point-cloud .ply (via pycolmap)."""
-    import pycolmap
+    """[N, 3] float64 points and [N, 3] uint8 colours (grey when absent) of a point-cloud .ply."""
+    from plyfile import PlyData
 
-    rec = pycolmap.Reconstruction()
     try:
-        rec.import_PLY(str(path))
+        v = PlyData.read(str(path))["vertex"]
+        xyz = np.stack([np.asarray(v[k], np.float64) for k in ("x", "y", "z")], -1)
     except Exception as e:
         raise SparsevidError(f"cannot read point cloud ({type(e).__name__}: {str(e).strip()[:100]})",
                              fix="fix the .ply or remove 'ply_file_path' from transforms.json", path=path) from None
-    pts = [p for _, p in sorted(rec.points3D.items())]
-    xyz = np.array([p.xyz for p in pts], np.float64).reshape(-1, 3)
-    rgb = np.array([p.color for p in pts], np.uint8).reshape(-1, 3)
-    return xyz, rgb
+    names = v.data.dtype.names
+    if all(k in names for k in ("red", "green", "blue")):
+        rgb = np.stack([np.asarray(v[k]) for k in ("red", "green", "blue")], -1).astype(np.uint8)
+    else:
+        rgb = np.full((len(xyz), 3), 128, np.uint8)
+    return xyz.reshape(-1, 3), rgb.reshape(-1, 3)
 
 
 def write_ply_points(path: Path, points: np.ndarray, colors: np.ndarray | None) -> Path:
-    """Write [N, 3] points (+ [N, 3] uint8 colours) as a binary .ply (via pycolmap), atomically."""
-    import pycolmap
+    """Write [N, 3] points (+ [N, 3] uint8 colours) as a binary little-endian .ply, atomically."""
+    from plyfile import PlyData, PlyElement
 
-    rec = pycolmap.Reconstruction()
-    cols = colors if colors is not None else np.full((len(points), 3), 128, np.uint8)
-    for xyz, c in zip(np.asarray(points, np.float64), np.asarray(cols, np.uint8)):
-        rec.add_point3D(xyz, pycolmap.Track(), c)
-    return atomic_save(path, lambda tmp: rec.export_PLY(str(tmp)))
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    cols = np.asarray(colors, np.uint8).reshape(-1, 3) if colors is not None else np.full((len(pts), 3), 128, np.uint8)
+    rec = np.empty(len(pts), dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"),
+                                    ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    for i, k in enumerate("xyz"):
+        rec[k] = pts[:, i]
+    for i, k in enumerate(("red", "green", "blue")):
+        rec[k] = cols[:, i]
+    ply = PlyData([PlyElement.describe(rec, "vertex")], byte_order="<")
+    return atomic_save(path, lambda tmp: ply.write(str(tmp)))
 
 
 def read_transforms(path: Path) -> Scene:
