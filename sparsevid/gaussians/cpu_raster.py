@@ -7,13 +7,11 @@ Pipeline (mirrors gsplat's ``fully_fused_projection -> isect_tiles -> rasterize_
    opacity-aware radii and gsplat's culling rules (near/far plane, det <= 0, off-screen).
 2. :func:`isect_tiles` (no grad): every (tile, Gaussian) overlap of the radius box with the
    16x16 tile grid, sorted by tile then depth (flattened, like gsplat's ``isect_ids``).
-3. :class:`_TileComposite` (hand-written backward): per intersection the Gaussian's exponent
-   over the tile's pixels is a quadratic in the pixel's tile-local coordinates, so
-   ``sigma [M, P]`` is one matmul of per-intersection coefficients ``[M, 6]`` with a fixed
-   ``[6, P]`` basis. Tiles are bucketed by list length and padded to ``[B, L, P]`` so that
-   transmittance is a ``cumprod`` along L; the early-termination rule (stop when the
-   transmittance would drop to <= 1e-4) is a mask on that cumprod. The backward recomputes
-   a bucket's forward and applies the closed-form compositing gradient (suffix sums by cumsum).
+3. :func:`composite` (hand-written backward, numba): per pixel, walk the tile's depth-sorted
+   list front to back; the backward walks it back to front from each pixel's last contributing
+   Gaussian (gsplat's ``rasterize_to_pixels`` forward/backward). Kernels, threading and the
+   race-free gradient reduction are in :mod:`sparsevid.gaussians.cpu_kernels` (imported and
+   compiled on the first CPU rasterization, cached on disk).
 
 Rules copied from gsplat 1.5.3 (``RasterizeToPixels3DGSFwd.cu``): pixel centres at +0.5,
 ``alpha = min(0.999, opacity * exp(-sigma))``, skip when ``sigma < 0`` or ``alpha < 1/255``,
@@ -232,158 +230,97 @@ def isect_tiles(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, heig
 
 
 # ----------------------------------------------------------------------------------------
-# compositing
+# compositing (numba kernels in cpu_kernels.py, imported on first use)
 # ----------------------------------------------------------------------------------------
-@dataclass
-class _Bucket:
-    tiles: Tensor  # [B] global tile ids
-    index: Tensor  # [B, L] intersection index (clamped for padding)
-    valid: Tensor  # [B, L] bool
+def _kernels():
+    """The numba kernel module (lazy: importing numba costs ~0.5 s, compiling ~10 s once)."""
+    from sparsevid.gaussians import cpu_kernels
+
+    return cpu_kernels
 
 
-def _plan_buckets(isect: Intersections, pixels: int, budget: int) -> list[_Bucket]:
-    """Group non-empty tiles with similar list lengths so that ``B * L * pixels <= budget``."""
-    counts = isect.counts
-    nz = torch.nonzero(counts).squeeze(1)
-    if nz.numel() == 0:
-        return []
-    c_nz = counts[nz]
-    order = torch.argsort(c_nz, stable=True)
-    tiles_sorted, c_sorted = nz[order], c_nz[order].tolist()
-    buckets: list[_Bucket] = []
-    i, n = 0, len(c_sorted)
-    while i < n:
-        j = i
-        while (j + 1 < n and (j + 2 - i) * c_sorted[j + 1] * pixels <= budget
-               and c_sorted[j + 1] <= 1.25 * c_sorted[i] + 8):
-            j += 1
-        tiles = tiles_sorted[i:j + 1]
-        L = c_sorted[j]
-        ar = torch.arange(L, device=counts.device)
-        valid = ar[None, :] < counts[tiles][:, None]
-        index = torch.where(valid, isect.offsets[tiles][:, None] + ar[None, :], 0)
-        buckets.append(_Bucket(tiles=tiles, index=index, valid=valid))
-        i = j + 1
-    return buckets
+def _np(t: Tensor):
+    """Contiguous numpy view of a CPU tensor (no copy when already contiguous)."""
+    return t.detach().contiguous().numpy()
 
 
-def _pixel_basis(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """[6, P] monomials (1, lx, ly, lx^2, lx*ly, ly^2) of tile-local pixel centres."""
-    ly, lx = torch.meshgrid(torch.arange(tile_size, dtype=dtype, device=device) + 0.5,
-                            torch.arange(tile_size, dtype=dtype, device=device) + 0.5, indexing="ij")
-    lx, ly = lx.reshape(-1), ly.reshape(-1)
-    return torch.stack([torch.ones_like(lx), lx, ly, lx * lx, lx * ly, ly * ly])
+class _RasterizePixels(torch.autograd.Function):
+    """Per-pixel front-to-back compositing of the sorted intersections (numba forward and
+    backward, see :mod:`sparsevid.gaussians.cpu_kernels`).
 
-
-def _bucket_forward(coef: Tensor, opac: Tensor, basis: Tensor):
-    """coef [B, L, 6], opac [B, L] (0 on padding), basis [6, P] -> alpha, vis, T_excl, T_final,
-    sigma-ok mask and transmittance pieces, all [B, L, P] except T_final [B, P]."""
-    sigma = coef @ basis  # [B, L, P]
-    # alpha < 1/255 beyond sigma ~ 5.5 anyway; the cap keeps exp() out of float32 denormals,
-    # which are ~10-100x slower on x86 CPUs
-    vis = torch.exp(-sigma.clamp_max(60.0))
-    raw = opac[..., None] * vis
-    alpha = raw.clamp_max(ALPHA_MAX)
-    keep = (alpha >= ALPHA_THRESHOLD) & (sigma >= 0)
-    alpha = alpha * keep
-    t_incl = torch.cumprod(1.0 - alpha, dim=1)
-    inc = t_incl > T_MIN
-    alpha = alpha * inc
-    t_excl = torch.cat([torch.ones_like(t_incl[:, :1]), t_incl[:, :-1]], 1)
-    t_final = torch.where(inc, t_incl, torch.ones_like(t_incl)).amin(1)  # [B, P]
-    return alpha, vis, raw, t_excl, t_final
-
-
-class _TileComposite(torch.autograd.Function):
-    """Front-to-back compositing of sorted intersections; hand-written backward.
-
-    Inputs: coef [M, 6] (quadratic exponent per intersection in tile-local pixel coords),
-    opac [M], colors [M, D]. Outputs: colour [nT, P, D] (without background) and final
-    transmittance [nT, P] per tile (nT = C * tiles_per_image, P = tile_size^2)."""
+    Inputs: means2d [C, N, 2], conics [C, N, 3], colors [C, N, D], opacities [C, N] (one float
+    dtype), isect, width, height, absgrad (bool: store sum_pixels |dL/dmeans2d| as
+    ``means2d.absgrad`` [C, N, 2] in the backward, like gsplat).
+    Outputs: colour [C, H, W, D] without background, final transmittance [C, H, W]."""
 
     @staticmethod
-    def forward(ctx, coef: Tensor, opac: Tensor, colors: Tensor, buckets: list, n_tiles: int,
-                tile_size: int):
-        P, D = tile_size * tile_size, colors.shape[-1]
-        basis = _pixel_basis(tile_size, coef.dtype, coef.device)
-        out = colors.new_zeros((n_tiles, P, D))
-        t_out = colors.new_ones((n_tiles, P))
-        for bk in buckets:
-            op = opac[bk.index] * bk.valid
-            alpha, _, _, t_excl, t_final = _bucket_forward(coef[bk.index], op, basis)
-            w = alpha * t_excl
-            out[bk.tiles] = w.transpose(1, 2) @ colors[bk.index]
-            t_out[bk.tiles] = t_final
-        ctx.buckets, ctx.tile_size = buckets, tile_size
-        ctx.save_for_backward(coef, opac, colors, t_out)
-        return out, t_out
+    def forward(ctx, means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor,
+                isect: Intersections, width: int, height: int, absgrad: bool):
+        kn = _kernels()
+        C, N, D = colors.shape
+        kn.configure_threads(torch.get_num_threads(), C * width * height)
+        dtype = colors.dtype
+        args = (_np(means2d.reshape(C * N, 2).to(dtype)), _np(conics.reshape(C * N, 3).to(dtype)),
+                _np(colors.reshape(C * N, D)), _np(opacities.reshape(C * N).to(dtype)),
+                _np(isect.offsets), _np(isect.counts), _np(isect.flat_ids), isect.tile_size,
+                isect.tile_w, isect.tile_h, width, height, kn.make_consts(_np(colors).dtype))
+        img = torch.zeros((C, height, width, D), dtype=dtype)
+        t_fin = torch.ones((C, height, width), dtype=dtype)
+        last = torch.full((C, height, width), -1, dtype=torch.int64)
+        kn.rasterize_fwd(*args, img.numpy(), t_fin.numpy(), last.numpy())
+        ctx.args, ctx.shape = args, (C, N, D)
+        ctx.absgrad_target = means2d if absgrad else None
+        ctx.save_for_backward(t_fin, last)
+        return img, t_fin
 
     @staticmethod
-    def backward(ctx, g_out: Tensor, g_t: Tensor):
-        coef, opac, colors, t_out = ctx.saved_tensors
-        basis = _pixel_basis(ctx.tile_size, coef.dtype, coef.device)
-        v_coef, v_opac, v_col = torch.zeros_like(coef), torch.zeros_like(opac), torch.zeros_like(colors)
-        g_out = g_out.contiguous()
-        g_t = g_t.contiguous()
-        for bk in ctx.buckets:
-            idx, valid = bk.index, bk.valid
-            op = opac[idx] * valid
-            col = colors[idx]  # [B, L, D]
-            alpha, vis, raw, t_excl, t_final = _bucket_forward(coef[idx], op, basis)
-            g = g_out[bk.tiles]  # [B, P, D]
-            gt = g_t[bk.tiles]  # [B, P]
-            w = alpha * t_excl  # [B, L, P]
-            vc = w @ g  # [B, L, D]
-            cg = col @ g.transpose(1, 2)  # [B, L, P]
-            wcg = w * cg
-            suffix = wcg.sum(1, keepdim=True) - torch.cumsum(wcg, 1)  # sum_{k>j}
-            v_alpha = t_excl * cg - (suffix + (gt * t_final)[:, None, :]) / (1.0 - alpha)
-            v_alpha = v_alpha * (alpha > 0)
-            vo = (v_alpha * vis).sum(-1)  # [B, L]
-            v_sigma = -raw * v_alpha * (raw <= ALPHA_MAX)
-            vk = v_sigma @ basis.T  # [B, L, 6]
-            v_coef[idx[valid]] = vk[valid]
-            v_opac[idx[valid]] = vo[valid]
-            v_col[idx[valid]] = vc[valid]
-        return v_coef, v_opac, v_col, None, None, None
+    def backward(ctx, g_img: Tensor, g_t: Tensor):
+        kn = _kernels()
+        t_fin, last = ctx.saved_tensors
+        kn.configure_threads(torch.get_num_threads(), t_fin.numel())
+        C, N, D = ctx.shape
+        args = ctx.args
+        dtype = t_fin.dtype
+        M = args[6].shape[0]
+        g_img = torch.zeros_like(t_fin)[..., None].expand(-1, -1, -1, D) if g_img is None else g_img
+        g_t = torch.zeros_like(t_fin) if g_t is None else g_t
+        v_isect = torch.zeros((M, 6 + D), dtype=dtype)
+        want_abs = ctx.absgrad_target is not None
+        v_abs = torch.zeros((M if want_abs else 0, 2), dtype=dtype)
+        kn.rasterize_bwd(*args, _np(t_fin), _np(last), _np(g_img.to(dtype)), _np(g_t.to(dtype)),
+                         v_isect.numpy(), v_abs.numpy())
+        v = torch.zeros((C * N, 6 + D), dtype=dtype)
+        kn.reduce_by_gaussian(args[6], v_isect.numpy(), v.numpy())
+        if want_abs:
+            va = torch.zeros((C * N, 2), dtype=dtype)
+            kn.reduce_by_gaussian(args[6], v_abs.numpy(), va.numpy())
+            ctx.absgrad_target.absgrad = va.reshape(C, N, 2)
+        v_means = v[:, kn.GRAD_MX:kn.GRAD_MY + 1].reshape(C, N, 2)
+        v_conics = v[:, kn.GRAD_A:kn.GRAD_C + 1].reshape(C, N, 3)
+        v_opac = v[:, kn.GRAD_OPAC].reshape(C, N)
+        v_cols = v[:, kn.GRAD_COL0:].reshape(C, N, D)
+        return v_means, v_conics, v_cols, v_opac, None, None, None, None
 
 
 def composite(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor,
               isect: Intersections, width: int, height: int, backgrounds: Tensor | None = None,
-              budget: int = 1 << 20) -> tuple[Tensor, Tensor]:
-    """Rasterize projected Gaussians (gsplat's ``rasterize_to_pixels``).
+              absgrad: bool = False) -> tuple[Tensor, Tensor]:
+    """Rasterize projected Gaussians (gsplat's ``rasterize_to_pixels``), numba kernels.
 
     Args:
-        means2d [C, N, 2], conics [C, N, 3], colors [C, N, D], opacities [C, N].
+        means2d [C, N, 2], conics [C, N, 3], colors [C, N, D] (any D), opacities [C, N]; CPU
+            tensors; computed in ``colors``' dtype (float32, or float64 for exact tests).
         isect: from :func:`isect_tiles`.
         backgrounds: [C, D] or None.
-        budget: elements per bucket ``[B, L, P]`` (bounds memory; ~1M is cache-friendly).
+        absgrad: in the backward, also store ``means2d.absgrad`` [C, N, 2] = sum over pixels of
+            |d loss / d means2d| (gsplat's absgrad densification signal).
 
     Returns:
         render [C, H, W, D], alpha [C, H, W, 1].
     """
-    C, N, D = colors.shape
-    ts, tw, th = isect.tile_size, isect.tile_w, isect.tile_h
-    P = ts * ts
-    flat = isect.flat_ids
-    tile = isect.tile_ids
-    t_in_img = tile % (tw * th)
-    ox = ((t_in_img % tw) * ts).to(means2d.dtype)
-    oy = (torch.div(t_in_img, tw, rounding_mode="floor") * ts).to(means2d.dtype)
-    m = means2d.reshape(-1, 2)[flat]
-    cn = conics.reshape(-1, 3)[flat]
-    dx, dy = m[:, 0] - ox, m[:, 1] - oy
-    a, b, c = cn.unbind(-1)
-    coef = torch.stack([0.5 * a * dx * dx + b * dx * dy + 0.5 * c * dy * dy,
-                        -(a * dx + b * dy), -(b * dx + c * dy),
-                        0.5 * a, b, 0.5 * c], -1)  # [M, 6]
-    op = opacities.reshape(-1)[flat]
-    col = colors.reshape(-1, D)[flat]
-    buckets = _plan_buckets(isect, P, budget)
-    out, t_fin = _TileComposite.apply(coef, op, col, buckets, C * tw * th, ts)
-    img = out.reshape(C, th, tw, ts, ts, D).permute(0, 1, 3, 2, 4, 5).reshape(C, th * ts, tw * ts, D)
-    tfin = t_fin.reshape(C, th, tw, ts, ts).permute(0, 1, 3, 2, 4).reshape(C, th * ts, tw * ts)
-    img, tfin = img[:, :height, :width], tfin[:, :height, :width, None]
+    img, tfin = _RasterizePixels.apply(means2d, conics, colors, opacities, isect, width, height,
+                                       absgrad)
+    tfin = tfin[..., None]
     if backgrounds is not None:
         img = img + tfin * backgrounds[:, None, None, :]
     return img, 1.0 - tfin

@@ -11,6 +11,7 @@ keeps a 424x240 run to minutes on a laptop-class CPU at a ~1-2 dB cost measured 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -32,6 +33,54 @@ from sparsevid.gaussians.rasterize import rasterize, resolve_device
 from sparsevid.io_utils import atomic_save
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def _strategy_class():
+    """gsplat's :class:`DefaultStrategy` with two changes (imported lazily: gsplat is heavy).
+
+    * The running grad2d/count statistics are accumulated with masked sums instead of
+      ``torch.where`` + ``index_add_`` (unpacked mode): same numbers, but no device->host sync
+      per step on CUDA.
+    * The opacity reset fires every ``reset_every`` steps as intended: gsplat 1.5.3 writes
+      ``step % reset_every == 0 & step > 0``, which Python parses as
+      ``step % reset_every == (0 & step) > 0`` -- never true -- so it never resets.
+    """
+    from gsplat.strategy import DefaultStrategy
+    from gsplat.strategy.ops import reset_opa
+
+    class _Strategy(DefaultStrategy):
+        def _update_state(self, params, state, info, packed: bool = False) -> None:
+            if packed or self.refine_scale2d_stop_iter > 0:
+                return super()._update_state(params, state, info, packed=packed)
+            g = info[self.key_for_gradient]
+            grads = (g.absgrad if self.absgrad else g.grad).clone()  # [C, N, 2]
+            grads[..., 0] *= info["width"] / 2.0 * info["n_cameras"]
+            grads[..., 1] *= info["height"] / 2.0 * info["n_cameras"]
+            sel = (info["radii"] > 0).all(dim=-1)  # [C, N]
+            n = len(params["means"])
+            if state["grad2d"] is None:
+                state["grad2d"] = torch.zeros(n, device=grads.device)
+            if state["count"] is None:
+                state["count"] = torch.zeros(n, device=grads.device)
+            state["grad2d"] += torch.where(sel, grads.norm(dim=-1), 0.0).sum(0)
+            state["count"] += sel.sum(0).to(state["count"].dtype)
+
+        def step_post_backward(self, params, optimizers, state, step, info, packed=False) -> None:
+            if step >= self.refine_stop_iter:
+                return
+            self._update_state(params, state, info, packed=packed)
+            if (step > self.refine_start_iter and step % self.refine_every == 0
+                    and step % self.reset_every >= self.pause_refine_after_reset):
+                self._grow_gs(params, optimizers, state, step)
+                self._prune_gs(params, optimizers, state, step)
+                state["grad2d"].zero_()
+                state["count"].zero_()
+                if state.get("radii") is not None:
+                    state["radii"].zero_()
+            if step > 0 and step % self.reset_every == 0:
+                reset_opa(params=params, optimizers=optimizers, state=state, value=self.prune_opa * 2.0)
+
+    return _Strategy
 
 
 @dataclass
@@ -84,7 +133,9 @@ class TrainView:
 
 @dataclass
 class DensifyConfig:
-    """gsplat DefaultStrategy settings (its defaults, except where noted)."""
+    """gsplat DefaultStrategy settings (its defaults), given for a run of
+    ``TrainConfig.schedule_ref_steps`` steps: shorter runs compress the step counts (see
+    :meth:`TrainConfig.scaled`). Size thresholds are relative to the trainer's scene scale."""
 
     prune_opa: float = 0.005
     grow_grad2d: float = 0.0002
@@ -99,7 +150,7 @@ class DensifyConfig:
 
 @dataclass
 class TrainConfig:
-    """Training settings. ``steps=None`` -> 2000 on CUDA, 1000 on CPU (see module doc)."""
+    """Training settings. ``steps=None`` -> 2000 on CUDA, 750 on CPU (see module doc)."""
 
     steps: int | None = None
     seed: int = 0
@@ -113,20 +164,38 @@ class TrainConfig:
     lr_shN: float = 2.5e-3 / 20
     ssim_weight: float = 0.2
     sh_degree: int = 3
-    sh_degree_interval: int = 1000  # raise the active SH degree every N steps
+    sh_degree_interval: int = 1000  # raise the active SH degree every N steps (of a reference-length run)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
+    # The step counts above (densification cadence, SH interval) are tuned for a run of this many
+    # steps (the measured optimum for 4 input views); a shorter run compresses them by
+    # steps / schedule_ref_steps so that it goes through the same phases. Longer runs keep them.
+    schedule_ref_steps: int = 2000
     max_gaussians: int = 1_000_000  # after a refinement, prune the lowest opacities beyond this
     init: InitConfig = field(default_factory=InitConfig)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     antialiased: bool = False
     checkpoint_every: int = 500  # steps; 0 = only at the end (when run_dir is set)
-    log_every: int = 0  # steps between progress updates; 0 = auto (50 cuda, 5 cpu)
+    log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
     quiet: bool = False
 
     def resolved_steps(self, device: torch.device) -> int:
         if self.steps is not None:
             return int(self.steps)
-        return 2000 if device.type == "cuda" else 1000
+        return 2000 if device.type == "cuda" else 750
+
+    def scaled(self, total_steps: int) -> tuple[DensifyConfig, int]:
+        """(densification settings, SH degree interval) for a run of ``total_steps`` steps:
+        step counts x ``min(1, total_steps / schedule_ref_steps)``."""
+        f = min(1.0, total_steps / max(1, self.schedule_ref_steps)) if self.schedule_ref_steps > 0 else 1.0
+        d = self.densify
+
+        def sc(n: int) -> int:
+            return max(1, int(round(n * f)))
+
+        dens = dataclasses.replace(d, refine_start_iter=sc(d.refine_start_iter),
+                                   refine_stop_iter=sc(d.refine_stop_iter),
+                                   refine_every=sc(d.refine_every), reset_every=sc(d.reset_every))
+        return dens, sc(self.sh_degree_interval)
 
 
 def _view_from_dict(d: dict) -> TrainView:
@@ -161,13 +230,14 @@ class Trainer:
         self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.views: list[TrainView] = list(views)
-        self.total_steps = cfg.resolved_steps(self.device)
+        self.total_steps = (int(_restore["total_steps"]) if _restore is not None
+                            else cfg.resolved_steps(self.device))
         self.step = 0
-        self._gen = torch.Generator().manual_seed(cfg.seed)
+        self._gen = torch.Generator().manual_seed(cfg.seed)  # view order
         self._order: list[int] = []
         self._gpu_views: dict[int, tuple[Tensor, ...]] = {}
+        self._bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         if _restore is None:
-            torch.manual_seed(cfg.seed)
             raw = self._init_raw(points, colors)
         else:
             raw = {k: v.to(self.device) for k, v in _restore["params"].items()}
@@ -175,16 +245,19 @@ class Trainer:
                             else self._scene_extent(points))
         self.params = make_parameters(raw)
         self.optimizers = self._make_optimizers()
-        from gsplat.strategy import DefaultStrategy
-
-        d = cfg.densify
-        self.strategy = DefaultStrategy(
+        d, self.sh_interval = cfg.scaled(self.total_steps)
+        self.strategy = _strategy_class()(
             prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
             prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start_iter,
             refine_stop_iter=d.refine_stop_iter, refine_every=d.refine_every,
             reset_every=d.reset_every, absgrad=d.absgrad and self.device.type == "cuda")
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+        # The trainer's own torch RNG streams (densification splits draw from the global
+        # generator): swapped in for the duration of train(), so that runs are reproducible
+        # whatever else the process draws, and a checkpoint carries them.
+        self._rng_cpu = torch.Generator().manual_seed(cfg.seed).get_state()
+        self._rng_cuda = None
         self.history: list[dict] = []
 
     # ---- setup -------------------------------------------------------------------------
@@ -228,14 +301,16 @@ class Trainer:
             self._order = torch.randperm(len(self.views), generator=self._gen).tolist()
         return self._order.pop()
 
-    def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3]) on the device, cached."""
+    def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3], weight [1]) on the
+        device; uploaded once per view and cached (no per-step host->device copies)."""
         if i not in self._gpu_views:
             v = self.views[i]
             vm = torch.from_numpy(np.linalg.inv(v.c2w)).float()[None]
             self._gpu_views[i] = (torch.from_numpy(v.image).to(self.device)[None],
                                   torch.from_numpy(v.mask).to(self.device)[None],
-                                  vm.to(self.device), torch.from_numpy(v.K).float()[None].to(self.device))
+                                  vm.to(self.device), torch.from_numpy(v.K).float()[None].to(self.device),
+                                  torch.tensor([float(v.weight)], dtype=torch.float32, device=self.device))
         return self._gpu_views[i]
 
     # ---- model -------------------------------------------------------------------------
@@ -249,13 +324,12 @@ class Trainer:
 
     def active_sh_degree(self, step: int | None = None) -> int:
         s = self.step if step is None else step
-        return min(self.cfg.sh_degree, s // max(1, self.cfg.sh_degree_interval))
+        return min(self.cfg.sh_degree, s // max(1, self.sh_interval))
 
     def _rasterize(self, viewmats: Tensor, Ks: Tensor, width: int, height: int, sh_degree: int,
                    render_mode: str = "RGB"):
         a = self.model.activated()
-        bg = torch.tensor(self.cfg.background, dtype=torch.float32, device=self.device)
-        bgs = bg[None].expand(viewmats.shape[0], 3)
+        bgs = self._bg[None].expand(viewmats.shape[0], 3)
         return rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"],
                          viewmats, Ks, width, height, sh_degree=sh_degree, backgrounds=bgs,
                          render_mode=render_mode,
@@ -264,20 +338,49 @@ class Trainer:
                          absgrad=self.strategy.absgrad)
 
     # ---- training ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _own_rng(self):
+        """Run with the trainer's torch RNG streams as the global ones (restored afterwards)."""
+        cuda = self.device.type == "cuda"
+        idx = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
+        with torch.random.fork_rng(devices=[idx] if cuda else []):
+            torch.set_rng_state(self._rng_cpu)
+            if cuda:
+                with torch.cuda.device(idx):
+                    if self._rng_cuda is None:
+                        torch.cuda.manual_seed(self.cfg.seed)
+                    else:
+                        torch.cuda.set_rng_state(self._rng_cuda)
+            self._rng_live = True
+            try:
+                yield
+            finally:
+                self._rng_live = False
+                self._rng_cpu = torch.get_rng_state()
+                if cuda:
+                    self._rng_cuda = torch.cuda.get_rng_state(idx)
+
+    def _rng_states(self) -> tuple[Tensor, Tensor | None]:
+        if getattr(self, "_rng_live", False):  # inside train(): the live global streams
+            cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+            return torch.get_rng_state(), cuda
+        return self._rng_cpu, self._rng_cuda
+
     def _set_lr(self, step: int) -> None:
         gamma = self.cfg.lr_means_final_factor ** (min(step, self.total_steps) / max(1, self.total_steps))
         for g in self.optimizers["means"].param_groups:
             g["lr"] = self.cfg.lr_means * self.scene_scale * gamma
 
     def train_step(self) -> tuple[Tensor, Tensor]:
-        """One optimisation step; returns detached (loss, mse) tensors (no host sync)."""
+        """One optimisation step; returns detached (loss, mse) tensors (no host sync).
+        Call it through :meth:`train`, which swaps in the trainer's own RNG streams."""
         i = self._next_view()
         v = self.views[i]
-        img, mask, viewmat, K = self._view_tensors(i)
+        img, mask, viewmat, K, weight = self._view_tensors(i)
         self._set_lr(self.step)
         render, _, info = self._rasterize(viewmat, K, v.width, v.height, self.active_sh_degree())
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
-        loss, _, mse = photometric_loss(render, img, mask, float(v.weight), self.cfg.ssim_weight)
+        loss, _, mse = photometric_loss(render, img, mask, weight, self.cfg.ssim_weight)
         loss.backward()
         self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
                                          self.step, info, packed=False)
@@ -307,7 +410,7 @@ class Trainer:
         Returns a summary: steps, seconds, steps_per_s, final loss/PSNR, gaussians."""
         target = self.total_steps if num_steps is None else self.step + int(num_steps)
         hooks = dict(hooks or {})
-        log_every = self.cfg.log_every or (50 if self.device.type == "cuda" else 5)
+        log_every = self.cfg.log_every or (100 if self.device.type == "cuda" else 10)
         t0, s0 = time.perf_counter(), self.step
         loss_acc = mse_acc = None
         n_acc = 0
@@ -316,7 +419,7 @@ class Trainer:
         if self.cfg.quiet:
             log.set_quiet(True)
         try:
-            with log.progress() as bar:
+            with self._own_rng(), log.progress() as bar:
                 task = bar.add_task("training", total=target, completed=self.step,
                                     status="")
                 while self.step < target:
@@ -372,10 +475,11 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
         strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()}
-        rng = {"torch": torch.get_rng_state(), "gen": self._gen.get_state(), "order": list(self._order)}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"version": 1, "step": self.step, "total_steps": self.total_steps,
+        cpu_state, cuda_state = self._rng_states()
+        rng = {"torch": cpu_state, "gen": self._gen.get_state(), "order": list(self._order)}
+        if cuda_state is not None:
+            rng["cuda"] = cuda_state
+        return {"version": 2, "step": self.step, "total_steps": self.total_steps,
                 "config": asdict(self.cfg), "scene_scale": self.scene_scale,
                 "params": {k: v.detach().cpu() for k, v in self.params.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -406,16 +510,15 @@ class Trainer:
         views = [_view_from_dict(v) for v in ck["views"]]
         tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
         tr.step = int(ck["step"])
-        tr.total_steps = int(ck["total_steps"])
         for k, o in tr.optimizers.items():
             o.load_state_dict(ck["optimizers"][k])
         tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
                              for k, v in ck["strategy_state"].items()}
-        torch.set_rng_state(ck["rng"]["torch"])
+        tr._rng_cpu = ck["rng"]["torch"]
         tr._gen.set_state(ck["rng"]["gen"])
         tr._order = list(ck["rng"]["order"])
         if "cuda" in ck["rng"] and tr.device.type == "cuda":
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], tr.device)
+            tr._rng_cuda = ck["rng"]["cuda"]
         tr.history = list(ck.get("history", []))
         return tr
 
