@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 
 import numpy as np
+
+import sparsevid  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp)
 import torch
 
 
@@ -83,7 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     bg = torch.zeros(1, 3)
     wts = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(1))
     res: dict = {"gaussians": tr.num_gaussians, "width": W, "height": H,
-                 "threads_torch": torch.get_num_threads(), "init": args.init}
+                 "threads_torch": torch.get_num_threads(), "init": args.init,
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+                 "load_avg_1min": os.getloadavg()[0]}
 
     def fwd():
         return rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"], vm, K,
@@ -115,9 +120,13 @@ def main(argv: list[str] | None = None) -> dict:
     res["raster_bwd_s"] = res["raster_fwd_bwd_s"] - res["raster_fwd_s"]
 
     tr.train(1)  # warm-up (optimizer state allocation)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tr.train(args.steps)
     dt = time.perf_counter() - t0
+    # CPU seconds per wall second during training: ~#cores when the machine is idle, ~1 when
+    # other jobs take the second core of a 2-core machine (timings then ~2x an idle machine's)
+    res["train_cpu_per_wall"] = (time.process_time() - c0) / dt
+    res["train_cpu_s_per_step"] = (time.process_time() - c0) / args.steps
     res["train_steps"] = args.steps
     res["train_step_s"] = dt / args.steps
     res["train_steps_per_s"] = args.steps / dt

@@ -1,18 +1,31 @@
-"""Weight-free fixer: geometry-guided reference reprojection with optical-flow alignment.
+"""Weight-free fixer: depth-guided reference reprojection with optical-flow alignment.
 
-For every novel view and each of its nearest reference views (the input frames):
+The input frames are sharp and exact; the render of a sparse-view reconstruction is blurry but
+roughly right in geometry. So every novel view is rebuilt from the input frames, and the render
+only fills what no input sees and arbitrates where the inputs contradict each other:
 
-1. **Geometric backward warp.** Unproject each novel pixel with the rendered depth, project it
-   into the reference camera and note where it lands (``map_geo``). Pixels that land outside the
-   reference, behind it, outside its validity mask, or behind the reference's own rendered
-   surface (depth test, occlusion) are not covered by that reference.
-2. **Flow alignment.** The rendered depth of a sparse-view reconstruction is only roughly right,
-   so the warped reference is aligned to the render with dense optical flow (OpenCV DIS,
-   render -> warped reference, forward-backward checked). The flow correction is composed with
-   the geometric map so that the sharp reference is resampled once.
-3. **Blend.** References are weighted by view proximity (inverse distance of the cameras) and
-   by per-pixel confidence (coverage, occlusion, flow consistency, low-frequency agreement with
-   the render). The result replaces the render where the confidence is high.
+1. **Reference choice.** The nearest reference ``A`` and, when the novel camera lies *between*
+   two references (the angle at the novel camera centre between the two is obtuse), the nearest
+   reference ``B`` on the other side, with the interpolation fraction ``t = d_A / (d_A + d_B)``
+   (camera distances: centre distance + rotation, both in units of the reference spacing).
+   A novel camera at a reference camera is that reference (confidence 1).
+2. **Depth-guided backward warp.** Unproject every novel pixel with the rendered depth, project it
+   into the reference, and resample the reference there. Pixels that land outside the reference,
+   outside its validity mask, or behind the reference's own rendered surface are not covered.
+3. **Flow refinement.** The rendered depth is only roughly right, so the two warped references are
+   misaligned by the depth error. For references on both sides of the novel camera that residual
+   motion is (to first order) linear along the way from A to B, like frame interpolation: dense
+   flow between the two *warped* references (OpenCV DIS, both ways) gives the residual, and each
+   reference is shifted by its share (the linear-motion model of flow interpolation). Each
+   correction is composed with the geometric map, so a reference is resampled once. The blurry
+   render takes no part in this alignment, except where only one reference covers a pixel (there
+   the other side shows the render, so the flow aligns to it). With a single reference (or a
+   camera outside the span of the references) the warped reference is aligned to the render.
+4. **Blend.** ``(1 - t) * A' + t * B'`` where both cover a pixel, the one that covers it
+   elsewhere, the render where none does. The confidence is the blend weight: coverage, feathered
+   at the edges of covered regions, times the forward-backward consistency of the flow and the
+   photometric agreement of the two aligned references (where they disagree, the one closer to a
+   low-pass of the render wins).
 
 Without rendered depth the geometric map is the identity and the flow does all the alignment.
 All images live in the renderer's undistorted pinhole canvas; see :mod:`sparsevid.fixer.base`.
@@ -26,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsevid.fixer.base import Fixer, FixRequest, FixResult, RefViews, register_fixer
+from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+_LN2 = float(np.log(2.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,6 +60,10 @@ def backward_warp_coords(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor
                          K_ref: torch.Tensor, c2w_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each novel-view pixel lands in a reference camera.
 
+    The per-pixel work is ``z * (M @ [u, v, 1]) + K_ref t`` with ``M = K_ref R K^-1`` (the rigid
+    novel->reference transform ``R, t`` folded into 3x3 / 3-vector constants computed in float64),
+    so the whole map is a few fused element-wise operations.
+
     Args:
         depth: [B, H, W, 1] z-depth of the novel views.
         K, c2w: [B, 3, 3], [B, 4, 4] novel cameras.
@@ -57,21 +75,25 @@ def backward_warp_coords(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor
             NaN where the novel depth is unknown).
     """
     b, h, w, _ = depth.shape
-    dt = torch.float64
-    uv = pixel_grid(h, w, depth.device, dt)
-    ones = torch.ones_like(uv[..., :1])
-    pix = torch.cat([uv, ones], -1).reshape(1, -1, 3).expand(b, -1, -1)            # [B, HW, 3]
-    rays = pix @ torch.linalg.inv(K.to(dt)).transpose(1, 2)                          # [B, HW, 3]
-    z = depth.to(dt).reshape(b, -1, 1)
+    f64 = torch.float64
+    rel = torch.linalg.inv(c2w_ref.to(f64)) @ c2w.to(f64)                           # novel -> ref [B,4,4]
+    kr = K_ref.to(f64)
+    M = (kr @ rel[:, :3, :3] @ torch.linalg.inv(K.to(f64))).to(torch.float32)       # [B, 3, 3]
+    kt = (kr @ rel[:, :3, 3:4])[..., 0].to(torch.float32)                           # [B, 3]
+    dev = depth.device
+    u = (torch.arange(w, device=dev, dtype=torch.float32) + 0.5).view(1, 1, w)
+    v = (torch.arange(h, device=dev, dtype=torch.float32) + 0.5).view(1, h, 1)
+    z = depth[..., 0].to(torch.float32)
     z = torch.where(torch.isfinite(z) & (z > 0), z, torch.full_like(z, float("nan")))
-    pts_c = rays * z
-    # novel camera -> reference camera in one rigid transform
-    rel = torch.linalg.inv(c2w_ref.to(dt)) @ c2w.to(dt)                              # [B, 4, 4]
-    pts_r = pts_c @ rel[:, :3, :3].transpose(1, 2) + rel[:, None, :3, 3]
-    zr = pts_r[..., 2:3]
-    proj = pts_r @ K_ref.to(dt).transpose(1, 2)
-    uv_ref = proj[..., :2] / torch.where(zr.abs() < 1e-12, torch.full_like(zr, 1e-12), zr)
-    return uv_ref.reshape(b, h, w, 2).to(depth.dtype), zr.reshape(b, h, w, 1).to(depth.dtype)
+
+    def row(i: int) -> torch.Tensor:
+        m = M[:, i].view(b, 3, 1, 1)
+        return z * (m[:, 0] * u + m[:, 1] * v + m[:, 2]) + kt[:, i].view(b, 1, 1)
+
+    px, py, zr = row(0), row(1), row(2)
+    den = torch.where(zr.abs() < 1e-12, torch.full_like(zr, 1e-12), zr)
+    uv_ref = torch.stack([px / den, py / den], -1)
+    return uv_ref.to(depth.dtype), zr[..., None].to(depth.dtype)
 
 
 def sample_image(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -122,8 +144,41 @@ def reference_spacing(ref_c2ws: torch.Tensor) -> tuple[float, float]:
     return max(t, 1e-3 * scene, 1e-9), max(a, float(np.deg2rad(0.5)))
 
 
+def choose_references(dist: np.ndarray, centre: np.ndarray, ref_centres: np.ndarray, num_refs: int,
+                      bracket_cos: float = -0.2) -> tuple[int, int | None, float]:
+    """The references of one novel view.
+
+    Args:
+        dist: [R] view distances to the references (:func:`camera_distances`).
+        centre: [3] novel camera centre; ref_centres: [R, 3].
+        num_refs: 1 -> only the nearest reference.
+        bracket_cos: the novel camera lies between two references when the cosine of the angle at
+            its centre between the directions to them is below this (obtuse angle).
+
+    Returns:
+        (a, b, t): the nearest reference ``a``; ``b`` the nearest reference on the other side of the
+        novel camera (None when there is none or ``num_refs < 2``); ``t = d_a / (d_a + d_b)`` the
+        fraction of the way from ``a`` to ``b`` (0 without ``b``).
+    """
+    order = np.argsort(dist, kind="stable")
+    a = int(order[0])
+    if num_refs < 2 or len(dist) < 2:
+        return a, None, 0.0
+    va = ref_centres[a] - centre
+    na = float(np.linalg.norm(va))
+    for r in order[1:]:
+        vr = ref_centres[r] - centre
+        nr = float(np.linalg.norm(vr))
+        if na < 1e-12 or nr < 1e-12:
+            continue
+        if float(va @ vr) / (na * nr) < bracket_cos:
+            da, db = float(dist[a]), float(dist[r])
+            return a, int(r), da / max(da + db, 1e-12)
+    return a, None, 0.0
+
+
 # ---------------------------------------------------------------------------------------------
-# flow helpers (OpenCV, CPU)
+# flow / image helpers (OpenCV, CPU)
 # ---------------------------------------------------------------------------------------------
 def _gray_u8(img: np.ndarray) -> np.ndarray:
     """[H, W, 3] float 0..1 -> [H, W] uint8 gray."""
@@ -143,6 +198,15 @@ def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     bw = cv2.remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.linalg.norm(fwd + bw, axis=-1)
+
+
+def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """cv2.remap (bilinear) of [H, W] or [H, W, C<=4] float32 at OpenCV coords (centres at integers)."""
+    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+
+
+def _blur_np(x: np.ndarray, sigma: float) -> np.ndarray:
+    return x if sigma <= 0 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -177,6 +241,11 @@ def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return m.permute(0, 2, 3, 1)
 
 
+def _gauss_conf(err: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """exp(-ln2 (err / scale)^2): 1 at 0, 1/2 at ``scale``."""
+    return np.exp(-_LN2 * np.square(err / scale)).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------
 # the fixer
 # ---------------------------------------------------------------------------------------------
@@ -186,36 +255,55 @@ class ReprojectConfig:
     with the canvas width).
 
     Attributes:
-        num_refs: nearest references blended per novel view.
-        idw_power: view-proximity weight = 1 / distance**idw_power.
+        num_refs: references per novel view: 1 = the nearest only; >= 2 = the nearest plus, when
+            the novel camera lies between two references, the nearest one on the other side.
         depth_tolerance: relative depth difference allowed by the occlusion test.
-        use_flow: align the warped reference to the render with DIS optical flow.
+        use_flow: refine the depth-guided warp with DIS optical flow.
         flow_preset: DIS preset (ultrafast / fast / medium).
-        flow_max_px: flow corrections larger than this are distrusted (confidence falls to 0).
-        fb_tolerance_px: forward-backward error that halves the confidence.
-        photo_sigma: low-frequency colour difference (0..1 units) that halves the confidence;
-            0 disables the photometric check.
-        photo_blur_px: blur applied before the photometric comparison.
+        flow_max_px: single-reference flow corrections larger than this are distrusted.
+        fb_tolerance_px: forward-backward flow error that halves the confidence (plus 5% of the
+            flow magnitude).
+        agree_sigma: colour difference (0..1 units, after a light blur) between the two aligned
+            references that halves the confidence; 0 disables the check.
+        photo_sigma: low-frequency colour difference between a reference and the render that
+            halves that reference's weight where the references disagree (and a single
+            reference's confidence); 0 disables it.
+        photo_blur_px: blur applied before the comparisons with the render.
+        min_confidence: the blend weight never drops below this where a reference covers the
+            pixel (a disagreement lowers trust, it does not bring the blurry render back fully).
         feather_px: confidence ramps up over this distance from uncovered regions.
         render_confidence: confidence reported where only the render is available (x alpha).
+        exact_tolerance: a novel camera closer than this (:func:`camera_distances` units) to a
+            reference is that reference.
     """
 
     num_refs: int = 2
-    idw_power: float = 2.0
     depth_tolerance: float = 0.05
     use_flow: bool = True
     flow_preset: str = "medium"
     flow_max_px: float = 40.0
     fb_tolerance_px: float = 1.5
-    photo_sigma: float = 0.15
+    agree_sigma: float = 0.0
+    photo_sigma: float = 0.0
     photo_blur_px: float = 4.0
+    min_confidence: float = 1.0
     feather_px: float = 4.0
     render_confidence: float = 0.0
+    exact_tolerance: float = 1e-3
+
+
+@dataclass
+class _Refs:
+    """References as numpy arrays (OpenCV friendly)."""
+
+    images: np.ndarray          # [R, H, W, 3] float32
+    valid: np.ndarray           # [R, H, W] float32
+    depth: np.ndarray | None    # [R, H, W] float32 (0 = unknown)
 
 
 @register_fixer("reproject")
 class ReprojectFixer(Fixer):
-    """Geometry-guided reference reprojection + flow alignment (weight-free, the default)."""
+    """Depth-guided reference reprojection + flow refinement (weight-free, the default)."""
 
     def __init__(self, config: ReprojectConfig | None = None, **overrides) -> None:
         cfg = config or ReprojectConfig()
@@ -226,137 +314,194 @@ class ReprojectFixer(Fixer):
         if cfg.flow_preset not in _DIS_PRESETS:
             raise ValueError(f"flow_preset must be one of {sorted(_DIS_PRESETS)}")
         self.config = cfg
+        self._dis = None
 
-    # -- per (view, reference) ------------------------------------------------------------------
-    def warp_reference(self, req: FixRequest, refs: RefViews, ref_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Warp reference ``ref_idx[b]`` into novel view ``b`` for every view of the batch.
+    # -- helpers --------------------------------------------------------------------------------
+    def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer)."""
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.config.flow_preset])
+        return self._dis.calc(a, b, None)
+
+    def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,
+                 grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Depth-guided map of novel view ``b`` into reference ``r``.
 
         Returns:
-            warped: [B, H, W, 3] reference colours in the novel view.
-            conf: [B, H, W, 1] per-pixel confidence of ``warped`` in [0, 1].
+            mx, my: [H, W] float32 OpenCV sample coordinates in the reference.
+            ok: [H, W] float32 in {0, 1}: the reference sees this pixel.
         """
         cfg = self.config
-        b, h, w = req.renders.shape[:3]
-        dev, dt = req.renders.device, req.renders.dtype
-        px_scale = w / 1000.0
-        r_img = refs.images[ref_idx].to(dt)
-        r_valid = refs.valid[ref_idx].to(dt) if refs.valid is not None else torch.ones_like(r_img[..., :1])
+        h, w = req.size
+        gx, gy = grid
+        if req.depth is None:
+            return gx.copy(), gy.copy(), refs.valid[r].copy()
+        ref_c2w = req.refs.c2ws[r:r + 1].to(req.c2ws.device)
+        uv, z = backward_warp_coords(req.depth[b:b + 1], req.Ks[b:b + 1], req.c2ws[b:b + 1],
+                                     req.refs.Ks[r:r + 1].to(req.Ks.device), ref_c2w)
+        uv = uv[0].detach().float().cpu().numpy()
+        z = z[0, ..., 0].detach().float().cpu().numpy()
+        ok = np.isfinite(z) & (z > 0) & np.isfinite(uv).all(-1)
+        uv = np.where(ok[..., None], uv, -1e4).astype(np.float32)
+        ok &= (uv[..., 0] >= 0) & (uv[..., 0] <= w) & (uv[..., 1] >= 0) & (uv[..., 1] <= h)
+        mx, my = uv[..., 0] - 0.5, uv[..., 1] - 0.5
+        ok &= _remap(refs.valid[r], mx, my, cv2.BORDER_CONSTANT) > 0.999
+        if refs.depth is not None:
+            d_ref = cv2.remap(refs.depth[r], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+            known = np.isfinite(d_ref) & (d_ref > 0)
+            ok &= ~known | (z <= d_ref * (1 + cfg.depth_tolerance))
+        return mx, my, ok.astype(np.float32)
 
-        # 1. geometric map (identity without depth)
-        if req.depth is not None:
-            uv_geo, z_ref = backward_warp_coords(req.depth, req.Ks, req.c2ws, refs.Ks[ref_idx], refs.c2ws[ref_idx])
-            geo_ok = torch.isfinite(z_ref) & (z_ref > 0) & torch.isfinite(uv_geo).all(-1, keepdim=True)
-        else:
-            uv_geo = pixel_grid(h, w, dev, dt).expand(b, h, w, 2).clone()
-            z_ref = None
-            geo_ok = torch.ones(b, h, w, 1, dtype=torch.bool, device=dev)
-        uv_geo = torch.where(geo_ok, uv_geo, torch.full_like(uv_geo, -1e4))
-        geo_ok = geo_ok & inside(uv_geo, h, w)
-        geo_ok_f = geo_ok.to(dt) * (sample_image(r_valid, uv_geo) > 0.999).to(dt)
+    @staticmethod
+    def _compose(mx: np.ndarray, my: np.ndarray, ok: np.ndarray, flow: np.ndarray,
+                 grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Maps sampled at p + flow(p) (the geometric map followed by a flow correction)."""
+        fx, fy = grid[0] + flow[..., 0], grid[1] + flow[..., 1]
+        h, w = ok.shape
+        inside_ = (fx >= -0.5) & (fx <= w - 0.5) & (fy >= -0.5) & (fy <= h - 0.5)
+        mx2 = _remap(mx, fx, fy)
+        my2 = _remap(my, fx, fy)
+        ok2 = ((_remap(ok, fx, fy) > 0.999) & inside_).astype(np.float32)
+        return mx2, my2, ok2
 
-        # occlusion: the point must not lie behind the reference's own surface
-        if z_ref is not None and refs.depth is not None:
-            d_ref = sample_image(refs.depth[ref_idx].to(dt), uv_geo, mode="nearest")
-            known = torch.isfinite(d_ref) & (d_ref > 0)
-            visible = ~known | (z_ref <= d_ref * (1 + cfg.depth_tolerance))
-            geo_ok_f = geo_ok_f * visible.to(dt)
-
-        warped_geo = sample_image(r_img, uv_geo)
-        uv = uv_geo
-        conf = geo_ok_f
-        # 2. flow alignment render -> warped reference, composed with the geometric map
-        if cfg.use_flow:
-            uv, flow_conf = self._flow_align(req.renders, warped_geo, geo_ok_f, uv_geo, px_scale)
-            conf = conf * flow_conf
-            ok2 = inside(uv, h, w).to(dt) * (sample_image(r_valid, uv) > 0.999).to(dt)
-            conf = conf * ok2
-        warped = sample_image(r_img, uv)
-
-        # 3. low-frequency agreement with the render (rejects gross mismatches, keeps detail)
-        if cfg.photo_sigma > 0:
-            s = cfg.photo_blur_px * px_scale
-            m = conf.clamp(0, 1)
-            num = _gaussian_blur(warped * m, s)
-            den = _gaussian_blur(m, s).clamp_min(1e-4)
-            lo_w = num / den
-            lo_r = _gaussian_blur(req.renders * m, s) / den
-            diff = (lo_w - lo_r).abs().mean(-1, keepdim=True)
-            conf = conf * torch.exp(-np.log(2.0) * (diff / cfg.photo_sigma) ** 2)
-
-        # feather the edges of covered regions so seams do not show
-        if cfg.feather_px > 0:
-            rad = max(1, int(round(cfg.feather_px * px_scale)))
-            hard = (conf > 0.05).to(dt)
-            eroded = _erode(hard, rad)
-            conf = conf * _gaussian_blur(eroded, rad / 2.0).clamp(0, 1)
-        return warped.clamp(0, 1), conf.clamp(0, 1)
-
-    def _flow_align(self, renders: torch.Tensor, warped: torch.Tensor, ok: torch.Tensor, uv_geo: torch.Tensor,
-                    px_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """DIS flow render -> warped reference per view; returns the composed map [B, H, W, 2] and
-        the flow confidence [B, H, W, 1]."""
+    def _photo(self, img: np.ndarray, render: np.ndarray, px_scale: float) -> np.ndarray:
+        """[H, W] low-frequency agreement of ``img`` with the render (1 = agree)."""
         cfg = self.config
-        b, h, w = renders.shape[:3]
-        dev, dt = renders.device, renders.dtype
-        # uncovered pixels show the render itself, so the flow stays ~0 there
-        filled = warped * ok + renders * (1 - ok)
-        r_np = renders.detach().float().cpu().numpy()
-        f_np = filled.detach().float().cpu().numpy()
-        flows, confs = [], []
-        max_px = cfg.flow_max_px * px_scale
-        tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
-        for i in range(b):
-            a, c = _gray_u8(r_np[i]), _gray_u8(f_np[i])
-            fwd = dis_flow(a, c, cfg.flow_preset)
-            bwd = dis_flow(c, a, cfg.flow_preset)
+        if cfg.photo_sigma <= 0:
+            return np.ones(img.shape[:2], np.float32)
+        s = cfg.photo_blur_px * px_scale
+        diff = np.abs(_blur_np(img, s) - _blur_np(render, s)).mean(-1)
+        return _gauss_conf(diff, cfg.photo_sigma)
+
+    # -- per view --------------------------------------------------------------------------------
+    def _fix_view(self, req: FixRequest, b: int, refs: _Refs, choice: tuple[int, int | None, float],
+                  exact: bool, grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed image [H, W, 3] and blend weight [H, W] of novel view ``b``."""
+        cfg = self.config
+        render = req.renders[b].detach().float().cpu().numpy()
+        h, w = render.shape[:2]
+        px_scale = w / 1000.0
+        a, rb, t = choice
+        if exact:
+            ok = refs.valid[a]
+            return refs.images[a].copy(), ok.copy()
+
+        mxa, mya, oka = self._geo_map(req, b, a, refs, grid)
+        img_a = refs.images[a]
+        if rb is None:
+            return self._fix_single(render, img_a, mxa, mya, oka, grid, px_scale)
+
+        mxb, myb, okb = self._geo_map(req, b, rb, refs, grid)
+        img_b = refs.images[rb]
+        cons = np.ones((h, w), np.float32)
+        if cfg.use_flow:
+            wa = np.where(oka[..., None] > 0, _remap(img_a, mxa, mya), render)
+            wb = np.where(okb[..., None] > 0, _remap(img_b, mxb, myb), render)
+            ga, gb = _gray_u8(wa), _gray_u8(wb)
+            fab, fba = self._flow(ga, gb), self._flow(gb, ga)
+            # linear-motion model of the residual between the two warped references
+            fta = -t * (1 - t) * fab + t * t * fba
+            ftb = (1 - t) * (1 - t) * fab - t * (1 - t) * fba
+            mxa, mya, oka = self._compose(mxa, mya, oka, fta, grid)
+            mxb, myb, okb = self._compose(mxb, myb, okb, ftb, grid)
+            err = fb_error(fab, fba)
+            mag = np.linalg.norm(fab, axis=-1)
+            tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
+            cons = _gauss_conf(err, tol + 0.05 * mag)
+        ra = _remap(img_a, mxa, mya)
+        rb_img = _remap(img_b, mxb, myb)
+        wa_ = (1 - t) * oka
+        wb_ = t * okb
+        both = oka * okb
+        if cfg.photo_sigma > 0 or cfg.agree_sigma > 0:
+            # where the aligned references disagree, prefer the one closer to the render
+            agree = np.ones((h, w), np.float32)
+            if cfg.agree_sigma > 0:
+                diff = np.abs(_blur_np(ra, 1.0) - _blur_np(rb_img, 1.0)).mean(-1)
+                agree = _gauss_conf(diff, cfg.agree_sigma)
+            pa, pb = self._photo(ra, render, px_scale), self._photo(rb_img, render, px_scale)
+            trust = agree * cons
+            wa_ = wa_ * (trust + (1 - trust) * pa)
+            wb_ = wb_ * (trust + (1 - trust) * pb)
+        s = wa_ + wb_
+        blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
+        cover = np.maximum(oka, okb)
+        # confidence of the blend: coverage x consistency, floored by min_confidence
+        conf = cover * (cfg.min_confidence + (1 - cfg.min_confidence) * np.where(both > 0, cons, 1.0))
+        conf = np.where(s > 1e-6, conf, 0.0).astype(np.float32)
+        return blend, conf
+
+    def _fix_single(self, render: np.ndarray, img: np.ndarray, mx: np.ndarray, my: np.ndarray, ok: np.ndarray,
+                    grid: tuple[np.ndarray, np.ndarray], px_scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """One reference, aligned to the render with forward-backward checked flow."""
+        cfg = self.config
+        conf = ok
+        if cfg.use_flow:
+            warped = np.where(ok[..., None] > 0, _remap(img, mx, my), render)
+            gr, gw = _gray_u8(render), _gray_u8(warped)
+            fwd, bwd = self._flow(gr, gw), self._flow(gw, gr)
             err = fb_error(fwd, bwd)
             mag = np.linalg.norm(fwd, axis=-1)
-            fc = np.exp(-np.log(2.0) * (err / (tol + 0.05 * mag)) ** 2) * (mag <= max_px)
-            flows.append(fwd)
-            confs.append(fc.astype(np.float32))
-        flow = torch.from_numpy(np.stack(flows)).to(dev, dt)
-        fconf = torch.from_numpy(np.stack(confs))[..., None].to(dev, dt)
-        grid = pixel_grid(h, w, dev, dt)[None] + flow
-        # compose: uv(p) = uv_geo(p + flow(p)); sample the map and its validity together
-        uv = sample_image(uv_geo, grid)
-        valid_at = sample_image(ok, grid)
-        fconf = fconf * (valid_at > 0.999).to(dt) * inside(grid, h, w).to(dt)
-        return uv, fconf
+            tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
+            fc = _gauss_conf(err, tol + 0.05 * mag) * (mag <= cfg.flow_max_px * px_scale)
+            mx, my, ok = self._compose(mx, my, ok, fwd, grid)
+            conf = ok * fc
+        out = _remap(img, mx, my)
+        if cfg.photo_sigma > 0:
+            conf = conf * self._photo(out, render, px_scale)
+        return out, conf.astype(np.float32)
 
     # -- whole batch ----------------------------------------------------------------------------
     def fix(self, request: FixRequest) -> FixResult:
         cfg = self.config
         req = request
-        b = req.batch_size
-        dt = req.renders.dtype
-        refs = req.refs.to(req.renders.device)
-        k = max(1, min(cfg.num_refs, len(refs)))
-        dist = camera_distances(req.c2ws, refs.c2ws)                                  # [B, R]
-        dsel, idx = torch.topk(dist, k, dim=1, largest=False)                          # [B, k]
-        wts = 1.0 / (dsel + 1e-3) ** cfg.idw_power
-        wts = (wts / wts.sum(1, keepdim=True)).to(dt)                                  # [B, k]
+        bsz = req.batch_size
+        h, w = req.size
+        dev, dt = req.renders.device, req.renders.dtype
+        R = len(req.refs)
+        refs = _Refs(req.refs.images.detach().float().cpu().numpy(),
+                     (req.refs.valid[..., 0].detach().float().cpu().numpy() if req.refs.valid is not None
+                      else np.ones((R, h, w), np.float32)),
+                     (np.nan_to_num(req.refs.depth[..., 0].detach().float().cpu().numpy(), nan=0.0)
+                      if req.refs.depth is not None else None))
+        dist = camera_distances(req.c2ws, req.refs.c2ws.to(req.c2ws.device)).cpu().numpy()      # [B, R]
+        centres = req.c2ws[:, :3, 3].double().cpu().numpy()
+        ref_centres = req.refs.c2ws[:, :3, 3].double().cpu().numpy()
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        valid = (req.valid[..., 0].detach().float().cpu().numpy() if req.valid is not None
+                 else np.ones((bsz, h, w), np.float32))
+        renders = req.renders.detach().float().cpu().numpy()
 
-        acc = torch.zeros_like(req.renders)
-        acc_w = torch.zeros_like(req.renders[..., :1])
-        cover = torch.zeros_like(req.renders[..., :1])
-        for j in range(k):
-            warped, conf = self.warp_reference(req, refs, idx[:, j])
-            wj = wts[:, j].view(b, 1, 1, 1)
-            acc = acc + warped * conf * wj
-            acc_w = acc_w + conf * wj
-            cover = torch.maximum(cover, conf)
-        blend = acc / acc_w.clamp_min(1e-6)
-        # a single confident reference is enough: a far reference that cannot see a pixel must
-        # not veto the near one (that is how disocclusions get filled)
-        conf = cover
-        if req.valid is not None:
-            conf = conf * req.valid.to(dt)
-        out = conf * blend + (1 - conf) * req.renders
-        conf_out = conf
+        outs, confs, ia, ib, ts = [], [], [], [], []
+        for b in range(bsz):
+            choice = choose_references(dist[b], centres[b], ref_centres, cfg.num_refs)
+            exact = float(dist[b, choice[0]]) <= cfg.exact_tolerance
+            img, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
+            if cfg.feather_px > 0 and not exact:
+                rad = max(1, int(round(cfg.feather_px * px_scale_of(w))))
+                hard = (conf > 0.05).astype(np.float32)
+                eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8), borderType=cv2.BORDER_REPLICATE)
+                conf = conf * np.clip(_blur_np(eroded, rad / 2.0), 0, 1)
+            conf = conf * valid[b]
+            out = conf[..., None] * img + (1 - conf[..., None]) * renders[b]
+            outs.append(out)
+            confs.append(conf)
+            ia.append(choice[0])
+            ib.append(-1 if choice[1] is None else choice[1])
+            ts.append(choice[2])
+        out_t = torch.from_numpy(np.clip(np.stack(outs), 0, 1)).to(dev, dt)
+        conf_t = torch.from_numpy(np.stack(confs)[..., None]).to(dev, dt).clamp(0, 1)
+        conf_out = conf_t
         if cfg.render_confidence > 0:
-            base = torch.ones_like(conf) if req.alpha is None else req.alpha.to(dt).clamp(0, 1)
+            base = torch.ones_like(conf_t) if req.alpha is None else req.alpha.to(dt).clamp(0, 1)
             if req.valid is not None:
                 base = base * req.valid.to(dt)
-            conf_out = torch.maximum(conf, cfg.render_confidence * base)
-        return FixResult(out.clamp(0, 1), conf_out.clamp(0, 1),
-                         extras={"ref_index": idx, "ref_weight": wts, "coverage": conf.mean((1, 2, 3))})
+            conf_out = torch.maximum(conf_t, cfg.render_confidence * base)
+        idx = torch.tensor(np.stack([ia, ib], 1), dtype=torch.long)
+        return FixResult(out_t, conf_out.clamp(0, 1),
+                         extras={"ref_index": idx, "ref_t": torch.tensor(ts), "coverage": conf_t.mean((1, 2, 3))})
+
+
+def px_scale_of(width: int) -> float:
+    """Pixel sizes in the config are per 1000 px of canvas width."""
+    return width / 1000.0

@@ -70,7 +70,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         colors [N, K, 3] SH coefficients (with ``sh_degree``) or [N, 3] RGB,
         viewmats [C, 4, 4] world-to-camera (OpenCV axes), Ks [C, 3, 3], backgrounds [C, 3].
         backend: "cuda" = ``gsplat.rasterization`` (packed=False), "cpu" = ours, "auto" = by device.
-        absgrad: (cuda only) also accumulate |d loss / d means2d| for densification.
+        absgrad: also accumulate |d loss / d means2d| per pixel into ``meta["means2d"].absgrad``
+            during the backward (gsplat's densification signal; both backends).
 
     Returns:
         render [C, H, W, 3] (RGB) or [C, H, W, 4] (RGB + depth), alpha [C, H, W, 1], meta with
@@ -95,11 +96,12 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         return render, alpha, meta
     return _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                           sh_degree, near_plane, far_plane, backgrounds, render_mode,
-                          rasterize_mode, tile_size, eps2d)
+                          rasterize_mode, tile_size, eps2d, absgrad)
 
 
 def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
-                   near_plane, far_plane, backgrounds, render_mode, rasterize_mode, tile_size, eps2d):
+                   near_plane, far_plane, backgrounds, render_mode, rasterize_mode, tile_size, eps2d,
+                   absgrad=False):
     C = viewmats.shape[0]
     proj = cpu_raster.project_gaussians(
         means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
@@ -122,7 +124,7 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
             bgs = torch.cat([bgs, bgs.new_zeros((C, 1))], -1)
     isect = cpu_raster.isect_tiles(proj.means2d, proj.radii, proj.depths, width, height, tile_size)
     render, alpha = cpu_raster.composite(proj.means2d, proj.conics, cols, proj.opacities, isect,
-                                         width, height, backgrounds=bgs)
+                                         width, height, backgrounds=bgs, absgrad=absgrad)
     if render_mode == "RGB+ED":
         render = torch.cat([render[..., :-1], render[..., -1:] / alpha.clamp_min(1e-10)], -1)
     meta = {"means2d": proj.means2d, "radii": proj.radii, "depths": proj.depths,

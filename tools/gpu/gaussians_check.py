@@ -60,7 +60,8 @@ def parity(n: int, w: int, h: int, cams: int, sh: bool, mode: str, seed: int) ->
     names = ["means", "quats", "scales", "opacities", "colors"]
     res = {"case": f"N={n} {w}x{h} C={cams} {'SH3' if sh else 'RGB'} {mode}",
            "image_max_abs": float((out["cpu"][0] - out["cuda"][0]).abs().max()),
-           "alpha_max_abs": float((out["cpu"][1] - out["cuda"][1]).abs().max())}
+           "alpha_max_abs": float((out["cpu"][1] - out["cuda"][1]).abs().max()),
+           "pixels_over_1e-3": int(((out["cpu"][0] - out["cuda"][0]).abs().amax(-1) > 1e-3).sum())}
     for nm, a, b in zip(names, out["cpu"][2], out["cuda"][2]):
         res[f"grad_rel_{nm}"] = float((a - b).norm() / b.norm().clamp_min(1e-12))
     res["pass"] = res["image_max_abs"] < 1e-3 and all(res[f"grad_rel_{k}"] < 1e-2 for k in names)
@@ -158,7 +159,7 @@ def main() -> int:
     for r in report["parity"]:
         print(f"{r['case']:<36} img {r['image_max_abs']:.2e}  alpha {r['alpha_max_abs']:.2e}  "
               + "  ".join(f"{k[9:]} {r[k]:.1e}" for k in r if k.startswith("grad_rel_"))
-              + f"  {'PASS' if r['pass'] else 'FAIL'}")
+              + f"  px>1e-3 {r['pixels_over_1e-3']}  {'PASS' if r['pass'] else 'FAIL'}")
     t = report["train"]
     print("\n== training (cuda) ==")
     for k, v in t.items():
