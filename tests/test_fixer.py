@@ -12,7 +12,8 @@ from sparsevid.fixer.base import DEFAULT_FIXER, Fixer, register_fixer
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames, smooth_confidence
 from sparsevid.fixer.progressive import (ProgressiveConfig, default_fix_steps, interpolate_c2w,
                                          median_neighbor_spacing, nearest_cameras, plan_pseudo_cameras, rotation_angle_deg)
-from sparsevid.fixer.reproject import backward_warp_coords, camera_distances, sample_image
+from sparsevid.fixer.reproject import (backward_warp_coords, camera_distances, choose_references, sample_image,
+                                      warp_coords_np)
 
 W, H = 160, 96
 INPUTS = [0, 9, 19, 29]
@@ -102,6 +103,14 @@ def test_backward_warp_is_exact_with_true_depth(corridor):
     assert (shifted - c["images"][[novel]]).abs()[ok.expand(-1, -1, -1)].mean() > err * 1.3
 
 
+def test_numpy_warp_matches_torch(corridor):
+    c = corridor
+    uv, z = backward_warp_coords(c["depth"][[13]], c["K"][None], c["c2ws"][[13]], c["K"][None], c["c2ws"][[19]])
+    uv2, z2 = warp_coords_np(c["depth"][13, ..., 0].numpy(), c["K"].numpy(), c["c2ws"][13].numpy(), c["K"].numpy(),
+                             c["c2ws"][19].numpy())
+    assert np.allclose(uv[0].numpy(), uv2, atol=1e-3) and np.allclose(z[0, ..., 0].numpy(), z2, rtol=1e-5)
+
+
 def test_warp_identity_pose_is_identity(corridor):
     c = corridor
     uv, z = backward_warp_coords(c["depth"][[5]], c["K"][None], c["c2ws"][[5]], c["K"][None], c["c2ws"][[5]])
@@ -133,6 +142,62 @@ def test_reproject_input_pose_returns_input(corridor):
     res = get_fixer("reproject").fix(req)
     inner = (slice(None), slice(4, -4), slice(4, -4))
     assert (res.images - c["images"][[9]])[inner].abs().mean() < 0.01
+
+
+def test_reproject_exact_input_camera_is_the_input(corridor):
+    """At an input camera the result is that input frame, with confidence 1."""
+    c = corridor
+    req = FixRequest(_blur(c["images"][[19]]), c["K"][None], c["c2ws"][[19]], _refs(c), depth=c["depth"][[19]] * 1.3)
+    res = get_fixer("reproject").fix(req)
+    assert torch.equal(res.images, c["images"][[19]])
+    assert torch.all(res.confidence == 1)
+
+
+def test_choose_references_brackets_the_novel_camera(corridor):
+    c = corridor
+    ref_c2ws = c["c2ws"][INPUTS]
+    for frame, pair in [(4, {0, 1}), (13, {1, 2}), (24, {2, 3})]:
+        dist = camera_distances(c["c2ws"][[frame]], ref_c2ws)[0].numpy()
+        a, b, t = choose_references(dist, c["c2ws"][frame, :3, 3].numpy(), ref_c2ws[:, :3, 3].numpy(), 2)
+        assert {a, b} == pair and 0 < t <= 0.5
+        k0 = INPUTS[min(pair)]
+        expect = (frame - k0) / (INPUTS[max(pair)] - k0)
+        assert abs((t if a == min(pair) else 1 - t) - expect) < 0.1
+    # outside the span of the references: only the nearest one
+    before = c["c2ws"][0].clone()
+    before[:3, 3] -= 0.5 * (c["c2ws"][9, :3, 3] - c["c2ws"][0, :3, 3])
+    dist = camera_distances(before[None], ref_c2ws)[0].numpy()
+    assert choose_references(dist, before[:3, 3].numpy(), ref_c2ws[:, :3, 3].numpy(), 2)[1:] == (None, 0.0)
+
+
+def test_reproject_robust_to_noisy_depth(corridor):
+    """Rendered depth of a sparse reconstruction is noisy; the smoothed warp + flow still restores detail."""
+    c = corridor
+    novel = [5, 14, 23]
+    gt = c["images"][novel]
+    blurred = _blur(gt)
+    g = torch.Generator().manual_seed(0)
+    speckle = torch.exp(0.3 * torch.randn(3, H, W, 1, generator=g))
+    smooth = 1 + 0.1 * torch.sin(torch.linspace(0, 6, W)).view(1, 1, W, 1)
+    req = FixRequest(blurred, c["K"].expand(3, 3, 3), c["c2ws"][novel], _refs(c), depth=c["depth"][novel] * speckle * smooth)
+    res = get_fixer("reproject").fix(req)
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    assert (res.images - gt)[inner].abs().mean() < 0.45 * (blurred - gt)[inner].abs().mean()
+
+
+def test_reproject_confidence_flags_disagreeing_references(corridor):
+    """A reference that shows something else in one region: the result there is not trusted."""
+    c = corridor
+    refs = _refs(c)
+    imgs = refs.images.clone()
+    imgs[1, 30:60, 60:100] = torch.tensor([1.0, 0.0, 1.0])  # a magenta patch only in input 9
+    refs = RefViews(imgs, refs.Ks, refs.c2ws, refs.depth)
+    req = FixRequest(_blur(c["images"][[13]]), c["K"][None], c["c2ws"][[13]], refs, depth=c["depth"][[13]])
+    res = get_fixer("reproject").fix(req)
+    conf = res.confidence[0, ..., 0]
+    bad = (res.images[0] - c["images"][13]).abs().mean(-1) > 0.15
+    assert bad.any()
+    assert conf[bad].mean() < 0.6 * conf[~bad].mean()
 
 
 def test_reproject_respects_occlusion(corridor):

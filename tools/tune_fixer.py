@@ -65,12 +65,12 @@ def to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def distort_all(canvas: np.ndarray, und: Undistorter) -> list[np.ndarray]:
+def distort_all(canvas: np.ndarray, und: Undistorter, interp: int = cv2.INTER_LINEAR) -> list[np.ndarray]:
     """[T, Hc, Wc, 3] float 0..1 or uint8 canvas frames -> T x [H, W, 3] uint8 in the input lens."""
     out = []
-    for f in canvas:
-        f = f if f.dtype == np.uint8 else to_u8(f)
-        out.append(und.distort_image(f))
+    for f in canvas:  # like sparsevid.render.frames.distort_frames: float is re-distorted, then quantised
+        o = und.distort_image(f, interpolation=interp)
+        out.append(o if o.dtype == np.uint8 else to_u8(o))
     return out
 
 
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list: render, dis_flow, reproject, reproject_raw (no temporal smoothing), "
                          "or reproject:key=value:key=value (ReprojectConfig overrides)")
     ap.add_argument("--json", type=Path, default=None, help="write all results here")
+    ap.add_argument("--io-interp", choices=["linear", "cubic"], default="linear",
+                    help="interpolation of the canvas <-> lens resampling (the pipeline uses linear; cubic "
+                         "re-undistorts the input frames from the ground truth and re-distorts the output with "
+                         "bicubic interpolation, to measure what that would gain)")
     ap.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads (0 = library default)")
     args = ap.parse_args(argv)
     if args.threads > 0:
@@ -155,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"canvas mismatch: undistorter {und.canvas_size}, renders {d['path_rgb'].shape}", file=sys.stderr)
         return 2
     gt = load_gt(args.case_dir, und.size, len(d["path_rgb"]))
-    gt_canvas = np.stack([und.undistort_image(gt[i]) for i in range(len(gt))]).astype(np.float32) / 255.0
+    interp = cv2.INTER_CUBIC if args.io_interp == "cubic" else cv2.INTER_LINEAR
+    gt_canvas = np.stack([und.undistort_image(gt[i], interpolation=interp)
+                          for i in range(len(gt))]).astype(np.float32) / 255.0
+    if args.io_interp == "cubic":
+        d["input_rgb"] = np.stack([und.undistort_image(gt[i], interpolation=interp) for i in INPUTS])
 
     rows, results = [], {}
     for spec in [s for s in args.configs.split(",") if s]:
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         extra: dict = {}
         t0 = time.perf_counter()
         if name == "render":
-            frames = distort_all(d["path_rgb"], und)
+            frames = distort_all(d["path_rgb"], und, interp)
         elif name == "dis_flow":
             keys = {i: gt[i] for i in INPUTS}
             frames = peers.dis_flow(keys, len(gt))
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in [k for k in opts if k.startswith("enh_")]:
                 setattr(enh, k[4:], opts.pop(k))
             canvas, info = run_fixer(d, "reproject", opts, enh)
-            frames = distort_all(canvas, und)
+            frames = distort_all(canvas, und, interp)
             raw = info["raw_images"] if info["raw_images"] is not None else canvas
             extra = pseudo_view_stats(d, raw, info["raw_confidence"], gt_canvas)
             extra["fix_seconds"] = info["seconds"]

@@ -1,12 +1,13 @@
 """Difix3D+ post-render enhancement: fix every final frame once more with the nearest inputs.
 
-Runs in canvas space, after rendering and before re-distortion to the input lens. A fixer's
-confidence varies from frame to frame (coverage, flow checks), and switching a region between the
-sharp reference and the softer render from one frame to the next reads as flicker. So the blend
-weight is smoothed over time: the fixer's per-frame confidence ``c_t`` is replaced by a Gaussian
-average over neighbouring frames ``a_t`` (neighbouring cameras are close on a 30 fps path, so the
-maps line up to a few pixels; the map is blurred spatially by the same amount), and the frame is
-rebuilt as ``render + (a_t / c_t) * (fixed - render)`` (exact for fixers that blend as
+Runs in canvas space, after rendering and before re-distortion to the input lens. A fixer's blend
+weight (how much of its proposal replaces the render; ``extras["blend_weight"]`` when the fixer
+reports one, else its confidence) varies from frame to frame (coverage, flow checks), and switching
+a region between the sharp reference and the softer render from one frame to the next reads as
+flicker. So the weight is smoothed over time: the per-frame weight ``c_t`` is replaced by a
+Gaussian average over neighbouring frames ``a_t`` (neighbouring cameras are close on a 30 fps path,
+so the maps line up to a few pixels; the map is blurred spatially by the same amount), and the
+frame is rebuilt as ``render + (a_t / c_t) * (fixed - render)`` (exact for fixers that blend as
 ``c * proposal + (1 - c) * render``; ``a_t <= c_t`` by construction, so nothing is extrapolated).
 """
 from __future__ import annotations
@@ -74,15 +75,24 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
         times: [T] seconds, or None.
 
     Returns:
-        FixResult with the enhanced frames and the blend weight used per pixel.
+        FixResult with the enhanced frames and their confidence (the fixer's, scaled by the share of
+        the smoothed blend weight); ``extras``: ``blend_weight`` (smoothed, used), ``raw_blend_weight``
+        and ``raw_confidence`` (the fixer's own).
     """
     cfg = config or EnhanceConfig()
     req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
-    res = fixer.fix_in_chunks(req, chunk=max(1, cfg.chunk))
+    step = max(1, cfg.chunk)
+    images, confs, weights = [], [], []
+    for i in range(0, req.batch_size, step):
+        part = fixer.fix(req.subset(slice(i, i + step)))
+        images.append(part.images)
+        confs.append(part.confidence)
+        weights.append(part.extras.get("blend_weight", part.confidence))
+    fixed, conf, weight = torch.cat(images), torch.cat(confs), torch.cat(weights)
     if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
-        return res
-    conf = res.confidence
-    smooth = smooth_confidence(conf, cfg.temporal_sigma, cfg.spatial_sigma_px * renders.shape[2] / 1000.0)
-    ratio = torch.where(conf > 1e-3, smooth / conf.clamp_min(1e-3), torch.zeros_like(conf))
-    out = renders + ratio * (res.images - renders)
-    return FixResult(out.clamp(0, 1), smooth, extras={"raw_confidence": conf})
+        return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
+    smooth = smooth_confidence(weight, cfg.temporal_sigma, cfg.spatial_sigma_px * renders.shape[2] / 1000.0)
+    ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
+    out = renders + ratio * (fixed - renders)
+    return FixResult(out.clamp(0, 1), (conf * ratio).clamp(0, 1),
+                     extras={"blend_weight": smooth, "raw_blend_weight": weight, "raw_confidence": conf})

@@ -133,7 +133,9 @@ class ProgressiveConfig:
             spacing between neighbouring input cameras.
         max_rotation_deg: per-round limit on camera rotation.
         pseudo_weight: loss weight of pseudo views relative to input views (1).
-        min_confidence: per-pixel confidence below this is dropped from the mask.
+        min_confidence: per-pixel confidence below this is dropped from the mask. With the
+            ``reproject`` fixer, pixels at or above 0.25 are ~81% of a held-out view and ~1.8 dB
+            better than the render there (tools/tune_fixer.py, BENCHMARKS_fixer.md).
         skip_frac: targets closer than this fraction of the spacing to a training camera (and
             under 0.5 deg) are skipped (they would duplicate an input).
         max_views_per_round: at most this many pseudo views per round (evenly subsampled).
@@ -147,7 +149,7 @@ class ProgressiveConfig:
     max_translation_frac: float = 0.5
     max_rotation_deg: float = 3.0
     pseudo_weight: float = 0.5
-    min_confidence: float = 0.05
+    min_confidence: float = 0.25
     skip_frac: float = 0.02
     max_views_per_round: int | None = 32
     render_chunk: int = 4

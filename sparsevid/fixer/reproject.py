@@ -96,6 +96,32 @@ def backward_warp_coords(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor
     return uv_ref.to(depth.dtype), zr[..., None].to(depth.dtype)
 
 
+def warp_coords_np(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, K_ref: np.ndarray,
+                   c2w_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`backward_warp_coords` for one view in numpy (single-threaded, fast on a busy CPU).
+
+    Args:
+        depth: [H, W] z-depth (<= 0 or non-finite: unknown). K, c2w, K_ref, c2w_ref: [3, 3], [4, 4].
+
+    Returns:
+        uv_ref [H, W, 2] float32 pixel-centre coordinates in the reference, z_ref [H, W] float32
+        (NaN where the depth is unknown).
+    """
+    h, w = depth.shape
+    rel = np.linalg.inv(np.asarray(c2w_ref, np.float64)) @ np.asarray(c2w, np.float64)
+    M = (np.asarray(K_ref, np.float64) @ rel[:3, :3] @ np.linalg.inv(np.asarray(K, np.float64))).astype(np.float32)
+    kt = (np.asarray(K_ref, np.float64) @ rel[:3, 3]).astype(np.float32)
+    u = np.arange(w, dtype=np.float32)[None] + 0.5
+    v = np.arange(h, dtype=np.float32)[:, None] + 0.5
+    z = np.asarray(depth, np.float32)
+    z = np.where(np.isfinite(z) & (z > 0), z, np.float32(np.nan))
+    px = z * (M[0, 0] * u + M[0, 1] * v + M[0, 2]) + kt[0]
+    py = z * (M[1, 0] * u + M[1, 1] * v + M[1, 2]) + kt[1]
+    zr = z * (M[2, 0] * u + M[2, 1] * v + M[2, 2]) + kt[2]
+    den = np.where(np.abs(zr) < 1e-12, np.float32(1e-12), zr)
+    return np.stack([px / den, py / den], -1).astype(np.float32), zr.astype(np.float32)
+
+
 def sample_image(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Sample ``img`` [B, H, W, C] at pixel coordinates ``uv`` [B, h, w, 2] (pixel-centre
     convention); outside the image gives 0. Returns [B, h, w, C]."""
@@ -200,9 +226,10 @@ def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     return np.linalg.norm(fwd + bw, axis=-1)
 
 
-def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """cv2.remap (bilinear) of [H, W] or [H, W, C<=4] float32 at OpenCV coords (centres at integers)."""
-    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, border: int = cv2.BORDER_REPLICATE,
+           interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """cv2.remap of [H, W] or [H, W, C<=4] float32 at OpenCV coords (centres at integers)."""
+    return cv2.remap(img, mx, my, interp, borderMode=border, borderValue=0)
 
 
 def _blur_np(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -257,38 +284,58 @@ class ReprojectConfig:
     Attributes:
         num_refs: references per novel view: 1 = the nearest only; >= 2 = the nearest plus, when
             the novel camera lies between two references, the nearest one on the other side.
-        depth_tolerance: relative depth difference allowed by the occlusion test.
+        depth_tolerance: relative depth difference allowed by the occlusion test (a point counts
+            as hidden from a reference when it lies this much behind the reference's surface).
+            Sparse-view splats have noisy, view-dependent depth, so this is loose.
+        occlusion_filter_px: the reference depth is max-filtered over this radius before the
+            occlusion test (depth edges and speckle do not read as occlusion).
+        depth_median: median filter (3 or 5; else off) of the rendered depth against speckle.
+        warp_smooth_px: Gaussian sigma of the smoothing of the depth-guided displacement field (the
+            rendered depth is noisy at fine scale; the flow refines what the smoothing removes).
         use_flow: refine the depth-guided warp with DIS optical flow.
         flow_preset: DIS preset (ultrafast / fast / medium).
+        flow_finest_scale: finest pyramid level DIS refines to (0 = full resolution; -1 = the
+            preset's own, 1 for medium).
         flow_max_px: single-reference flow corrections larger than this are distrusted.
         fb_tolerance_px: forward-backward flow error that halves the confidence (plus 5% of the
             flow magnitude).
+        blend_power: the two references are blended with weights ``(1 - t)**p`` and ``t**p``
+            (p > 1 favours the nearer reference).
         agree_sigma: colour difference (0..1 units, after a light blur) between the two aligned
             references that halves the confidence; 0 disables the check.
         photo_sigma: low-frequency colour difference between a reference and the render that
             halves that reference's weight where the references disagree (and a single
             reference's confidence); 0 disables it.
         photo_blur_px: blur applied before the comparisons with the render.
-        min_confidence: the blend weight never drops below this where a reference covers the
-            pixel (a disagreement lowers trust, it does not bring the blurry render back fully).
+        blend_floor: where two references cover a pixel, the blend weight of the proposal over the
+            render never drops below this (a disagreement between the references lowers the
+            confidence reported for training, but the blurry render is rarely the better image).
         feather_px: confidence ramps up over this distance from uncovered regions.
         render_confidence: confidence reported where only the render is available (x alpha).
+        cubic: resample the references with bicubic interpolation in the final warp (sharper than
+            bilinear; every resampling of the reference softens it).
         exact_tolerance: a novel camera closer than this (:func:`camera_distances` units) to a
             reference is that reference.
     """
 
     num_refs: int = 2
-    depth_tolerance: float = 0.05
+    depth_tolerance: float = 0.5
+    occlusion_filter_px: float = 8.0
+    depth_median: int = 5
+    warp_smooth_px: float = 30.0
     use_flow: bool = True
     flow_preset: str = "medium"
+    flow_finest_scale: int = 0
     flow_max_px: float = 40.0
     fb_tolerance_px: float = 1.5
-    agree_sigma: float = 0.0
-    photo_sigma: float = 0.0
+    blend_power: float = 1.0
+    agree_sigma: float = 0.05
+    photo_sigma: float = 0.05
     photo_blur_px: float = 4.0
-    min_confidence: float = 1.0
+    blend_floor: float = 1.0
     feather_px: float = 4.0
     render_confidence: float = 0.0
+    cubic: bool = True
     exact_tolerance: float = 1e-3
 
 
@@ -321,6 +368,8 @@ class ReprojectFixer(Fixer):
         """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer)."""
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.config.flow_preset])
+            if self.config.flow_finest_scale >= 0:
+                self._dis.setFinestScale(int(self.config.flow_finest_scale))
         return self._dis.calc(a, b, None)
 
     def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,
@@ -336,15 +385,25 @@ class ReprojectFixer(Fixer):
         gx, gy = grid
         if req.depth is None:
             return gx.copy(), gy.copy(), refs.valid[r].copy()
-        ref_c2w = req.refs.c2ws[r:r + 1].to(req.c2ws.device)
-        uv, z = backward_warp_coords(req.depth[b:b + 1], req.Ks[b:b + 1], req.c2ws[b:b + 1],
-                                     req.refs.Ks[r:r + 1].to(req.Ks.device), ref_c2w)
-        uv = uv[0].detach().float().cpu().numpy()
-        z = z[0, ..., 0].detach().float().cpu().numpy()
+        depth = np.nan_to_num(req.depth[b, ..., 0].detach().float().cpu().numpy(), nan=0.0, posinf=0.0, neginf=0.0)
+        if cfg.depth_median in (3, 5):
+            depth = cv2.medianBlur(np.ascontiguousarray(depth), cfg.depth_median)
+        uv, z = warp_coords_np(depth, req.Ks[b].double().cpu().numpy(), req.c2ws[b].double().cpu().numpy(),
+                               req.refs.Ks[r].double().cpu().numpy(), req.refs.c2ws[r].double().cpu().numpy())
         ok = np.isfinite(z) & (z > 0) & np.isfinite(uv).all(-1)
         uv = np.where(ok[..., None], uv, -1e4).astype(np.float32)
         ok &= (uv[..., 0] >= 0) & (uv[..., 0] <= w) & (uv[..., 1] >= 0) & (uv[..., 1] <= h)
         mx, my = uv[..., 0] - 0.5, uv[..., 1] - 0.5
+        if cfg.warp_smooth_px > 0:
+            # the rendered depth of a sparse reconstruction is noisy at fine scale: keep only the
+            # smooth part of the geometric displacement (the flow refines the rest)
+            sig = cfg.warp_smooth_px * px_scale_of(w)
+            okf = ok.astype(np.float32)
+            den = np.maximum(_blur_np(okf, sig), 1e-4)
+            disp = np.stack([np.where(ok, mx - gx, 0), np.where(ok, my - gy, 0)], -1).astype(np.float32)
+            disp = _blur_np(disp, sig) / den[..., None]
+            mx = np.where(ok, gx + disp[..., 0], mx).astype(np.float32)
+            my = np.where(ok, gy + disp[..., 1], my).astype(np.float32)
         ok &= _remap(refs.valid[r], mx, my, cv2.BORDER_CONSTANT) > 0.999
         if refs.depth is not None:
             d_ref = cv2.remap(refs.depth[r], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
@@ -375,8 +434,9 @@ class ReprojectFixer(Fixer):
 
     # -- per view --------------------------------------------------------------------------------
     def _fix_view(self, req: FixRequest, b: int, refs: _Refs, choice: tuple[int, int | None, float],
-                  exact: bool, grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed image [H, W, 3] and blend weight [H, W] of novel view ``b``."""
+                  exact: bool, grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Proposal [H, W, 3], its blend weight over the render [H, W] and its confidence [H, W]
+        for novel view ``b``."""
         cfg = self.config
         render = req.renders[b].detach().float().cpu().numpy()
         h, w = render.shape[:2]
@@ -384,7 +444,7 @@ class ReprojectFixer(Fixer):
         a, rb, t = choice
         if exact:
             ok = refs.valid[a]
-            return refs.images[a].copy(), ok.copy()
+            return refs.images[a].copy(), ok.copy(), ok.copy()
 
         mxa, mya, oka = self._geo_map(req, b, a, refs, grid)
         img_a = refs.images[a]
@@ -408,32 +468,38 @@ class ReprojectFixer(Fixer):
             mag = np.linalg.norm(fab, axis=-1)
             tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
             cons = _gauss_conf(err, tol + 0.05 * mag)
-        ra = _remap(img_a, mxa, mya)
-        rb_img = _remap(img_b, mxb, myb)
-        wa_ = (1 - t) * oka
-        wb_ = t * okb
+        interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
+        ra = _remap(img_a, mxa, mya, interp=interp)
+        rb_img = _remap(img_b, mxb, myb, interp=interp)
+        wa_ = (1 - t) ** cfg.blend_power * oka
+        wb_ = t ** cfg.blend_power * okb
         both = oka * okb
-        if cfg.photo_sigma > 0 or cfg.agree_sigma > 0:
+        agree = np.ones((h, w), np.float32)
+        if cfg.agree_sigma > 0:
+            diff = np.abs(_blur_np(ra, 1.0) - _blur_np(rb_img, 1.0)).mean(-1)
+            agree = _gauss_conf(diff, cfg.agree_sigma)
+        trust = agree * cons
+        if cfg.photo_sigma > 0:
             # where the aligned references disagree, prefer the one closer to the render
-            agree = np.ones((h, w), np.float32)
-            if cfg.agree_sigma > 0:
-                diff = np.abs(_blur_np(ra, 1.0) - _blur_np(rb_img, 1.0)).mean(-1)
-                agree = _gauss_conf(diff, cfg.agree_sigma)
             pa, pb = self._photo(ra, render, px_scale), self._photo(rb_img, render, px_scale)
-            trust = agree * cons
             wa_ = wa_ * (trust + (1 - trust) * pa)
             wb_ = wb_ * (trust + (1 - trust) * pb)
+            single = np.where(oka > 0, pa, pb)
+        else:
+            single = np.ones((h, w), np.float32)
         s = wa_ + wb_
         blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
         cover = np.maximum(oka, okb)
-        # confidence of the blend: coverage x consistency, floored by min_confidence
-        conf = cover * (cfg.min_confidence + (1 - cfg.min_confidence) * np.where(both > 0, cons, 1.0))
-        conf = np.where(s > 1e-6, conf, 0.0).astype(np.float32)
-        return blend, conf
+        trust = np.where(both > 0, trust, single)
+        has = (s > 1e-6).astype(np.float32)
+        weight = cover * has * (cfg.blend_floor + (1 - cfg.blend_floor) * trust)
+        conf = cover * has * trust
+        return blend, weight.astype(np.float32), conf.astype(np.float32)
 
     def _fix_single(self, render: np.ndarray, img: np.ndarray, mx: np.ndarray, my: np.ndarray, ok: np.ndarray,
-                    grid: tuple[np.ndarray, np.ndarray], px_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """One reference, aligned to the render with forward-backward checked flow."""
+                    grid: tuple[np.ndarray, np.ndarray], px_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One reference, aligned to the render with forward-backward checked flow (without a second
+        reference to cross-check, the blend weight is the confidence)."""
         cfg = self.config
         conf = ok
         if cfg.use_flow:
@@ -446,10 +512,11 @@ class ReprojectFixer(Fixer):
             fc = _gauss_conf(err, tol + 0.05 * mag) * (mag <= cfg.flow_max_px * px_scale)
             mx, my, ok = self._compose(mx, my, ok, fwd, grid)
             conf = ok * fc
-        out = _remap(img, mx, my)
+        out = _remap(img, mx, my, interp=cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR)
         if cfg.photo_sigma > 0:
             conf = conf * self._photo(out, render, px_scale)
-        return out, conf.astype(np.float32)
+        conf = conf.astype(np.float32)
+        return out, conf, conf.copy()
 
     # -- whole batch ----------------------------------------------------------------------------
     def fix(self, request: FixRequest) -> FixResult:
@@ -464,6 +531,10 @@ class ReprojectFixer(Fixer):
                       else np.ones((R, h, w), np.float32)),
                      (np.nan_to_num(req.refs.depth[..., 0].detach().float().cpu().numpy(), nan=0.0)
                       if req.refs.depth is not None else None))
+        rad = int(round(cfg.occlusion_filter_px * px_scale_of(w)))
+        if refs.depth is not None and rad > 0:
+            kern = np.ones((2 * rad + 1, 2 * rad + 1), np.uint8)
+            refs.depth = np.stack([cv2.dilate(dd, kern) for dd in refs.depth])
         dist = camera_distances(req.c2ws, req.refs.c2ws.to(req.c2ws.device)).cpu().numpy()      # [B, R]
         centres = req.c2ws[:, :3, 3].double().cpu().numpy()
         ref_centres = req.refs.c2ws[:, :3, 3].double().cpu().numpy()
@@ -472,25 +543,29 @@ class ReprojectFixer(Fixer):
                  else np.ones((bsz, h, w), np.float32))
         renders = req.renders.detach().float().cpu().numpy()
 
-        outs, confs, ia, ib, ts = [], [], [], [], []
+        outs, weights, confs, ia, ib, ts = [], [], [], [], [], []
         for b in range(bsz):
             choice = choose_references(dist[b], centres[b], ref_centres, cfg.num_refs)
             exact = float(dist[b, choice[0]]) <= cfg.exact_tolerance
-            img, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
+            img, weight, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
             if cfg.feather_px > 0 and not exact:
+                # ramp the weight up from the edges of covered regions so seams do not show
                 rad = max(1, int(round(cfg.feather_px * px_scale_of(w))))
-                hard = (conf > 0.05).astype(np.float32)
-                eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8), borderType=cv2.BORDER_REPLICATE)
-                conf = conf * np.clip(_blur_np(eroded, rad / 2.0), 0, 1)
-            conf = conf * valid[b]
-            out = conf[..., None] * img + (1 - conf[..., None]) * renders[b]
-            outs.append(out)
+                hard = (weight > 0.05).astype(np.float32)
+                eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8),
+                                   borderType=cv2.BORDER_REPLICATE)
+                ramp = np.clip(_blur_np(eroded, rad / 2.0), 0, 1)
+                weight, conf = weight * ramp, conf * ramp
+            weight, conf = weight * valid[b], conf * valid[b]
+            outs.append(weight[..., None] * img + (1 - weight[..., None]) * renders[b])
+            weights.append(weight)
             confs.append(conf)
             ia.append(choice[0])
             ib.append(-1 if choice[1] is None else choice[1])
             ts.append(choice[2])
         out_t = torch.from_numpy(np.clip(np.stack(outs), 0, 1)).to(dev, dt)
         conf_t = torch.from_numpy(np.stack(confs)[..., None]).to(dev, dt).clamp(0, 1)
+        weight_t = torch.from_numpy(np.stack(weights)[..., None]).to(dev, dt).clamp(0, 1)
         conf_out = conf_t
         if cfg.render_confidence > 0:
             base = torch.ones_like(conf_t) if req.alpha is None else req.alpha.to(dt).clamp(0, 1)
@@ -499,7 +574,8 @@ class ReprojectFixer(Fixer):
             conf_out = torch.maximum(conf_t, cfg.render_confidence * base)
         idx = torch.tensor(np.stack([ia, ib], 1), dtype=torch.long)
         return FixResult(out_t, conf_out.clamp(0, 1),
-                         extras={"ref_index": idx, "ref_t": torch.tensor(ts), "coverage": conf_t.mean((1, 2, 3))})
+                         extras={"blend_weight": weight_t, "ref_index": idx, "ref_t": torch.tensor(ts),
+                                 "coverage": (weight_t > 0.5).to(dt).mean((1, 2, 3))})
 
 
 def px_scale_of(width: int) -> float:
