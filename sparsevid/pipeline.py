@@ -68,6 +68,10 @@ class RunConfig:
         resume: continue an interrupted run in ``output``; overwrite: replace ``output``.
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
         write_video: also encode video.mp4 (frames are always written).
+        keep_inputs: output frames at an input frame's exact time are that input frame itself
+            (resized to the output size), not a re-render of it.
+        cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
+            on the pseudo views per progressive round, so a run takes minutes, not hours.
     """
 
     input: Path | None = None
@@ -84,6 +88,9 @@ class RunConfig:
     overwrite: bool = False
     ckpt: Path | None = None
     write_video: bool = True
+    keep_inputs: bool = True
+    cpu_max_gaussians: int = 40_000
+    cpu_pseudo_views: int = 8
     pose: PoseConfig = field(default_factory=PoseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     fixer: FixerConfig = field(default_factory=FixerConfig)
@@ -149,6 +156,14 @@ def named_config(name: str, **overrides) -> RunConfig:
 # ---------------------------------------------------------------------------------------------
 # stages
 # ---------------------------------------------------------------------------------------------
+def cpu_profile(cfg: RunConfig) -> RunConfig:
+    """The CPU backend's budget: caps on Gaussians and pseudo views (see :class:`RunConfig`)."""
+    train = dataclasses.replace(cfg.train, max_gaussians=min(cfg.train.max_gaussians, cfg.cpu_max_gaussians))
+    prog = dataclasses.replace(cfg.progressive, max_views_per_round=min(
+        cfg.progressive.max_views_per_round or cfg.cpu_pseudo_views, cfg.cpu_pseudo_views))
+    return dataclasses.replace(cfg, train=train, progressive=prog)
+
+
 def prepare_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Create ``out``; refuse an existing one unless ``resume`` or ``overwrite``."""
     if resume and overwrite:
@@ -270,6 +285,21 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
+def _keep_input_frames(frames: list[np.ndarray], path: PathFrames, scene: Scene) -> list[np.ndarray]:
+    """Replace the frames at exact input times by the input images (resized to the output size)."""
+    import cv2
+
+    by_index = {f.index: f.image for f in scene.frames}
+    out = list(frames)
+    for t in np.flatnonzero(path.is_input):
+        idx = int(round(path.source_index[t]))
+        if idx in by_index:
+            h, w = out[t].shape[:2]
+            img = by_index[idx]
+            out[t] = img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def _versions() -> dict[str, str]:
     v = {"sparsevid": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
          "numpy": np.__version__}
@@ -318,6 +348,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        cfg = cpu_profile(cfg)
     prepare_output(out, cfg.resume, cfg.overwrite)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -355,8 +387,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
                                  alpha=torch.from_numpy(rendered.canvas_alpha), valid=valid,
                                  times=torch.from_numpy(path.seconds), config=cfg.enhance)
             frames = distort_frames(res.images.cpu().numpy(), out_und)
-    # input frames are known exactly: nothing is gained by showing a re-render of them... but the
-    # video must be consistent, so they are kept as rendered (the evaluation reports both).
+    if cfg.keep_inputs:
+        frames = _keep_input_frames(frames, path, scene)
 
     with timer("encoding"):
         write_frames(frames, out / "frames")

@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--skip-training", action="store_true", help="render from --ckpt instead of training")
     p.add_argument("--ckpt", type=Path, default=None, help="trainer checkpoint for --skip-training")
     p.add_argument("--no-video", action="store_true", help="write frames only, no video.mp4")
+    p.add_argument("--keep-inputs", action=argparse.BooleanOptionalAction, default=True,
+                   help="output frames at input times are the input frames themselves (not re-renders)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
     g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
@@ -59,7 +61,8 @@ def config_from_args(args) -> "RunConfig":
     cfg = RunConfig(input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
                     fps=args.fps, device=args.device, seed=args.seed, scale=args.scale,
                     train_scale=args.train_scale, poses_from=args.poses_from, resume=args.resume,
-                    overwrite=args.overwrite, write_video=not args.no_video)
+                    overwrite=args.overwrite, write_video=not args.no_video,
+                    keep_inputs=args.keep_inputs)
     if args.skip_training:
         if args.ckpt is None:
             raise SparsevidError("--skip-training needs a checkpoint", fix="pass --ckpt OUT/train/final.pt")

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
     p.add_argument("-o", "--out", type=Path, required=True, help="run folder")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: 2000 on cuda, 1000 on cpu; 30000 = vanilla 3DGS)")
+                   help="training steps (default: 2000 on cuda, 750 on cpu; 30000 = vanilla 3DGS)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--scale", type=float, default=None,
                    help="render scale of the input resolution (default: 1 on cuda, 0.5 on cpu)")

@@ -1,13 +1,32 @@
 """Per-scene 3D Gaussian Splatting training loop (same code on CUDA/gsplat and CPU/ours).
 
 One image per step, loss ``weight * (0.8 L1 + 0.2 (1 - SSIM))`` over the view's valid pixels,
-one Adam per parameter group, densification by gsplat's :class:`DefaultStrategy` (it runs on CPU
-tensors too; :class:`MCMCStrategy` does not: its relocation and noise injection call CUDA kernels).
+one Adam per parameter group (fused on CUDA), densification by gsplat's ``DefaultStrategy`` with
+two fixes (see :func:`_strategy_class`: sync-free statistics, and an opacity reset that fires --
+gsplat 1.5.3's never does). :class:`MCMCStrategy` is not used: it calls CUDA-only kernels.
 
 Default length: 2000 steps on CUDA -- the measured optimum for 4 input frames (held-out PSNR
-peaks at ~2k steps and declines after, see /work/shared/README.md); 1000 steps on CPU, which
-keeps a 424x240 run to minutes on a laptop-class CPU at a ~1-2 dB cost measured on GPU (1k vs 2k).
-``TrainConfig(steps=30000)`` reproduces a vanilla 3DGS run.
+peaks at ~2k steps and declines after, see /work/shared/README.md). 750 steps on CPU: at the
+~4-6 steps/s of the CPU rasterizer on the demo's 424x240 canvas that is ~2-3 minutes of training.
+Shorter runs compress the step-count settings of the 2000-step recipe (densification start and
+cadence, SH degree interval; ``TrainConfig.schedule_ref_steps``) so that they go through the same
+phases: a 750-step run densifies from step 188 every 38 steps and raises the SH degree every 375.
+``TrainConfig(steps=30000)`` reproduces a vanilla 3DGS run (longer runs keep gsplat's settings).
+
+Learning rates are gsplat's ``simple_trainer`` ones, made for 30k steps: over a few hundred steps
+they cannot move colours far (the DC term moves <= ~lr per step), which is why very short runs
+(tests) raise ``lr_sh0``/``lr_scales``. Means LR and the size thresholds of densification are
+relative to the scene scale, 1.1 x the cameras' spread (gsplat's rule), floored at 5% of the median
+SfM point distance for near-coincident cameras.
+
+Determinism: initialisation, view order and densification noise come from the trainer's own
+streams, seeded by ``cfg.seed`` and stored in checkpoints; :meth:`Trainer.train` swaps its torch
+stream in (hooks run with the caller's), so same seed -> same parameters on CPU, and a resumed run
+continues bitwise like an uninterrupted one.
+
+CUDA: no per-step host syncs in the loop (views uploaded once, loss statistics accumulated on the
+device and read every ``log_every`` steps, densification statistics without ``nonzero``); gsplat's
+rasterizer and the refinement steps keep their own syncs.
 """
 from __future__ import annotations
 
@@ -154,6 +173,9 @@ class TrainConfig:
 
     steps: int | None = None
     seed: int = 0
+    # share of steps that train on pseudo views once the progressive fixer has added some (the
+    # rest train on the real inputs, which would otherwise be starved by dozens of pseudo views)
+    pseudo_fraction: float = 0.5
     # learning rates (gsplat simple_trainer); means LR x scene extent, decayed to x0.01 at the end
     lr_means: float = 1.6e-4
     lr_means_final_factor: float = 0.01
@@ -174,7 +196,8 @@ class TrainConfig:
     init: InitConfig = field(default_factory=InitConfig)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     antialiased: bool = False
-    checkpoint_every: int = 500  # steps; 0 = only at the end (when run_dir is set)
+    checkpoint_every: int | None = None  # steps; 0 = only at the end (when run_dir is set); None = auto
+    # (1000 on cuda, where a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB; 250 on cpu)
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
     quiet: bool = False
 
@@ -234,7 +257,7 @@ class Trainer:
                             else cfg.resolved_steps(self.device))
         self.step = 0
         self._gen = torch.Generator().manual_seed(cfg.seed)  # view order
-        self._order: list[int] = []
+        self._order: dict[str, list[int]] = {"input": [], "pseudo": []}
         self._gpu_views: dict[int, tuple[Tensor, ...]] = {}
         self._bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         if _restore is None:
@@ -258,6 +281,8 @@ class Trainer:
         # whatever else the process draws, and a checkpoint carries them.
         self._rng_cpu = torch.Generator().manual_seed(cfg.seed).get_state()
         self._rng_cuda = None
+        self._rng_live = False
+        self._rng_outer = (None, None)
         self.history: list[dict] = []
 
     # ---- setup -------------------------------------------------------------------------
@@ -297,9 +322,20 @@ class Trainer:
         self.views.extend(views)
 
     def _next_view(self) -> int:
-        if not self._order:
-            self._order = torch.randperm(len(self.views), generator=self._gen).tolist()
-        return self._order.pop()
+        """Index of the next training view: a shuffled pass over the real inputs, interleaved with
+        a shuffled pass over the pseudo views for ``cfg.pseudo_fraction`` of the steps."""
+        pseudo = [i for i, v in enumerate(self.views) if v.kind != "input"]
+        kind = "input"
+        if pseudo and len(pseudo) < len(self.views):
+            if float(torch.rand(1, generator=self._gen)) < self.cfg.pseudo_fraction:
+                kind = "pseudo"
+        elif pseudo:
+            kind = "pseudo"
+        order = self._order[kind]
+        if not order:
+            pool = pseudo if kind == "pseudo" else [i for i in range(len(self.views)) if i not in set(pseudo)]
+            order.extend(pool[j] for j in torch.randperm(len(pool), generator=self._gen).tolist())
+        return order.pop()
 
     def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3], weight [1]) on the
@@ -338,30 +374,55 @@ class Trainer:
                          absgrad=self.strategy.absgrad)
 
     # ---- training ----------------------------------------------------------------------
+    def _cuda_index(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return self.device.index if self.device.index is not None else torch.cuda.current_device()
+
+    def _swap_rng_in(self) -> None:
+        """Make the trainer's torch RNG streams the global ones (the caller's are kept aside)."""
+        idx = self._cuda_index()
+        self._rng_outer = (torch.get_rng_state(), None if idx is None else torch.cuda.get_rng_state(idx))
+        torch.set_rng_state(self._rng_cpu)
+        if idx is not None:
+            if self._rng_cuda is None:
+                with torch.cuda.device(idx):
+                    torch.cuda.manual_seed(self.cfg.seed)
+            else:
+                torch.cuda.set_rng_state(self._rng_cuda, idx)
+        self._rng_live = True
+
+    def _swap_rng_out(self) -> None:
+        idx = self._cuda_index()
+        self._rng_cpu = torch.get_rng_state()
+        if idx is not None:
+            self._rng_cuda = torch.cuda.get_rng_state(idx)
+        outer_cpu, outer_cuda = self._rng_outer
+        torch.set_rng_state(outer_cpu)
+        if outer_cuda is not None:
+            torch.cuda.set_rng_state(outer_cuda, idx)
+        self._rng_live = False
+
     @contextlib.contextmanager
     def _own_rng(self):
-        """Run with the trainer's torch RNG streams as the global ones (restored afterwards)."""
-        cuda = self.device.type == "cuda"
-        idx = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
-        with torch.random.fork_rng(devices=[idx] if cuda else []):
-            torch.set_rng_state(self._rng_cpu)
-            if cuda:
-                with torch.cuda.device(idx):
-                    if self._rng_cuda is None:
-                        torch.cuda.manual_seed(self.cfg.seed)
-                    else:
-                        torch.cuda.set_rng_state(self._rng_cuda)
-            self._rng_live = True
-            try:
-                yield
-            finally:
-                self._rng_live = False
-                self._rng_cpu = torch.get_rng_state()
-                if cuda:
-                    self._rng_cuda = torch.cuda.get_rng_state(idx)
+        """Densification draws from the global torch RNG; during :meth:`train` that is the
+        trainer's own stream (seeded by ``cfg.seed``, saved in checkpoints), so that a run does not
+        depend on what else the process draws. Hooks run with the caller's streams."""
+        self._swap_rng_in()
+        try:
+            yield
+        finally:
+            self._swap_rng_out()
+
+    def _run_hook(self, hook: Callable[["Trainer"], None]) -> None:
+        self._swap_rng_out()
+        try:
+            hook(self)
+        finally:
+            self._swap_rng_in()
 
     def _rng_states(self) -> tuple[Tensor, Tensor | None]:
-        if getattr(self, "_rng_live", False):  # inside train(): the live global streams
+        if self._rng_live:  # inside train(): the live global streams
             cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
             return torch.get_rng_state(), cuda
         return self._rng_cpu, self._rng_cuda
@@ -405,12 +466,17 @@ class Trainer:
     def train(self, num_steps: int | None = None,
               hooks: dict[int, Callable[["Trainer"], None]] | None = None) -> dict:
         """Train ``num_steps`` more steps (None: up to the configured total). ``hooks[k](self)``
-        runs when ``self.step == k`` (after k steps, before step k+1), e.g. to add pseudo-views.
+        runs when ``self.step == k`` (after k steps, before step k+1), e.g. to add pseudo-views;
+        a hook at ``total_steps`` runs at the end. Hooks see the caller's RNG streams, not the
+        trainer's (see :meth:`_own_rng`).
 
         Returns a summary: steps, seconds, steps_per_s, final loss/PSNR, gaussians."""
         target = self.total_steps if num_steps is None else self.step + int(num_steps)
         hooks = dict(hooks or {})
         log_every = self.cfg.log_every or (100 if self.device.type == "cuda" else 10)
+        ck_every = self.cfg.checkpoint_every
+        if ck_every is None:
+            ck_every = 1000 if self.device.type == "cuda" else 250
         t0, s0 = time.perf_counter(), self.step
         loss_acc = mse_acc = None
         n_acc = 0
@@ -424,7 +490,7 @@ class Trainer:
                                     status="")
                 while self.step < target:
                     if self.step in hooks:
-                        hooks[self.step](self)
+                        self._run_hook(hooks[self.step])
                     loss, mse = self.train_step()
                     loss_acc = loss if loss_acc is None else loss_acc + loss
                     mse_acc = mse if mse_acc is None else mse_acc + mse
@@ -438,11 +504,11 @@ class Trainer:
                                           f"{self.num_gaussians} gs  {rate:.1f} it/s")
                         loss_acc = mse_acc = None
                         n_acc = 0
-                    if (self.run_dir is not None and self.cfg.checkpoint_every
-                            and self.step % self.cfg.checkpoint_every == 0 and self.step < target):
+                    if (self.run_dir is not None and ck_every
+                            and self.step % ck_every == 0 and self.step < target):
                         self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
-                if self.step in hooks and self.step == target:
-                    hooks[self.step](self)
+                if self.step in hooks and self.step == target == self.total_steps:
+                    self._run_hook(hooks[self.step])  # a hook at the very end (else: next call)
         finally:
             log.set_quiet(quiet_before)
         if self.device.type == "cuda":
@@ -476,7 +542,7 @@ class Trainer:
     def state_dict(self) -> dict:
         strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()}
         cpu_state, cuda_state = self._rng_states()
-        rng = {"torch": cpu_state, "gen": self._gen.get_state(), "order": list(self._order)}
+        rng = {"torch": cpu_state, "gen": self._gen.get_state(), "order": {k: list(v) for k, v in self._order.items()}}
         if cuda_state is not None:
             rng["cuda"] = cuda_state
         return {"version": 2, "step": self.step, "total_steps": self.total_steps,
@@ -516,7 +582,7 @@ class Trainer:
                              for k, v in ck["strategy_state"].items()}
         tr._rng_cpu = ck["rng"]["torch"]
         tr._gen.set_state(ck["rng"]["gen"])
-        tr._order = list(ck["rng"]["order"])
+        tr._order = {k: list(v) for k, v in ck["rng"]["order"].items()}
         if "cuda" in ck["rng"] and tr.device.type == "cuda":
             tr._rng_cuda = ck["rng"]["cuda"]
         tr.history = list(ck.get("history", []))
