@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
