@@ -182,8 +182,10 @@ class RunResult:
     peak_memory: dict
 
 
-def named_config(name, input, output, keyframes, device, scale, seed, overwrite, steps=None, poses_from=None):
+def named_config(name, input, output, keyframes, device, scale, seed, overwrite, steps=None, poses_from=None,
+                 write_video=True):
     cfg = RunConfig(name, Path(input), Path(output), list(keyframes), device, seed, poses_from)
+    cfg.write_video = write_video
     if steps is not None:
         cfg.train.steps = steps
     return cfg
