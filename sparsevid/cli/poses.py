@@ -6,7 +6,6 @@ import argparse
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.errors import SparsevidError

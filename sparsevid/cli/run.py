@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsevid.data.load import parse_keyframes
 from sparsevid.errors import SparsevidError
+
+if TYPE_CHECKING:
+    from sparsevid.pipeline import RunConfig
 
 
 def add_parser(sub) -> None:

@@ -20,9 +20,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation, Slerp
 
 from sparsevid import log
+from sparsevid.path.camera_path import interpolate_pose
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 
 
@@ -36,14 +36,8 @@ def rotation_angle_deg(r_a: np.ndarray, r_b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(cos))
 
 
-def interpolate_c2w(c2w_a: np.ndarray, c2w_b: np.ndarray, s: float) -> np.ndarray:
-    """[4, 4] pose a fraction ``s`` of the way from ``c2w_a`` to ``c2w_b`` (linear centre,
-    slerped rotation)."""
-    out = np.eye(4)
-    rots = Rotation.from_matrix(np.stack([c2w_a[:3, :3], c2w_b[:3, :3]]))
-    out[:3, :3] = Slerp([0.0, 1.0], rots)([float(s)]).as_matrix()[0]
-    out[:3, 3] = (1.0 - s) * c2w_a[:3, 3] + s * c2w_b[:3, 3]
-    return out
+#: the pose between two cameras (slerped rotation, lerped centre) -- the camera path's helper
+interpolate_c2w = interpolate_pose
 
 
 def median_neighbor_spacing(c2ws: np.ndarray) -> float:

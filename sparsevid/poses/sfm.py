@@ -26,13 +26,12 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sparsevid.data.camera import Camera
 from sparsevid.data.scene import Scene
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info, warn
