@@ -97,6 +97,41 @@ def _pixel_centres(x0, y0, tile_size, dtype):  # pragma: no cover - jit
     return fxs, fys
 
 
+@_jit()
+def _tile_origin(t, tiles_per_img, tile_w, tile_size):  # pragma: no cover - jit
+    """(image, y0, x0) of global tile ``t``."""
+    img = t // tiles_per_img
+    r = t - img * tiles_per_img
+    return img, (r // tile_w) * tile_size, (r - (r // tile_w) * tile_w) * tile_size
+
+
+@_jit()
+def _gather_tile(s, n, flat_ids, means2d, conics, opacities, colors):  # pragma: no cover - jit
+    """The ``n`` Gaussians of a tile (from intersection ``s`` on) in contiguous local arrays:
+    centres x/y [n], conic a/b/c [n], opacity [n], colours [n, D], sigma cut-off [n]."""
+    D = colors.shape[1]
+    gx = np.empty(n, colors.dtype)
+    gy = np.empty(n, colors.dtype)
+    ga = np.empty(n, colors.dtype)
+    gb = np.empty(n, colors.dtype)
+    gc = np.empty(n, colors.dtype)
+    go = np.empty(n, colors.dtype)
+    gcol = np.empty((n, D), colors.dtype)
+    gsm = np.empty(n, colors.dtype)
+    for k in range(n):
+        g = flat_ids[s + k]
+        gx[k] = means2d[g, 0]
+        gy[k] = means2d[g, 1]
+        ga[k] = conics[g, 0]
+        gb[k] = conics[g, 1]
+        gc[k] = conics[g, 2]
+        go[k] = opacities[g]
+        gsm[k] = _sigma_cutoff(opacities[g])
+        for d in range(D):
+            gcol[k, d] = colors[g, d]
+    return gx, gy, ga, gb, gc, go, gcol, gsm
+
+
 @_jit(parallel=True)
 def rasterize_fwd(means2d, conics, colors, opacities, offsets, counts, flat_ids, tile_size,
                   tile_w, tile_h, width, height, consts, out_img, out_t, out_last):  # pragma: no cover - jit
@@ -123,30 +158,8 @@ def rasterize_fwd(means2d, conics, colors, opacities, offsets, counts, flat_ids,
         if n == 0:
             continue
         s = offsets[t]
-        img = t // tiles_per_img
-        r = t - img * tiles_per_img
-        y0 = (r // tile_w) * tile_size
-        x0 = (r - (r // tile_w) * tile_w) * tile_size
-        # gather the tile's Gaussians into contiguous local arrays
-        gx = np.empty(n, colors.dtype)
-        gy = np.empty(n, colors.dtype)
-        ga = np.empty(n, colors.dtype)
-        gb = np.empty(n, colors.dtype)
-        gc = np.empty(n, colors.dtype)
-        go = np.empty(n, colors.dtype)
-        gcol = np.empty((n, D), colors.dtype)
-        gsm = np.empty(n, colors.dtype)
-        for k in range(n):
-            g = flat_ids[s + k]
-            gx[k] = means2d[g, 0]
-            gy[k] = means2d[g, 1]
-            ga[k] = conics[g, 0]
-            gb[k] = conics[g, 1]
-            gc[k] = conics[g, 2]
-            go[k] = opacities[g]
-            gsm[k] = _sigma_cutoff(opacities[g])
-            for d in range(D):
-                gcol[k, d] = colors[g, d]
+        img, y0, x0 = _tile_origin(t, tiles_per_img, tile_w, tile_size)
+        gx, gy, ga, gb, gc, go, gcol, gsm = _gather_tile(s, n, flat_ids, means2d, conics, opacities, colors)
         acc = np.empty(D, colors.dtype)
         fxs, fys = _pixel_centres(x0, y0, tile_size, colors.dtype)
         for py in range(y0, min(y0 + tile_size, height)):
@@ -206,29 +219,8 @@ def rasterize_bwd(means2d, conics, colors, opacities, offsets, counts, flat_ids,
         if n == 0:
             continue
         s = offsets[t]
-        img = t // tiles_per_img
-        r = t - img * tiles_per_img
-        y0 = (r // tile_w) * tile_size
-        x0 = (r - (r // tile_w) * tile_w) * tile_size
-        gx = np.empty(n, colors.dtype)
-        gy = np.empty(n, colors.dtype)
-        ga = np.empty(n, colors.dtype)
-        gb = np.empty(n, colors.dtype)
-        gc = np.empty(n, colors.dtype)
-        go = np.empty(n, colors.dtype)
-        gcol = np.empty((n, D), colors.dtype)
-        gsm = np.empty(n, colors.dtype)
-        for k in range(n):
-            g = flat_ids[s + k]
-            gx[k] = means2d[g, 0]
-            gy[k] = means2d[g, 1]
-            ga[k] = conics[g, 0]
-            gb[k] = conics[g, 1]
-            gc[k] = conics[g, 2]
-            go[k] = opacities[g]
-            gsm[k] = _sigma_cutoff(opacities[g])
-            for d in range(D):
-                gcol[k, d] = colors[g, d]
+        img, y0, x0 = _tile_origin(t, tiles_per_img, tile_w, tile_size)
+        gx, gy, ga, gb, gc, go, gcol, gsm = _gather_tile(s, n, flat_ids, means2d, conics, opacities, colors)
         vloc = np.zeros((n, K), np.float64)
         aloc = np.zeros((n if want_abs else 0, 2), np.float64)
         gpix = np.empty(D, colors.dtype)
