@@ -23,18 +23,15 @@ import torch
 
 from sparsevid import log
 from sparsevid.path.camera_path import interpolate_pose
+from sparsevid.poses.align import rotation_errors_deg
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 
 
 # ---------------------------------------------------------------------------------------------
 # pure schedule
 # ---------------------------------------------------------------------------------------------
-def rotation_angle_deg(r_a: np.ndarray, r_b: np.ndarray) -> np.ndarray:
-    """Angle in degrees between rotations ``r_a`` [..., 3, 3] and ``r_b`` [..., 3, 3]."""
-    rel = np.swapaxes(r_a, -1, -2) @ r_b
-    cos = np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
-    return np.degrees(np.arccos(cos))
-
+#: angle in degrees between rotations/poses [..., 3, 3] (the pose stage's helper)
+rotation_angle_deg = rotation_errors_deg
 
 #: the pose between two cameras (slerped rotation, lerped centre) -- the camera path's helper
 interpolate_c2w = interpolate_pose

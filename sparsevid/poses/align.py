@@ -106,19 +106,20 @@ def align_poses(c2w_src: np.ndarray, c2w_dst: np.ndarray) -> np.ndarray:
 
 
 def rotation_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle in degrees of ``R_a_i^T R_b_i`` for each pose pair.
+    """Angle in degrees of ``R_a^T R_b`` for each pose pair (leading dimensions broadcast).
 
     Args:
-        a, b: [N, 4, 4] poses or [N, 3, 3] rotations.
+        a, b: [..., 4, 4] poses or [..., 3, 3] rotations.
 
     Returns:
-        [N] float64 angles in [0, 180].
+        [...] float64 angles in [0, 180].
     """
-    ra = np.asarray(a, np.float64)[:, :3, :3]
-    rb = np.asarray(b, np.float64)[:, :3, :3]
-    rel = np.einsum("nji,njk->nik", ra, rb)
-    cos = (np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0
-    axis = np.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], -1)
+    ra = np.asarray(a, np.float64)[..., :3, :3]
+    rb = np.asarray(b, np.float64)[..., :3, :3]
+    rel = np.swapaxes(ra, -1, -2) @ rb
+    cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
+    axis = np.stack([rel[..., 2, 1] - rel[..., 1, 2], rel[..., 0, 2] - rel[..., 2, 0],
+                     rel[..., 1, 0] - rel[..., 0, 1]], -1)
     sin = np.linalg.norm(axis, axis=-1) / 2.0
     return np.degrees(np.arctan2(sin, cos))  # accurate near 0 deg, unlike arccos
 
