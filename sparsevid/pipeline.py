@@ -33,7 +33,7 @@ from sparsevid import __version__, log
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
 from sparsevid.errors import SparsevidError
-from sparsevid.fixer.base import FixerConfig, RefViews, build_fixer
+from sparsevid.fixer.base import Fixer, FixerConfig, RefViews, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.rasterize import resolve_device
@@ -251,8 +251,9 @@ def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:
 
 
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
-                path: PathFrames, out: Path, timer: log.StageTimer) -> Trainer:
-    """Train the Gaussians, with progressive fixer rounds as trainer hooks; resumable."""
+                path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None) -> Trainer:
+    """Train the Gaussians, with progressive rounds of ``fixer`` (None: none) as trainer hooks;
+    resumable."""
     if cfg.ckpt is not None:
         return Trainer.from_checkpoint(cfg.ckpt, device)
     ckpt_dir = out / "train"
@@ -266,8 +267,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         tcfg = dataclasses.replace(cfg.train, seed=cfg.seed)
         trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device, run_dir=ckpt_dir)
     hooks = {}
-    if cfg.fixer.name != "none" and cfg.fixer.progressive and trainer.step < trainer.total_steps:
-        fixer = build_fixer(cfg.fixer)
+    if fixer is not None and cfg.fixer.progressive and trainer.step < trainer.total_steps:
         targets = ~path.is_input
         updater = ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
                                      _canvas_Ks(path, train_und)[targets], cfg.progressive)
@@ -365,18 +365,19 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
     path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
 
+    enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
+    progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None
+    fixer = build_fixer(cfg.fixer) if (enhance or progressive) else None  # built once (Difix loads weights)
     with timer("training"):
-        trainer = train_stage(scene, cfg, device, train_und, path, out, timer)
+        trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
     if "fixing" in timer.seconds:
         timer.seconds["training"] -= timer.seconds["fixing"]
 
-    enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
     with timer("rendering"):
         rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=enhance)
     frames = rendered.frames
     if enhance:
         with timer("enhance"):
-            fixer = build_fixer(cfg.fixer)
             refs = _input_refs(scene, out_und, trainer)
             T = len(path)
             canvas_K = torch.from_numpy(_canvas_Ks(path, out_und)).float()
