@@ -417,5 +417,7 @@ def test_bench_script_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "(a) fp32 straightforward" in out and "(b1) bf16" in out and "| path |" in out
     data = json.loads((tmp_path / "difix_bench.json").read_text())
-    assert len(data["rows"]) == 5 and all(r["ms_per_frame"] > 0 for r in data["rows"])
-    assert data["rows"][1]["rel_l2_err"] < 1e-4  # fp32 paths agree
+    rows = {r["name"].split(":")[0]: r for r in data["rows"]}
+    assert len(data["rows"]) == 6 and all(r["ms_per_frame"] > 0 for k, r in rows.items() if k != "tolerance")
+    assert rows["(a) fp32 straightforward (torch defaults, all views decoded)"]["rel_l2_err"] < 1e-4  # fp32 agree
+    assert 0 < rows["tolerance"]["rel_l2_err"] < 0.5  # rounding weights/input to bf16 moves the output

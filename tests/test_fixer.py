@@ -136,6 +136,18 @@ def test_reproject_fixer_restores_detail(corridor, use_flow):
     assert e_fix < 0.5 * e_blur
 
 
+def test_reproject_threads_do_not_change_results(corridor):
+    """Views are fixed on worker threads (each with its own DIS object): same bits as serially."""
+    c = corridor
+    novel = [4, 13, 24, 7]
+    blurred = _blur(c["images"][novel])
+    req = FixRequest(blurred, c["K"].expand(4, 3, 3), c["c2ws"][novel], _refs(c), depth=c["depth"][novel])
+    one = get_fixer("reproject", threads=1).fix(req)
+    four = get_fixer("reproject", threads=4).fix(req)
+    assert torch.equal(one.images, four.images) and torch.equal(one.confidence, four.confidence)
+    assert torch.equal(one.extras["ref_index"], four.extras["ref_index"])
+
+
 def test_reproject_input_pose_returns_input(corridor):
     c = corridor
     req = FixRequest(_blur(c["images"][[9]]), c["K"][None], c["c2ws"][[9]], _refs(c), depth=c["depth"][[9]])

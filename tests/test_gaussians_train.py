@@ -209,3 +209,78 @@ def test_views_from_scene_full_canvas():
     views = views_from_scene(sc, mode="full")
     assert len(views) == 4 and views[0].mask.shape[:2] == views[0].image.shape[:2]
     assert views[0].width >= 40 and 0 < views[0].mask.mean() <= 1
+
+
+def test_ssim_loss_matches_direct_2d_window():
+    """The separable SSIM equals SSIM with the full 11x11 Gaussian window (zero padding), computed
+    directly in float64; identical images score 1 and the masked loss ignores masked pixels."""
+    import torch.nn.functional as F
+
+    from sparsevid.gaussians.losses import photometric_loss, ssim_map
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 23, 31, 3, generator=g, dtype=torch.float64)
+    b = (a + 0.1 * torch.randn(a.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    x = torch.arange(11, dtype=torch.float64) - 5
+    w1 = torch.exp(-x * x / (2 * 1.5 ** 2))
+    w1 = w1 / w1.sum()
+    w2 = (w1[:, None] * w1[None, :])[None, None]
+
+    def blur(t):  # [B, H, W, 3] -> [B, 3, H, W], each channel on its own
+        t = t.permute(0, 3, 1, 2)
+        return F.conv2d(t.reshape(-1, 1, *t.shape[2:]), w2, padding=5).reshape(t.shape)
+
+    mx, my = blur(a), blur(b)
+    vx, vy, cxy = blur(a * a) - mx ** 2, blur(b * b) - my ** 2, blur(a * b) - mx * my
+    ref = ((2 * mx * my + 1e-4) * (2 * cxy + 9e-4)) / ((mx ** 2 + my ** 2 + 1e-4) * (vx + vy + 9e-4))
+    ours = ssim_map(a, b)
+    assert ours.shape == (2, 23, 31, 1)
+    assert torch.allclose(ours[..., 0], ref.mean(1), atol=1e-12)
+    assert torch.allclose(ssim_map(a, a), torch.ones_like(ours))
+    mask = torch.zeros(2, 23, 31, 1, dtype=torch.float64)
+    mask[:, :, :10] = 1
+    c = b.clone()
+    c[:, :, 20:] = 0.5  # only pixels far (> window) from the valid region change
+    l1, _, _ = photometric_loss(a, b, mask)
+    l2, _, _ = photometric_loss(a, c, mask)
+    assert float(l1) == pytest.approx(float(l2), abs=1e-12)
+
+
+def test_blur_taps_equals_conv_blur_and_loss_paths_agree():
+    """The compile-friendly tap filter equals the grouped-conv filter, so the CUDA (compiled) and
+    CPU losses are the same function; on the CPU the trainer uses the eager loss."""
+    from sparsevid.gaussians.losses import (_taps_loss, gaussian_blur, gaussian_blur_taps, make_loss_fn,
+                                            photometric_loss)
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 15, 19, 26, generator=g, dtype=torch.float64)
+    assert torch.allclose(gaussian_blur_taps(x), gaussian_blur(x), atol=1e-13)
+    r = torch.rand(1, 17, 21, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(1, 17, 21, 3, generator=g, dtype=torch.float64)
+    m = (torch.rand(1, 17, 21, 1, generator=g) > 0.3).double()
+    a = photometric_loss(r, t, m, 0.7)
+    (ga,) = torch.autograd.grad(a[0], r)
+    b = _taps_loss(r, t, m, 0.7)
+    (gb,) = torch.autograd.grad(b[0], r)
+    assert torch.allclose(a[0], b[0], atol=1e-13) and torch.allclose(ga, gb, atol=1e-13)
+    assert make_loss_fn(torch.device("cpu")) is photometric_loss
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (checked on the H100: tools/gpu)")
+def test_compiled_cuda_loss_matches_eager():
+    from sparsevid.gaussians.losses import make_loss_fn, photometric_loss
+
+    g = torch.Generator(device="cuda").manual_seed(2)
+    r = torch.rand(1, 120, 200, 3, generator=g, device="cuda", requires_grad=True)
+    t = torch.rand(1, 120, 200, 3, generator=g, device="cuda")
+    m = (torch.rand(1, 120, 200, 1, generator=g, device="cuda") > 0.2).float()
+    w = torch.tensor([0.6], device="cuda")
+    fn = make_loss_fn(torch.device("cuda"))
+    a = photometric_loss(r, t, m, w)
+    (ga,) = torch.autograd.grad(a[0], r)
+    b = fn(r, t, m, w, 0.2)
+    assert not getattr(fn, "failed", False)
+    (gb,) = torch.autograd.grad(b[0], r)
+    assert torch.allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(a[2], b[2], rtol=1e-5, atol=1e-7)
+    assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-8)

@@ -32,6 +32,9 @@ All images live in the renderer's undistorted pinhole canvas; see :mod:`sparsevi
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -297,6 +300,7 @@ class ReprojectConfig:
         flow_finest_scale: finest pyramid level DIS refines to (0 = full resolution; -1 = the
             preset's own, 1 for medium).
         flow_max_px: single-reference flow corrections larger than this are distrusted.
+        threads: views fixed in parallel on worker threads (0 = one per CPU core).
         fb_tolerance_px: forward-backward flow error that halves the confidence (plus 5% of the
             flow magnitude).
         blend_power: the two references are blended with weights ``(1 - t)**p`` and ``t**p``
@@ -337,6 +341,7 @@ class ReprojectConfig:
     render_confidence: float = 0.0
     cubic: bool = True
     exact_tolerance: float = 1e-3
+    threads: int = 0  # views fixed in parallel (0 = one per CPU core); results do not depend on it
 
 
 @dataclass
@@ -361,16 +366,17 @@ class ReprojectFixer(Fixer):
         if cfg.flow_preset not in _DIS_PRESETS:
             raise ValueError(f"flow_preset must be one of {sorted(_DIS_PRESETS)}")
         self.config = cfg
-        self._dis = None
+        self._local = threading.local()  # one DIS object per worker thread (they are not thread-safe)
 
     # -- helpers --------------------------------------------------------------------------------
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer)."""
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.config.flow_preset])
+        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer and thread)."""
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.config.flow_preset])
             if self.config.flow_finest_scale >= 0:
-                self._dis.setFinestScale(int(self.config.flow_finest_scale))
-        return self._dis.calc(a, b, None)
+                dis.setFinestScale(int(self.config.flow_finest_scale))
+        return dis.calc(a, b, None)
 
     def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,
                  grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -543,8 +549,7 @@ class ReprojectFixer(Fixer):
                  else np.ones((bsz, h, w), np.float32))
         renders = req.renders.detach().float().cpu().numpy()
 
-        outs, weights, confs, ia, ib, ts = [], [], [], [], [], []
-        for b in range(bsz):
+        def one(b: int):
             choice = choose_references(dist[b], centres[b], ref_centres, cfg.num_refs)
             exact = float(dist[b, choice[0]]) <= cfg.exact_tolerance
             img, weight, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
@@ -557,12 +562,21 @@ class ReprojectFixer(Fixer):
                 ramp = np.clip(_blur_np(eroded, rad / 2.0), 0, 1)
                 weight, conf = weight * ramp, conf * ramp
             weight, conf = weight * valid[b], conf * valid[b]
-            outs.append(weight[..., None] * img + (1 - weight[..., None]) * renders[b])
-            weights.append(weight)
-            confs.append(conf)
-            ia.append(choice[0])
-            ib.append(-1 if choice[1] is None else choice[1])
-            ts.append(choice[2])
+            return weight[..., None] * img + (1 - weight[..., None]) * renders[b], weight, conf, choice
+
+        # views are independent: fix them on worker threads (OpenCV and numpy release the GIL)
+        workers = min(bsz, cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(one, range(bsz)))
+        else:
+            results = [one(b) for b in range(bsz)]
+        outs = [r[0] for r in results]
+        weights = [r[1] for r in results]
+        confs = [r[2] for r in results]
+        ia = [r[3][0] for r in results]
+        ib = [-1 if r[3][1] is None else r[3][1] for r in results]
+        ts = [r[3][2] for r in results]
         out_t = torch.from_numpy(np.clip(np.stack(outs), 0, 1)).to(dev, dt)
         conf_t = torch.from_numpy(np.stack(confs)[..., None]).to(dev, dt).clamp(0, 1)
         weight_t = torch.from_numpy(np.stack(weights)[..., None]).to(dev, dt).clamp(0, 1)

@@ -44,7 +44,7 @@ from torch import Tensor
 
 from sparsevid import log
 from sparsevid.errors import SparsevidError
-from sparsevid.gaussians.losses import photometric_loss, psnr_from_mse
+from sparsevid.gaussians.losses import make_loss_fn, psnr_from_mse
 from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, camera_extent,
                                        init_params, make_parameters, random_frustum_points)
 from sparsevid.gaussians.rasterize import rasterize, resolve_device
@@ -195,6 +195,7 @@ class TrainConfig:
     init: InitConfig = field(default_factory=InitConfig)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     antialiased: bool = False
+    compile_loss: bool = True  # CUDA: torch.compile the loss (see losses.make_loss_fn)
     checkpoint_every: int | None = None  # steps; 0 = only at the end (when run_dir is set); None = auto
     # (1000 on cuda, where a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB; 250 on cpu)
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
@@ -283,6 +284,7 @@ class Trainer:
         self._rng_live = False
         self._rng_outer = (None, None)
         self.history: list[dict] = []
+        self._loss_fn = make_loss_fn(self.device, cfg.compile_loss)
 
     # ---- setup -------------------------------------------------------------------------
     def _scene_extent(self, points: np.ndarray | None) -> float:
@@ -440,7 +442,7 @@ class Trainer:
         self._set_lr(self.step)
         render, _, info = self._rasterize(viewmat, K, v.width, v.height, self.active_sh_degree())
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
-        loss, _, mse = photometric_loss(render, img, mask, weight, self.cfg.ssim_weight)
+        loss, _, mse = self._loss_fn(render, img, mask, weight, self.cfg.ssim_weight)
         loss.backward()
         self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
                                          self.step, info, packed=False)

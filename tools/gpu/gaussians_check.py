@@ -57,8 +57,22 @@ def parity(n: int, w: int, h: int, cams: int, sh: bool, mode: str, seed: int) ->
         rgb_d = torch.cat([img[..., :3], img[..., 3:] * alpha], -1)  # accumulated depth (smooth)
         ((rgb_d * wts.to(dev)).sum() + alpha.sum()).backward()
         out[dev] = (img[..., :3].detach().cpu(), alpha.detach().cpu(), [p.grad.detach().cpu() for p in ps])
+    # float64 CPU render as the arbiter: at the worst pixel, which backend is off?
+    ps64 = [t.clone().double() for t in tensors]
+    img64, _, _ = rasterize(*ps64, vm.double(), K.double(), w, h, sh_degree=3 if sh else None,
+                            backgrounds=bg.double(), render_mode="RGB+ED", rasterize_mode=mode, backend="cpu")
+    img64 = img64[..., :3]
+    diff = (out["cpu"][0] - out["cuda"][0]).abs().amax(-1)
+    worst = divmod(int(diff.flatten().argmax()), w * h)
+    c, rem = worst
+    y, x = divmod(rem, w)
     names = ["means", "quats", "scales", "opacities", "colors"]
-    res = {"case": f"N={n} {w}x{h} C={cams} {'SH3' if sh else 'RGB'} {mode}",
+    res = {"worst_pixel": [c, y, x],
+           "worst_cpu32_vs_f64": float((out["cpu"][0][c, y, x].double() - img64[c, y, x]).abs().max()),
+           "worst_cuda_vs_f64": float((out["cuda"][0][c, y, x].double() - img64[c, y, x]).abs().max()),
+           "cpu32_vs_f64_max": float((out["cpu"][0].double() - img64).abs().max()),
+           "cuda_vs_f64_max": float((out["cuda"][0].double() - img64).abs().max()),
+           "case": f"N={n} {w}x{h} C={cams} {'SH3' if sh else 'RGB'} {mode}",
            "image_max_abs": float((out["cpu"][0] - out["cuda"][0]).abs().max()),
            "alpha_max_abs": float((out["cpu"][1] - out["cuda"][1]).abs().max()),
            "pixels_over_1e-3": int(((out["cpu"][0] - out["cuda"][0]).abs().amax(-1) > 1e-3).sum())}
@@ -143,6 +157,7 @@ def main() -> int:
                     help="scene for load_scene (e.g. .../gopro_sidewalk/reference_transforms.json)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the trainer's default)")
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--parity-only", action="store_true", help="only the parity checks")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
@@ -150,22 +165,28 @@ def main() -> int:
     report: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
     report["parity"] = [parity(2000, 256, 192, 2, False, "classic", 0),
                         parity(2000, 256, 192, 1, True, "classic", 1),
-                        parity(3000, 320, 200, 1, True, "antialiased", 2)]
-    report["train"] = train_bench(args.scene, args.steps)
-    if not args.skip_cpu:
+                        parity(3000, 320, 200, 1, True, "antialiased", 2),
+                        parity(3000, 320, 200, 1, True, "antialiased", 3),
+                        parity(3000, 320, 200, 1, True, "classic", 2)]
+    if not args.parity_only:
+        report["train"] = train_bench(args.scene, args.steps)
+    if not args.skip_cpu and not args.parity_only:
         report["cpu"] = [cpu_bench(args.scene, 2), cpu_bench(args.scene, os.cpu_count() or 2)]
 
     print("\n== parity: ours (CPU) vs gsplat (CUDA) ==")
     for r in report["parity"]:
         print(f"{r['case']:<36} img {r['image_max_abs']:.2e}  alpha {r['alpha_max_abs']:.2e}  "
               + "  ".join(f"{k[9:]} {r[k]:.1e}" for k in r if k.startswith("grad_rel_"))
-              + f"  px>1e-3 {r['pixels_over_1e-3']}  {'PASS' if r['pass'] else 'FAIL'}")
-    t = report["train"]
-    print("\n== training (cuda) ==")
-    for k, v in t.items():
-        print(f"{k:<18} {v:.3f}" if isinstance(v, float) else f"{k:<18} {v}")
-    print(f"targets: >= 200 steps/s -> {'PASS' if t['steps_per_s'] >= 200 else 'FAIL'}; "
-          f"schedule <= 20 s -> {'PASS' if t['train_seconds'] <= 20 else 'FAIL'}")
+              + f"  px>1e-3 {r['pixels_over_1e-3']}  {'PASS' if r['pass'] else 'FAIL'}"
+              + f"  | vs float64 at worst px: ours {r['worst_cpu32_vs_f64']:.1e} gsplat {r['worst_cuda_vs_f64']:.1e}"
+              + f"; whole image: ours {r['cpu32_vs_f64_max']:.1e} gsplat {r['cuda_vs_f64_max']:.1e}")
+    t = report.get("train")
+    if t:
+        print("\n== training (cuda) ==")
+        for k, v in t.items():
+            print(f"{k:<18} {v:.3f}" if isinstance(v, float) else f"{k:<18} {v}")
+        print(f"targets: >= 200 steps/s -> {'PASS' if t['steps_per_s'] >= 200 else 'FAIL'}; "
+              f"schedule <= 20 s -> {'PASS' if t['train_seconds'] <= 20 else 'FAIL'}")
     for c in report.get("cpu", []):
         print(f"cpu {c['threads']:>2} threads {c['canvas']}: {c['steps_per_s']:.2f} steps/s ({c['gaussians']} gs)")
     if os.environ.get("OUT"):

@@ -227,8 +227,13 @@ class DifixPipeline:
 
     def optimize(self, channels_last: bool = True, compile: bool = False, compile_mode: str = "default",
                  fuse_qkv: bool = False) -> "DifixPipeline":
-        """Speed options for CUDA: channels-last memory, ``torch.compile`` of UNet/encoder/decoder
-        (shapes are static per resolution; a new resolution recompiles), fused QKV projections."""
+        """Speed options for CUDA: cuDNN autotuning (``torch.backends.cudnn.benchmark``, a global
+        setting), channels-last memory, ``torch.compile`` of UNet/encoder/decoder (shapes are
+        static per resolution; a new resolution recompiles), fused QKV projections."""
+        if self.device.type == "cuda":
+            # cuDNN picks conv algorithms by timing them once per shape (the shapes are fixed per
+            # resolution); its default heuristics choose slower ones for some bf16 VAE convs
+            torch.backends.cudnn.benchmark = True
         if fuse_qkv and not self.reference_attention:
             self.unet.fuse_qkv_projections()
         if channels_last:
