@@ -1,3 +1,6 @@
-from sparsevid.cli import main
+"""``python -m sparsevid ...`` = the ``sparsevid`` command."""
 import sys
+
+from sparsevid.cli import main
+
 sys.exit(main())

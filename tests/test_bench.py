@@ -105,6 +105,32 @@ def test_scaled_case_scales_frames_and_intrinsics(case_dir: Path, tmp_path: Path
         assert dst["fl_x"] == pytest.approx(src["fl_x"] / 2) and dst["cy"] == pytest.approx(src["cy"] / 2)
 
 
+def test_scaled_runs_take_full_resolution_poses_rescaled(case_dir: Path, tmp_path: Path) -> None:
+    """At --scale != 1 the sparsevid runs get the full-size poses (here from --poses-dir), rescaled."""
+    from sparsevid.data.load import load_scene
+    from sparsevid.poses.sfm import save_pose_outputs
+
+    if not (case_dir / "reference_transforms.json").is_file():
+        pytest.skip("the synthetic case has no reference poses")
+    full = load_scene(case_dir / "reference_transforms.json", keyframes=list(KEYS))
+    full.gt_frames = []
+    save_pose_outputs(full, {"test": True}, tmp_path / "poses" / case_dir.name)
+    cfg = _config(case_dir, tmp_path, configs=["default"], scale=0.5, poses_dir=tmp_path / "poses")
+    case = bench.load_case(case_dir, 0.5, tmp_path / "cases", KEYS)
+    path, seconds = bench.case_poses(case, cfg, tmp_path / "runs")
+    assert seconds is None  # given, not estimated
+    scaled = load_scene(path)
+    assert (scaled.camera.width, scaled.camera.height) == (32, 24)
+    assert scaled.camera.fx == pytest.approx(full.camera.fx / 2)
+    assert [f.index for f in scaled.frames] == list(KEYS) and scaled.frames[0].image.shape == (24, 32, 3)
+    np.testing.assert_allclose(scaled.c2ws(), full.c2ws(), atol=1e-6)
+    # at scale 1 the runs use --poses-dir as it is
+    cfg1 = _config(case_dir, tmp_path, configs=["default"], poses_dir=tmp_path / "poses")
+    case1 = bench.load_case(case_dir, 1.0, tmp_path / "cases", KEYS)
+    assert bench.case_poses(case1, cfg1, tmp_path / "runs") == (tmp_path / "poses" / case_dir.name / "transforms.json",
+                                                                None)
+
+
 def test_update_markdown_creates_and_is_idempotent(tmp_path: Path) -> None:
     md = tmp_path / "sub" / "B.md"
     bench.update_markdown(md, "m1", "first body")

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Reproduce every figure in BENCHMARKS.md on this machine: one command per machine kind.
+#
+#   benchmarks/reproduce.sh cpu [STEP...]   # the 2-core CPU machine; steps: poses harness cpu-train cpu-raster demo
+#   benchmarks/reproduce.sh gpu [STEP...]   # a CUDA machine;         steps: gaussians difix harness
+#
+# No STEP = all steps of that kind, in the order above. Results go to benchmarks/results/<date>-<machine>-<step>.json
+# (the harness also writes <date>-<machine>.json and replaces its block in BENCHMARKS.md).
+# Environment:
+#   CASES      case folders (default: ../shared/cases/*; each has frames 0..29 and reference_transforms.json)
+#   MACHINE    label in file names and BENCHMARKS.md (default: cpu-amd-epyc-2c / h100)
+#   POSES_DIR  poses estimated earlier by `sparsevid poses` (DIR/<case>/transforms.json), for GPU machines
+#              without pycolmap; NO_VIDEO=1 for machines without PyAV (timings then exclude encoding)
+#   PY         python (default: .venv/bin/python when present, else python3)
+#   RESULTS    results folder (default: benchmarks/results)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KIND=${1:?usage: benchmarks/reproduce.sh cpu|gpu [STEP...]}
+shift
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+DATE=$(date +%F)
+RES=${RESULTS:-benchmarks/results}
+mkdir -p "$RES"
+read -r -a CASE_LIST <<< "${CASES:-$(ls -d ../shared/cases/*/ 2>/dev/null | tr '\n' ' ')}"
+[ ${#CASE_LIST[@]} -gt 0 ] || { echo "no cases: set CASES or put them in ../shared/cases" >&2; exit 2; }
+FIRST=${CASE_LIST[0]%/}
+HARNESS_EXTRA=()
+[ -n "${POSES_DIR:-}" ] && HARNESS_EXTRA+=(--poses-dir "$POSES_DIR")
+[ "${NO_VIDEO:-0}" = 1 ] && HARNESS_EXTRA+=(--no-video)
+
+case "$KIND" in
+  cpu)
+    MACHINE=${MACHINE:-cpu-amd-epyc-2c}
+    STEPS=${*:-poses harness cpu-train cpu-raster demo}
+    ;;
+  gpu)
+    MACHINE=${MACHINE:-h100}
+    STEPS=${*:-gaussians difix harness}
+    ;;
+  *) echo "unknown machine kind '$KIND': use cpu or gpu" >&2; exit 2 ;;
+esac
+OUTJ() { echo "$RES/$DATE-$MACHINE-$1.json"; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+for step in $STEPS; do
+  echo "== $KIND: $step ($(date +%T))"
+  case "$KIND:$step" in
+    cpu:poses)      # BENCHMARKS.md "Poses": 3 keyframe sets at full size, 1 at half size
+      "$PY" tools/bench_poses.py "$FIRST" --scale 1.0 --json "$(OUTJ poses)"
+      "$PY" tools/bench_poses.py "$FIRST" --sets 0,9,19,29 --scale 0.5 --json "$(OUTJ poses-half)" ;;
+    cpu:harness)    # peers + sparsevid default / no fixer at half resolution (vanilla 30k steps: GPU only)
+      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cpu --scale 0.5 --configs default,no_fixer \
+        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}" ;;
+    cpu:cpu-train)  # training speed at 424x240 on the real clip, Gaussians from the SfM points
+      "$PY" -m sparsevid poses "$FIRST" --keyframes 0,9,19,29 -o "$TMP/poses" --overwrite
+      "$PY" tools/bench_cpu_train.py "$TMP/poses" --json "$(OUTJ cpu-train)" ;;
+    cpu:cpu-raster) # rasterizer forward/backward and trainer steps, synthetic scene, 20k Gaussians, 424x240
+      "$PY" tools/bench_cpu_raster.py --repeats 5 --steps 20 --json "$(OUTJ cpu-raster)" ;;
+    cpu:demo)       # the README demo, timed per stage (run.json)
+      "$PY" -m sparsevid run -o "$TMP/demo" --overwrite
+      cp "$TMP/demo/run.json" "$(OUTJ demo)" ;;
+    gpu:gaussians)  # gsplat parity + training speed at full resolution
+      OUT="$TMP" "$PY" tools/gpu/gaussians_check.py --scene "$FIRST/reference_transforms.json" --skip-cpu
+      cp "$TMP/gaussians_check.json" "$(OUTJ gaussians)" ;;
+    gpu:difix)      # Difix at 576x1024, full-size architecture, random weights
+      OUT="$TMP" "$PY" tools/gpu/difix_bench.py
+      cp "$TMP/difix_bench.json" "$(OUTJ difix)" ;;
+    gpu:harness)    # peers + every sparsevid configuration at full resolution
+      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cuda --scale 1.0 \
+        --configs "${GPU_CONFIGS:-no_fixer,default,progressive_only,enhance_only,vanilla,reference_poses}" \
+        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}" ;;
+    *) echo "unknown step '$step' for $KIND" >&2; exit 2 ;;
+  esac
+done
+echo "done: results in $RES (BENCHMARKS.md harness block for $MACHINE updated)"
