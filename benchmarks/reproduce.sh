@@ -60,11 +60,13 @@ for step in $STEPS; do
     cpu:demo)       # the README demo, timed per stage (run.json)
       "$PY" -m sparsevid run -o "$TMP/demo" --overwrite
       cp "$TMP/demo/run.json" "$(OUTJ demo)" ;;
-    gpu:gaussians)  # gsplat parity + training speed at full resolution
-      OUT="$TMP" "$PY" tools/gpu/gaussians_check.py --scene "$FIRST/reference_transforms.json" --skip-cpu
-      cp "$TMP/gaussians_check.json" "$(OUTJ gaussians)" ;;
-    gpu:difix)      # Difix at 576x1024, full-size architecture, random weights
-      OUT="$TMP" "$PY" tools/gpu/difix_bench.py
+    gpu:gaussians)  # gsplat parity, then (in a fresh process) training speed at full resolution
+      OUT="$TMP" "$PY" tools/gpu/gaussians_check.py --scene "$FIRST/reference_transforms.json" --parity-only
+      cp "$TMP/gaussians_check.json" "$(OUTJ gaussians-parity)"
+      OUT="$TMP" "$PY" tools/gpu/gaussians_check.py --scene "$FIRST/reference_transforms.json" --train-only --skip-cpu
+      cp "$TMP/gaussians_check.json" "$(OUTJ gaussians-train)" ;;
+    gpu:difix)      # Difix at 576x1024, full-size architecture, random weights (CUDA-graph row: DIFIX_ARGS=)
+      OUT="$TMP" "$PY" tools/gpu/difix_bench.py ${DIFIX_ARGS---no-cudagraphs}
       cp "$TMP/difix_bench.json" "$(OUTJ difix)" ;;
     gpu:harness)    # peers + every sparsevid configuration at full resolution
       "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cuda --scale 1.0 \

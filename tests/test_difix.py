@@ -240,6 +240,32 @@ def test_reference_attention_equals_concatenated_tokens(b, v):
         assert (out - per_view).abs().max() > 1e-4  # it does mix views
 
 
+def test_wide_head_attention_equals_stock_processor():
+    """The VAE mid-block attention (one wide head, group norm, 4-D input): the matmul processor
+    gives diffusers' own result; the installer picks only heads wider than the fused kernels take."""
+    from diffusers.models.attention_processor import AttnProcessor
+
+    from sparsevid.fixer.difix.attention import WideHeadAttnProcessor, install_wide_head_attention
+
+    torch.manual_seed(0)
+    vae = SkipVAE(SkipVAEConfig.from_dict({"block_out_channels": [8, 16, 32, 32], "layers_per_block": 1,
+                                           "norm_num_groups": 4})).eval()
+    mids = [vae.encoder.mid_block.attentions[0], vae.decoder.mid_block.attentions[0]]
+    x = torch.randn(2, 32, 5, 7)
+    for attn in mids:
+        with torch.no_grad():
+            attn.set_processor(AttnProcessor())
+            ref = attn(x)
+            attn.set_processor(WideHeadAttnProcessor(max_fused_head_dim=16))  # 32-wide head: matmul path
+            wide = attn(x)
+            attn.set_processor(WideHeadAttnProcessor())  # fused path
+            fused = attn(x)
+        torch.testing.assert_close(wide, ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
+    assert install_wide_head_attention(vae, max_fused_head_dim=16) == 2
+    assert install_wide_head_attention(vae) == 0  # 32 <= 256: left to SDPA
+
+
 # ----------------------------------------------------------------------------- pipeline
 def _reference_difix(parts: dict, emb: torch.Tensor, views: torch.Tensor, num_views: int) -> torch.Tensor:
     """Stock-diffusers reference: peft VAE, stock UNet, DDPMScheduler.step at t=199 (V=1 only)."""

@@ -72,6 +72,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--modes", default="", help="compile modes to time instead of the defaults, comma-separated: "
                    "a torch.compile mode, optionally +freeze (inductor freezing) and/or +contig (no channels-last)")
     p.add_argument("--compile-only", action="store_true", help="skip the eager rows (fp32 strict reference kept)")
+    p.add_argument("--profile", action="store_true", help="print the top CUDA kernels of the first compiled mode")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     if a.tiny and a.height == 576 and a.width == 1024:
@@ -275,6 +276,14 @@ def main() -> int:
                     ms = time_ms(fn, device, a.warmup, a.runs)
                     info[f"stage_ms_{stage}"] = statistics.median(ms)
                 print("  stages (ms):", {k: round(val, 1) for k, val in info.items() if k.startswith("stage_ms")})
+            if a.profile and spec == modes[0] and device.type == "cuda":
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    for _ in range(5):
+                        pb.forward_views(x1, v)
+                    sync(device)
+                print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=90))
             if xb is not None and spec == "default":
                 t0 = time.perf_counter()
                 run_pool()

@@ -158,12 +158,13 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the trainer's default)")
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--parity-only", action="store_true", help="only the parity checks")
+    ap.add_argument("--train-only", action="store_true", help="only the training benchmark")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 1
     report: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    report["parity"] = [parity(2000, 256, 192, 2, False, "classic", 0),
+    report["parity"] = [] if args.train_only else [parity(2000, 256, 192, 2, False, "classic", 0),
                         parity(2000, 256, 192, 1, True, "classic", 1),
                         parity(3000, 320, 200, 1, True, "antialiased", 2),
                         parity(3000, 320, 200, 1, True, "antialiased", 3),

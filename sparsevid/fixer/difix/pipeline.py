@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from sparsevid import log
 from sparsevid.errors import SparsevidError
-from sparsevid.fixer.difix.attention import ViewLayout, install_reference_attention
+from sparsevid.fixer.difix.attention import ViewLayout, install_reference_attention, install_wide_head_attention
 from sparsevid.fixer.difix.prompt import DEFAULT_PROMPT, prompt_embedding
 from sparsevid.fixer.difix.weights import (REPO_DIFIX, REPO_DIFIX_REF, check_layout, load_safetensors,
                                            looks_like_repo_id, merge_lora, read_json,
@@ -228,12 +228,15 @@ class DifixPipeline:
     def optimize(self, channels_last: bool = True, compile: bool = False, compile_mode: str = "default",
                  fuse_qkv: bool = False) -> "DifixPipeline":
         """Speed options for CUDA: cuDNN autotuning (``torch.backends.cudnn.benchmark``, a global
-        setting), channels-last memory, ``torch.compile`` of UNet/encoder/decoder (shapes are
+        setting), matmul attention for the VAE's 512-wide heads (:class:`WideHeadAttnProcessor`),
+        channels-last memory, ``torch.compile`` of UNet/encoder/decoder (shapes are
         static per resolution; a new resolution recompiles), fused QKV projections."""
         if self.device.type == "cuda":
             # cuDNN picks conv algorithms by timing them once per shape (the shapes are fixed per
             # resolution); its default heuristics choose slower ones for some bf16 VAE convs
             torch.backends.cudnn.benchmark = True
+            # the VAE mid-block attention has one 512-wide head: matmuls beat the generic SDPA kernel
+            install_wide_head_attention(self.vae)
         if fuse_qkv and not self.reference_attention:
             self.unet.fuse_qkv_projections()
         if channels_last:
