@@ -492,8 +492,10 @@ def _error_record(spec: dict[str, Any], message: str, seconds: float) -> dict[st
             "peak_memory": {"cpu_rss_mb": None, "gpu_mb": None}}
 
 
-def sparsevid_spec(case: Case, config: str, bench: BenchConfig, runs_dir: Path, label: str) -> dict[str, Any]:
-    """The picklable description of one sparsevid run (what the spawned process needs)."""
+def sparsevid_spec(case: Case, config: str, bench: BenchConfig, runs_dir: Path, label: str,
+                   our_poses: Path | None = None) -> dict[str, Any]:
+    """The picklable description of one sparsevid run (what the spawned process needs);
+    ``our_poses``: poses for the non-reference configs (see :func:`case_poses`), None = estimate."""
     w, h = case.size
     out = runs_dir / label / f"{case.name}@{w}x{h}" / config
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,7 +503,7 @@ def sparsevid_spec(case: Case, config: str, bench: BenchConfig, runs_dir: Path, 
             "device": bench.device, "seed": bench.seed, "steps_override": bench.steps_override,
             "poses_from": str(case.reference_transforms) if case.reference_transforms else None,
             "write_video": bench.write_video,
-            "our_poses": None,  # set by run_bench (see case_poses)
+            "our_poses": str(our_poses) if our_poses else None,
             "pipeline_module": bench.pipeline_module, "quiet": False}
 
 
@@ -777,8 +779,7 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
             if config == "reference_poses" and case.reference_transforms is None:
                 log.warn(f"{case.name}: no reference_transforms.json, skipping reference_poses")
                 continue
-            spec = sparsevid_spec(case, config, bench, runs_dir, label)
-            spec["our_poses"] = str(our_poses) if our_poses else None
+            spec = sparsevid_spec(case, config, bench, runs_dir, label, our_poses)
             log.info(f"sparsevid {config} on {case.name} ({device}) -> {spec['output']}")
             record, frames = run_sparsevid(spec, bench.isolate)
             if pose_seconds is not None and config != "reference_poses":

@@ -571,12 +571,10 @@ class ReprojectFixer(Fixer):
                 results = list(pool.map(one, range(bsz)))
         else:
             results = [one(b) for b in range(bsz)]
-        outs = [r[0] for r in results]
-        weights = [r[1] for r in results]
-        confs = [r[2] for r in results]
-        ia = [r[3][0] for r in results]
-        ib = [-1 if r[3][1] is None else r[3][1] for r in results]
-        ts = [r[3][2] for r in results]
+        outs, weights, confs, choices = zip(*results)
+        ia = [c[0] for c in choices]
+        ib = [-1 if c[1] is None else c[1] for c in choices]
+        ts = [c[2] for c in choices]
         out_t = torch.from_numpy(np.clip(np.stack(outs), 0, 1)).to(dev, dt)
         conf_t = torch.from_numpy(np.stack(confs)[..., None]).to(dev, dt).clamp(0, 1)
         weight_t = torch.from_numpy(np.stack(weights)[..., None]).to(dev, dt).clamp(0, 1)

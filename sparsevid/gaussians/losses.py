@@ -9,6 +9,7 @@ of a training step at 1080x612 on an H100.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -19,15 +20,19 @@ from torch import Tensor
 _WINDOWS: dict[tuple, tuple[Tensor, Tensor]] = {}
 
 
+def _gauss_1d(size: int, sigma: float) -> list[float]:
+    """The normalised 1-D Gaussian window (``size`` taps, centred)."""
+    g = [math.exp(-((i - (size - 1) / 2) ** 2) / (2 * sigma * sigma)) for i in range(size)]
+    return [v / sum(g) for v in g]
+
+
 def _gauss_windows(size: int, sigma: float, channels: int, dtype: torch.dtype,
                    device: torch.device) -> tuple[Tensor, Tensor]:
     """The 1-D Gaussian window as grouped conv2d weights: ([channels, 1, 1, size] horizontal,
     [channels, 1, size, 1] vertical), cached per (size, sigma, channels, dtype, device)."""
     key = (size, sigma, channels, dtype, str(device))
     if key not in _WINDOWS:
-        x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-        g = torch.exp(-x * x / (2 * sigma * sigma))
-        g = (g / g.sum()).to(dtype).to(device)
+        g = torch.tensor(_gauss_1d(size, sigma), dtype=torch.float64).to(dtype).to(device)
         _WINDOWS[key] = (g.view(1, 1, 1, size).expand(channels, 1, 1, size).contiguous(),
                          g.view(1, 1, size, 1).expand(channels, 1, size, 1).contiguous())
     return _WINDOWS[key]
@@ -48,8 +53,7 @@ def gaussian_blur_taps(x: Tensor, window: int = 11, sigma: float = 1.5) -> Tenso
     multiply-adds per direction: slow eagerly, a few fused kernels under ``torch.compile``."""
     p = window // 2
     H, W = x.shape[-2:]
-    g = [math.exp(-((i - p) ** 2) / (2 * sigma * sigma)) for i in range(window)]
-    g = [v / sum(g) for v in g]
+    g = _gauss_1d(window, sigma)
     xp = F.pad(x, (p, p, 0, 0))
     h = sum(g[i] * xp[..., i:i + W] for i in range(window))
     hp = F.pad(h, (0, 0, p, p))
@@ -100,7 +104,10 @@ def _taps_loss(render, target, mask, weight, ssim_weight: float = 0.2):
     return photometric_loss(render, target, mask, weight, ssim_weight, blur=gaussian_blur_taps)
 
 
-_COMPILED: dict[str, Callable] = {}
+@functools.cache
+def _compiled_cuda_loss() -> Callable:
+    """One compiled loss per process (it recompiles per canvas size by itself)."""
+    return _GuardedCompiled(torch.compile(_taps_loss, dynamic=False))
 
 
 def make_loss_fn(device: torch.device, compile: bool = True) -> Callable:
@@ -110,9 +117,7 @@ def make_loss_fn(device: torch.device, compile: bool = True) -> Callable:
     loss, with a warning, where compilation fails)."""
     if device.type != "cuda" or not compile:
         return photometric_loss
-    if "cuda" not in _COMPILED:
-        _COMPILED["cuda"] = _GuardedCompiled(torch.compile(_taps_loss, dynamic=False))
-    return _COMPILED["cuda"]
+    return _compiled_cuda_loss()
 
 
 class _GuardedCompiled:
