@@ -20,7 +20,6 @@ import dataclasses
 import json
 import platform
 import resource
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsevid import __version__, log
+from sparsevid import __version__, log, outdir
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
 from sparsevid.errors import SparsevidError
@@ -164,26 +163,16 @@ def cpu_profile(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, train=train, progressive=prog)
 
 
-def prepare_output(out: Path, resume: bool, overwrite: bool) -> None:
-    """Create ``out``; refuse an existing one unless ``resume`` or ``overwrite``."""
-    if resume and overwrite:
-        raise SparsevidError("--resume and --overwrite exclude each other", fix="pick one")
-    if out.exists():
-        if not out.is_dir():
-            raise SparsevidError("the output path exists and is a file", fix="choose another -o", path=out)
-        contents = [p for p in out.iterdir()]
-        ours = (out / MARKER).exists()
-        if contents and not (resume or overwrite):
-            raise SparsevidError("the output folder already exists",
-                                 fix="pass --resume to continue it, --overwrite to replace it, or choose another -o",
-                                 path=out)
-        if contents and not ours:
-            raise SparsevidError("the output folder is not a sparsevid run; refusing to touch it",
-                                 fix="choose another -o", path=out)
-        if overwrite and contents:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
+#: everything ``run`` writes under OUT; ``--overwrite`` removes these and nothing else
+RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "contact_sheet.png", "metrics.json",
+               "run.json", "quality.json")
+
+
+def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None:
+    """Create ``out``; refuse an existing one unless ``resume`` or ``overwrite``; never remove
+    anything in ``protect`` (see :func:`sparsevid.outdir.prepare_output`)."""
+    outdir.prepare_output(out, marker=MARKER, outputs=RUN_OUTPUTS, protect=protect, resume=resume,
+                          overwrite=overwrite)
 
 
 def load_input(cfg: RunConfig) -> Scene:
@@ -350,7 +339,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         cfg = cpu_profile(cfg)
-    prepare_output(out, cfg.resume, cfg.overwrite)
+    prepare_output(out, cfg.resume, cfg.overwrite,
+                   protect=(cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 

@@ -3,18 +3,19 @@ them as a dataset that loads as a scene (COLMAP model + transforms.json + images
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
+from sparsevid.outdir import prepare_output
 from sparsevid.poses.align import align_poses, rotation_errors_deg
 from sparsevid.poses.sfm import PoseConfig, estimate_poses, save_pose_outputs
 
 #: what ``poses`` writes into OUT (removed first with --overwrite)
 OUTPUTS = ("sparse", "images", "transforms.json", "poses_report.json", "sparse_pc.ply")
+MARKER = ".sparsevid-poses"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,25 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise SparsevidError("output exists and is not a folder", fix="pick another -o", path=out)
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise SparsevidError("output folder exists and is not empty", fix="pass --overwrite or pick another -o",
-                                 path=out)
-        for name in OUTPUTS:  # only what this command writes
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
-    _prepare_output(out, args.overwrite)  # fail before the expensive part
+    if Path(args.input).expanduser().resolve() == out.expanduser().resolve():
+        raise SparsevidError("the output folder is the input folder; poses writes OUT/images and would replace "
+                             "the input", fix="choose another -o", path=out)
+    prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
+                   overwrite=args.overwrite)  # fail before the expensive part
     scene = load_scene(args.input, keyframes=parse_keyframes(args.keyframes), fps=args.fps)
     reference = scene.c2ws() if scene.has_poses else None
     scene, report = estimate_poses(scene, PoseConfig(focal=args.focal, seed=args.seed))
