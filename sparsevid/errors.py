@@ -26,3 +26,8 @@ class SparsevidError(Exception):
         if self.fix:
             parts.append(f"-> {self.fix}")
         return " ".join(parts)
+
+
+class PoseFailure(SparsevidError):
+    """The pose stage found no model that passes its checks (too little motion or texture, tiny
+    frames, unrelated frames). ``run`` falls back to the 2D route instead of stopping."""

@@ -19,12 +19,14 @@ def set_quiet(quiet: bool) -> None:
 
 
 def info(msg: str) -> None:
+    """One line (rich does not wrap it; the terminal does), unless quiet."""
     if not _quiet:
-        console.print(msg)
+        console.print(msg, soft_wrap=True)
 
 
 def warn(msg: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {msg}")
+    """One line (never wrapped by rich), shown even when quiet."""
+    console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
 
 
 def error(msg: str) -> None:

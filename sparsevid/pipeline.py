@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,18 +32,22 @@ import torch
 from sparsevid import __version__, log, outdir
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
-from sparsevid.errors import SparsevidError
-from sparsevid.fixer.base import Fixer, FixerConfig, RefViews, build_fixer
-from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
+from sparsevid.errors import PoseFailure, SparsevidError
+from sparsevid.fuse.fusion import FuseConfig, to_u8
+from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
+from sparsevid.fuse.stage import fuse_frames
+from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
+from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.rasterize import resolve_device
 from sparsevid.gaussians.ply import save_ply
-from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView
+from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, find_checkpoint
 from sparsevid.io_utils import atomic_write_text
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames
 from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.render.frames import distort_frames, render_path
+from sparsevid.render.frames import render_path
+from sparsevid.video.timebase import fps_fraction
 
 MARKER = ".sparsevid-run"
 
@@ -60,6 +65,9 @@ class RunConfig:
         seed: makes runs repeatable on the same machine.
         scale: output resolution relative to the input frames.
         train_scale: training resolution relative to the input; None = 1.0 on CUDA, 0.5 on CPU.
+        max_train_side: cap on the long side of the training images in pixels; None = 1280 on
+            CUDA, 640 on CPU (applied to the default ``train_scale``; an explicit value here also
+            caps an explicit ``train_scale``); 0 = no cap. See :func:`training_scale`.
         poses_from: a transforms.json / COLMAP dataset whose poses (matched by frame index) replace
             the pose stage (e.g. reference poses, for separating pose from rendering error).
         undistort_mode: "full" (padded canvas with validity mask, keeps the whole field of view)
@@ -81,6 +89,7 @@ class RunConfig:
     seed: int = 0
     scale: float = 1.0
     train_scale: float | None = None
+    max_train_side: int | None = None
     poses_from: Path | None = None
     undistort_mode: str = "full"
     resume: bool = False
@@ -96,6 +105,7 @@ class RunConfig:
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     path: PathConfig = field(default_factory=PathConfig)
+    fuse: FuseConfig = field(default_factory=FuseConfig)
 
 
 @dataclass
@@ -110,6 +120,8 @@ class RunResult:
         metrics: the evaluation (see :func:`sparsevid.eval.metrics.evaluate`) or None.
         peak_memory: {"cpu_rss_mb": ..., "gpu_mb": ...}.
         fps: the output frame rate.
+        quality_estimate: the leave-one-out estimate of the held-out quality (see
+            :mod:`sparsevid.fuse.loo`), or None with fewer than 3 inputs.
     """
 
     output_dir: Path
@@ -118,37 +130,43 @@ class RunResult:
     metrics: dict | None
     peak_memory: dict[str, float]
     fps: object = None
+    quality_estimate: dict | None = None
+
+
+#: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
+NAMED_CONFIGS: dict[str, tuple[str, Callable[[RunConfig], None]]] = {
+    "default": ("the defaults: 2D and 3D routes fused per pixel, calibrated by leave-one-out", lambda c: None),
+    "route3d": ("the 3D route alone (Gaussians + progressive updates + post-render fixer), no fusion",
+                lambda c: setattr(c.fuse, "mode", "3d")),
+    "flow_only": ("the 2D route alone (optical flow between the neighbouring inputs), no 3D model",
+                  lambda c: setattr(c.fuse, "mode", "2d")),
+    "no_progressive": ("the default without progressive updates during training",
+                       lambda c: setattr(c.fixer, "progressive", False)),
+    "no_fixer": ("the 3D route without any fixer (plain renders), no fusion",
+                 lambda c: (setattr(c.fixer, "name", "none"), setattr(c.fuse, "mode", "3d"))),
+    "progressive_only": ("the 3D route with progressive updates but no post-render fixer, no fusion",
+                         lambda c: (setattr(c.fixer, "enhance", False), setattr(c.fuse, "mode", "3d"))),
+    "enhance_only": ("the 3D route with the post-render fixer but no progressive updates, no fusion",
+                     lambda c: (setattr(c.fixer, "progressive", False), setattr(c.fuse, "mode", "3d"))),
+    "vanilla": ("the seed recipe: 30k steps of plain 3DGS, no fixer, no fusion",
+                lambda c: (setattr(c.fixer, "name", "none"), setattr(c.fuse, "mode", "3d"),
+                           setattr(c.train, "steps", 30000))),
+}
 
 
 def named_config(name: str, **overrides) -> RunConfig:
-    """Named configurations used by the benchmarks.
-
-    * ``default``: the defaults (weight-free fixer with progressive updates and post-render enhancement);
-    * ``no_fixer``: the same reconstruction without any fixing;
-    * ``progressive_only`` / ``enhance_only``: one of the two fixer stages;
-    * ``vanilla``: the seed recipe, 30k steps of plain 3DGS and no fixer.
-    """
+    """A :class:`RunConfig` of one of :data:`NAMED_CONFIGS`, with ``overrides`` of its fields
+    (plus ``steps``: training steps, ``poses_from``: a poses dataset)."""
+    if name not in NAMED_CONFIGS:
+        raise SparsevidError(f"unknown configuration {name!r}", fix=f"use one of {', '.join(NAMED_CONFIGS)}")
     poses_from = overrides.pop("poses_from", None)
     steps = overrides.pop("steps", None)
     cfg = RunConfig(**{k: (Path(v) if k in ("input", "output") and v is not None else v)
                        for k, v in overrides.items()})
     cfg.poses_from = Path(poses_from) if poses_from else None
+    NAMED_CONFIGS[name][1](cfg)
     if steps is not None:
         cfg.train.steps = int(steps)
-    if name == "default":
-        pass
-    elif name == "no_fixer":
-        cfg.fixer.name = "none"
-    elif name == "progressive_only":
-        cfg.fixer.enhance = False
-    elif name == "enhance_only":
-        cfg.fixer.progressive = False
-    elif name == "vanilla":
-        cfg.fixer.name = "none"
-        cfg.train.steps = 30000 if steps is None else int(steps)
-    else:
-        raise SparsevidError(f"unknown configuration {name!r}",
-                             fix="use default, no_fixer, progressive_only, enhance_only or vanilla")
     return cfg
 
 
@@ -163,9 +181,40 @@ def cpu_profile(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, train=train, progressive=prog)
 
 
+#: default cap on the long side of the training images, in pixels, per device type
+MAX_TRAIN_SIDE = {"cuda": 1280, "cpu": 640}
+
+
+def training_scale(cfg: RunConfig, image_size: tuple[int, int], device: torch.device | str,
+                   announce: bool = True) -> float:
+    """The training resolution relative to the input frames of ``image_size`` (width, height).
+
+    ``cfg.train_scale`` (None: 1.0 on CUDA, 0.5 on CPU), then the long side capped at
+    ``cfg.max_train_side`` pixels (None: :data:`MAX_TRAIN_SIDE` of the device type, applied only to
+    the default scale -- an explicit ``train_scale`` is taken as given; 0: no cap). A 4K input on
+    the CPU thus trains at 640 px, not 1920. Logs one line when the cap changes the scale
+    (``announce``)."""
+    dev = torch.device(device).type
+    scale = cfg.train_scale if cfg.train_scale is not None else (1.0 if dev == "cuda" else 0.5)
+    if cfg.max_train_side is not None:
+        cap = int(cfg.max_train_side)
+    else:
+        cap = MAX_TRAIN_SIDE.get(dev, MAX_TRAIN_SIDE["cpu"]) if cfg.train_scale is None else 0
+    long_side = max(image_size)
+    if cap > 0 and round(long_side * scale) > cap:
+        capped = cap / long_side
+        if announce:
+            w, h = image_size
+            log.info(f"training at {round(w * capped)}x{round(h * capped)} (scale {capped:.4g} instead of "
+                     f"{scale:g}): the long side is capped at {cap} px on {dev} "
+                     f"(--max-train-side N to change the cap, 0 for none)")
+        return capped
+    return scale
+
+
 #: everything ``run`` writes under OUT; ``--overwrite`` removes these and nothing else
 RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "contact_sheet.png", "metrics.json",
-               "run.json", "quality.json")
+               "run.json", "quality.json", "fingerprint.json")
 
 
 def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None:
@@ -176,9 +225,17 @@ def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None
 
 
 def load_input(cfg: RunConfig) -> Scene:
+    """Check the settings, check (``--resume``) or write ``OUT/fingerprint.json``, load the input."""
+    from sparsevid.checks import check_run_config
+    from sparsevid.fingerprint import check_or_write, run_fingerprint
+
+    check_run_config(cfg)
     src = cfg.input if cfg.input is not None else demo_path()
     if cfg.input is None:
         log.info(f"no input given: using the embedded demo clip ({src})")
+    fp = run_fingerprint(_jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
+                         output=cfg.output)
+    check_or_write(cfg.output, fp, cfg.resume)
     return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps)
 
 
@@ -200,37 +257,13 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
     pose_dir = out / "poses"
     if cfg.resume and (pose_dir / "transforms.json").exists():
         log.info(f"resuming: reusing the poses in {pose_dir}")
-        return resolve_poses(scene, dataclasses.replace(cfg, poses_from=pose_dir / "transforms.json"), out)
+        scene, _ = resolve_poses(scene, dataclasses.replace(cfg, poses_from=pose_dir / "transforms.json"), out)
+        from sparsevid.runinfo import previous_poses
+
+        return scene, previous_poses(out)  # the report of the segment that estimated them
     scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed))
     save_pose_outputs(scene, report, pose_dir)
     return scene, report
-
-
-def make_train_views(scene: Scene, und: Undistorter) -> list[TrainView]:
-    """The input frames undistorted onto the canvas of ``und``, with its validity mask."""
-    import cv2
-
-    mask = und.mask.astype(np.float32)[..., None]
-    views = []
-    for f in scene.frames:
-        img = f.image
-        if (img.shape[1], img.shape[0]) != und.size:
-            img = cv2.resize(img, und.size, interpolation=cv2.INTER_AREA)
-        canvas = und.undistort_image(img.astype(np.float32) / 255.0)
-        views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w, mask=mask, kind="input"))
-    return views
-
-
-def _input_refs(scene: Scene, und: Undistorter, trainer: Trainer) -> RefViews:
-    """Input frames on the output canvas, with the model's depth rendered at the input cameras."""
-    views = make_train_views(scene, und)
-    imgs = torch.from_numpy(np.stack([v.image for v in views]))
-    Ks = torch.from_numpy(np.stack([v.K for v in views])).float()
-    c2ws = torch.from_numpy(np.stack([v.c2w for v in views]))
-    wc, hc = und.canvas_size
-    depth = trainer.render(c2ws.float(), Ks, wc, hc)["depth"].detach().cpu().float()
-    valid = torch.from_numpy(np.stack([v.mask for v in views]))
-    return RefViews(imgs, Ks, c2ws, depth, valid)
 
 
 def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:
@@ -247,9 +280,9 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         return Trainer.from_checkpoint(cfg.ckpt, device)
     ckpt_dir = out / "train"
     ckpt_dir.mkdir(exist_ok=True)
-    ckpt = ckpt_dir / CHECKPOINT_NAME
-    views = make_train_views(scene, train_und)
-    if cfg.resume and ckpt.exists():
+    views = input_views(scene, train_und)
+    ckpt = find_checkpoint(ckpt_dir) if cfg.resume else None  # an old pickled one: a one-line error
+    if ckpt is not None:
         trainer = Trainer.from_checkpoint(ckpt, device, run_dir=ckpt_dir)
         log.info(f"resuming training from {ckpt} at step {trainer.step}/{trainer.total_steps}")
     else:
@@ -269,24 +302,25 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
                     hook(tr)
             hooks[step] = timed
     if trainer.step < trainer.total_steps:
-        trainer.train(hooks=hooks)
+        t0, fixing0 = time.perf_counter(), timer.seconds.get("fixing", 0.0)
+        try:
+            trainer.train(hooks=hooks)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the trainer saved a checkpoint at its step
+            from sparsevid.runinfo import write_interrupted
+
+            seconds = dict(timer.seconds)
+            seconds["training"] = time.perf_counter() - t0 - (seconds.get("fixing", 0.0) - fixing0)
+            write_interrupted(out, seconds, trainer.step, trainer.total_steps, cfg.resume)
+            raise
         save_ply(ckpt_dir / "point_cloud.ply", trainer.params)
     return trainer
 
 
-def _keep_input_frames(frames: list[np.ndarray], path: PathFrames, scene: Scene) -> list[np.ndarray]:
-    """Replace the frames at exact input times by the input images (resized to the output size)."""
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[H, W, 3] uint8 -> ``size`` (width, height) with INTER_AREA (unchanged when it already fits)."""
     import cv2
 
-    by_index = {f.index: f.image for f in scene.frames}
-    out = list(frames)
-    for t in np.flatnonzero(path.is_input):
-        idx = int(round(path.source_index[t]))
-        if idx in by_index:
-            h, w = out[t].shape[:2]
-            img = by_index[idx]
-            out[t] = img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return out
+    return img if (img.shape[1], img.shape[0]) == tuple(size) else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 def _versions() -> dict[str, str]:
@@ -347,59 +381,82 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     with timer("loading"):
         scene = load_input(cfg)
     with timer("poses"):
-        scene, pose_report = resolve_poses(scene, cfg, out)
-    train_scale = cfg.train_scale if cfg.train_scale is not None else (1.0 if device.type == "cuda" else 0.5)
-    log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
-             f"{len(scene.gt_frames)} ground-truth frames; training at scale {train_scale:g} on {device}")
-    train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
-    out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
-    path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
-
-    enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
-    progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None
-    fixer = build_fixer(cfg.fixer) if (enhance or progressive) else None  # built once (Difix loads weights)
-    with timer("training"):
-        trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
-    if "fixing" in timer.seconds:
-        timer.seconds["training"] -= timer.seconds["fixing"]
-
-    with timer("rendering"):
-        rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=enhance)
-    frames = rendered.frames
-    if enhance:
+        try:
+            scene, pose_report = resolve_poses(scene, cfg, out)
+        except PoseFailure as e:
+            if cfg.fuse.mode == "3d":
+                raise
+            log.warn(f"no 3D model passes its checks ({e.message}); the video is made by the 2D route "
+                     f"(optical flow) alone -> for the 3D route: {e.fix}")
+            pose_report = {"failed": e.one_line()}
+    posed = scene.has_poses
+    train_scale = None
+    sfps = fps_fraction(scene.fps)
+    times = cfg.path.frame_times(sfps, scene.indices[-1])
+    out_fps = cfg.path.output_fps(sfps)
+    positions = [t * sfps for t in times]          # exact: a frame at an input's time *is* that input
+    is_input = np.array([p in set(scene.indices) for p in positions])
+    out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
+    keys = {f.index: _resize(f.image, out_size) for f in scene.frames}
+    trainer, path, out_und, frames3d, loo3d = None, None, None, None, None
+    if posed and cfg.fuse.mode != "2d":
+        train_scale = training_scale(cfg, scene.image_size, device)
+        log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
+                 f"{len(scene.gt_frames)} ground-truth frames; training at scale {train_scale:g} on {device}")
+        train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
+        out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
+        path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
+        enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
+        progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None
+        fixer = build_fixer(cfg.fixer) if (enhance or progressive) else None  # built once (Difix loads weights)
+        with timer("training"):
+            trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
+        if "fixing" in timer.seconds:
+            timer.seconds["training"] -= timer.seconds["fixing"]
+        with timer("rendering"):
+            rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True)
         with timer("enhance"):
-            refs = _input_refs(scene, out_und, trainer)
-            T = len(path)
-            canvas_K = torch.from_numpy(_canvas_Ks(path, out_und)).float()
-            valid = torch.from_numpy(out_und.mask.astype(np.float32))[None, ..., None].expand(T, -1, -1, -1)
-            res = enhance_frames(fixer, torch.from_numpy(rendered.canvas_rgb), canvas_K,
-                                 torch.from_numpy(path.c2ws), refs,
-                                 depth=torch.from_numpy(rendered.canvas_depth),
-                                 alpha=torch.from_numpy(rendered.canvas_alpha), valid=valid,
-                                 times=torch.from_numpy(path.seconds), config=cfg.enhance)
-            frames = distort_frames(res.images.cpu().numpy(), out_und)
+            refs = input_refs(scene, out_und, trainer.render) if enhance else None
+            frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
+            if enhance:
+                loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)
+    with timer("fusing"):
+        if cfg.fuse.mode == "3d" and frames3d is not None:
+            frames = [to_u8(img) for img, _ in frames3d]
+            quality = None
+        else:
+            fused = fuse_frames(positions, keys, cfg.fuse, frames3d, loo3d)
+            frames, quality = fused.frames, fused.quality_estimate
+            if quality is not None:
+                quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
+                quality["gain_3d"] = None if fused.gain_3d is None else round(fused.gain_3d, 3)
     if cfg.keep_inputs:
-        frames = _keep_input_frames(frames, path, scene)
+        frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
 
+    source_index = [int(p) if p.denominator == 1 else None for p in positions]
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
-            write_video(frames, out / "video.mp4", path.fps)
-        write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
+            write_video(frames, out / "video.mp4", out_fps)
+        if path is not None:
+            write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
         step = max(1, len(frames) // 12)
         pick = list(range(0, len(frames), step))
         write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
-                            [f"t={float(path.times[i]):.3f}s" + (" (input)" if path.is_input[i] else "")
-                             for i in pick])
+                            [f"t={float(times[i]):.3f}s" + (" (input)" if is_input[i] else "") for i in pick])
+        if quality is not None:
+            atomic_write_text(out / "quality.json", json.dumps(_jsonable(quality), indent=1))
 
     metrics = None
     if scene.gt_frames:
         with timer("eval"):
             gt = {f.index: f.image for f in scene.gt_frames + scene.frames}
-            metrics = evaluate(frames, gt, scene.indices)
+            metrics = evaluate(frames, gt, scene.indices, source_index=source_index)
             atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
         log.info(f"held-out PSNR {metrics['heldout'].get('psnr', float('nan')):.2f} dB, "
-                 f"SSIM {metrics['heldout'].get('ssim', float('nan')):.3f} over {metrics['heldout']['count']} frames")
+                 f"SSIM {metrics['heldout'].get('ssim', float('nan')):.3f}, "
+                 f"sharpness {metrics['heldout'].get('sharpness', float('nan')):.2f} "
+                 f"over {metrics['heldout']['count']} frames")
 
     peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if device.type == "cuda":
@@ -408,10 +465,17 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     stage["total"] = round(time.perf_counter() - t_start, 3)
     run_info = {"config": _jsonable(cfg), "versions": _versions(), "machine": _machine(device),
                 "device": str(device), "train_scale": train_scale, "stage_seconds": stage,
-                "peak_memory": peak, "num_frames": len(frames), "fps": str(path.fps),
-                "num_gaussians": int(trainer.num_gaussians), "poses": pose_report,
+                "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
+                "num_gaussians": None if trainer is None else int(trainer.num_gaussians), "poses": pose_report,
+                "quality_estimate": quality,
                 "metrics": None if metrics is None else {k: metrics[k] for k in
-                                                         ("heldout", "inputs", "flicker") if k in metrics}}
+                                                         ("heldout", "inputs", "flicker", "pulse_ratio")
+                                                         if k in metrics}}
+    from sparsevid.runinfo import merge
+
+    run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
     atomic_write_text(out / "run.json", json.dumps(_jsonable(run_info), indent=1))
-    log.info(f"done in {stage['total']:.1f} s -> {out}")
-    return RunResult(out, frames, stage, metrics, peak, path.fps)
+    est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
+                                      f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
+    log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
+    return RunResult(out, frames, stage, metrics, peak, out_fps, quality)

@@ -125,3 +125,437 @@ def test_output_under_a_file(tmp_path, four, capsys):
     rc, err = run_cli(["run", four, "-o", afile / "sub", "--device", "cpu"], capsys)
     assert_one_line_error(rc, err)
     assert snapshot(tmp_path) == before
+
+
+# ---- shared helpers of the cases below ------------------------------------------------------
+import errno  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView  # noqa: E402
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def assert_one_line_warning(err: str, *needles: str) -> None:
+    lines = [ln for ln in err.strip().splitlines() if "warning:" in ln]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture
+def tiny_ds(tmp_path, tiny_scene) -> Path:
+    """The tiny posed synthetic scene (48x32, 30 frames) as a nerfstudio dataset (no pose stage)."""
+    from sparsevid.data.nerfstudio import write_transforms
+
+    d = tmp_path / "in" / "tiny"
+    write_transforms(tiny_scene, d / "transforms.json", write_images=True, include_gt=True)
+    return d
+
+
+def _tiny_views() -> tuple[list[TrainView], np.ndarray, np.ndarray]:
+    from sparsevid.data.synthetic import make_scene
+
+    sc = make_scene(width=32, height=24)
+    keep = np.random.default_rng(1).choice(len(sc.points), 150, replace=False)
+    return [TrainView(image=f.image, K=sc.camera.K, c2w=f.c2w) for f in sc.frames], sc.points[keep], sc.point_colors[keep]
+
+
+def _tiny_cfg(steps: int, **kw) -> TrainConfig:
+    """Densify early and often, so that a few dozen steps split Gaussians (noise draws)."""
+    cfg = TrainConfig(steps=steps, quiet=True, schedule_ref_steps=0, **kw)
+    cfg.densify.refine_start_iter = 4
+    cfg.densify.refine_every = 5
+    cfg.densify.grow_grad2d = 5e-5
+    return cfg
+
+
+def _assert_same_params(a: Trainer, b: Trainer) -> None:
+    assert a.step == b.step and a.num_gaussians == b.num_gaussians
+    for k in a.params:
+        assert torch.equal(a.params[k], b.params[k]), k
+
+
+class _Payload:
+    """Unpickling this creates ``self.marker`` (the stand-in for arbitrary code)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+# ---- 11. checkpoints load no code -------------------------------------------------------------
+def test_pickled_checkpoint_is_refused_and_never_unpickled(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "trained"
+    run.mkdir()
+    for name in (CHECKPOINT_NAME, "checkpoint.pt"):
+        torch.save({"step": 1, "payload": _Payload(marker)}, run / name)
+    with pytest.raises(Exception) as exc:
+        Trainer.from_checkpoint(run / CHECKPOINT_NAME, device="cpu")
+    assert type(exc.value).__name__ == "SparsevidError" and "pickle" in str(exc.value)
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["train", run, "-o", run, "--resume", "--device", "cpu"], capsys)
+    assert_one_line_error(rc, err, "pickle", "refusing")
+    assert snapshot(tmp_path) == before
+    (run / CHECKPOINT_NAME).unlink()  # only the old name left: still refused, not silently retrained
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["train", run, "-o", run, "--resume", "--device", "cpu"], capsys)
+    assert_one_line_error(rc, err, "checkpoint.pt", "pickle")
+    assert not marker.exists()
+    assert snapshot(tmp_path) == before
+
+
+def test_skip_training_with_pickled_ckpt_refused_before_any_work(tmp_path, four, capsys):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"payload": _Payload(marker)}, evil)
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--skip-training", "--ckpt", evil, "--device", "cpu"],
+                      capsys)
+    assert_one_line_error(rc, err, "pickle")
+    assert not marker.exists() and snapshot(tmp_path) == before
+
+
+def test_checkpoint_is_safetensors_plus_json(tmp_path):
+    from safetensors import safe_open
+
+    views, pts, cols = _tiny_views()
+    tr = Trainer(_tiny_cfg(3), views, pts, cols, device="cpu", run_dir=tmp_path)
+    tr.train()
+    with safe_open(tmp_path / CHECKPOINT_NAME, "pt") as f:
+        meta = json.loads(f.metadata()["sparsevid"])
+        assert meta["format"] == "sparsevid-checkpoint" and meta["state"]["step"] == 3
+        assert torch.equal(f.get_tensor(meta["state"]["params"]["means"]["__tensor__"]), tr.params["means"].detach())
+
+
+# ---- 4. Ctrl-C / SIGTERM save a checkpoint at the current step ----------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_checkpoint_at_current_step_and_resume_is_bitwise(tmp_path, sig):
+    from sparsevid.gaussians.trainer import TrainingInterrupted
+
+    views, pts, cols = _tiny_views()
+    a = Trainer(_tiny_cfg(40, checkpoint_every=10), views, pts, cols, device="cpu")
+    a.train()
+    b = Trainer(_tiny_cfg(40, checkpoint_every=10), views, pts, cols, device="cpu", run_dir=tmp_path)
+    with pytest.raises(TrainingInterrupted) as exc:
+        b.train(hooks={16: lambda t: os.kill(os.getpid(), sig)})  # arrives during step 17
+    assert exc.value.step == b.step == 17 and exc.value.signum == sig
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    c = Trainer.from_checkpoint(tmp_path / CHECKPOINT_NAME, device="cpu")
+    assert c.step == 17  # after the last periodic checkpoint (10), where the signal came
+    c.train()
+    _assert_same_params(a, c)
+
+
+# ---- 3 (item 3 of the brief). the trainer leaves the process-wide torch RNG alone ---------------
+def test_trainer_does_not_touch_global_torch_rng():
+    views, pts, cols = _tiny_views()
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = Trainer(_tiny_cfg(25), views, pts, cols, device="cpu")
+    a.train(hooks={10: lambda t: torch.randn(7)})  # the caller's own draws, inside a hook
+    assert a.num_gaussians > len(pts)  # densification (split noise) happened
+    expected = torch.Generator().set_state(state)
+    torch.randn(7, generator=expected)
+    assert torch.equal(torch.get_rng_state(), expected.get_state())  # only the hook's draw
+    torch.manual_seed(999)
+    b = Trainer(_tiny_cfg(25), views, pts, cols, device="cpu")
+    b.train()
+    _assert_same_params(a, b)
+
+
+def _frames(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted((out / "frames").iterdir())}
+
+
+def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_ds, capsys, monkeypatch):
+    """SIGINT at step 25 of 40 (after two progressive rounds, before the third): a checkpoint at
+    step 25, exit 130, and ``--resume`` continues from step 25 to the same frames, bit for bit, and a
+    run.json holding both segments and the summed stage times."""
+    base = ["run", tiny_ds, "--device", "cpu", "--steps", "40", "--keyframes", "0,9,19,29", "--no-video"]
+    rc, err = run_cli(base + ["-o", tmp_path / "full"], capsys)
+    assert rc == 0, err
+
+    train_step = Trainer.train_step
+
+    def step_then_ctrl_c(self):
+        out = train_step(self)
+        if self.step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    cut = tmp_path / "cut"
+    rc, err = run_cli(base + ["-o", cut], capsys)
+    assert rc == 128 + signal.SIGINT, err
+    last = err.strip().splitlines()[-1]
+    assert "step 25" in last and "--resume" in last and "Traceback" not in err
+    assert json.loads((cut / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.undo()
+
+    rc, err = run_cli(base + ["-o", cut, "--resume"], capsys)
+    assert rc == 0, err
+    assert "at step 25/40" in err.replace("\n", " ")
+    assert _frames(cut) == _frames(tmp_path / "full")
+    assert (cut / "train" / "point_cloud.ply").read_bytes() == (tmp_path / "full" / "train" / "point_cloud.ply").read_bytes()
+    # ---- 10. run.json after a resume: both segments, stage times summed ----
+    info = json.loads((cut / "run.json").read_text())
+    assert info["status"] == "done" and [s["status"] for s in info["segments"]] == ["interrupted", "done"]
+    seg = [s["stage_seconds"] for s in info["segments"]]
+    for stage in ("loading", "training", "total"):
+        assert info["stage_seconds"][stage] == pytest.approx(seg[0][stage] + seg[1][stage], abs=2e-3), stage
+    assert info["segments"][0]["step"] == 25
+
+
+# ---- 5. --resume checks a fingerprint of the input and the options ------------------------------
+def test_resume_refuses_other_input_or_options(tmp_path, tiny_ds, capsys):
+    out = tmp_path / "OUT"
+    base = ["run", tiny_ds, "-o", out, "--device", "cpu", "--steps", "5", "--fixer", "none", "--no-video",
+            "--keyframes", "0,9,19,29"]
+    rc, err = run_cli(base, capsys)
+    assert rc == 0, err
+    assert (out / "fingerprint.json").is_file()
+    before = snapshot(tmp_path)
+    rc, err = run_cli(base[:-2] + ["--keyframes", "0,9,19", "--resume"], capsys)
+    assert_one_line_error(rc, err, "--resume", "keyframes", "--overwrite")
+    rc, err = run_cli(base + ["--resume", "--seed", "1"], capsys)
+    assert_one_line_error(rc, err, "seed: 0 -> 1")
+    assert snapshot(tmp_path) == before
+    img = sorted((tiny_ds / "images").iterdir())[3]
+    img.write_bytes(img.read_bytes() + b"\0")  # the same name, other bytes
+    before = snapshot(tmp_path)
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert_one_line_error(rc, err, "input files differ", img.name)
+    assert snapshot(tmp_path) == before
+
+
+def test_fingerprint_ignores_copies_and_start_options(tmp_path):
+    from sparsevid.fingerprint import run_fingerprint
+
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "frame_0000.png").write_bytes(b"x" * 10)
+    (a / ".DS_Store").write_bytes(b"junk")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    os.utime(b / "frame_0000.png", (1, 1))
+    cfg = {"seed": 0, "resume": False, "overwrite": False, "output": "x"}
+    fa = run_fingerprint(cfg, {"input": a}, output=tmp_path / "out")
+    fb = run_fingerprint({**cfg, "resume": True, "output": "y"}, {"input": b}, output=tmp_path / "out")
+    assert fa == fb and list(fa["inputs"]["input"]) == ["frame_0000.png"]
+
+
+# ---- 3, 7, 8, 9. arguments are checked before any work: one line naming the flag, nothing written ----
+@pytest.mark.parametrize("args, needles", [
+    (["--fix-steps", "600,abc"], ["--fix-steps", "'abc'"]),
+    (["--fix-steps", ""], ["--fix-steps", "empty"]),
+    (["--fix-steps", "900", "--steps", "500"], ["--fix-steps 900", "--steps 500"]),
+    (["--keyframes", "0,9,9,29"], ["--keyframes", "9 more than once"]),
+    (["--keyframes", ""], ["--keyframes is empty"]),
+    (["--keyframes", "0;9"], ["--keyframes", "'0;9'"]),
+    (["--steps", "0"], ["--steps must be a positive integer"]),
+    (["--steps", "-5"], ["--steps"]),
+    (["--scale", "0"], ["--scale must be a positive number, got 0"]),
+    (["--scale", "-1"], ["--scale"]),
+    (["--train-scale", "0"], ["--train-scale"]),
+    (["--max-train-side", "-1"], ["--max-train-side"]),
+    (["--fps", "0"], ["--fps"]),
+    (["--out-fps", "-30"], ["--out-fps"]),
+    (["--num-frames", "0"], ["--num-frames"]),
+    (["--focal", "0"], ["--focal"]),
+    (["--fixer", "bogus"], ["unknown fixer 'bogus'", "reproject"]),
+    (["--skip-training"], ["--skip-training needs a checkpoint", f"OUT/train/{CHECKPOINT_NAME}"]),
+    (["--skip-training", "--ckpt", "nope/ck.safetensors"], ["checkpoint not found"]),
+    (["--ckpt", "x"], ["--skip-training"]),
+    (["--poses-from", "nope.json"], ["--poses-from not found"]),
+])
+def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
+    """The pose stage (which ``four`` needs) never starts: no output folder is even created."""
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", *args], capsys)
+    assert_one_line_error(rc, err, *needles)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--keyframes", "0,0,9"], ["--keyframes", "0 more than once"]),
+    (["--keyframes", " "], ["--keyframes is empty"]),
+    (["--focal", "-3"], ["--focal"]),
+])
+def test_poses_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["poses", four, "-o", tmp_path / "OUT", *args], capsys)
+    assert_one_line_error(rc, err, *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_missing_input_leaves_no_output_folder(tmp_path, capsys):
+    before = snapshot(tmp_path)
+    for cmd in ("run", "poses"):
+        rc, err = run_cli([cmd, tmp_path / "nope", "-o", tmp_path / "OUT"], capsys)
+        assert_one_line_error(rc, err, "not found")
+    assert snapshot(tmp_path) == before
+
+
+def test_keyframes_with_spaces_are_accepted(four, capsys):
+    from sparsevid.data.load import parse_keyframes
+
+    assert parse_keyframes("0 9 19 29") == parse_keyframes("0, 9,19 ,29") == [0, 9, 19, 29]
+    rc = main(["inspect", str(four), "--keyframes", "0 9 19"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "input frames: 0, 9, 19" in out and "ground-truth only: 29" in out
+
+
+def test_eval_uses_the_same_keyframe_parser(tmp_path, four, capsys):
+    rc, err = run_cli(["eval", four, "--gt", four, "--keyframes", "0,9 9"], capsys)
+    assert_one_line_error(rc, err, "--keyframes", "9 more than once")
+
+
+def test_frame_names_without_numbers_warn(tmp_path, four, capsys):
+    d = tmp_path / "named"
+    d.mkdir()
+    for name, src in zip(("left.png", "middle.png", "right.png", "zz.png"), sorted(four.glob("*.png"))):
+        shutil.copy(src, d / name)
+    rc = main(["inspect", str(d)])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert_one_line_warning(err, "no frame number", "'left.png'", "name order")
+
+
+def test_truncated_video_warns(tmp_path, capsys):
+    import av
+
+    mp4 = tmp_path / "clip.mp4"
+    with av.open(str(mp4), "w", format="mp4", options={"movflags": "faststart"}) as c:  # header first
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"g": "1"}
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    data = mp4.read_bytes()
+    mp4.write_bytes(data[: int(len(data) * 0.4)])
+    rc = main(["inspect", str(mp4)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert_one_line_warning(err, "of the 30 frames its header announces", "truncated")
+
+
+# ---- 3. OS errors are one line: read-only, disk full, permission, path under a file -------------
+def _deny_under(monkeypatch, folder: Path, err: int) -> None:
+    """Make creating anything under ``folder`` fail with ``err`` (chmod is moot for root)."""
+    import pathlib
+
+    mkdir = pathlib.Path.mkdir
+
+    def fake_mkdir(self, *a, **kw):
+        if Path(self).resolve().is_relative_to(folder.resolve()) and Path(self).resolve() != folder.resolve():
+            raise OSError(err, os.strerror(err), str(self))
+        return mkdir(self, *a, **kw)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", fake_mkdir)
+
+
+@pytest.mark.parametrize("cmd", ["run", "poses"])
+def test_read_only_output(tmp_path, four, capsys, monkeypatch, cmd):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if IS_ROOT:
+        _deny_under(monkeypatch, ro, errno.EROFS)
+    else:
+        ro.chmod(0o500)
+    try:
+        before = snapshot(tmp_path)
+        rc, err = run_cli([cmd, four, "-o", ro / "out", "--keyframes", "0,9"], capsys)
+        assert_one_line_error(rc, err, str(ro / "out"))
+        assert ("read-only" if IS_ROOT else "permission denied") in err
+        assert snapshot(tmp_path) == before
+    finally:
+        ro.chmod(0o700)
+
+
+def test_poses_output_under_a_file(tmp_path, four, capsys):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["poses", four, "-o", afile / "sub"], capsys)
+    assert_one_line_error(rc, err)
+    assert snapshot(tmp_path) == before
+
+
+def test_disk_full_while_saving_a_checkpoint(tmp_path, tiny_ds, capsys, monkeypatch):
+    import sparsevid.gaussians.checkpoint as ck
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(ck, "atomic_write_bytes", full)
+    rc, err = run_cli(["train", tiny_ds, "-o", tmp_path / "T", "--steps", "3", "--device", "cpu"], capsys)
+    last = [ln for ln in err.strip().splitlines() if ln.strip()][-1]
+    assert rc == 2 and "Traceback" not in err
+    assert "disk is full" in last and "save the checkpoint" in last and CHECKPOINT_NAME in last and "->" in last
+    assert not (tmp_path / "T" / CHECKPOINT_NAME).exists()
+
+
+def test_os_error_anywhere_is_one_line(tmp_path, tiny_ds, capsys, monkeypatch):
+    """The CLI's last-resort net: an OSError no stage turned into a message (here: writing the
+    point cloud) is printed as one line naming the path, exit code 2."""
+    import sparsevid.gaussians.ply as ply
+
+    def denied(path, params):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(ply, "save_ply", denied)
+    rc, err = run_cli(["train", tiny_ds, "-o", tmp_path / "T", "--steps", "2", "--device", "cpu"], capsys)
+    last = [ln for ln in err.strip().splitlines() if ln.strip()][-1]
+    assert rc == 2 and "Traceback" not in err
+    assert "permission denied" in last and "point_cloud.ply" in last and "->" in last
+
+
+# ---- 6. large inputs: the training resolution is capped by default -------------------------------
+def test_training_scale_caps_the_long_side(capsys):
+    from sparsevid.pipeline import RunConfig, training_scale
+
+    cpu, cuda = torch.device("cpu"), "cuda"
+    assert training_scale(RunConfig(), (848, 480), cpu) == 0.5  # the demo: unchanged
+    assert training_scale(RunConfig(), (848, 480), cuda) == 1.0
+    assert capsys.readouterr().err == ""
+    s = training_scale(RunConfig(), (3840, 2160), cpu)
+    assert round(3840 * s) == 640
+    err = capsys.readouterr().err
+    assert "640x360" in err and "capped at 640" in err and "--max-train-side" in err
+    assert round(3840 * training_scale(RunConfig(), (3840, 2160), cuda, announce=False)) == 1280
+    assert round(2160 * training_scale(RunConfig(), (1080, 2160), cuda, announce=False)) == 1280  # portrait
+    assert training_scale(RunConfig(max_train_side=0), (3840, 2160), cpu) == 0.5  # no cap
+    assert round(3840 * training_scale(RunConfig(max_train_side=1000), (3840, 2160), cpu, announce=False)) == 1000
+    assert training_scale(RunConfig(train_scale=1.0), (3840, 2160), cpu) == 1.0  # explicit scale: as given
+    assert round(3840 * training_scale(RunConfig(train_scale=1.0, max_train_side=2000), (3840, 2160), cpu,
+                                       announce=False)) == 2000
+
+
+# ---- 2. the same input and seed give bit-identical poses ----------------------------------------
+def test_poses_twice_bit_identical(tmp_path, capsys):
+    """Two ``sparsevid poses`` runs on the 4 demo frames: the same COLMAP model, transforms.json and
+    points, byte for byte (they used to differ by a point and in the last digits)."""
+    outs = [tmp_path / "p1", tmp_path / "p2"]
+    for o in outs:
+        rc, err = run_cli(["poses", demo_path(), "-o", o], capsys)
+        assert rc == 0, err
+    for rel in ("sparse/0/cameras.bin", "sparse/0/images.bin", "sparse/0/points3D.bin", "transforms.json",
+                "sparse_pc.ply"):
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
+    reps = [json.loads((o / "poses_report.json").read_text()) for o in outs]
+    assert reps[0]["frames"] == reps[1]["frames"] and reps[0]["points"] == reps[1]["points"]

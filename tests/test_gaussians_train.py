@@ -10,7 +10,7 @@ import torch
 from sparsevid.data.synthetic import make_scene
 from sparsevid.gaussians.model import random_frustum_points
 from sparsevid.gaussians.ply import load_ply, save_ply
-from sparsevid.gaussians.trainer import (Trainer, TrainConfig, TrainView, _strategy_class,
+from sparsevid.gaussians.trainer import (CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, _strategy_class,
                                          views_from_scene)
 
 
@@ -103,7 +103,7 @@ def test_resume_bitwise_against_uninterrupted(tiny, tmp_path):
     a.train()
     b = Trainer(_cfg(40), views, pts, cols, device="cpu", run_dir=tmp_path)
     b.train(num_steps=23)  # checkpoint written at the end of train() (run_dir set)
-    c = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", device="cpu")
+    c = Trainer.from_checkpoint(tmp_path / CHECKPOINT_NAME, device="cpu")
     c.train()
     assert c.step == a.step == 40
     assert c.num_gaussians == a.num_gaussians != len(pts)

@@ -44,8 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     except SparsevidError as e:
         error(e.one_line())
         return 2
-    except KeyboardInterrupt:
-        error("interrupted -> rerun with --resume to continue where it stopped")
+    except OSError as e:  # last-resort net: a file system error no stage turned into a message
+        from sparsevid.outdir import os_error
+
+        error(os_error(e, e.filename if e.filename is not None else "?", f"finish `sparsevid {args.command}`")
+              .one_line())
+        return 2
+    except KeyboardInterrupt as e:
+        if getattr(e, "checkpoint", None) is not None:  # trainer.TrainingInterrupted (no torch import here)
+            error(f"interrupted at training step {e.step}, checkpoint saved -> rerun the same command with "
+                  "--resume to continue from that step")
+            return 128 + e.signum
+        error("interrupted -> rerun the same command with --resume to continue from the last checkpoint")
         return 130
 
 

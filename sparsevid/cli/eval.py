@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsevid.data.load import parse_keyframes
 from sparsevid.errors import SparsevidError
 from sparsevid.eval.metrics import evaluate
 from sparsevid.io_utils import atomic_write_text
@@ -32,16 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "else 0,9,19,29)")
     p.add_argument("--metrics", type=Path, default=None, help="where to write metrics.json")
     p.set_defaults(func=run)
-
-
-def parse_keyframes(text: str) -> list[int]:
-    try:
-        keys = sorted({int(x) for x in text.replace(" ", "").split(",") if x})
-    except ValueError:
-        raise SparsevidError(f"--keyframes {text!r} is not a list of integers", fix="e.g. --keyframes 0,9,19,29")
-    if not keys or min(keys) < 0:
-        raise SparsevidError(f"--keyframes {text!r}: need non-negative frame indices", fix="e.g. --keyframes 0,9,19,29")
-    return keys
 
 
 def _as_list(frames: dict[int, np.ndarray], where: Path) -> list[np.ndarray]:
@@ -123,9 +114,11 @@ def print_table(result: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
+    keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
     gt = load_ground_truth(args.gt)
-    keys = parse_keyframes(args.keyframes) if args.keyframes else default_keyframes(out)
+    if keys is None:
+        keys = default_keyframes(out)
     result = evaluate(pred, gt, keys)
     result.update(pred_path=str(source), gt_path=str(args.gt))
     mpath = args.metrics or metrics_path(out)

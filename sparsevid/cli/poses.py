@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("input", help="folder of frames, video file, COLMAP dataset or transforms.json")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--keyframes", default=None,
-                   help="comma-separated frame indices used as inputs, e.g. 0,9,19,29; None: every frame")
+                   help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); None: every frame")
     p.add_argument("--focal", type=float, default=None,
                    help="focal length in pixels at the input resolution (held fixed); None: EXIF, else estimated "
                         "from the data where the motion allows, else an 80 deg field-of-view prior")
@@ -42,12 +42,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
+    keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
+    for flag, v in (("--focal", args.focal), ("--fps", args.fps)):
+        if v is not None and not v > 0:
+            raise SparsevidError(f"{flag} must be a positive number, got {v}", fix=f"pass e.g. {flag} "
+                                 + ("600 (pixels)" if flag == "--focal" else "29.97"))
+    if not Path(args.input).expanduser().exists():
+        raise SparsevidError("input not found", path=args.input,
+                             fix="check the path (a folder of frames, a video, a COLMAP dataset or a transforms.json)")
     if Path(args.input).expanduser().resolve() == out.expanduser().resolve():
         raise SparsevidError("the output folder is the input folder; poses writes OUT/images and would replace "
                              "the input", fix="choose another -o", path=out)
     prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
                    overwrite=args.overwrite)  # fail before the expensive part
-    scene = load_scene(args.input, keyframes=parse_keyframes(args.keyframes), fps=args.fps)
+    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps)
     reference = scene.c2ws() if scene.has_poses else None
     scene, report = estimate_poses(scene, PoseConfig(focal=args.focal, seed=args.seed))
     if reference is not None:

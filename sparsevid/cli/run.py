@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sparsevid.data.load import parse_keyframes
+from sparsevid.data.load import parse_int_list, parse_keyframes
 from sparsevid.errors import SparsevidError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                    help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
     p.add_argument("-o", "--output", type=Path, default=Path("out/run"), help="run folder")
     p.add_argument("--keyframes", default=None,
-                   help="input frame indices, e.g. 0,9,19,29; other frames are used as ground truth")
+                   help="input frame indices, e.g. 0,9,19,29 (or \"0 9 19 29\"); other frames are used as ground truth")
     p.add_argument("--fps", type=float, default=None, help="source frame rate (default: read from input, else 30)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="training/rendering device")
     p.add_argument("--seed", type=int, default=0, help="random seed (repeatable runs on one machine)")
@@ -32,7 +32,11 @@ def add_parser(sub) -> None:
                    help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)")
     p.add_argument("--scale", type=float, default=1.0, help="output resolution relative to the input")
     p.add_argument("--train-scale", type=float, default=None,
-                   help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU)")
+                   help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU, "
+                        "capped by --max-train-side)")
+    p.add_argument("--max-train-side", type=int, default=None,
+                   help="cap on the long side of the training images in pixels (default: 1280 on CUDA, 640 on "
+                        "CPU, applied to the default --train-scale); 0 = no cap")
     p.add_argument("--fixer", default=None,
                    help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
     p.add_argument("--difix-weights", default=None,
@@ -62,14 +66,19 @@ def add_parser(sub) -> None:
 def config_from_args(args) -> "RunConfig":
     from sparsevid.pipeline import RunConfig
 
+    from sparsevid.checks import check_run_config
+    from sparsevid.gaussians.trainer import CHECKPOINT_NAME
+
     cfg = RunConfig(input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
                     fps=args.fps, device=args.device, seed=args.seed, scale=args.scale,
-                    train_scale=args.train_scale, poses_from=args.poses_from, resume=args.resume,
+                    train_scale=args.train_scale, max_train_side=args.max_train_side,
+                    poses_from=args.poses_from, resume=args.resume,
                     overwrite=args.overwrite, write_video=not args.no_video,
                     keep_inputs=args.keep_inputs)
     if args.skip_training:
         if args.ckpt is None:
-            raise SparsevidError("--skip-training needs a checkpoint", fix="pass --ckpt OUT/train/final.pt")
+            raise SparsevidError("--skip-training needs a checkpoint",
+                                 fix=f"pass --ckpt OUT/train/{CHECKPOINT_NAME} (of an earlier run)")
         cfg.ckpt = args.ckpt
     elif args.ckpt is not None:
         raise SparsevidError("--ckpt is only used with --skip-training", fix="add --skip-training")
@@ -80,14 +89,15 @@ def config_from_args(args) -> "RunConfig":
     cfg.fixer.difix_weights = args.difix_weights
     cfg.fixer.progressive = args.progressive
     cfg.fixer.enhance = args.enhance
-    if args.fix_steps:
-        cfg.progressive.fix_steps = [int(s) for s in args.fix_steps.split(",") if s.strip()]
+    if args.fix_steps is not None:
+        cfg.progressive.fix_steps = parse_int_list(args.fix_steps, "--fix-steps", minimum=1, example="600,900,1200")
     cfg.path.num_frames = args.num_frames
     cfg.path.duration = args.duration
     if args.out_fps is not None:
         cfg.path.fps = args.out_fps
     if args.focal is not None:
         cfg.pose.focal = args.focal
+    check_run_config(cfg)  # every flag checked before any work (output folder, input, poses)
     return cfg
 
 

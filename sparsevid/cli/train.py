@@ -13,8 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train 3D Gaussians on a posed scene (checkpoint + point_cloud.ply)",
                        description="Load a posed scene (COLMAP dataset or transforms.json), undistort the input "
                                    "frames to a full-field-of-view pinhole canvas, train 3D Gaussian Splatting "
-                                   "(gsplat on CUDA, sparsevid's rasterizer on CPU) and write OUT/checkpoint.pt and "
-                                   "OUT/point_cloud.ply.",
+                                   "(gsplat on CUDA, sparsevid's rasterizer on CPU) and write OUT/checkpoint.safetensors "
+                                   "and OUT/point_cloud.ply. Ctrl-C saves a checkpoint at the current step.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
     p.add_argument("-o", "--out", type=Path, required=True, help="run folder")
@@ -22,33 +22,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training steps (default: 2000 on cuda, 750 on cpu; 30000 = vanilla 3DGS)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--scale", type=float, default=None,
-                   help="render scale of the input resolution (default: 1 on cuda, 0.5 on cpu)")
+                   help="render scale of the input resolution (default: 1 on cuda, 0.5 on cpu, capped by "
+                        "--max-train-side)")
+    p.add_argument("--max-train-side", type=int, default=None,
+                   help="cap on the long side of the training images in pixels (default: 1280 on cuda, 640 on "
+                        "cpu, applied to the default --scale); 0 = no cap")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keyframes", type=str, default=None, help="comma-separated input frame indices")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--keyframes", type=str, default=None, help="input frame indices, e.g. 0,9,19,29")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from sparsevid.gaussians.ply import save_ply
     from sparsevid.gaussians.rasterize import resolve_device
-    from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, views_from_scene
+    from sparsevid.data.load import load_scene, parse_keyframes
+    from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, find_checkpoint, views_from_scene
+    from sparsevid.pipeline import RunConfig, training_scale
 
+    keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
+    for flag, v in (("--steps", args.steps), ("--scale", args.scale)):
+        if v is not None and not v > 0:
+            raise SparsevidError(f"{flag} must be positive, got {v}", fix=f"pass e.g. {flag} "
+                                 + ("2000" if flag == "--steps" else "0.5"))
+    if args.max_train_side is not None and args.max_train_side < 0:
+        raise SparsevidError(f"--max-train-side must be >= 0 pixels (0 = no cap), got {args.max_train_side}",
+                             fix="pass e.g. --max-train-side 1280")
     device = resolve_device(args.device)
     out: Path = args.out
-    ck = out / CHECKPOINT_NAME
     if args.resume:
-        if not ck.is_file():
-            raise SparsevidError("nothing to resume", fix="drop --resume to start a new run", path=ck)
+        ck = find_checkpoint(out)  # an old pickled checkpoint: a one-line error
+        if ck is None:
+            raise SparsevidError("nothing to resume", fix="drop --resume to start a new run", path=out / CHECKPOINT_NAME)
         trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out)
         if args.steps is not None:
             trainer.total_steps = int(args.steps)
         info(f"resuming at step {trainer.step}/{trainer.total_steps}")
     else:
-        from sparsevid.data.load import load_scene, parse_keyframes
-
-        scene = load_scene(args.input, keyframes=parse_keyframes(args.keyframes))
-        scale = args.scale if args.scale is not None else (1.0 if device.type == "cuda" else 0.5)
+        scene = load_scene(args.input, keyframes=keyframes)
+        scale = training_scale(RunConfig(train_scale=args.scale, max_train_side=args.max_train_side),
+                               scene.image_size, device)
         views = views_from_scene(scene, scale=scale)
         cfg = TrainConfig(steps=args.steps, seed=args.seed)
         trainer = Trainer(cfg, views, scene.points, scene.point_colors, device=device, run_dir=out)

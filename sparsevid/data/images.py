@@ -52,6 +52,12 @@ def index_files(paths: list[Path]) -> list[tuple[int, Path]]:
     """
     parsed = [parse_index(p.name) for p in paths]
     if any(i is None for i in parsed):
+        from sparsevid.log import warn
+
+        odd = [p.name for p, i in zip(paths, parsed) if i is None]
+        warn(f"{len(odd)} of {len(paths)} file names have no frame number at the end (e.g. {odd[0]!r}): "
+             f"numbering the frames 0..{len(paths) - 1} in name order (--keyframes refers to these numbers; "
+             "name the files like frame_0009.png to keep the video's frame numbers)")
         pairs = list(enumerate(sorted(paths, key=lambda p: p.name)))
     else:
         pairs = list(zip(parsed, paths))

@@ -8,6 +8,7 @@ Inputs, in the order they are recognised:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,18 +34,44 @@ def demo_path() -> Path:
     return _DEMO_DIR
 
 
-def parse_keyframes(text: str | None) -> list[int] | None:
-    """``"0,9,19,29"`` -> ``[0, 9, 19, 29]``; None or empty -> None."""
-    if text is None or not str(text).strip():
+def parse_int_list(text: str | None, flag: str, *, minimum: int = 0, example: str = "0,9,19,29") -> list[int] | None:
+    """Parse a list of integers given on the command line: separated by commas and/or spaces
+    (``"0,9,19,29"``, ``"0 9 19 29"``, ``"0, 9, 19, 29"``), each ``>= minimum``, none twice.
+
+    Returns the sorted list; None for None (the option was not given).
+
+    Raises:
+        SparsevidError: an empty list, a token that is not an integer, a value below ``minimum``,
+            or a duplicate -- one line naming ``flag``.
+    """
+    if text is None:
         return None
-    try:
-        out = [int(t) for t in str(text).replace(" ", "").split(",") if t != ""]
-    except ValueError:
-        raise SparsevidError(f"--keyframes must be comma-separated frame indices, got {text!r}",
-                             fix="write it like --keyframes 0,9,19,29") from None
-    if any(i < 0 for i in out):
-        raise SparsevidError(f"--keyframes must be >= 0, got {text!r}", fix="write it like --keyframes 0,9,19,29")
-    return out
+    fix = f"write it like {flag} {example}"
+    tokens = [t for t in re.split(r"[,\s]+", str(text).strip()) if t]
+    if not tokens:
+        raise SparsevidError(f"{flag} is empty", fix=f"{fix}, or leave {flag} out")
+    values = []
+    for t in tokens:
+        try:
+            values.append(int(t))
+        except ValueError:
+            raise SparsevidError(f"{flag} takes comma-separated integers; {t!r} in {text!r} is not one",
+                                 fix=fix) from None
+    low = [v for v in values if v < minimum]
+    if low:
+        raise SparsevidError(f"{flag} values must be >= {minimum}, got {low[0]}", fix=fix)
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise SparsevidError(f"{flag} lists {', '.join(map(str, dup))} more than once", fix=f"give each value once: {fix}")
+    return sorted(values)
+
+
+def parse_keyframes(text: str | None, flag: str = "--keyframes") -> list[int] | None:
+    """``"0,9,19,29"`` or ``"0 9 19 29"`` -> ``[0, 9, 19, 29]`` (sorted); None -> None (every frame).
+
+    The one parser of key-frame lists (``run``, ``poses``, ``train``, ``inspect``, ``eval``); see
+    :func:`parse_int_list` for what it refuses (empty, not a number, negative, duplicates)."""
+    return parse_int_list(text, flag, minimum=0)
 
 
 def _detect_and_read(path: Path) -> Scene:

@@ -52,6 +52,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             fps = stream_fps(stream)
+            announced = int(stream.frames or 0)  # from the container header; 0 = unknown
             for i, vf in enumerate(container.decode(stream)):
                 if max_frames is not None and i >= max_frames:
                     break
@@ -70,4 +71,9 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
+    if max_frames is None and 0 < len(frames) < announced:
+        from sparsevid.log import warn
+
+        warn(f"{path}: decoded {len(frames)} of the {announced} frames its header announces (truncated or damaged "
+             f"file?); using frames 0..{len(frames) - 1} -> re-encode or re-copy the video to use them all")
     return Scene(frames=frames, camera=None, fps=float(fps) if fps else 30.0, source="video", root=path.parent)

@@ -117,8 +117,33 @@ def temporal_change(frames: Sequence[np.ndarray]) -> float:
                           for a, b in zip(frames[:-1], frames[1:])]))
 
 
+def laplacian_variance(img: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image ([H, W, 3] uint8 RGB): the sharpness measure of
+    the reference scorer."""
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def sharpness_ratio(pred: np.ndarray, real: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey ``pred`` over that of the grey ``real`` (the reference
+    scorer's ``sharpness``: 1.0 = as sharp as the real frame; blur lowers it)."""
+    return laplacian_variance(pred) / max(laplacian_variance(real), 1e-9)
+
+
+def pulse_ratio(frames: Sequence[np.ndarray], source_index: Sequence[int | None], input_indices) -> float | None:
+    """Mean sharpness (variance of the Laplacian) of the in-between output frames over that of the
+    output frames at input times: near 1 = no pulsing; well below 1 = the video sharpens at every
+    input and blurs in between. None without both kinds of frame."""
+    keys = set(int(i) for i in input_indices)
+    lap_var = laplacian_variance
+    at = [lap_var(f) for f, s in zip(frames, source_index) if s is not None and int(s) in keys]
+    between = [lap_var(f) for f, s in zip(frames, source_index) if s is None or int(s) not in keys]
+    if not at or not between:
+        return None
+    return float(np.mean(between) / max(np.mean(at), 1e-9))
+
+
 def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarray],
-             input_indices: Sequence[int]) -> dict:
+             input_indices: Sequence[int], source_index: Sequence[int | None] | None = None) -> dict:
     """Score output frames against ground truth.
 
     Args:
@@ -126,6 +151,8 @@ def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarr
             size with INTER_AREA when they differ, like the reference scorer).
         gt_frames: {frame index: [H, W, 3] uint8} real frames (indices < T are scored).
         input_indices: the input (key) frame indices; every other scored index is held out.
+        source_index: [T] the source frame each output frame shows (None for in-between times,
+            e.g. at another output frame rate); default: output frame ``t`` is source frame ``t``.
 
     Returns:
         A JSON-ready dict: ``heldout``/``inputs`` each with ``psnr``, ``ssim`` (means), ``psnr_min``,
@@ -136,16 +163,19 @@ def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarr
     if len(pred_frames) == 0:
         raise SparsevidError("no predicted frames to evaluate")
     keys = set(int(i) for i in input_indices)
-    scored = sorted(i for i in gt_frames if 0 <= i < len(pred_frames))
+    if source_index is None:
+        source_index = list(range(len(pred_frames)))
+    by_index = {int(s): f for s, f in zip(source_index, pred_frames) if s is not None}
+    scored = sorted(i for i in gt_frames if i in by_index)
     if not scored:
         raise SparsevidError(f"no ground-truth frame index falls inside the {len(pred_frames)} predicted frames",
                              fix="check the ground-truth frame numbering (frame_0000.png is frame 0)")
     shape = gt_frames[scored[0]].shape
-    pred = {i: match_size(pred_frames[i], gt_frames[i].shape) for i in scored}
+    pred = {i: match_size(by_index[i], gt_frames[i].shape) for i in scored}
     per_frame: dict[int, dict] = {}
     for i in scored:
         per_frame[i] = {"psnr": psnr(pred[i], gt_frames[i]), "ssim": ssim(pred[i], gt_frames[i]),
-                        "is_input": i in keys}
+                        "sharpness": sharpness_ratio(pred[i], gt_frames[i]), "is_input": i in keys}
 
     def _group(ids: list[int]) -> dict:
         if not ids:
@@ -153,6 +183,7 @@ def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarr
         ps = [per_frame[i]["psnr"] for i in ids]
         ss = [per_frame[i]["ssim"] for i in ids]
         return {"count": len(ids), "psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)),
+                "sharpness": float(np.mean([per_frame[i]["sharpness"] for i in ids])),
                 "psnr_min": float(np.min(ps)), "ssim_min": float(np.min(ss)),
                 "psnr_min_frame": ids[int(np.argmin(ps))]}
 
@@ -163,5 +194,6 @@ def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarr
            "flicker": flicker(pred, {i: gt_frames[i] for i in scored}),
            "per_frame": {str(i): v for i, v in per_frame.items()}}
     res.update(psnr_heldout=held.get("psnr"), ssim_heldout=held.get("ssim"),
-               psnr_heldout_min=held.get("psnr_min"), psnr_inputs=inp.get("psnr"))
+               psnr_heldout_min=held.get("psnr_min"), psnr_inputs=inp.get("psnr"),
+               sharpness_heldout=held.get("sharpness"), pulse_ratio=pulse_ratio(pred_frames, source_index, keys))
     return res

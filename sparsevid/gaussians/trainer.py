@@ -19,10 +19,16 @@ they cannot move colours far (the DC term moves <= ~lr per step), which is why v
 relative to the scene scale, 1.1 x the cameras' spread (gsplat's rule), floored at 5% of the median
 SfM point distance for near-coincident cameras.
 
-Determinism: initialisation, view order and densification noise come from the trainer's own
-streams, seeded by ``cfg.seed`` and stored in checkpoints; :meth:`Trainer.train` swaps its torch
-stream in (hooks run with the caller's), so same seed -> same parameters on CPU, and a resumed run
-continues bitwise like an uninterrupted one.
+Determinism: initialisation, view order and densification noise (the offsets of split Gaussians)
+come from ``torch.Generator`` objects the trainer owns, seeded by ``cfg.seed`` and stored in
+checkpoints; the process-wide torch RNG is neither read nor changed. Same seed -> same parameters on
+CPU, whatever else the process draws, and a resumed run continues bitwise like an uninterrupted one.
+
+Checkpoints (:data:`CHECKPOINT_NAME`) are safetensors files with the non-tensor state as JSON
+(:mod:`sparsevid.gaussians.checkpoint`): loading one runs no code. Ctrl-C (SIGINT) and SIGTERM during
+:meth:`Trainer.train` finish the current step, save a checkpoint at that step (when the trainer has a
+``run_dir``) and raise :class:`TrainingInterrupted` (a ``KeyboardInterrupt``); a second Ctrl-C stops at
+once.
 
 CUDA: no per-step host syncs in the loop (views uploaded once, loss statistics accumulated on the
 device and read every ``log_every`` steps, densification statistics without ``nonzero``); gsplat's
@@ -30,9 +36,9 @@ rasterizer and the refinement steps keep their own syncs.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,9 +54,37 @@ from sparsevid.gaussians.losses import make_loss_fn, psnr_from_mse
 from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, camera_extent,
                                        init_params, make_parameters, random_frustum_points)
 from sparsevid.gaussians.rasterize import rasterize, resolve_device
-from sparsevid.io_utils import atomic_save
 
-CHECKPOINT_NAME = "checkpoint.pt"
+#: the trainer's checkpoint in a run folder (safetensors + JSON, see :mod:`.checkpoint`)
+CHECKPOINT_NAME = "checkpoint.safetensors"
+#: the pickled checkpoint of earlier versions (refused: unpickling can run code)
+LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT/SIGTERM after a checkpoint at ``step`` was saved (``checkpoint``:
+    its path, None without a run folder)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        where = f"; checkpoint at step {step} saved to {checkpoint}" if checkpoint else ""
+        super().__init__(f"training interrupted by {signal.Signals(signum).name} at step {step}{where}")
+
+
+def find_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint in ``run_dir`` or None; a folder holding only an old pickled checkpoint is a
+    one-line error (it is never unpickled)."""
+    run_dir = Path(run_dir)
+    ck = run_dir / CHECKPOINT_NAME
+    if ck.is_file():
+        return ck
+    if (run_dir / LEGACY_CHECKPOINT_NAME).is_file():
+        from sparsevid.gaussians.checkpoint import _refuse
+
+        raise _refuse(run_dir / LEGACY_CHECKPOINT_NAME,
+                      "this is a pickled (torch.save) checkpoint of an older sparsevid, and unpickling "
+                      "a file can run arbitrary code")
+    return None
 
 
 def _strategy_class():
@@ -62,11 +96,74 @@ def _strategy_class():
     * The opacity reset fires every ``reset_every`` steps as intended: gsplat 1.5.3 writes
       ``step % reset_every == 0 & step > 0``, which Python parses as
       ``step % reset_every == (0 & step) > 0`` -- never true -- so it never resets.
+    * Split Gaussians are offset with noise from ``self.generator`` (set by the trainer) instead of
+      the process-wide torch RNG (gsplat's ``split`` calls ``torch.randn`` without a generator).
     """
+    import torch.nn.functional as F
     from gsplat.strategy import DefaultStrategy
-    from gsplat.strategy.ops import reset_opa
+    from gsplat.strategy.ops import _update_param_with_optimizer, duplicate, reset_opa
+    from gsplat.utils import normalized_quat_to_rotmat
+
+    @torch.no_grad()
+    def split(params, optimizers, state, mask: Tensor, generator: torch.Generator | None,
+              revised_opacity: bool = False) -> None:
+        """gsplat 1.5.3's ``ops.split`` with the noise drawn from ``generator``."""
+        device = mask.device
+        sel = torch.where(mask)[0]
+        rest = torch.where(~mask)[0]
+        scales = torch.exp(params["scales"][sel])
+        quats = F.normalize(params["quats"][sel], dim=-1)
+        rotmats = normalized_quat_to_rotmat(quats)  # [N, 3, 3]
+        noise = torch.randn(2, len(scales), 3, device=device, generator=generator)
+        samples = torch.einsum("nij,nj,bnj->bni", rotmats, scales, noise)  # [2, N, 3]
+
+        def param_fn(name: str, p: Tensor) -> Tensor:
+            repeats = [2] + [1] * (p.dim() - 1)
+            if name == "means":
+                p_split = (p[sel] + samples).reshape(-1, 3)
+            elif name == "scales":
+                p_split = torch.log(scales / 1.6).repeat(2, 1)
+            elif name == "opacities" and revised_opacity:
+                new_opacities = 1.0 - torch.sqrt(1.0 - torch.sigmoid(p[sel]))
+                p_split = torch.logit(new_opacities).repeat(repeats)
+            else:
+                p_split = p[sel].repeat(repeats)
+            return torch.nn.Parameter(torch.cat([p[rest], p_split]), requires_grad=p.requires_grad)
+
+        def optimizer_fn(key: str, v: Tensor) -> Tensor:
+            v_split = torch.zeros((2 * len(sel), *v.shape[1:]), device=device)
+            return torch.cat([v[rest], v_split])
+
+        _update_param_with_optimizer(param_fn, optimizer_fn, params, optimizers)
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                repeats = [2] + [1] * (v.dim() - 1)
+                state[k] = torch.cat((v[rest], v[sel].repeat(repeats)))
 
     class _Strategy(DefaultStrategy):
+        generator: torch.Generator | None = None  # set by the trainer (not a dataclass field)
+
+        @torch.no_grad()
+        def _grow_gs(self, params, optimizers, state, step):
+            """gsplat 1.5.3's ``_grow_gs`` with :func:`split` drawing from ``self.generator``."""
+            count = state["count"]
+            grads = state["grad2d"] / count.clamp_min(1)
+            device = grads.device
+            is_grad_high = grads > self.grow_grad2d
+            is_small = torch.exp(params["scales"]).max(dim=-1).values <= self.grow_scale3d * state["scene_scale"]
+            is_dupli = is_grad_high & is_small
+            n_dupli = is_dupli.sum().item()
+            is_split = is_grad_high & ~is_small
+            if step < self.refine_scale2d_stop_iter:
+                is_split |= state["radii"] > self.grow_scale2d
+            n_split = is_split.sum().item()
+            if n_dupli > 0:
+                duplicate(params=params, optimizers=optimizers, state=state, mask=is_dupli)
+            is_split = torch.cat([is_split, torch.zeros(n_dupli, dtype=torch.bool, device=device)])
+            if n_split > 0:
+                split(params, optimizers, state, is_split, self.generator, revised_opacity=self.revised_opacity)
+            return n_dupli, n_split
+
         def _update_state(self, params, state, info, packed: bool = False) -> None:
             if packed or self.refine_scale2d_stop_iter > 0:
                 return super()._update_state(params, state, info, packed=packed)
@@ -276,13 +373,10 @@ class Trainer:
             reset_every=d.reset_every, absgrad=d.absgrad and self.device.type == "cuda")
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
-        # The trainer's own torch RNG streams (densification splits draw from the global
-        # generator): swapped in for the duration of train(), so that runs are reproducible
-        # whatever else the process draws, and a checkpoint carries them.
-        self._rng_cpu = torch.Generator().manual_seed(cfg.seed).get_state()
-        self._rng_cuda = None
-        self._rng_live = False
-        self._rng_outer = (None, None)
+        # densification noise: the trainer's own stream on its device (saved in checkpoints)
+        self._noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.strategy.generator = self._noise_gen
+        self._stop_signal: int | None = None
         self.history: list[dict] = []
         self._loss_fn = make_loss_fn(self.device, cfg.compile_loss)
 
@@ -375,67 +469,13 @@ class Trainer:
                          absgrad=self.strategy.absgrad)
 
     # ---- training ----------------------------------------------------------------------
-    def _cuda_index(self) -> int | None:
-        if self.device.type != "cuda":
-            return None
-        return self.device.index if self.device.index is not None else torch.cuda.current_device()
-
-    def _swap_rng_in(self) -> None:
-        """Make the trainer's torch RNG streams the global ones (the caller's are kept aside)."""
-        idx = self._cuda_index()
-        self._rng_outer = (torch.get_rng_state(), None if idx is None else torch.cuda.get_rng_state(idx))
-        torch.set_rng_state(self._rng_cpu)
-        if idx is not None:
-            if self._rng_cuda is None:
-                with torch.cuda.device(idx):
-                    torch.cuda.manual_seed(self.cfg.seed)
-            else:
-                torch.cuda.set_rng_state(self._rng_cuda, idx)
-        self._rng_live = True
-
-    def _swap_rng_out(self) -> None:
-        idx = self._cuda_index()
-        self._rng_cpu = torch.get_rng_state()
-        if idx is not None:
-            self._rng_cuda = torch.cuda.get_rng_state(idx)
-        outer_cpu, outer_cuda = self._rng_outer
-        torch.set_rng_state(outer_cpu)
-        if outer_cuda is not None:
-            torch.cuda.set_rng_state(outer_cuda, idx)
-        self._rng_live = False
-
-    @contextlib.contextmanager
-    def _own_rng(self):
-        """Densification draws from the global torch RNG; during :meth:`train` that is the
-        trainer's own stream (seeded by ``cfg.seed``, saved in checkpoints), so that a run does not
-        depend on what else the process draws. Hooks run with the caller's streams."""
-        self._swap_rng_in()
-        try:
-            yield
-        finally:
-            self._swap_rng_out()
-
-    def _run_hook(self, hook: Callable[["Trainer"], None]) -> None:
-        self._swap_rng_out()
-        try:
-            hook(self)
-        finally:
-            self._swap_rng_in()
-
-    def _rng_states(self) -> tuple[Tensor, Tensor | None]:
-        if self._rng_live:  # inside train(): the live global streams
-            cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-            return torch.get_rng_state(), cuda
-        return self._rng_cpu, self._rng_cuda
-
     def _set_lr(self, step: int) -> None:
         gamma = self.cfg.lr_means_final_factor ** (min(step, self.total_steps) / max(1, self.total_steps))
         for g in self.optimizers["means"].param_groups:
             g["lr"] = self.cfg.lr_means * self.scene_scale * gamma
 
     def train_step(self) -> tuple[Tensor, Tensor]:
-        """One optimisation step; returns detached (loss, mse) tensors (no host sync).
-        Call it through :meth:`train`, which swaps in the trainer's own RNG streams."""
+        """One optimisation step; returns detached (loss, mse) tensors (no host sync)."""
         i = self._next_view()
         v = self.views[i]
         img, mask, viewmat, K, weight = self._view_tensors(i)
@@ -468,8 +508,11 @@ class Trainer:
               hooks: dict[int, Callable[["Trainer"], None]] | None = None) -> dict:
         """Train ``num_steps`` more steps (None: up to the configured total). ``hooks[k](self)``
         runs when ``self.step == k`` (after k steps, before step k+1), e.g. to add pseudo-views;
-        a hook at ``total_steps`` runs at the end. Hooks see the caller's RNG streams, not the
-        trainer's (see :meth:`_own_rng`).
+        a hook at ``total_steps`` runs at the end.
+
+        SIGINT (Ctrl-C) or SIGTERM: the current step (or hook) finishes, a checkpoint at that step
+        is saved (with a ``run_dir``) and :class:`TrainingInterrupted` is raised; a second SIGINT
+        raises ``KeyboardInterrupt`` at once. (Signals are handled so only in the main thread.)
 
         Returns a summary: steps, seconds, steps_per_s, final loss/PSNR, gaussians."""
         target = self.total_steps if num_steps is None else self.step + int(num_steps)
@@ -485,13 +528,15 @@ class Trainer:
         quiet_before = log._quiet
         if self.cfg.quiet:
             log.set_quiet(True)
+        self._stop_signal = None
+        previous = self._install_signal_handlers()
         try:
-            with self._own_rng(), log.progress() as bar:
+            with log.progress() as bar:
                 task = bar.add_task("training", total=target, completed=self.step,
                                     status="")
                 while self.step < target:
                     if self.step in hooks:
-                        self._run_hook(hooks[self.step])
+                        hooks[self.step](self)
                     loss, mse = self.train_step()
                     loss_acc = loss if loss_acc is None else loss_acc + loss
                     mse_acc = mse if mse_acc is None else mse_acc + mse
@@ -505,12 +550,17 @@ class Trainer:
                                           f"{self.num_gaussians} gs  {rate:.1f} it/s")
                         loss_acc = mse_acc = None
                         n_acc = 0
+                    if self._stop_signal is not None:
+                        self._stop(self._stop_signal)
                     if (self.run_dir is not None and ck_every
                             and self.step % ck_every == 0 and self.step < target):
                         self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
                 if self.step in hooks and self.step == target == self.total_steps:
-                    self._run_hook(hooks[self.step])  # a hook at the very end (else: next call)
+                    hooks[self.step](self)  # a hook at the very end (else: next call)
+                if self._stop_signal is not None:
+                    self._stop(self._stop_signal)
         finally:
+            self._restore_signal_handlers(previous)
             log.set_quiet(quiet_before)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -519,6 +569,37 @@ class Trainer:
             self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
         return {"steps": self.step - s0, "seconds": dt, "steps_per_s": (self.step - s0) / max(dt, 1e-9),
                 **last, "gaussians": self.num_gaussians}
+
+    # ---- interruption ------------------------------------------------------------------
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def _install_signal_handlers(self) -> dict | None:
+        """SIGINT/SIGTERM -> stop after the current step (see :meth:`train`); None off the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self._stop_signal = signum
+            log.warn(f"{signal.Signals(signum).name}: finishing step {self.step + 1} and saving a checkpoint "
+                     "(Ctrl-C again to stop at once, without one)")
+
+        previous = {}
+        for s in self._SIGNALS:
+            previous[s] = signal.getsignal(s)
+            signal.signal(s, handler)
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict | None) -> None:
+        for s, h in (previous or {}).items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+    def _stop(self, signum: int) -> None:
+        path = None
+        if self.run_dir is not None:
+            path = self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+        raise TrainingInterrupted(signum, self.step, path)
 
     # ---- rendering ---------------------------------------------------------------------
     @torch.no_grad()
@@ -541,12 +622,11 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything needed to resume, as tensors, arrays and plain values (no objects)."""
         strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()}
-        cpu_state, cuda_state = self._rng_states()
-        rng = {"torch": cpu_state, "gen": self._gen.get_state(), "order": {k: list(v) for k, v in self._order.items()}}
-        if cuda_state is not None:
-            rng["cuda"] = cuda_state
-        return {"version": 2, "step": self.step, "total_steps": self.total_steps,
+        rng = {"view_order": self._gen.get_state(), "noise": self._noise_gen.get_state(),
+               "noise_device": self.device.type, "order": {k: list(v) for k, v in self._order.items()}}
+        return {"step": self.step, "total_steps": self.total_steps,
                 "config": asdict(self.cfg), "scene_scale": self.scene_scale,
                 "params": {k: v.detach().cpu() for k, v in self.params.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -554,39 +634,56 @@ class Trainer:
                 "views": [v.to_dict() for v in self.views], "history": self.history}
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write everything needed to resume (atomic)."""
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
-        data = buf.getvalue()
-        return atomic_save(path, lambda tmp: Path(tmp).write_bytes(data))
+        """Write everything needed to resume (atomic; safetensors + JSON, see :mod:`.checkpoint`).
+
+        Raises:
+            SparsevidError: the file cannot be written (disk full, read-only, ...), as one line.
+        """
+        from sparsevid.gaussians import checkpoint
+        from sparsevid.outdir import os_error
+
+        try:
+            return checkpoint.save(path, self.state_dict())
+        except OSError as e:
+            raise os_error(e, path, f"save the checkpoint at step {self.step}") from None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
                         run_dir: str | Path | None = None) -> "Trainer":
-        """Rebuild a trainer exactly as it was saved; ``train()`` then continues the run."""
+        """Rebuild a trainer exactly as it was saved; ``train()`` then continues the run.
+        ``path`` may be a run folder holding :data:`CHECKPOINT_NAME`. No code is loaded: an old
+        pickled checkpoint is refused with a one-line error (see :mod:`.checkpoint`)."""
+        from sparsevid.gaussians import checkpoint
+
         path = Path(path)
+        if path.is_dir():
+            path = find_checkpoint(path) or path / CHECKPOINT_NAME
         if not path.is_file():
             raise SparsevidError("checkpoint not found", fix="train first, or point at a run folder's "
-                                 f"{CHECKPOINT_NAME}", path=path)
+                                 f"train/{CHECKPOINT_NAME}", path=path)
+        ck = checkpoint.load(path)
         try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # corrupt / foreign file
-            raise SparsevidError(f"cannot read checkpoint ({e.__class__.__name__}: {e})",
-                                 fix="delete it and retrain", path=path) from e
-        cfg = _config_from_dict(ck["config"])
-        views = [_view_from_dict(v) for v in ck["views"]]
-        tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
-        tr.step = int(ck["step"])
-        for k, o in tr.optimizers.items():
-            o.load_state_dict(ck["optimizers"][k])
-        tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
-                             for k, v in ck["strategy_state"].items()}
-        tr._rng_cpu = ck["rng"]["torch"]
-        tr._gen.set_state(ck["rng"]["gen"])
-        tr._order = {k: list(v) for k, v in ck["rng"]["order"].items()}
-        if "cuda" in ck["rng"] and tr.device.type == "cuda":
-            tr._rng_cuda = ck["rng"]["cuda"]
-        tr.history = list(ck.get("history", []))
+            cfg = _config_from_dict(ck["config"])
+            views = [_view_from_dict(v) for v in ck["views"]]
+            tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
+            tr.step = int(ck["step"])
+            for k, o in tr.optimizers.items():
+                o.load_state_dict(ck["optimizers"][k])
+            tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
+                                 for k, v in ck["strategy_state"].items()}
+            rng = ck["rng"]
+            tr._gen.set_state(rng["view_order"])
+            if rng["noise_device"] == tr.device.type:
+                tr._noise_gen.set_state(rng["noise"])
+            else:  # a CUDA stream cannot continue on the CPU (or back): reseeded
+                log.warn(f"checkpoint saved on {rng['noise_device']}, resumed on {tr.device.type}: "
+                         "densification noise reseeded (the run will not match an uninterrupted one)")
+            tr._order = {k: [int(i) for i in v] for k, v in rng["order"].items()}
+            tr.history = list(ck.get("history", []))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise SparsevidError(f"cannot restore the checkpoint ({type(e).__name__}: {str(e)[:100]})",
+                                 fix="retrain: rerun without --resume/--ckpt (or with --overwrite)",
+                                 path=path) from None
         return tr
 
 

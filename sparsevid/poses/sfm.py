@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sparsevid.data.scene import Scene
-from sparsevid.errors import SparsevidError
+from sparsevid.errors import PoseFailure, SparsevidError
 from sparsevid.log import info, warn
 from sparsevid.poses.align import rotation_errors_deg
 
@@ -67,7 +67,15 @@ class PoseConfig:
         max_reproj_error_px: rejected when the mean reprojection error exceeds this.
         try_all: run every cheap rung and keep the best valid model (True), or stop at the first
             valid one (False, faster).
-        num_threads: CPU threads for pycolmap (-1: all cores).
+        num_threads: CPU threads for pycolmap's feature extraction (-1: all cores); with
+            ``deterministic`` this is the only multi-threaded step (each image is extracted on its
+            own, and the images enter the database in frame order beforehand, so neither the
+            features nor the image ids depend on the thread count).
+        deterministic: run matching/verification, the mappers and bundle adjustment on one thread,
+            with every RANSAC seeded by ``seed``, so that the same input and seed give bit-identical
+            poses and points (multi-threaded RANSAC and mappers draw from per-thread random streams
+            and sum in a varying order: runs differed by a point or two and in the last digits).
+            False: ``num_threads`` everywhere (a little faster on many cores, not repeatable).
         seed: random seed (RANSAC, mapper).
     """
 
@@ -86,7 +94,15 @@ class PoseConfig:
     max_reproj_error_px: float = 2.0
     try_all: bool = True
     num_threads: int = -1
+    deterministic: bool = True
     seed: int = 0
+
+    @property
+    def solver_threads(self) -> int:
+        """Threads of matching, mapping and bundle adjustment (1 when ``deterministic``)."""
+        if self.deterministic:
+            return 1
+        return self.num_threads if self.num_threads > 0 else (os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +194,13 @@ def _extract_and_match(work: _Work, model: str, params: list[float], cfg: PoseCo
     ext.sift.max_num_features = num_features
     if num_features > cfg.max_num_features:  # the "more features" rung: also weaker corners
         ext.sift.peak_threshold = ext.sift.peak_threshold / 2
+    # The images enter the database first, in frame order: with several extraction threads,
+    # extract_features alone numbers them in the order their features finish, and the image ids
+    # decide the pair order of matching and mapping (runs then differed).
+    with pycolmap.Database.open(db):  # creates the database file
+        pass
+    pycolmap.import_images(db, work.image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=work.names,
+                           options=reader)
     pycolmap.extract_features(db, work.image_dir, image_names=work.names, camera_mode=pycolmap.CameraMode.SINGLE,
                               reader_options=reader, extraction_options=ext, device=pycolmap.Device.cpu)
     with pycolmap.Database.open(db) as d:  # the focal is a prior, not a guess from the image size
@@ -185,10 +208,11 @@ def _extract_and_match(work: _Work, model: str, params: list[float], cfg: PoseCo
             cam.has_prior_focal_length = True
             d.update_camera(cam)
     match = pycolmap.FeatureMatchingOptions()
-    match.num_threads = cfg.num_threads
+    match.num_threads = cfg.solver_threads
     verify = pycolmap.TwoViewGeometryOptions()
     verify.min_num_inliers = 15
     verify.ransac.random_seed = cfg.seed
+    verify.ransac.num_threads = 1
     pycolmap.match_exhaustive(db, matching_options=match, verification_options=verify, device=pycolmap.Device.cpu)
 
 
@@ -226,7 +250,7 @@ def _check_matchable(scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) ->
     for i, fr in enumerate(scene.frames):
         best = max(m.inliers(ids[i], ids[j]) for j in range(len(ids)) if j != i)
         if best < cfg.min_pair_inliers:
-            raise SparsevidError(
+            raise PoseFailure(
                 f"frame {fr.index} ({fr.name}) cannot be registered: at most {best} verified feature matches "
                 f"with any other input frame (need {cfg.min_pair_inliers})",
                 fix="use input frames closer in time (more overlap), a scene with more texture, "
@@ -241,12 +265,12 @@ def _run_global(work: _Work, db: Path, cfg: PoseConfig):
     import pycolmap
 
     o = pycolmap.GlobalPipelineOptions()
-    o.num_threads = cfg.num_threads
+    o.num_threads = cfg.solver_threads
     o.random_seed = cfg.seed
     o.min_model_size = 2
     o.multiple_models = False
     m = o.mapper
-    m.num_threads = cfg.num_threads
+    m.num_threads = cfg.solver_threads
     m.random_seed = cfg.seed
     m.global_positioning.use_gpu = False
     m.bundle_adjustment.ceres.use_gpu = False
@@ -262,7 +286,7 @@ def _run_incremental(work: _Work, db: Path, cfg: PoseConfig, init_pair: tuple[in
     import pycolmap
 
     o = pycolmap.IncrementalPipelineOptions()
-    o.num_threads = cfg.num_threads
+    o.num_threads = cfg.solver_threads
     o.random_seed = cfg.seed
     o.multiple_models = False
     o.min_model_size = 2
@@ -274,7 +298,7 @@ def _run_incremental(work: _Work, db: Path, cfg: PoseConfig, init_pair: tuple[in
     o.mapper.init_min_num_inliers = cfg.min_pair_inliers
     o.mapper.abs_pose_min_num_inliers = max(10, cfg.min_pair_inliers // 2)
     o.mapper.filter_min_tri_angle = 0.5
-    o.mapper.num_threads = cfg.num_threads
+    o.mapper.num_threads = cfg.solver_threads
     o.mapper.random_seed = cfg.seed
     o.triangulation.min_angle = 0.5
     o.triangulation.ignore_two_view_tracks = False
@@ -296,7 +320,10 @@ def _retriangulate(rec, work: _Work, db: Path, cfg: PoseConfig):
     import pycolmap
 
     o = pycolmap.IncrementalPipelineOptions()
-    o.num_threads = cfg.num_threads
+    o.num_threads = cfg.solver_threads
+    o.random_seed = cfg.seed
+    o.mapper.num_threads = cfg.solver_threads
+    o.mapper.random_seed = cfg.seed
     o.triangulation.ignore_two_view_tracks = False
     o.triangulation.min_angle = 0.5
     o.mapper.filter_min_tri_angle = 0.5
@@ -315,7 +342,7 @@ def _bundle_adjust(rec, cfg: PoseConfig, refine_focal: bool) -> None:
     o.print_summary = False
     o.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
     s = o.ceres.solver_options
-    s.num_threads = cfg.num_threads if cfg.num_threads > 0 else (os.cpu_count() or 1)
+    s.num_threads = cfg.solver_threads
     s.max_num_iterations = 100
     s.function_tolerance = 1e-9
     pycolmap.bundle_adjustment(rec, o)
@@ -586,7 +613,8 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
     f0, f_source = initial_focal(scene, cfg)
     model = cfg.camera_model
     report: dict[str, Any] = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-                              "threads": cfg.num_threads if cfg.num_threads > 0 else (os.cpu_count() or 1),
+                              "threads": {"extraction": cfg.num_threads if cfg.num_threads > 0 else (os.cpu_count() or 1),
+                                          "solvers": cfg.solver_threads},
                               "attempts": []}
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="sparsevid-poses-") as tmp:
@@ -659,15 +687,15 @@ def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
         missing = top.get("unregistered_frames") or []
         if missing:
             fr = next(f for f in scene.frames if f.index == missing[0])
-            return SparsevidError(
+            return PoseFailure(
                 f"frame{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} could not be registered "
                 f"({len(report['attempts'])} attempts; best registered {top['registered']}/{len(scene.frames)})",
                 fix="use input frames closer in time, a scene with more texture, or give the focal with --focal",
                 path=fr.path)
         probs = "; ".join(top.get("problems", []))
-        return SparsevidError(f"every pose attempt gave an implausible model ({probs})",
+        return PoseFailure(f"every pose attempt gave an implausible model ({probs})",
                               fix="give the focal length with --focal, or use input frames closer in time")
-    return SparsevidError(f"no frames could be registered ({len(report['attempts'])} attempts)",
+    return PoseFailure(f"no frames could be registered ({len(report['attempts'])} attempts)",
                           fix="use input frames closer in time (more overlap), a scene with more texture, "
                               "or give the focal length with --focal")
 

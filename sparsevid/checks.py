@@ -1,0 +1,73 @@
+"""Checks of a run's settings that need no work: done before the output folder is touched, the
+input is read or the pose stage runs, each failure a one-line error naming the flag and the fix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sparsevid.errors import SparsevidError
+
+if TYPE_CHECKING:
+    from sparsevid.pipeline import RunConfig
+
+
+def _positive(value, flag: str, example: str, integer: bool = False) -> None:
+    if value is None:
+        return
+    try:
+        ok = value > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        kind = "a positive integer" if integer else "a positive number"
+        raise SparsevidError(f"{flag} must be {kind}, got {value}", fix=f"pass e.g. {flag} {example}")
+
+
+def check_run_config(cfg: "RunConfig") -> None:
+    """Raise a one-line :class:`SparsevidError` for a setting that cannot work.
+
+    Checks: ``--scale``, ``--train-scale``, ``--fps``, ``--out-fps``, ``--duration``, ``--focal``
+    > 0; ``--steps``, ``--num-frames`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
+    ``--steps``; ``--fixer`` a known fixer; the undistortion mode; that the input, ``--poses-from``
+    and ``--ckpt`` exist (and the checkpoint is one this version reads).
+    """
+    _positive(cfg.scale, "--scale", "0.5")
+    _positive(cfg.train_scale, "--train-scale", "0.5")
+    _positive(cfg.fps, "--fps", "29.97")
+    _positive(cfg.train.steps, "--steps", "2000", integer=True)
+    _positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
+    _positive(cfg.path.duration, "--duration", "1.0")
+    _positive(cfg.pose.focal, "--focal", "600 (pixels)")
+    if cfg.path.fps is not None and not isinstance(cfg.path.fps, str):
+        _positive(cfg.path.fps, "--out-fps", "30")
+    side = getattr(cfg, "max_train_side", None)
+    if side is not None and (not isinstance(side, int) or side < 0):
+        raise SparsevidError(f"--max-train-side must be a whole number of pixels >= 0 (0 = no cap), got {side}",
+                             fix="pass e.g. --max-train-side 1280")
+    fix_steps = cfg.progressive.fix_steps
+    if fix_steps is not None and cfg.train.steps is not None:
+        late = [s for s in fix_steps if s >= cfg.train.steps]
+        if late:
+            raise SparsevidError(f"--fix-steps {late[0]} is not below --steps {cfg.train.steps}; "
+                                 "that round would never run",
+                                 fix=f"give --fix-steps between 1 and {cfg.train.steps - 1}")
+    if cfg.undistort_mode not in ("full", "crop"):
+        raise SparsevidError(f"unknown undistortion mode {cfg.undistort_mode!r}", fix="use 'full' or 'crop'")
+    _check_fixer(cfg.fixer.name)
+    for flag, p in (("INPUT", cfg.input), ("--poses-from", cfg.poses_from)):
+        if p is not None and not Path(p).expanduser().exists():
+            raise SparsevidError(f"{flag} not found", path=p,
+                                 fix="check the path" if flag != "INPUT" else
+                                 "check the path (a folder of frames, a video, a COLMAP dataset or a transforms.json)")
+    if cfg.ckpt is not None:
+        from sparsevid.gaussians.checkpoint import check_file
+
+        check_file(cfg.ckpt)
+
+
+def _check_fixer(name: str) -> None:
+    from sparsevid.fixer.base import available_fixers
+
+    names = available_fixers()
+    if name not in names:
+        raise SparsevidError(f"unknown fixer {name!r}", fix=f"use --fixer with one of {', '.join(names)}")

@@ -1,0 +1,120 @@
+"""What a run was made from, so that ``--resume`` refuses to continue it with something else.
+
+``OUT/fingerprint.json`` holds a hash of every input file (name relative to the input, size and a
+BLAKE2 hash of its bytes: copying or touching the input does not change it, editing a frame does)
+and the run's configuration without the options that only say how to start (``resume``,
+``overwrite``, ``output``). A new run writes it; ``--resume`` compares and names the first
+differences in a one-line error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sparsevid.errors import SparsevidError
+from sparsevid.io_utils import atomic_write_text
+
+FINGERPRINT_NAME = "fingerprint.json"
+#: config keys left out of the fingerprint (they do not change what the run computes)
+IGNORED_KEYS = ("resume", "overwrite", "output")
+_CHUNK = 1 << 20
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def files_fingerprint(path: str | Path, exclude: str | Path | None = None) -> dict[str, list]:
+    """``{relative name: [size, hash]}`` of a file, or of every file under a folder (hidden names
+    and anything under ``exclude``, e.g. the run folder itself when it lies inside the input, are
+    skipped)."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return {path.name: [path.stat().st_size, _file_hash(path)]}
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+    out = {}
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        if skip is not None and p.resolve().is_relative_to(skip):
+            continue
+        out[str(rel)] = [p.stat().st_size, _file_hash(p)]
+    return out
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: str | Path) -> dict:
+    """The fingerprint of a run: ``config`` (JSON-able, see ``pipeline._jsonable``) without
+    :data:`IGNORED_KEYS`, and the files of each named input (None entries are left out)."""
+    cfg = {k: v for k, v in config.items() if k not in IGNORED_KEYS}
+    files = {name: files_fingerprint(p, exclude=output) for name, p in inputs.items() if p is not None}
+    return {"config": json.loads(json.dumps(cfg, default=str)), "inputs": files}
+
+
+def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[str]]:
+    """(changed config keys as 'key: old -> new', changed input files) between two fingerprints."""
+    a, b = _flatten(old.get("config", {})), _flatten(new.get("config", {}))
+    cfg = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    files = []
+    oi, ni = old.get("inputs", {}), new.get("inputs", {})
+    for name in sorted(set(oi) | set(ni)):
+        fa, fb = oi.get(name, {}), ni.get(name, {})
+        for f in sorted(set(fa) | set(fb)):
+            if fa.get(f) != fb.get(f):
+                state = "added" if f not in fa else "removed" if f not in fb else "changed"
+                files.append(f"{f} {state}")
+    return cfg[:limit] + (["..."] if len(cfg) > limit else []), files[:limit] + (["..."] if len(files) > limit else [])
+
+
+def check_or_write(out: str | Path, fingerprint: dict, resume: bool) -> None:
+    """New run: write ``OUT/fingerprint.json``. Resume: refuse a run whose fingerprint differs.
+
+    A resumed run folder without a fingerprint (written by an older sparsevid) is accepted with a
+    warning, and gets one.
+
+    Raises:
+        SparsevidError: ``--resume`` with a different input or configuration (one line naming the
+            first differences).
+    """
+    from sparsevid.log import warn
+    from sparsevid.outdir import os_error
+
+    path = Path(out) / FINGERPRINT_NAME
+    if resume and path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict):
+            raise SparsevidError("unreadable run fingerprint; cannot check that --resume continues the same run",
+                                 fix="use --overwrite to start over, or choose another -o", path=path)
+        cfg, files = _differences(old, fingerprint)
+        if cfg or files:
+            what = "; ".join(x for x in (("input files differ: " + ", ".join(files)) if files else "",
+                                         ("options differ: " + ", ".join(cfg)) if cfg else "") if x)
+            raise SparsevidError(f"--resume would continue a run made from something else ({what})",
+                                 fix="resume with the original input and options, or use --overwrite to start over "
+                                     "(or choose another -o)", path=Path(out))
+        return
+    if resume and any((Path(out) / name).exists() for name in ("train", "poses", "run.json")):
+        warn(f"{path} is missing (a run of an older sparsevid?): cannot check that --resume continues the same "
+             "input and options")
+    try:
+        atomic_write_text(path, json.dumps(fingerprint, indent=1))
+    except OSError as e:
+        raise os_error(e, path, "write the run fingerprint") from None

@@ -1,0 +1,205 @@
+"""Per-pixel fusion of candidate frames: the 2D route (flow warps of the neighbouring keys) and
+the 3D route (depth-guided, flow-refined reprojection of the inputs through the Gaussian model).
+
+Every candidate ``i`` of an output frame comes with a weight map ``w_i(x)``: its own confidence
+(flow forward-backward consistency, 3D coverage), times how near in time its key is, times the
+*route gain* ``g_r(x)`` of its route. The route gains come from the leave-one-out check
+(:mod:`sparsevid.fuse.loo`): each interior input frame is rebuilt by both routes from the other
+inputs, and the smoothed squared error of each route, ``E_r(x)``, gives inverse-variance gains
+``g_r = (1 / E_r) / sum_s (1 / E_s)``. So a region where the 3D route failed on the held-out input
+(moving water, people, wrong depth) falls back to the 2D route there, and vice versa.
+
+Blending misaligned images averages their fine detail away (the in-between frames look softer
+than the inputs, and the video pulses). So the fusion is two-band: the low band (a Gaussian blur
+of ``band_sigma``) is the weighted average of all candidates; the detail band is averaged with
+the weights raised to ``detail_power``, which for large powers keeps the fine detail of the single
+most trusted candidate only. ``detail_power = 1`` is the plain weighted average.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from sparsevid.fuse.flow2d import FlowConfig, PairFlow, interpolate_pair, pair_flow
+
+
+@dataclass
+class FuseConfig:
+    """The fusion stage.
+
+    Attributes:
+        detail_power: exponent on the candidate weights in the detail band (1 = plain weighted
+            average, softest; 8 = detail from one candidate, sharpest); None = chosen by the
+            leave-one-out check as the smallest of ``detail_choices`` whose rebuilt inputs reach
+            ``target_sharpness`` (else the sharpest choice).
+        detail_choices: the powers the leave-one-out check tries.
+        target_sharpness: wanted sharpness of an in-between frame relative to a real frame
+            (variance of the Laplacian, as the reference scorer measures it).
+        band_sigma: Gaussian sigma of the low band, in pixels per 1000 px of frame width.
+        region_sigma: smoothing of the leave-one-out error maps, in pixels per 1000 px of width
+            (route gains vary over regions of about this size).
+        conf_floor: added to every candidate's confidence so weights never all vanish.
+        mode: "fuse" (both routes, per pixel; the 2D route alone when no 3D model passes its
+            checks), "2d" (the 2D route only: no poses, no training), "3d" (the 3D route only, as
+            Difix3D+ does; a pose failure is then an error).
+        flow: the 2D route's flow settings.
+    """
+
+    detail_power: float | None = None
+    detail_choices: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    target_sharpness: float = 0.7
+    band_sigma: float = 2.5
+    region_sigma: float = 40.0
+    conf_floor: float = 0.05
+    mode: str = "fuse"
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# time: where each output frame sits between the keys
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bracket:
+    """An output frame's position among the keys: keys ``k0 <= pos <= k1`` (source frame indices)
+    and ``t = (pos - k0) / (k1 - k0)``; ``k0 == k1`` (t = 0) when the frame is at a key or
+    outside the keys' span (then it holds the end key)."""
+
+    k0: int
+    k1: int
+    t: float
+
+    @property
+    def at_key(self) -> bool:
+        return self.k0 == self.k1 or self.t == 0.0 or self.t == 1.0
+
+    @property
+    def key(self) -> int:
+        """The key this frame *is* (when ``at_key``), else the nearer key."""
+        return self.k1 if self.t > 0.5 else self.k0
+
+    def distance(self) -> float:
+        """Distance in source frames to the nearer key."""
+        return min(self.t, 1.0 - self.t) * (self.k1 - self.k0)
+
+
+def bracket(position: float | Fraction, keys: Sequence[int]) -> Bracket:
+    """The keys around source position ``position`` (``time * scene_fps``, exact when a Fraction)."""
+    keys = sorted(int(k) for k in keys)
+    if position in keys:
+        return Bracket(int(position), int(position), 0.0)
+    if position <= keys[0]:
+        return Bracket(keys[0], keys[0], 0.0)
+    if position >= keys[-1]:
+        return Bracket(keys[-1], keys[-1], 0.0)
+    for k0, k1 in zip(keys[:-1], keys[1:]):
+        if k0 <= position <= k1:
+            t = float(Fraction(position) - k0) / (k1 - k0) if isinstance(position, Fraction) \
+                else (float(position) - k0) / (k1 - k0)
+            return Bracket(k0, k1, t)
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates and blending
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """One candidate image of an output frame.
+
+    Attributes:
+        image: [H, W, 3] float32 in [0, 1].
+        weight: [H, W] float32 >= 0 (confidence x time weight, before the route gain).
+        route: "2d" or "3d".
+    """
+
+    image: np.ndarray
+    weight: np.ndarray
+    route: str
+
+
+def blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    return x if sigma <= 0 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def blend_bands(images: Sequence[np.ndarray], weights: Sequence[np.ndarray], detail_power: float,
+                band_sigma_px: float) -> np.ndarray:
+    """Two-band blend of candidate images.
+
+    Args:
+        images: N x [H, W, 3] float32.
+        weights: N x [H, W] float32 >= 0 (not all zero anywhere: add a floor first).
+        detail_power: exponent on the normalised weights in the detail band.
+        band_sigma_px: sigma of the low band in pixels.
+
+    Returns:
+        [H, W, 3] float32: ``sum w_i low_i / sum w_i + sum w_i^p high_i / sum w_i^p``.
+    """
+    w = np.stack(weights).astype(np.float32)
+    w = w / np.maximum(w.sum(0, keepdims=True), 1e-12)
+    low = np.zeros_like(images[0])
+    for img, wi in zip(images, w):
+        low += wi[..., None] * (img if band_sigma_px <= 0 else blur(img, band_sigma_px))
+    if band_sigma_px <= 0:
+        return low
+    wp = w ** float(detail_power)
+    wp = wp / np.maximum(wp.sum(0, keepdims=True), 1e-12)
+    high = np.zeros_like(images[0])
+    for img, wi in zip(images, wp):
+        high += wi[..., None] * (img - blur(img, band_sigma_px))
+    return low + high
+
+
+def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FuseConfig) -> list[Candidate]:
+    """The 2D route's two candidates for time ``t`` between keys ``a`` and ``b`` (float images)."""
+    wa, wb, ca, cb = interpolate_pair(a, b, t, flow, cfg.flow)
+    return [Candidate(wa, (1.0 - t) * (ca + cfg.conf_floor), "2d"),
+            Candidate(wb, t * (cb + cfg.conf_floor), "2d")]
+
+
+def fuse(cands: Sequence[Candidate], gains: dict[str, np.ndarray | float] | None, detail_power: float,
+         cfg: FuseConfig) -> np.ndarray:
+    """Blend one frame's candidates (see the module docstring) -> [H, W, 3] float32 in [0, 1]."""
+    gains = gains or {}
+    width = cands[0].image.shape[1]
+    weights = [c.weight * gains.get(c.route, 1.0) for c in cands]
+    out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * width / 1000.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+
+
+def to_u8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+class PairFlows:
+    """DIS flows between key pairs, computed once per pair and kept."""
+
+    def __init__(self, keys: dict[int, np.ndarray], cfg: FlowConfig):
+        self.keys, self.cfg, self._cache = keys, cfg, {}
+
+    def __call__(self, k0: int, k1: int) -> PairFlow:
+        if (k0, k1) not in self._cache:
+            self._cache[(k0, k1)] = pair_flow(self.keys[k0], self.keys[k1], self.cfg)
+        return self._cache[(k0, k1)]
+
+
+def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float) -> dict[str, np.ndarray]:
+    """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
+    docstring); the maps are smoothed over ``region_sigma_px`` first."""
+    inv = {r: 1.0 / np.maximum(blur(e.astype(np.float32), region_sigma_px), 1e-6) for r, e in errors.items()}
+    tot = sum(inv.values())
+    return {r: (v / tot).astype(np.float32) for r, v in inv.items()}
+
+
+def sharpness(img: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image (the reference scorer's sharpness)."""
+    from sparsevid.eval.metrics import laplacian_variance
+
+    return laplacian_variance(img if img.dtype == np.uint8 else to_u8(img))

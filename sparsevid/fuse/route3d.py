@@ -1,0 +1,102 @@
+"""The 3D route's frames for the fusion: renders of the trained Gaussians at the path cameras,
+fixed by the fixer against the input frames (Difix3D+ post-render enhancement), back in the
+input lens, each with its blend weight (how much of the frame comes from the inputs rather than
+the render). Also the same route for one input rebuilt from the others (leave-one-out)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from sparsevid.data.scene import Scene
+from sparsevid.fixer.base import Fixer, FixRequest, RefViews
+from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
+from sparsevid.gaussians.trainer import TrainView
+from sparsevid.path.camera_path import PathFrames
+from sparsevid.poses.undistort import Undistorter
+from sparsevid.render.frames import RenderedPath
+
+
+def input_views(scene: Scene, und: Undistorter) -> list[TrainView]:
+    """The input frames undistorted onto the canvas of ``und``, with its validity mask."""
+    import cv2
+
+    mask = und.mask.astype(np.float32)[..., None]
+    views = []
+    for f in scene.frames:
+        img = f.image
+        if (img.shape[1], img.shape[0]) != und.size:
+            img = cv2.resize(img, und.size, interpolation=cv2.INTER_AREA)
+        canvas = und.undistort_image(img.astype(np.float32) / 255.0)
+        views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w, mask=mask, kind="input"))
+    return views
+
+
+def input_refs(scene: Scene, und: Undistorter, render) -> RefViews:
+    """Input frames on the canvas of ``und``, with the model's depth rendered at the input cameras
+    (``render`` is the trainer's render function)."""
+    views = input_views(scene, und)
+    imgs = torch.from_numpy(np.stack([v.image for v in views]))
+    Ks = torch.from_numpy(np.stack([v.K for v in views])).float()
+    c2ws = torch.from_numpy(np.stack([v.c2w for v in views]))
+    wc, hc = und.canvas_size
+    with torch.no_grad():
+        depth = render(c2ws.float(), Ks, wc, hc)["depth"].detach().cpu().float()
+    valid = torch.from_numpy(np.stack([v.mask for v in views]))
+    return RefViews(imgs, Ks, c2ws, depth, valid)
+
+
+def _distort_pair(und: Undistorter, img: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas image [Hc, Wc, 3] and weight [Hc, Wc] -> the input lens (float32)."""
+    return (np.clip(und.distort_image(np.ascontiguousarray(img, np.float32)), 0, 1),
+            np.clip(und.distort_image(np.ascontiguousarray(weight, np.float32)), 0, 1))
+
+
+def path_frames_3d(rendered: RenderedPath, path: PathFrames, und: Undistorter, refs: RefViews | None,
+                   fixer: Fixer | None, enhance: EnhanceConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 3D route for every path frame: (image [H, W, 3] float32, weight [H, W] float32) in the
+    input lens. With a fixer, the post-render enhancement (weight = its smoothed blend weight);
+    without, the plain render (weight = its opacity)."""
+    T = len(path)
+    valid = torch.from_numpy(und.mask.astype(np.float32))[None, ..., None].expand(T, -1, -1, -1)
+    if fixer is None or refs is None:
+        imgs, weights = rendered.canvas_rgb, rendered.canvas_alpha[..., 0] * valid[..., 0].numpy()
+    else:
+        Ks = torch.from_numpy(np.broadcast_to(und.pinhole.K, (T, 3, 3)).copy()).float()
+        res = enhance_frames(fixer, torch.from_numpy(rendered.canvas_rgb), Ks, torch.from_numpy(path.c2ws), refs,
+                             depth=torch.from_numpy(rendered.canvas_depth),
+                             alpha=torch.from_numpy(rendered.canvas_alpha), valid=valid,
+                             times=torch.from_numpy(path.seconds), config=enhance)
+        imgs = res.images.cpu().float().numpy()
+        weights = res.extras["blend_weight"][..., 0].cpu().float().numpy()
+    return [_distort_pair(und, i, w) for i, w in zip(imgs, weights)]
+
+
+class LeaveOneOut3D:
+    """``route3d(target, refs)`` for :func:`sparsevid.fuse.loo.leave_one_out`: render the model at
+    input ``target``'s camera and fix it from the inputs ``refs`` only.
+
+    The model itself was trained on every input, so its *depth* at the held-out camera has seen
+    that frame; its colours are not used (the fixer rebuilds the frame from the other inputs), and
+    with no fixer the held-out input is rendered as is, which would flatter the 3D route -- so
+    without a fixer there is no 3D leave-one-out (None)."""
+
+    def __init__(self, scene: Scene, und: Undistorter, render, refs: RefViews, fixer: Fixer):
+        self.scene, self.und, self.render, self.refs, self.fixer = scene, und, render, refs, fixer
+        self.order = [f.index for f in scene.frames]
+
+    def __call__(self, target: int, ref_keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        t = self.order.index(target)
+        wc, hc = self.und.canvas_size
+        K = torch.from_numpy(self.und.pinhole.K[None]).float()
+        c2w = torch.from_numpy(self.scene.frames[t].c2w[None])
+        with torch.no_grad():
+            r = self.render(c2w.float(), K, wc, hc)
+        rgb = r["rgb"].detach().cpu().float()
+        depth, alpha = r["depth"].detach().cpu().float(), r["alpha"].detach().cpu().float()
+        valid = torch.from_numpy(self.und.mask.astype(np.float32))[None, ..., None]
+        refs = self.refs.select([self.order.index(k) for k in ref_keys])
+        res = self.fixer.fix(FixRequest(rgb, K, c2w, refs, depth=depth, alpha=alpha, valid=valid))
+        weight = res.extras.get("blend_weight", res.confidence)
+        return _distort_pair(self.und, res.images[0].cpu().float().numpy(), weight[0, ..., 0].cpu().float().numpy())

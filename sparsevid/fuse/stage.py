@@ -1,0 +1,80 @@
+"""The fusion stage: every output frame from the input frames, by the 2D route, the 3D route, or
+both fused per pixel (see :mod:`sparsevid.fuse.fusion` and :mod:`sparsevid.fuse.loo`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from sparsevid.fuse.fusion import Candidate, FuseConfig, PairFlows, bracket, flow_candidates, fuse, to_float, to_u8
+from sparsevid.fuse.loo import LooResult, Route3D, leave_one_out
+from sparsevid.log import progress
+
+#: the 3D route's frame for one output frame: (image [H, W, 3] float32, weight [H, W] float32), or None
+Route3DFrame = tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass
+class FusedFrames:
+    """Output of :func:`fuse_frames`.
+
+    Attributes:
+        frames: T x [H, W, 3] uint8 (the input frames themselves at input times).
+        quality_estimate: expected held-out PSNR / SSIM from the leave-one-out check, or None.
+        loo: the leave-one-out result, or None (fewer than 3 inputs).
+        gain_3d: mean route gain of the 3D route over the in-between frames (None: 2D only).
+    """
+
+    frames: list[np.ndarray]
+    quality_estimate: dict | None
+    loo: LooResult | None
+    gain_3d: float | None
+
+
+def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
+                frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None) -> FusedFrames:
+    """Build every output frame.
+
+    Args:
+        positions: [T] each output frame's position in the source video (``time * scene_fps``;
+            exact Fractions where possible: a frame at an input's position *is* that input).
+        keys: input index -> [H, W, 3] uint8 image at the output size, in the output lens.
+        cfg: fusion settings.
+        frames3d: [T] the 3D route's frame (image, weight) or None per frame; None = no 3D route.
+        route3d: the 3D route's rebuild of an input from the others (for the leave-one-out check).
+
+    Returns:
+        :class:`FusedFrames`.
+    """
+    use3d = cfg.mode != "2d" and frames3d is not None
+    keys_u8 = {k: to_u8(to_float(v)) for k, v in keys.items()}
+    flows = PairFlows(keys_u8, cfg.flow)
+    loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows)
+    power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
+    fkeys = {k: to_float(v) for k, v in keys_u8.items()}
+    width = next(iter(fkeys.values())).shape[1]
+    region = cfg.region_sigma * width / 1000.0
+    out: list[np.ndarray] = []
+    dists, gains3 = [], []
+    with progress() as p:
+        task = p.add_task("fusing", total=len(positions), status=f"detail power {power:g}")
+        for i, pos in enumerate(positions):
+            br = bracket(pos, list(keys_u8))
+            if br.at_key:
+                out.append(keys_u8[br.key])
+            else:
+                cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg)
+                gains = None
+                if use3d and frames3d[i] is not None:
+                    img3, w3 = frames3d[i]
+                    cands.append(Candidate(img3, w3 + cfg.conf_floor, "3d"))
+                    gains = loo.gains_at(float(pos), region) if loo is not None else None
+                    if gains is not None:
+                        gains3.append(float(gains["3d"].mean()))
+                out.append(to_u8(fuse(cands, gains, power, cfg)))
+                dists.append(br.distance())
+            p.update(task, advance=1)
+    estimate = loo.estimate(dists) if loo is not None else None
+    return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None)

@@ -1,0 +1,86 @@
+"""``OUT/run.json`` across interruptions: one segment per process that worked on the run.
+
+A run interrupted during training (Ctrl-C, SIGTERM) writes ``run.json`` with ``"status":
+"interrupted"`` and the stage times of that segment; ``--resume`` then writes the final
+``run.json`` with every segment (``segments``), ``stage_seconds`` summed over them, and the pose
+report of the run (read from ``OUT/poses/poses_report.json`` when the poses were reused).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sparsevid.io_utils import atomic_write_text
+
+RUN_JSON = "run.json"
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def previous_segments(out: str | Path) -> list[dict]:
+    """The segments recorded in ``OUT/run.json`` (an older complete run.json counts as one)."""
+    old = _read(Path(out) / RUN_JSON)
+    if old is None:
+        return []
+    if isinstance(old.get("segments"), list):
+        return [s for s in old["segments"] if isinstance(s, dict)]
+    if isinstance(old.get("stage_seconds"), dict):
+        return [{"status": old.get("status", "done"), "stage_seconds": old["stage_seconds"]}]
+    return []
+
+
+def previous_poses(out: str | Path) -> dict | None:
+    """The pose report of an earlier segment: ``run.json``'s, else ``OUT/poses/poses_report.json``."""
+    old = _read(Path(out) / RUN_JSON)
+    if old is not None and isinstance(old.get("poses"), dict):
+        return old["poses"]
+    return _read(Path(out) / "poses" / "poses_report.json")
+
+
+def summed(segments: list[dict]) -> dict[str, float]:
+    """Per-stage seconds summed over ``segments``."""
+    total: dict[str, float] = {}
+    for seg in segments:
+        for k, v in (seg.get("stage_seconds") or {}).items():
+            if isinstance(v, (int, float)):
+                total[k] = round(total.get(k, 0.0) + float(v), 3)
+    return total
+
+
+def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: int, total_steps: int,
+                      resume: bool) -> None:
+    """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``)."""
+    seg_seconds = {k: round(float(v), 3) for k, v in stage_seconds.items()}
+    seg_seconds["total"] = round(sum(v for k, v in seg_seconds.items() if k != "total"), 3)
+    segments = (previous_segments(out) if resume else []) + [
+        {"status": "interrupted", "step": int(step), "total_steps": int(total_steps), "stage_seconds": seg_seconds}]
+    info = {"status": "interrupted", "step": int(step), "total_steps": int(total_steps),
+            "stage_seconds": summed(segments), "segments": segments,
+            "poses": previous_poses(out)}
+    try:
+        atomic_write_text(Path(out) / RUN_JSON, json.dumps(info, indent=1))
+    except OSError as e:  # the interruption is what the user must hear about
+        from sparsevid.log import warn
+
+        warn(f"could not record the interrupted segment in {Path(out) / RUN_JSON}: {e.strerror or e}")
+
+
+def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, Any]:
+    """The final ``run.json`` of a run: with ``resume``, the earlier segments' times added to this
+    one's and the pose report kept. ``run_info["stage_seconds"]`` is this segment's."""
+    this = {"status": "done", "stage_seconds": dict(run_info.get("stage_seconds") or {})}
+    segments = (previous_segments(out) if resume else []) + [this]
+    merged = dict(run_info)
+    merged["status"] = "done"
+    merged["stage_seconds"] = summed(segments)
+    merged["segments"] = segments
+    if resume and merged.get("poses") is None:
+        merged["poses"] = previous_poses(out)
+    return merged

@@ -1,0 +1,123 @@
+"""The fusion stage: time brackets, two-band blending, the 2D route, the leave-one-out check and
+the fall-back to flow where the 3D route is wrong."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from sparsevid.data.camera import Camera
+from sparsevid.data.synthetic import render, trajectory
+from sparsevid.fixer.reproject import warp_coords_np
+from sparsevid.fuse.flow2d import grid, remap
+from sparsevid.fuse.fusion import Bracket, FuseConfig, blend_bands, bracket, to_float
+from sparsevid.fuse.stage import fuse_frames
+
+KEYS = (0, 9, 19, 29)
+
+
+def test_bracket_exact_times():
+    assert bracket(Fraction(9), KEYS) == Bracket(9, 9, 0.0)
+    assert bracket(Fraction(9), KEYS).at_key and bracket(Fraction(9), KEYS).key == 9
+    b = bracket(Fraction(14), KEYS)
+    assert (b.k0, b.k1) == (9, 19) and b.t == pytest.approx(0.5) and b.distance() == pytest.approx(5)
+    b = bracket(Fraction(29, 2), KEYS)  # 60 fps output: half-way between source frames 14 and 15
+    assert not b.at_key and b.t == pytest.approx(0.55)
+    assert bracket(Fraction(31), KEYS) == Bracket(29, 29, 0.0)  # after the last key: hold it
+
+
+def test_blend_bands_plain_average_and_detail_from_one():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 32, 40, 3)).astype(np.float32)
+    wa, wb = np.full((32, 40), 0.7, np.float32), np.full((32, 40), 0.3, np.float32)
+    avg = blend_bands([a, b], [wa, wb], 1.0, 1.5)
+    np.testing.assert_allclose(avg, 0.7 * a + 0.3 * b, atol=1e-5)
+    sharp = blend_bands([a, b], [wa, wb], 64.0, 1.5)
+    # detail band from ``a`` alone: sharp - a is smooth (low band only)
+    import cv2
+    resid = sharp - a
+    assert np.abs(resid - cv2.GaussianBlur(resid, (0, 0), 1.5)).mean() < 0.2 * np.abs(avg - a).mean()
+
+
+def _corridor(width=160, height=96, n=30):
+    f = 0.6 * width
+    cam = Camera.pinhole(f, f, width / 2, height / 2, width, height)
+    poses = trajectory(n, speed=0.02, yaw_rate=0.004)
+    imgs, depths = zip(*[render(cam, p) for p in poses])
+    return cam, poses, list(imgs), [d.astype(np.float32) for d in depths]
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+class _DepthWarp3D:
+    """A stand-in 3D route: the nearest reference warped by a depth map (exact or corrupted), with
+    full confidence -- overconfident on purpose, as a wrong reconstruction would be."""
+
+    def __init__(self, cam, poses, imgs, depths, corrupt_left: float | None):
+        self.cam, self.poses, self.imgs = cam, poses, imgs
+        self.depths = [d.copy() for d in depths]
+        if corrupt_left is not None:
+            for d in self.depths:
+                d[:, : d.shape[1] // 2] *= corrupt_left
+
+    def frame(self, i: int, refs) -> tuple[np.ndarray, np.ndarray]:
+        r = min(refs, key=lambda k: abs(k - i))
+        K = self.cam.K
+        uv, _ = warp_coords_np(self.depths[i], K, self.poses[i], K, self.poses[r])
+        img = remap(to_float(self.imgs[r]), uv[..., 0] - 0.5, uv[..., 1] - 0.5)
+        return img, np.ones(img.shape[:2], np.float32)
+
+    def __call__(self, target, ref_keys):
+        return self.frame(target, ref_keys)
+
+
+@pytest.mark.parametrize("corrupt", [None, 0.25])
+def test_fusion_falls_back_to_flow_where_3d_is_wrong(corrupt):
+    cam, poses, imgs, depths = _corridor()
+    keys = {k: imgs[k] for k in KEYS}
+    route = _DepthWarp3D(cam, poses, imgs, depths, corrupt)
+    positions = [Fraction(i) for i in range(30)]
+    frames3d = [route.frame(i, KEYS) for i in range(30)]
+    cfg = FuseConfig(detail_power=1.0)
+    fused = fuse_frames(positions, keys, cfg, frames3d, route)
+    flow = fuse_frames(positions, keys, FuseConfig(detail_power=1.0, mode="2d"))
+    held = [i for i in range(30) if i not in KEYS]
+    half = slice(0, 80)  # the left half (corrupted depth in the second case)
+    p_fused = np.mean([_psnr(fused.frames[i][:, half], imgs[i][:, half]) for i in held])
+    p_flow = np.mean([_psnr(flow.frames[i][:, half], imgs[i][:, half]) for i in held])
+    p_3d = np.mean([_psnr((frames3d[i][0][:, half] * 255 + 0.5).astype(np.uint8), imgs[i][:, half])
+                    for i in held])
+    gain = fused.loo.gains_at(14.0, 40.0 * 160 / 1000)["3d"]
+    if corrupt is None:
+        assert p_3d > p_flow + 1.0          # exact depth: the 3D route is the better one ...
+        assert p_fused > p_flow + 0.5       # ... and the fusion takes it
+        assert gain[:, :80].mean() > 0.5
+    else:
+        assert p_3d < p_flow - 2.0          # corrupted depth: the 3D route is far off there ...
+        assert p_fused > p_flow - 0.5       # ... and the fusion falls back to flow
+        assert gain[:, :80].mean() < 0.3
+        assert gain[:, 100:].mean() > gain[:, :60].mean()  # per region, not per frame
+
+
+def test_leave_one_out_estimate_on_a_tiny_scene():
+    cam, poses, imgs, depths = _corridor(width=96, height=64)
+    keys = {k: imgs[k] for k in KEYS}
+    res = fuse_frames([Fraction(i) for i in range(30)], keys, FuseConfig(mode="2d"))
+    est = res.quality_estimate
+    assert est is not None and set(res.loo.held_out) == {9, 19}
+    held = [i for i in range(30) if i not in KEYS]
+    true = float(np.mean([_psnr(res.frames[i], imgs[i]) for i in held]))
+    assert est["loo_psnr"] < true                       # the held-out inputs are twice as far
+    assert abs(est["psnr_heldout"] - true) < 3.0
+    assert est["detail_power"] in FuseConfig().detail_choices
+    for i in KEYS:
+        assert np.array_equal(res.frames[i], imgs[i])  # inputs are kept as they are
+
+
+def test_two_inputs_give_no_estimate_but_a_video():
+    cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
+    res = fuse_frames([Fraction(i) for i in range(10)], {0: imgs[0], 9: imgs[9]}, FuseConfig())
+    assert res.quality_estimate is None and len(res.frames) == 10

@@ -1,0 +1,83 @@
+"""The whole pipeline on tiny synthetic scenes, on the CPU: output layout, run.json, the 2D route
+when no 3D model passes its checks, exact time pairing at another output frame rate."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsevid.data.synthetic import make_scene
+from sparsevid.data.nerfstudio import write_transforms
+from sparsevid.pipeline import named_config, run_pipeline
+from sparsevid.video.io import write_frames
+
+
+def _frames_dir(tmp_path: Path, width=96, height=64) -> Path:
+    """An unposed frames folder: the synthetic corridor, all 30 frames (inputs chosen by keyframes)."""
+    scene = make_scene(width=width, height=height, keyframes=tuple(range(30)))
+    d = tmp_path / "frames_in"
+    write_frames([f.image for f in scene.frames], d)
+    return d
+
+
+def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
+    src = _frames_dir(tmp_path)
+    cfg = named_config("flow_only", input=src, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu")
+    cfg.path.fps = 60
+    res = run_pipeline(cfg)
+    assert len(res.frames) == 60
+    m = res.metrics
+    # output frame 2k shows source frame k: 26 held-out + 4 inputs scored, and inputs exact
+    assert m["heldout"]["count"] == 26 and m["inputs"]["count"] == 4
+    assert m["inputs"]["psnr"] == 99.0 or m["inputs"]["psnr"] > 60
+    src_frames = sorted(src.glob("*.png"))
+    import cv2
+    f9 = cv2.cvtColor(cv2.imread(str(src_frames[9])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(res.frames[18], f9)
+    out = tmp_path / "out"
+    assert (out / "video.mp4").is_file() and (out / "quality.json").is_file()
+    info = json.loads((out / "run.json").read_text())
+    assert info["quality_estimate"]["psnr_heldout"] > 10 and info["fps"] == "60"
+    assert info["num_gaussians"] is None and info["metrics"]["heldout"]["count"] == 26
+
+
+def test_pose_failure_falls_back_to_the_2d_route(tmp_path, monkeypatch):
+    """No 3D model passes its checks: one warning line, and still the full output."""
+    from sparsevid.errors import PoseFailure
+    import sparsevid.poses.sfm as sfm
+
+    def fail(scene, cfg):
+        raise PoseFailure("every pose attempt gave an implausible model (test)", fix="give --focal")
+    monkeypatch.setattr(sfm, "estimate_poses", fail)
+    src = _frames_dir(tmp_path)
+    cfg = named_config("default", input=src, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu")
+    res = run_pipeline(cfg)
+    assert len(res.frames) == 30 and (tmp_path / "out" / "video.mp4").is_file()
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert "implausible" in info["poses"]["failed"]
+    assert info["quality_estimate"]["route"].startswith("2D")
+    with pytest.raises(PoseFailure):  # the 3D route alone has nothing to fall back to
+        run_pipeline(named_config("route3d", input=src, output=tmp_path / "out3", keyframes=[0, 9, 19, 29],
+                                  device="cpu"))
+
+
+def test_default_run_on_a_tiny_posed_scene(tmp_path):
+    scene = make_scene(width=64, height=48)
+    ds = tmp_path / "ds"
+    write_transforms(scene, ds / "transforms.json", write_images=True)
+    cfg = named_config("default", input=ds, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu",
+                       steps=60)
+    cfg.progressive.fix_steps = [30]
+    res = run_pipeline(cfg)
+    out = tmp_path / "out"
+    for name in ("video.mp4", "frames", "cameras.json", "contact_sheet.png", "metrics.json", "run.json",
+                 "quality.json"):
+        assert (out / name).exists(), name
+    info = json.loads((out / "run.json").read_text())
+    q = info["quality_estimate"]
+    assert q["route"] == "fused 2D + 3D" and 0.0 <= q["gain_3d"] <= 1.0
+    assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"}
+    assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
+    assert res.metrics["heldout"]["count"] == 26
