@@ -8,6 +8,12 @@
 # (the harness also writes <date>-<machine>.json and replaces its block in BENCHMARKS.md).
 # Environment:
 #   CASES      case folders (default: ../shared/cases/*; each has frames 0..29 and reference_transforms.json)
+#   SYNTHETIC  synthetic robustness cases the harness steps add (default: "moving_object strong_rotation", made by
+#              `python -m sparsevid.data.synthetic NAME DIR --size $SYNTH_SIZE` into a temp folder; SYNTHETIC= for none)
+#   SYNTH_SIZE their frame size (default 320x240; the CPU harness runs them at scale 1, the real cases at 0.5)
+#   SYNTH_POSES_DIR  poses of the synthetic cases made earlier by `sparsevid poses` (DIR/<name>/transforms.json),
+#              for GPU machines without pycolmap (POSES_DIR covers the real cases only)
+#   CPU_CONFIGS / GPU_CONFIGS  sparsevid configurations of the harness steps (defaults below)
 #   MACHINE    label in file names and BENCHMARKS.md (default: cpu-amd-epyc-2c / h100)
 #   POSES_DIR  poses estimated earlier by `sparsevid poses` (DIR/<case>/transforms.json), for GPU machines
 #              without pycolmap; NO_VIDEO=1 for machines without PyAV (timings then exclude encoding)
@@ -27,6 +33,9 @@ FIRST=${CASE_LIST[0]%/}
 HARNESS_EXTRA=()
 [ -n "${POSES_DIR:-}" ] && HARNESS_EXTRA+=(--poses-dir "$POSES_DIR")
 [ "${NO_VIDEO:-0}" = 1 ] && HARNESS_EXTRA+=(--no-video)
+SYNTH_EXTRA=()
+[ -n "${SYNTH_POSES_DIR:-}" ] && SYNTH_EXTRA+=(--poses-dir "$SYNTH_POSES_DIR")
+[ "${NO_VIDEO:-0}" = 1 ] && SYNTH_EXTRA+=(--no-video)
 
 case "$KIND" in
   cpu)
@@ -42,6 +51,15 @@ esac
 OUTJ() { echo "$RES/$DATE-$MACHINE-$1.json"; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+SYNTH_SIZE=${SYNTH_SIZE:-320x240}
+SYNTH_CASES=()
+make_synthetic() {  # fills SYNTH_CASES with freshly generated synthetic case folders (deterministic)
+  SYNTH_CASES=()
+  for name in ${SYNTHETIC-moving_object strong_rotation}; do
+    "$PY" -m sparsevid.data.synthetic "$name" "$TMP/cases/$name" --size "$SYNTH_SIZE"
+    SYNTH_CASES+=("$TMP/cases/$name")
+  done
+}
 
 for step in $STEPS; do
   echo "== $KIND: $step ($(date +%T))"
@@ -49,9 +67,17 @@ for step in $STEPS; do
     cpu:poses)      # BENCHMARKS.md "Poses": 3 keyframe sets at full size, 1 at half size
       "$PY" tools/bench_poses.py "$FIRST" --scale 1.0 --json "$(OUTJ poses)"
       "$PY" tools/bench_poses.py "$FIRST" --sets 0,9,19,29 --scale 0.5 --json "$(OUTJ poses-half)" ;;
-    cpu:harness)    # peers + sparsevid default / no fixer at half resolution (vanilla 30k steps: GPU only)
-      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cpu --scale 0.5 --configs default,no_fixer \
-        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}" ;;
+    cpu:harness)    # peers + sparsevid default / 3D route / 2D route / no fixer: real cases at half resolution,
+                    # then the synthetic cases at their own size (vanilla 30k steps: GPU only)
+      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cpu --scale 0.5 \
+        --configs "${CPU_CONFIGS:-default,route3d,flow_only,no_fixer}" \
+        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}"
+      make_synthetic
+      if [ ${#SYNTH_CASES[@]} -gt 0 ]; then  # own invocation: POSES_DIR holds poses of the real cases only
+        "$PY" benchmarks/run.py "${SYNTH_CASES[@]}" --device cpu --scale 1.0 \
+          --configs "${CPU_CONFIGS:-default,route3d,flow_only,no_fixer}" \
+          --machine "$MACHINE" --runs-dir "$TMP/runs" "${SYNTH_EXTRA[@]}"
+      fi ;;
     cpu:cpu-train)  # training speed at 424x240 on the real clip, Gaussians from the SfM points
       "$PY" -m sparsevid poses "$FIRST" --keyframes 0,9,19,29 -o "$TMP/poses" --overwrite
       "$PY" tools/bench_cpu_train.py "$TMP/poses" --json "$(OUTJ cpu-train)" ;;
@@ -68,10 +94,15 @@ for step in $STEPS; do
     gpu:difix)      # Difix at 576x1024, full-size architecture, random weights (CUDA-graph row: DIFIX_ARGS=)
       OUT="$TMP" "$PY" tools/gpu/difix_bench.py ${DIFIX_ARGS---no-cudagraphs}
       cp "$TMP/difix_bench.json" "$(OUTJ difix)" ;;
-    gpu:harness)    # peers + every sparsevid configuration at full resolution
-      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cuda --scale 1.0 \
-        --configs "${GPU_CONFIGS:-no_fixer,default,progressive_only,enhance_only,vanilla,reference_poses}" \
-        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}" ;;
+    gpu:harness)    # peers + every sparsevid configuration at full resolution, real then synthetic cases
+      GPU_CONFIGS=${GPU_CONFIGS:-default,route3d,flow_only,progressive,sharp,no_fixer,progressive_only,enhance_only,vanilla,reference_poses}
+      "$PY" benchmarks/run.py "${CASE_LIST[@]}" --device cuda --scale 1.0 --configs "$GPU_CONFIGS" \
+        --machine "$MACHINE" --runs-dir "$TMP/runs" "${HARNESS_EXTRA[@]}"
+      make_synthetic
+      if [ ${#SYNTH_CASES[@]} -gt 0 ]; then  # own invocation: POSES_DIR holds poses of the real cases only
+        "$PY" benchmarks/run.py "${SYNTH_CASES[@]}" --device cuda --scale 1.0 --configs "$GPU_CONFIGS" \
+          --machine "$MACHINE" --runs-dir "$TMP/runs" "${SYNTH_EXTRA[@]}"
+      fi ;;
     *) echo "unknown step '$step' for $KIND" >&2; exit 2 ;;
   esac
 done

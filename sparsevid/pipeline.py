@@ -40,7 +40,7 @@ from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.rasterize import resolve_device
-from sparsevid.gaussians.ply import save_ply
+from sparsevid.gaussians.ply import export_gaussians
 from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, find_checkpoint
 from sparsevid.io_utils import atomic_write_text
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames
@@ -75,6 +75,7 @@ class RunConfig:
         resume: continue an interrupted run in ``output``; overwrite: replace ``output``.
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
         write_video: also encode video.mp4 (frames are always written).
+        write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
         keep_inputs: output frames at an input frame's exact time are that input frame itself
             (resized to the output size), not a re-render of it.
         cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
@@ -96,6 +97,7 @@ class RunConfig:
     overwrite: bool = False
     ckpt: Path | None = None
     write_video: bool = True
+    write_report: bool = True
     keep_inputs: bool = True
     cpu_max_gaussians: int = 40_000
     cpu_pseudo_views: int = 8
@@ -122,6 +124,7 @@ class RunResult:
         fps: the output frame rate.
         quality_estimate: the leave-one-out estimate of the held-out quality (see
             :mod:`sparsevid.fuse.loo`), or None with fewer than 3 inputs.
+        route3d: the 3D route's output before fusion, or None (no 3D model).
     """
 
     output_dir: Path
@@ -131,21 +134,43 @@ class RunResult:
     peak_memory: dict[str, float]
     fps: object = None
     quality_estimate: dict | None = None
+    route3d: "Route3DOutput | None" = None
+
+
+@dataclass
+class Route3DOutput:
+    """The 3D route's output before fusion (for the benchmarks: the 3D route alone, or other fusion
+    settings, without training again).
+
+    Attributes:
+        positions: [T] source position of every output frame.
+        keys: input index -> [H, W, 3] uint8 input at the output size.
+        frames: [T] (image [H, W, 3] float32, weight [H, W] float32) in the input lens.
+        loo: interior input -> its rebuild (image, weight) from the other inputs, or None.
+    """
+
+    positions: list
+    keys: dict
+    frames: list
+    loo: dict | None
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
 NAMED_CONFIGS: dict[str, tuple[str, Callable[[RunConfig], None]]] = {
     "default": ("the defaults: 2D and 3D routes fused per pixel, calibrated by leave-one-out", lambda c: None),
-    "route3d": ("the 3D route alone (Gaussians + progressive updates + post-render fixer), no fusion",
-                lambda c: setattr(c.fuse, "mode", "3d")),
+    "route3d": ("the 3D route alone as before the fusion: Gaussians + progressive updates + post-render fixer",
+                lambda c: (setattr(c.fuse, "mode", "3d"), setattr(c.fixer, "progressive", True))),
     "flow_only": ("the 2D route alone (optical flow between the neighbouring inputs), no 3D model",
                   lambda c: setattr(c.fuse, "mode", "2d")),
-    "no_progressive": ("the default without progressive updates during training",
-                       lambda c: setattr(c.fixer, "progressive", False)),
+    "progressive": ("the default plus Difix3D progressive updates during training",
+                    lambda c: setattr(c.fixer, "progressive", True)),
+    "sharp": ("the default with the fine detail of the single most trusted candidate (detail power 8)",
+              lambda c: setattr(c.fuse, "detail_power", 8.0)),
     "no_fixer": ("the 3D route without any fixer (plain renders), no fusion",
                  lambda c: (setattr(c.fixer, "name", "none"), setattr(c.fuse, "mode", "3d"))),
     "progressive_only": ("the 3D route with progressive updates but no post-render fixer, no fusion",
-                         lambda c: (setattr(c.fixer, "enhance", False), setattr(c.fuse, "mode", "3d"))),
+                         lambda c: (setattr(c.fixer, "enhance", False), setattr(c.fixer, "progressive", True),
+                                    setattr(c.fuse, "mode", "3d"))),
     "enhance_only": ("the 3D route with the post-render fixer but no progressive updates, no fusion",
                      lambda c: (setattr(c.fixer, "progressive", False), setattr(c.fuse, "mode", "3d"))),
     "vanilla": ("the seed recipe: 30k steps of plain 3DGS, no fixer, no fusion",
@@ -213,8 +238,8 @@ def training_scale(cfg: RunConfig, image_size: tuple[int, int], device: torch.de
 
 
 #: everything ``run`` writes under OUT; ``--overwrite`` removes these and nothing else
-RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "contact_sheet.png", "metrics.json",
-               "run.json", "quality.json", "fingerprint.json")
+RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "camera_path.json", "contact_sheet.png",
+               "metrics.json", "run.json", "quality.json", "fingerprint.json", "report.html")
 
 
 def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None:
@@ -312,7 +337,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
             seconds["training"] = time.perf_counter() - t0 - (seconds.get("fixing", 0.0) - fixing0)
             write_interrupted(out, seconds, trainer.step, trainer.total_steps, cfg.resume)
             raise
-        save_ply(ckpt_dir / "point_cloud.ply", trainer.params)
+        export_gaussians(trainer.params, ckpt_dir)
     return trainer
 
 
@@ -361,7 +386,8 @@ def _jsonable(obj):
 def run_pipeline(cfg: RunConfig) -> RunResult:
     """Run every stage; see the module docstring for the output layout."""
     from sparsevid.eval.metrics import evaluate
-    from sparsevid.video.cameras_json import write_cameras_json
+    from sparsevid.report import write_report
+    from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
     from sparsevid.video.io import write_frames, write_video
     from sparsevid.video.sheet import write_contact_sheet
 
@@ -418,14 +444,17 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         with timer("enhance"):
             refs = input_refs(scene, out_und, trainer.render) if enhance else None
             frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
-            if enhance:
-                loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)
+            if enhance:  # the 3D route's rebuild of every interior input from the others
+                rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)
+                order = scene.indices
+                loo3d = {k: rebuild(k, [q for q in order if q != k]) for k in order[1:-1]}
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_u8(img) for img, _ in frames3d]
             quality = None
         else:
-            fused = fuse_frames(positions, keys, cfg.fuse, frames3d, loo3d)
+            fused = fuse_frames(positions, keys, cfg.fuse, frames3d,
+                                None if loo3d is None else (lambda k, refs: loo3d[k]))
             frames, quality = fused.frames, fused.quality_estimate
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
@@ -440,6 +469,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             write_video(frames, out / "video.mp4", out_fps)
         if path is not None:
             write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
+            write_camera_path_json(out / "camera_path.json", path, scene.camera, cfg.scale)
         step = max(1, len(frames) // 12)
         pick = list(range(0, len(frames), step))
         write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
@@ -464,7 +494,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     stage = {k: round(v, 3) for k, v in timer.seconds.items()}
     stage["total"] = round(time.perf_counter() - t_start, 3)
     run_info = {"config": _jsonable(cfg), "versions": _versions(), "machine": _machine(device),
-                "device": str(device), "train_scale": train_scale, "stage_seconds": stage,
+                "device": str(device), "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if trainer is None else int(trainer.num_gaussians), "poses": pose_report,
                 "quality_estimate": quality,
@@ -475,7 +505,11 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
 
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
     atomic_write_text(out / "run.json", json.dumps(_jsonable(run_info), indent=1))
+    if cfg.write_report:
+        write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
+                     if scene.gt_frames else None)
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
-    return RunResult(out, frames, stage, metrics, peak, out_fps, quality)
+    return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
+                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d))

@@ -52,6 +52,8 @@ def _config(case_dir: Path, tmp: Path, **kw) -> "bench.BenchConfig":
 def _sane(m: dict) -> None:
     assert 10 < m["psnr_heldout"] < 60, m
     assert 0 < m["ssim_heldout"] <= 1, m
+    assert 0 < m["sharpness_heldout_min"] <= m["sharpness_heldout"] < 2, m
+    assert 0 < m["pulse_ratio"] < 2 and 0.5 < m["pulse_ratio_real"] < 2, m
     assert m["psnr_heldout_min"] <= m["psnr_heldout"] + 1e-9, m
     pin = m["psnr_inputs"]  # peers copy the inputs: perfect (inf -> null in JSON) or capped
     assert pin is None or pin > 40, m
@@ -74,11 +76,21 @@ def test_peers_json_markdown_and_image(case_dir: Path, tmp_path: Path) -> None:
         assert "flicker" in r["metrics"]
     # peers reproduce the inputs; motion-compensated interpolation beats holding the nearest frame
     assert runs["dis_flow"]["metrics"]["psnr_heldout"] > runs["nearest"]["metrics"]["psnr_heldout"]
+    # holding the inputs keeps their sharpness; blending two frames blurs the in-between ones (the video pulses)
+    near, fade = runs["nearest"]["metrics"], runs["crossfade"]["metrics"]
+    assert near["pulse_ratio"] == pytest.approx(1.0, abs=0.15) and fade["pulse_ratio"] < near["pulse_ratio"] - 0.1
+    assert fade["sharpness_heldout"] < near["sharpness_heldout"]
+    assert near["pulse_ratio_real"] == fade["pulse_ratio_real"]  # a property of the real clip
 
     text = md.read_text()
     assert text.count("<!-- bench:begin testbox -->") == 1 and text.count("<!-- bench:end testbox -->") == 1
     assert "kept text" in text and "other machine" in text
     assert "| synthetic_corridor | dis_flow | 64×48 |" in text and "pytest" in text
+    assert "estimated PSNR dB" in text and "| pulse ratio |" in text and "sharpness (1 = real)" in text
+    assert "Estimate vs truth" not in text  # peers make no quality estimate
+    header = next(line for line in text.splitlines() if line.startswith("| case | method |"))
+    row = next(line for line in text.splitlines() if line.startswith("| synthetic_corridor | dis_flow |"))
+    assert row.count("|") == header.count("|")
 
     img_path = tmp_path / "results" / "synthetic_corridor-testbox-compare.png"
     img = read_image(img_path)
@@ -206,6 +218,7 @@ class RunResult:
     stage_seconds: dict
     metrics: dict
     peak_memory: dict
+    quality_estimate: dict | None = None
 
 
 def named_config(name, input, output, keyframes, device, scale, seed, overwrite, steps=None, poses_from=None,
@@ -222,9 +235,15 @@ def run_pipeline(cfg):
         raise SparsevidError("vanilla exploded", fix="nothing")
     files = sorted(cfg.input.glob("frame_*.png"))
     frames = crossfade({k: read_image(files[k]) for k in cfg.keyframes}, len(files))
+    quality = None
+    if cfg.name == "default":  # the estimate as a RunResult attribute ...
+        quality = {"psnr_heldout": 30.0, "ssim_heldout": 0.9, "route": "fused 2D + 3D"}
+    elif cfg.name == "flow_only":  # ... or only in OUT/quality.json
+        cfg.output.mkdir(parents=True, exist_ok=True)
+        (cfg.output / "quality.json").write_text('{"psnr_heldout": 12.5, "ssim_heldout": 0.5}')
     return RunResult(cfg.output, frames, {"training": 0.5, "rendering": 0.25},
                      {"steps": cfg.train.steps, "poses_from": str(cfg.poses_from), "name": cfg.name},
-                     {"cpu_rss_mb": 1.0, "gpu_mb": None})
+                     {"cpu_rss_mb": 1.0, "gpu_mb": None}, quality)
 """
 
 
@@ -237,8 +256,8 @@ def test_sparsevid_flow_with_a_stand_in_pipeline(case_dir: Path, tmp_path: Path,
     mod_dir.mkdir()
     (mod_dir / "fake_pipeline_for_bench.py").write_text(FAKE_PIPELINE)
     monkeypatch.syspath_prepend(str(mod_dir))
-    cfg = _config(case_dir, tmp_path, configs=["default", "vanilla", "reference_poses"], steps_override=25,
-                  pipeline_module="fake_pipeline_for_bench", isolate=isolate)
+    cfg = _config(case_dir, tmp_path, configs=["default", "route3d", "flow_only", "vanilla", "reference_poses"],
+                  steps_override=25, pipeline_module="fake_pipeline_for_bench", isolate=isolate)
     report = bench.run_bench(cfg)
     runs = {r["method"]: r for r in json.loads(Path(report["json_path"]).read_text())["runs"]}
     d = runs["sparsevid:default"]
@@ -248,10 +267,24 @@ def test_sparsevid_flow_with_a_stand_in_pipeline(case_dir: Path, tmp_path: Path,
     assert d["metrics"]["psnr_heldout"] == pytest.approx(runs["crossfade"]["metrics"]["psnr_heldout"])
     v = runs["sparsevid:vanilla"]
     assert v["status"] == "error" and "vanilla exploded" in v["error"]
+    # the pipeline's quality estimate is recorded beside the true held-out score
+    true_psnr = d["metrics"]["psnr_heldout"]
+    assert d["quality_estimate"]["psnr_heldout"] == 30.0
+    assert d["estimate_vs_truth"]["psnr_error"] == pytest.approx(30.0 - true_psnr)
+    f = runs["sparsevid:flow_only"]
+    assert f["quality_estimate"] == {"psnr_heldout": 12.5, "ssim_heldout": 0.5}  # read from quality.json
+    assert f["estimate_vs_truth"]["ssim_true"] == pytest.approx(f["metrics"]["ssim_heldout"])
+    r3 = runs["sparsevid:route3d"]  # the 3D-only configurations make no estimate
+    assert r3["quality_estimate"] is None and r3["estimate_vs_truth"] is None
+    assert d["metrics"]["pulse_ratio"] == pytest.approx(runs["crossfade"]["metrics"]["pulse_ratio"])
     if (case_dir / "reference_transforms.json").is_file():
         assert runs["sparsevid:reference_poses"]["pipeline_metrics"]["poses_from"].endswith("reference_transforms.json")
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "| sparsevid:vanilla (25 steps) | 64×48 | failed: " in text.replace("synthetic_corridor | ", "")
+    assert "Estimate vs truth" in text
+    assert f"| synthetic_corridor | sparsevid:default (25 steps) | 64×48 | 30.00 | {true_psnr:.2f} | " in text
+    assert "| synthetic_corridor | sparsevid:flow_only (25 steps) | 64×48 | 12.50 |" in text
+    assert "| synthetic_corridor | sparsevid:route3d (25 steps) | 64×48 |" not in text.split("Estimate vs truth")[1]
     img = read_image(tmp_path / "results" / "synthetic_corridor-testbox-compare.png")
     assert img.shape[1] == 5 * 64  # GT | sparsevid default | err | DIS flow | err
 
@@ -266,6 +299,12 @@ def test_sparsevid_config_tiny(case_dir: Path, tmp_path: Path) -> None:
     r = runs[f"sparsevid:{config}"]
     assert r["status"] == "ok", r.get("error")
     assert r["metrics"]["psnr_heldout"] > 8 and 0 < r["metrics"]["ssim_heldout"] <= 1
+    assert r["metrics"]["sharpness_heldout"] > 0 and r["metrics"]["pulse_ratio"] > 0
+    # the default configuration (fused routes) estimates its held-out quality by leave-one-out
+    q = r["quality_estimate"]
+    assert q is not None and 8 < q["psnr_heldout"] < 99
+    assert r["estimate_vs_truth"]["psnr_true"] == r["metrics"]["psnr_heldout"]
+    assert (Path(r["output_dir"]) / "quality.json").is_file()
     assert r["stage_seconds"] and r["peak_memory"]["cpu_rss_mb"] > 0
     img = read_image(tmp_path / "results" / "synthetic_corridor-testbox-compare.png")
     assert img.shape[1] == 5 * 64  # GT | sparsevid | err | DIS flow | err
@@ -283,3 +322,46 @@ def test_lpips_is_optional_and_plumbed(case_dir: Path, tmp_path: Path) -> None:
     pred = [case.frames[min(KEYS, key=lambda k: abs(k - i))] for i in range(30)]
     m = bench.score_frames(pred, case.frames, KEYS, stand_in)
     assert 0 < m["lpips_heldout"] < 1 and m["per_frame"]["4"]["psnr"] < 99
+
+
+def test_configs_follow_the_pipelines_named_configs() -> None:
+    assert {"default", "route3d", "flow_only"} <= set(bench.DEFAULT_CONFIGS)
+    assert set(bench.DEFAULT_CONFIGS) <= set(bench.SPARSEVID_CONFIGS)
+    # older names stay valid
+    old = {"no_fixer", "progressive_only", "enhance_only", "vanilla", "reference_poses"}
+    assert old <= set(bench.SPARSEVID_CONFIGS)
+    assert bench.parse_configs("all") == list(bench.SPARSEVID_CONFIGS) and bench.parse_configs("none") == []
+    if not _has_pipeline():
+        pytest.skip("sparsevid.pipeline not available")
+    from sparsevid.pipeline import NAMED_CONFIGS
+
+    assert set(bench.SPARSEVID_CONFIGS) - {"reference_poses"} == set(NAMED_CONFIGS)
+    assert bench.known_configs() == bench.SPARSEVID_CONFIGS
+
+
+def test_synthetic_cases_run_through_the_harness(tmp_path: Path) -> None:
+    """--cases-synthetic: the robustness cases are generated and scored like any case (peers only here)."""
+    import argparse
+
+    args = bench.add_arguments(argparse.ArgumentParser()).parse_args(
+        ["--cases-synthetic", "--synthetic-size", "64x48", "--configs", "none", str(tmp_path)])
+    cfg = bench.config_from_args(args, [])
+    assert cfg.synthetic_cases == ("moving_object", "strong_rotation") and cfg.synthetic_size == (64, 48)
+    assert bench.parse_synthetic("strong_rotation") == ("strong_rotation",) and bench.parse_synthetic(None) == ()
+    with pytest.raises(bench.SparsevidError, match="unknown --cases-synthetic"):
+        bench.parse_synthetic("warp_drive")
+    with pytest.raises(bench.SparsevidError, match="WxH"):
+        bench.parse_size("64by48")
+
+    report = bench.run_bench(bench.BenchConfig(
+        cases=[], synthetic_cases=("moving_object", "strong_rotation"), synthetic_size=(64, 48), device="cpu",
+        configs=[], out=tmp_path / "results", runs_dir=tmp_path / "runs", update_md=None, machine="testbox",
+        command="pytest"))
+    runs = json.loads(Path(report["json_path"]).read_text())["runs"]
+    assert {(r["case"], r["method"]) for r in runs} == {(c, m) for c in ("moving_object", "strong_rotation")
+                                                        for m in bench.PEERS}
+    for r in runs:
+        assert r["status"] == "ok" and r["resolution"] == [64, 48] and 0 < r["metrics"]["ssim_heldout"] < 1
+        assert 8 < r["metrics"]["psnr_heldout"] < 40
+    case_dir = tmp_path / "runs" / "synthetic-cases" / "64x48" / "moving_object"
+    assert (case_dir / "reference_transforms.json").is_file() and (case_dir / "frame_0029.png").is_file()

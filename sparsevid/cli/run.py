@@ -41,10 +41,21 @@ def add_parser(sub) -> None:
                    help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
     p.add_argument("--difix-weights", default=None,
                    help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging Face cache)")
-    p.add_argument("--progressive", action=argparse.BooleanOptionalAction, default=True,
-                   help="progressive 3D updates with fixed novel views during training")
+    p.add_argument("--config-name", default="default",
+                   help="named configuration to start from: " + ", ".join(_config_names()))
+    p.add_argument("--fuse-mode", choices=["fuse", "2d", "3d"], default=None,
+                   help="fuse = 2D flow and 3D routes fused per pixel (default); 2d = flow only, no 3D model; "
+                        "3d = the 3D route alone (Difix3D+ style)")
+    p.add_argument("--detail-power", type=float, default=None,
+                   help="fine detail from the single most trusted candidate (>1, sharper) or averaged (1, the "
+                        "default); 0 = chosen by the leave-one-out check for --target-sharpness")
+    p.add_argument("--target-sharpness", type=float, default=None,
+                   help="with --detail-power 0: wanted sharpness of in-between frames relative to real ones")
+    p.add_argument("--progressive", action=argparse.BooleanOptionalAction, default=None,
+                   help="Difix3D progressive 3D updates with fixed novel views during training (default off: "
+                        "they did not pay for their time in the measurements, see BENCHMARKS.md)")
     p.add_argument("--fix-steps", default=None, help="training steps of the progressive rounds, e.g. 600,900,1200")
-    p.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=None,
                    help="post-render enhancement of every output frame")
     p.add_argument("--num-frames", type=int, default=None, help="output frames (default: span of the inputs)")
     p.add_argument("--duration", type=float, default=None, help="output duration in seconds")
@@ -63,13 +74,19 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _config_names() -> list[str]:
+    from sparsevid.pipeline import NAMED_CONFIGS
+
+    return list(NAMED_CONFIGS)
+
+
 def config_from_args(args) -> "RunConfig":
-    from sparsevid.pipeline import RunConfig
+    from sparsevid.pipeline import named_config
 
     from sparsevid.checks import check_run_config
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME
 
-    cfg = RunConfig(input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
+    cfg = named_config(args.config_name, input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
                     fps=args.fps, device=args.device, seed=args.seed, scale=args.scale,
                     train_scale=args.train_scale, max_train_side=args.max_train_side,
                     poses_from=args.poses_from, resume=args.resume,
@@ -87,8 +104,19 @@ def config_from_args(args) -> "RunConfig":
     if args.fixer is not None:
         cfg.fixer.name = args.fixer
     cfg.fixer.difix_weights = args.difix_weights
-    cfg.fixer.progressive = args.progressive
-    cfg.fixer.enhance = args.enhance
+    if args.progressive is not None:
+        cfg.fixer.progressive = args.progressive
+    if args.enhance is not None:
+        cfg.fixer.enhance = args.enhance
+    if args.fuse_mode is not None:
+        cfg.fuse.mode = args.fuse_mode
+    if args.detail_power is not None:
+        if args.detail_power < 0:
+            raise SparsevidError(f"--detail-power must be >= 0, got {args.detail_power:g}",
+                                 fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
+        cfg.fuse.detail_power = args.detail_power or None
+    if args.target_sharpness is not None:
+        cfg.fuse.target_sharpness = args.target_sharpness
     if args.fix_steps is not None:
         cfg.progressive.fix_steps = parse_int_list(args.fix_steps, "--fix-steps", minimum=1, example="600,900,1200")
     cfg.path.num_frames = args.num_frames

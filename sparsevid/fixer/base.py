@@ -249,7 +249,8 @@ class FixerConfig:
         num_refs: how many nearest reference views a fixer may use per novel view.
         chunk: views per :meth:`Fixer.fix` call (memory bound).
         options: extra keyword arguments passed to the fixer's constructor.
-        progressive: run Difix3D progressive 3D updates during training.
+        progressive: run Difix3D progressive 3D updates during training (off by default: with the
+            fusion they did not earn their time, see BENCHMARKS.md).
         enhance: fix the final frames once more after rendering (Difix3D+ post-render step).
         seed: for any randomness inside fixers.
     """
@@ -260,7 +261,7 @@ class FixerConfig:
     num_refs: int = 2
     chunk: int = 8
     options: dict = field(default_factory=dict)
-    progressive: bool = True
+    progressive: bool = False
     enhance: bool = True
     seed: int = 0
 

@@ -318,6 +318,11 @@ class ReprojectConfig:
         render_confidence: confidence reported where only the render is available (x alpha).
         cubic: resample the references with bicubic interpolation in the final warp (sharper than
             bilinear; every resampling of the reference softens it).
+        detail_power: the two aligned references are blended in two bands: the low band (a Gaussian
+            of ``detail_sigma_px``) with the blend weights, the fine detail with the weights raised
+            to this power (1 = one plain blend; larger keeps the detail of the nearer reference
+            only, so in-between views are as sharp as the inputs).
+        detail_sigma_px: sigma of the low band (per 1000 px of canvas width).
         exact_tolerance: a novel camera closer than this (:func:`camera_distances` units) to a
             reference is that reference.
     """
@@ -340,6 +345,8 @@ class ReprojectConfig:
     feather_px: float = 4.0
     render_confidence: float = 0.0
     cubic: bool = True
+    detail_power: float = 1.0
+    detail_sigma_px: float = 2.5
     exact_tolerance: float = 1e-3
     threads: int = 0  # views fixed in parallel (0 = one per CPU core); results do not depend on it
 
@@ -494,7 +501,12 @@ class ReprojectFixer(Fixer):
         else:
             single = np.ones((h, w), np.float32)
         s = wa_ + wb_
-        blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
+        if cfg.detail_power != 1.0:
+            from sparsevid.fuse.fusion import blend_bands
+
+            blend = blend_bands([ra, rb_img], [wa_, wb_], cfg.detail_power, cfg.detail_sigma_px * px_scale)
+        else:
+            blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
         cover = np.maximum(oka, okb)
         trust = np.where(both > 0, trust, single)
         has = (s > 1e-6).astype(np.float32)

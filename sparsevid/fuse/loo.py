@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, route_gains,
-                                   sharpness, to_float, to_u8)
+from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, route3d_candidates,
+                                   route_gains, sharpness, to_float, to_u8)
 
 ERROR_GROWTH = 0.5
 
@@ -156,8 +156,9 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         routes = {"2d": two_d}
         if route3d is not None and cfg.mode != "2d":
             img3, w3 = route3d(k, [q for q in order if q != k])
-            cs.append(Candidate(img3, w3 + cfg.conf_floor, "3d"))
-            routes["3d"] = img3
+            c3 = route3d_candidates(img3, w3, fkeys[k0], fkeys[k1], br.t, cfg)
+            cs.extend(c3)
+            routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         cands[k] = cs
         sq[k] = {r: np.mean((img - fkeys[k]) ** 2, axis=-1).astype(np.float32) for r, img in routes.items()}
         rpsnr[k] = {r: _psnr(img, fkeys[k]) for r, img in routes.items()}

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sparsevid.fuse.fusion import Candidate, FuseConfig, PairFlows, bracket, flow_candidates, fuse, to_float, to_u8
+from sparsevid.fuse.fusion import FuseConfig, PairFlows, bracket, flow_candidates, fuse, route3d_candidates, to_float, to_u8
 from sparsevid.fuse.loo import LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
 
@@ -69,7 +69,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                 gains = None
                 if use3d and frames3d[i] is not None:
                     img3, w3 = frames3d[i]
-                    cands.append(Candidate(img3, w3 + cfg.conf_floor, "3d"))
+                    cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
                     gains = loo.gains_at(float(pos), region) if loo is not None else None
                     if gains is not None:
                         gains3.append(float(gains["3d"].mean()))

@@ -11,10 +11,28 @@ Layout (nerfstudio ``transforms.json`` plus timing)::
 ``transform_matrix`` is camera-to-world with OpenGL camera axes (x right, y up, z back), i.e. the
 OpenCV ``c2w`` with its y and z columns negated. Intrinsics are those of the input camera model at
 the output resolution (``scale`` applied); per-frame ``fl_x``/``cx``... repeat the frame's K.
+
+``camera_path.json`` (:func:`write_camera_path_json`) is the same path in nerfstudio's camera-path
+format, the file its viewer saves and ``ns-render camera-path --camera-path-filename`` reads::
+
+    {"camera_type": "perspective", "render_width": W, "render_height": H, "fps": 29.97..,
+     "seconds": T / fps, "is_cycle": false, "smoothness_value": 0.0, "default_fov": deg,
+     "default_transition_sec": s, "keyframes": [{"matrix", "fov", "aspect", ...}, ...],
+     "camera_path": [{"camera_to_world": [16 floats, row-major 4x4], "fov": deg, "aspect": W/H}, ...],
+     "crop": null}
+
+``camera_to_world`` is the OpenGL c2w (as in ``cameras.json``), flattened row by row; ``fov`` is the
+*vertical* field of view in degrees, ``2 atan(H / (2 fy))`` (nerfstudio turns it back into
+``fx = fy = (H/2) / tan(fov/2)`` with the principal point at the image centre); ``ns-render`` plays
+the ``T`` cameras at ``T / seconds`` = our fps. nerfstudio renders pinhole images: the lens
+distortion, a principal point off the centre and ``fx != fy`` are not carried. The poses are in our
+world frame; a model trained by nerfstudio lives in its dataparser's normalised frame, so pass its
+``dataparser_transforms.json`` to get the path in that frame.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +85,57 @@ def cameras_dict(path: "PathFrames", camera: Camera, scale: float = 1.0,
 def write_cameras_json(file: str | Path, path: "PathFrames", camera: Camera, scale: float = 1.0) -> Path:
     """Write :func:`cameras_dict` to ``file`` atomically."""
     return atomic_write_text(file, json.dumps(cameras_dict(path, camera, scale), indent=1))
+
+
+def _dataparser_transform(dataparser_transforms: dict | str | Path | None) -> tuple[np.ndarray, float]:
+    """nerfstudio's ``dataparser_transforms.json`` (content or path) -> ([4, 4] transform, scale)."""
+    if dataparser_transforms is None:
+        return np.eye(4), 1.0
+    d = dataparser_transforms
+    if not isinstance(d, dict):
+        d = json.loads(Path(d).read_text())
+    t = np.eye(4)
+    m = np.asarray(d["transform"], dtype=np.float64)
+    t[:m.shape[0], :] = m
+    return t, float(d.get("scale", 1.0))
+
+
+def camera_path_dict(path: "PathFrames", camera: Camera, scale: float = 1.0,
+                     dataparser_transforms: dict | str | Path | None = None) -> dict:
+    """The ``camera_path.json`` content (nerfstudio's camera-path format, see the module docstring)
+    for ``path`` seen through ``camera`` at output ``scale``.
+
+    Args:
+        dataparser_transforms: nerfstudio's ``dataparser_transforms.json`` (its content as a dict,
+            or its path) to express the poses in the frame of a nerfstudio model trained on our
+            ``transforms.json``: ``c2w -> transform @ c2w``, then the position times ``scale``.
+            None: our world frame.
+    """
+    cam = camera if scale == 1.0 else camera.scaled(scale)
+    sy = cam.height / camera.height
+    w, h = int(cam.width), int(cam.height)
+    aspect = w / h
+    t, s = _dataparser_transform(dataparser_transforms)
+    gl = t[None] @ opencv_to_opengl(path.c2ws)
+    gl[:, :3, 3] *= s
+    fovs = [math.degrees(2.0 * math.atan(h / (2.0 * float(K[1, 1]) * sy))) for K in path.Ks]
+    fps = float(path.fps)
+    frames = [{"camera_to_world": gl[k].reshape(-1).tolist(), "fov": fovs[k], "aspect": aspect}
+              for k in range(len(path))]
+    inputs = [k for k in range(len(path)) if len(path.is_input) and bool(path.is_input[k])] or [0, len(path) - 1]
+    keyframes = [{"matrix": gl[k].reshape(-1).tolist(), "fov": fovs[k], "aspect": aspect,
+                  "override_transition_enabled": False, "override_transition_sec": None}
+                 for k in sorted(set(inputs))]
+    seconds = len(path) / fps
+    return {"camera_type": "perspective", "render_height": h, "render_width": w,
+            "fps": fps, "seconds": seconds, "is_cycle": False, "smoothness_value": 0.0,
+            "default_fov": fovs[0], "default_transition_sec": seconds / max(len(keyframes) - 1, 1),
+            "keyframes": keyframes, "camera_path": frames, "crop": None}
+
+
+def write_camera_path_json(file: str | Path, path: "PathFrames", camera: Camera, scale: float = 1.0,
+                           dataparser_transforms: dict | str | Path | None = None) -> Path:
+    """Write :func:`camera_path_dict` to ``file`` (``OUT/camera_path.json``) atomically; replay it
+    with ``ns-render camera-path --load-config CONFIG --camera-path-filename OUT/camera_path.json``."""
+    return atomic_write_text(file, json.dumps(camera_path_dict(path, camera, scale, dataparser_transforms),
+                                              indent=1))

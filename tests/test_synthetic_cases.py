@@ -1,0 +1,86 @@
+"""The synthetic robustness cases (sparsevid.data.synthetic: moving_object, strong_rotation) at a tiny size."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsevid.data import synthetic
+from sparsevid.data.images import read_image
+
+W, H = 64, 48
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("name", synthetic.CASE_NAMES)
+def test_write_case_is_a_deterministic_30_frame_case(name: str, tmp_path: Path) -> None:
+    a = synthetic.write_case(name, tmp_path / "a", W, H)
+    b = synthetic.write_case(name, tmp_path / "b", W, H)
+    files = _files(a)
+    frames = [n for n in files if n.startswith("frame_")]
+    assert frames == [f"frame_{i:04d}.png" for i in range(30)]
+    assert set(files) == set(frames) | {"reference_transforms.json", "frames_meta.json"}
+    assert files == _files(b)  # same bytes twice
+    assert read_image(a / "frame_0000.png").shape == (H, W, 3)
+    assert json.loads(files["frames_meta.json"])["fps"] == 30.0
+    # another seed changes the sensor noise only a little
+    c = synthetic.render_case(name, W, H, seed=1)
+    f0 = read_image(a / "frame_0007.png").astype(float)
+    assert 0 < np.abs(c.frames[7].astype(float) - f0).mean() < 6
+
+
+@pytest.mark.parametrize("name", synthetic.CASE_NAMES)
+def test_reference_transforms_load_as_the_exact_poses(name: str, tmp_path: Path) -> None:
+    from sparsevid.data.load import load_scene
+
+    folder = synthetic.write_case(name, tmp_path / name, W, H)
+    scene = load_scene(folder / "reference_transforms.json")
+    assert len(scene.frames) == 30 and scene.fps == pytest.approx(30.0)
+    assert (scene.camera.width, scene.camera.height) == (W, H)
+    np.testing.assert_allclose(scene.c2ws(), synthetic.case_trajectory(name), atol=1e-9)
+
+
+def test_moving_object_moves_a_lot() -> None:
+    case = synthetic.render_case("moving_object", W, H)
+    masks = case.object_masks
+    assert all(m.any() for m in masks)  # the ball is in view in every frame
+    centre = [np.argwhere(m).mean(0) for m in masks]  # (row, col)
+    # it crosses the view: more than its own width between the first and the last input
+    width0 = np.ptp(np.nonzero(masks[0])[1]) + 1
+    assert centre[29][1] - centre[0][1] > 0.4 * W and centre[29][1] - centre[0][1] > 2 * width0
+    # and bounces: not a straight line between the inputs 0 and 9
+    lin = centre[0] + (centre[9] - centre[0]) * 4 / 9
+    assert np.abs(centre[4][0] - lin[0]) > 1.0
+    # frame-to-frame difference inside the object region, far beyond the (slowly moving) background's
+    for i in range(29):
+        diff = np.abs(case.frames[i + 1].astype(float) - case.frames[i].astype(float)).mean(-1)
+        obj = masks[i] | masks[i + 1]
+        assert diff[obj].mean() > 2.5 * diff[~obj].mean() and diff[obj].mean() > 20, i
+
+
+def test_strong_rotation_pans_with_little_translation() -> None:
+    poses = synthetic.case_trajectory("strong_rotation")
+    yaw = [np.degrees(np.arctan2(p[0, 2], p[2, 2])) for p in poses]
+    steps = np.diff(yaw)
+    assert np.all((steps > 1.0) & (steps < 1.5)) and yaw[-1] - yaw[0] > 30
+    assert np.linalg.norm(poses[-1][:3, 3] - poses[0][:3, 3]) < 0.3
+    case = synthetic.render_case("strong_rotation", W, H)
+    assert not any(m.any() for m in case.object_masks)
+    assert np.abs(case.frames[29].astype(float) - case.frames[0].astype(float)).mean() > 20
+
+
+def test_cli_writes_all_cases(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert synthetic.main(["all", str(tmp_path), "--size", f"{W}x{H}"]) == 0
+    for name in synthetic.CASE_NAMES:
+        assert (tmp_path / name / "frame_0029.png").is_file()
+    assert synthetic.main(["strong_rotation", str(tmp_path / "one"), "--size", "32x24", "--noise", "0"]) == 0
+    assert read_image(tmp_path / "one" / "frame_0000.png").shape == (24, 32, 3)
+    with pytest.raises(SystemExit):
+        synthetic.main(["warp_drive", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        synthetic.main(["all", str(tmp_path), "--size", "64by48"])

@@ -1,0 +1,112 @@
+"""One sparsevid run per case, then the 3D route alone and other fusion settings from that same run,
+each scored beside the DIS-flow peer (BENCHMARKS.md "Quality: fusion").
+
+    python tools/gpu/quality_round.py CASE... --poses-dir DIR --json OUT.json [--device cuda] [--scale 1]
+
+Every case folder holds frame_0000.png ... frame_0029.png; inputs are frames 0, 9, 19, 29, the rest
+is held out. ``--poses-dir DIR`` takes ``DIR/<case>/transforms.json`` from ``sparsevid poses`` run
+earlier (for machines without pycolmap); a case without one there takes the 2D route, exactly as
+``run`` does when no pose model passes its checks. Scores are sparsevid's own evaluation (equal to
+the reference scorer's PSNR / SSIM / sharpness).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from sparsevid.data.load import load_scene  # noqa: E402
+from sparsevid.eval.metrics import evaluate  # noqa: E402
+from sparsevid.eval.peers import dis_flow  # noqa: E402
+from sparsevid.fuse.fusion import FuseConfig, to_u8  # noqa: E402
+from sparsevid.fuse.stage import fuse_frames  # noqa: E402
+from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
+
+KEYS = [0, 9, 19, 29]
+
+#: fusion settings tried on the 3D route of the default run (name -> FuseConfig edits)
+VARIANTS = {
+    "fused p1": dict(detail_power=1.0),
+    "fused p2": dict(detail_power=2.0),
+    "fused p4": dict(detail_power=4.0),
+    "fused p8": dict(detail_power=8.0),
+    "fused unguided p1": dict(detail_power=1.0, guided=False),
+    "fused auto t0.6": dict(detail_power=None, target_sharpness=0.6),
+    "2D route alone p1": dict(mode="2d", detail_power=1.0),
+}
+
+
+def score(frames, gt, source_index=None) -> dict:
+    m = evaluate(frames, gt, KEYS, source_index=source_index)
+    return {"psnr": round(m["psnr_heldout"], 3), "ssim": round(m["ssim_heldout"], 4),
+            "sharpness": round(m["sharpness_heldout"], 3), "pulse": round(m["pulse_ratio"], 3),
+            "flicker": round(m["flicker"]["flicker"], 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cases", nargs="+", type=Path)
+    ap.add_argument("--poses-dir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--configs", default="default",
+                    help="named configurations to run per case (comma-separated); fusion variants use the first")
+    ap.add_argument("--no-variants", action="store_true", help="skip the fusion variants")
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/quality_round"))
+    args = ap.parse_args()
+    results = {"command": " ".join(sys.argv), "machine": platform.node(), "date": time.strftime("%Y-%m-%d"),
+               "cases": {}}
+    for case in args.cases:
+        scene = load_scene(case, keyframes=KEYS)
+        gt = {f.index: f.image for f in scene.frames + scene.gt_frames}
+        rec: dict = {}
+        t0 = time.perf_counter()
+        peer = dis_flow({k: gt[k] for k in KEYS}, 30)
+        rec["dis_flow"] = {**score(peer, gt), "seconds": round(time.perf_counter() - t0, 2)}
+        poses = args.poses_dir / case.name / "transforms.json" if args.poses_dir else None
+        first = None
+        for name in args.configs.split(","):
+            cfg = named_config(name, input=case, output=args.runs / case.name / name, keyframes=KEYS,
+                               device=args.device, overwrite=True,
+                               poses_from=poses if poses and poses.exists() else None)
+            cfg.write_video = False
+            cfg.write_report = False
+            if args.poses_dir and not (poses and poses.exists()):
+                cfg.fuse.mode = "2d"  # no pose model passed on this case: the 2D route, as `run` falls back
+            t0 = time.perf_counter()
+            res = run_pipeline(cfg)
+            rec[name] = {**score(res.frames, gt), "seconds": round(time.perf_counter() - t0, 2),
+                         "stage_seconds": res.stage_seconds, "estimate": res.quality_estimate}
+            first = first or (cfg, res)
+        cfg, res = first
+        r3 = res.route3d
+        if r3 is not None and not args.no_variants:
+            only3d = [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_u8(img)
+                      for p, (img, _) in zip(r3.positions, r3.frames)]
+            rec["route3d (same run)"] = score(only3d, gt)
+            for name, edits in VARIANTS.items():
+                fc = dataclasses.replace(cfg.fuse, **edits)
+                t0 = time.perf_counter()
+                fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
+                                 None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]))
+                rec[name] = {**score(fr.frames, gt), "seconds": round(time.perf_counter() - t0, 2),
+                             "estimate_psnr": None if fr.quality_estimate is None
+                             else fr.quality_estimate["psnr_heldout"],
+                             "detail_power": None if fr.loo is None else fr.loo.detail_power}
+        results["cases"][case.name] = rec
+        print(case.name, json.dumps(rec, indent=1, default=str), flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
