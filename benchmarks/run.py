@@ -77,10 +77,11 @@ if str(REPO) not in sys.path:  # `python benchmarks/run.py` without an installed
 
 from sparsevid import log  # noqa: E402
 from sparsevid.data.images import index_files, list_image_files, read_image, write_image  # noqa: E402
+from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.errors import SparsevidError  # noqa: E402
-from sparsevid.io_utils import atomic_save, atomic_write_text  # noqa: E402
+from sparsevid.io_utils import atomic_save, atomic_write_text, jsonable  # noqa: E402
 
-KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
+KEYFRAMES: tuple[int, ...] = DEFAULT_KEYFRAMES
 PEERS: tuple[str, ...] = ("nearest", "crossfade", "dis_flow")
 LEARNED_PEERS: tuple[str, ...] = ("rife",)  # need downloaded weights; skipped (with the reason) without them
 #: the pipeline's named configurations (``sparsevid.pipeline.NAMED_CONFIGS``) + ``reference_poses``
@@ -164,19 +165,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown-cpu"
-
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; "cuda" without a GPU is an error."""
-    import torch
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise SparsevidError(f"--device must be auto, cpu or cuda, got {device!r}", fix="use --device auto")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SparsevidError("--device cuda but torch sees no CUDA GPU", fix="use --device cpu (or auto)")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def machine_info(device: str, label: str | None = None) -> dict[str, Any]:
@@ -510,22 +498,6 @@ def estimate_vs_truth(record: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
-
-
 def execute_sparsevid(spec: dict[str, Any]) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Run the pipeline for ``spec`` in this process; returns (record, output frames).
 
@@ -545,9 +517,9 @@ def execute_sparsevid(spec: dict[str, Any]) -> tuple[dict[str, Any], list[np.nda
               "stage_seconds": {k: float(v) for k, v in dict(result.stage_seconds).items() if k != "total"},
               "total_seconds": total,
               "peak_memory": {"cpu_rss_mb": round(_rss_mb(), 1), "gpu_mb": gpu_mb,
-                              "pipeline_reported": _jsonable(getattr(result, "peak_memory", None))},
-              "pipeline_metrics": _jsonable(_metrics_summary(getattr(result, "metrics", None))),
-              "quality_estimate": _jsonable(quality_estimate_of(result)),
+                              "pipeline_reported": jsonable(getattr(result, "peak_memory", None), finite=True)},
+              "pipeline_metrics": jsonable(_metrics_summary(getattr(result, "metrics", None)), finite=True),
+              "quality_estimate": jsonable(quality_estimate_of(result), finite=True),
               "output_dir": str(result.output_dir)}
     return record, [np.asarray(f) for f in result.frames]
 
@@ -559,7 +531,7 @@ def _child_entry(spec: dict[str, Any], result_path: str) -> None:
     try:
         record, frames = execute_sparsevid(spec)
         np.savez(result_path + ".npz", frames=np.stack(frames))
-        out = {"ok": True, "record": _jsonable(record)}
+        out = {"ok": True, "record": jsonable(record, finite=True)}
     except SparsevidError as e:
         out = {"ok": False, "error": e.one_line()}
     except BaseException as e:  # noqa: BLE001 - report every failure to the parent
@@ -914,7 +886,9 @@ def case_poses(case: Case, bench: BenchConfig, runs_dir: Path) -> tuple[Path | N
 
 def run_bench(bench: BenchConfig) -> dict[str, Any]:
     """Run everything ``bench`` asks for; write JSON, markdown, comparison images. Returns the report."""
-    device = resolve_device(bench.device)
+    from sparsevid.devices import resolve_device
+
+    device = resolve_device(bench.device).type
     machine = machine_info(device, bench.machine)
     label = machine["label"]
     runs_dir = bench.runs_dir or bench.out / "runs"
@@ -1061,8 +1035,8 @@ def write_reports(bench: BenchConfig, machine: dict[str, Any], runs: list[dict[s
     report = {"schema": SCHEMA, "date": date, "machine": machine, "command": bench.command,
               "keyframes": list(bench.keyframes), "lpips": lpips_note,
               "compare_images": sorted(set(old_images) | set(compare_images)),
-              "runs": merge_runs(old_runs, _jsonable(runs))}
-    atomic_write_text(json_path, json.dumps(_jsonable(report), indent=1))
+              "runs": merge_runs(old_runs, jsonable(runs, finite=True))}
+    atomic_write_text(json_path, json.dumps(jsonable(report, finite=True), indent=1))
     md_path = bench.out / f"{date}-{label}.md"
     atomic_write_text(md_path, markdown_block(report, json_path, md_path.parent) + "\n")
     if bench.update_md is not None:

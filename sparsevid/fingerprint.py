@@ -59,7 +59,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: str | Path) -> dict:
-    """The fingerprint of a run: ``config`` (JSON-able, see ``pipeline._jsonable``) without
+    """The fingerprint of a run: ``config`` (JSON-able, see :func:`sparsevid.io_utils.jsonable`) without
     :data:`IGNORED_KEYS`, and the files of each named input (None entries are left out)."""
     cfg = {k: v for k, v in config.items() if k not in IGNORED_KEYS}
     files = {name: files_fingerprint(p, exclude=output) for name, p in inputs.items() if p is not None}

@@ -2,9 +2,13 @@
 
 A reader never sees a half-written file, and an interrupted run leaves either the old file
 or the new one (plus, at worst, a stray ``.tmp-*`` file that the next write ignores).
+
+Also :func:`jsonable`, the one converter of run records (configs, metrics, reports) to JSON values.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -64,3 +68,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def jsonable(obj, finite: bool = False):
+    """``obj`` as JSON values: dataclasses and dicts -> dicts with string keys, lists and tuples ->
+    lists, paths -> strings, numpy scalars -> Python numbers, anything else unknown -> its string.
+
+    ``finite``: NaN and infinities become None (strict JSON); otherwise they are kept (Python's
+    ``json`` writes them as ``NaN`` / ``Infinity``).
+    """
+    import numpy as np
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: jsonable(v, finite) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v, finite) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, finite) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    if finite and isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

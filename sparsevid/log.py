@@ -14,8 +14,14 @@ _quiet = False
 
 
 def set_quiet(quiet: bool) -> None:
+    """Hide :func:`info` lines and progress bars (warnings and errors still show)."""
     global _quiet
     _quiet = quiet
+
+
+def is_quiet() -> bool:
+    """Whether :func:`set_quiet` hides info lines and progress bars now."""
+    return _quiet
 
 
 def info(msg: str) -> None:

@@ -32,6 +32,7 @@ import torch
 from sparsevid import __version__, log, outdir
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
+from sparsevid.devices import resolve_device
 from sparsevid.errors import PoseFailure, SparsevidError
 from sparsevid.fuse.fusion import FuseConfig, to_u8
 from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
@@ -39,15 +40,13 @@ from sparsevid.fuse.stage import fuse_frames
 from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
-from sparsevid.gaussians.rasterize import resolve_device
 from sparsevid.gaussians.ply import export_gaussians
 from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, find_checkpoint
-from sparsevid.io_utils import atomic_write_text
-from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames
+from sparsevid.io_utils import atomic_write_text, jsonable
+from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames, source_index_of
 from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
 from sparsevid.render.frames import render_path
-from sparsevid.video.timebase import fps_fraction
 
 MARKER = ".sparsevid-run"
 
@@ -258,7 +257,7 @@ def load_input(cfg: RunConfig) -> Scene:
     src = cfg.input if cfg.input is not None else demo_path()
     if cfg.input is None:
         log.info(f"no input given: using the embedded demo clip ({src})")
-    fp = run_fingerprint(_jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
+    fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps)
@@ -367,22 +366,6 @@ def _machine(device: torch.device) -> dict[str, str]:
     return m
 
 
-def _jsonable(obj):
-    if dataclasses.is_dataclass(obj):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (Path,)):
-        return str(obj)
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
-
-
 def run_pipeline(cfg: RunConfig) -> RunResult:
     """Run every stage; see the module docstring for the output layout."""
     from sparsevid.eval.metrics import evaluate
@@ -417,10 +400,10 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             pose_report = {"failed": e.one_line()}
     posed = scene.has_poses
     train_scale = None
-    sfps = fps_fraction(scene.fps)
+    sfps = scene.fps                               # exact (a Fraction)
     times = cfg.path.frame_times(sfps, scene.indices[-1])
     out_fps = cfg.path.output_fps(sfps)
-    positions = [t * sfps for t in times]          # exact: a frame at an input's time *is* that input
+    positions = cfg.path.frame_positions(sfps, scene.indices[-1])  # exact: a frame at an input's time *is* it
     is_input = np.array([p in set(scene.indices) for p in positions])
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: _resize(f.image, out_size) for f in scene.frames}
@@ -434,7 +417,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
         enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
         progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None
-        fixer = build_fixer(cfg.fixer) if (enhance or progressive) else None  # built once (Difix loads weights)
+        fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
         with timer("training"):
             trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
         if "fixing" in timer.seconds:
@@ -462,7 +445,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
 
-    source_index = [int(p) if p.denominator == 1 else None for p in positions]
+    source_index = [source_index_of(p) for p in positions]
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
@@ -475,7 +458,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
                             [f"t={float(times[i]):.3f}s" + (" (input)" if is_input[i] else "") for i in pick])
         if quality is not None:
-            atomic_write_text(out / "quality.json", json.dumps(_jsonable(quality), indent=1))
+            atomic_write_text(out / "quality.json", json.dumps(jsonable(quality), indent=1))
 
     metrics = None
     if scene.gt_frames:
@@ -493,7 +476,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         peak["gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     stage = {k: round(v, 3) for k, v in timer.seconds.items()}
     stage["total"] = round(time.perf_counter() - t_start, 3)
-    run_info = {"config": _jsonable(cfg), "versions": _versions(), "machine": _machine(device),
+    run_info = {"config": jsonable(cfg), "versions": _versions(), "machine": _machine(device),
                 "device": str(device), "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if trainer is None else int(trainer.num_gaussians), "poses": pose_report,
@@ -504,7 +487,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     from sparsevid.runinfo import merge
 
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
-    atomic_write_text(out / "run.json", json.dumps(_jsonable(run_info), indent=1))
+    atomic_write_text(out / "run.json", json.dumps(jsonable(run_info), indent=1))
     if cfg.write_report:
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
                      if scene.gt_frames else None)

@@ -227,9 +227,10 @@ def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
     atomic_write_text(tmp_path / "frames_meta.json", json.dumps({"fps": 30000 / 1001}))
     scene = load_scene(tmp_path, keyframes=KEYS)
     assert scene.indices == KEYS and [f.index for f in scene.gt_frames] == [i for i in range(30) if i not in KEYS]
-    assert scene.fps == pytest.approx(29.97002997)
+    assert scene.fps == Fraction(30000, 1001)  # the float in frames_meta.json, made exact
     assert scene.time(9) == pytest.approx(9 * 1001 / 30000)
     assert load_scene(tmp_path, fps=24).fps == 24.0
+    assert load_scene(tmp_path, fps=23.976).fps == Fraction(24000, 1001)
     np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
 
 
@@ -253,11 +254,18 @@ def test_video_fps_and_keyframes(tmp_path):
     video = make_video(tmp_path / "clip.mp4")
     scene = load_scene(video, keyframes=[0, 5, 11])
     assert scene.source == "video"
-    assert scene.fps == 30000 / 1001  # exact rational from the stream
+    assert scene.fps == Fraction(30000, 1001)  # exact rational from the stream
+    assert isinstance(scene.fps, Fraction)
     assert scene.indices == [0, 5, 11] and len(scene.gt_frames) == 9
     assert scene.frames[0].image.shape == (48, 64, 3) and scene.frames[0].image.dtype == np.uint8
     assert abs(float(scene.frames[1].image.mean()) - (10 + 20 * 5)) < 4  # decoded in order
     assert load_scene(tmp_path).source == "video"  # a folder holding one video
+
+
+def test_video_fps_stays_exact_without_an_ntsc_guess(tmp_path):
+    """A stream at exactly 2997/100 fps is not NTSC 30000/1001: the stream's rate is kept as is."""
+    scene = load_scene(make_video(tmp_path / "clip.mp4", n=4, rate=Fraction(2997, 100)))
+    assert scene.fps == Fraction(2997, 100)
 
 
 def test_demo_loads():
@@ -267,7 +275,7 @@ def test_demo_loads():
     scene = load_scene(d)
     assert scene.indices == KEYS and scene.gt_frames == []
     assert scene.image_size == (848, 480)
-    assert scene.fps == pytest.approx(29.97002997)
+    assert scene.fps == Fraction(30000, 1001)
 
 
 def test_demo_matches_shared_clip(shared_case):

@@ -232,6 +232,28 @@ def test_reproject_without_depth_uses_flow(corridor):
     assert (res.images - gt).abs().mean() < (req.renders - gt).abs().mean()
 
 
+def test_reproject_fixer_leaves_the_given_config_alone():
+    from sparsevid.fixer.reproject import ReprojectConfig, ReprojectFixer
+
+    cfg = ReprojectConfig()
+    fixer = ReprojectFixer(cfg, num_refs=1, use_flow=False)
+    assert cfg == ReprojectConfig() and fixer.config is not cfg
+    assert fixer.config.num_refs == 1 and not fixer.config.use_flow
+    with pytest.raises(TypeError, match="unknown option 'warp_factor'"):
+        ReprojectFixer(cfg, warp_factor=9)
+
+
+def test_build_fixer_takes_arguments_from_the_registered_class():
+    from sparsevid.fixer.difix import DifixFixer
+
+    assert build_fixer(FixerConfig(num_refs=1)).config.num_refs == 1
+    assert build_fixer(FixerConfig(num_refs=1, options={"num_refs": 3})).config.num_refs == 3  # options win
+    cfg = FixerConfig(name="difix", difix_weights="w")
+    assert DifixFixer.config_kwargs(cfg, "cpu") == {"weights": "w", "device": "cpu"}  # auto = the trainer's
+    assert DifixFixer.config_kwargs(cfg) == {"weights": "w", "device": "auto"}
+    assert DifixFixer.config_kwargs(FixerConfig(name="difix", device="cuda"), "cpu")["device"] == "cuda"
+
+
 def test_camera_distances_orders_by_proximity(corridor):
     c = corridor
     d = camera_distances(c["c2ws"][[1, 14, 27]], c["c2ws"][INPUTS])

@@ -2,6 +2,8 @@
 PLY round trip, init fallback, and our DefaultStrategy fixes (sync-free stats, opacity reset)."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -109,6 +111,34 @@ def test_resume_bitwise_against_uninterrupted(tiny, tmp_path):
     assert c.num_gaussians == a.num_gaussians != len(pts)
     for k in a.params:
         assert torch.allclose(a.params[k], c.params[k], atol=1e-6, rtol=0), k
+
+
+def test_train_cli_resume_with_steps_rescales_the_schedule(tiny, tmp_path, monkeypatch):
+    """``sparsevid train --resume --steps N``: densification and SH schedule of a Trainer built for N steps."""
+    from sparsevid.cli import main
+
+    views, pts, cols = tiny
+    cfg = TrainConfig(steps=10, quiet=True)
+    first = Trainer(cfg, views, pts, cols, device="cpu", run_dir=tmp_path)
+    first.train()  # checkpoint at the end (run_dir set)
+    resumed = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(self, *a, **k):
+        resumed.append(self)
+        raise Stop
+
+    monkeypatch.setattr(Trainer, "train", capture)
+    with pytest.raises(Stop):
+        main(["train", str(tmp_path), "-o", str(tmp_path), "--resume", "--steps", "400", "--device", "cpu"])
+    got = resumed[0]
+    want = Trainer(dataclasses.replace(cfg, steps=400), views, pts, cols, device="cpu")
+    assert got.sh_interval == want.sh_interval != first.sh_interval
+    for k in ("refine_start_iter", "refine_stop_iter", "refine_every", "reset_every"):
+        assert getattr(got.strategy, k) == getattr(want.strategy, k), k
+    assert got.step == 10 and got.total_steps == want.total_steps == 400 and got.cfg.steps == 400
 
 
 def test_same_seed_same_result_other_seed_differs(tiny):

@@ -10,9 +10,9 @@ from scipy.spatial.transform import Rotation
 from sparsevid.data.camera import Camera
 from sparsevid.data.synthetic import trajectory
 from sparsevid.errors import SparsevidError
-from sparsevid.path import CameraPath, PathConfig, interpolate_pose
+from sparsevid.path import CameraPath, PathConfig, interpolate_pose, source_index_of
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.video.timebase import fps_fraction
+from sparsevid.data.timebase import fps_fraction
 
 KEYS = [0, 9, 19, 29]
 TRUE = trajectory(30)
@@ -94,6 +94,18 @@ def test_other_output_rate_hits_inputs_where_times_match():
     assert len(f) == 60
     assert list(np.nonzero(f.is_input)[0]) == [0, 18, 38, 58]
     assert np.array_equal(f.c2ws[38], TRUE[19])
+
+
+def test_path_frames_carry_the_exact_source_index():
+    """60 fps out of a 30 fps source: even frames show source frame k / 2, odd ones fall between."""
+    f = _path().frames(PathConfig(fps=60))
+    assert f.source_index_exact == [k // 2 if k % 2 == 0 else None for k in range(60)]
+    assert PathConfig(fps=60).frame_positions(30, 29)[19] == Fraction(19, 2)
+    assert source_index_of(Fraction(38, 2)) == 19 and source_index_of(Fraction(19, 2)) is None
+    # 29.97 fps source at 29.97 fps: every output frame is a source frame
+    g = CameraPath.from_indices(KEYS, Fraction(30000, 1001), TRUE[KEYS]).frames(PathConfig(), Fraction(30000, 1001))
+    assert g.source_index_exact == list(range(30))
+    assert [k for k in range(30) if g.is_input[k]] == [k for k in KEYS if g.source_index_exact[k] in KEYS]
 
 
 def test_extrapolation_hold_and_linear():

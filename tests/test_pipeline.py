@@ -81,3 +81,32 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
     assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"}
     assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
     assert res.metrics["heldout"]["count"] == 26
+
+
+def test_device_cpu_keeps_a_difix_replica_on_the_cpu(tmp_path, monkeypatch):
+    """``--device cpu`` with a GPU present: the fixer ("auto" device) follows the trainer onto the CPU."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    import torch
+
+    import sparsevid.pipeline as pipeline
+    from test_difix import write_replica
+
+    weights = tmp_path / "difix"
+    write_replica(weights, reference=False, text_encoder=False)
+    monkeypatch.setenv("SPARSEVID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU "is there"
+    built = []
+    real = pipeline.build_fixer
+    monkeypatch.setattr(pipeline, "build_fixer", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    scene = make_scene(width=48, height=32)
+    ds = tmp_path / "ds"
+    write_transforms(scene, ds / "transforms.json", write_images=True)
+    cfg = named_config("enhance_only", input=ds, output=tmp_path / "out", keyframes=[0, 9, 19, 29],
+                       device="cpu", steps=5)
+    cfg.fixer.name, cfg.fixer.difix_weights = "difix", str(weights)
+    cfg.write_video = cfg.write_report = False
+    assert cfg.fixer.device == "auto"
+    res = run_pipeline(cfg)
+    assert len(built) == 1 and built[0].pipe.device.type == "cpu"
+    assert len(res.frames) == 30

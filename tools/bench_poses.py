@@ -27,7 +27,8 @@ def run_one(case: Path, keys: list[int], scale: float) -> dict:
     from sparsevid.data.load import load_scene
     from sparsevid.data.scene import Scene
     from sparsevid.errors import SparsevidError
-    from sparsevid.poses.align import align_poses, rotation_errors_deg
+    from sparsevid.geometry import rotation_angle_deg
+    from sparsevid.poses.align import align_poses
     from sparsevid.poses.sfm import estimate_poses
 
     ref = load_scene(case / "reference_transforms.json", keyframes=keys)
@@ -46,7 +47,7 @@ def run_one(case: Path, keys: list[int], scale: float) -> dict:
         return row
     row["seconds"] = time.perf_counter() - t0
     ref_c2w = ref.c2ws()
-    err = rotation_errors_deg(align_poses(out.c2ws(), ref_c2w), ref_c2w)
+    err = rotation_angle_deg(align_poses(out.c2ws(), ref_c2w), ref_c2w)
     f_ref = float(ref.camera.fx) * scale
     row.update(ok=True, registered=rep["registered"], rot_err_deg=[round(float(e), 3) for e in err],
                focal=float(out.camera.fx), focal_ref=f_ref, focal_rel=float(out.camera.fx) / f_ref - 1,

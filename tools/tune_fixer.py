@@ -30,13 +30,14 @@ import numpy as np
 import torch
 
 from sparsevid.data.camera import Camera
+from sparsevid.data.scene import DEFAULT_KEYFRAMES
 from sparsevid.eval import peers
 from sparsevid.eval.metrics import evaluate
 from sparsevid.fixer.base import FixRequest, RefViews, get_fixer
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.poses.undistort import Undistorter
 
-INPUTS = (0, 9, 19, 29)
+INPUTS = DEFAULT_KEYFRAMES
 
 
 def load_renders(render_dir: Path) -> dict:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -10,16 +10,28 @@ from types import ModuleType
 
 from sparsevid.errors import SparsevidError
 
-_REPO = Path(__file__).resolve().parents[2]
+#: the harness of the source checkout this package lives in (absent from an installed package)
+_HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+_NAME = "benchmarks.run"
 
 
 def _harness() -> ModuleType | None:
-    """``benchmarks.run`` of the checkout this package lives in, or None (installed without sources)."""
-    if not (_REPO / "benchmarks" / "run.py").is_file():
+    """The harness module ``benchmarks.run`` loaded from its file in the checkout, or None when
+    the package is installed without the sources (``run`` then gives a one-line error). The
+    harness puts its checkout on ``sys.path`` itself, so that spawned run processes can import it."""
+    if _NAME in sys.modules:
+        return sys.modules[_NAME]
+    if not _HARNESS.is_file():
         return None
-    if str(_REPO) not in sys.path:  # importable by name, so spawned run processes can import it too
-        sys.path.insert(0, str(_REPO))
-    return importlib.import_module("benchmarks.run")
+    spec = importlib.util.spec_from_file_location(_NAME, _HARNESS)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[_NAME] = mod  # registered before it runs: its dataclasses look their module up by name
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[_NAME]
+        raise
+    return mod
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from sparsevid.data.load import parse_keyframes
+from sparsevid.data.scene import DEFAULT_KEYFRAMES
 from sparsevid.errors import SparsevidError
 from sparsevid.eval.metrics import evaluate
 from sparsevid.io_utils import atomic_write_text
 from sparsevid.log import console, info, warn
 from sparsevid.video.io import read_frames, read_video
-
-DEFAULT_KEYFRAMES = (0, 9, 19, 29)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

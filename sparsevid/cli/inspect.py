@@ -58,7 +58,7 @@ def summary_lines(scene: Scene) -> list[str]:
     n_pts = 0 if scene.points is None else len(scene.points)
     return [
         f"source: {scene.source} ({scene.root})",
-        f"fps: {scene.fps:.6g}",
+        f"fps: {float(scene.fps):.6g}" + ("" if scene.fps.denominator == 1 else f" ({scene.fps})"),
         f"camera: {_camera_line(scene)}",
         f"poses: {'yes' if scene.has_poses else 'no'} "
         f"({sum(f.c2w is not None for f in scene.frames)}/{len(scene.frames)} input frames posed)",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.errors import SparsevidError
+from sparsevid.geometry import rotation_angle_deg
 from sparsevid.log import info
 from sparsevid.outdir import prepare_output
-from sparsevid.poses.align import align_poses, rotation_errors_deg
+from sparsevid.poses.align import align_poses
 from sparsevid.poses.sfm import PoseConfig, estimate_poses, save_pose_outputs
 
 #: what ``poses`` writes into OUT (removed first with --overwrite)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     reference = scene.c2ws() if scene.has_poses else None
     scene, report = estimate_poses(scene, PoseConfig(focal=args.focal, seed=args.seed))
     if reference is not None:
-        err = rotation_errors_deg(align_poses(scene.c2ws(), reference), reference)
+        err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]
         info(f"rotation error vs the input's own poses (after similarity alignment): max {err.max():.3f} deg")
     save_pose_outputs(scene, report, out)

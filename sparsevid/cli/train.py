@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparsevid.gaussians.ply import save_ply
-    from sparsevid.gaussians.rasterize import resolve_device
+    from sparsevid.devices import resolve_device
     from sparsevid.data.load import load_scene, parse_keyframes
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, find_checkpoint, views_from_scene
     from sparsevid.pipeline import RunConfig, training_scale
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
         ck = find_checkpoint(out)  # an old pickled checkpoint: a one-line error
         if ck is None:
             raise SparsevidError("nothing to resume", fix="drop --resume to start a new run", path=out / CHECKPOINT_NAME)
-        trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out)
-        if args.steps is not None:
-            trainer.total_steps = int(args.steps)
+        trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=args.steps)
         info(f"resuming at step {trainer.step}/{trainer.total_steps}")
     else:
         scene = load_scene(args.input, keyframes=keyframes)

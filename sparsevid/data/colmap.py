@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -233,7 +234,7 @@ def read_colmap(model_dir: Path, images_dir: Path | None = None) -> Scene:
     colors = np.array([p.color for p in pts], np.uint8).reshape(-1, 3) if pts else None
     fps = read_fps_meta(images_dir, model_dir, *list(model_dir.parents)[:3])
     root = model_dir.parent.parent if model_dir.parent.name == "sparse" else model_dir.parent
-    return Scene(frames=frames, camera=camera, fps=fps if fps is not None else 30.0, gt_frames=gt,
+    return Scene(frames=frames, camera=camera, fps=fps if fps is not None else Fraction(30), gt_frames=gt,
                  points=points, point_colors=colors, source="colmap", root=root)
 
 

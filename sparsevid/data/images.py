@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from sparsevid.data.scene import Frame, Scene
+from sparsevid.data.timebase import fps_fraction
 from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save
 
@@ -112,8 +114,9 @@ def check_same_size(frames: list[Frame], where: Path) -> None:
                 fix="use frames of one video (resize them to one size)", path=where)
 
 
-def read_fps_meta(*folders: Path) -> float | None:
-    """The ``fps`` of the first ``frames_meta.json`` found in ``folders``, or None."""
+def read_fps_meta(*folders: Path) -> Fraction | None:
+    """The ``fps`` of the first ``frames_meta.json`` found in ``folders`` as an exact rate (see
+    :func:`~sparsevid.data.timebase.fps_fraction`: 29.97 -> 30000/1001), or None."""
     for folder in folders:
         meta = Path(folder) / FRAMES_META
         if not meta.is_file():
@@ -125,7 +128,7 @@ def read_fps_meta(*folders: Path) -> float | None:
                                  fix='write it as {"fps": 30.0} or delete the file', path=meta) from None
         if not fps > 0:
             raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=meta)
-        return fps
+        return fps_fraction(fps)
     return None
 
 
@@ -143,5 +146,5 @@ def read_images_folder(folder: Path) -> Scene:
     frames = [Frame(index=i, image=read_image(p), name=p.name, path=p) for i, p in index_files(files)]
     check_same_size(frames, folder)
     fps = read_fps_meta(folder)
-    return Scene(frames=frames, camera=None, fps=fps if fps is not None else 30.0, source="images",
+    return Scene(frames=frames, camera=None, fps=fps if fps is not None else Fraction(30), source="images",
                  root=folder)

@@ -16,13 +16,12 @@ from sparsevid.data.colmap import find_colmap_model, read_colmap
 from sparsevid.data.images import IMAGE_EXTS, list_image_files, read_images_folder
 from sparsevid.data.nerfstudio import read_transforms
 from sparsevid.data.scene import Scene
+from sparsevid.data.timebase import fps_fraction
 from sparsevid.data.video import VIDEO_EXTS, is_video_file, read_video
 from sparsevid.errors import SparsevidError
 from sparsevid.log import warn
 
 _DEMO_DIR = Path(__file__).resolve().parent / "demo"
-#: the frames of the embedded demo (its input key frames)
-DEMO_KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
 
 
 def demo_path() -> Path:
@@ -155,7 +154,7 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
     if fps is not None:
         if not fps > 0:
             raise SparsevidError(f"--fps must be > 0, got {fps}", fix="pass e.g. --fps 29.97")
-        scene = replace(scene, fps=float(fps))
+        scene = replace(scene, fps=fps_fraction(fps))
     if len(scene.frames) < 2:
         raise SparsevidError(f"need at least 2 input frames, found {len(scene.frames)}",
                              fix="add frames or pick at least 2 --keyframes", path=path)

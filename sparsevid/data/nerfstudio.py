@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +21,16 @@ from sparsevid.data.camera import Camera
 from sparsevid.data.images import (check_same_size, index_files, is_image_file, read_fps_meta,
                                    read_image, write_image)
 from sparsevid.data.scene import Frame, Scene
+from sparsevid.data.timebase import fps_fraction
 from sparsevid.errors import SparsevidError
+from sparsevid.geometry import GL_FLIP, opengl_to_opencv  # noqa: F401  (GL_FLIP: re-exported)
 from sparsevid.io_utils import atomic_save, atomic_write_text
 
-#: OpenCV <-> OpenGL camera axes (its own inverse): c2w_gl = c2w_cv @ GL_FLIP
-GL_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
 
 _PERSPECTIVE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 _DIST_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 _INTRINSIC_KEYS = ("camera_model", "fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x",
                    "camera_angle_y") + _DIST_KEYS
-
-
-def opengl_to_opencv(c2w: np.ndarray) -> np.ndarray:
-    """[4, 4] camera-to-world with OpenGL camera axes -> OpenCV camera axes (or back)."""
-    return np.asarray(c2w, np.float64) @ GL_FLIP
 
 
 def _num(d: dict, key: str, where: Path, default: float | None = None) -> float:
@@ -231,7 +227,7 @@ def read_transforms(path: Path) -> Scene:
     fps = _num(meta, "fps", path) if "fps" in meta else read_fps_meta(*folders, base)
     if fps is not None and not fps > 0:
         raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=path)
-    return Scene(frames=frames, camera=camera, fps=fps if fps else 30.0, gt_frames=gt, points=points,
+    return Scene(frames=frames, camera=camera, fps=fps_fraction(fps) if fps else Fraction(30), gt_frames=gt, points=points,
                  point_colors=colors, source="nerfstudio", root=base)
 
 
@@ -262,7 +258,7 @@ def write_transforms(scene: Scene, path: Path, write_images: bool = False, inclu
     base = path.parent
     base.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = camera_to_intrinsics(scene.camera)
-    meta["fps"] = scene.fps
+    meta["fps"] = float(scene.fps)  # JSON: a float, read back exactly by fps_fraction
     out_frames = []
     for fr in frames:
         if write_images or fr.path is None or not Path(fr.path).is_file():

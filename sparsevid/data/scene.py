@@ -2,16 +2,23 @@
 
 Pose convention: ``c2w`` is a [4, 4] float64 camera-to-world matrix with OpenCV camera
 axes (x right, y down, z forward), as in COLMAP. Nerfstudio/OpenGL poses are converted
-on load and back on write. Time of a frame = ``index / fps`` seconds.
+on load and back on write. Time of a frame = ``index / fps`` seconds, with ``fps`` an exact
+:class:`~fractions.Fraction` (30000/1001 for NTSC video; see :mod:`sparsevid.data.timebase`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from sparsevid.data.camera import Camera
+from sparsevid.data.timebase import fps_fraction
+
+#: the input frames of the 30-frame cases (the embedded demo, the benchmark cases, the synthetic
+#: scenes): one about every third of a second at 30 fps; the other frames are held-out ground truth
+DEFAULT_KEYFRAMES: tuple[int, ...] = (0, 9, 19, 29)
 
 
 @dataclass
@@ -48,7 +55,8 @@ class Scene:
     Attributes:
         frames: the input (key) frames, sorted by index.
         camera: the shared camera, or None until the pose stage estimates it.
-        fps: frames per second of the source video.
+        fps: frames per second of the source video, exact (a float or string given here goes
+            through :func:`~sparsevid.data.timebase.fps_fraction`: 29.97 -> 30000/1001).
         gt_frames: frames kept only as ground truth for evaluation (no pose needed).
         points: [N, 3] float64 sparse points in world space, or None.
         point_colors: [N, 3] uint8 RGB colours of ``points``, or None.
@@ -57,12 +65,16 @@ class Scene:
 
     frames: list[Frame]
     camera: Camera | None = None
-    fps: float = 30.0
+    fps: Fraction = Fraction(30)
     gt_frames: list[Frame] = field(default_factory=list)
     points: np.ndarray | None = None
     point_colors: np.ndarray | None = None
     source: str = ""
     root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fps, Fraction):
+            self.fps = fps_fraction(self.fps)
 
     @property
     def has_poses(self) -> bool:
@@ -78,7 +90,8 @@ class Scene:
         return self.frames[0].width, self.frames[0].height
 
     def time(self, index: float) -> float:
-        return float(index) / self.fps
+        """Seconds from frame 0 to frame ``index`` (float)."""
+        return float(index) / float(self.fps)
 
     def c2ws(self) -> np.ndarray:
         """[N, 4, 4] float64 camera-to-world of the input frames."""

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from sparsevid.data.camera import Camera
-from sparsevid.data.scene import Frame, Scene
+from sparsevid.data.scene import DEFAULT_KEYFRAMES, Frame, Scene
 
 # planes as (normal axis, offset, sign of facing) : points p with p[axis] == offset
 _PLANES = [(1, 1.0), (2, 8.0), (0, -2.5), (0, 2.5), (1, -2.0)]
@@ -125,7 +125,7 @@ def sample_points(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def make_scene(width: int = 96, height: int = 64, num_frames: int = 30,
-               keyframes: tuple[int, ...] = (0, 9, 19, 29), model: str = "PINHOLE",
+               keyframes: tuple[int, ...] = DEFAULT_KEYFRAMES, model: str = "PINHOLE",
                fps: float = 30.0, with_points: bool = True) -> Scene:
     """A posed synthetic scene: ``keyframes`` are the inputs, the other frames are ground truth.
 

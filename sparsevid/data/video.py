@@ -76,4 +76,4 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
 
         warn(f"{path}: decoded {len(frames)} of the {announced} frames its header announces (truncated or damaged "
              f"file?); using frames 0..{len(frames) - 1} -> re-encode or re-copy the video to use them all")
-    return Scene(frames=frames, camera=None, fps=float(fps) if fps else 30.0, source="video", root=path.parent)
+    return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent)

@@ -176,6 +176,12 @@ class Fixer(abc.ABC):
 
     name: str = "?"
 
+    @classmethod
+    def config_kwargs(cls, config: "FixerConfig", device: torch.device | str | None = None) -> dict:
+        """The constructor arguments this fixer takes from a :class:`FixerConfig` (besides its
+        ``options``, which take precedence); ``device`` is the trainer's (see :func:`build_fixer`)."""
+        return {}
+
     @abc.abstractmethod
     def fix(self, request: FixRequest) -> FixResult:
         """Fix ``request.renders``; returns images and confidence of the same batch size."""
@@ -224,13 +230,18 @@ def available_fixers() -> list[str]:
     return sorted(set(_REGISTRY) | set(_LAZY_MODULES))
 
 
-def get_fixer(name: str, **kwargs) -> Fixer:
-    """Build the fixer registered as ``name`` with ``kwargs``."""
+def _registered(name: str) -> type[Fixer] | Callable[..., Fixer]:
+    """The class (or factory) registered as ``name``, importing its module when needed."""
     if name not in _REGISTRY:
         _load_lazy(name)
     if name not in _REGISTRY:
         raise SparsevidError(f"unknown fixer {name!r}", fix=f"use one of {', '.join(available_fixers())}")
-    fixer = _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def get_fixer(name: str, **kwargs) -> Fixer:
+    """Build the fixer registered as ``name`` with ``kwargs``."""
+    fixer = _registered(name)(**kwargs)
     if not isinstance(fixer, Fixer):
         raise TypeError(f"fixer factory {name!r} returned {type(fixer).__name__}, not a Fixer")
     fixer.name = name
@@ -246,7 +257,8 @@ class FixerConfig:
             best weight-free fixer (works without any download).
         difix_weights: folder or file of the Difix weights (only for ``name="difix"``).
         device: torch device for the fixer ("auto" = the trainer's device / CUDA when present).
-        num_refs: how many nearest reference views a fixer may use per novel view.
+        num_refs: how many nearest reference views a fixer may use per novel view (the
+            reprojection fixer's ``num_refs``).
         chunk: views per :meth:`Fixer.fix` call (memory bound).
         options: extra keyword arguments passed to the fixer's constructor.
         progressive: run Difix3D progressive 3D updates during training (off by default: with the
@@ -266,16 +278,20 @@ class FixerConfig:
     seed: int = 0
 
 
-def build_fixer(config: FixerConfig) -> Fixer:
-    """The fixer described by ``config`` (``difix_weights`` is passed as ``weights`` to difix;
-    ``num_refs`` to fixers that take it)."""
-    kwargs = dict(config.options)
-    if config.name in ("difix", "difix_ref"):
-        kwargs.setdefault("weights", config.difix_weights)
-        kwargs.setdefault("device", config.device)
-    if config.name in ("reproject",):
-        kwargs.setdefault("num_refs", config.num_refs)
+def build_fixer(config: FixerConfig, device: torch.device | str | None = None) -> Fixer:
+    """The fixer described by ``config``: its registered class takes what it needs from the config
+    (:meth:`Fixer.config_kwargs`, e.g. difix ``weights``/``device``, reproject ``num_refs``), then
+    ``config.options``. ``device``: the trainer's device, which a fixer uses where
+    ``config.device`` is "auto" (None: "auto" stays "auto", i.e. CUDA when present)."""
+    from_config = getattr(_registered(config.name), "config_kwargs", None)
+    kwargs = dict(from_config(config, device)) if from_config is not None else {}
+    kwargs.update(config.options)
     return get_fixer(config.name, **kwargs)
+
+
+def fixer_device(config: FixerConfig, device: torch.device | str | None = None) -> torch.device | str:
+    """``config.device``, or the trainer's ``device`` where the config says "auto" (and one is given)."""
+    return device if config.device == "auto" and device is not None else config.device
 
 
 @register_fixer("none")

@@ -22,41 +22,16 @@ import numpy as np
 import torch
 
 from sparsevid import log
-from sparsevid.path.camera_path import interpolate_pose
-from sparsevid.poses.align import rotation_errors_deg
+from sparsevid.geometry import (interpolate_pose, median_neighbor_spacing,  # noqa: F401  (re-exported)
+                                nearest_cameras, rotation_angle_deg)
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 
 
 # ---------------------------------------------------------------------------------------------
 # pure schedule
 # ---------------------------------------------------------------------------------------------
-#: angle in degrees between rotations/poses [..., 3, 3] (the pose stage's helper)
-rotation_angle_deg = rotation_errors_deg
-
-#: the pose between two cameras (slerped rotation, lerped centre) -- the camera path's helper
+#: the pose between two cameras (slerped rotation, lerped centre), see :mod:`sparsevid.geometry`
 interpolate_c2w = interpolate_pose
-
-
-def median_neighbor_spacing(c2ws: np.ndarray) -> float:
-    """Median distance from each camera centre to its nearest other camera (0 for one camera)."""
-    c = np.asarray(c2ws, dtype=np.float64)[:, :3, 3]
-    if len(c) < 2:
-        return 0.0
-    d = np.linalg.norm(c[:, None] - c[None], axis=-1)
-    np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(1)))
-
-
-def nearest_cameras(train_c2ws: np.ndarray, target_c2ws: np.ndarray) -> np.ndarray:
-    """[M] index of the training camera nearest each target (centre distance in units of the
-    training spacing + rotation in units of 5 degrees)."""
-    tr = np.asarray(train_c2ws, dtype=np.float64)
-    tg = np.asarray(target_c2ws, dtype=np.float64)
-    spacing = median_neighbor_spacing(tr)
-    scale = spacing if spacing > 0 else 1.0
-    dt = np.linalg.norm(tg[:, None, :3, 3] - tr[None, :, :3, 3], axis=-1) / scale
-    dr = rotation_angle_deg(tr[None, :, :3, :3], tg[:, None, :3, :3]) / 5.0
-    return np.argmin(dt + dr, axis=1)
 
 
 def plan_pseudo_cameras(train_c2ws: np.ndarray, target_c2ws: np.ndarray, round_idx: int, num_rounds: int,

@@ -32,6 +32,7 @@ All images live in the renderer's undistorted pinhole canvas; see :mod:`sparsevi
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
+from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -140,37 +142,6 @@ def inside(uv: torch.Tensor, height: int, width: int, margin: float = 0.5) -> to
     """[..., 1] bool: ``uv`` [..., 2] lies inside the image (pixel centres +- ``margin``)."""
     u, v = uv[..., 0:1], uv[..., 1:2]
     return (u >= 0.5 - margin) & (u <= width - 0.5 + margin) & (v >= 0.5 - margin) & (v <= height - 0.5 + margin)
-
-
-def camera_distances(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, rot_weight: float = 1.0) -> torch.Tensor:
-    """[B, R] view distance: camera-centre distance in units of the references' median spacing
-    plus ``rot_weight`` x rotation angle in units of the references' median neighbour rotation
-    (each spacing floored, so a static camera does not divide by zero)."""
-    c = c2ws[:, :3, 3].double()
-    cr = ref_c2ws[:, :3, 3].double()
-    dt = torch.cdist(c, cr)
-    rel = ref_c2ws[None, :, :3, :3].double().transpose(-1, -2) @ c2ws[:, None, :3, :3].double()
-    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    ang = torch.arccos(cos)                                                          # [B, R] rad
-    t_scale, r_scale = reference_spacing(ref_c2ws)
-    return dt / t_scale + rot_weight * ang / r_scale
-
-
-def reference_spacing(ref_c2ws: torch.Tensor) -> tuple[float, float]:
-    """(median nearest-neighbour centre distance, median nearest-neighbour rotation angle in rad)
-    of the reference cameras, floored to stay positive."""
-    c = ref_c2ws[:, :3, 3].double()
-    r = ref_c2ws.shape[0]
-    if r < 2:
-        return 1.0, float(np.deg2rad(5.0))
-    d = torch.cdist(c, c) + torch.eye(r, dtype=c.dtype, device=c.device) * 1e30
-    rel = ref_c2ws[None, :, :3, :3].double().transpose(-1, -2) @ ref_c2ws[:, None, :3, :3].double()
-    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    ang = torch.arccos(cos) + torch.eye(r, dtype=c.dtype, device=c.device) * 1e30
-    t = float(d.min(1).values.median())
-    a = float(ang.min(1).values.median())
-    scene = float(torch.linalg.norm(c - c.mean(0), dim=-1).max()) + 1e-9
-    return max(t, 1e-3 * scene, 1e-9), max(a, float(np.deg2rad(0.5)))
 
 
 def choose_references(dist: np.ndarray, centre: np.ndarray, ref_centres: np.ndarray, num_refs: int,
@@ -365,15 +336,21 @@ class ReprojectFixer(Fixer):
     """Depth-guided reference reprojection + flow refinement (weight-free, the default)."""
 
     def __init__(self, config: ReprojectConfig | None = None, **overrides) -> None:
-        cfg = config or ReprojectConfig()
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                raise TypeError(f"ReprojectFixer: unknown option {k!r}")
-            setattr(cfg, k, v)
+        """``config`` (None: the defaults) with ``overrides`` of its fields; the given config is
+        never changed (the fixer keeps its own copy)."""
+        unknown = [k for k in overrides if k not in {f.name for f in dataclasses.fields(ReprojectConfig)}]
+        if unknown:
+            raise TypeError(f"ReprojectFixer: unknown option {unknown[0]!r}")
+        cfg = dataclasses.replace(config or ReprojectConfig(), **overrides)
         if cfg.flow_preset not in _DIS_PRESETS:
             raise ValueError(f"flow_preset must be one of {sorted(_DIS_PRESETS)}")
         self.config = cfg
         self._local = threading.local()  # one DIS object per worker thread (they are not thread-safe)
+
+    @classmethod
+    def config_kwargs(cls, config, device=None) -> dict:
+        """``num_refs`` = ``config.num_refs`` (the fixer runs where its tensors are)."""
+        return {"num_refs": config.num_refs}
 
     # -- helpers --------------------------------------------------------------------------------
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ class FuseConfig:
             Difix3D+ does; a pose failure is then an error).
         guided: the 3D route contributes the inputs aligned to its frame by flow (sharp; see
             :func:`guided_candidates`) besides its frame itself; False: its frame alone.
+        threads: output frames fused in parallel (0 = one per CPU core); results do not depend on it.
         flow: the 2D route's flow settings.
     """
 
@@ -61,6 +62,7 @@ class FuseConfig:
     conf_floor: float = 0.05
     mode: str = "fuse"
     guided: bool = True
+    threads: int = 0
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

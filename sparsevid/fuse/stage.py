@@ -2,6 +2,8 @@
 both fused per pixel (see :mod:`sparsevid.fuse.fusion` and :mod:`sparsevid.fuse.loo`)."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
@@ -56,25 +58,34 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
     region = cfg.region_sigma * width / 1000.0
-    out: list[np.ndarray] = []
-    dists, gains3 = [], []
-    with progress() as p:
-        task = p.add_task("fusing", total=len(positions), status=f"detail power {power:g}")
-        for i, pos in enumerate(positions):
-            br = bracket(pos, list(keys_u8))
-            if br.at_key:
-                out.append(keys_u8[br.key])
-            else:
-                cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg)
-                gains = None
-                if use3d and frames3d[i] is not None:
-                    img3, w3 = frames3d[i]
-                    cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
-                    gains = loo.gains_at(float(pos), region) if loo is not None else None
-                    if gains is not None:
-                        gains3.append(float(gains["3d"].mean()))
-                out.append(to_u8(fuse(cands, gains, power, cfg)))
-                dists.append(br.distance())
+    brackets = [bracket(pos, list(keys_u8)) for pos in positions]
+    for br in brackets:  # every key pair's flow, once, before the frames run in parallel
+        if not br.at_key:
+            flows(br.k0, br.k1)
+
+    def one(i: int) -> tuple[np.ndarray, float | None]:
+        br = brackets[i]
+        if br.at_key:
+            return keys_u8[br.key], None
+        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg)
+        gains, g3 = None, None
+        if use3d and frames3d[i] is not None:
+            img3, w3 = frames3d[i]
+            cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
+            gains = loo.gains_at(float(positions[i]), region) if loo is not None else None
+            g3 = None if gains is None else float(gains["3d"].mean())
+        return to_u8(fuse(cands, gains, power, cfg)), g3
+
+    # frames are independent (OpenCV and numpy release the GIL): threads, same result for any count
+    workers = max(1, min(len(positions), cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)))
+    with progress() as p, ThreadPoolExecutor(max_workers=workers) as pool:
+        task = p.add_task("fusing", total=len(positions), status=f"detail power {power:g}, {workers} threads")
+        results = []
+        for r in pool.map(one, range(len(positions))):
+            results.append(r)
             p.update(task, advance=1)
+    out = [r[0] for r in results]
+    gains3 = [r[1] for r in results if r[1] is not None]
+    dists = [br.distance() for br in brackets if not br.at_key]
     estimate = loo.estimate(dists) if loo is not None else None
     return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None)

@@ -22,6 +22,7 @@ from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
 from sparsevid.gaussians.cpu_raster import _C0
+from sparsevid.geometry import camera_extent
 
 PARAM_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 
@@ -44,12 +45,6 @@ class InitConfig:
     init_opacity: float = 0.1
     init_scale: float = 1.0  # multiplies the kNN distance
     sh_degree: int = 3  # max SH degree (storage)
-
-
-def camera_extent(c2ws: np.ndarray) -> float:
-    """gsplat's scene scale: 1.1 x the largest distance of a camera centre from their mean."""
-    centres = c2ws[:, :3, 3]
-    return float(1.1 * np.linalg.norm(centres - centres.mean(0), axis=1).max())
 
 
 def random_frustum_points(views, n: int, rng: np.random.Generator,

@@ -13,33 +13,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from sparsevid.devices import cuda_available, resolve_device  # noqa: F401  (resolve_device: re-exported)
 from sparsevid.errors import SparsevidError
 from sparsevid.gaussians import cpu_raster
 
 Backend = Literal["auto", "cuda", "cpu"]
-
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> cuda if available else cpu; ``"cuda"`` without a GPU -> SparsevidError."""
-    if isinstance(device, torch.device):
-        device = device.type if device.index is None else f"{device.type}:{device.index}"
-    device = str(device)
-    if device == "auto":
-        return torch.device("cuda" if cuda_available() else "cpu")
-    if device.startswith("cuda"):
-        if not cuda_available():
-            raise SparsevidError(
-                "CUDA was requested but no CUDA GPU is visible to PyTorch "
-                f"(torch {torch.__version__})",
-                fix="use --device cpu (or auto), or install a CUDA build of torch on a machine with an NVIDIA GPU")
-        return torch.device(device)
-    if device == "cpu":
-        return torch.device("cpu")
-    raise SparsevidError(f"unknown device {device!r}", fix="use one of auto, cuda, cpu")
 
 
 def _resolve_backend(backend: str, tensor_device: torch.device) -> str:

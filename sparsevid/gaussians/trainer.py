@@ -49,11 +49,13 @@ import torch
 from torch import Tensor
 
 from sparsevid import log
+from sparsevid.devices import resolve_device
 from sparsevid.errors import SparsevidError
+from sparsevid.geometry import camera_extent
 from sparsevid.gaussians.losses import make_loss_fn, psnr_from_mse
-from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, camera_extent,
-                                       init_params, make_parameters, random_frustum_points)
-from sparsevid.gaussians.rasterize import rasterize, resolve_device
+from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, init_params, make_parameters,
+                                       random_frustum_points)
+from sparsevid.gaussians.rasterize import rasterize
 
 #: the trainer's checkpoint in a run folder (safetensors + JSON, see :mod:`.checkpoint`)
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -525,7 +527,7 @@ class Trainer:
         loss_acc = mse_acc = None
         n_acc = 0
         last = {"loss": float("nan"), "psnr": float("nan")}
-        quiet_before = log._quiet
+        quiet_before = log.is_quiet()
         if self.cfg.quiet:
             log.set_quiet(True)
         self._stop_signal = None
@@ -649,10 +651,12 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
-                        run_dir: str | Path | None = None) -> "Trainer":
+                        run_dir: str | Path | None = None, steps: int | None = None) -> "Trainer":
         """Rebuild a trainer exactly as it was saved; ``train()`` then continues the run.
         ``path`` may be a run folder holding :data:`CHECKPOINT_NAME`. No code is loaded: an old
-        pickled checkpoint is refused with a one-line error (see :mod:`.checkpoint`)."""
+        pickled checkpoint is refused with a one-line error (see :mod:`.checkpoint`).
+        ``steps``: a new total length, set in the config before the trainer is built, so that the
+        densification and SH schedule are those of a run of that length (None: as saved)."""
         from sparsevid.gaussians import checkpoint
 
         path = Path(path)
@@ -664,6 +668,9 @@ class Trainer:
         ck = checkpoint.load(path)
         try:
             cfg = _config_from_dict(ck["config"])
+            if steps is not None:
+                cfg = dataclasses.replace(cfg, steps=int(steps))
+                ck = {**ck, "total_steps": int(steps)}
             views = [_view_from_dict(v) for v in ck["views"]]
             tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
             tr.step = int(ck["step"])

@@ -35,7 +35,8 @@ from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline, Slerp
 
 from sparsevid.errors import SparsevidError
-from sparsevid.video.timebase import fps_fraction
+from sparsevid.geometry import interpolate_pose  # noqa: F401  (re-exported by sparsevid.path)
+from sparsevid.data.timebase import fps_fraction
 
 Extrapolation = Literal["linear", "hold"]
 TimeLike = float | Fraction
@@ -90,6 +91,19 @@ class PathConfig:
         fps = self.output_fps(scene_fps)
         return [Fraction(k) / fps for k in range(self.frame_count(scene_fps, last_index))]
 
+    def frame_positions(self, scene_fps: TimeLike, last_index: int) -> list[Fraction]:
+        """Exact position of every output frame in the source video (``time * scene_fps``; source
+        frame ``i`` is at ``i``)."""
+        sf = fps_fraction(scene_fps)
+        return [t * sf for t in self.frame_times(sf, last_index)]
+
+
+def source_index_of(position: Fraction | int) -> int | None:
+    """The source frame at an exact ``position`` (see :meth:`PathConfig.frame_positions`), or None
+    when the position falls between two source frames."""
+    p = Fraction(position)
+    return int(p) if p.denominator == 1 else None
+
 
 @dataclass
 class PathFrames:
@@ -102,6 +116,9 @@ class PathFrames:
         Ks: [T, 3, 3] float64 intrinsics of the input camera model (not of the canvas).
         source_index: [T] float64 position of each frame in the source video (time * scene_fps).
         is_input: [T] bool, True where the frame is exactly an input camera.
+        source_index_exact: [T] the source frame each output frame shows, exactly (its time is that
+            frame's time), or None for in-between times (see :func:`source_index_of`); empty
+            when not known.
     """
 
     times: list[Fraction]
@@ -110,6 +127,7 @@ class PathFrames:
     Ks: np.ndarray
     source_index: np.ndarray
     is_input: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    source_index_exact: list[int | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -226,7 +244,8 @@ class CameraPath:
         c2ws, Ks = self.at(times)
         is_input = np.array([self._knot_of(q, float(q)) is not None for q in times])
         return PathFrames(times=times, fps=config.output_fps(sf), c2ws=c2ws, Ks=Ks,
-                          source_index=np.array([float(q * sf) for q in times]), is_input=is_input)
+                          source_index=np.array([float(q * sf) for q in times]), is_input=is_input,
+                          source_index_exact=[source_index_of(q * sf) for q in times])
 
     # ---- internals -----------------------------------------------------------------------
     def _knot_of(self, q: TimeLike, qf: float) -> int | None:
@@ -259,24 +278,3 @@ class CameraPath:
         return out
 
 
-def interpolate_pose(c2w_a: np.ndarray, c2w_b: np.ndarray, s: float | np.ndarray) -> np.ndarray:
-    """Pose between two cameras: rotation slerp, position lerp.
-
-    Args:
-        c2w_a, c2w_b: [4, 4] camera-to-world.
-        s: scalar or [S] fractions (0 -> a, 1 -> b; values outside [0, 1] extrapolate).
-
-    Returns:
-        [4, 4] for a scalar ``s``, else [S, 4, 4] float64.
-    """
-    a = np.asarray(c2w_a, dtype=np.float64)
-    b = np.asarray(c2w_b, dtype=np.float64)
-    ss = np.atleast_1d(np.asarray(s, dtype=np.float64))
-    ra = Rotation.from_matrix(a[:3, :3])
-    rel = (Rotation.from_matrix(b[:3, :3]) * ra.inv()).as_rotvec()
-    out = np.tile(np.eye(4), (len(ss), 1, 1))
-    out[:, :3, :3] = (Rotation.from_rotvec(ss[:, None] * rel[None]) * ra).as_matrix()
-    out[:, :3, 3] = (1 - ss)[:, None] * a[:3, 3] + ss[:, None] * b[:3, 3]
-    out[ss == 0] = a
-    out[ss == 1] = b
-    return out[0] if np.ndim(s) == 0 else out

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparsevid.geometry import rotation_angle_deg
+
+#: the rotation error between pose pairs (see :func:`sparsevid.geometry.rotation_angle_deg`)
+rotation_errors_deg = rotation_angle_deg
+
 
 def _project_so3(m: np.ndarray) -> np.ndarray:
     """Nearest rotation [3, 3] to ``m`` [3, 3] (Frobenius norm), via SVD with det fix."""
@@ -105,29 +110,10 @@ def align_poses(c2w_src: np.ndarray, c2w_dst: np.ndarray) -> np.ndarray:
     return apply_similarity(c2w_src, s, r, t)
 
 
-def rotation_errors_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle in degrees of ``R_a^T R_b`` for each pose pair (leading dimensions broadcast).
-
-    Args:
-        a, b: [..., 4, 4] poses or [..., 3, 3] rotations.
-
-    Returns:
-        [...] float64 angles in [0, 180].
-    """
-    ra = np.asarray(a, np.float64)[..., :3, :3]
-    rb = np.asarray(b, np.float64)[..., :3, :3]
-    rel = np.swapaxes(ra, -1, -2) @ rb
-    cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
-    axis = np.stack([rel[..., 2, 1] - rel[..., 1, 2], rel[..., 0, 2] - rel[..., 2, 0],
-                     rel[..., 1, 0] - rel[..., 0, 1]], -1)
-    sin = np.linalg.norm(axis, axis=-1) / 2.0
-    return np.degrees(np.arctan2(sin, cos))  # accurate near 0 deg, unlike arccos
-
-
 def relative_rotations_deg(c2w: np.ndarray) -> np.ndarray:
     """[N-1] angles in degrees between consecutive poses of ``c2w`` [N, 4, 4]."""
     c2w = np.asarray(c2w, np.float64)
-    return rotation_errors_deg(c2w[:-1], c2w[1:])
+    return rotation_angle_deg(c2w[:-1], c2w[1:])
 
 
 def translation_direction_errors_deg(c2w_est: np.ndarray, c2w_ref: np.ndarray) -> np.ndarray:

@@ -34,8 +34,8 @@ import numpy as np
 
 from sparsevid.data.scene import Scene
 from sparsevid.errors import PoseFailure, SparsevidError
+from sparsevid.geometry import rotation_angle_deg
 from sparsevid.log import info, warn
-from sparsevid.poses.align import rotation_errors_deg
 
 #: 35 mm film diagonal in mm (for EXIF ``FocalLengthIn35mmFilm``)
 _FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -62,7 +62,11 @@ class PoseConfig:
         max_image_size: longer image side for feature extraction (larger images are downscaled).
         min_pair_inliers: verified matches a frame needs with at least one other frame.
         max_pair_rotation_dev_deg: a model is rejected when the median, over frame pairs, of the
-            angle between its relative rotation and the pair's two-view rotation exceeds this.
+            angle between its relative rotation and the pair's two-view rotation exceeds this, or
+        max_pair_rotation_dev_px: ... this many pixels at the model's focal length, whichever is
+            larger: the two-view rotations of small frames are noisier by the pixel's angle (26 px
+            is 3 deg at the 500 px focal of an 848-px-wide action cam, so full-size frames keep the
+            3 deg bar; a 424-px-wide copy of the same clip gets 6 deg).
         max_rotation_speed_deg_s: rejected when consecutive inputs turn faster than this.
         max_reproj_error_px: rejected when the mean reprojection error exceeds this.
         try_all: run every cheap rung and keep the best valid model (True), or stop at the first
@@ -90,6 +94,7 @@ class PoseConfig:
     max_image_size: int = 2000
     min_pair_inliers: int = 30
     max_pair_rotation_dev_deg: float = 3.0
+    max_pair_rotation_dev_px: float = 26.0
     max_rotation_speed_deg_s: float = 180.0
     max_reproj_error_px: float = 2.0
     try_all: bool = True
@@ -417,7 +422,7 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
         problems.append(f"mean reprojection error {d['mean_reproj_error_px']:.2f} px > {cfg.max_reproj_error_px}")
     if all(registered):
         c2w = np.stack([_c2w(by_id[i]) for i in ids])
-        rel = rotation_errors_deg(c2w[:-1], c2w[1:])
+        rel = rotation_angle_deg(c2w[:-1], c2w[1:])
         dt = np.diff([scene.time(fr.index) for fr in scene.frames])
         speed = rel / np.maximum(dt, 1e-9)
         d["consecutive_rotation_deg"] = [round(float(x), 3) for x in rel]
@@ -427,15 +432,18 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
         for (i, j), r_ji in _two_view_rotations(rec, m, ids, cfg).items():
             model_ji = c2w[j][:3, :3].T @ c2w[i][:3, :3]
             devs[f"{scene.frames[i].index}-{scene.frames[j].index}"] = float(
-                rotation_errors_deg(model_ji[None], r_ji[None])[0])
+                rotation_angle_deg(model_ji[None], r_ji[None])[0])
         d["pair_rotation_dev_deg"] = {k: round(v, 3) for k, v in devs.items()}
         med = float(np.median(list(devs.values()))) if devs else float("nan")
         d["median_pair_rotation_dev_deg"] = med
+        focal = float(next(iter(rec.cameras.values())).params[0])
+        tol = max(cfg.max_pair_rotation_dev_deg, float(np.rad2deg(cfg.max_pair_rotation_dev_px / max(focal, 1e-6))))
+        d["pair_rotation_tolerance_deg"] = round(tol, 3)
         if not devs:
             problems.append("no frame pair has a reliable two-view rotation to check against")
-        elif med > cfg.max_pair_rotation_dev_deg:
+        elif med > tol:
             problems.append(f"relative rotations disagree with two-view geometry by {med:.1f} deg "
-                            f"(> {cfg.max_pair_rotation_dev_deg}): degenerate model")
+                            f"(> {tol:.1f}): degenerate model")
     d["problems"] = problems
     d["valid"] = not problems
     d["score"] = (d["mean_reproj_error_px"] + d.get("median_pair_rotation_dev_deg", 0.0)) if not problems else float("inf")

@@ -71,7 +71,7 @@ def _read_json(path: Path) -> dict | None:
 
 def _fraction(value, default: Fraction | None = None) -> Fraction | None:
     try:
-        from sparsevid.video.timebase import fps_fraction
+        from sparsevid.data.timebase import fps_fraction
 
         return fps_fraction(value) if value is not None else default
     except Exception:

@@ -34,25 +34,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sparsevid.data.camera import Camera
+from sparsevid.geometry import opencv_to_opengl
 from sparsevid.io_utils import atomic_write_text
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported lazily: sparsevid.path imports sparsevid.video.timebase
+if TYPE_CHECKING:
     from sparsevid.path.camera_path import PathFrames
 
 _NS_MODEL = {"SIMPLE_PINHOLE": "PINHOLE", "PINHOLE": "PINHOLE", "SIMPLE_RADIAL": "OPENCV", "RADIAL": "OPENCV",
              "OPENCV": "OPENCV", "OPENCV_FISHEYE": "OPENCV_FISHEYE"}
-
-
-def opencv_to_opengl(c2w: np.ndarray) -> np.ndarray:
-    """[..., 4, 4] c2w with OpenCV camera axes -> OpenGL axes (and back: the map is its own inverse)."""
-    out = np.array(c2w, dtype=np.float64, copy=True)
-    out[..., :3, 1:3] *= -1
-    return out
 
 
 def cameras_dict(path: "PathFrames", camera: Camera, scale: float = 1.0,

@@ -11,7 +11,7 @@ import numpy as np
 
 from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save, atomic_write_bytes
-from sparsevid.video.timebase import fps_fraction
+from sparsevid.data.timebase import fps_fraction
 
 #: constant rate factor of the output MP4 (18 = visually lossless for x264)
 DEFAULT_CRF = 18
@@ -43,7 +43,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
-    :func:`~sparsevid.video.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
+    :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
     Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`).
     The file is written to a temporary file beside ``path`` and renamed into place.
     """

@@ -31,6 +31,7 @@ import torch
 
 from sparsevid import log
 from sparsevid.data.load import load_scene
+from sparsevid.data.scene import DEFAULT_KEYFRAMES
 from sparsevid.eval.metrics import evaluate
 from sparsevid.eval.peers import dis_flow
 from sparsevid.fixer.base import RefViews, get_fixer
@@ -41,7 +42,7 @@ from sparsevid.pipeline import make_train_views
 from sparsevid.poses.undistort import Undistorter
 from sparsevid.render.frames import distort_frames, render_path
 
-KEYS = [0, 9, 19, 29]
+KEYS = list(DEFAULT_KEYFRAMES)
 
 
 def load_case(case: Path, scale: float):

@@ -92,9 +92,10 @@ def train_bench(scene_path: Path, steps: int | None) -> dict:
     from skimage.metrics import structural_similarity
 
     from sparsevid.data.load import load_scene
+    from sparsevid.data.scene import DEFAULT_KEYFRAMES
     from sparsevid.gaussians.trainer import Trainer, TrainConfig, views_from_scene
 
-    scene = load_scene(scene_path, keyframes=[0, 9, 19, 29])
+    scene = load_scene(scene_path, keyframes=list(DEFAULT_KEYFRAMES))
     views = views_from_scene(scene, scale=1.0, mode="full")
     # one-time gsplat JIT/compile + CUDA context, outside the timing
     t0 = time.perf_counter()
@@ -137,10 +138,11 @@ def train_bench(scene_path: Path, steps: int | None) -> dict:
 
 def cpu_bench(scene_path: Path, threads: int, steps: int = 20) -> dict:
     from sparsevid.data.load import load_scene
+    from sparsevid.data.scene import DEFAULT_KEYFRAMES
     from sparsevid.gaussians.trainer import Trainer, TrainConfig, views_from_scene
 
     torch.set_num_threads(threads)
-    scene = load_scene(scene_path, keyframes=[0, 9, 19, 29])
+    scene = load_scene(scene_path, keyframes=list(DEFAULT_KEYFRAMES))
     views = views_from_scene(scene, scale=0.5, mode="full")
     tr = Trainer(TrainConfig(steps=1000, quiet=True), views, scene.points, scene.point_colors, device="cpu")
     tr.train(num_steps=3)

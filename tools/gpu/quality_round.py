@@ -24,13 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sparsevid.data.load import load_scene  # noqa: E402
+from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.eval.metrics import evaluate  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.fusion import FuseConfig, to_u8  # noqa: E402
 from sparsevid.fuse.stage import fuse_frames  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
 
-KEYS = [0, 9, 19, 29]
+KEYS = list(DEFAULT_KEYFRAMES)
 
 #: fusion settings tried on the 3D route of the default run (name -> FuseConfig edits)
 VARIANTS = {

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 def load_views(scene_path: Path):
     from sparsevid.data.load import load_scene
+    from sparsevid.data.scene import DEFAULT_KEYFRAMES
     from sparsevid.gaussians.trainer import views_from_scene
 
-    scene = load_scene(scene_path, keyframes=[0, 9, 19, 29])
+    scene = load_scene(scene_path, keyframes=list(DEFAULT_KEYFRAMES))
     return scene, views_from_scene(scene, scale=1.0, mode="full")
 
 

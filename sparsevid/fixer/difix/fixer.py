@@ -9,17 +9,12 @@ from __future__ import annotations
 import torch
 
 from sparsevid import log
+from sparsevid.devices import resolve_device
 from sparsevid.errors import SparsevidError
-from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
+from sparsevid.fixer.base import Fixer, FixRequest, FixResult, fixer_device, register_fixer
 from sparsevid.fixer.difix.prompt import DEFAULT_PROMPT
 from sparsevid.fixer.difix.weights import REPO_DIFIX, REPO_DIFIX_REF
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from sparsevid.geometry import nearest_refs
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -37,24 +32,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return names[dtype]
 
 
-def nearest_refs(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, k: int, angle_weight: float = 1.0) -> torch.Tensor:
-    """Indices [B, k] of the ``k`` references closest to each camera.
-
-    Distance = camera-centre distance / (median distance between the references, or 1) +
-    ``angle_weight`` * angle between the optical axes (radians). ``c2ws`` [B, 4, 4], ``ref_c2ws`` [R, 4, 4].
-    """
-    k = min(k, ref_c2ws.shape[0])
-    c, rc = c2ws[:, :3, 3].double(), ref_c2ws[:, :3, 3].double()
-    z, rz = c2ws[:, :3, 2].double(), ref_c2ws[:, :3, 2].double()
-    d = torch.cdist(c, rc)
-    pair = torch.cdist(rc, rc)
-    off = pair[~torch.eye(len(rc), dtype=torch.bool, device=pair.device)]
-    scale = float(off.median()) if off.numel() and float(off.median()) > 0 else 1.0
-    cos = (torch.nn.functional.normalize(z, dim=-1) @ torch.nn.functional.normalize(rz, dim=-1).T).clamp(-1, 1)
-    score = d / scale + angle_weight * torch.arccos(cos)
-    return score.topk(k, dim=1, largest=False).indices
-
-
 @register_fixer("difix")
 class DifixFixer(Fixer):
     """Difix3D's single-step fixer with the published weights.
@@ -62,7 +39,7 @@ class DifixFixer(Fixer):
     Args:
         weights: weight folder or HF repo id (default ``nvidia/difix``, or ``nvidia/difix_ref``
             for ``difix_ref``).
-        device: "auto", "cuda", "cpu", ...
+        device: "auto", "cuda", "cpu" or a torch.device (see :func:`sparsevid.devices.resolve_device`).
         dtype: "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16".
         num_refs: reference views per novel view for difix_ref (nearest by pose); 0 = none.
         allow_download: let huggingface_hub download missing weights (you accept their
@@ -103,6 +80,11 @@ class DifixFixer(Fixer):
             elif dev.type == "cuda":
                 pipeline.optimize(channels_last=True, compile=False)
         self.pipe = pipeline
+
+    @classmethod
+    def config_kwargs(cls, config, device=None) -> dict:
+        """``weights`` = ``config.difix_weights``; ``device`` = ``config.device``, "auto" = the trainer's."""
+        return {"weights": config.difix_weights, "device": fixer_device(config, device)}
 
     @property
     def uses_refs(self) -> bool:
