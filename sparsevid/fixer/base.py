@@ -259,23 +259,19 @@ class FixerConfig:
         device: torch device for the fixer ("auto" = the trainer's device / CUDA when present).
         num_refs: how many nearest reference views a fixer may use per novel view (the
             reprojection fixer's ``num_refs``).
-        chunk: views per :meth:`Fixer.fix` call (memory bound).
         options: extra keyword arguments passed to the fixer's constructor.
         progressive: run Difix3D progressive 3D updates during training (off by default: with the
             fusion they did not earn their time, see BENCHMARKS.md).
         enhance: fix the final frames once more after rendering (Difix3D+ post-render step).
-        seed: for any randomness inside fixers.
     """
 
     name: str = DEFAULT_FIXER
     difix_weights: str | None = None
     device: str = "auto"
     num_refs: int = 2
-    chunk: int = 8
     options: dict = field(default_factory=dict)
     progressive: bool = False
     enhance: bool = True
-    seed: int = 0
 
 
 def build_fixer(config: FixerConfig, device: torch.device | str | None = None) -> Fixer:

@@ -54,13 +54,6 @@ _LN2 = float(np.log(2.0))
 # ---------------------------------------------------------------------------------------------
 # geometry
 # ---------------------------------------------------------------------------------------------
-def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """[H, W, 2] pixel-centre coordinates (u, v), top-left centre at (0.5, 0.5)."""
-    v, u = torch.meshgrid(torch.arange(height, device=device, dtype=dtype) + 0.5,
-                          torch.arange(width, device=device, dtype=dtype) + 0.5, indexing="ij")
-    return torch.stack([u, v], -1)
-
-
 def backward_warp_coords(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor,
                          K_ref: torch.Tensor, c2w_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each novel-view pixel lands in a reference camera.
@@ -138,12 +131,6 @@ def sample_image(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") ->
     return out.permute(0, 2, 3, 1)
 
 
-def inside(uv: torch.Tensor, height: int, width: int, margin: float = 0.5) -> torch.Tensor:
-    """[..., 1] bool: ``uv`` [..., 2] lies inside the image (pixel centres +- ``margin``)."""
-    u, v = uv[..., 0:1], uv[..., 1:2]
-    return (u >= 0.5 - margin) & (u <= width - 0.5 + margin) & (v >= 0.5 - margin) & (v <= height - 0.5 + margin)
-
-
 def choose_references(dist: np.ndarray, centre: np.ndarray, ref_centres: np.ndarray, num_refs: int,
                       bracket_cos: float = -0.2) -> tuple[int, int | None, float]:
     """The references of one novel view.
@@ -186,12 +173,6 @@ def _gray_u8(img: np.ndarray) -> np.ndarray:
     return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray:
-    """Dense flow [H, W, 2] float32 from gray uint8 ``a`` to ``b``: a(p) ~ b(p + flow(p))."""
-    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
-    return dis.calc(a, b, None)
-
-
 def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     """[H, W] forward-backward inconsistency |fwd(p) + bwd(p + fwd(p))| in pixels."""
     h, w = fwd.shape[:2]
@@ -231,15 +212,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     y = F.pad(y, (0, 0, r, r), mode="reflect" if y.shape[-2] > r else "replicate")
     y = F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return y.permute(0, 2, 3, 1)
-
-
-def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary erosion of [B, H, W, 1] float masks by a square of ``radius``."""
-    if radius <= 0:
-        return mask
-    m = mask.permute(0, 3, 1, 2)
-    m = -F.max_pool2d(-m, 2 * radius + 1, stride=1, padding=radius)
-    return m.permute(0, 2, 3, 1)
 
 
 def _gauss_conf(err: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
