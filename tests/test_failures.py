@@ -559,3 +559,27 @@ def test_poses_twice_bit_identical(tmp_path, capsys):
         assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
     reps = [json.loads((o / "poses_report.json").read_text()) for o in outs]
     assert reps[0]["frames"] == reps[1]["frames"] and reps[0]["points"] == reps[1]["points"]
+
+
+@pytest.mark.parametrize("kind", ["identical", "tiny"])
+def test_degenerate_inputs_fail_fast_with_the_right_message(tmp_path, four, capsys, kind):
+    """Four identical frames or 32x24 frames: `poses` says what is wrong in seconds (not "use frames
+    closer in time" after minutes of mapper attempts); `run` still writes the video by the 2D route."""
+    import time
+    import cv2
+
+    src = tmp_path / kind
+    src.mkdir()
+    first = cv2.imread(str(sorted(four.glob("*.png"))[0]))
+    for p in sorted(four.glob("*.png")):
+        img = first if kind == "identical" else cv2.resize(cv2.imread(str(p)), (32, 24), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(src / p.name), img)
+    before = snapshot(src)
+    t0 = time.perf_counter()
+    rc, err = run_cli(["poses", src, "-o", tmp_path / "poses_out"], capsys)
+    assert_one_line_error(rc, err, "the same image" if kind == "identical" else "too small")
+    assert time.perf_counter() - t0 < 30
+    rc, err = run_cli(["run", src, "-o", tmp_path / "run_out", "--device", "cpu"], capsys)
+    assert rc == 0 and (tmp_path / "run_out" / "video.mp4").is_file()
+    assert len(list((tmp_path / "run_out" / "frames").glob("*.png"))) == 30
+    assert snapshot(src) == before

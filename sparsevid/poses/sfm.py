@@ -617,6 +617,7 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
         if (fr.width, fr.height) != (w, h):
             raise SparsevidError(f"frame {fr.index} is {fr.width}x{fr.height}, frame {scene.frames[0].index} is {w}x{h}",
                                  fix="use frames of one video", path=fr.path)
+    _check_degenerate(scene)  # seconds, not minutes of mapper attempts, for inputs no mapper can pose
     pycolmap.set_random_seed(cfg.seed)
     f0, f_source = initial_focal(scene, cfg)
     model = cfg.camera_model
@@ -685,6 +686,26 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
         warn(f"focal length not observable from this camera motion; using the {cfg.prior_hfov_deg:.0f} deg "
              "field-of-view prior (give --focal if you know it)")
     return out, report
+
+
+#: frames smaller than this (pixels, either side) carry too few features to pose
+MIN_POSE_SIDE = 64
+#: mean absolute difference (grey levels) below which two consecutive inputs count as the same image
+SAME_FRAME_MAD = 0.5
+
+
+def _check_degenerate(scene: Scene) -> None:
+    """Raise :class:`PoseFailure` at once for inputs no mapper can pose: frames too small for
+    features, or input frames that are all the same image (a camera that does not move)."""
+    w, h = scene.image_size
+    if min(w, h) < MIN_POSE_SIDE:
+        raise PoseFailure(f"the frames are {w}x{h}: too small to find and match features for camera poses",
+                          fix=f"use frames at least {MIN_POSE_SIDE} px on each side")
+    imgs = [fr.image.astype(np.float32) for fr in scene.frames]
+    mad = [float(np.abs(a - b).mean()) for a, b in zip(imgs[:-1], imgs[1:])]
+    if max(mad) < SAME_FRAME_MAD:
+        raise PoseFailure("the input frames are all the same image: the camera does not move, so there is no "
+                          "3D to recover", fix="use frames of a moving camera (or other --keyframes)")
 
 
 def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
