@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import tempfile
 import time
 from typing import Iterator
 
@@ -11,6 +14,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 console = Console(stderr=True, highlight=False)
 _quiet = False
+_verbose = bool(os.environ.get("SPARSEVID_VERBOSE"))
+#: seconds between the plain progress lines printed when stderr is not a terminal
+PLAIN_PROGRESS_INTERVAL = 5.0
 
 
 def set_quiet(quiet: bool) -> None:
@@ -22,6 +28,17 @@ def set_quiet(quiet: bool) -> None:
 def is_quiet() -> bool:
     """Whether :func:`set_quiet` hides info lines and progress bars now."""
     return _quiet
+
+
+def set_verbose(verbose: bool) -> None:
+    """Let third-party native logging (COLMAP/glog) through to stderr instead of capturing it
+    (:func:`capture_native_stderr`). Also on with the environment variable ``SPARSEVID_VERBOSE=1``."""
+    global _verbose
+    _verbose = verbose
+
+
+def is_verbose() -> bool:
+    return _verbose
 
 
 def info(msg: str) -> None:
@@ -39,11 +56,144 @@ def error(msg: str) -> None:
     console.print(f"[bold red]error:[/bold red] {msg}", soft_wrap=True)
 
 
+class PlainProgress(Progress):
+    """The progress bar when stderr is not a terminal (a log file, a pipe, CI): no live bar (rich
+    would print one final bar, cut off at 80 columns), but a plain, whole line per task every
+    :data:`PLAIN_PROGRESS_INTERVAL` seconds and when the task ends, e.g.
+    ``training 150/300 (50%) loss 0.41  PSNR 21.3  40000 gs  5.1 it/s, 29 s elapsed, ~29 s left``."""
+
+    def __init__(self, *columns, interval: float | None = None, quiet: bool = False, **kwargs) -> None:
+        kwargs["disable"] = True  # rich's live display off; the lines are ours
+        super().__init__(*columns, **kwargs)
+        self._interval = PLAIN_PROGRESS_INTERVAL if interval is None else interval
+        self._quiet = quiet
+        self._last: dict = {}
+        self._done: set = set()
+
+    def line(self, task_id) -> str:
+        """The plain line of a task now."""
+        t = self._tasks[task_id]
+        parts = [str(t.description)]
+        if t.total:
+            parts.append(f"{t.completed:g}/{t.total:g} ({100.0 * t.completed / t.total:.0f}%)")
+        else:
+            parts.append(f"{t.completed:g}")
+        status = str(t.fields.get("status") or "").strip()
+        if status:
+            parts.append(status)
+        tail = f"{t.elapsed or 0.0:.0f} s elapsed"
+        if not t.finished and t.time_remaining is not None:
+            tail += f", ~{t.time_remaining:.0f} s left"
+        return " ".join(parts) + ", " + tail
+
+    def _emit(self, task_id, force: bool = False) -> None:
+        if self._quiet or task_id in self._done:
+            return
+        t = self._tasks[task_id]
+        now = time.monotonic()
+        if t.finished:
+            self._done.add(task_id)
+        elif not force and now - self._last.get(task_id, now) < self._interval:
+            return
+        self._last[task_id] = now
+        self.console.print(self.line(task_id), soft_wrap=True, markup=False, highlight=False)
+
+    def add_task(self, *args, **kwargs):
+        task_id = super().add_task(*args, **kwargs)
+        self._last[task_id] = time.monotonic()
+        return task_id
+
+    def update(self, task_id, *args, **kwargs) -> None:
+        super().update(task_id, *args, **kwargs)
+        self._emit(task_id)
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._emit(task_id)
+
+    def stop(self) -> None:
+        for task_id in list(self._tasks):  # the last state of every task not printed finished
+            self._emit(task_id, force=True)
+        super().stop()
+
+
 def progress() -> Progress:
-    """A rich progress bar; use ``with progress() as p: task = p.add_task(...)``."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, disable=_quiet, transient=False)
+    """A rich progress bar; use ``with progress() as p: task = p.add_task(...)``. When stderr is
+    not a terminal: a :class:`PlainProgress` (a whole line every few seconds instead of a bar)."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    if not console.is_terminal:
+        return PlainProgress(*columns, console=console, quiet=_quiet)
+    return Progress(*columns, console=console, disable=_quiet, transient=False)
+
+
+@contextlib.contextmanager
+def capture_native_stderr(sink: list[str] | None = None) -> Iterator[list[str]]:
+    """Capture what native libraries (COLMAP's glog, Ceres) write to the stderr *file descriptor*
+    while the block runs: fd 2 goes to a temporary file, and the captured text is appended to
+    the yielded list (``sink``) on exit. Python's own stderr (this module's lines, warnings)
+    still reaches the real stderr. glog's flags (``pycolmap.logging.minloglevel``,
+    ``GLOG_minloglevel``) do not silence pycolmap 4.2's logging, hence the descriptor.
+
+    With :func:`set_verbose` (or ``SPARSEVID_VERBOSE=1``) nothing is captured. When the block
+    raises anything but a :class:`~sparsevid.errors.SparsevidError`, the captured text is written
+    to stderr before the exception goes on (it may explain a crash).
+    """
+    sink = [] if sink is None else sink
+    if _verbose:
+        yield sink
+        return
+    _flush_c_stderr()
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    saved = os.dup(2)
+    tmp = tempfile.TemporaryFile(mode="w+b")
+    os.dup2(tmp.fileno(), 2)
+    swap = False
+    py_stderr = sys.stderr
+    try:
+        swap = py_stderr is not None and py_stderr.fileno() == 2
+    except Exception:  # pytest's capture, io.StringIO: not fd 2, nothing to reroute
+        swap = False
+    if swap:
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(py_stderr, "encoding", None),
+                               errors="backslashreplace")
+    failed: BaseException | None = None
+    try:
+        yield sink
+    except BaseException as e:
+        failed = e
+        raise
+    finally:
+        _flush_c_stderr()
+        if swap:
+            try:
+                sys.stderr.close()
+            finally:
+                sys.stderr = py_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", errors="replace")
+        tmp.close()
+        sink.append(text)
+        from sparsevid.errors import SparsevidError
+
+        if failed is not None and text and not isinstance(failed, (SparsevidError, KeyboardInterrupt)):
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+
+def _flush_c_stderr() -> None:
+    """fflush(stderr) of the C library (glog writes through it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:
+        pass
 
 
 class StageTimer:

@@ -1,5 +1,6 @@
 """The whole job: load -> poses -> undistort -> train (+ progressive fixes) -> camera path ->
-render -> post-render enhancement -> frames / video -> evaluation.
+render -> post-render enhancement (the 3D route) -> fusion with the 2D flow route -> frames / video
+-> evaluation (see ARCHITECTURE.md for the stages and their artifacts).
 
 ``run_pipeline(RunConfig) -> RunResult`` is the one entry point; the CLI (``sparsevid run``) and
 the benchmark harness are thin wrappers around it. An output folder holds everything a run makes:
@@ -9,10 +10,13 @@ the benchmark harness are thin wrappers around it. An output folder holds everyt
       train/          checkpoints (resumable) and point_cloud.ply
       frames/         frame_0000.png ... in the input camera model
       video.mp4       H.264 yuv420p at the exact output fps
-      cameras.json    the camera path (nerfstudio convention)
+      cameras.json    the camera path (nerfstudio convention); camera_path.json (nerfstudio viewer)
       contact_sheet.png
+      quality.json    the leave-one-out quality estimate (fusion)
       metrics.json    when the input holds ground-truth frames
       run.json        config, versions, per-stage wall times, device, memory
+      config.yaml     the whole RunConfig: ``sparsevid run --config OUT/config.yaml`` runs it again
+      fingerprint.json, report.html
 """
 from __future__ import annotations
 
@@ -236,9 +240,32 @@ def training_scale(cfg: RunConfig, image_size: tuple[int, int], device: torch.de
     return scale
 
 
+#: the run's whole configuration in OUT (see :func:`write_run_config`)
+CONFIG_NAME = "config.yaml"
+
 #: everything ``run`` writes under OUT; ``--overwrite`` removes these and nothing else
 RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "camera_path.json", "contact_sheet.png",
-               "metrics.json", "run.json", "quality.json", "fingerprint.json", "report.html")
+               "metrics.json", "run.json", "quality.json", "fingerprint.json", "report.html", CONFIG_NAME)
+
+
+def write_run_config(cfg: RunConfig, out: Path) -> Path:
+    """Write ``cfg`` (as given, before the CPU profile; ``resume``/``overwrite`` cleared) to
+    ``OUT/config.yaml``, which ``sparsevid run --config`` reads back (:func:`read_run_config`)."""
+    from sparsevid.configfile import dump_yaml
+
+    text = dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False),
+                     header=f"sparsevid {__version__} run configuration. Run it again with\n"
+                            f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
+                            "(flags given on the command line override the values here; paths are as given)")
+    return atomic_write_text(Path(out) / CONFIG_NAME, text)
+
+
+def read_run_config(path: str | Path) -> RunConfig:
+    """The :class:`RunConfig` in a YAML file written by :func:`write_run_config` (or by hand:
+    missing settings keep their defaults). Raises SparsevidError (one line) on a bad file."""
+    from sparsevid.configfile import load_yaml
+
+    return load_yaml(RunConfig, path)
 
 
 def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None:
@@ -248,8 +275,10 @@ def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None
                           overwrite=overwrite)
 
 
-def load_input(cfg: RunConfig) -> Scene:
-    """Check the settings, check (``--resume``) or write ``OUT/fingerprint.json``, load the input."""
+def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
+    """Check the settings, check (``--resume``) or write ``OUT/fingerprint.json``, write
+    ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``), load
+    the input."""
     from sparsevid.checks import check_run_config
     from sparsevid.fingerprint import check_or_write, run_fingerprint
 
@@ -260,6 +289,7 @@ def load_input(cfg: RunConfig) -> Scene:
     fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
+    write_run_config(given if given is not None else cfg, cfg.output)
     return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps)
 
 
@@ -380,6 +410,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
+    given = cfg
     if device.type == "cpu":
         cfg = cpu_profile(cfg)
     prepare_output(out, cfg.resume, cfg.overwrite,
@@ -388,7 +419,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         torch.cuda.reset_peak_memory_stats(device)
 
     with timer("loading"):
-        scene = load_input(cfg)
+        scene = load_input(cfg, given)
     with timer("poses"):
         try:
             scene, pose_report = resolve_poses(scene, cfg, out)

@@ -10,7 +10,7 @@ import pytest
 from sparsevid.data.camera import Camera
 from sparsevid.data.synthetic import render, trajectory
 from sparsevid.fixer.reproject import warp_coords_np
-from sparsevid.fuse.flow2d import grid, remap
+from sparsevid.imaging import grid, remap
 from sparsevid.fuse.fusion import Bracket, FuseConfig, blend_bands, bracket, to_float
 from sparsevid.fuse.stage import fuse_frames
 

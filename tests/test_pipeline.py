@@ -2,6 +2,7 @@
 when no 3D model passes its checks, exact time pairing at another output frame rate."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -110,3 +111,72 @@ def test_device_cpu_keeps_a_difix_replica_on_the_cpu(tmp_path, monkeypatch):
     res = run_pipeline(cfg)
     assert len(built) == 1 and built[0].pipe.device.type == "cpu"
     assert len(res.frames) == 30
+
+
+def test_config_yaml_round_trip(tmp_path):
+    """RunConfig -> config.yaml -> RunConfig is the same config (nested configs, paths, tuples, fractions)."""
+    from fractions import Fraction
+
+    from sparsevid.configfile import config_from_dict, config_to_dict, dump_yaml
+    from sparsevid.errors import SparsevidError
+    from sparsevid.pipeline import RunConfig, read_run_config, write_run_config
+
+    cfg = named_config("route3d", input=tmp_path / "in", output=tmp_path / "out", keyframes=[0, 9, 19, 29],
+                       fps=29.97, device="cpu", seed=3, steps=123, poses_from=tmp_path / "poses")
+    cfg.path.fps, cfg.path.duration = Fraction(60000, 1001), 1.5
+    cfg.train.background = (0.5, 0.25, 1.0)
+    cfg.train.densify.refine_every = 7
+    cfg.progressive.fix_steps = [30, 60]
+    cfg.fuse.detail_choices = (1.0, 3.0)
+    cfg.fixer.options = {"use_flow": False}
+    cfg.pose.focal = 500.0
+    assert config_from_dict(RunConfig, config_to_dict(cfg)) == cfg
+    write_run_config(cfg, tmp_path)
+    text = (tmp_path / "config.yaml").read_text()
+    assert "fps: 60000/1001" in text and "poses_from: " + str(tmp_path / "poses") in text
+    back = read_run_config(tmp_path / "config.yaml")
+    assert back == cfg and isinstance(back.output, Path) and back.train.background == (0.5, 0.25, 1.0)
+    assert read_run_config(_write(tmp_path / "short.yaml", "seed: 5\nfuse: {mode: 2d}\n")) == RunConfig(
+        seed=5, fuse=dataclasses.replace(RunConfig().fuse, mode="2d"))
+    with pytest.raises(SparsevidError, match=r"unknown setting train\.stepz"):
+        read_run_config(_write(tmp_path / "bad.yaml", dump_yaml(cfg).replace("  steps: 123", "  stepz: 123")))
+    with pytest.raises(SparsevidError, match="seed must be int"):
+        read_run_config(_write(tmp_path / "bad2.yaml", "seed: three\n"))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_run_writes_config_yaml_and_run_config_reproduces_it(tmp_path):
+    """`sparsevid run` writes OUT/config.yaml; `run --config` of it makes the same frames; flags override it."""
+    import yaml
+
+    from sparsevid.cli import main
+    from sparsevid.pipeline import read_run_config
+    from sparsevid.video.io import read_frames
+
+    src = _frames_dir(tmp_path, width=64, height=48)
+    first = tmp_path / "first"
+    assert main(["run", str(src), "-o", str(first), "--config-name", "flow_only", "--keyframes", "0,9,19,29",
+                 "--device", "cpu", "--out-fps", "60", "--no-video", "--seed", "2"]) == 0
+    cfg = read_run_config(first / "config.yaml")
+    assert cfg.fuse.mode == "2d" and cfg.path.fps == 60 and cfg.seed == 2 and not cfg.write_video
+    assert cfg.keyframes == [0, 9, 19, 29] and cfg.input == src and cfg.output == first
+
+    again = tmp_path / "again"
+    assert main(["run", "--config", str(first / "config.yaml"), "-o", str(again)]) == 0
+    a, b = read_frames(first / "frames"), read_frames(again / "frames")
+    assert sorted(a) == sorted(b) == list(range(60)) and all(np.array_equal(a[k], b[k]) for k in a)
+    da, db = (yaml.safe_load((d / "config.yaml").read_text()) for d in (first, again))
+    assert db.pop("output") == str(again) and da.pop("output") == str(first) and da == db
+
+    third = tmp_path / "third"  # a flag on the command line wins over the file, the rest stays
+    assert main(["run", "--config", str(first / "config.yaml"), "-o", str(third), "--num-frames", "20",
+                 "--seed", "0"]) == 0
+    c = read_run_config(third / "config.yaml")
+    assert c.path.num_frames == 20 and c.seed == 0 and c.path.fps == 60 and c.fuse.mode == "2d"
+    assert len(read_frames(third / "frames")) == 20
+    assert main(["run", "--config", str(first / "config.yaml"), "--config-name", "default", "-o",
+                 str(tmp_path / "x")]) == 2

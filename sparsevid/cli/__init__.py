@@ -9,7 +9,7 @@ from sparsevid.errors import SparsevidError
 from sparsevid.log import error
 
 # subcommand modules: each defines add_parser(subparsers) and run(args) -> int
-_COMMANDS = ["inspect", "poses", "train", "run", "eval", "report", "bench"]
+_COMMANDS = ["inspect", "poses", "train", "run", "eval", "report", "view", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "(camera poses -> 3D Gaussian Splatting -> fixer -> camera path -> video).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sparsevid {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party logging (COLMAP/glog lines; else kept in OUT/poses/colmap.log); "
+                             "also SPARSEVID_VERBOSE=1")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no info lines and no progress (warnings and "
+                                                                    "errors still show)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:
@@ -39,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from sparsevid import log
+
+    if args.verbose:
+        log.set_verbose(True)
+    if args.quiet:
+        log.set_quiet(True)
     try:
         return int(args.func(args) or 0)
     except SparsevidError as e:

@@ -12,6 +12,37 @@ if TYPE_CHECKING:
     from sparsevid.pipeline import RunConfig
 
 
+class _Default:
+    """The default of a flag, marked as "not given on the command line": with ``--config FILE`` only
+    the flags given override the file (a default never does)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __str__(self) -> str:  # --help shows the value
+        return str(self.value)
+
+    __repr__ = __str__
+
+
+#: flag (argparse dest) -> the RunConfig field it sets, dotted into the nested configs (the flags
+#: with their own handling -- keyframes, no_video, skip_training/ckpt, fix_steps -- are not here)
+_FLAG_FIELDS = {
+    "input": "input", "output": "output", "fps": "fps", "device": "device", "seed": "seed", "scale": "scale",
+    "train_scale": "train_scale", "max_train_side": "max_train_side", "poses_from": "poses_from",
+    "resume": "resume", "overwrite": "overwrite", "keep_inputs": "keep_inputs",
+    "steps": "train.steps", "fixer": "fixer.name", "difix_weights": "fixer.difix_weights",
+    "progressive": "fixer.progressive", "enhance": "fixer.enhance", "fuse_mode": "fuse.mode",
+    "detail_power": "fuse.detail_power", "target_sharpness": "fuse.target_sharpness",
+    "num_frames": "path.num_frames", "duration": "path.duration", "out_fps": "path.fps", "focal": "pose.focal",
+}
+
+
+def _given(args, name: str) -> bool:
+    v = getattr(args, name)
+    return v is not None and not isinstance(v, _Default)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "run", help="frames/video in, full video out (poses -> 3DGS -> fixer -> path -> video)",
@@ -22,15 +53,19 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", nargs="?", type=Path, default=None,
                    help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
-    p.add_argument("-o", "--output", type=Path, default=Path("out/run"), help="run folder")
+    p.add_argument("-o", "--output", type=Path, default=_Default(Path("out/run")), help="run folder")
+    p.add_argument("--config", type=Path, default=None,
+                   help="run the configuration in this file (a run's OUT/config.yaml): reproduces that run; "
+                        "flags given here override its values")
     p.add_argument("--keyframes", default=None,
                    help="input frame indices, e.g. 0,9,19,29 (or \"0 9 19 29\"); other frames are used as ground truth")
     p.add_argument("--fps", type=float, default=None, help="source frame rate (default: read from input, else 30)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="training/rendering device")
-    p.add_argument("--seed", type=int, default=0, help="random seed (repeatable runs on one machine)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default=_Default("auto"),
+                   help="training/rendering device")
+    p.add_argument("--seed", type=int, default=_Default(0), help="random seed (repeatable runs on one machine)")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)")
-    p.add_argument("--scale", type=float, default=1.0, help="output resolution relative to the input")
+    p.add_argument("--scale", type=float, default=_Default(1.0), help="output resolution relative to the input")
     p.add_argument("--train-scale", type=float, default=None,
                    help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU, "
                         "capped by --max-train-side)")
@@ -41,7 +76,7 @@ def add_parser(sub) -> None:
                    help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
     p.add_argument("--difix-weights", default=None,
                    help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging Face cache)")
-    p.add_argument("--config-name", default="default",
+    p.add_argument("--config-name", default=_Default("default"),
                    help="named configuration to start from: " + ", ".join(_config_names()))
     p.add_argument("--fuse-mode", choices=["fuse", "2d", "3d"], default=None,
                    help="fuse = 2D flow and 3D routes fused per pixel (default); 2d = flow only, no 3D model; "
@@ -63,14 +98,15 @@ def add_parser(sub) -> None:
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels for the pose stage")
     p.add_argument("--poses-from", type=Path, default=None,
                    help="use these poses (transforms.json or COLMAP dataset) instead of estimating them")
-    p.add_argument("--skip-training", action="store_true", help="render from --ckpt instead of training")
+    p.add_argument("--skip-training", action="store_true", default=_Default(False),
+                   help="render from --ckpt instead of training")
     p.add_argument("--ckpt", type=Path, default=None, help="trainer checkpoint for --skip-training")
-    p.add_argument("--no-video", action="store_true", help="write frames only, no video.mp4")
-    p.add_argument("--keep-inputs", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--no-video", action="store_true", default=_Default(False), help="write frames only, no video.mp4")
+    p.add_argument("--keep-inputs", action=argparse.BooleanOptionalAction, default=_Default(True),
                    help="output frames at input times are the input frames themselves (not re-renders)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    g.add_argument("--resume", action="store_true", default=_Default(False), help="continue an interrupted run in OUTPUT")
+    g.add_argument("--overwrite", action="store_true", default=_Default(False), help="replace an existing OUTPUT")
     p.set_defaults(func=run)
 
 
@@ -81,50 +117,44 @@ def _config_names() -> list[str]:
 
 
 def config_from_args(args) -> "RunConfig":
-    from sparsevid.pipeline import named_config
-
+    """The :class:`RunConfig` of ``sparsevid run``: ``--config FILE`` (else the ``--config-name``
+    named config) with the flags given on the command line on top."""
     from sparsevid.checks import check_run_config
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME
+    from sparsevid.pipeline import named_config, read_run_config
 
-    cfg = named_config(args.config_name, input=args.input, output=args.output, keyframes=parse_keyframes(args.keyframes),
-                    fps=args.fps, device=args.device, seed=args.seed, scale=args.scale,
-                    train_scale=args.train_scale, max_train_side=args.max_train_side,
-                    poses_from=args.poses_from, resume=args.resume,
-                    overwrite=args.overwrite, write_video=not args.no_video,
-                    keep_inputs=args.keep_inputs)
-    if args.skip_training:
-        if args.ckpt is None:
+    given = (lambda name: _given(args, name))
+    if args.config is not None:
+        if given("config_name"):
+            raise SparsevidError("--config and --config-name both choose the configuration to start from",
+                                 fix="drop one of them")
+        cfg = read_run_config(args.config)
+    else:
+        cfg = named_config(str(args.config_name))
+    if given("keyframes"):
+        cfg.keyframes = parse_keyframes(args.keyframes)
+    if given("no_video"):
+        cfg.write_video = False
+    if given("skip_training"):
+        if args.ckpt is None and cfg.ckpt is None:
             raise SparsevidError("--skip-training needs a checkpoint",
                                  fix=f"pass --ckpt OUT/train/{CHECKPOINT_NAME} (of an earlier run)")
-        cfg.ckpt = args.ckpt
+        cfg.ckpt = args.ckpt if args.ckpt is not None else cfg.ckpt
     elif args.ckpt is not None:
         raise SparsevidError("--ckpt is only used with --skip-training", fix="add --skip-training")
-    if args.steps is not None:
-        cfg.train.steps = args.steps
-    if args.fixer is not None:
-        cfg.fixer.name = args.fixer
-    cfg.fixer.difix_weights = args.difix_weights
-    if args.progressive is not None:
-        cfg.fixer.progressive = args.progressive
-    if args.enhance is not None:
-        cfg.fixer.enhance = args.enhance
-    if args.fuse_mode is not None:
-        cfg.fuse.mode = args.fuse_mode
-    if args.detail_power is not None:
-        if args.detail_power < 0:
-            raise SparsevidError(f"--detail-power must be >= 0, got {args.detail_power:g}",
-                                 fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
-        cfg.fuse.detail_power = args.detail_power or None
-    if args.target_sharpness is not None:
-        cfg.fuse.target_sharpness = args.target_sharpness
-    if args.fix_steps is not None:
+    if given("detail_power") and args.detail_power < 0:
+        raise SparsevidError(f"--detail-power must be >= 0, got {args.detail_power:g}",
+                             fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
+    if given("fix_steps"):
         cfg.progressive.fix_steps = parse_int_list(args.fix_steps, "--fix-steps", minimum=1, example="600,900,1200")
-    cfg.path.num_frames = args.num_frames
-    cfg.path.duration = args.duration
-    if args.out_fps is not None:
-        cfg.path.fps = args.out_fps
-    if args.focal is not None:
-        cfg.pose.focal = args.focal
+    for dest, field in _FLAG_FIELDS.items():
+        if given(dest):
+            value = getattr(args, dest)
+            *parents, name = field.split(".")
+            target = cfg
+            for part in parents:
+                target = getattr(target, part)
+            setattr(target, name, (value or None) if dest == "detail_power" else value)  # 0 = chosen by the check
     check_run_config(cfg)  # every flag checked before any work (output folder, input, poses)
     return cfg
 

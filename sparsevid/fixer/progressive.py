@@ -101,7 +101,7 @@ class ProgressiveConfig:
         pseudo_weight: loss weight of pseudo views relative to input views (1).
         min_confidence: per-pixel confidence below this is dropped from the mask. With the
             ``reproject`` fixer, pixels at or above 0.25 are ~81% of a held-out view and ~1.8 dB
-            better than the render there (tools/tune_fixer.py, BENCHMARKS_fixer.md).
+            better than the render there (tools/tune_fixer.py, docs/notes/fixer-tuning.md).
         skip_frac: targets closer than this fraction of the spacing to a training camera (and
             under 0.5 deg) are skipped (they would duplicate an input).
         max_views_per_round: at most this many pseudo views per round (evenly subsampled).

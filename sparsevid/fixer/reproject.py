@@ -43,12 +43,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sparsevid.imaging import DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, remap
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
 from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
-_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-_LN2 = float(np.log(2.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,30 +165,6 @@ def choose_references(dist: np.ndarray, centre: np.ndarray, ref_centres: np.ndar
 # ---------------------------------------------------------------------------------------------
 # flow / image helpers (OpenCV, CPU)
 # ---------------------------------------------------------------------------------------------
-def _gray_u8(img: np.ndarray) -> np.ndarray:
-    """[H, W, 3] float 0..1 -> [H, W] uint8 gray."""
-    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-    return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
-    """[H, W] forward-backward inconsistency |fwd(p) + bwd(p + fwd(p))| in pixels."""
-    h, w = fwd.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    bw = cv2.remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.linalg.norm(fwd + bw, axis=-1)
-
-
-def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, border: int = cv2.BORDER_REPLICATE,
-           interp: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """cv2.remap of [H, W] or [H, W, C<=4] float32 at OpenCV coords (centres at integers)."""
-    return cv2.remap(img, mx, my, interp, borderMode=border, borderValue=0)
-
-
-def _blur_np(x: np.ndarray, sigma: float) -> np.ndarray:
-    return x if sigma <= 0 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-
-
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of [B, H, W, C] (reflect padding)."""
     if sigma <= 0:
@@ -212,11 +186,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     y = F.pad(y, (0, 0, r, r), mode="reflect" if y.shape[-2] > r else "replicate")
     y = F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return y.permute(0, 2, 3, 1)
-
-
-def _gauss_conf(err: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
-    """exp(-ln2 (err / scale)^2): 1 at 0, 1/2 at ``scale``."""
-    return np.exp(-_LN2 * np.square(err / scale)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,8 +283,8 @@ class ReprojectFixer(Fixer):
         if unknown:
             raise TypeError(f"ReprojectFixer: unknown option {unknown[0]!r}")
         cfg = dataclasses.replace(config or ReprojectConfig(), **overrides)
-        if cfg.flow_preset not in _DIS_PRESETS:
-            raise ValueError(f"flow_preset must be one of {sorted(_DIS_PRESETS)}")
+        if cfg.flow_preset not in DIS_PRESETS:
+            raise ValueError(f"flow_preset must be one of {sorted(DIS_PRESETS)}")
         self.config = cfg
         self._local = threading.local()  # one DIS object per worker thread (they are not thread-safe)
 
@@ -329,7 +298,7 @@ class ReprojectFixer(Fixer):
         """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer and thread)."""
         dis = getattr(self._local, "dis", None)
         if dis is None:
-            dis = self._local.dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.config.flow_preset])
+            dis = self._local.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.config.flow_preset])
             if self.config.flow_finest_scale >= 0:
                 dis.setFinestScale(int(self.config.flow_finest_scale))
         return dis.calc(a, b, None)
@@ -361,12 +330,12 @@ class ReprojectFixer(Fixer):
             # smooth part of the geometric displacement (the flow refines the rest)
             sig = cfg.warp_smooth_px * px_scale_of(w)
             okf = ok.astype(np.float32)
-            den = np.maximum(_blur_np(okf, sig), 1e-4)
+            den = np.maximum(blur(okf, sig), 1e-4)
             disp = np.stack([np.where(ok, mx - gx, 0), np.where(ok, my - gy, 0)], -1).astype(np.float32)
-            disp = _blur_np(disp, sig) / den[..., None]
+            disp = blur(disp, sig) / den[..., None]
             mx = np.where(ok, gx + disp[..., 0], mx).astype(np.float32)
             my = np.where(ok, gy + disp[..., 1], my).astype(np.float32)
-        ok &= _remap(refs.valid[r], mx, my, cv2.BORDER_CONSTANT) > 0.999
+        ok &= remap(refs.valid[r], mx, my, border=cv2.BORDER_CONSTANT) > 0.999
         if refs.depth is not None:
             d_ref = cv2.remap(refs.depth[r], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
             known = np.isfinite(d_ref) & (d_ref > 0)
@@ -380,9 +349,9 @@ class ReprojectFixer(Fixer):
         fx, fy = grid[0] + flow[..., 0], grid[1] + flow[..., 1]
         h, w = ok.shape
         inside_ = (fx >= -0.5) & (fx <= w - 0.5) & (fy >= -0.5) & (fy <= h - 0.5)
-        mx2 = _remap(mx, fx, fy)
-        my2 = _remap(my, fx, fy)
-        ok2 = ((_remap(ok, fx, fy) > 0.999) & inside_).astype(np.float32)
+        mx2 = remap(mx, fx, fy)
+        my2 = remap(my, fx, fy)
+        ok2 = ((remap(ok, fx, fy) > 0.999) & inside_).astype(np.float32)
         return mx2, my2, ok2
 
     def _photo(self, img: np.ndarray, render: np.ndarray, px_scale: float) -> np.ndarray:
@@ -391,8 +360,8 @@ class ReprojectFixer(Fixer):
         if cfg.photo_sigma <= 0:
             return np.ones(img.shape[:2], np.float32)
         s = cfg.photo_blur_px * px_scale
-        diff = np.abs(_blur_np(img, s) - _blur_np(render, s)).mean(-1)
-        return _gauss_conf(diff, cfg.photo_sigma)
+        diff = np.abs(blur(img, s) - blur(render, s)).mean(-1)
+        return gauss_conf(diff, cfg.photo_sigma)
 
     # -- per view --------------------------------------------------------------------------------
     def _fix_view(self, req: FixRequest, b: int, refs: _Refs, choice: tuple[int, int | None, float],
@@ -417,9 +386,9 @@ class ReprojectFixer(Fixer):
         img_b = refs.images[rb]
         cons = np.ones((h, w), np.float32)
         if cfg.use_flow:
-            wa = np.where(oka[..., None] > 0, _remap(img_a, mxa, mya), render)
-            wb = np.where(okb[..., None] > 0, _remap(img_b, mxb, myb), render)
-            ga, gb = _gray_u8(wa), _gray_u8(wb)
+            wa = np.where(oka[..., None] > 0, remap(img_a, mxa, mya), render)
+            wb = np.where(okb[..., None] > 0, remap(img_b, mxb, myb), render)
+            ga, gb = gray_u8(wa), gray_u8(wb)
             fab, fba = self._flow(ga, gb), self._flow(gb, ga)
             # linear-motion model of the residual between the two warped references
             fta = -t * (1 - t) * fab + t * t * fba
@@ -429,17 +398,17 @@ class ReprojectFixer(Fixer):
             err = fb_error(fab, fba)
             mag = np.linalg.norm(fab, axis=-1)
             tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
-            cons = _gauss_conf(err, tol + 0.05 * mag)
+            cons = gauss_conf(err, tol + 0.05 * mag)
         interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
-        ra = _remap(img_a, mxa, mya, interp=interp)
-        rb_img = _remap(img_b, mxb, myb, interp=interp)
+        ra = remap(img_a, mxa, mya, interp=interp)
+        rb_img = remap(img_b, mxb, myb, interp=interp)
         wa_ = (1 - t) ** cfg.blend_power * oka
         wb_ = t ** cfg.blend_power * okb
         both = oka * okb
         agree = np.ones((h, w), np.float32)
         if cfg.agree_sigma > 0:
-            diff = np.abs(_blur_np(ra, 1.0) - _blur_np(rb_img, 1.0)).mean(-1)
-            agree = _gauss_conf(diff, cfg.agree_sigma)
+            diff = np.abs(blur(ra, 1.0) - blur(rb_img, 1.0)).mean(-1)
+            agree = gauss_conf(diff, cfg.agree_sigma)
         trust = agree * cons
         if cfg.photo_sigma > 0:
             # where the aligned references disagree, prefer the one closer to the render
@@ -451,8 +420,6 @@ class ReprojectFixer(Fixer):
             single = np.ones((h, w), np.float32)
         s = wa_ + wb_
         if cfg.detail_power != 1.0:
-            from sparsevid.fuse.fusion import blend_bands
-
             blend = blend_bands([ra, rb_img], [wa_, wb_], cfg.detail_power, cfg.detail_sigma_px * px_scale)
         else:
             blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
@@ -470,16 +437,16 @@ class ReprojectFixer(Fixer):
         cfg = self.config
         conf = ok
         if cfg.use_flow:
-            warped = np.where(ok[..., None] > 0, _remap(img, mx, my), render)
-            gr, gw = _gray_u8(render), _gray_u8(warped)
+            warped = np.where(ok[..., None] > 0, remap(img, mx, my), render)
+            gr, gw = gray_u8(render), gray_u8(warped)
             fwd, bwd = self._flow(gr, gw), self._flow(gw, gr)
             err = fb_error(fwd, bwd)
             mag = np.linalg.norm(fwd, axis=-1)
             tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
-            fc = _gauss_conf(err, tol + 0.05 * mag) * (mag <= cfg.flow_max_px * px_scale)
+            fc = gauss_conf(err, tol + 0.05 * mag) * (mag <= cfg.flow_max_px * px_scale)
             mx, my, ok = self._compose(mx, my, ok, fwd, grid)
             conf = ok * fc
-        out = _remap(img, mx, my, interp=cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR)
+        out = remap(img, mx, my, interp=cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR)
         if cfg.photo_sigma > 0:
             conf = conf * self._photo(out, render, px_scale)
         conf = conf.astype(np.float32)
@@ -520,7 +487,7 @@ class ReprojectFixer(Fixer):
                 hard = (weight > 0.05).astype(np.float32)
                 eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8),
                                    borderType=cv2.BORDER_REPLICATE)
-                ramp = np.clip(_blur_np(eroded, rad / 2.0), 0, 1)
+                ramp = np.clip(blur(eroded, rad / 2.0), 0, 1)
                 weight, conf = weight * ramp, conf * ramp
             weight, conf = weight * valid[b], conf * valid[b]
             return weight[..., None] * img + (1 - weight[..., None]) * renders[b], weight, conf, choice

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+from sparsevid.imaging import DIS_PRESETS, fb_error, gauss_conf, gray_u8, grid, remap
+
 
 
 @dataclass
@@ -48,35 +48,10 @@ class PairFlow:
     err_ba: np.ndarray
 
 
-def gray_u8(img: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 RGB or float 0..1 -> [H, W] uint8 grey."""
-    if img.dtype == np.uint8:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-    return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV pixel grid (centres at integers): gx, gy [H, W] float32."""
-    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-
-
-def remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, cubic: bool = False) -> np.ndarray:
-    """Sample ``img`` at OpenCV coordinates (mx, my), replicating the border."""
-    return cv2.remap(img, mx, my, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
-    """[H, W] |fwd(p) + bwd(p + fwd(p))| in pixels."""
-    gx, gy = grid(*fwd.shape[:2])
-    back = remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1])
-    return np.linalg.norm(fwd + back, axis=-1)
-
-
 def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> PairFlow:
     """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float)."""
     cfg = cfg or FlowConfig()
-    dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[cfg.preset])
     if cfg.finest_scale >= 0:
         dis.setFinestScale(int(cfg.finest_scale))
     ga, gb = gray_u8(a), gray_u8(b)
@@ -87,8 +62,7 @@ def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> Pa
 
 def consistency(err: np.ndarray, mag: np.ndarray, width: int, cfg: FlowConfig) -> np.ndarray:
     """exp(-ln2 (err / tol)^2) with ``tol = fb_tolerance * width / 1000 + 0.05 |flow|``."""
-    tol = max(cfg.fb_tolerance * width / 1000.0, 0.5) + 0.05 * mag
-    return np.exp(-np.log(2.0) * np.square(err / tol)).astype(np.float32)
+    return gauss_conf(err, max(cfg.fb_tolerance * width / 1000.0, 0.5) + 0.05 * mag)
 
 
 def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow,
@@ -106,8 +80,9 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow,
     ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
     ax, ay = gx + fta[..., 0], gy + fta[..., 1]
     bx, by = gx + ftb[..., 0], gy + ftb[..., 1]
-    wa = remap(a, ax, ay, cfg.cubic)
-    wb = remap(b, bx, by, cfg.cubic)
+    interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
+    wa = remap(a, ax, ay, interp)
+    wb = remap(b, bx, by, interp)
     ea = remap(flow.err_ab, ax, ay)
     eb = remap(flow.err_ba, bx, by)
     ma = np.linalg.norm(remap(flow.fab, ax, ay), axis=-1)

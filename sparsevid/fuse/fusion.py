@@ -24,7 +24,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, grid, interpolate_pair, pair_flow, remap
+from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow
+from sparsevid.imaging import blend_bands, blur, grid, remap
 
 
 @dataclass
@@ -128,38 +129,6 @@ class Candidate:
     route: str
 
 
-def blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    return x if sigma <= 0 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-
-
-def blend_bands(images: Sequence[np.ndarray], weights: Sequence[np.ndarray], detail_power: float,
-                band_sigma_px: float) -> np.ndarray:
-    """Two-band blend of candidate images.
-
-    Args:
-        images: N x [H, W, 3] float32.
-        weights: N x [H, W] float32 >= 0 (not all zero anywhere: add a floor first).
-        detail_power: exponent on the normalised weights in the detail band.
-        band_sigma_px: sigma of the low band in pixels.
-
-    Returns:
-        [H, W, 3] float32: ``sum w_i low_i / sum w_i + sum w_i^p high_i / sum w_i^p``.
-    """
-    w = np.stack(weights).astype(np.float32)
-    w = w / np.maximum(w.sum(0, keepdims=True), 1e-12)
-    low = np.zeros_like(images[0])
-    for img, wi in zip(images, w):
-        low += wi[..., None] * (img if band_sigma_px <= 0 else blur(img, band_sigma_px))
-    if band_sigma_px <= 0:
-        return low
-    wp = w ** float(detail_power)
-    wp = wp / np.maximum(wp.sum(0, keepdims=True), 1e-12)
-    high = np.zeros_like(images[0])
-    for img, wi in zip(images, wp):
-        high += wi[..., None] * (img - blur(img, band_sigma_px))
-    return low + high
-
-
 def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FuseConfig) -> list[Candidate]:
     """The 2D route's two candidates for time ``t`` between keys ``a`` and ``b`` (float images)."""
     wa, wb, ca, cb = interpolate_pair(a, b, t, flow, cfg.flow)
@@ -184,7 +153,7 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
         h, w = guide.shape[:2]
         gx, gy = grid(h, w)
         mx, my = gx + fl.fab[..., 0], gy + fl.fab[..., 1]
-        warped = np.clip(remap(key, mx, my, cfg.flow.cubic), 0, 1)
+        warped = np.clip(remap(key, mx, my, cv2.INTER_CUBIC if cfg.flow.cubic else cv2.INTER_LINEAR), 0, 1)
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
         c = consistency(fl.err_ab, np.linalg.norm(fl.fab, axis=-1), w, cfg.flow) * inside
         out.append(Candidate(warped, tw * c * guide_weight + 1e-6, "3d"))

@@ -594,15 +594,25 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None) -> tuple[Scene, 
     Raises:
         SparsevidError: a frame matches no other frame, or no attempt gives a valid model.
     """
-    import pycolmap
+    global last_colmap_log
+    from sparsevid.log import capture_native_stderr
 
     cfg = cfg or PoseConfig()
-    level = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = 3  # COLMAP/Ceres chatter (expected failures of ladder rungs) off
+    # COLMAP/Ceres chatter (glog I/W/E lines, "Eigen failure ... dense Cholesky" of ladder rungs
+    # that are expected to fail) goes to a buffer, written as poses/colmap.log by save_pose_outputs;
+    # `--verbose` lets it through. pycolmap.logging.minloglevel does not silence it (pycolmap 4.2).
+    text: list[str] = []
     try:
-        return _estimate(scene, cfg)
+        with capture_native_stderr(text):
+            scene, report = _estimate(scene, cfg)
     finally:
-        pycolmap.logging.minloglevel = level
+        last_colmap_log = "".join(text)
+    report["colmap_log_lines"] = last_colmap_log.count("\n")
+    return scene, report
+
+
+#: the COLMAP/glog text the last :func:`estimate_poses` captured ("" with --verbose)
+last_colmap_log: str = ""
 
 
 def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
@@ -731,7 +741,8 @@ def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
 
 def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path) -> None:
     """Write a posed scene as ``out/sparse/0`` (COLMAP binary), ``out/transforms.json`` (nerfstudio),
-    ``out/images/`` and ``out/poses_report.json``, so ``out`` loads back with ``load_scene``."""
+    ``out/images/``, ``out/poses_report.json`` and ``out/colmap.log`` (COLMAP's own log lines, captured
+    by :func:`estimate_poses`), so ``out`` loads back with ``load_scene``."""
     import json
 
     from sparsevid.data.colmap import write_colmap
@@ -745,3 +756,5 @@ def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path) -> None:
     report = dict(report)
     report["frames"] = {f.name: {"index": f.index, "c2w": np.round(f.c2w, 8).tolist()} for f in scene.frames}
     atomic_write_text(out / "poses_report.json", json.dumps(report, indent=2, default=float))
+    if last_colmap_log:
+        atomic_write_text(out / "colmap.log", last_colmap_log)

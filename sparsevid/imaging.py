@@ -1,0 +1,80 @@
+"""Small image operations shared by the fixers and the fusion (OpenCV, float32, CPU).
+
+Pixel coordinates here are OpenCV's (pixel centres at integers); :mod:`sparsevid.fixer.reproject`
+converts from the COLMAP convention (centres at +0.5) where it builds its maps.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+#: OpenCV DIS optical-flow presets by name
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+_LN2 = float(np.log(2.0))
+
+
+def gray_u8(img: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB or float 0..1 -> [H, W] uint8 grey."""
+    if img.dtype == np.uint8:
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    g = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV pixel grid: gx, gy [H, W] float32."""
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray, interp: int = cv2.INTER_LINEAR,
+          border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Sample ``img`` ([H, W] or [H, W, C<=4]) at OpenCV coordinates (mx, my); outside: the border
+    mode (constant = 0)."""
+    return cv2.remap(img, mx, my, interp, borderMode=border, borderValue=0)
+
+
+def blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of sigma ``sigma`` pixels (reflect-101 border); ``sigma <= 0`` returns ``x``."""
+    return x if sigma <= 0 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    """[H, W] forward-backward inconsistency ``|fwd(p) + bwd(p + fwd(p))|`` in pixels."""
+    gx, gy = grid(*fwd.shape[:2])
+    return np.linalg.norm(fwd + remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1]), axis=-1)
+
+
+def gauss_conf(err: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """``exp(-ln2 (err / scale)^2)``: 1 at 0, 1/2 at ``scale`` (float32)."""
+    return np.exp(-_LN2 * np.square(err / scale)).astype(np.float32)
+
+
+def blend_bands(images: Sequence[np.ndarray], weights: Sequence[np.ndarray], detail_power: float,
+                band_sigma_px: float) -> np.ndarray:
+    """Two-band blend of candidate images.
+
+    Args:
+        images: N x [H, W, 3] float32.
+        weights: N x [H, W] float32 >= 0 (not all zero anywhere: add a floor first).
+        detail_power: exponent on the normalised weights in the detail band.
+        band_sigma_px: sigma of the low band in pixels.
+
+    Returns:
+        [H, W, 3] float32: ``sum w_i low_i / sum w_i + sum w_i^p high_i / sum w_i^p``.
+    """
+    w = np.stack(weights).astype(np.float32)
+    w = w / np.maximum(w.sum(0, keepdims=True), 1e-12)
+    low = np.zeros_like(images[0])
+    for img, wi in zip(images, w):
+        low += wi[..., None] * (img if band_sigma_px <= 0 else blur(img, band_sigma_px))
+    if band_sigma_px <= 0:
+        return low
+    wp = w ** float(detail_power)
+    wp = wp / np.maximum(wp.sum(0, keepdims=True), 1e-12)
+    high = np.zeros_like(images[0])
+    for img, wi in zip(images, wp):
+        high += wi[..., None] * (img - blur(img, band_sigma_px))
+    return low + high

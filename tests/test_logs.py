@@ -1,0 +1,64 @@
+"""Logs: COLMAP's glog lines are captured (poses/colmap.log), not printed; progress without a terminal
+is a whole plain line every few seconds, not one bar cut off at 80 columns."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from sparsevid import log
+
+DEMO = Path(__file__).resolve().parents[1] / "sparsevid" / "data" / "demo"
+GLOG = re.compile(r"^\W*(?:\[[0-9;]*m)?[IWEF]20\d{6} ", re.M)
+
+
+def test_capture_native_stderr(capfd):
+    sink: list[str] = []
+    with log.capture_native_stderr(sink):
+        os.write(2, b"I20261202 04:19:26.033034 1 bundle_adjustment.cc:46] native chatter\n")
+        print("python line", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "native chatter" not in err and "python line" in err
+    assert "native chatter" in "".join(sink)
+    log.set_verbose(True)
+    try:
+        with log.capture_native_stderr(sink):
+            os.write(2, b"shown when verbose\n")
+    finally:
+        log.set_verbose(False)
+    assert "shown when verbose" in capfd.readouterr().err
+
+
+def test_plain_progress_without_terminal(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(log, "console", Console(file=buf, width=80, force_terminal=False, highlight=False))
+    monkeypatch.setattr(log, "PLAIN_PROGRESS_INTERVAL", 0.0)
+    status = "loss 0.4162  PSNR 28.78  40000 gs  5.1 it/s  and a long status that runs past eighty columns"
+    with log.progress() as p:
+        assert isinstance(p, log.PlainProgress)
+        task = p.add_task("training", total=100, status="")
+        for i in range(4):
+            p.update(task, advance=25, status=status)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 4 and "━" not in buf.getvalue() and "…" not in buf.getvalue()
+    assert lines[0].startswith("training 25/100 (25%) loss 0.4162") and "s elapsed" in lines[0]
+    assert lines[-1].startswith("training 100/100 (100%)") and "eighty columns" in lines[-1]
+    assert lines[-1].endswith("s elapsed")
+
+
+def test_pose_stage_prints_no_glog_lines(tmp_path):
+    out = tmp_path / "poses"
+    r = subprocess.run([sys.executable, "-m", "sparsevid", "poses", str(DEMO), "-o", str(out),
+                        "--keyframes", "0,9,19,29"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "SPARSEVID_VERBOSE": ""})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not GLOG.search(r.stderr), r.stderr[:2000]
+    assert "Cholesky" not in r.stderr and "poses: 4/4 frames" in r.stderr
+    assert len(r.stderr.strip().splitlines()) < 12
+    captured = (out / "colmap.log").read_text()
+    assert GLOG.search(captured)  # kept, not lost
