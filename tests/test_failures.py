@@ -245,10 +245,18 @@ def test_signal_saves_checkpoint_at_current_step_and_resume_is_bitwise(tmp_path,
     a = Trainer(_tiny_cfg(40, checkpoint_every=10), views, pts, cols, device="cpu")
     a.train()
     b = Trainer(_tiny_cfg(40, checkpoint_every=10), views, pts, cols, device="cpu", run_dir=tmp_path)
-    with pytest.raises(TrainingInterrupted) as exc:
-        b.train(hooks={16: lambda t: os.kill(os.getpid(), sig)})  # arrives during step 17
-    assert exc.value.step == b.step == 17 and exc.value.signum == sig
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    original = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if original[signal.SIGINT] is signal.SIG_IGN:  # a background job (nohup, CI) starts with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    before = {s: signal.getsignal(s) for s in original}
+    try:
+        with pytest.raises(TrainingInterrupted) as exc:
+            b.train(hooks={16: lambda t: os.kill(os.getpid(), sig)})  # arrives during step 17
+        assert exc.value.step == b.step == 17 and exc.value.signum == sig
+        assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
+    finally:
+        for s, h in original.items():
+            signal.signal(s, h)
     c = Trainer.from_checkpoint(tmp_path / CHECKPOINT_NAME, device="cpu")
     assert c.step == 17  # after the last periodic checkpoint (10), where the signal came
     c.train()
