@@ -454,7 +454,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         if "fixing" in timer.seconds:
             timer.seconds["training"] -= timer.seconds["fixing"]
         with timer("rendering"):
-            rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True)
+            rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True, distort=False)
         with timer("enhance"):
             refs = input_refs(scene, out_und, trainer.render) if enhance else None
             frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)

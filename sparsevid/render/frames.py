@@ -28,7 +28,7 @@ class RenderedPath:
     """Output of :func:`render_path`.
 
     Attributes:
-        frames: T x [H, W, 3] uint8 RGB in the input lens.
+        frames: T x [H, W, 3] uint8 RGB in the input lens (empty when rendered with ``distort=False``).
         canvas_rgb: [T, Hc, Wc, 3] float32 in [0, 1] on the pinhole canvas, or None.
         canvas_depth: [T, Hc, Wc, 1] float32, or None.
         canvas_alpha: [T, Hc, Wc, 1] float32, or None.
@@ -63,7 +63,7 @@ def _numpy(x) -> np.ndarray:
 
 def render_path(render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undistorter | Camera,
                 scale: float = 1.0, Ks: np.ndarray | None = None, batch: int = 4,
-                keep_canvas: bool = False, description: str = "rendering") -> RenderedPath:
+                keep_canvas: bool = False, description: str = "rendering", distort: bool = True) -> RenderedPath:
     """Render every camera of the path.
 
     Args:
@@ -74,6 +74,8 @@ def render_path(render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undisto
         Ks: [T, 3, 3] canvas intrinsics per frame; default the canvas K for every frame.
         batch: cameras per ``render_fn`` call.
         keep_canvas: also return the canvas-space rgb/depth/alpha (the fixer uses them).
+        distort: also re-distort every render to the input lens (``frames``); False leaves
+            ``frames`` empty, for callers that fix the canvas first and distort once afterwards.
 
     Returns:
         :class:`RenderedPath`.
@@ -94,7 +96,8 @@ def render_path(render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undisto
             e = min(T, s + batch)
             out = render_fn(torch.from_numpy(c2ws[s:e]).float(), torch.from_numpy(Ks[s:e]).float(), wc, hc)
             rgb = _numpy(out["rgb"])
-            frames.extend(distort_frames(rgb, und))
+            if distort:
+                frames.extend(distort_frames(rgb, und))
             if keep_canvas:
                 canvas["rgb"].append(rgb)
                 for k in ("depth", "alpha"):
