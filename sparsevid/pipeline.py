@@ -64,6 +64,8 @@ class RunConfig:
         output: the run folder.
         keyframes: frame indices used as inputs (others become ground truth); None = all frames.
         fps: frame rate of the source video; None = read from the input (else 30).
+        start, end: a video input's window (seconds "2.5" or frame numbers "f75"; see
+            :func:`sparsevid.data.video.parse_window`); frame indices count from its first frame.
         device: "auto" | "cuda" | "cpu" for training and rendering.
         seed: makes runs repeatable on the same machine.
         scale: output resolution relative to the input frames.
@@ -89,6 +91,8 @@ class RunConfig:
     output: Path = Path("out/run")
     keyframes: list[int] | None = None
     fps: float | None = None
+    start: str | None = None
+    end: str | None = None
     device: str = "auto"
     seed: int = 0
     scale: float = 1.0
@@ -290,7 +294,10 @@ def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
-    return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps)
+    from sparsevid.data.video import parse_window
+
+    start, end = parse_window(cfg.start, cfg.end)
+    return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
 
 
 def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict | None]:

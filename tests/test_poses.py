@@ -177,3 +177,30 @@ def test_cli_poses_writes_a_loadable_dataset(tmp_path):
     report = json.loads((out / "poses_report.json").read_text())
     assert report["registered"] == 4
     assert main(["poses", str(src), "-o", str(out)]) == 2  # refuses to overwrite
+
+
+def test_pose_stage_model_keeps_its_tracks(tmp_path):
+    """``poses/sparse/0`` of the demo frames holds the SfM tracks (observations > 0, matching the 2D
+    points of the images and reprojecting to within a few pixels), and the folder still loads."""
+    import pycolmap
+
+    from sparsevid.data.load import demo_path, load_scene
+    from sparsevid.poses.sfm import estimate_poses, save_pose_outputs
+
+    scene, report = estimate_poses(load_scene(demo_path()))
+    assert scene.point_tracks is not None and len(scene.point_tracks) == len(scene.points)
+    out = tmp_path / "poses"
+    save_pose_outputs(scene, report, out)
+    rec = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    n_obs = rec.compute_num_observations()
+    assert n_obs > 0 and n_obs == sum(len(t) for t in scene.point_tracks)
+    assert rec.num_points3D() == report["points"]
+    assert all(p.track.length() >= 2 for p in rec.points3D.values())
+    assert sum(im.num_points3D for im in rec.images.values()) == n_obs
+    errs = [np.linalg.norm(im.project_point(rec.points3D[p.point3D_id].xyz) - p.xy)
+            for im in rec.images.values() for p in im.points2D if p.has_point3D()]
+    assert len(errs) == n_obs and np.median(errs) < 2.0
+    back = load_scene(out / "sparse" / "0")  # the COLMAP model and its images folder
+    assert back.has_poses and back.indices == [0, 9, 19, 29] and len(back.points) == rec.num_points3D()
+    assert sum(len(t) for t in back.point_tracks) == n_obs
+    assert load_scene(out).has_poses  # the folder (transforms.json first)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sparsevid.data.load import demo_path, load_scene, parse_keyframes
+from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.data.scene import Scene
 
 
@@ -25,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "become ground truth; None: every frame the input provides")
     p.add_argument("--fps", type=float, default=None,
                    help="frames per second; None: read from the video, frames_meta.json or transforms.json, else 30")
+    add_window_args(p)
     p.set_defaults(func=run)
     return p
 
@@ -70,9 +72,14 @@ def summary_lines(scene: Scene) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     path = args.input if args.input is not None else demo_path()
-    scene = load_scene(path, keyframes=parse_keyframes(args.keyframes), fps=args.fps)
+    keyframes = parse_keyframes(args.keyframes)
+    start, end = parse_window(args.start, args.end)
+    scene = load_scene(path, keyframes=keyframes, fps=args.fps, start=start, end=end)
     out = Console(highlight=False)
     out.print(scene_table(scene))
     for line in summary_lines(scene):
         out.print(line)
+    if start is not None or end is not None:
+        out.print(f"video window: --start {args.start or '0'} --end {args.end or '(the end)'}; "
+                  "indices and times count from the window's first frame")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 from sparsevid.data.load import load_scene, parse_keyframes
+from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.errors import SparsevidError
 from sparsevid.geometry import rotation_angle_deg
 from sparsevid.log import info
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="focal length in pixels at the input resolution (held fixed); None: EXIF, else estimated "
                         "from the data where the motion allows, else an 80 deg field-of-view prior")
     p.add_argument("--fps", type=float, default=None, help="frames per second; None: from the input, else 30")
+    add_window_args(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUTPUT")
     p.set_defaults(func=run)
@@ -44,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
+    start, end = parse_window(args.start, args.end)
     for flag, v in (("--focal", args.focal), ("--fps", args.fps)):
         if v is not None and not v > 0:
             raise SparsevidError(f"{flag} must be a positive number, got {v}", fix=f"pass e.g. {flag} "
@@ -56,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
                              "the input", fix="choose another -o", path=out)
     prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
                    overwrite=args.overwrite)  # fail before the expensive part
-    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps)
+    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     reference = scene.c2ws() if scene.has_poses else None
     scene, report = estimate_poses(scene, PoseConfig(focal=args.focal, seed=args.seed))
     if reference is not None:
         err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]
         info(f"rotation error vs the input's own poses (after similarity alignment): max {err.max():.3f} deg")
+    if start is not None or end is not None:  # the frame indices count from this window's first frame
+        report["video_window"] = {"start": args.start, "end": args.end}
     save_pose_outputs(scene, report, out)
     info(f"wrote {out}/sparse/0, {out}/transforms.json, {out}/images, {out}/poses_report.json")
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsevid.data.load import parse_int_list, parse_keyframes
+from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.errors import SparsevidError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ _FLAG_FIELDS = {
     "progressive": "fixer.progressive", "enhance": "fixer.enhance", "fuse_mode": "fuse.mode",
     "detail_power": "fuse.detail_power", "target_sharpness": "fuse.target_sharpness",
     "num_frames": "path.num_frames", "duration": "path.duration", "out_fps": "path.fps", "focal": "pose.focal",
+    "start": "start", "end": "end",
 }
 
 
@@ -46,10 +48,13 @@ def _given(args, name: str) -> bool:
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "run", help="frames/video in, full video out (poses -> 3DGS -> fixer -> path -> video)",
-        description="Run every stage: load the input, estimate camera poses when missing, train 3D Gaussians "
-                    "(with progressive fixer updates), render one camera per output frame at its exact time, "
-                    "enhance the frames, write video.mp4 + frames + cameras.json, and evaluate against "
-                    "ground-truth frames when the input holds them. With no INPUT, runs the embedded demo clip.",
+        description="Run every stage: load the input, estimate camera poses when missing, train 3D Gaussians, "
+                    "render and fix one camera per output frame at its exact time (the 3D route), fuse it per "
+                    "pixel with optical-flow interpolation between the neighbouring inputs (the 2D route; the only "
+                    "route when no pose model passes its checks), weighted by a leave-one-out check on the inputs "
+                    "that also estimates the quality; write video.mp4 + frames + report.html + quality.json, and "
+                    "evaluate against ground-truth frames when the input holds them. With no INPUT, runs the "
+                    "embedded demo clip.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", nargs="?", type=Path, default=None,
                    help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
@@ -76,6 +81,7 @@ def add_parser(sub) -> None:
                    help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
     p.add_argument("--difix-weights", default=None,
                    help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging Face cache)")
+    add_window_args(p)
     p.add_argument("--config-name", default=_Default("default"),
                    help="named configuration to start from: " + ", ".join(_config_names()))
     p.add_argument("--fuse-mode", choices=["fuse", "2d", "3d"], default=None,
@@ -145,6 +151,8 @@ def config_from_args(args) -> "RunConfig":
     if given("detail_power") and args.detail_power < 0:
         raise SparsevidError(f"--detail-power must be >= 0, got {args.detail_power:g}",
                              fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
+    if given("start") or given("end"):
+        parse_window(args.start, args.end)  # a bad window is an error before any work
     if given("fix_steps"):
         cfg.progressive.fix_steps = parse_int_list(args.fix_steps, "--fix-steps", minimum=1, example="600,900,1200")
     for dest, field in _FLAG_FIELDS.items():

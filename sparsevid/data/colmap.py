@@ -232,10 +232,15 @@ def read_colmap(model_dir: Path, images_dir: Path | None = None) -> Scene:
     pts = [p for _, p in sorted(rec.points3D.items())]  # by point id (the order they were added)
     points = np.array([p.xyz for p in pts], np.float64).reshape(-1, 3) if pts else None
     colors = np.array([p.color for p in pts], np.uint8).reshape(-1, 3) if pts else None
+    idx_by_name = {str(p.relative_to(images_dir)): idx for idx, p in indexed}
+    index_of = {im.image_id: idx_by_name[im.name] for im in images if im.name in idx_by_name}  # image id -> frame
+    tracks = [np.array([(index_of[e.image_id], *rec.images[e.image_id].points2D[e.point2D_idx].xy)
+                        for e in p.track.elements if e.image_id in index_of], np.float64).reshape(-1, 3)
+              for p in pts] if pts and any(p.track.length() for p in pts) else None
     fps = read_fps_meta(images_dir, model_dir, *list(model_dir.parents)[:3])
     root = model_dir.parent.parent if model_dir.parent.name == "sparse" else model_dir.parent
     return Scene(frames=frames, camera=camera, fps=fps if fps is not None else Fraction(30), gt_frames=gt,
-                 points=points, point_colors=colors, source="colmap", root=root)
+                 points=points, point_colors=colors, source="colmap", root=root, point_tracks=tracks)
 
 
 def _unique_names(frames: list[Frame]) -> list[str]:
@@ -273,14 +278,34 @@ def write_colmap(scene: Scene, model_dir: Path, images_dir: Path | None = None,
     names = _unique_names(frames)
     rec = pycolmap.Reconstruction()
     rec.add_camera_with_trivial_rig(camera_to_pycolmap(scene.camera, 1))
+    n_pts = 0 if scene.points is None else len(scene.points)
+    tracks = scene.point_tracks if scene.point_tracks is not None and len(scene.point_tracks) == n_pts else None
+    # the observations (2D points) of each written image, from the tracks: frame index -> [(point, x, y)]
+    image_of = {fr.index: image_id for image_id, fr in enumerate(frames, start=1)}
+    obs: dict[int, list[tuple[int, float, float]]] = {}
+    for j, t in enumerate(tracks or []):
+        for k, x, y in np.asarray(t, np.float64).reshape(-1, 3):
+            if int(k) in image_of:
+                obs.setdefault(int(k), []).append((j, float(x), float(y)))
+    elements: dict[int, list[tuple[int, int]]] = {}  # point -> [(image id, 2D point index)]
     for image_id, (fr, name) in enumerate(zip(frames, names), start=1):
         m = cam_from_world_from_c2w(fr.c2w)
         im = pycolmap.Image(name=name, camera_id=1, image_id=image_id)
+        mine = obs.get(fr.index, [])
+        if mine:
+            im.points2D = pycolmap.Point2DList([pycolmap.Point2D(np.array([x, y])) for _, x, y in mine])
+            for i, (j, _, _) in enumerate(mine):
+                elements.setdefault(j, []).append((image_id, i))
         rec.add_image_with_trivial_frame(im, pycolmap.Rigid3d(pycolmap.Rotation3d(m[:, :3]), m[:, 3]))
-    if scene.points is not None and len(scene.points):
-        cols = scene.point_colors if scene.point_colors is not None else np.full((len(scene.points), 3), 128)
-        for xyz, c in zip(np.asarray(scene.points, np.float64), np.asarray(cols, np.uint8)):
-            rec.add_point3D(xyz, pycolmap.Track(), c)
+    if n_pts:
+        cols = scene.point_colors if scene.point_colors is not None else np.full((n_pts, 3), 128)
+        for j, (xyz, c) in enumerate(zip(np.asarray(scene.points, np.float64), np.asarray(cols, np.uint8))):
+            track = pycolmap.Track()
+            for image_id, i in elements.get(j, []):
+                track.add_element(image_id, i)
+            rec.add_point3D(xyz, track, c)
+        if elements:
+            rec.update_point_3d_errors()  # the mean reprojection error of each track
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-colmap-", dir=model_dir) as tmp:

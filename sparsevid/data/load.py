@@ -17,7 +17,7 @@ from sparsevid.data.images import IMAGE_EXTS, list_image_files, read_images_fold
 from sparsevid.data.nerfstudio import read_transforms
 from sparsevid.data.scene import Scene
 from sparsevid.data.timebase import fps_fraction
-from sparsevid.data.video import VIDEO_EXTS, is_video_file, read_video
+from sparsevid.data.video import VIDEO_EXTS, TimePoint, is_video_file, read_video
 from sparsevid.errors import SparsevidError
 from sparsevid.log import warn
 
@@ -73,15 +73,25 @@ def parse_keyframes(text: str | None, flag: str = "--keyframes") -> list[int] | 
     return parse_int_list(text, flag, minimum=0)
 
 
-def _detect_and_read(path: Path) -> Scene:
+def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
+    windowed = start is not None or end is not None
+
+    def not_a_video(scene: Scene) -> Scene:
+        if windowed:
+            flag = "--start" if start is not None else "--end"
+            raise SparsevidError(f"{flag} trims a video input; this input is {scene.source or 'not a video'} "
+                                 f"({len(scene.frames) + len(scene.gt_frames)} frames)",
+                                 fix="leave --start/--end out and pick frames with --keyframes", path=path)
+        return scene
+
     if not path.exists():
         raise SparsevidError("input not found", fix="check the path (a folder of frames, a video, "
                              "a COLMAP dataset or a transforms.json)", path=path)
     if path.is_file():
         if path.suffix.lower() == ".json":
-            return read_transforms(path)
+            return not_a_video(read_transforms(path))
         if path.suffix.lower() in VIDEO_EXTS:
-            return read_video(path)
+            return read_video(path, start=start, end=end)
         if path.suffix.lower() in IMAGE_EXTS:
             raise SparsevidError("a single image is not enough (need at least 2 frames)",
                                  fix="pass the folder that holds the frames", path=path)
@@ -89,18 +99,18 @@ def _detect_and_read(path: Path) -> Scene:
                              fix="pass a folder of frames, a video (" + ", ".join(VIDEO_EXTS) + ") or a transforms.json",
                              path=path)
     if (path / "transforms.json").is_file():
-        return read_transforms(path / "transforms.json")
+        return not_a_video(read_transforms(path / "transforms.json"))
     model = find_colmap_model(path)
     if model is not None:
-        return read_colmap(model)
+        return not_a_video(read_colmap(model))
     images = list_image_files(path)
     if images:
-        return read_images_folder(path)
+        return not_a_video(read_images_folder(path))
     if (path / "images").is_dir() and list_image_files(path / "images"):
-        return read_images_folder(path / "images")
+        return not_a_video(read_images_folder(path / "images"))
     videos = sorted(p for p in path.iterdir() if is_video_file(p))
     if len(videos) == 1:
-        return read_video(videos[0])
+        return read_video(videos[0], start=start, end=end)
     if len(videos) > 1:
         raise SparsevidError(f"folder holds {len(videos)} videos and no images",
                              fix="pass one video file", path=path)
@@ -134,7 +144,8 @@ def apply_keyframes(scene: Scene, keyframes: list[int] | None) -> Scene:
     return replace(scene, frames=frames, gt_frames=gt)
 
 
-def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None) -> Scene:
+def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,
+               start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
     """Load any supported input (see the module doc) as a :class:`Scene`.
 
     Args:
@@ -144,12 +155,15 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
             None: every frame the loader marks as input is an input.
         fps: frames per second; None reads it from the video stream or ``frames_meta.json``
             (``fps`` key) or transforms.json, else 30.
+        start, end: a window of a video input (``--start``/``--end``, see
+            :func:`~sparsevid.data.video.parse_time`): only it is decoded, and frame indices (so
+            ``keyframes``) count from its first frame. Any other input refuses them.
 
     Returns:
         A :class:`Scene` with at least 2 input frames, sorted by index.
     """
     path = Path(path).expanduser()
-    scene = _detect_and_read(path)
+    scene = _detect_and_read(path, start, end)
     scene = apply_keyframes(scene, keyframes)
     if fps is not None:
         if not fps > 0:

@@ -61,6 +61,10 @@ class Scene:
         points: [N, 3] float64 sparse points in world space, or None.
         point_colors: [N, 3] uint8 RGB colours of ``points``, or None.
         source: a short description of where the scene came from (``colmap``, ``nerfstudio``...).
+        point_tracks: the SfM observations of ``points`` (one entry per point, same order), or None:
+            each an [M, 3] float64 array of (frame index, x, y), (x, y) in pixels of that frame
+            (COLMAP convention: pixel centres at +0.5). The pose stage fills it and
+            :func:`~sparsevid.data.colmap.write_colmap` writes it as the model's tracks.
     """
 
     frames: list[Frame]
@@ -71,6 +75,7 @@ class Scene:
     point_colors: np.ndarray | None = None
     source: str = ""
     root: Path | None = None
+    point_tracks: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.fps, Fraction):
@@ -102,6 +107,8 @@ class Scene:
         return np.stack([f.image for f in self.frames])
 
     def with_poses(self, camera: Camera, c2ws: np.ndarray, points: np.ndarray | None = None,
-                   point_colors: np.ndarray | None = None) -> "Scene":
+                   point_colors: np.ndarray | None = None,
+                   point_tracks: list[np.ndarray] | None = None) -> "Scene":
         frames = [replace(f, c2w=np.asarray(c, dtype=np.float64)) for f, c in zip(self.frames, c2ws)]
-        return replace(self, frames=frames, camera=camera, points=points, point_colors=point_colors)
+        return replace(self, frames=frames, camera=camera, points=points, point_colors=point_colors,
+                       point_tracks=point_tracks)

@@ -1,8 +1,19 @@
 """Video files (mp4/mov/mkv/...) decoded with PyAV: every frame becomes a :class:`Frame`
 (index = position in decode order) and fps is read from the stream as an exact rational
-(e.g. 30000/1001)."""
+(e.g. 30000/1001).
+
+A window (``--start``/``--end``, :func:`parse_time`) decodes only part of a video: PyAV seeks to
+the key frame before the start and decoding stops after the end, so a long video needs no
+pre-cutting. Inside a window, frame indices count from the window's first frame (index 0 is the
+first frame at or after ``--start``), so ``--keyframes`` and every output time are relative to the
+window start; the times stay exact (index / fps, the stream's rational fps). Source frame numbers
+come from the frames' time stamps (pts), exact for constant-frame-rate videos.
+"""
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,17 +39,100 @@ def stream_fps(stream) -> Fraction | None:
     return None
 
 
+@dataclass(frozen=True)
+class TimePoint:
+    """A point in a video given on the command line: seconds (``2.5``) or a frame number (``f75``)."""
+
+    text: str
+    seconds: Fraction | None = None
+    frame: int | None = None
+
+    def first_frame(self, fps: Fraction) -> int:
+        """The first source frame at or after this point (a start, inclusive)."""
+        if self.frame is not None:
+            return self.frame
+        return math.ceil(self.seconds * fps - Fraction(1, 10**6))
+
+    def last_frame(self, fps: Fraction) -> int:
+        """The last source frame of a window ending here: the frame itself for ``fN`` (inclusive),
+        the last frame *before* the time for seconds (exclusive), so ``--start 2.5 --end 3.5`` and
+        ``--start f75 --end f104`` are the same 30 frames at 30 fps."""
+        if self.frame is not None:
+            return self.frame
+        return math.ceil(self.seconds * fps - Fraction(1, 10**6)) - 1
+
+
+def parse_time(text: str | None, flag: str) -> TimePoint | None:
+    """``"2.5"`` -> 2.5 s, ``"f75"`` -> frame 75 (of the whole video, counted from 0); None -> None.
+
+    Raises:
+        SparsevidError: not a number, or negative -- one line naming ``flag``.
+    """
+    if text is None:
+        return None
+    t = str(text).strip()
+    fix = f"give seconds (e.g. {flag} 2.5) or a frame number with an f suffix (e.g. {flag} f75)"
+    m = re.fullmatch(r"[fF](\d+)", t)
+    if m:
+        return TimePoint(t, frame=int(m.group(1)))
+    try:
+        sec = Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        raise SparsevidError(f"{flag} takes seconds or f<frame>; {t!r} is neither", fix=fix) from None
+    if sec < 0:
+        raise SparsevidError(f"{flag} must be >= 0, got {t}", fix=fix)
+    return TimePoint(t, seconds=sec)
+
+
+def add_window_args(p) -> None:
+    """``--start``/``--end`` on an argparse parser (``run``, ``poses``, ``inspect``)."""
+    p.add_argument("--start", default=None, metavar="T",
+                   help="video input: decode from here, seconds (2.5) or a frame number (f75); frame indices "
+                        "(--keyframes, output times) then count from this window's first frame")
+    p.add_argument("--end", default=None, metavar="T",
+                   help="video input: stop decoding here, seconds (3.5, exclusive) or a frame number "
+                        "(f104, inclusive)")
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[TimePoint | None, TimePoint | None]:
+    """Parse ``--start``/``--end``; refuse an ``--end`` not after ``--start`` when both use one unit
+    (mixed units are checked against the video's fps when it is read)."""
+    a, b = parse_time(start, "--start"), parse_time(end, "--end")
+    if a is not None and b is not None:
+        if (a.frame is not None and b.frame is not None and b.frame < a.frame) or \
+                (a.seconds is not None and b.seconds is not None and b.seconds <= a.seconds):
+            raise SparsevidError(f"--end {b.text} is not after --start {a.text}", fix="give an --end later than --start")
+    return a, b
+
+
+def _window_frames(fps: Fraction, start: TimePoint | None, end: TimePoint | None) -> tuple[int, int | None]:
+    """(first, last) source frame numbers of the window, ``last`` None: to the end."""
+    first = 0 if start is None else start.first_frame(fps)
+    last = None if end is None else end.last_frame(fps)
+    if last is not None and last < first:
+        raise SparsevidError(f"--end {end.text} is not after --start {start.text if start else '0'} "
+                             f"(the window would hold no frame at {float(fps):.3f} fps)",
+                             fix="give an --end later than --start")
+    return first, last
+
+
 #: decoded frames are held in memory; refuse videos whose frames exceed this (bytes)
 MAX_DECODED_BYTES = 6 * 2**30
 
 
-def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_DECODED_BYTES) -> Scene:
+def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_DECODED_BYTES,
+               start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
     """Decode ``path`` into a :class:`Scene` with every frame as an input frame (no poses).
 
     Args:
         max_frames: stop after this many frames (None: all).
         max_bytes: error out when the decoded RGB frames would exceed this many bytes (a long
             video should be trimmed to the short clip sparsevid is for).
+        start, end: decode only this window (:func:`parse_time`; see the module doc): seek to
+            ``start``, stop after ``end``; frame indices then count from the window's first frame.
+
+    Raises:
+        SparsevidError: undecodable file; ``end`` not after ``start``; a window beyond the video.
     """
     import av
 
@@ -53,7 +147,32 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             stream.thread_type = "AUTO"
             fps = stream_fps(stream)
             announced = int(stream.frames or 0)  # from the container header; 0 = unknown
-            for i, vf in enumerate(container.decode(stream)):
+            windowed = start is not None or end is not None
+            first, last = _window_frames(fps or Fraction(30), start, end) if windowed else (0, None)
+            tb = stream.time_base
+            t0 = stream.start_time or 0
+            seeked = False
+            if first > 0 and tb and fps:
+                # the key frame at or before the first frame (one frame early against pts rounding)
+                container.seek(t0 + int((Fraction(first - 1) / fps) / tb), stream=stream, backward=True)
+                seeked = True
+            seen = -1  # the last source frame number decoded
+            i = 0  # frames kept
+            for count, vf in enumerate(container.decode(stream)):
+                if windowed:
+                    if vf.pts is not None and tb and fps:
+                        n = round((vf.pts - t0) * tb * fps)
+                    elif not seeked:
+                        n = count
+                    else:
+                        raise SparsevidError("cannot trim this video: its frames carry no time stamps",
+                                             fix="re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4) or cut it "
+                                                 "with ffmpeg -ss START -to END", path=path)
+                    seen = max(seen, n)
+                    if n < first:
+                        continue
+                    if last is not None and n > last:
+                        break
                 if max_frames is not None and i >= max_frames:
                     break
                 img = np.ascontiguousarray(vf.to_ndarray(format="rgb24"))
@@ -64,6 +183,22 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                         fix="trim it to the short clip you need, e.g. ffmpeg -ss 2.5 -t 1 -i IN OUT.mp4",
                         path=path)
                 frames.append(Frame(index=i, image=img, name=f"frame_{i:04d}.png"))
+                i += 1
+            if windowed:
+                rate = fps or Fraction(30)
+                if seen >= 0:
+                    length = f"its last frame is f{seen} ({float((seen + 1) / rate):.3f} s at {float(rate):.3f} fps)"
+                else:  # the seek went past the end: nothing decoded
+                    dur = container.duration / 1e6 if container.duration else None
+                    length = f"it is {dur:.3f} s long" if dur else "no frame decoded there"
+                if not frames:
+                    flag, tp = ("--start", start) if start is not None else ("--end", end)
+                    raise SparsevidError(f"{flag} {tp.text} is beyond the video: {length}",
+                                         fix=f"give a {flag} inside the video (see sparsevid inspect)", path=path)
+                if last is not None and seen < last and max_frames is None:
+                    raise SparsevidError(f"--end {end.text} is beyond the video: {length}",
+                                         fix="give an --end inside the video, or leave --end out (to the end)",
+                                         path=path)
     except SparsevidError:
         raise
     except Exception as e:  # av.error.* (InvalidDataError, ...), decoder errors
@@ -71,7 +206,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
-    if max_frames is None and 0 < len(frames) < announced:
+    if max_frames is None and not windowed and 0 < len(frames) < announced:
         from sparsevid.log import warn
 
         warn(f"{path}: decoded {len(frames)} of the {announced} frames its header announces (truncated or damaged "

@@ -573,7 +573,10 @@ def _to_scene(rec, scene: Scene, work: _Work, m: _Matches, model: str) -> Scene:
     pts = rec.points3D
     points = np.array([p.xyz for p in pts.values()], np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in pts.values()], np.uint8).reshape(-1, 3)
-    out = scene.with_poses(cam, c2ws, points, colors)
+    frame_of = {m.id_by_name[n]: fr.index for n, fr in zip(work.names, scene.frames)}
+    tracks = [np.array([(frame_of[e.image_id], *by_id[e.image_id].points2D[e.point2D_idx].xy)
+                        for e in p.track.elements], np.float64).reshape(-1, 3) for p in pts.values()]
+    out = scene.with_poses(cam, c2ws, points, colors, tracks)
     out.source = scene.source or "images"
     return out
 
