@@ -429,7 +429,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         scene = load_input(cfg, given)
     with timer("poses"):
         try:
-            scene, pose_report = resolve_poses(scene, cfg, out)
+            # the 2D route needs no poses: none are estimated for it (given ones are kept)
+            scene, pose_report = (scene, None) if cfg.fuse.mode == "2d" else resolve_poses(scene, cfg, out)
         except PoseFailure as e:
             if cfg.fuse.mode == "3d":
                 raise

@@ -62,3 +62,24 @@ def test_pose_stage_prints_no_glog_lines(tmp_path):
     assert len(r.stderr.strip().splitlines()) < 12
     captured = (out / "colmap.log").read_text()
     assert GLOG.search(captured)  # kept, not lost
+
+
+def test_run_log_has_no_colmap_lines_without_verbose(tmp_path):
+    """A whole `sparsevid run` with the pose stage: no glog line on stderr unless --verbose."""
+    from sparsevid.data.synthetic import make_scene
+    from sparsevid.video.io import write_frames
+
+    scene = make_scene(width=128, height=96, keyframes=tuple(range(30)))
+    src = tmp_path / "frames"
+    write_frames([f.image for f in scene.frames], src)
+    cmd = [sys.executable, "-m", "sparsevid", "run", str(src), "--keyframes", "0,9,19,29", "--device", "cpu",
+           "--steps", "20", "--no-video"]
+    quiet = subprocess.run(cmd + ["-o", str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    glog = [ln for ln in quiet.stderr.splitlines() if ln[:1] in "IWE" and ln[1:5].isdigit()]
+    assert glog == [] and "Cholesky" not in quiet.stderr
+    assert "poses:" in quiet.stderr  # our own pose-stage line is there
+    loud = subprocess.run([sys.executable, "-m", "sparsevid", "-v"] + cmd[3:] + ["-o", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=600)
+    assert loud.returncode == 0
+    assert any(ln[:1] in "IWE" and ln[1:5].isdigit() for ln in loud.stderr.splitlines())

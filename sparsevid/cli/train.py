@@ -17,16 +17,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "and OUT/point_cloud.ply. Ctrl-C saves a checkpoint at the current step.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
-    p.add_argument("-o", "--out", type=Path, required=True, help="run folder")
+    p.add_argument("-o", "--output", "--out", dest="out", type=Path, required=True, help="run folder")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: 2000 on cuda, 750 on cpu; 30000 = vanilla 3DGS)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    p.add_argument("--scale", type=float, default=None,
-                   help="render scale of the input resolution (default: 1 on cuda, 0.5 on cpu, capped by "
-                        "--max-train-side)")
+    p.add_argument("--train-scale", "--scale", dest="scale", type=float, default=None,
+                   help="training resolution relative to the input, as `run --train-scale` (default: 1 on cuda, "
+                        "0.5 on cpu, capped by --max-train-side)")
     p.add_argument("--max-train-side", type=int, default=None,
                    help="cap on the long side of the training images in pixels (default: 1280 on cuda, 640 on "
-                        "cpu, applied to the default --scale); 0 = no cap")
+                        "cpu, applied to the default --train-scale); 0 = no cap")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keyframes", type=str, default=None, help="input frame indices, e.g. 0,9,19,29")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsevid.pipeline import RunConfig, training_scale
 
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
-    for flag, v in (("--steps", args.steps), ("--scale", args.scale)):
+    for flag, v in (("--steps", args.steps), ("--train-scale", args.scale)):
         if v is not None and not v > 0:
             raise SparsevidError(f"{flag} must be positive, got {v}", fix=f"pass e.g. {flag} "
                                  + ("2000" if flag == "--steps" else "0.5"))

@@ -8,6 +8,11 @@ itself (8-byte length + JSON), refuses anything else -- in particular the pickle
 checkpoints of earlier versions, which can run arbitrary code when unpickled -- and never calls
 ``pickle`` or ``torch.load``.
 
+The trainer's side lives here too: the file name in a run folder (:data:`CHECKPOINT_NAME`),
+:func:`find_checkpoint`, the trainer's state (:func:`trainer_state`, what
+:meth:`~sparsevid.gaussians.trainer.Trainer.state_dict` returns), :func:`save_trainer` and
+:func:`restore_trainer` (behind ``Trainer.save_checkpoint`` / ``Trainer.from_checkpoint``).
+
 Encoding of the JSON part: a tensor is ``{"__tensor__": name}``, a numpy array
 ``{"__ndarray__": name}``, a dict whose keys are not all strings (an optimizer's ``state``, keyed
 by parameter index) ``{"__items__": [[key, value], ...]}``, a tuple a list.
@@ -16,14 +21,24 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from sparsevid import log
 from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from sparsevid.gaussians.trainer import Trainer
+
+#: the trainer's checkpoint in a run folder (safetensors + JSON)
+CHECKPOINT_NAME = "checkpoint.safetensors"
+#: the pickled checkpoint of earlier versions (refused: unpickling can run code)
+LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
 
 #: metadata key of the JSON part
 META_KEY = "sparsevid"
@@ -115,8 +130,6 @@ def check_file(path: str | Path) -> Path:
     Raises:
         SparsevidError: missing, a pickle, or not a safetensors file (one line).
     """
-    from sparsevid.gaussians.trainer import CHECKPOINT_NAME, find_checkpoint
-
     path = Path(path).expanduser()
     if path.is_dir():
         path = find_checkpoint(path) or path / CHECKPOINT_NAME
@@ -171,3 +184,90 @@ def load(path: str | Path) -> dict:
     except Exception as e:  # truncated / corrupt tensor data
         raise _refuse(path, f"corrupt checkpoint ({type(e).__name__}: {str(e)[:80]})") from None
     return _decode(meta["state"], tensors)
+
+
+# --------------------------------------------------------------------------- the trainer's checkpoints
+
+
+def find_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint in ``run_dir`` or None; a folder holding only an old pickled checkpoint is a
+    one-line error (it is never unpickled)."""
+    run_dir = Path(run_dir)
+    ck = run_dir / CHECKPOINT_NAME
+    if ck.is_file():
+        return ck
+    if (run_dir / LEGACY_CHECKPOINT_NAME).is_file():
+        raise _refuse(run_dir / LEGACY_CHECKPOINT_NAME,
+                      "this is a pickled (torch.save) checkpoint of an older sparsevid, and unpickling "
+                      "a file can run arbitrary code")
+    return None
+
+
+def trainer_state(tr: "Trainer") -> dict:
+    """Everything needed to resume ``tr``, as tensors, arrays and plain values (no objects)."""
+    strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in tr.strategy_state.items()}
+    sampler = tr._sampler.state()
+    rng = {"view_order": sampler["view_order"], "noise": tr._noise_gen.get_state(),
+           "noise_device": tr.device.type, "order": sampler["order"]}
+    return {"step": tr.step, "total_steps": tr.total_steps,
+            "config": asdict(tr.cfg), "scene_scale": tr.scene_scale,
+            "params": {k: v.detach().cpu() for k, v in tr.params.items()},
+            "optimizers": {k: o.state_dict() for k, o in tr.optimizers.items()},
+            "strategy_state": strat, "rng": rng,
+            "views": [v.to_dict() for v in tr.views], "history": tr.history}
+
+
+def save_trainer(tr: "Trainer", path: str | Path) -> Path:
+    """Write ``tr``'s state to ``path`` (atomic).
+
+    Raises:
+        SparsevidError: the file cannot be written (disk full, read-only, ...), as one line.
+    """
+    from sparsevid.outdir import os_error
+
+    try:
+        return save(path, tr.state_dict())
+    except OSError as e:
+        raise os_error(e, path, f"save the checkpoint at step {tr.step}") from None
+
+
+def restore_trainer(cls: type, path: str | Path, device: Any = "auto", run_dir: str | Path | None = None,
+                    steps: int | None = None) -> "Trainer":
+    """Rebuild a trainer of class ``cls`` exactly as it was saved (see ``Trainer.from_checkpoint``)."""
+    import dataclasses
+
+    from sparsevid.gaussians.trainer import _config_from_dict
+    from sparsevid.gaussians.views import view_from_dict
+
+    path = Path(path)
+    if path.is_dir():
+        path = find_checkpoint(path) or path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise SparsevidError("checkpoint not found", fix="train first, or point at a run folder's "
+                             f"train/{CHECKPOINT_NAME}", path=path)
+    ck = load(path)
+    try:
+        cfg = _config_from_dict(ck["config"])
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=int(steps))
+            ck = {**ck, "total_steps": int(steps)}
+        views = [view_from_dict(v) for v in ck["views"]]
+        tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
+        tr.step = int(ck["step"])
+        for k, o in tr.optimizers.items():
+            o.load_state_dict(ck["optimizers"][k])
+        tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
+                             for k, v in ck["strategy_state"].items()}
+        rng = ck["rng"]
+        if rng["noise_device"] == tr.device.type:
+            tr._noise_gen.set_state(rng["noise"])
+        else:  # a CUDA stream cannot continue on the CPU (or back): reseeded
+            log.warn(f"checkpoint saved on {rng['noise_device']}, resumed on {tr.device.type}: "
+                     "densification noise reseeded (the run will not match an uninterrupted one)")
+        tr._sampler.load_state(rng)
+        tr.history = list(ck.get("history", []))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise SparsevidError(f"cannot restore the checkpoint ({type(e).__name__}: {str(e)[:100]})",
+                             fix="retrain: rerun without --resume/--ckpt (or with --overwrite)",
+                             path=path) from None
+    return tr

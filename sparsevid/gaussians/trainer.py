@@ -2,7 +2,7 @@
 
 One image per step, loss ``weight * (0.8 L1 + 0.2 (1 - SSIM))`` over the view's valid pixels,
 one Adam per parameter group (fused on CUDA), densification by gsplat's ``DefaultStrategy`` with
-two fixes (see :func:`_strategy_class`: sync-free statistics, and an opacity reset that fires --
+fixes (see :mod:`.strategy`: sync-free statistics, and an opacity reset that fires --
 gsplat 1.5.3's never does). :class:`MCMCStrategy` is not used: it calls CUDA-only kernels.
 
 Default length: 2000 steps on CUDA -- the measured optimum for 4 input frames (held-out PSNR
@@ -24,6 +24,11 @@ come from ``torch.Generator`` objects the trainer owns, seeded by ``cfg.seed`` a
 checkpoints; the process-wide torch RNG is neither read nor changed. Same seed -> same parameters on
 CPU, whatever else the process draws, and a resumed run continues bitwise like an uninterrupted one.
 
+The module is the loop (:class:`Trainer`, :class:`TrainConfig`, interruption); its parts live beside
+it: the densification strategy in :mod:`.strategy`, the view type and view sampling in :mod:`.views`,
+the checkpoint format and save/restore in :mod:`.checkpoint`. Their public names are importable from
+here too.
+
 Checkpoints (:data:`CHECKPOINT_NAME`) are safetensors files with the non-tensor state as JSON
 (:mod:`sparsevid.gaussians.checkpoint`): loading one runs no code. Ctrl-C (SIGINT) and SIGTERM during
 :meth:`Trainer.train` finish the current step, save a checkpoint at that step (when the trainer has a
@@ -40,7 +45,7 @@ import dataclasses
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -52,15 +57,18 @@ from sparsevid import log
 from sparsevid.devices import resolve_device
 from sparsevid.errors import SparsevidError
 from sparsevid.geometry import camera_extent
+from sparsevid.gaussians.checkpoint import (CHECKPOINT_NAME, LEGACY_CHECKPOINT_NAME, find_checkpoint,
+                                            restore_trainer, save_trainer, trainer_state)
 from sparsevid.gaussians.losses import make_loss_fn, psnr_from_mse
 from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, init_params, make_parameters,
                                        random_frustum_points)
 from sparsevid.gaussians.rasterize import rasterize
+from sparsevid.gaussians.strategy import DensifyConfig, StrategyConfig, _strategy_class
+from sparsevid.gaussians.views import TrainView, ViewSampler, view_from_dict, view_tensors, views_from_scene
 
-#: the trainer's checkpoint in a run folder (safetensors + JSON, see :mod:`.checkpoint`)
-CHECKPOINT_NAME = "checkpoint.safetensors"
-#: the pickled checkpoint of earlier versions (refused: unpickling can run code)
-LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
+__all__ = ["CHECKPOINT_NAME", "LEGACY_CHECKPOINT_NAME", "DensifyConfig", "StrategyConfig", "TrainConfig",
+           "TrainView", "Trainer", "TrainingInterrupted", "ViewSampler", "find_checkpoint", "views_from_scene",
+           "_strategy_class"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -72,197 +80,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         where = f"; checkpoint at step {step} saved to {checkpoint}" if checkpoint else ""
         super().__init__(f"training interrupted by {signal.Signals(signum).name} at step {step}{where}")
 
-
-def find_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint in ``run_dir`` or None; a folder holding only an old pickled checkpoint is a
-    one-line error (it is never unpickled)."""
-    run_dir = Path(run_dir)
-    ck = run_dir / CHECKPOINT_NAME
-    if ck.is_file():
-        return ck
-    if (run_dir / LEGACY_CHECKPOINT_NAME).is_file():
-        from sparsevid.gaussians.checkpoint import _refuse
-
-        raise _refuse(run_dir / LEGACY_CHECKPOINT_NAME,
-                      "this is a pickled (torch.save) checkpoint of an older sparsevid, and unpickling "
-                      "a file can run arbitrary code")
-    return None
-
-
-def _strategy_class():
-    """gsplat's :class:`DefaultStrategy` with two changes (imported lazily: gsplat is heavy).
-
-    * The running grad2d/count statistics are accumulated with masked sums instead of
-      ``torch.where`` + ``index_add_`` (unpacked mode): same numbers, but no device->host sync
-      per step on CUDA.
-    * The opacity reset fires every ``reset_every`` steps as intended: gsplat 1.5.3 writes
-      ``step % reset_every == 0 & step > 0``, which Python parses as
-      ``step % reset_every == (0 & step) > 0`` -- never true -- so it never resets.
-    * Split Gaussians are offset with noise from ``self.generator`` (set by the trainer) instead of
-      the process-wide torch RNG (gsplat's ``split`` calls ``torch.randn`` without a generator).
-    """
-    import torch.nn.functional as F
-    from gsplat.strategy import DefaultStrategy
-    from gsplat.strategy.ops import _update_param_with_optimizer, duplicate, reset_opa
-    from gsplat.utils import normalized_quat_to_rotmat
-
-    @torch.no_grad()
-    def split(params, optimizers, state, mask: Tensor, generator: torch.Generator | None,
-              revised_opacity: bool = False) -> None:
-        """gsplat 1.5.3's ``ops.split`` with the noise drawn from ``generator``."""
-        device = mask.device
-        sel = torch.where(mask)[0]
-        rest = torch.where(~mask)[0]
-        scales = torch.exp(params["scales"][sel])
-        quats = F.normalize(params["quats"][sel], dim=-1)
-        rotmats = normalized_quat_to_rotmat(quats)  # [N, 3, 3]
-        noise = torch.randn(2, len(scales), 3, device=device, generator=generator)
-        samples = torch.einsum("nij,nj,bnj->bni", rotmats, scales, noise)  # [2, N, 3]
-
-        def param_fn(name: str, p: Tensor) -> Tensor:
-            repeats = [2] + [1] * (p.dim() - 1)
-            if name == "means":
-                p_split = (p[sel] + samples).reshape(-1, 3)
-            elif name == "scales":
-                p_split = torch.log(scales / 1.6).repeat(2, 1)
-            elif name == "opacities" and revised_opacity:
-                new_opacities = 1.0 - torch.sqrt(1.0 - torch.sigmoid(p[sel]))
-                p_split = torch.logit(new_opacities).repeat(repeats)
-            else:
-                p_split = p[sel].repeat(repeats)
-            return torch.nn.Parameter(torch.cat([p[rest], p_split]), requires_grad=p.requires_grad)
-
-        def optimizer_fn(key: str, v: Tensor) -> Tensor:
-            v_split = torch.zeros((2 * len(sel), *v.shape[1:]), device=device)
-            return torch.cat([v[rest], v_split])
-
-        _update_param_with_optimizer(param_fn, optimizer_fn, params, optimizers)
-        for k, v in state.items():
-            if isinstance(v, torch.Tensor):
-                repeats = [2] + [1] * (v.dim() - 1)
-                state[k] = torch.cat((v[rest], v[sel].repeat(repeats)))
-
-    class _Strategy(DefaultStrategy):
-        generator: torch.Generator | None = None  # set by the trainer (not a dataclass field)
-
-        @torch.no_grad()
-        def _grow_gs(self, params, optimizers, state, step):
-            """gsplat 1.5.3's ``_grow_gs`` with :func:`split` drawing from ``self.generator``."""
-            count = state["count"]
-            grads = state["grad2d"] / count.clamp_min(1)
-            device = grads.device
-            is_grad_high = grads > self.grow_grad2d
-            is_small = torch.exp(params["scales"]).max(dim=-1).values <= self.grow_scale3d * state["scene_scale"]
-            is_dupli = is_grad_high & is_small
-            n_dupli = is_dupli.sum().item()
-            is_split = is_grad_high & ~is_small
-            if step < self.refine_scale2d_stop_iter:
-                is_split |= state["radii"] > self.grow_scale2d
-            n_split = is_split.sum().item()
-            if n_dupli > 0:
-                duplicate(params=params, optimizers=optimizers, state=state, mask=is_dupli)
-            is_split = torch.cat([is_split, torch.zeros(n_dupli, dtype=torch.bool, device=device)])
-            if n_split > 0:
-                split(params, optimizers, state, is_split, self.generator, revised_opacity=self.revised_opacity)
-            return n_dupli, n_split
-
-        def _update_state(self, params, state, info, packed: bool = False) -> None:
-            if packed or self.refine_scale2d_stop_iter > 0:
-                return super()._update_state(params, state, info, packed=packed)
-            g = info[self.key_for_gradient]
-            grads = (g.absgrad if self.absgrad else g.grad).clone()  # [C, N, 2]
-            grads[..., 0] *= info["width"] / 2.0 * info["n_cameras"]
-            grads[..., 1] *= info["height"] / 2.0 * info["n_cameras"]
-            sel = (info["radii"] > 0).all(dim=-1)  # [C, N]
-            n = len(params["means"])
-            if state["grad2d"] is None:
-                state["grad2d"] = torch.zeros(n, device=grads.device)
-            if state["count"] is None:
-                state["count"] = torch.zeros(n, device=grads.device)
-            state["grad2d"] += torch.where(sel, grads.norm(dim=-1), 0.0).sum(0)
-            state["count"] += sel.sum(0).to(state["count"].dtype)
-
-        def step_post_backward(self, params, optimizers, state, step, info, packed=False) -> None:
-            if step >= self.refine_stop_iter:
-                return
-            self._update_state(params, state, info, packed=packed)
-            if (step > self.refine_start_iter and step % self.refine_every == 0
-                    and step % self.reset_every >= self.pause_refine_after_reset):
-                self._grow_gs(params, optimizers, state, step)
-                self._prune_gs(params, optimizers, state, step)
-                state["grad2d"].zero_()
-                state["count"].zero_()
-                if state.get("radii") is not None:
-                    state["radii"].zero_()
-            if step > 0 and step % self.reset_every == 0:
-                reset_opa(params=params, optimizers=optimizers, state=state, value=self.prune_opa * 2.0)
-
-    return _Strategy
-
-
-@dataclass
-class TrainView:
-    """One training image in the undistorted pinhole canvas.
-
-    Attributes:
-        image: [H, W, 3] float32 RGB in 0..1.
-        K: [3, 3] pinhole intrinsics of the canvas.
-        c2w: [4, 4] camera-to-world, OpenCV axes.
-        mask: [H, W, 1] float32 validity x per-pixel confidence (0 = ignore the pixel).
-        weight: per-sample loss weight (pseudo-views get lower weights).
-        kind: "input" or "pseudo".
-        round: progressive-update round that produced the view (0 for inputs).
-    """
-
-    image: np.ndarray
-    K: np.ndarray
-    c2w: np.ndarray
-    mask: np.ndarray | None = None
-    weight: float = 1.0
-    kind: str = "input"
-    round: int = 0
-
-    def __post_init__(self) -> None:
-        img = np.asarray(self.image)
-        if img.dtype == np.uint8:
-            img = img.astype(np.float32) / 255.0
-        self.image = np.ascontiguousarray(img, dtype=np.float32)
-        if self.image.ndim != 3 or self.image.shape[2] != 3:
-            raise SparsevidError(f"TrainView image must be [H, W, 3], got {self.image.shape}")
-        H, W = self.image.shape[:2]
-        self.mask = (np.ones((H, W, 1), np.float32) if self.mask is None
-                     else np.asarray(self.mask, dtype=np.float32).reshape(H, W, 1))
-        self.K = np.asarray(self.K, dtype=np.float64)
-        self.c2w = np.asarray(self.c2w, dtype=np.float64)
-
-    @property
-    def width(self) -> int:
-        return int(self.image.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.image.shape[0])
-
-    def to_dict(self) -> dict:
-        return {"image": self.image, "K": self.K, "c2w": self.c2w, "mask": self.mask,
-                "weight": float(self.weight), "kind": self.kind, "round": int(self.round)}
-
-
-@dataclass
-class DensifyConfig:
-    """gsplat DefaultStrategy settings (its defaults), given for a run of
-    ``TrainConfig.schedule_ref_steps`` steps: shorter runs compress the step counts (see
-    :meth:`TrainConfig.scaled`). Size thresholds are relative to the trainer's scene scale."""
-
-    prune_opa: float = 0.005
-    grow_grad2d: float = 0.0002
-    grow_scale3d: float = 0.01
-    prune_scale3d: float = 0.1
-    refine_start_iter: int = 500
-    refine_stop_iter: int = 15_000
-    refine_every: int = 100
-    reset_every: int = 3000
-    absgrad: bool = False
 
 
 @dataclass
@@ -285,7 +102,8 @@ class TrainConfig:
     ssim_weight: float = 0.2
     sh_degree: int = 3
     sh_degree_interval: int = 1000  # raise the active SH degree every N steps (of a reference-length run)
-    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    # the densification strategy (gsplat style: the config holds it; see also the `strategy` property)
+    densify: StrategyConfig = field(default_factory=StrategyConfig)
     # The step counts above (densification cadence, SH interval) are tuned for a run of this many
     # steps (the measured optimum for 4 input views); a shorter run compresses them by
     # steps / schedule_ref_steps so that it goes through the same phases. Longer runs keep them.
@@ -300,12 +118,18 @@ class TrainConfig:
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
     quiet: bool = False
 
+    @property
+    def strategy(self) -> StrategyConfig:
+        """The densification strategy's config (the field ``densify``: the name config.yaml files,
+        checkpoints and command-line flags use). ``cfg.strategy.build(device)`` makes the object."""
+        return self.densify
+
     def resolved_steps(self, device: torch.device) -> int:
         if self.steps is not None:
             return int(self.steps)
         return 2000 if device.type == "cuda" else 750
 
-    def scaled(self, total_steps: int) -> tuple[DensifyConfig, int]:
+    def scaled(self, total_steps: int) -> tuple[StrategyConfig, int]:
         """(densification settings, SH degree interval) for a run of ``total_steps`` steps:
         step counts x ``min(1, total_steps / schedule_ref_steps)``."""
         f = min(1.0, total_steps / max(1, self.schedule_ref_steps)) if self.schedule_ref_steps > 0 else 1.0
@@ -320,13 +144,13 @@ class TrainConfig:
         return dens, sc(self.sh_degree_interval)
 
 
-def _view_from_dict(d: dict) -> TrainView:
-    return TrainView(**d)
+
+_view_from_dict = view_from_dict  # earlier name
 
 
 def _config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
-    d["densify"] = DensifyConfig(**d["densify"])
+    d["densify"] = StrategyConfig(**d["densify"])
     d["init"] = InitConfig(**d["init"])
     d["background"] = tuple(d["background"])
     return TrainConfig(**d)
@@ -355,8 +179,7 @@ class Trainer:
         self.total_steps = (int(_restore["total_steps"]) if _restore is not None
                             else cfg.resolved_steps(self.device))
         self.step = 0
-        self._gen = torch.Generator().manual_seed(cfg.seed)  # view order
-        self._order: dict[str, list[int]] = {"input": [], "pseudo": []}
+        self._sampler = ViewSampler(cfg.seed)  # view order (its own generator)
         self._gpu_views: dict[int, tuple[Tensor, ...]] = {}
         self._bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         if _restore is None:
@@ -368,11 +191,7 @@ class Trainer:
         self.params = make_parameters(raw)
         self.optimizers = self._make_optimizers()
         d, self.sh_interval = cfg.scaled(self.total_steps)
-        self.strategy = _strategy_class()(
-            prune_opa=d.prune_opa, grow_grad2d=d.grow_grad2d, grow_scale3d=d.grow_scale3d,
-            prune_scale3d=d.prune_scale3d, refine_start_iter=d.refine_start_iter,
-            refine_stop_iter=d.refine_stop_iter, refine_every=d.refine_every,
-            reset_every=d.reset_every, absgrad=d.absgrad and self.device.type == "cuda")
+        self.strategy = d.build(self.device)  # the densification strategy (see .strategy)
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
         # densification noise: the trainer's own stream on its device (saved in checkpoints)
@@ -419,31 +238,14 @@ class Trainer:
         self.views.extend(views)
 
     def _next_view(self) -> int:
-        """Index of the next training view: a shuffled pass over the real inputs, interleaved with
-        a shuffled pass over the pseudo views for ``cfg.pseudo_fraction`` of the steps."""
-        pseudo = [i for i, v in enumerate(self.views) if v.kind != "input"]
-        kind = "input"
-        if pseudo and len(pseudo) < len(self.views):
-            if float(torch.rand(1, generator=self._gen)) < self.cfg.pseudo_fraction:
-                kind = "pseudo"
-        elif pseudo:
-            kind = "pseudo"
-        order = self._order[kind]
-        if not order:
-            pool = pseudo if kind == "pseudo" else [i for i in range(len(self.views)) if i not in set(pseudo)]
-            order.extend(pool[j] for j in torch.randperm(len(pool), generator=self._gen).tolist())
-        return order.pop()
+        """Index of the next training view (see :meth:`ViewSampler.next`)."""
+        return self._sampler.next(self.views, self.cfg.pseudo_fraction)
 
     def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3], weight [1]) on the
         device; uploaded once per view and cached (no per-step host->device copies)."""
         if i not in self._gpu_views:
-            v = self.views[i]
-            vm = torch.from_numpy(np.linalg.inv(v.c2w)).float()[None]
-            self._gpu_views[i] = (torch.from_numpy(v.image).to(self.device)[None],
-                                  torch.from_numpy(v.mask).to(self.device)[None],
-                                  vm.to(self.device), torch.from_numpy(v.K).float()[None].to(self.device),
-                                  torch.tensor([float(v.weight)], dtype=torch.float32, device=self.device))
+            self._gpu_views[i] = view_tensors(self.views[i], self.device)
         return self._gpu_views[i]
 
     # ---- model -------------------------------------------------------------------------
@@ -622,18 +424,10 @@ class Trainer:
             alphas.append(alpha)
         return {"rgb": torch.cat(rgbs), "depth": torch.cat(depths), "alpha": torch.cat(alphas)}
 
-    # ---- checkpoints -------------------------------------------------------------------
+    # ---- checkpoints (format and restore: see .checkpoint) ----------------------------
     def state_dict(self) -> dict:
         """Everything needed to resume, as tensors, arrays and plain values (no objects)."""
-        strat = {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()}
-        rng = {"view_order": self._gen.get_state(), "noise": self._noise_gen.get_state(),
-               "noise_device": self.device.type, "order": {k: list(v) for k, v in self._order.items()}}
-        return {"step": self.step, "total_steps": self.total_steps,
-                "config": asdict(self.cfg), "scene_scale": self.scene_scale,
-                "params": {k: v.detach().cpu() for k, v in self.params.items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "strategy_state": strat, "rng": rng,
-                "views": [v.to_dict() for v in self.views], "history": self.history}
+        return trainer_state(self)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write everything needed to resume (atomic; safetensors + JSON, see :mod:`.checkpoint`).
@@ -641,13 +435,7 @@ class Trainer:
         Raises:
             SparsevidError: the file cannot be written (disk full, read-only, ...), as one line.
         """
-        from sparsevid.gaussians import checkpoint
-        from sparsevid.outdir import os_error
-
-        try:
-            return checkpoint.save(path, self.state_dict())
-        except OSError as e:
-            raise os_error(e, path, f"save the checkpoint at step {self.step}") from None
+        return save_trainer(self, path)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
@@ -657,62 +445,4 @@ class Trainer:
         pickled checkpoint is refused with a one-line error (see :mod:`.checkpoint`).
         ``steps``: a new total length, set in the config before the trainer is built, so that the
         densification and SH schedule are those of a run of that length (None: as saved)."""
-        from sparsevid.gaussians import checkpoint
-
-        path = Path(path)
-        if path.is_dir():
-            path = find_checkpoint(path) or path / CHECKPOINT_NAME
-        if not path.is_file():
-            raise SparsevidError("checkpoint not found", fix="train first, or point at a run folder's "
-                                 f"train/{CHECKPOINT_NAME}", path=path)
-        ck = checkpoint.load(path)
-        try:
-            cfg = _config_from_dict(ck["config"])
-            if steps is not None:
-                cfg = dataclasses.replace(cfg, steps=int(steps))
-                ck = {**ck, "total_steps": int(steps)}
-            views = [_view_from_dict(v) for v in ck["views"]]
-            tr = cls(cfg, views, device=device, run_dir=run_dir, _restore=ck)
-            tr.step = int(ck["step"])
-            for k, o in tr.optimizers.items():
-                o.load_state_dict(ck["optimizers"][k])
-            tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
-                                 for k, v in ck["strategy_state"].items()}
-            rng = ck["rng"]
-            tr._gen.set_state(rng["view_order"])
-            if rng["noise_device"] == tr.device.type:
-                tr._noise_gen.set_state(rng["noise"])
-            else:  # a CUDA stream cannot continue on the CPU (or back): reseeded
-                log.warn(f"checkpoint saved on {rng['noise_device']}, resumed on {tr.device.type}: "
-                         "densification noise reseeded (the run will not match an uninterrupted one)")
-            tr._order = {k: [int(i) for i in v] for k, v in rng["order"].items()}
-            tr.history = list(ck.get("history", []))
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise SparsevidError(f"cannot restore the checkpoint ({type(e).__name__}: {str(e)[:100]})",
-                                 fix="retrain: rerun without --resume/--ckpt (or with --overwrite)",
-                                 path=path) from None
-        return tr
-
-
-def views_from_scene(scene, scale: float = 1.0, mode: str = "full") -> list[TrainView]:
-    """Posed input frames of a :class:`~sparsevid.data.scene.Scene` -> TrainViews on the undistorted
-    pinhole canvas (``mode="full"``: padded canvas covering the whole field of view + validity mask;
-    ``"crop"``: the input K and size) at ``scale`` x the input resolution."""
-    from sparsevid.poses.undistort import Undistorter
-
-    if not scene.has_poses:
-        raise SparsevidError("the scene has no camera poses", path=scene.root,
-                             fix="run `sparsevid poses` first, or pass a COLMAP/transforms.json input")
-    und = Undistorter.for_camera(scene.camera, scale=scale, mode=mode)
-    w, h = und.size
-    views = []
-    for f in scene.frames:
-        img = f.image
-        if (img.shape[1], img.shape[0]) != (w, h):
-            import cv2
-
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        canvas = und.undistort_image(img)
-        views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w,
-                               mask=und.mask.astype(np.float32)[..., None], kind="input"))
-    return views
+        return restore_trainer(cls, path, device=device, run_dir=run_dir, steps=steps)
