@@ -9,7 +9,7 @@ from sparsevid.errors import SparsevidError
 from sparsevid.log import error
 
 # subcommand modules: each defines add_parser(subparsers) and run(args) -> int
-_COMMANDS = ["inspect", "poses", "train", "run", "eval", "report", "view", "bench"]
+_COMMANDS = ["inspect", "poses", "train", "run", "batch", "eval", "report", "view", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ between neighbouring input cameras, so it scales with the scene.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,10 @@ from sparsevid import log
 from sparsevid.geometry import (interpolate_pose, median_neighbor_spacing,  # noqa: F401  (re-exported)
                                 nearest_cameras, rotation_angle_deg)
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
+from sparsevid.gaussians.views import TrainView  # the one view type (trainer, progressive updates)
+
+if TYPE_CHECKING:
+    from sparsevid.gaussians.trainer import Trainer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ class InputViews:
     valid: torch.Tensor | None = None
 
     @staticmethod
-    def from_train_views(views: Sequence[Any]) -> "InputViews":
+    def from_train_views(views: Sequence[TrainView]) -> "InputViews":
         """From ``TrainView`` objects (``kind == "input"``)."""
         views = [v for v in views if getattr(v, "kind", "input") == "input"]
         t = (lambda x: torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x))
@@ -221,7 +225,7 @@ class ProgressiveUpdater:
         return plan_pseudo_cameras(self.inputs.c2ws.double().cpu().numpy(), self.target_c2ws, round_idx,
                                    self.num_rounds, cfg.max_translation_frac * self.spacing, cfg.max_rotation_deg)
 
-    def reference_views(self, trainer: Any) -> RefViews:
+    def reference_views(self, trainer: "Trainer") -> RefViews:
         """The inputs with depth rendered by the current model (for the fixer's occlusion test)."""
         inp = self.inputs
         h, w = inp.images.shape[1:3]
@@ -231,10 +235,8 @@ class ProgressiveUpdater:
             valid = valid[None].expand(len(inp.images), -1, -1, -1)
         return RefViews(inp.images, inp.Ks.float(), inp.c2ws.double(), out["depth"].float(), valid)
 
-    def run_round(self, trainer: Any, round_idx: int, step: int) -> list[Any]:
+    def run_round(self, trainer: "Trainer", round_idx: int, step: int) -> list[TrainView]:
         """Render, fix and add the pseudo views of one round; returns the added views."""
-        from sparsevid.gaussians.trainer import TrainView  # the trainer owns the view type
-
         cfg = self.config
         c2ws = self.plan(round_idx)
         inp = self.inputs

@@ -1,0 +1,159 @@
+"""Engines that run a batch's :class:`~sparsevid.batch.jobs.ClipSpec` jobs with :func:`run_clip`:
+
+* :func:`run_ray` -- one Ray task per clip (GPU-aware scheduling, ``max_retries`` on worker loss;
+  a retried task resumes the clip from its checkpoint, because :func:`run_clip` resumes a
+  half-finished run folder). On one machine ``ray.init()`` starts a local cluster; with an
+  address it joins an existing one (``auto`` or ``ray://HOST:PORT``).
+* :func:`run_local` -- the same :func:`run_clip` in a loop in this process (no Ray needed).
+
+Both call ``on_row(row)`` as each clip ends and keep a progress line over all clips (done,
+running, failed, estimated time left) through :func:`sparsevid.log.progress`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Callable
+
+from sparsevid import log
+from sparsevid.batch.jobs import DONE, FAILED, SKIPPED, ClipSpec, failed_row, run_clip
+from sparsevid.errors import SparsevidError
+
+Row = dict[str, Any]
+#: (the brackets escaped: the CLI prints errors as rich markup)
+INSTALL_HINT = "pip install -e '.\\[batch]' (or pip install 'ray\\[default]>=2.40'), or pass --engine local"
+
+
+def ray_available() -> bool:
+    """Whether Ray can be imported here."""
+    return importlib.util.find_spec("ray") is not None
+
+
+class BatchProgress:
+    """One progress line over the clips that run: ``clips 3/8 2 done, 2 running, 1 failed ...``
+    with rich's elapsed and estimated remaining time."""
+
+    def __init__(self, total: int, skipped: int = 0) -> None:
+        self.total, self.skipped = total, skipped
+        self.done = self.failed = self.running = 0
+        self._bar = log.progress()
+        self._task = None
+
+    def __enter__(self) -> "BatchProgress":
+        self._bar.__enter__()
+        self._task = self._bar.add_task("clips", total=self.total, status=self._status())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def _status(self) -> str:
+        s = f"{self.done} done, {self.running} running, {self.failed} failed"
+        return s + (f" ({self.skipped} already finished)" if self.skipped else "")
+
+    def set_running(self, running: int) -> None:
+        if running != self.running:
+            self.running = running
+            self._bar.update(self._task, status=self._status())
+
+    def finished(self, row: Row, running: int) -> None:
+        if row["status"] == FAILED:
+            self.failed += 1
+            from rich.markup import escape
+
+            log.warn(escape(f"clip {row['clip']} failed: {row['error']}"))
+        else:
+            self.done += 1
+        self.running = running
+        self._bar.update(self._task, completed=self.done + self.failed, status=self._status())
+
+
+def run_local(specs: list[ClipSpec], on_row: Callable[[Row], None], progress: BatchProgress) -> list[Row]:
+    """Run the clips one after another in this process."""
+    rows = []
+    for i, spec in enumerate(specs):
+        progress.set_running(1)
+        row = run_clip(spec)
+        rows.append(row)
+        on_row(row)
+        progress.finished(row, running=1 if i + 1 < len(specs) else 0)
+    return rows
+
+
+def _ray_error(e: BaseException) -> str:
+    """One line for an error a Ray task ended with (its worker died more often than retried, ...)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    first = lines[0] if lines else ""
+    name = type(e).__name__
+    if "WorkerCrashed" in name or "NodeDied" in name or "died" in first.lower():
+        return (f"the Ray worker running this clip died and the retries ran out ({name}: {first[:200]}) -> "
+                "rerun the same command to resume it from its last checkpoint")
+    return f"{name}: {first[:300]}"
+
+
+def _capacity(ray, cpus: float, gpus: float) -> int | None:
+    """How many clips the cluster runs at once (None: not bounded by CPUs or GPUs)."""
+    res = ray.cluster_resources()
+    caps = []
+    if cpus > 0:
+        caps.append(int(res.get("CPU", 0) // cpus))
+    if gpus > 0:
+        caps.append(int(res.get("GPU", 0) // gpus))
+    return max(0, min(caps)) if caps else None
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to Ray: an already started session is used as it is; ``address`` joins a cluster
+    (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``); None starts a local one. Returns whether
+    this call started the session (the caller then shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise SparsevidError(f"cannot connect to Ray{f' at {address}' if address else ''}: "
+                             f"{(str(e).strip().splitlines() or [''])[0][:200]}",
+                             fix="start the head with `ray start --head` and pass its address, "
+                                 "or leave --address out for a local cluster") from None
+    return True
+
+
+def run_ray(specs: list[ClipSpec], on_row: Callable[[Row], None], progress: BatchProgress, *,
+            address: str | None = None, gpus_per_clip: float = 0, cpus_per_clip: float = 1,
+            max_retries: int = 3) -> list[Row]:
+    """Run the clips as Ray tasks, one per clip (``num_gpus=gpus_per_clip``,
+    ``num_cpus=cpus_per_clip``, ``max_retries`` on worker loss), and collect their rows as they end."""
+    import ray
+
+    started = init_ray(address)
+    try:
+        task = ray.remote(run_clip).options(num_gpus=gpus_per_clip, num_cpus=cpus_per_clip,
+                                            max_retries=max_retries, retry_exceptions=False,
+                                            name="sparsevid-clip")
+        pending = {task.remote(spec): spec for spec in specs}
+        cap = _capacity(ray, cpus_per_clip, gpus_per_clip)
+        rows = []
+        while pending:
+            progress.set_running(len(pending) if cap is None else min(cap, len(pending)))
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                spec = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except Exception as e:  # the task could not run or its worker died too often
+                    row = failed_row(spec, _ray_error(e))
+                rows.append(row)
+                on_row(row)
+                progress.finished(row, running=len(pending) if cap is None else min(cap, len(pending)))
+        return rows
+    finally:
+        if started:
+            ray.shutdown()
+
+
+__all__ = ["BatchProgress", "INSTALL_HINT", "DONE", "FAILED", "SKIPPED", "init_ray", "ray_available",
+           "run_local", "run_ray"]

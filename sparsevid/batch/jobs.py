@@ -1,0 +1,206 @@
+"""The job list of ``sparsevid batch`` and the one function that runs a clip, whatever the engine.
+
+A job is a :class:`ClipSpec` (plain data, picklable: it travels to a Ray worker). :func:`run_clip`
+runs the same pipeline as ``sparsevid run`` (:func:`sparsevid.pipeline.run_pipeline`) into
+``OUTROOT/<clip name>/`` and returns one summary row (a dict of plain values); it never raises for
+a failing clip, so one bad clip does not stop the others.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import glob
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparsevid.errors import SparsevidError
+
+if TYPE_CHECKING:
+    from sparsevid.pipeline import RunConfig
+
+#: row statuses
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class ClipSpec:
+    """One clip of a batch.
+
+    Attributes:
+        name: the clip's name, its folder under OUTROOT.
+        input: the clip (folder of frames, video, COLMAP / nerfstudio dataset), an absolute path.
+        output: ``OUTROOT/<name>``, an absolute path.
+        config: the :class:`~sparsevid.pipeline.RunConfig` every clip starts from (its input,
+            output, resume and overwrite are set per clip).
+        quiet: hide the clip's info lines and progress bars while it runs (warnings still show).
+    """
+
+    name: str
+    input: str
+    output: str
+    config: "RunConfig"
+    quiet: bool = True
+
+
+def _clip_name(p: Path) -> str:
+    """``clips/walk`` -> ``walk``; ``clips/walk.mp4`` -> ``walk``; ``ds/transforms.json`` -> ``ds``."""
+    if p.is_file():
+        if p.name == "transforms.json":
+            return p.parent.resolve().name
+        return p.stem
+    return p.resolve().name
+
+
+def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[str, Path]]:
+    """``(name, absolute path)`` per clip, in the order given: INPUTS are clip folders, videos,
+    nerfstudio ``transforms.json`` files, or globs of them (expanded here, sorted). A path given
+    twice counts once; anything inside OUTROOT is left out (a glob like ``clips/*`` with
+    ``-o clips/out``). Two clips with the same name are told apart by their parent folder's name.
+
+    Raises:
+        SparsevidError: an input that does not exist, a glob that matches nothing, no clips, or
+            two clips that still share a name.
+    """
+    root = Path(outroot).expanduser().resolve()
+    paths: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text).expanduser()
+        if p.exists():
+            found = [p]
+        elif _GLOB_CHARS & set(text):
+            found = [Path(m) for m in sorted(glob.glob(str(p)))]
+            if not found:
+                raise SparsevidError(f"the pattern {text!r} matches nothing", fix="check the pattern (quote it, "
+                                     "or let the shell expand it)")
+        else:
+            raise SparsevidError("INPUT not found", path=p, fix="check the path (a clip folder, a video or a glob)")
+        for f in found:
+            r = f.resolve()
+            if r == root or root in r.parents or r in paths:
+                continue
+            paths.append(r)
+    if not paths:
+        raise SparsevidError("no clips to run (every input is inside OUTROOT)", path=root,
+                             fix="give clip folders or videos outside the -o folder")
+    names = [_clip_name(p) for p in paths]
+    clashes = {n for n in names if names.count(n) > 1}
+    names = [f"{p.parent.name}-{n}" if n in clashes else n for n, p in zip(names, paths)]
+    for n in set(names):
+        if names.count(n) > 1:
+            same = [str(p) for p, m in zip(paths, names) if m == n]
+            raise SparsevidError(f"two clips would write to the same folder {n!r}: {same[0]} and {same[1]}",
+                                 fix="rename one of them or run them in separate batches")
+    return list(zip(names, paths))
+
+
+def make_specs(inputs: list[str | Path], outroot: str | Path, config: "RunConfig",
+               quiet: bool = True) -> list[ClipSpec]:
+    """The jobs of a batch: one :class:`ClipSpec` per clip of :func:`expand_inputs`."""
+    root = Path(outroot).expanduser().resolve()
+    return [ClipSpec(name, str(path), str(root / name), config, quiet) for name, path in expand_inputs(inputs, root)]
+
+
+def _read_run_json(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def clip_state(out: str | Path) -> str:
+    """``"finished"`` (a run folder with a finished ``run.json`` and its video or frames),
+    ``"partial"`` (a run folder without: an interrupted or killed run, to resume) or ``"new"``
+    (anything else; a foreign non-empty folder is refused by the pipeline with a one-line error)."""
+    from sparsevid.pipeline import MARKER
+
+    out = Path(out)
+    if not (out / MARKER).is_file():
+        return "new"
+    info = _read_run_json(out)
+    if (info is not None and info.get("status") != "interrupted"
+            and ((out / "video.mp4").is_file() or (out / "frames").is_dir())):
+        return "finished"
+    return "partial"
+
+
+def _flat_scalars(prefix: str, value: Any, into: dict[str, Any], depth: int = 2) -> None:
+    if isinstance(value, dict):
+        if depth > 0:
+            for k, v in value.items():
+                _flat_scalars(f"{prefix}_{k}", v, into, depth - 1)
+    elif isinstance(value, (int, float, str, bool)) or value is None:
+        into[prefix] = value
+
+
+def clip_row(spec: ClipSpec, status: str, error: str = "", resumed: bool = False,
+         wall: float | None = None) -> dict[str, Any]:
+    """A summary row; a finished run's numbers come from its ``run.json`` (all segments summed)."""
+    out = Path(spec.output)
+    row: dict[str, Any] = {"clip": spec.name, "status": status, "error": error, "input": spec.input,
+                           "output": spec.output, "frames": None, "device": None, "resumed": resumed,
+                           "host": socket.gethostname(), "wall_s": None if wall is None else round(wall, 3),
+                           "report": "", "seconds": {}, "quality": {}, "metrics": {}}
+    info = _read_run_json(out) if status != FAILED else None
+    if info is not None:
+        row["frames"] = info.get("num_frames")
+        row["device"] = info.get("device")
+        row["seconds"] = {k: v for k, v in (info.get("stage_seconds") or {}).items()
+                          if isinstance(v, (int, float))}
+        q: dict[str, Any] = {}
+        _flat_scalars("q", info.get("quality_estimate") or {}, q, depth=1)
+        row["quality"] = {k[2:]: v for k, v in q.items()}
+        m: dict[str, Any] = {}
+        _flat_scalars("m", info.get("metrics") or {}, m)
+        row["metrics"] = {k[2:]: v for k, v in m.items()}
+    if (out / "report.html").is_file():
+        row["report"] = f"{spec.name}/report.html"
+    return row
+
+
+def failed_row(spec: ClipSpec, error: str, wall: float | None = None) -> dict[str, Any]:
+    """The row of a clip that failed with ``error`` (one line)."""
+    return clip_row(spec, FAILED, error=" ".join(str(error).split()), wall=wall)
+
+
+def run_clip(spec: ClipSpec) -> dict[str, Any]:
+    """Run one clip and return its summary row (see :mod:`sparsevid.batch.summary` for the columns):
+
+    * a finished run in ``spec.output`` -> nothing runs, status ``skipped`` (its numbers are read
+      back from its ``run.json``);
+    * a half-finished one (the run marker without a finished ``run.json``: interrupted, or its
+      worker was killed) -> the pipeline resumes it (``resume=True``: training goes on from its
+      last checkpoint), status ``done`` with ``resumed`` true;
+    * otherwise a new run; a failure gives status ``failed`` and the error in one line.
+
+    Never raises for a failing clip; ``KeyboardInterrupt`` (Ctrl-C, SIGTERM: training saved a
+    checkpoint at its step) propagates, so a user can stop a batch -- a re-run resumes the clip."""
+    from sparsevid import log
+    from sparsevid.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    out = Path(spec.output)
+    state = clip_state(out)
+    if state == "finished":
+        return clip_row(spec, SKIPPED)
+    resume = state == "partial"
+    cfg = copy.deepcopy(spec.config)
+    cfg = dataclasses.replace(cfg, input=Path(spec.input), output=out, resume=resume, overwrite=False)
+    quiet_before = log.is_quiet()
+    if spec.quiet:
+        log.set_quiet(True)
+    try:
+        run_pipeline(cfg)
+    except SparsevidError as e:
+        return failed_row(spec, e.one_line(), time.perf_counter() - t0)
+    except Exception as e:  # a bug or an unexpected library error: still one row, one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        return failed_row(spec, f"{type(e).__name__}: {first}"[:500], time.perf_counter() - t0)
+    finally:
+        log.set_quiet(quiet_before)
+    return clip_row(spec, DONE, resumed=resume, wall=time.perf_counter() - t0)

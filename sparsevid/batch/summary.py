@@ -1,0 +1,105 @@
+"""``OUTROOT/summary.csv``, ``summary.json`` and ``summary.html``: one row per clip, written
+atomically (rewritten as clips finish, so a reader never sees half a file).
+
+Columns: ``clip, status, error, input, output, frames, device, resumed, host, wall_s, report``,
+then ``seconds_<stage>`` (wall time per pipeline stage of the clip's run, all resumed segments
+summed; ``seconds_total`` is the run's whole time), ``quality_<key>`` (the leave-one-out quality
+estimate, e.g. ``quality_psnr_heldout``) and ``metrics_<group>_<key>`` (against ground truth when
+the clip holds it, e.g. ``metrics_heldout_psnr``). ``summary.json`` keeps the nested form.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from sparsevid.io_utils import atomic_write_text, jsonable
+
+BASE_COLUMNS = ["clip", "status", "error", "input", "output", "frames", "device", "resumed", "host", "wall_s",
+                "report"]
+_STAGE_ORDER = ["loading", "poses", "training", "fixing", "rendering", "enhance", "fusing", "encoding", "eval",
+                "total"]
+_NESTED = ("seconds", "quality", "metrics")
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its nested groups flattened into ``<group>_<key>`` columns."""
+    flat = {k: v for k, v in row.items() if k not in _NESTED}
+    for group in _NESTED:
+        for k, v in (row.get(group) or {}).items():
+            flat[f"{group}_{k}"] = v
+    return flat
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The CSV columns of ``rows``: the base ones, then the stage times in pipeline order, then
+    the quality and metrics columns (sorted)."""
+    seen: list[str] = []
+    for r in rows:
+        for k in flat_row(r):
+            if k not in BASE_COLUMNS and k not in seen:
+                seen.append(k)
+    stages = [f"seconds_{s}" for s in _STAGE_ORDER if f"seconds_{s}" in seen]
+    stages += sorted(k for k in seen if k.startswith("seconds_") and k not in stages)
+    rest = sorted(k for k in seen if not k.startswith("seconds_"))
+    return BASE_COLUMNS + stages + rest
+
+
+def write_summary(outroot: str | Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+    """Write ``summary.csv``, ``summary.json`` and ``summary.html`` into ``outroot``."""
+    root = Path(outroot)
+    cols = columns(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in flat_row(r).items()})
+    paths = {"csv": atomic_write_text(root / "summary.csv", buf.getvalue()),
+             "json": atomic_write_text(root / "summary.json",
+                                       json.dumps(jsonable({"clips": rows, "counts": counts(rows)}, finite=True),
+                                                  indent=1)),
+             "html": atomic_write_text(root / "summary.html", summary_html(rows))}
+    return paths
+
+
+def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many rows have each status."""
+    c: dict[str, int] = {}
+    for r in rows:
+        c[r["status"]] = c.get(r["status"], 0) + 1
+    return c
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def summary_html(rows: list[dict[str, Any]]) -> str:
+    """A self-contained page: one table row per clip, linking its ``report.html``."""
+    e = html.escape
+    body = []
+    for r in rows:
+        name = e(r["clip"])
+        link = f'<a href="{e(r["report"])}">{name}</a>' if r.get("report") else name
+        q, m, s = r.get("quality") or {}, r.get("metrics") or {}, r.get("seconds") or {}
+        body.append(
+            f'<tr class="{e(r["status"])}"><td>{link}</td><td>{e(r["status"])}</td><td>{e(_fmt(r.get("frames")))}</td>'
+            f'<td>{e(_fmt(s.get("total"), 1))}</td><td>{e(_fmt(q.get("psnr_heldout")))}</td>'
+            f'<td>{e(_fmt(m.get("heldout_psnr")))}</td><td>{e(_fmt(r.get("device")))}</td>'
+            f'<td>{e(r.get("error") or "")}</td></tr>')
+    c = counts(rows)
+    head = ", ".join(f"{n} {k}" for k, n in sorted(c.items()))
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>sparsevid batch</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+            "tr.failed td{background:#fdd}tr.skipped td{color:#555}</style></head><body>"
+            f"<h1>sparsevid batch</h1><p>{len(rows)} clips: {e(head)}</p><table><tr><th>clip</th><th>status</th>"
+            "<th>frames</th><th>time (s)</th><th>est. held-out PSNR (dB)</th><th>held-out PSNR vs ground truth (dB)"
+            "</th><th>device</th><th>error</th></tr>" + "".join(body) + "</table></body></html>\n")

@@ -1,0 +1,147 @@
+"""``sparsevid batch``: many clips, one ``sparsevid run`` each, on Ray (a laptop or a cluster) or
+in a local loop."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "batch", help="many clips: one `run` per clip on Ray (local or cluster) or in a local loop",
+        description="Run the whole pipeline (as `sparsevid run`) on every clip into OUTROOT/<clip name>/: one Ray "
+                    "task per clip (GPU-aware scheduling, retries on worker loss that resume from the clip's "
+                    "checkpoint), or one clip after another with --engine local. Clips already finished in OUTROOT "
+                    "are skipped, half-finished ones resume, a failing clip is reported and does not stop the "
+                    "others. Writes OUTROOT/summary.csv, summary.json and summary.html (linking each clip's "
+                    "report.html). Exit status 1 when a clip failed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="clip folders (frames, COLMAP or nerfstudio datasets), videos, or globs of them "
+                        "(e.g. 'clips/*'); the clip's name (folder name, video name) names its output folder")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTROOT",
+                   help="output root: one run folder per clip, and the summary (on a cluster: a path every "
+                        "node sees, e.g. a shared file system)")
+    p.add_argument("--keyframes", default=None,
+                   help="input frame indices of every clip, e.g. 0,9,19,29 (other frames are ground truth)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None,
+                   help="training/rendering device on the workers (default: auto)")
+    p.add_argument("--config-name", default=None, help="named configuration to start from (as `run`; "
+                                                       "default: default)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="start from the configuration in this file (a run's OUT/config.yaml); its input and "
+                        "output are replaced per clip")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: sized for the input and device)")
+    p.add_argument("--engine", choices=["ray", "local"], default=None,
+                   help="ray: one Ray task per clip; local: one clip after another in this process "
+                        "(default: ray when it is installed, else local)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto (the cluster this machine belongs to) or ray://HOST:PORT; "
+                        "default: start a local Ray cluster on this machine")
+    p.add_argument("--gpus-per-clip", type=float, default=None,
+                   help="GPUs each clip's task asks Ray for (default: 1 when this machine has CUDA, else 0)")
+    p.add_argument("--cpus-per-clip", type=float, default=1.0, help="CPUs each clip's task asks Ray for")
+    p.add_argument("--max-retries", type=int, default=3,
+                   help="Ray re-runs a clip whose worker died (node lost, killed) this often; the re-run "
+                        "resumes from the clip's last training checkpoint")
+    p.set_defaults(func=run)
+
+
+def batch_config(args):
+    """The :class:`~sparsevid.pipeline.RunConfig` every clip starts from: ``sparsevid run``'s
+    :func:`~sparsevid.cli.run.config_from_args` with the batch's flags (input/output per clip)."""
+    from sparsevid.cli import run as run_cli
+
+    parser = argparse.ArgumentParser(add_help=False)
+    run_cli.add_parser(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(["run"])  # run's defaults, marked "not given"
+    for name in ("keyframes", "device", "config_name", "config", "steps"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(ns, name, value)
+    return run_cli.config_from_args(ns)
+
+
+def _default_gpus() -> float:
+    try:
+        import torch
+
+        return 1.0 if torch.cuda.is_available() else 0.0
+    except Exception:
+        return 0.0
+
+
+def run(args) -> int:
+    from sparsevid import log
+    from sparsevid.batch.engines import INSTALL_HINT, BatchProgress, ray_available, run_local, run_ray
+    from sparsevid.batch.jobs import SKIPPED, clip_row, clip_state, make_specs
+    from sparsevid.batch.summary import counts, write_summary
+    from sparsevid.errors import SparsevidError
+
+    engine = args.engine or ("ray" if ray_available() else "local")
+    if engine == "ray" and not ray_available():
+        raise SparsevidError("--engine ray needs Ray, which is not installed", fix=INSTALL_HINT)
+    if args.address and engine != "ray":
+        raise SparsevidError("--address is a Ray cluster address; --engine local runs here",
+                             fix="drop --address or use --engine ray")
+    for flag, v in (("--gpus-per-clip", args.gpus_per_clip), ("--cpus-per-clip", args.cpus_per_clip)):
+        if v is not None and v < 0:
+            raise SparsevidError(f"{flag} must be >= 0, got {v:g}", fix=f"pass e.g. {flag} 1")
+    if args.max_retries < 0:
+        raise SparsevidError(f"--max-retries must be >= 0, got {args.max_retries}", fix="pass e.g. --max-retries 3")
+    cfg = batch_config(args)  # every flag checked before any work
+    root = Path(args.output).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise SparsevidError("OUTROOT exists and is a file", path=root, fix="choose another -o folder")
+    specs = make_specs(args.inputs, root, cfg, quiet=True)
+
+    rows = {s.name: None for s in specs}
+    todo = []
+    for s in specs:  # finished clips are not even scheduled (the worker checks again)
+        if clip_state(s.output) == "finished":
+            rows[s.name] = clip_row(s, SKIPPED)
+        else:
+            todo.append(s)
+    started_ray = False
+    if engine == "ray" and todo:  # connect before any output: a bad --address is a one-line error first
+        from sparsevid.batch.engines import init_ray
+
+        started_ray = init_ray(args.address)
+    root.mkdir(parents=True, exist_ok=True)
+    log.info(f"{len(specs)} clips -> {root} ({len(specs) - len(todo)} already finished); engine {engine}"
+             + (f" at {args.address}" if engine == "ray" and args.address else ""))
+
+    def pending_row(s):
+        return {"clip": s.name, "status": "pending", "error": "", "input": s.input, "output": s.output}
+
+    def on_row(row):
+        rows[row["clip"]] = row
+        write_summary(root, [r if r is not None else pending_row(s) for s, r in zip(specs, rows.values())])
+
+    write_summary(root, [r if r is not None else pending_row(s) for s, r in zip(specs, rows.values())])
+    try:
+        with BatchProgress(len(todo), skipped=len(specs) - len(todo)) as progress:
+            if not todo:
+                pass
+            elif engine == "ray":
+                gpus = args.gpus_per_clip if args.gpus_per_clip is not None else _default_gpus()
+                run_ray(todo, on_row, progress, address=args.address, gpus_per_clip=gpus,
+                        cpus_per_clip=args.cpus_per_clip, max_retries=args.max_retries)
+            else:
+                run_local(todo, on_row, progress)
+    except KeyboardInterrupt:
+        write_summary(root, [r if r is not None else pending_row(s) for s, r in zip(specs, rows.values())])
+        log.error("interrupted -> rerun the same command: finished clips are skipped, the others resume from "
+                  "their last checkpoint")
+        return 130
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    final = list(rows.values())
+    write_summary(root, final)
+    c = counts(final)
+    log.info(f"{c.get('done', 0)} done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed -> "
+             f"{root / 'summary.html'}")
+    return 1 if c.get("failed") else 0
