@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsevid.log import progress
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, RefViews
 from sparsevid.fixer.reproject import _gaussian_blur
 
@@ -83,11 +84,14 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
     req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
     step = max(1, cfg.chunk)
     images, confs, weights = [], [], []
-    for i in range(0, req.batch_size, step):
-        part = fixer.fix(req.subset(slice(i, i + step)))
-        images.append(part.images)
-        confs.append(part.confidence)
-        weights.append(part.extras.get("blend_weight", part.confidence))
+    with progress() as p:
+        task = p.add_task("enhancing", total=req.batch_size, status=type(fixer).__name__)
+        for i in range(0, req.batch_size, step):
+            part = fixer.fix(req.subset(slice(i, i + step)))
+            images.append(part.images)
+            confs.append(part.confidence)
+            weights.append(part.extras.get("blend_weight", part.confidence))
+            p.update(task, advance=part.images.shape[0])
     fixed, conf, weight = torch.cat(images), torch.cat(confs), torch.cat(weights)
     if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
         return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
