@@ -38,7 +38,7 @@ from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
 from sparsevid.devices import resolve_device
 from sparsevid.errors import PoseFailure, SparsevidError
-from sparsevid.fuse.fusion import FuseConfig, to_u8
+from sparsevid.fuse.fusion import FuseConfig
 from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
 from sparsevid.fuse.stage import fuse_frames
 from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
@@ -50,7 +50,8 @@ from sparsevid.io_utils import atomic_write_text, jsonable
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames, source_index_of
 from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.render.frames import render_path
+from sparsevid.render.frames import render_path, to_uint8
+from sparsevid.eval.metrics import match_size
 
 MARKER = ".sparsevid-run"
 
@@ -377,13 +378,6 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """[H, W, 3] uint8 -> ``size`` (width, height) with INTER_AREA (unchanged when it already fits)."""
-    import cv2
-
-    return img if (img.shape[1], img.shape[0]) == tuple(size) else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-
-
 def _versions() -> dict[str, str]:
     v = {"sparsevid": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
          "numpy": np.__version__}
@@ -445,7 +439,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     positions = cfg.path.frame_positions(sfps, scene.indices[-1])  # exact: a frame at an input's time *is* it
     is_input = np.array([p in set(scene.indices) for p in positions])
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
-    keys = {f.index: _resize(f.image, out_size) for f in scene.frames}
+    keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d = None, None, None, None, None
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device)
@@ -472,7 +466,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
                 loo3d = {k: rebuild(k, [q for q in order if q != k]) for k in order[1:-1]}
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
-            frames = [to_u8(img) for img, _ in frames3d]
+            frames = [to_uint8(img) for img, _ in frames3d]
             quality = None
         else:
             fused = fuse_frames(positions, keys, cfg.fuse, frames3d,

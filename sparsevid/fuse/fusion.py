@@ -26,6 +26,7 @@ import numpy as np
 
 from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow
 from sparsevid.imaging import blend_bands, blur, grid, remap
+from sparsevid.render.frames import to_uint8
 
 
 @dataclass
@@ -146,10 +147,10 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
     detail, where the 3D route put it. Where the flow is inconsistent (the key does not see the
     point, or the guide is wrong there), the key's weight drops and the guide itself takes over.
     """
-    gu = to_u8(guide)
+    gu = to_uint8(guide)
     out = []
     for key, tw in ((a, 1.0 - t), (b, t)):
-        fl = pair_flow(gu, to_u8(key), cfg.flow)
+        fl = pair_flow(gu, to_uint8(key), cfg.flow)
         h, w = guide.shape[:2]
         gx, gy = grid(h, w)
         mx, my = gx + fl.fab[..., 0], gy + fl.fab[..., 1]
@@ -183,10 +184,6 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
 
 
-def to_u8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 class PairFlows:
     """DIS flows between key pairs, computed once per pair and kept."""
 
@@ -211,4 +208,4 @@ def sharpness(img: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image (the reference scorer's sharpness)."""
     from sparsevid.eval.metrics import laplacian_variance
 
-    return laplacian_variance(img if img.dtype == np.uint8 else to_u8(img))
+    return laplacian_variance(img if img.dtype == np.uint8 else to_uint8(img))

@@ -24,12 +24,23 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from skimage.metrics import structural_similarity
 
+from sparsevid.eval.metrics import psnr, ssim
+from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, route3d_candidates,
-                                   route_gains, sharpness, to_float, to_u8)
+                                   route_gains, sharpness, to_float)
 
 ERROR_GROWTH = 0.5
+
+
+def psnr_f(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`sparsevid.eval.metrics.psnr` of float images (quantised as the output is)."""
+    return psnr(to_uint8(a), to_uint8(b))
+
+
+def ssim_f(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`sparsevid.eval.metrics.ssim` of float images (quantised as the output is)."""
+    return ssim(to_uint8(a), to_uint8(b))
 
 #: ``route3d(target_key, reference_keys) -> (image [H, W, 3] float32, weight [H, W] float32)``: the 3D
 #: route's rebuild of input ``target_key`` from the inputs ``reference_keys`` only.
@@ -112,16 +123,6 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
     return lam
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((to_u8(a).astype(np.float64) - to_u8(b).astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-def _ssim(a: np.ndarray, b: np.ndarray) -> float:
-    return float(structural_similarity(to_u8(a), to_u8(b), channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False, data_range=255))
-
-
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
                   flows: PairFlows | None = None) -> LooResult | None:
     """Rebuild every interior input from the others and measure each route (module docstring).
@@ -138,7 +139,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     order = sorted(keys)
     if len(order) < 3:
         return None
-    flows = flows or PairFlows({k: to_u8(to_float(v)) for k, v in keys.items()}, cfg.flow)
+    flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()}, cfg.flow)
     fkeys = {k: to_float(v) for k, v in keys.items()}
     width = fkeys[order[0]].shape[1]
     region = cfg.region_sigma * width / 1000.0
@@ -161,7 +162,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         cands[k] = cs
         sq[k] = {r: np.mean((img - fkeys[k]) ** 2, axis=-1).astype(np.float32) for r, img in routes.items()}
-        rpsnr[k] = {r: _psnr(img, fkeys[k]) for r, img in routes.items()}
+        rpsnr[k] = {r: psnr_f(img, fkeys[k]) for r, img in routes.items()}
 
     def rebuild(k: int, power: float) -> np.ndarray:
         gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None)
@@ -175,13 +176,13 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         imgs = {k: rebuild(k, p) for k in held}
         ratio = float(np.mean([sharpness(imgs[k]) / ref_sharp[k] for k in held]))
         res.tried[p] = {"sharpness": round(ratio, 3),
-                        "psnr": round(float(np.mean([_psnr(imgs[k], fkeys[k]) for k in held])), 3)}
+                        "psnr": round(float(np.mean([psnr_f(imgs[k], fkeys[k]) for k in held])), 3)}
         chosen, out = p, imgs
         if ratio >= cfg.target_sharpness:
             break
     res.detail_power = float(chosen)
     for k in held:
-        res.psnr[k] = _psnr(out[k], fkeys[k])
-        res.ssim[k] = _ssim(out[k], fkeys[k])
+        res.psnr[k] = psnr_f(out[k], fkeys[k])
+        res.ssim[k] = ssim_f(out[k], fkeys[k])
         res.sharpness[k] = sharpness(out[k]) / ref_sharp[k]
     return res

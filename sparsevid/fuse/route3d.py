@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sparsevid.data.scene import Scene
+from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.gaussians.trainer import TrainView
@@ -20,14 +21,10 @@ from sparsevid.render.frames import RenderedPath
 
 def input_views(scene: Scene, und: Undistorter) -> list[TrainView]:
     """The input frames undistorted onto the canvas of ``und``, with its validity mask."""
-    import cv2
-
     mask = und.mask.astype(np.float32)[..., None]
     views = []
     for f in scene.frames:
-        img = f.image
-        if (img.shape[1], img.shape[0]) != und.size:
-            img = cv2.resize(img, und.size, interpolation=cv2.INTER_AREA)
+        img = match_size(f.image, und.size[::-1])
         canvas = und.undistort_image(img.astype(np.float32) / 255.0)
         views.append(TrainView(image=canvas, K=und.pinhole.K, c2w=f.c2w, mask=mask, kind="input"))
     return views

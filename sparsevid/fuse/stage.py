@@ -10,9 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
-from sparsevid.fuse.fusion import FuseConfig, PairFlows, bracket, flow_candidates, fuse, route3d_candidates, to_float, to_u8
+from sparsevid.fuse.fusion import FuseConfig, PairFlows, bracket, flow_candidates, fuse, route3d_candidates, to_float
 from sparsevid.fuse.loo import LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
+from sparsevid.render.frames import to_uint8
 
 #: the 3D route's frame for one output frame: (image [H, W, 3] float32, weight [H, W] float32), or None
 Route3DFrame = tuple[np.ndarray, np.ndarray] | None
@@ -51,7 +52,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         :class:`FusedFrames`.
     """
     use3d = cfg.mode != "2d" and frames3d is not None
-    keys_u8 = {k: to_u8(to_float(v)) for k, v in keys.items()}
+    keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
     flows = PairFlows(keys_u8, cfg.flow)
     loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
@@ -74,7 +75,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
             gains = loo.gains_at(float(positions[i]), region) if loo is not None else None
             g3 = None if gains is None else float(gains["3d"].mean())
-        return to_u8(fuse(cands, gains, power, cfg)), g3
+        return to_uint8(fuse(cands, gains, power, cfg)), g3
 
     # frames are independent (OpenCV and numpy release the GIL): threads, same result for any count
     workers = max(1, min(len(positions), cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)))

@@ -27,7 +27,8 @@ from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.eval.metrics import evaluate  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
-from sparsevid.fuse.fusion import FuseConfig, to_u8  # noqa: E402
+from sparsevid.fuse.fusion import FuseConfig  # noqa: E402
+from sparsevid.render.frames import to_uint8  # noqa: E402
 from sparsevid.fuse.stage import fuse_frames  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
 
@@ -90,7 +91,7 @@ def main() -> int:
         cfg, res = first
         r3 = res.route3d
         if r3 is not None and not args.no_variants:
-            only3d = [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_u8(img)
+            only3d = [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_uint8(img)
                       for p, (img, _) in zip(r3.positions, r3.frames)]
             rec["route3d (same run)"] = score(only3d, gt)
             for name, edits in VARIANTS.items():
