@@ -462,8 +462,7 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
             frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
             if enhance:  # the 3D route's rebuild of every interior input from the others
                 rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)
-                order = scene.indices
-                loo3d = {k: rebuild(k, [q for q in order if q != k]) for k in order[1:-1]}
+                loo3d = rebuild.held_out(scene.indices[1:-1])
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
@@ -521,9 +520,18 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
 
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
     atomic_write_text(out / "run.json", json.dumps(jsonable(run_info), indent=1))
-    if cfg.write_report:
+    if cfg.write_report:  # it reads run.json, so it comes after; its time is then added to run.json
+        t_report = time.perf_counter()
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
                      if scene.gt_frames else None)
+        stage["report"] = round(time.perf_counter() - t_report, 3)
+        total = round(time.perf_counter() - t_start, 3)
+        delta, stage["total"] = total - stage["total"], total
+        # this segment's times, and the sums over segments after a --resume (see runinfo.merge)
+        for times in [run_info["stage_seconds"]] + [s["stage_seconds"] for s in run_info.get("segments", [])[-1:]]:
+            times["report"] = round(times.get("report", 0.0) + stage["report"], 3)
+            times["total"] = round(times.get("total", 0.0) + delta, 3)
+        atomic_write_text(out / "run.json", json.dumps(jsonable(run_info), indent=1))
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")

@@ -573,7 +573,6 @@ def test_poses_twice_bit_identical(tmp_path, capsys):
 def test_degenerate_inputs_fail_fast_with_the_right_message(tmp_path, four, capsys, kind):
     """Four identical frames or 32x24 frames: `poses` says what is wrong in seconds (not "use frames
     closer in time" after minutes of mapper attempts); `run` still writes the video by the 2D route."""
-    import time
     import cv2
 
     src = tmp_path / kind
@@ -583,10 +582,8 @@ def test_degenerate_inputs_fail_fast_with_the_right_message(tmp_path, four, caps
         img = first if kind == "identical" else cv2.resize(cv2.imread(str(p)), (32, 24), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(src / p.name), img)
     before = snapshot(src)
-    t0 = time.perf_counter()
-    rc, err = run_cli(["poses", src, "-o", tmp_path / "poses_out"], capsys)
+    rc, err = run_cli(["poses", src, "-o", tmp_path / "poses_out"], capsys)  # no mapper attempt: test_speed_guards
     assert_one_line_error(rc, err, "the same image" if kind == "identical" else "too small")
-    assert time.perf_counter() - t0 < 30
     rc, err = run_cli(["run", src, "-o", tmp_path / "run_out", "--device", "cpu"], capsys)
     assert rc == 0 and (tmp_path / "run_out" / "video.mp4").is_file()
     assert len(list((tmp_path / "run_out" / "frames").glob("*.png"))) == 30

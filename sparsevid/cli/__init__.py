@@ -9,7 +9,7 @@ from sparsevid.errors import SparsevidError
 from sparsevid.log import error
 
 # subcommand modules: each defines add_parser(subparsers) and run(args) -> int
-_COMMANDS = ["inspect", "poses", "train", "run", "batch", "eval", "report", "view", "bench"]
+_COMMANDS = ["inspect", "poses", "train", "run", "batch", "eval", "report", "view", "bench", "cache"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from sparsevid import log
+    from sparsevid import caches, log
 
+    caches.configure()  # compile caches in a folder the user can see and clear (`sparsevid cache`)
     if args.verbose:
         log.set_verbose(True)
     if args.quiet:

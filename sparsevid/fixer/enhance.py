@@ -12,6 +12,8 @@ frame is rebuilt as ``render + (a_t / c_t) * (fixed - render)`` (exact for fixer
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import torch
@@ -28,12 +30,14 @@ class EnhanceConfig:
     Attributes:
         temporal_sigma: Gaussian sigma (frames) of the blend-weight smoothing; 0 disables.
         spatial_sigma_px: spatial blur of the smoothed weight, per 1000 px of canvas width.
-        chunk: frames per fixer call.
+        chunk: frames per fixer call (the weight-free fixer fixes a call's frames on parallel
+            threads, so a call should hold at least one frame per core); 0 = auto: the number of
+            CPU cores, at least 8. Results do not depend on it.
     """
 
     temporal_sigma: float = 1.0
     spatial_sigma_px: float = 4.0
-    chunk: int = 8
+    chunk: int = 0
 
 
 def smooth_confidence(conf: torch.Tensor, temporal_sigma: float, spatial_sigma: float) -> torch.Tensor:
@@ -82,7 +86,7 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
     """
     cfg = config or EnhanceConfig()
     req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
-    step = max(1, cfg.chunk)
+    step = max(1, cfg.chunk if cfg.chunk > 0 else max(8, os.cpu_count() or 1))
     images, confs, weights = [], [], []
     with progress() as p:
         task = p.add_task("enhancing", total=req.batch_size, status=type(fixer).__name__)

@@ -4,6 +4,7 @@ input lens, each with its blend weight (how much of the frame comes from the inp
 the render). Also the same route for one input rebuilt from the others (leave-one-out)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -84,16 +85,32 @@ class LeaveOneOut3D:
         self.order = [f.index for f in scene.frames]
 
     def __call__(self, target: int, ref_keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self._fix(target, ref_keys, self._render(target))
+
+    def held_out(self, targets: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Each of ``targets`` rebuilt from all the other inputs: rendered one after the other, then
+        fixed on parallel threads (the weight-free fixer's OpenCV work releases the GIL); the same
+        result as calling this object per target."""
+        targets = list(targets)
+        renders = [self._render(t) for t in targets]
+        jobs = [(t, [q for q in self.order if q != t], r) for t, r in zip(targets, renders)]
+        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+            return dict(zip(targets, pool.map(lambda j: self._fix(*j), jobs)))
+
+    def _render(self, target: int) -> dict[str, torch.Tensor]:
         t = self.order.index(target)
         wc, hc = self.und.canvas_size
         K = torch.from_numpy(self.und.pinhole.K[None]).float()
         c2w = torch.from_numpy(self.scene.frames[t].c2w[None])
         with torch.no_grad():
             r = self.render(c2w.float(), K, wc, hc)
-        rgb = r["rgb"].detach().cpu().float()
-        depth, alpha = r["depth"].detach().cpu().float(), r["alpha"].detach().cpu().float()
+        return {"K": K, "c2w": c2w, "rgb": r["rgb"].detach().cpu().float(),
+                "depth": r["depth"].detach().cpu().float(), "alpha": r["alpha"].detach().cpu().float()}
+
+    def _fix(self, target: int, ref_keys: Sequence[int], r: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         valid = torch.from_numpy(self.und.mask.astype(np.float32))[None, ..., None]
         refs = self.refs.select([self.order.index(k) for k in ref_keys])
-        res = self.fixer.fix(FixRequest(rgb, K, c2w, refs, depth=depth, alpha=alpha, valid=valid))
+        res = self.fixer.fix(FixRequest(r["rgb"], r["K"], r["c2w"], refs, depth=r["depth"], alpha=r["alpha"],
+                                        valid=valid))
         weight = res.extras.get("blend_weight", res.confidence)
         return _distort_pair(self.und, res.images[0].cpu().float().numpy(), weight[0, ..., 0].cpu().float().numpy())

@@ -112,9 +112,13 @@ class TrainConfig:
     init: InitConfig = field(default_factory=InitConfig)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     antialiased: bool = False
-    compile_loss: bool = True  # CUDA: torch.compile the loss (see losses.make_loss_fn)
-    checkpoint_every: int | None = None  # steps; 0 = only at the end (when run_dir is set); None = auto
-    # (1000 on cuda, where a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB; 250 on cpu)
+    # CUDA: torch.compile the loss (see losses.make_loss_fn). Off by default: in a new process the compile
+    # (even from a warm cache) costs more than it saves over 2000 steps (H200, BENCHMARKS.md "Time to video")
+    compile_loss: bool = False
+    checkpoint_every: int | None = None  # steps; 0 = only at the end (when run_dir is set); None = auto:
+    # every ``checkpoint_seconds`` of training (a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB:
+    # a 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
+    checkpoint_seconds: float = 60.0
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
     quiet: bool = False
 
@@ -323,9 +327,8 @@ class Trainer:
         hooks = dict(hooks or {})
         log_every = self.cfg.log_every or (100 if self.device.type == "cuda" else 10)
         ck_every = self.cfg.checkpoint_every
-        if ck_every is None:
-            ck_every = 1000 if self.device.type == "cuda" else 250
         t0, s0 = time.perf_counter(), self.step
+        last_save = t0
         loss_acc = mse_acc = None
         n_acc = 0
         last = {"loss": float("nan"), "psnr": float("nan")}
@@ -356,9 +359,11 @@ class Trainer:
                         n_acc = 0
                     if self._stop_signal is not None:
                         self._stop(self._stop_signal)
-                    if (self.run_dir is not None and ck_every
-                            and self.step % ck_every == 0 and self.step < target):
+                    if self.run_dir is not None and self.step < target and (
+                            self.step % ck_every == 0 if ck_every else
+                            ck_every is None and time.perf_counter() - last_save >= self.cfg.checkpoint_seconds):
                         self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+                        last_save = time.perf_counter()
                 if self.step in hooks and self.step == target == self.total_steps:
                     hooks[self.step](self)  # a hook at the very end (else: next call)
                 if self._stop_signal is not None:
