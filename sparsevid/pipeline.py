@@ -78,7 +78,8 @@ class RunConfig:
             the pose stage (e.g. reference poses, for separating pose from rendering error).
         undistort_mode: "full" (padded canvas with validity mask, keeps the whole field of view)
             or "crop".
-        resume: continue an interrupted run in ``output``; overwrite: replace ``output``.
+        resume: continue an interrupted run in ``output``.
+        overwrite: replace ``output``.
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
         write_video: also encode video.mp4 (frames are always written).
         write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
