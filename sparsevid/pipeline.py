@@ -262,7 +262,8 @@ def write_run_config(cfg: RunConfig, out: Path) -> Path:
     text = dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False),
                      header=f"sparsevid {__version__} run configuration. Run it again with\n"
                             f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
-                            "(flags given on the command line override the values here; paths are as given)")
+                            "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
+                            "command line override the values here; paths are as given)")
     return atomic_write_text(Path(out) / CONFIG_NAME, text)
 
 
