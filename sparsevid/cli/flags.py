@@ -146,7 +146,7 @@ def config_flags(cls: type, docs: dict[str, FlagDoc] | None = None, prefix: str 
     docs = docs or {}
     unknown = set(docs) - {p for p, *_ in leaf_fields(cls)}
     if unknown:
-        raise ValueError(f"FlagDoc for fields {cls.__name__} does not have: {sorted(unknown)}")
+        raise ValueError(f"FlagDoc for fields that {cls.__name__} does not have: {sorted(unknown)}")
     flags = []
     for path, tp, default, owner in leaf_fields(cls):
         if path in skip:
