@@ -8,6 +8,9 @@ conversion follows the dataclasses' own field types, so a new field needs no cod
 * paths -> strings, tuples -> lists (and back, by the field's type);
 * exact rates (:class:`~fractions.Fraction`) -> ``"30000/1001"`` (an integer when whole).
 
+:func:`value_from_text` reads one field's value from command-line text by the same conversion
+(the flags derived from the dataclasses, :mod:`sparsevid.cli.flags`).
+
 Reading refuses unknown keys and values of the wrong kind with a one-line error naming the key.
 Missing keys keep the dataclass defaults, so a short hand-written file works too.
 """
@@ -131,6 +134,84 @@ def _convert(tp: Any, v: Any, key: str) -> Any:
             raise _kind_error(key, tp, v)
         return [_convert(args[0], x, key) for x in v] if args else list(v)
     return v  # a type this module does not know: as loaded
+
+
+def value_from_text(tp: Any, text: str, key: str) -> Any:
+    """A value of the field type ``tp`` from command-line text (see :mod:`sparsevid.cli.flags`): the
+    text becomes the plain value a YAML file would hold, which :func:`config_from_dict`'s per-type
+    conversion then checks and converts, so a flag and ``config.yaml`` accept the same values.
+
+    ``none`` (or ``null``) is None where the type allows it; ``true/false`` (``yes/no``, ``on/off``,
+    ``1/0``) a bool; ``30000/1001`` an exact rate; ``600,900,1200`` (commas and/or spaces) a tuple or
+    list; ``{a: 1}`` (YAML) a mapping; anything else is parsed as the field's type.
+
+    Raises:
+        SparsevidError: a text that is not a value of ``tp`` (the message names ``key``).
+    """
+    return _convert(tp, _plain_from_text(tp, text, key), key)
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _plain_from_text(tp: Any, text: str, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    word = text.strip()
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and word.lower() in ("none", "null", "~"):
+            return None
+        options = [a for a in args if a is not type(None)]
+        if Fraction in options and "/" in word:
+            return word
+        for a in options:  # the first type the text fits (as _convert tries them)
+            try:
+                plain = _plain_from_text(a, text, key)
+                _convert(a, plain, key)
+                return plain
+            except SparsevidError:
+                continue
+        raise _kind_error(key, tp, text)
+    if dataclasses.is_dataclass(tp):
+        raise SparsevidError(f"{key} is a group of settings, not one value", fix=f"set its fields: {key}.NAME")
+    if origin is typing.Literal:
+        match = [a for a in args if str(a) == word]
+        if not match:
+            raise SparsevidError(f"{key} must be one of {', '.join(map(str, args))}, got {text!r}",
+                                 fix=f"pass one of {', '.join(map(str, args))}")
+        return match[0]
+    if tp is bool:
+        if word.lower() not in _TRUE + _FALSE:
+            raise _kind_error(key, tp, text)
+        return word.lower() in _TRUE
+    if tp is int:
+        try:
+            return int(word)
+        except ValueError:
+            raise _kind_error(key, tp, text) from None
+    if tp is float:
+        try:
+            return float(word)
+        except ValueError:
+            raise _kind_error(key, tp, text) from None
+    if tp is dict or origin is dict:
+        import yaml
+
+        try:
+            v = yaml.safe_load(text) if word else {}
+        except yaml.YAMLError:
+            v = None
+        if not isinstance(v, dict):
+            raise SparsevidError(f"{key} must be a mapping, got {text!r}", fix=f"write it like {key} '{{name: 1}}'")
+        return v
+    if origin in (tuple, list, collections.abc.Sequence) or tp in (tuple, list):
+        parts = [p for p in word.replace(",", " ").split()]
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(parts) != len(args):
+                raise SparsevidError(f"{key} must have {len(args)} values, got {len(parts)}",
+                                     fix=f"write it like {key} {','.join(['1'] * len(args))}")
+            return [_plain_from_text(a, p, key) for a, p in zip(args, parts)]
+        return [_plain_from_text(args[0], p, key) for p in parts] if args else parts
+    return text  # str, Path, Fraction, Any: as given (_convert makes the Path / Fraction)
 
 
 def _fraction(v: Any, key: str) -> Fraction:

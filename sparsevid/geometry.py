@@ -4,15 +4,18 @@ interpolation, the camera extent, and camera distances / nearest cameras.
 Conventions: ``c2w`` is a [..., 4, 4] float64 camera-to-world matrix with OpenCV camera axes (x
 right, y down, z forward), as everywhere in sparsevid (see :mod:`sparsevid.data.scene`).
 
-Nearest cameras: three measured choices live here side by side, one per user, and each keeps its
-own numbers (a common metric would change which views are picked, and so the outputs):
+Nearest cameras: :func:`camera_distances` is the one metric, centre distance plus angle, each in a
+unit the caller gives. Its three users keep the units (and angle) they were measured with, because
+other units pick other views and so change their outputs:
 
-* :func:`nearest_cameras` (progressive updates): centre distance / median neighbour spacing +
-  rotation / 5 degrees, numpy;
-* :func:`camera_distances` (the reprojection fixer): centre distance / median neighbour spacing +
-  rotation / median neighbour rotation, each spacing floored, torch;
-* :func:`nearest_refs` (Difix-ref): centre distance / median pairwise spacing + optical-axis angle,
-  torch.
+* the reprojection fixer (the default pipeline): the references' own median neighbour spacing and
+  rotation, floored (:func:`reference_spacing`; the defaults), so its ``exact_tolerance`` is
+  scale-free;
+* the progressive updates (``fixer/progressive.nearest_cameras``): the training cameras' median
+  neighbour spacing (:func:`median_neighbor_spacing`) and 5 degrees;
+* the Difix-ref fixer (``fixer/difix/fixer.nearest_refs``): the median distance between the
+  references (:func:`median_pair_spacing`) and one radian of the angle between the optical axes
+  (Difix's reference choice ignores roll).
 """
 from __future__ import annotations
 
@@ -109,30 +112,45 @@ def median_neighbor_spacing(c2ws: np.ndarray) -> float:
     return float(np.median(d.min(1)))
 
 
-def nearest_cameras(train_c2ws: np.ndarray, target_c2ws: np.ndarray) -> np.ndarray:
-    """[M] index of the training camera nearest each target (the progressive updates' choice): centre
-    distance in units of the training spacing + rotation in units of 5 degrees."""
-    tr = np.asarray(train_c2ws, dtype=np.float64)
-    tg = np.asarray(target_c2ws, dtype=np.float64)
-    spacing = median_neighbor_spacing(tr)
-    scale = spacing if spacing > 0 else 1.0
-    dt = np.linalg.norm(tg[:, None, :3, 3] - tr[None, :, :3, 3], axis=-1) / scale
-    dr = rotation_angle_deg(tr[None, :, :3, :3], tg[:, None, :3, :3]) / 5.0
-    return np.argmin(dt + dr, axis=1)
+def camera_distances(c2ws: "torch.Tensor", ref_c2ws: "torch.Tensor", position_unit: float | None = None,
+                     rotation_unit: float | None = None, angle: str = "rotation") -> "torch.Tensor":
+    """Distance from every camera to every reference camera, in float64::
 
+        d[b, r] = |centre_b - centre_r| / position_unit + angle(b, r) / rotation_unit
 
-def camera_distances(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, rot_weight: float = 1.0) -> torch.Tensor:
-    """[B, R] view distance (the reprojection fixer's): camera-centre distance in units of the
-    references' median spacing plus ``rot_weight`` x rotation angle in units of the references'
-    median neighbour rotation (each spacing floored, so a static camera does not divide by zero)."""
+    Args:
+        c2ws: [B, 4, 4] camera-to-world (OpenCV axes), any float dtype.
+        ref_c2ws: [R, 4, 4] reference cameras, on the device of ``c2ws``.
+        position_unit: the world length that counts 1; None = the references' median neighbour
+            spacing (floored, :func:`reference_spacing`).
+        rotation_unit: the angle in radians that counts 1; None = the references' median
+            neighbour rotation (floored at 0.5 deg, :func:`reference_spacing`).
+        angle: ``"rotation"``: the angle of the relative rotation ``R_r^T R_b`` (roll included);
+            ``"axis"``: the angle between the optical axes (z columns; roll ignored).
+
+    Returns:
+        [B, R] float64 on the device of ``c2ws``.
+
+    Example:
+        >>> d = camera_distances(novel_c2ws, input_c2ws)          # the reprojection fixer's units
+        >>> nearest = d.argmin(1)                                  # [B] index of the nearest input
+    """
     import torch
 
-    c = c2ws[:, :3, 3].double()
-    cr = ref_c2ws[:, :3, 3].double()
-    dt = torch.cdist(c, cr)
-    ang = _rotation_angle_rad(ref_c2ws[None], c2ws[:, None])                      # [B, R] rad
-    t_scale, r_scale = reference_spacing(ref_c2ws)
-    return dt / t_scale + rot_weight * ang / r_scale
+    if angle not in ("rotation", "axis"):
+        raise ValueError(f"angle must be 'rotation' or 'axis', got {angle!r}")
+    if position_unit is None or rotation_unit is None:
+        t_scale, r_scale = reference_spacing(ref_c2ws)
+        position_unit = t_scale if position_unit is None else position_unit
+        rotation_unit = r_scale if rotation_unit is None else rotation_unit
+    dt = torch.cdist(c2ws[:, :3, 3].double(), ref_c2ws[:, :3, 3].double())
+    if angle == "rotation":
+        ang = _rotation_angle_rad(ref_c2ws[None], c2ws[:, None])                  # [B, R] rad
+    else:
+        z = torch.nn.functional.normalize(c2ws[:, :3, 2].double(), dim=-1)
+        rz = torch.nn.functional.normalize(ref_c2ws[:, :3, 2].double(), dim=-1)
+        ang = torch.arccos((z @ rz.T).clamp(-1, 1))
+    return dt / position_unit + ang / rotation_unit
 
 
 def reference_spacing(ref_c2ws: torch.Tensor) -> tuple[float, float]:
@@ -153,21 +171,12 @@ def reference_spacing(ref_c2ws: torch.Tensor) -> tuple[float, float]:
     return max(t, 1e-3 * scene, 1e-9), max(a, float(np.deg2rad(0.5)))
 
 
-def nearest_refs(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, k: int, angle_weight: float = 1.0) -> torch.Tensor:
-    """Indices [B, k] of the ``k`` references closest to each camera (the Difix fixers' choice).
-
-    Distance = camera-centre distance / (median distance between the references, or 1) +
-    ``angle_weight`` * angle between the optical axes (radians). ``c2ws`` [B, 4, 4], ``ref_c2ws`` [R, 4, 4].
-    """
+def median_pair_spacing(ref_c2ws: torch.Tensor) -> float:
+    """Median distance between the centres of distinct reference cameras (the lower middle value),
+    or 1 when there is no pair or it is 0."""
     import torch
 
-    k = min(k, ref_c2ws.shape[0])
-    c, rc = c2ws[:, :3, 3].double(), ref_c2ws[:, :3, 3].double()
-    z, rz = c2ws[:, :3, 2].double(), ref_c2ws[:, :3, 2].double()
-    d = torch.cdist(c, rc)
+    rc = ref_c2ws[:, :3, 3].double()
     pair = torch.cdist(rc, rc)
     off = pair[~torch.eye(len(rc), dtype=torch.bool, device=pair.device)]
-    scale = float(off.median()) if off.numel() and float(off.median()) > 0 else 1.0
-    cos = (torch.nn.functional.normalize(z, dim=-1) @ torch.nn.functional.normalize(rz, dim=-1).T).clamp(-1, 1)
-    score = d / scale + angle_weight * torch.arccos(cos)
-    return score.topk(k, dim=1, largest=False).indices
+    return float(off.median()) if off.numel() and float(off.median()) > 0 else 1.0

@@ -78,7 +78,8 @@ class RunConfig:
             the pose stage (e.g. reference poses, for separating pose from rendering error).
         undistort_mode: "full" (padded canvas with validity mask, keeps the whole field of view)
             or "crop".
-        resume: continue an interrupted run in ``output``; overwrite: replace ``output``.
+        resume: continue an interrupted run in ``output``.
+        overwrite: replace ``output``.
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
         write_video: also encode video.mp4 (frames are always written).
         write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
@@ -261,7 +262,8 @@ def write_run_config(cfg: RunConfig, out: Path) -> Path:
     text = dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False),
                      header=f"sparsevid {__version__} run configuration. Run it again with\n"
                             f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
-                            "(flags given on the command line override the values here; paths are as given)")
+                            "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
+                            "command line override the values here; paths are as given)")
     return atomic_write_text(Path(out) / CONFIG_NAME, text)
 
 

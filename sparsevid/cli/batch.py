@@ -54,12 +54,12 @@ def batch_config(args):
 
     parser = argparse.ArgumentParser(add_help=False)
     run_cli.add_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["run"])  # run's defaults, marked "not given"
+    argv = ["run"]  # the batch's flags, passed on as `run` flags
     for name in ("keyframes", "device", "config_name", "config", "steps"):
         value = getattr(args, name)
         if value is not None:
-            setattr(ns, name, value)
-    return run_cli.config_from_args(ns)
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return run_cli.config_from_args(parser.parse_args(argv))
 
 
 def _default_gpus() -> float:

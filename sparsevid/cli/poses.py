@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 
+from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.errors import SparsevidError
@@ -27,27 +28,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "OUT/sparse/0 (COLMAP binary), OUT/transforms.json (nerfstudio), OUT/images and "
                     "OUT/poses_report.json. Existing poses in the input are ignored (and used as a reference "
                     "in the report).",
+        usage="sparsevid poses INPUT -o OUT [--keyframes I,J,...] [--focal F] [--pose.FIELD VALUE ...] "
+              "(every flag below)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", help="folder of frames, video file, COLMAP dataset or transforms.json")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--keyframes", default=None,
                    help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); None: every frame")
-    p.add_argument("--focal", type=float, default=None,
-                   help="focal length in pixels at the input resolution (held fixed); None: EXIF, else estimated "
-                        "from the data where the motion allows, else an 80 deg field-of-view prior")
     p.add_argument("--fps", type=float, default=None, help="frames per second; None: from the input, else 30")
     add_window_args(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUTPUT")
+    add_flags(p, pose_flags(), titles=section_titles(PoseConfig, "pose"))
     p.set_defaults(func=run)
     return p
+
+
+def pose_flags():
+    """``--pose.FIELD`` for every PoseConfig field (as in ``run``); ``--focal`` and ``--seed`` are aliases."""
+    return config_flags(PoseConfig, {
+        "focal": FlagDoc(aliases=("--focal",),
+                         help="focal length in pixels at the input resolution (held fixed); none: EXIF, else "
+                              "estimated from the data where the motion allows, else an 80 deg field-of-view prior"),
+        "seed": FlagDoc(aliases=("--seed",), help="random seed"),
+    }, prefix="pose")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
     start, end = parse_window(args.start, args.end)
-    for flag, v in (("--focal", args.focal), ("--fps", args.fps)):
+    cfg = PoseConfig()
+    apply_flags(cfg, args, pose_flags())
+    for flag, v in (("--focal", cfg.focal), ("--fps", args.fps)):
         if v is not None and not v > 0:
             raise SparsevidError(f"{flag} must be a positive number, got {v}", fix=f"pass e.g. {flag} "
                                  + ("600 (pixels)" if flag == "--focal" else "29.97"))
@@ -61,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite)  # fail before the expensive part
     scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     reference = scene.c2ws() if scene.has_poses else None
-    scene, report = estimate_poses(scene, PoseConfig(focal=args.focal, seed=args.seed))
+    scene, report = estimate_poses(scene, cfg)
     if reference is not None:
         err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]

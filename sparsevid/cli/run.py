@@ -1,51 +1,108 @@
 """``sparsevid run``: the whole job in one command."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsevid.data.load import parse_int_list, parse_keyframes
-from sparsevid.data.video import add_window_args, parse_window
+from sparsevid.data.video import WINDOW_HELP, parse_window
 from sparsevid.errors import SparsevidError
 
 if TYPE_CHECKING:
     from sparsevid.pipeline import RunConfig
 
 
-class _Default:
-    """The default of a flag, marked as "not given on the command line": with ``--config FILE`` only
-    the flags given override the file (a default never does)."""
-
-    def __init__(self, value) -> None:
-        self.value = value
-
-    def __str__(self) -> str:  # --help shows the value
-        return str(self.value)
-
-    __repr__ = __str__
+#: ``run``'s additions to the flags derived from :class:`~sparsevid.pipeline.RunConfig` (see
+#: :mod:`sparsevid.cli.flags`): the documented short flags as aliases, and help written for users
+#: where the field's own documentation is written for the code. Every other field has its derived
+#: flag with the help of its dataclass.
+_SEED_NOTE = "ignored by `run`: --seed seeds every stage"
 
 
-#: flag (argparse dest) -> the RunConfig field it sets, dotted into the nested configs (the flags
-#: with their own handling -- keyframes, no_video, skip_training/ckpt, fix_steps -- are not here)
-_FLAG_FIELDS = {
-    "input": "input", "output": "output", "fps": "fps", "device": "device", "seed": "seed", "scale": "scale",
-    "train_scale": "train_scale", "max_train_side": "max_train_side", "poses_from": "poses_from",
-    "resume": "resume", "overwrite": "overwrite", "keep_inputs": "keep_inputs",
-    "steps": "train.steps", "fixer": "fixer.name", "difix_weights": "fixer.difix_weights",
-    "progressive": "fixer.progressive", "enhance": "fixer.enhance", "fuse_mode": "fuse.mode",
-    "detail_power": "fuse.detail_power", "target_sharpness": "fuse.target_sharpness",
-    "num_frames": "path.num_frames", "duration": "path.duration", "out_fps": "path.fps", "focal": "pose.focal",
-    "start": "start", "end": "end",
-}
+def _detail_power(text: str, flag: str):
+    from sparsevid.configfile import value_from_text
+
+    v = value_from_text(float, text, flag)
+    if v < 0:
+        raise SparsevidError(f"{flag} must be >= 0, got {v:g}",
+                             fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
+    return v or None  # 0 = chosen by the leave-one-out check
 
 
-def _given(args, name: str) -> bool:
-    v = getattr(args, name)
-    return v is not None and not isinstance(v, _Default)
+def _flag_docs() -> dict:
+    from sparsevid.cli.flags import FlagDoc as D
+
+    return {
+        "output": D(aliases=("-o",), help="run folder", metavar="OUT"),
+        "keyframes": D(parse=parse_keyframes, metavar="I,J,...",
+                       help="input frame indices, e.g. 0,9,19,29 (or \"0 9 19 29\"); other frames are used as "
+                            "ground truth; none = every frame"),
+        "fps": D(help="source frame rate (default: read from input, else 30)"),
+        "start": D(metavar="T", help=WINDOW_HELP["start"]),
+        "end": D(metavar="T", help=WINDOW_HELP["end"]),
+        "device": D(choices=("auto", "cuda", "cpu"), help="training/rendering device"),
+        "seed": D(help="random seed of every stage (repeatable runs on one machine)"),
+        "scale": D(help="output resolution relative to the input"),
+        "train_scale": D(help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU, "
+                              "capped by --max-train-side)"),
+        "max_train_side": D(help="cap on the long side of the training images in pixels (default: 1280 on CUDA, "
+                                 "640 on CPU, applied to the default --train-scale); 0 = no cap"),
+        "poses_from": D(help="use these poses (transforms.json or COLMAP dataset) instead of estimating them"),
+        "undistort_mode": D(choices=("full", "crop")),
+        "resume": D(help="continue an interrupted run in OUTPUT"),
+        "overwrite": D(help="replace an existing OUTPUT"),
+        "ckpt": D(help="trainer checkpoint for --skip-training"),
+        "write_video": D(negative_aliases=("--no-video",), help="encode video.mp4 (--no-video: frames only)"),
+        "keep_inputs": D(help="output frames at input times are the input frames themselves (not re-renders)"),
+        "pose.focal": D(aliases=("--focal",), help="focal length in pixels for the pose stage (held fixed)"),
+        "pose.seed": D(help=_SEED_NOTE),
+        "train.steps": D(aliases=("--steps",),
+                         help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)"),
+        "train.seed": D(help=_SEED_NOTE),
+        "fixer.name": D(aliases=("--fixer",),
+                        help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)"),
+        "fixer.difix_weights": D(aliases=("--difix-weights",),
+                                 help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging "
+                                      "Face cache)"),
+        "fixer.progressive": D(aliases=("--progressive",), negative_aliases=("--no-progressive",),
+                               help="Difix3D progressive 3D updates with fixed novel views during training "
+                                    "(off by default: they did not pay for their time in the measurements, see "
+                                    "BENCHMARKS.md)"),
+        "fixer.enhance": D(aliases=("--enhance",), negative_aliases=("--no-enhance",),
+                           help="post-render enhancement of every output frame"),
+        "progressive.fix_steps": D(aliases=("--fix-steps",), metavar="N,N,...",
+                                   parse=lambda text, flag: parse_int_list(text, flag, minimum=1,
+                                                                           example="600,900,1200"),
+                                   help="training steps of the progressive rounds, e.g. 600,900,1200"),
+        "path.num_frames": D(aliases=("--num-frames",), help="output frames (default: span of the inputs)"),
+        "path.duration": D(aliases=("--duration",), help="output duration in seconds"),
+        "path.fps": D(aliases=("--out-fps",), metavar="FPS",
+                      help="output frame rate, e.g. 60 or 30000/1001 (default: the source's)"),
+        "fuse.mode": D(aliases=("--fuse-mode",), choices=("fuse", "2d", "3d"),
+                       help="fuse = 2D flow and 3D routes fused per pixel (default); 2d = flow only, no 3D model; "
+                            "3d = the 3D route alone (Difix3D+ style)"),
+        "fuse.detail_power": D(aliases=("--detail-power",), parse=_detail_power,
+                               help="fine detail from the single most trusted candidate (>1, sharper) or averaged "
+                                    "(1, the default); 0 = chosen by the leave-one-out check for "
+                                    "--target-sharpness"),
+        "fuse.target_sharpness": D(aliases=("--target-sharpness",),
+                                   help="with --detail-power 0: wanted sharpness of in-between frames relative to "
+                                        "real ones"),
+    }
+
+
+def run_flags():
+    """The flags of ``run``: one for every leaf field of RunConfig (INPUT is the positional argument)."""
+    from sparsevid.cli.flags import config_flags
+    from sparsevid.pipeline import RunConfig
+
+    return config_flags(RunConfig, _flag_docs(), skip=("input",))
 
 
 def add_parser(sub) -> None:
+    from sparsevid.cli.flags import add_flags, section_titles
+    from sparsevid.pipeline import RunConfig
+
     p = sub.add_parser(
         "run", help="frames/video in, full video out (poses -> 3DGS -> fixer -> path -> video)",
         description="Run every stage: load the input, estimate camera poses when missing, train 3D Gaussians, "
@@ -54,65 +111,21 @@ def add_parser(sub) -> None:
                     "route when no pose model passes its checks), weighted by a leave-one-out check on the inputs "
                     "that also estimates the quality; write video.mp4 + frames + report.html + quality.json, and "
                     "evaluate against ground-truth frames when the input holds them. With no INPUT, runs the "
-                    "embedded demo clip.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "embedded demo clip. Every setting of the run (RunConfig, as in OUT/config.yaml) has a flag: "
+                    "--SECTION.FIELD for the nested configs (--train.steps, --fuse.band-sigma), --no-... / "
+                    "--SECTION.no-... for off; `none` unsets an optional value. Precedence: the defaults < "
+                    "--config-name < --config FILE < the flags given.",
+        usage="sparsevid run [INPUT] [-o OUT] [--keyframes I,J,...] [--config FILE | --config-name NAME]\n"
+              "                     [--steps N] [--fixer NAME] [--SECTION.FIELD VALUE ...] (every flag below)")
     p.add_argument("input", nargs="?", type=Path, default=None,
                    help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
-    p.add_argument("-o", "--output", type=Path, default=_Default(Path("out/run")), help="run folder")
-    p.add_argument("--config", type=Path, default=None,
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="run the configuration in this file (a run's OUT/config.yaml): reproduces that run; "
                         "flags given here override its values")
-    p.add_argument("--keyframes", default=None,
-                   help="input frame indices, e.g. 0,9,19,29 (or \"0 9 19 29\"); other frames are used as ground truth")
-    p.add_argument("--fps", type=float, default=None, help="source frame rate (default: read from input, else 30)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default=_Default("auto"),
-                   help="training/rendering device")
-    p.add_argument("--seed", type=int, default=_Default(0), help="random seed (repeatable runs on one machine)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)")
-    p.add_argument("--scale", type=float, default=_Default(1.0), help="output resolution relative to the input")
-    p.add_argument("--train-scale", type=float, default=None,
-                   help="training resolution relative to the input (default: 1 on CUDA, 0.5 on CPU, "
-                        "capped by --max-train-side)")
-    p.add_argument("--max-train-side", type=int, default=None,
-                   help="cap on the long side of the training images in pixels (default: 1280 on CUDA, 640 on "
-                        "CPU, applied to the default --train-scale); 0 = no cap")
-    p.add_argument("--fixer", default=None,
-                   help="none | reproject (weight-free, default) | difix | difix_ref (needs the weights)")
-    p.add_argument("--difix-weights", default=None,
-                   help="local folder of nvidia/difix or nvidia/difix_ref weights (default: Hugging Face cache)")
-    add_window_args(p)
-    p.add_argument("--config-name", default=_Default("default"),
-                   help="named configuration to start from: " + ", ".join(_config_names()))
-    p.add_argument("--fuse-mode", choices=["fuse", "2d", "3d"], default=None,
-                   help="fuse = 2D flow and 3D routes fused per pixel (default); 2d = flow only, no 3D model; "
-                        "3d = the 3D route alone (Difix3D+ style)")
-    p.add_argument("--detail-power", type=float, default=None,
-                   help="fine detail from the single most trusted candidate (>1, sharper) or averaged (1, the "
-                        "default); 0 = chosen by the leave-one-out check for --target-sharpness")
-    p.add_argument("--target-sharpness", type=float, default=None,
-                   help="with --detail-power 0: wanted sharpness of in-between frames relative to real ones")
-    p.add_argument("--progressive", action=argparse.BooleanOptionalAction, default=None,
-                   help="Difix3D progressive 3D updates with fixed novel views during training (default off: "
-                        "they did not pay for their time in the measurements, see BENCHMARKS.md)")
-    p.add_argument("--fix-steps", default=None, help="training steps of the progressive rounds, e.g. 600,900,1200")
-    p.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=None,
-                   help="post-render enhancement of every output frame")
-    p.add_argument("--num-frames", type=int, default=None, help="output frames (default: span of the inputs)")
-    p.add_argument("--duration", type=float, default=None, help="output duration in seconds")
-    p.add_argument("--out-fps", type=float, default=None, help="output frame rate (default: the source's)")
-    p.add_argument("--focal", type=float, default=None, help="focal length in pixels for the pose stage")
-    p.add_argument("--poses-from", type=Path, default=None,
-                   help="use these poses (transforms.json or COLMAP dataset) instead of estimating them")
-    p.add_argument("--skip-training", action="store_true", default=_Default(False),
-                   help="render from --ckpt instead of training")
-    p.add_argument("--ckpt", type=Path, default=None, help="trainer checkpoint for --skip-training")
-    p.add_argument("--no-video", action="store_true", default=_Default(False), help="write frames only, no video.mp4")
-    p.add_argument("--keep-inputs", action=argparse.BooleanOptionalAction, default=_Default(True),
-                   help="output frames at input times are the input frames themselves (not re-renders)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", default=_Default(False), help="continue an interrupted run in OUTPUT")
-    g.add_argument("--overwrite", action="store_true", default=_Default(False), help="replace an existing OUTPUT")
+    p.add_argument("--config-name", default=None, metavar="NAME",
+                   help="named configuration to start from (default: default): " + ", ".join(_config_names()))
+    p.add_argument("--skip-training", action="store_true", help="render from --ckpt instead of training")
+    add_flags(p, run_flags(), titles=section_titles(RunConfig))
     p.set_defaults(func=run)
 
 
@@ -123,46 +136,35 @@ def _config_names() -> list[str]:
 
 
 def config_from_args(args) -> "RunConfig":
-    """The :class:`RunConfig` of ``sparsevid run``: ``--config FILE`` (else the ``--config-name``
-    named config) with the flags given on the command line on top."""
+    """The :class:`RunConfig` of ``sparsevid run``: the dataclass defaults, then the
+    ``--config-name`` named config, or ``--config FILE``; then every flag given on the command line
+    (:func:`sparsevid.cli.flags.apply_flags`: a flag not given never overrides)."""
     from sparsevid.checks import check_run_config
+    from sparsevid.cli.flags import apply_flags
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME
     from sparsevid.pipeline import named_config, read_run_config
 
-    given = (lambda name: _given(args, name))
     if args.config is not None:
-        if given("config_name"):
+        if args.config_name is not None:
             raise SparsevidError("--config and --config-name both choose the configuration to start from",
                                  fix="drop one of them")
         cfg = read_run_config(args.config)
     else:
-        cfg = named_config(str(args.config_name))
-    if given("keyframes"):
-        cfg.keyframes = parse_keyframes(args.keyframes)
-    if given("no_video"):
-        cfg.write_video = False
-    if given("skip_training"):
-        if args.ckpt is None and cfg.ckpt is None:
+        cfg = named_config(args.config_name or "default")
+    flags = run_flags()
+    given = set(apply_flags(cfg, args, flags))
+    if args.input is not None:
+        cfg.input = args.input
+    if args.skip_training:
+        if cfg.ckpt is None:
             raise SparsevidError("--skip-training needs a checkpoint",
                                  fix=f"pass --ckpt OUT/train/{CHECKPOINT_NAME} (of an earlier run)")
-        cfg.ckpt = args.ckpt if args.ckpt is not None else cfg.ckpt
-    elif args.ckpt is not None:
+    elif "ckpt" in given and cfg.ckpt is not None:
         raise SparsevidError("--ckpt is only used with --skip-training", fix="add --skip-training")
-    if given("detail_power") and args.detail_power < 0:
-        raise SparsevidError(f"--detail-power must be >= 0, got {args.detail_power:g}",
-                             fix="pass 1 (averaged detail), e.g. 4 (sharper) or 0 (chosen by leave-one-out)")
-    if given("start") or given("end"):
-        parse_window(args.start, args.end)  # a bad window is an error before any work
-    if given("fix_steps"):
-        cfg.progressive.fix_steps = parse_int_list(args.fix_steps, "--fix-steps", minimum=1, example="600,900,1200")
-    for dest, field in _FLAG_FIELDS.items():
-        if given(dest):
-            value = getattr(args, dest)
-            *parents, name = field.split(".")
-            target = cfg
-            for part in parents:
-                target = getattr(target, part)
-            setattr(target, name, (value or None) if dest == "detail_power" else value)  # 0 = chosen by the check
+    if cfg.resume and cfg.overwrite and {"resume", "overwrite"} & given:
+        raise SparsevidError("--resume continues the run in OUTPUT, --overwrite replaces it", fix="drop one of them")
+    if {"start", "end"} & given:
+        parse_window(cfg.start, cfg.end)  # a bad window is an error before any work
     check_run_config(cfg)  # every flag checked before any work (output folder, input, poses)
     return cfg
 

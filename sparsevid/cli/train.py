@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
 
@@ -15,11 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "frames to a full-field-of-view pinhole canvas, train 3D Gaussian Splatting "
                                    "(gsplat on CUDA, sparsevid's rasterizer on CPU) and write OUT/checkpoint.safetensors "
                                    "and OUT/point_cloud.ply. Ctrl-C saves a checkpoint at the current step.",
+                       usage="sparsevid train INPUT -o OUT [--steps N] [--train-scale S] [--train.FIELD VALUE ...] "
+                             "(every flag below)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
     p.add_argument("-o", "--output", "--out", dest="out", type=Path, required=True, help="run folder")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: 2000 on cuda, 750 on cpu; 30000 = vanilla 3DGS)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--train-scale", "--scale", dest="scale", type=float, default=None,
                    help="training resolution relative to the input, as `run --train-scale` (default: 1 on cuda, "
@@ -27,10 +28,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-side", type=int, default=None,
                    help="cap on the long side of the training images in pixels (default: 1280 on cuda, 640 on "
                         "cpu, applied to the default --train-scale); 0 = no cap")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keyframes", type=str, default=None, help="input frame indices, e.g. 0,9,19,29")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    from sparsevid.gaussians.trainer import TrainConfig
+
+    add_flags(p, train_flags(), titles=section_titles(TrainConfig, "train"))
     p.set_defaults(func=run)
+
+
+def train_flags():
+    """``--train.FIELD`` for every TrainConfig field (as in ``run``); ``--steps`` and ``--seed`` are aliases."""
+    from sparsevid.gaussians.trainer import TrainConfig
+
+    return config_flags(TrainConfig, {
+        "steps": FlagDoc(aliases=("--steps",),
+                         help="training steps (default: 2000 on cuda, 750 on cpu; 30000 = vanilla 3DGS)"),
+        "seed": FlagDoc(aliases=("--seed",), help="random seed"),
+    }, prefix="train")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from sparsevid.pipeline import RunConfig, training_scale
 
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
-    for flag, v in (("--steps", args.steps), ("--train-scale", args.scale)):
+    cfg = TrainConfig()
+    apply_flags(cfg, args, train_flags())
+    for flag, v in (("--steps", cfg.steps), ("--train-scale", args.scale)):
         if v is not None and not v > 0:
             raise SparsevidError(f"{flag} must be positive, got {v}", fix=f"pass e.g. {flag} "
                                  + ("2000" if flag == "--steps" else "0.5"))
@@ -54,14 +70,13 @@ def run(args: argparse.Namespace) -> int:
         ck = find_checkpoint(out)  # an old pickled checkpoint: a one-line error
         if ck is None:
             raise SparsevidError("nothing to resume", fix="drop --resume to start a new run", path=out / CHECKPOINT_NAME)
-        trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=args.steps)
+        trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=cfg.steps)
         info(f"resuming at step {trainer.step}/{trainer.total_steps}")
     else:
         scene = load_scene(args.input, keyframes=keyframes)
         scale = training_scale(RunConfig(train_scale=args.scale, max_train_side=args.max_train_side),
                                scene.image_size, device)
         views = views_from_scene(scene, scale=scale)
-        cfg = TrainConfig(steps=args.steps, seed=args.seed)
         trainer = Trainer(cfg, views, scene.points, scene.point_colors, device=device, run_dir=out)
         info(f"training {len(views)} views at {views[0].width}x{views[0].height} on {device.type}, "
              f"{trainer.num_gaussians} initial Gaussians, {trainer.total_steps} steps")

@@ -84,14 +84,18 @@ def parse_time(text: str | None, flag: str) -> TimePoint | None:
     return TimePoint(t, seconds=sec)
 
 
+#: the help of ``--start``/``--end`` (here, and ``run``'s flags of ``RunConfig.start``/``end``)
+WINDOW_HELP = {
+    "start": "video input: decode from here, seconds (2.5) or a frame number (f75); frame indices "
+             "(--keyframes, output times) then count from this window's first frame",
+    "end": "video input: stop decoding here, seconds (3.5, exclusive) or a frame number (f104, inclusive)",
+}
+
+
 def add_window_args(p) -> None:
-    """``--start``/``--end`` on an argparse parser (``run``, ``poses``, ``inspect``)."""
-    p.add_argument("--start", default=None, metavar="T",
-                   help="video input: decode from here, seconds (2.5) or a frame number (f75); frame indices "
-                        "(--keyframes, output times) then count from this window's first frame")
-    p.add_argument("--end", default=None, metavar="T",
-                   help="video input: stop decoding here, seconds (3.5, exclusive) or a frame number "
-                        "(f104, inclusive)")
+    """``--start``/``--end`` on an argparse parser (``poses``, ``inspect``)."""
+    p.add_argument("--start", default=None, metavar="T", help=WINDOW_HELP["start"])
+    p.add_argument("--end", default=None, metavar="T", help=WINDOW_HELP["end"])
 
 
 def parse_window(start: str | None, end: str | None) -> tuple[TimePoint | None, TimePoint | None]:

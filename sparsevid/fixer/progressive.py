@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from sparsevid import log
-from sparsevid.geometry import (interpolate_pose, median_neighbor_spacing,  # noqa: F401  (re-exported)
-                                nearest_cameras, rotation_angle_deg)
+from sparsevid.geometry import (camera_distances, interpolate_pose, median_neighbor_spacing,  # noqa: F401
+                                rotation_angle_deg)
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.gaussians.views import TrainView  # the one view type (trainer, progressive updates)
 
@@ -36,6 +36,28 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------------------------
 #: the pose between two cameras (slerped rotation, lerped centre), see :mod:`sparsevid.geometry`
 interpolate_c2w = interpolate_pose
+
+#: the angle that counts as much as one spacing of the training cameras when choosing where a
+#: target's pseudo cameras start (see :func:`nearest_cameras`)
+NEAREST_ROTATION_UNIT_DEG = 5.0
+
+
+def nearest_cameras(train_c2ws: np.ndarray, target_c2ws: np.ndarray) -> np.ndarray:
+    """[M] index of the training camera nearest each target, where its pseudo cameras start: the
+    :func:`~sparsevid.geometry.camera_distances` metric with the centre distance in units of the
+    training cameras' median neighbour spacing and the rotation in units of
+    :data:`NEAREST_ROTATION_UNIT_DEG`.
+
+    Args:
+        train_c2ws: [N, 4, 4] training cameras.
+        target_c2ws: [M, 4, 4] target cameras.
+    """
+    tr = np.asarray(train_c2ws, dtype=np.float64)
+    tg = np.asarray(target_c2ws, dtype=np.float64)
+    spacing = median_neighbor_spacing(tr)
+    d = camera_distances(torch.from_numpy(tg), torch.from_numpy(tr), position_unit=spacing if spacing > 0 else 1.0,
+                         rotation_unit=float(np.deg2rad(NEAREST_ROTATION_UNIT_DEG)))
+    return d.argmin(1).numpy()
 
 
 def plan_pseudo_cameras(train_c2ws: np.ndarray, target_c2ws: np.ndarray, round_idx: int, num_rounds: int,

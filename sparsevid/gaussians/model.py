@@ -42,7 +42,7 @@ class InitConfig:
 
     min_points: int = 100  # fewer SfM points -> random points in the frusta (see module doc)
     random_points: int = 20_000  # how many random points the fallback draws (in total)
-    init_opacity: float = 0.1
+    init_opacity: float = 0.1  # opacity of every initial Gaussian
     init_scale: float = 1.0  # multiplies the kNN distance
     sh_degree: int = 3  # max SH degree (storage)
 

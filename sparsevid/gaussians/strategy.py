@@ -143,15 +143,15 @@ class StrategyConfig:
     trainer's scene scale. :meth:`build` makes the strategy object (gsplat style: the train config
     holds the strategy, ``TrainConfig.densify`` / ``TrainConfig.strategy``)."""
 
-    prune_opa: float = 0.005
-    grow_grad2d: float = 0.0002
-    grow_scale3d: float = 0.01
-    prune_scale3d: float = 0.1
-    refine_start_iter: int = 500
-    refine_stop_iter: int = 15_000
-    refine_every: int = 100
-    reset_every: int = 3000
-    absgrad: bool = False
+    prune_opa: float = 0.005  # prune Gaussians whose opacity falls below this
+    grow_grad2d: float = 0.0002  # grow Gaussians whose mean image-space position gradient exceeds this
+    grow_scale3d: float = 0.01  # ... by cloning when smaller than this (relative scale), else by splitting
+    prune_scale3d: float = 0.1  # prune Gaussians larger than this (relative scale)
+    refine_start_iter: int = 500  # first step that grows or prunes
+    refine_stop_iter: int = 15_000  # no growing or pruning from this step on
+    refine_every: int = 100  # steps between refinements
+    reset_every: int = 3000  # steps between opacity resets
+    absgrad: bool = False  # grow by the absolute gradients (AbsGS; CUDA only)
 
     def build(self, device: torch.device):
         """The strategy object (our :func:`_strategy_class`) with these settings; ``absgrad`` only

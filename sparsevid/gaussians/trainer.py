@@ -86,21 +86,21 @@ class TrainingInterrupted(KeyboardInterrupt):
 class TrainConfig:
     """Training settings. ``steps=None`` -> 2000 on CUDA, 750 on CPU (see module doc)."""
 
-    steps: int | None = None
-    seed: int = 0
+    steps: int | None = None  # training steps; None = 2000 on CUDA, 750 on CPU (30000 = vanilla 3DGS)
+    seed: int = 0  # seeds the trainer's own generators (`run` sets it from RunConfig.seed)
     # share of steps that train on pseudo views once the progressive fixer has added some (the
     # rest train on the real inputs, which would otherwise be starved by dozens of pseudo views)
     pseudo_fraction: float = 0.5
     # learning rates (gsplat simple_trainer); means LR x scene extent, decayed to x0.01 at the end
     lr_means: float = 1.6e-4
-    lr_means_final_factor: float = 0.01
-    lr_quats: float = 1e-3
-    lr_scales: float = 5e-3
-    lr_opacities: float = 5e-2
-    lr_sh0: float = 2.5e-3
-    lr_shN: float = 2.5e-3 / 20
-    ssim_weight: float = 0.2
-    sh_degree: int = 3
+    lr_means_final_factor: float = 0.01  # the means LR decays to this factor at the last step
+    lr_quats: float = 1e-3  # learning rate of the rotations
+    lr_scales: float = 5e-3  # learning rate of the log scales
+    lr_opacities: float = 5e-2  # learning rate of the opacity logits
+    lr_sh0: float = 2.5e-3  # learning rate of the DC colour
+    lr_shN: float = 2.5e-3 / 20  # learning rate of the higher SH coefficients
+    ssim_weight: float = 0.2  # loss = (1 - w) L1 + w (1 - SSIM)
+    sh_degree: int = 3  # the highest SH degree trained
     sh_degree_interval: int = 1000  # raise the active SH degree every N steps (of a reference-length run)
     # the densification strategy (gsplat style: the config holds it; see also the `strategy` property)
     densify: StrategyConfig = field(default_factory=StrategyConfig)
@@ -110,17 +110,18 @@ class TrainConfig:
     schedule_ref_steps: int = 2000
     max_gaussians: int = 1_000_000  # after a refinement, prune the lowest opacities beyond this
     init: InitConfig = field(default_factory=InitConfig)
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    antialiased: bool = False
-    # CUDA: torch.compile the loss (see losses.make_loss_fn). Off by default: in a new process the compile
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB behind the Gaussians
+    antialiased: bool = False  # gsplat's "antialiased" rasterize mode (else "classic")
+    # CUDA: torch.compile the loss (see losses.make_loss_fn); off by default: in a new process the compile
     # (even from a warm cache) costs more than it saves over 2000 steps (H200, BENCHMARKS.md "Time to video")
     compile_loss: bool = False
-    checkpoint_every: int | None = None  # steps; 0 = only at the end (when run_dir is set); None = auto:
-    # every ``checkpoint_seconds`` of training (a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB:
-    # a 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
-    checkpoint_seconds: float = 60.0
+    # steps between checkpoints; 0 = only at the end (when run_dir is set); None = auto: every
+    # checkpoint_seconds of training (a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB: a
+    # 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
+    checkpoint_every: int | None = None
+    checkpoint_seconds: float = 60.0  # the auto checkpoint interval, in seconds of training
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
-    quiet: bool = False
+    quiet: bool = False  # no progress display
 
     @property
     def strategy(self) -> StrategyConfig:

@@ -14,7 +14,18 @@ from sparsevid.errors import SparsevidError
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, fixer_device, register_fixer
 from sparsevid.fixer.difix.prompt import DEFAULT_PROMPT
 from sparsevid.fixer.difix.weights import REPO_DIFIX, REPO_DIFIX_REF
-from sparsevid.geometry import nearest_refs
+from sparsevid.geometry import camera_distances, median_pair_spacing
+
+
+def nearest_refs(c2ws: torch.Tensor, ref_c2ws: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices [B, k] of the ``k`` references closest to each camera (``c2ws`` [B, 4, 4], ``ref_c2ws``
+    [R, 4, 4]): the :func:`~sparsevid.geometry.camera_distances` metric with the centre distance in
+    units of the median distance between the references and the angle between the optical axes in
+    radians (roll does not matter to the reference choice)."""
+    k = min(k, ref_c2ws.shape[0])
+    d = camera_distances(c2ws, ref_c2ws, position_unit=median_pair_spacing(ref_c2ws), rotation_unit=1.0,
+                         angle="axis")
+    return d.topk(k, dim=1, largest=False).indices
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
