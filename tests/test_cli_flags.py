@@ -74,7 +74,7 @@ def test_field_docs_sources():
     fd = field_docs(FuseConfig)
     assert fd["band_sigma"].startswith("Gaussian sigma of the low band")
     td = field_docs(TrainConfig)
-    assert td["checkpoint_every"].startswith("steps between checkpoints") and "250 on cpu" in td["checkpoint_every"]
+    assert td["checkpoint_every"].startswith("steps between checkpoints") and "5-minute CPU run" in td["checkpoint_every"]
     assert td["log_every"].startswith("steps between progress updates")  # not the comment of the field above
     rd = field_docs(RunConfig)
     assert rd["start"] == rd["end"] and rd["resume"] != rd["overwrite"]
