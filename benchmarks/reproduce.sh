@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce every figure in BENCHMARKS.md on this machine: one command per machine kind.
 #
-#   benchmarks/reproduce.sh cpu [STEP...]   # the 2-core CPU machine; steps: poses harness cpu-train cpu-raster demo
-#   benchmarks/reproduce.sh gpu [STEP...]   # a CUDA machine;         steps: gaussians difix harness
+#   benchmarks/reproduce.sh cpu [STEP...]   # the 2-core CPU machine; steps: poses harness cpu-train cpu-raster demo ttv
+#   benchmarks/reproduce.sh gpu [STEP...]   # a CUDA machine;         steps: gaussians difix harness ttv
 #
 # No STEP = all steps of that kind, in the order above. Results go to benchmarks/results/<date>-<machine>-<step>.json
 # (the harness also writes <date>-<machine>.json and replaces its block in BENCHMARKS.md).
@@ -40,11 +40,11 @@ SYNTH_EXTRA=()
 case "$KIND" in
   cpu)
     MACHINE=${MACHINE:-cpu-amd-epyc-2c}
-    STEPS=${*:-poses harness cpu-train cpu-raster demo}
+    STEPS=${*:-poses harness cpu-train cpu-raster demo ttv}
     ;;
   gpu)
     MACHINE=${MACHINE:-h100}
-    STEPS=${*:-gaussians difix harness}
+    STEPS=${*:-gaussians difix harness ttv}
     ;;
   *) echo "unknown machine kind '$KIND': use cpu or gpu" >&2; exit 2 ;;
 esac
@@ -83,6 +83,13 @@ for step in $STEPS; do
       "$PY" tools/bench_cpu_train.py "$TMP/poses" --json "$(OUTJ cpu-train)" ;;
     cpu:cpu-raster) # rasterizer forward/backward and trainer steps, synthetic scene, 20k Gaussians, 424x240
       "$PY" tools/bench_cpu_raster.py --repeats 5 --steps 20 --json "$(OUTJ cpu-raster)" ;;
+    cpu:ttv|gpu:ttv) # BENCHMARKS.md "Time to video": sparsevid run on the demo's 4 frames inside the first case
+                    # (scored on the other 26), each run a new process; the first one cold (empty compile
+                    # caches: gsplat's CUDA build on a GPU), then warm; load average and the DIS/RIFE peers in the JSON
+      DEV=$([ "$KIND" = gpu ] && echo cuda || echo cpu)
+      "$PY" benchmarks/time_to_video.py "$FIRST" --device "$DEV" --cold --cache-dir "$TMP/ttv-cache" \
+        --runs "$TMP/ttv-runs" --variant cold= --variant warm= $([ "${NO_VIDEO:-0}" = 1 ] && echo --no-video) \
+        --json "$(OUTJ ttv)" ;;  # poses are estimated (pycolmap needed): the goal counts them
     cpu:demo)       # the README demo, timed per stage (run.json)
       "$PY" -m sparsevid run -o "$TMP/demo" --overwrite
       cp "$TMP/demo/run.json" "$(OUTJ demo)" ;;
