@@ -462,8 +462,10 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
         with timer("enhance"):
             refs = input_refs(scene, out_und, trainer.render) if enhance else None
             frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
-            if enhance:  # the 3D route's rebuild of every interior input from the others
-                rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)
+            # the 3D route's rebuild of every interior input from the others (without the fixer: its
+            # plain render there), so the leave-one-out check weighs the 3D route in the fusion
+            if cfg.fuse.mode != "3d":
+                rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None)
                 loo3d = rebuild.held_out(scene.indices[1:-1])
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:

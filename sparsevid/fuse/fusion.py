@@ -53,6 +53,8 @@ class FuseConfig:
         guided: the 3D route contributes the inputs aligned to its frame by flow (sharp; see
             :func:`guided_candidates`) besides its frame itself; False: its frame alone.
         threads: output frames fused in parallel (0 = one per CPU core); results do not depend on it.
+        distance_gains: scale the 2D route's leave-one-out error to each output frame's distance to
+            its nearer input before the route gains (see :meth:`~sparsevid.fuse.loo.LooResult.gains_at`).
         flow: the 2D route's flow settings.
     """
 
@@ -65,6 +67,7 @@ class FuseConfig:
     mode: str = "fuse"
     guided: bool = True
     threads: int = 0
+    distance_gains: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

@@ -60,6 +60,9 @@ class LooResult:
         psnr, ssim, sharpness: held-out input -> fused rebuild's PSNR, SSIM and sharpness
             relative to the real frame, at ``detail_power``.
         tried: detail power -> mean sharpness ratio and PSNR over the held-out inputs.
+        routes_off: routes the fusion leaves out: "3d" when the fused rebuilds of the held-out
+            inputs came out worse than the 2D route's alone (a 3D model that fits nothing, wrong
+            poses): then the output is the 2D route's, never below it where the check can tell.
     """
 
     held_out: list[int]
@@ -71,13 +74,17 @@ class LooResult:
     ssim: dict[int, float] = field(default_factory=dict)
     sharpness: dict[int, float] = field(default_factory=dict)
     tried: dict[float, dict[str, float]] = field(default_factory=dict)
+    routes_off: list[str] = field(default_factory=list)
 
     def gains_at(self, position: float, region_sigma_px: float,
-                 exclude: int | None = None) -> dict[str, np.ndarray] | None:
+                 exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
         """Route gains for an output frame at source ``position``: the held-out inputs' error maps,
         interpolated linearly in time between them (held constant beyond), then
         :func:`~sparsevid.fuse.fusion.route_gains`. ``exclude`` leaves one held-out input out
-        (cross-validation). None when no error maps are left."""
+        (cross-validation). ``distance``: the frame's distance (source frames) to its nearer input;
+        the 2D route's error map is scaled to it from the held-out inputs' distance by the growth
+        law of the module docstring (flow interpolation errs less near an input; the render's error
+        does not depend on it). None when no error maps are left."""
         keys = [k for k in self.held_out if k != exclude]
         if not keys:
             return None
@@ -86,7 +93,14 @@ class LooResult:
             return None
         lam = _time_weights(position, keys)
         errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
-        return route_gains(errs, region_sigma_px)
+        if distance is not None and "2d" in errs:
+            d0 = float(np.mean([self.distance[k] for k in keys]))
+            errs["2d"] = errs["2d"] * (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
+        gains = route_gains(errs, region_sigma_px)
+        if self.routes_off:
+            on = [r for r in gains if r not in self.routes_off]
+            gains = {r: (np.ones_like(g) / len(on) if r in on else np.zeros_like(g)) for r, g in gains.items()}
+        return gains
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the
@@ -104,6 +118,7 @@ class LooResult:
                 "loo_ssim": round(float(np.mean(list(self.ssim.values()))), 4),
                 "loo_sharpness": round(float(np.mean(list(self.sharpness.values()))), 3),
                 "detail_power": self.detail_power, "held_out_inputs": list(self.held_out),
+                "routes_off": list(self.routes_off),
                 "routes": {str(k): {r: round(v, 3) for r, v in rp.items()} for k, rp in self.route_psnr.items()}}
 
 
@@ -181,6 +196,12 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         if ratio >= cfg.target_sharpness:
             break
     res.detail_power = float(chosen)
+    if len(held) > 1 and "3d" in rpsnr[held[0]]:
+        fused_mse = np.mean([np.mean((out[k] - fkeys[k]) ** 2) for k in held])
+        flow_mse = np.mean([np.mean(sq[k]["2d"]) for k in held])
+        if fused_mse > flow_mse:  # adding the 3D route made the rebuilt inputs worse: leave it out
+            res.routes_off = ["3d"]
+            out = {k: rebuild(k, res.detail_power) for k in held}
     for k in held:
         res.psnr[k] = psnr_f(out[k], fkeys[k])
         res.ssim[k] = ssim_f(out[k], fkeys[k])

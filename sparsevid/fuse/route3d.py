@@ -76,11 +76,13 @@ class LeaveOneOut3D:
     input ``target``'s camera and fix it from the inputs ``refs`` only.
 
     The model itself was trained on every input, so its *depth* at the held-out camera has seen
-    that frame; its colours are not used (the fixer rebuilds the frame from the other inputs), and
-    with no fixer the held-out input is rendered as is, which would flatter the 3D route -- so
-    without a fixer there is no 3D leave-one-out (None)."""
+    that frame; its colours are not used (the fixer rebuilds the frame from the other inputs).
+    Without a fixer (``fixer`` None: no post-render enhancement) the held-out input is rendered as
+    is. That flatters the 3D route where the model fits its training views well, but it still
+    catches a model that fits nothing (too few steps, wrong poses), which would otherwise enter
+    the fusion unchecked."""
 
-    def __init__(self, scene: Scene, und: Undistorter, render, refs: RefViews, fixer: Fixer):
+    def __init__(self, scene: Scene, und: Undistorter, render, refs: RefViews | None, fixer: Fixer | None):
         self.scene, self.und, self.render, self.refs, self.fixer = scene, und, render, refs, fixer
         self.order = [f.index for f in scene.frames]
 
@@ -109,6 +111,8 @@ class LeaveOneOut3D:
 
     def _fix(self, target: int, ref_keys: Sequence[int], r: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         valid = torch.from_numpy(self.und.mask.astype(np.float32))[None, ..., None]
+        if self.fixer is None:  # the plain render, weighted by its opacity, as path_frames_3d without a fixer
+            return _distort_pair(self.und, r["rgb"][0].numpy(), (r["alpha"] * valid)[0, ..., 0].numpy())
         refs = self.refs.select([self.order.index(k) for k in ref_keys])
         res = self.fixer.fix(FixRequest(r["rgb"], r["K"], r["c2w"], refs, depth=r["depth"], alpha=r["alpha"],
                                         valid=valid))

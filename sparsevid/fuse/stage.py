@@ -73,7 +73,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         if use3d and frames3d[i] is not None:
             img3, w3 = frames3d[i]
             cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
-            gains = loo.gains_at(float(positions[i]), region) if loo is not None else None
+            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None) \
+                if loo is not None else None
             g3 = None if gains is None else float(gains["3d"].mean())
         return to_uint8(fuse(cands, gains, power, cfg)), g3
 
