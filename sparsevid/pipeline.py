@@ -334,6 +334,16 @@ def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:
     return Ks
 
 
+def progressive_updater(views: list[TrainView], path: PathFrames, und: Undistorter, fixer: Fixer,
+                        config: ProgressiveConfig) -> ProgressiveUpdater:
+    """The progressive updater of a run: it plans from the input ``views`` (on the canvas of ``und``) toward the
+    path cameras at the times that are not inputs. (Also used by the nerfstudio methods, see
+    :mod:`sparsevid.nerfstudio.pipeline`.)"""
+    targets = ~path.is_input
+    return ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
+                              _canvas_Ks(path, und)[targets], config)
+
+
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
                 path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None) -> Trainer:
     """Train the Gaussians, with progressive rounds of ``fixer`` (None: none) as trainer hooks;
@@ -352,9 +362,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device, run_dir=ckpt_dir)
     hooks = {}
     if fixer is not None and cfg.fixer.progressive and trainer.step < trainer.total_steps:
-        targets = ~path.is_input
-        updater = ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
-                                     _canvas_Ks(path, train_und)[targets], cfg.progressive)
+        updater = progressive_updater(views, path, train_und, fixer, cfg.progressive)
         for step, hook in updater.hooks(trainer.total_steps).items():
             if step < trainer.step:
                 continue  # already done before the interruption (its views are in the checkpoint)
