@@ -107,6 +107,9 @@ def add_parser(sub) -> None:
     p.add_argument("--skip-training", action="store_true", default=_Default(False),
                    help="render from --ckpt instead of training")
     p.add_argument("--ckpt", type=Path, default=None, help="trainer checkpoint for --skip-training")
+    p.add_argument("--from-nerfstudio", type=Path, default=None, metavar="CONFIG.yml",
+                   help="render this trained nerfstudio model (an ns-train run's config.yml, e.g. of sparsevid-nerfacto) "
+                        "instead of training Gaussians; INPUT defaults to its dataset. Needs nerfstudio (README)")
     p.add_argument("--no-video", action="store_true", default=_Default(False), help="write frames only, no video.mp4")
     p.add_argument("--keep-inputs", action=argparse.BooleanOptionalAction, default=_Default(True),
                    help="output frames at input times are the input frames themselves (not re-renders)")
@@ -169,6 +172,11 @@ def config_from_args(args) -> "RunConfig":
 
 def run(args) -> int:
     from sparsevid.pipeline import run_pipeline
+
+    if getattr(args, "from_nerfstudio", None) is not None:
+        from sparsevid.nerfstudio.video import run_from_nerfstudio
+
+        return run_from_nerfstudio(args)
 
     run_pipeline(config_from_args(args))
     return 0

@@ -29,13 +29,18 @@ Gaussians:
   embedding of the nearest input.
 
 Pseudo views live in memory, not in nerfstudio's checkpoints: a run continued with ``--load-checkpoint`` starts its
-own rounds.
+own rounds. After each round and at the end the run folder gets ``sparsevid_progressive.json`` (settings, rounds,
+the number of steps that trained on pseudo views) and ``sparsevid_pseudo_views.safetensors`` (every pseudo view:
+``images``, ``masks`` -- the confidence weights --, ``c2ws`` in nerfstudio's world with OpenCV axes, ``Ks``,
+``weights``, ``rounds``).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Optional, Type
 
 import numpy as np
@@ -122,6 +127,9 @@ class SparsevidPipeline(VanillaPipeline):
         self.input_order: list[int] = []  # dataset index of each input view
         self.sampler = ViewSampler(config.seed)
         self._rays_gen = torch.Generator().manual_seed(config.seed)
+        self.pseudo_steps = 0  # training steps taken on a pseudo view
+        self.start_step = 0  # the first step of this ns-train run
+        self.record_dir: Path | None = None  # the run folder (sparsevid_progressive.json, ...)
 
     # ---- setup -------------------------------------------------------------------------
     def setup_progressive(self, total_steps: int) -> dict:
@@ -161,15 +169,46 @@ class SparsevidPipeline(VanillaPipeline):
         trainer = training_callback_attributes.trainer
         start = int(getattr(trainer, "_start_step", 0)) if trainer is not None else 0
         total = int(trainer.config.max_num_iterations) if trainer is not None else 30000
+        self.start_step = start
+        self.record_dir = Path(trainer.base_dir) if trainer is not None else None
         view = _TrainerView(self)
         for rel, hook in self.setup_progressive(total).items():
             callbacks.append(TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
                                               func=self._run_hook, args=[hook, view], iters=(start + rel,)))
+        callbacks.append(TrainingCallback(where_to_run=[TrainingCallbackLocation.AFTER_TRAIN],
+                                          func=lambda step: self.write_record()))
         return callbacks
 
-    @staticmethod
-    def _run_hook(hook, view: _TrainerView, step: int) -> None:
+    def _run_hook(self, hook, view: _TrainerView, step: int) -> None:
         hook(view)
+        self.write_record()
+
+    def write_record(self) -> None:
+        """``sparsevid_progressive.json`` and ``sparsevid_pseudo_views.safetensors`` in the run folder (see the
+        module docstring)."""
+        if self.record_dir is None or self.updater is None:
+            return
+        from safetensors.torch import save_file
+
+        from sparsevid.io_utils import atomic_write_text, jsonable
+
+        cfg, up = self.config, self.updater
+        pseudo = self.pseudo_views
+        rec = {"fixer": up.fixer.name, "progressive": dataclasses.asdict(up.config),
+               "pseudo_fraction": cfg.pseudo_fraction, "start_step": self.start_step,
+               "num_inputs": len(self.input_order), "num_targets": int(len(up.target_c2ws)),
+               "rounds": [{"round": r.round, "step": self.start_step + r.step, "num_views": r.num_views,
+                           "mean_confidence": r.mean_confidence} for r in up.history],
+               "num_pseudo_views": len(pseudo), "pseudo_steps": self.pseudo_steps}
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.record_dir / "sparsevid_progressive.json", json.dumps(jsonable(rec), indent=1))
+        if pseudo:
+            t = (lambda xs, dt=torch.float32: torch.from_numpy(np.stack(xs)).to(dt).contiguous())
+            save_file({"images": t([v.image for v in pseudo]), "masks": t([v.mask for v in pseudo]),
+                       "c2ws": t([v.c2w for v in pseudo], torch.float64), "Ks": t([v.K for v in pseudo], torch.float64),
+                       "weights": torch.tensor([float(v.weight) for v in pseudo]),
+                       "rounds": torch.tensor([int(v.round) for v in pseudo])},
+                      str(self.record_dir / "sparsevid_pseudo_views.safetensors"))
 
     # ---- views -------------------------------------------------------------------------
     def add_views(self, views: list[TrainView]) -> None:
@@ -185,6 +224,7 @@ class SparsevidPipeline(VanillaPipeline):
         if len(self.views) > len(self.input_order) and self.model.training:
             i = self.sampler.next(self.views, self.config.pseudo_fraction)
             if self.views[i].kind != "input":
+                self.pseudo_steps += 1
                 return self.pseudo_loss_dict(self.views[i])
         return super().get_train_loss_dict(step)
 

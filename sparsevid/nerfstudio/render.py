@@ -100,6 +100,9 @@ def load_model(config_path: str | Path, device: str = "auto"):
 
     def on_device(config):
         config.machine.device_type = dev.type
+        # the checkpoints beside this config.yml, whatever folder the command runs in (an absolute path joined
+        # to the run's base dir is itself)
+        config.relative_model_dir = (Path(config_path).parent / config.relative_model_dir).resolve()
         return config
 
     config, pipeline, _, _ = eval_setup(Path(config_path), test_mode="inference", update_config_callback=on_device)
