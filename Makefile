@@ -41,7 +41,7 @@ $(NS_STAMP): pyproject.toml
 	touch $(NS_STAMP)
 
 test-nerfstudio: setup-nerfstudio
-	$(NS_BIN)/python -m pytest -q tests/nerfstudio
+	$(NS_BIN)/python -m pytest -q tests/ns_plugin
 
 clean-venv:
 	rm -rf $(VENV) $(NS_VENV)
