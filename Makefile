@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsevid-setup-stamp
 TORCH  := torch==2.13.0
 
-# nerfstudio 1.1.5 pins numpy 1.26.4 and gsplat 1.4.0, hence an environment of its own. Its torch is PyPI's
+# nerfstudio 1.1.5 pins gsplat 1.4.0 and OpenCV 4.10, hence an environment of its own. Its torch is PyPI's
 # torch 2.13.0 build (`===`: not a local +cpu build), the one torchvision 0.28.0 -- nerfstudio's -- is built against
 # (with the CPU-only torch build torchvision cannot load its operators and nerfstudio does not import). It runs on
 # the CPU like the CPU build.

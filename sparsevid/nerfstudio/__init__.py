@@ -17,6 +17,6 @@ Modules (each imports nerfstudio; this package itself does not, so ``import spar
 - :mod:`.video`: ``sparsevid run --from-nerfstudio``.
 
 Install in an environment of its own: ``pip install torch==2.13.0 -e '.[nerfstudio]'`` (nerfstudio 1.1.5 pins
-numpy 1.26.4 and gsplat 1.4.0); see README "nerfstudio". None of these modules uses gsplat itself: the nerfacto
+gsplat 1.4.0 and OpenCV 4.10); see README "nerfstudio". None of these modules uses gsplat itself: the nerfacto
 variant runs on the CPU in plain PyTorch, the splatfacto variant needs CUDA (nerfstudio's gsplat rasterizer).
 """

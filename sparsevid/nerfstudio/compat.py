@@ -23,5 +23,5 @@ def allow_numpy_scalars() -> None:
     try:
         scalar = np._core.multiarray.scalar  # numpy >= 2
     except AttributeError:
-        scalar = np.core.multiarray.scalar  # numpy 1.26 (nerfstudio's pin)
+        scalar = np.core.multiarray.scalar  # numpy 1.x
     torch.serialization.add_safe_globals([scalar, np.dtype, *dtypes])
