@@ -87,6 +87,8 @@ class RunConfig:
             (resized to the output size), not a re-render of it.
         cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
             on the pseudo views per progressive round, so a run takes minutes, not hours.
+        from_nerfstudio: the config.yml of a trained nerfstudio model (``ns-train``), rendered instead of training
+            Gaussians; the input defaults to its dataset (see :mod:`sparsevid.nerfstudio.video`).
     """
 
     input: Path | None = None
@@ -110,6 +112,7 @@ class RunConfig:
     keep_inputs: bool = True
     cpu_max_gaussians: int = 40_000
     cpu_pseudo_views: int = 8
+    from_nerfstudio: Path | None = None
     pose: PoseConfig = field(default_factory=PoseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     fixer: FixerConfig = field(default_factory=FixerConfig)
@@ -336,6 +339,16 @@ def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:
     return Ks
 
 
+def progressive_updater(views: list[TrainView], path: PathFrames, und: Undistorter, fixer: Fixer,
+                        config: ProgressiveConfig) -> ProgressiveUpdater:
+    """The progressive updater of a run: it plans from the input ``views`` (on the canvas of ``und``) toward the
+    path cameras at the times that are not inputs. (Also used by the nerfstudio methods, see
+    :mod:`sparsevid.nerfstudio.pipeline`.)"""
+    targets = ~path.is_input
+    return ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
+                              _canvas_Ks(path, und)[targets], config)
+
+
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
                 path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None) -> Trainer:
     """Train the Gaussians, with progressive rounds of ``fixer`` (None: none) as trainer hooks;
@@ -354,9 +367,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device, run_dir=ckpt_dir)
     hooks = {}
     if fixer is not None and cfg.fixer.progressive and trainer.step < trainer.total_steps:
-        targets = ~path.is_input
-        updater = ProgressiveUpdater(fixer, InputViews.from_train_views(views), path.c2ws[targets],
-                                     _canvas_Ks(path, train_und)[targets], cfg.progressive)
+        updater = progressive_updater(views, path, train_und, fixer, cfg.progressive)
         for step, hook in updater.hooks(trainer.total_steps).items():
             if step < trainer.step:
                 continue  # already done before the interruption (its views are in the checkpoint)
@@ -399,8 +410,12 @@ def _machine(device: torch.device) -> dict[str, str]:
     return m
 
 
-def run_pipeline(cfg: RunConfig) -> RunResult:
-    """Run every stage; see the module docstring for the output layout."""
+def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
+    """Run every stage; see the module docstring for the output layout.
+
+    ``model``: a trained model to render instead of training the Gaussians -- any object with the trainer's
+    ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
+    (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
     from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
     from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
@@ -413,11 +428,16 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if model is None and cfg.from_nerfstudio is not None:
+        from sparsevid.nerfstudio.video import prepare
+
+        cfg, model = prepare(cfg, cfg.device)
     given = cfg
     if device.type == "cpu":
         cfg = cpu_profile(cfg)
     prepare_output(out, cfg.resume, cfg.overwrite,
-                   protect=(cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt))
+                   protect=(cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt,
+                            cfg.from_nerfstudio))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -444,17 +464,22 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d = None, None, None, None, None
     if posed and cfg.fuse.mode != "2d":
-        train_scale = training_scale(cfg, scene.image_size, device)
+        train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
-                 f"{len(scene.gt_frames)} ground-truth frames; training at scale {train_scale:g} on {device}")
+                 f"{len(scene.gt_frames)} ground-truth frames; " +
+                 (f"training at scale {train_scale:g} on {device}" if model is None else
+                  f"rendering the given model at scale {cfg.scale:g}"))
         train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
         out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
         path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
         enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
-        progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None
+        progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None
         fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
-        with timer("training"):
-            trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
+        if model is not None:
+            trainer = model  # a trained model renders in place of the Gaussians
+        else:
+            with timer("training"):
+                trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
         if "fixing" in timer.seconds:
             timer.seconds["training"] -= timer.seconds["fixing"]
         with timer("rendering"):
@@ -515,7 +540,8 @@ def run_pipeline(cfg: RunConfig) -> RunResult:
     run_info = {"config": jsonable(cfg), "versions": _versions(), "machine": _machine(device),
                 "device": str(device), "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
-                "num_gaussians": None if trainer is None else int(trainer.num_gaussians), "poses": pose_report,
+                "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
+                "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
                 "quality_estimate": quality,
                 "metrics": None if metrics is None else {k: metrics[k] for k in
                                                          ("heldout", "inputs", "flicker", "pulse_ratio")

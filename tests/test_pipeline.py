@@ -180,3 +180,21 @@ def test_run_writes_config_yaml_and_run_config_reproduces_it(tmp_path):
     assert len(read_frames(third / "frames")) == 20
     assert main(["run", "--config", str(first / "config.yaml"), "--config-name", "default", "-o",
                  str(tmp_path / "x")]) == 2
+
+
+def test_an_untrained_model_without_the_fixer_does_not_pull_the_fusion_below_flow(tmp_path):
+    """``--no-enhance`` with a model that fits nothing (3 training steps): the leave-one-out check
+    rebuilds the held-out inputs from the plain render, finds the 3D route bad, and the fused video
+    stays with the flow (it used to fuse the render unchecked: 6 dB below flow on the shared clip)."""
+    scene = make_scene(width=64, height=48)
+    ds = tmp_path / "ds"
+    write_transforms(scene, ds / "transforms.json", write_images=True)
+    common = dict(input=ds, keyframes=[0, 9, 19, 29], device="cpu")
+    flow = run_pipeline(named_config("flow_only", output=tmp_path / "flow", **common))
+    cfg = named_config("default", output=tmp_path / "bad", steps=3, **common)
+    cfg.fixer.enhance = False
+    bad = run_pipeline(cfg)
+    q = bad.quality_estimate
+    assert q["route"] == "fused 2D + 3D" and set(q["routes"]["9"]) == {"2d", "3d"}
+    assert q["routes"]["9"]["3d"] < q["routes"]["9"]["2d"]
+    assert bad.metrics["heldout"]["psnr"] >= flow.metrics["heldout"]["psnr"] - 0.3

@@ -172,5 +172,5 @@ def config_from_args(args) -> "RunConfig":
 def run(args) -> int:
     from sparsevid.pipeline import run_pipeline
 
-    run_pipeline(config_from_args(args))
+    run_pipeline(config_from_args(args))  # --from-nerfstudio CONFIG.yml: the pipeline renders that model
     return 0

@@ -53,7 +53,15 @@ def _export_tensors(params: dict[str, Tensor]) -> dict[str, Tensor]:
 def splat_bytes(params: dict[str, Tensor], fmt: ExportFormat = "ply") -> bytes:
     """The file content of ``params`` in one of gsplat's export formats (``ply``, ``splat``,
     ``ply_compressed``), through :func:`gsplat.export_splats`."""
-    from gsplat import export_splats
+    try:
+        from gsplat import export_splats
+    except ImportError:  # gsplat 1.4 (nerfstudio's pin) has no exporter
+        import gsplat
+
+        raise SparsevidError(f"exporting Gaussians needs gsplat's exporter (gsplat >= 1.5); this environment has "
+                             f"gsplat {getattr(gsplat, '__version__', '?')}",
+                             fix="install gsplat==1.5.3 (the nerfstudio environment pins 1.4.0: there, export "
+                                 "with `ns-export gaussian-splat`)") from None
 
     t = _export_tensors(params)
     if fmt == "ply_compressed" and len(t["means"]) == 0:

@@ -5,7 +5,9 @@ config as ``TrainConfig.densify`` (also reachable as ``TrainConfig.strategy``), 
 :meth:`StrategyConfig.build` makes the strategy object the trainer calls before and after each
 backward pass (``step_pre_backward`` / ``step_post_backward``).
 
-The strategy object is a subclass of gsplat 1.5.3's ``DefaultStrategy`` (see :func:`_strategy_class`).
+The strategy object is a subclass of gsplat 1.5.3's ``DefaultStrategy`` (see :func:`_strategy_class`); it also
+runs on gsplat 1.4.0 (the version nerfstudio 1.1.5 pins, see :mod:`sparsevid.nerfstudio`), whose rasterizer gives
+radii of shape [C, N] instead of [C, N, 2] and whose private methods used here have the same signatures.
 **It overrides gsplat private methods** -- ``_grow_gs`` and ``_update_state`` -- and re-implements
 ``gsplat.strategy.ops.split`` using gsplat's private ``_update_param_with_optimizer``; these are not
 part of gsplat's public API and may change with the gsplat version (written against 1.5.3; the tests
@@ -107,7 +109,8 @@ def _strategy_class():
             grads = (g.absgrad if self.absgrad else g.grad).clone()  # [C, N, 2]
             grads[..., 0] *= info["width"] / 2.0 * info["n_cameras"]
             grads[..., 1] *= info["height"] / 2.0 * info["n_cameras"]
-            sel = (info["radii"] > 0).all(dim=-1)  # [C, N]
+            radii = info["radii"]  # [C, N, 2] (gsplat 1.5, our CPU rasterizer) or [C, N] (gsplat 1.4)
+            sel = (radii > 0).all(dim=-1) if radii.dim() == 3 else radii > 0  # [C, N]
             n = len(params["means"])
             if state["grad2d"] is None:
                 state["grad2d"] = torch.zeros(n, device=grads.device)
