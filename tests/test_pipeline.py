@@ -184,8 +184,9 @@ def test_run_writes_config_yaml_and_run_config_reproduces_it(tmp_path):
 
 def test_an_untrained_model_without_the_fixer_does_not_pull_the_fusion_below_flow(tmp_path):
     """``--no-enhance`` with a model that fits nothing (3 training steps): the leave-one-out check
-    rebuilds the held-out inputs from the plain render, finds the 3D route bad, and the fused video
-    stays with the flow (it used to fuse the render unchecked: 6 dB below flow on the shared clip)."""
+    rebuilds the held-out inputs from the plain render, finds the 3D route worse, and with the 2D
+    route's error scaled to each frame's distance the fused video stays with the flow (it used to
+    fuse the render unchecked: 0.95 dB below flow here, 6 dB below on the shared clip at 10 steps)."""
     scene = make_scene(width=64, height=48)
     ds = tmp_path / "ds"
     write_transforms(scene, ds / "transforms.json", write_images=True)

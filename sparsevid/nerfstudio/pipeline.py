@@ -52,7 +52,7 @@ from sparsevid import log
 from sparsevid.fixer.base import FixerConfig
 from sparsevid.fixer.progressive import ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.views import TrainView, ViewSampler
-from sparsevid.geometry import nearest_cameras
+from sparsevid.fixer.progressive import nearest_cameras
 from sparsevid.nerfstudio.convert import dataset_fps, ns_cameras, scene_from_dataset
 from sparsevid.nerfstudio.render import ModelRenderer, is_camera_model
 from sparsevid.path.camera_path import PathConfig
