@@ -43,6 +43,7 @@ VARIANTS = {
     "fused unguided p1": dict(detail_power=1.0, guided=False),
     "fused auto t0.6": dict(detail_power=None, target_sharpness=0.6),
     "2D route alone p1": dict(mode="2d", detail_power=1.0),
+    "no distance gains": dict(distance_gains=False),
 }
 
 
@@ -62,6 +63,7 @@ def main() -> int:
     ap.add_argument("--configs", default="default",
                     help="named configurations to run per case (comma-separated); fusion variants use the first")
     ap.add_argument("--no-variants", action="store_true", help="skip the fusion variants")
+    ap.add_argument("--variants", default=None, help="only these fusion variants (comma-separated names)")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/quality_round"))
     args = ap.parse_args()
     results = {"command": " ".join(sys.argv), "machine": platform.node(), "date": time.strftime("%Y-%m-%d"),
@@ -95,6 +97,8 @@ def main() -> int:
                       for p, (img, _) in zip(r3.positions, r3.frames)]
             rec["route3d (same run)"] = score(only3d, gt)
             for name, edits in VARIANTS.items():
+                if args.variants and name not in args.variants.split(","):
+                    continue
                 fc = dataclasses.replace(cfg.fuse, **edits)
                 t0 = time.perf_counter()
                 fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
