@@ -169,3 +169,25 @@ def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "pip install -e '.[batch]'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # no work before the check
+
+
+def test_batch_takes_every_run_flag(tmp_path):
+    """Every setting of `run` is a `batch` flag too (derived the same way), passed on to every clip's config;
+    the per-clip output and --resume/--overwrite are not."""
+    from sparsevid.cli import build_parser
+    from sparsevid.cli.batch import batch_config, batch_flags
+    from sparsevid.cli.flags import leaf_fields
+    from sparsevid.pipeline import RunConfig
+
+    paths = {fl.path for fl in batch_flags()}
+    assert paths == {p for p, *_ in leaf_fields(RunConfig)} - {"input", "output", "resume", "overwrite"}
+    args = build_parser().parse_args(
+        ["batch", str(tmp_path / "clip"), "-o", str(tmp_path / "out"), "--config-name", "flow_only",
+         "--keyframes", "0,9,19,29", "--device", "cpu", "--steps", "7", "--fuse.band-sigma", "3.5", "--no-video",
+         "--fuse.no-guided", "--path.fps", "30000/1001"])
+    cfg = batch_config(args)
+    assert cfg.keyframes == [0, 9, 19, 29] and cfg.device == "cpu" and cfg.train.steps == 7
+    assert cfg.fuse.band_sigma == 3.5 and cfg.write_video is False and cfg.fuse.guided is False
+    assert cfg.fuse.mode == "2d"  # from the named configuration
+    from fractions import Fraction
+    assert cfg.path.fps == Fraction(30000, 1001)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from sparsevid.cli.flags import add_flags, section_titles
+    from sparsevid.pipeline import RunConfig
+
     p = sub.add_parser(
         "batch", help="many clips: one `run` per clip on Ray (local or cluster) or in a local loop",
         description="Run the whole pipeline (as `sparsevid run`) on every clip into OUTROOT/<clip name>/: one Ray "
@@ -15,23 +18,21 @@ def add_parser(sub) -> None:
                     "are skipped, half-finished ones resume, a failing clip is reported and does not stop the "
                     "others. Writes OUTROOT/summary.csv, summary.json and summary.html (linking each clip's "
                     "report.html). Exit status 1 when a clip failed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        usage="sparsevid batch INPUT [INPUT ...] -o OUTROOT [--engine {ray,local}] [--config FILE | --config-name "
+              "NAME]\n                       [--keyframes I,J,...] [--device D] [--SECTION.FIELD VALUE ...] "
+              "(every `run` flag)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="clip folders (frames, COLMAP or nerfstudio datasets), videos, or globs of them "
                         "(e.g. 'clips/*'); the clip's name (folder name, video name) names its output folder")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTROOT",
                    help="output root: one run folder per clip, and the summary (on a cluster: a path every "
                         "node sees, e.g. a shared file system)")
-    p.add_argument("--keyframes", default=None,
-                   help="input frame indices of every clip, e.g. 0,9,19,29 (other frames are ground truth)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default=None,
-                   help="training/rendering device on the workers (default: auto)")
-    p.add_argument("--config-name", default=None, help="named configuration to start from (as `run`; "
-                                                       "default: default)")
-    p.add_argument("--config", type=Path, default=None,
+    p.add_argument("--config-name", default=None, metavar="NAME",
+                   help="named configuration to start from (as `run`; default: default)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="start from the configuration in this file (a run's OUT/config.yaml); its input and "
                         "output are replaced per clip")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: sized for the input and device)")
     p.add_argument("--engine", choices=["ray", "local"], default=None,
                    help="ray: one Ray task per clip; local: one clip after another in this process "
                         "(default: ray when it is installed, else local)")
@@ -44,21 +45,41 @@ def add_parser(sub) -> None:
     p.add_argument("--max-retries", type=int, default=3,
                    help="Ray re-runs a clip whose worker died (node lost, killed) this often; the re-run "
                         "resumes from the clip's last training checkpoint")
+    # every setting of `run` (as there: --SECTION.FIELD, with run's short aliases such as --keyframes, --device,
+    # --steps), for every clip; the output folder and --resume / --overwrite are the batch's own business
+    add_flags(p, batch_flags(), root_title="every `sparsevid run` setting, applied to every clip",
+              titles=section_titles(RunConfig))
     p.set_defaults(func=run)
+
+
+#: RunConfig fields that `batch` sets per clip itself (not flags of its own)
+_PER_CLIP = ("output", "resume", "overwrite")
+
+
+def batch_flags():
+    """``run``'s derived flags (:func:`sparsevid.cli.run.run_flags`) less the per-clip ones."""
+    from sparsevid.cli.run import run_flags
+
+    return [fl for fl in run_flags() if fl.path not in _PER_CLIP]
 
 
 def batch_config(args):
     """The :class:`~sparsevid.pipeline.RunConfig` every clip starts from: ``sparsevid run``'s
     :func:`~sparsevid.cli.run.config_from_args` with the batch's flags (input/output per clip)."""
     from sparsevid.cli import run as run_cli
+    from sparsevid.cli.flags import given
 
     parser = argparse.ArgumentParser(add_help=False)
     run_cli.add_parser(parser.add_subparsers(dest="command"))
-    argv = ["run"]  # the batch's flags, passed on as `run` flags
-    for name in ("keyframes", "device", "config_name", "config", "steps"):
+    argv = ["run"]  # the batch's flags, passed on as `run` flags, as typed
+    for name in ("config_name", "config"):
         value = getattr(args, name)
         if value is not None:
             argv += ["--" + name.replace("_", "-"), str(value)]
+    for fl in batch_flags():
+        g = given(args, fl)
+        if g is not None:
+            argv += [g.flag] if fl.negatives else [g.flag, g.text]
     return run_cli.config_from_args(parser.parse_args(argv))
 
 
