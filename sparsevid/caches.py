@@ -23,13 +23,17 @@ from pathlib import Path
 from typing import Mapping, MutableMapping
 
 
+def _user_cache(env: Mapping[str, str]) -> Path:
+    """The user's cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache``."""
+    return Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+
+
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
     """sparsevid's cache folder (see the module doc)."""
     env = os.environ if env is None else env
     if env.get("SPARSEVID_CACHE"):
         return Path(env["SPARSEVID_CACHE"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "sparsevid"
+    return _user_cache(env) / "sparsevid"
 
 
 def configure(env: MutableMapping[str, str] | None = None) -> dict[str, Path]:
@@ -70,8 +74,7 @@ def _size(path: Path) -> int:
 def _torch_extensions_dir(env: Mapping[str, str]) -> Path:
     if env.get("TORCH_EXTENSIONS_DIR"):
         return Path(env["TORCH_EXTENSIONS_DIR"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "torch_extensions"
+    return _user_cache(env) / "torch_extensions"
 
 
 def entries(env: Mapping[str, str] | None = None) -> list[CacheEntry]:

@@ -93,14 +93,13 @@ class LooResult:
             return None
         lam = _time_weights(position, keys)
         errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
+        if self.routes_off:  # the routes left on share the weight evenly, the others get none
+            on = [r for r in errs if r not in self.routes_off]
+            return {r: (np.ones_like(e) / len(on) if r in on else np.zeros_like(e)) for r, e in errs.items()}
         if distance is not None and "2d" in errs:
             d0 = float(np.mean([self.distance[k] for k in keys]))
             errs["2d"] = errs["2d"] * (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
-        gains = route_gains(errs, region_sigma_px)
-        if self.routes_off:
-            on = [r for r in gains if r not in self.routes_off]
-            gains = {r: (np.ones_like(g) / len(on) if r in on else np.zeros_like(g)) for r, g in gains.items()}
-        return gains
+        return route_gains(errs, region_sigma_px)
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the

@@ -9,7 +9,6 @@ encoder's weight file, else (3) computed with the folder's ``text_encoder/`` + `
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
@@ -27,10 +26,10 @@ def _key(prompt: str) -> str:
 
 
 def user_cache_dir() -> Path:
-    """Where sparsevid caches derived files (``$SPARSEVID_CACHE`` or ``~/.cache/sparsevid``)."""
-    root = os.environ.get("SPARSEVID_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sparsevid")
-    return Path(root) / "difix"
+    """Where sparsevid caches derived files: :func:`sparsevid.caches.cache_root` ``/ "difix"``."""
+    from sparsevid.caches import cache_root
+
+    return cache_root() / "difix"
 
 
 def _encoder_fingerprint(folder: Path) -> str:
