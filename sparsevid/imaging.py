@@ -16,6 +16,32 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
 _LN2 = float(np.log(2.0))
 
 
+def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> int | None:
+    """The finest pyramid level DIS refines a ``width``-pixel-wide image to.
+
+    ``finest_scale`` >= 0 is taken as is; -1 gives None (the preset's own level, 1 for medium);
+    None picks by size: the coarsest level still at least ``min_width`` pixels wide (0 below twice
+    that width). DIS matches fixed-size patches (8 px for medium), so a fixed finest *width* keeps
+    the patches the same fraction of the frame at every resolution; refining a large frame down
+    to full resolution costs about 4x per extra level and measured no better (BENCHMARKS.md,
+    "DIS finest level")."""
+    if finest_scale is not None:
+        return None if finest_scale < 0 else int(finest_scale)
+    level = 0
+    while width >> (level + 1) >= min_width:
+        level += 1
+    return level
+
+
+def make_dis(preset: str, width: int, finest_scale: int | None, min_width: int):
+    """An OpenCV DIS object of ``preset`` refining to :func:`dis_finest_scale` for ``width``."""
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    level = dis_finest_scale(width, finest_scale, min_width)
+    if level is not None:
+        dis.setFinestScale(level)
+    return dis
+
+
 def gray_u8(img: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 RGB or float 0..1 -> [H, W] uint8 grey."""
     if img.dtype == np.uint8:

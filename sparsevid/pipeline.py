@@ -87,6 +87,8 @@ class RunConfig:
             (resized to the output size), not a re-render of it.
         cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
             on the pseudo views per progressive round, so a run takes minutes, not hours.
+        cpu_coarse_fraction: on the CPU backend, the share of the training steps on views at half
+            resolution (coarse-to-fine; ``train.coarse_fraction`` when that is set instead; 0 = none).
         from_nerfstudio: the config.yml of a trained nerfstudio model (``ns-train``), rendered instead of training
             Gaussians; the input defaults to its dataset (see :mod:`sparsevid.nerfstudio.video`).
     """
@@ -112,6 +114,7 @@ class RunConfig:
     keep_inputs: bool = True
     cpu_max_gaussians: int = 40_000
     cpu_pseudo_views: int = 8
+    cpu_coarse_fraction: float = 0.5
     from_nerfstudio: Path | None = None
     pose: PoseConfig = field(default_factory=PoseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -211,8 +214,10 @@ def named_config(name: str, **overrides) -> RunConfig:
 # stages
 # ---------------------------------------------------------------------------------------------
 def cpu_profile(cfg: RunConfig) -> RunConfig:
-    """The CPU backend's budget: caps on Gaussians and pseudo views (see :class:`RunConfig`)."""
-    train = dataclasses.replace(cfg.train, max_gaussians=min(cfg.train.max_gaussians, cfg.cpu_max_gaussians))
+    """The CPU backend's budget: caps on Gaussians and pseudo views, coarse-to-fine training (see
+    :class:`RunConfig`)."""
+    train = dataclasses.replace(cfg.train, max_gaussians=min(cfg.train.max_gaussians, cfg.cpu_max_gaussians),
+                                coarse_fraction=cfg.train.coarse_fraction or cfg.cpu_coarse_fraction)
     prog = dataclasses.replace(cfg.progressive, max_views_per_round=min(
         cfg.progressive.max_views_per_round or cfg.cpu_pseudo_views, cfg.cpu_pseudo_views))
     return dataclasses.replace(cfg, train=train, progressive=prog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from sparsevid.data.synthetic import render, trajectory
 from sparsevid.fixer.reproject import warp_coords_np
 from sparsevid.imaging import grid, remap
 from sparsevid.fuse.fusion import Bracket, FuseConfig, blend_bands, bracket, to_float
+from sparsevid.fuse.flow2d import FlowConfig, pair_flow
 from sparsevid.fuse.stage import fuse_frames
 
 KEYS = (0, 9, 19, 29)
@@ -121,3 +123,31 @@ def test_two_inputs_give_no_estimate_but_a_video():
     cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
     res = fuse_frames([Fraction(i) for i in range(10)], {0: imgs[0], 9: imgs[9]}, FuseConfig())
     assert res.quality_estimate is None and len(res.frames) == 10
+
+
+def test_dis_finest_level_keeps_the_finest_width_at_least_the_minimum():
+    from sparsevid.imaging import dis_finest_scale, make_dis
+
+    assert dis_finest_scale(320, None, 400) == 0      # small frames: full resolution
+    assert dis_finest_scale(799, None, 400) == 0
+    assert dis_finest_scale(800, None, 400) == 1      # 400 px at level 1
+    assert dis_finest_scale(848, None, 400) == 1
+    assert dis_finest_scale(1920, None, 400) == 2     # 480 px; level 3 would be 240
+    assert dis_finest_scale(3840, None, 400) == 3
+    assert dis_finest_scale(1920, 0, 400) == 0        # an explicit level wins
+    assert dis_finest_scale(1920, -1, 400) is None    # the preset's own
+    assert make_dis("medium", 1920, None, 400).getFinestScale() == 2
+    assert make_dis("medium", 1920, -1, 400).getFinestScale() == 1  # medium's own
+
+
+def test_auto_finest_level_flow_matches_the_explicit_level():
+    """The pair flow with the size rule equals DIS at that explicit level (the rule only picks it)."""
+    rng = np.random.default_rng(0)
+    a = (rng.random((120, 840, 3)) * 255).astype(np.uint8)
+    a = cv2.GaussianBlur(a, (0, 0), 3)
+    b = np.roll(a, 3, axis=1)
+    auto = pair_flow(a, b, FlowConfig())
+    one = pair_flow(a, b, FlowConfig(finest_scale=1))
+    zero = pair_flow(a, b, FlowConfig(finest_scale=0))
+    assert np.array_equal(auto.fab, one.fab)
+    assert not np.array_equal(auto.fab, zero.fab)

@@ -314,3 +314,42 @@ def test_compiled_cuda_loss_matches_eager():
     assert torch.allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
     assert torch.allclose(a[2], b[2], rtol=1e-5, atol=1e-7)
     assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-8)
+
+
+def test_downscaled_view_keeps_the_field_of_view(small):
+    """A view at half resolution (coarse-to-fine training): area-averaged image and mask, and a K
+    that puts every 3D point at half its pixel coordinates (continuous coordinates, pixel centres at
+    +0.5, as the rasterizers use), so the canvas covers the same field of view."""
+    from sparsevid.gaussians.views import downscaled
+
+    views, _, _ = small
+    v = dataclasses.replace(views[1], mask=np.random.default_rng(0).random((48, 64, 1)).astype(np.float32))
+    half = downscaled(v, 0.5)
+    assert (half.width, half.height) == (32, 24) and downscaled(v, 1.0) is v
+    assert np.allclose(half.image, cv2.resize(v.image, (32, 24), interpolation=cv2.INTER_AREA))
+    assert np.allclose(half.mask[..., 0], cv2.resize(v.mask[..., 0], (32, 24), interpolation=cv2.INTER_AREA))
+    pts = np.random.default_rng(1).normal(size=(20, 3)) + np.array([0, 0, 5.0])
+    full_px = (v.K @ pts.T).T
+    half_px = (half.K @ pts.T).T
+    assert np.allclose(half_px[:, :2] / half_px[:, 2:], 0.5 * full_px[:, :2] / full_px[:, 2:])
+    odd = downscaled(dataclasses.replace(v, image=v.image[:47, :63], mask=v.mask[:47, :63]), 0.5)
+    assert (odd.width, odd.height) == (32, 24)  # rounded size, K scaled by the exact per-axis ratio
+    assert np.isclose(odd.K[0, 0], v.K[0, 0] * 32 / 63) and np.isclose(odd.K[1, 1], v.K[1, 1] * 24 / 47)
+
+
+def test_coarse_to_fine_trains_the_first_steps_at_the_coarse_scale(small):
+    views, pts, cols = small
+    fast = dict(sh_degree=0, lr_means=1.6e-3, lr_sh0=2e-2, lr_scales=1e-2)  # a short run that learns
+    tr = Trainer(_cfg(40, coarse_fraction=0.5, **fast), views, pts, cols, device="cpu")
+    before = _psnr(tr, views)
+    assert [tr.view_scale(s) for s in (0, 19, 20, 39)] == [0.5, 0.5, 1.0, 1.0]
+    sizes = []
+    real = tr._rasterize
+    tr._rasterize = lambda vm, K, w, h, *a, **k: (sizes.append((w, h)), real(vm, K, w, h, *a, **k))[1]
+    tr.train()
+    assert sizes[:20] == [(32, 24)] * 20 and sizes[20:] == [(64, 48)] * 20
+    plain = Trainer(_cfg(40, **fast), views, pts, cols, device="cpu")
+    assert plain.view_scale(0) == 1.0
+    plain.train()
+    coarse, fine = _psnr(tr, views), _psnr(plain, views)
+    assert coarse > before + 1.0 and coarse > fine - 1.0, (before, coarse, fine)

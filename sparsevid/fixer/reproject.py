@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsevid.imaging import DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, remap
+from sparsevid.imaging import DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, make_dis, remap
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
 from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
@@ -210,7 +210,9 @@ class ReprojectConfig:
         use_flow: refine the depth-guided warp with DIS optical flow.
         flow_preset: DIS preset (ultrafast / fast / medium).
         flow_finest_scale: finest pyramid level DIS refines to (0 = full resolution; -1 = the
-            preset's own, 1 for medium).
+            preset's own, 1 for medium; None = by canvas size, the coarsest level at least
+            ``flow_finest_min_width`` px wide: :func:`sparsevid.imaging.dis_finest_scale`).
+        flow_finest_min_width: the narrowest finest level that ``flow_finest_scale`` None allows.
         flow_max_px: single-reference flow corrections larger than this are distrusted.
         threads: views fixed in parallel on worker threads (0 = one per CPU core).
         fb_tolerance_px: forward-backward flow error that halves the confidence (plus 5% of the
@@ -246,7 +248,8 @@ class ReprojectConfig:
     warp_smooth_px: float = 30.0
     use_flow: bool = True
     flow_preset: str = "medium"
-    flow_finest_scale: int = 0
+    flow_finest_scale: int | None = None
+    flow_finest_min_width: int = 400
     flow_max_px: float = 40.0
     fb_tolerance_px: float = 1.5
     blend_power: float = 1.0
@@ -296,11 +299,11 @@ class ReprojectFixer(Fixer):
     # -- helpers --------------------------------------------------------------------------------
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer and thread)."""
-        dis = getattr(self._local, "dis", None)
-        if dis is None:
-            dis = self._local.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.config.flow_preset])
-            if self.config.flow_finest_scale >= 0:
-                dis.setFinestScale(int(self.config.flow_finest_scale))
+        cfg, w = self.config, a.shape[1]
+        dis = getattr(self._local, "dis", {}).get(w)
+        if dis is None:  # per thread and image width (the finest level depends on the width)
+            dis = make_dis(cfg.flow_preset, w, cfg.flow_finest_scale, cfg.flow_finest_min_width)
+            self._local.dis = {**getattr(self._local, "dis", {}), w: dis}
         return dis.calc(a, b, None)
 
     def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,

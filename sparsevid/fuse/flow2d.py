@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sparsevid.imaging import DIS_PRESETS, fb_error, gauss_conf, gray_u8, grid, remap
+from sparsevid.imaging import fb_error, gauss_conf, gray_u8, grid, make_dis, remap
 
 
 
@@ -25,14 +25,18 @@ class FlowConfig:
 
     Attributes:
         preset: DIS preset (ultrafast / fast / medium).
-        finest_scale: finest pyramid level DIS refines to (0 = full resolution; -1 = the preset's).
+        finest_scale: finest pyramid level DIS refines to (0 = full resolution; -1 = the preset's;
+            None = by frame size: the coarsest level at least ``finest_min_width`` px wide, see
+            :func:`sparsevid.imaging.dis_finest_scale`).
+        finest_min_width: the narrowest finest level that ``finest_scale`` None allows.
         fb_tolerance: forward-backward flow error, in pixels per 1000 px of width, that halves a
             warp's consistency (plus 5 % of the flow magnitude).
         cubic: bicubic resampling of the keys (else bilinear).
     """
 
     preset: str = "medium"
-    finest_scale: int = 0
+    finest_scale: int | None = None
+    finest_min_width: int = 400
     fb_tolerance: float = 1.5
     cubic: bool = True
 
@@ -51,10 +55,8 @@ class PairFlow:
 def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> PairFlow:
     """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float)."""
     cfg = cfg or FlowConfig()
-    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[cfg.preset])
-    if cfg.finest_scale >= 0:
-        dis.setFinestScale(int(cfg.finest_scale))
     ga, gb = gray_u8(a), gray_u8(b)
+    dis = make_dis(cfg.preset, ga.shape[1], cfg.finest_scale, cfg.finest_min_width)
     fab = dis.calc(ga, gb, None)
     fba = dis.calc(gb, ga, None)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))

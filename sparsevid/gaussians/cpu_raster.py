@@ -58,30 +58,37 @@ def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
     return m @ m.transpose(-1, -2)
 
 
-def eval_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:
-    """Evaluate real SH of ``degree`` (0..3) along unit-normalised ``dirs [..., 3]`` with
-    ``coeffs [..., K, 3]`` (K >= (degree+1)^2) -> colours [..., 3] (without the +0.5 offset)."""
-    out = _C0 * coeffs[..., 0, :]
-    if degree < 1:
-        return out
+def sh_basis(degree: int, dirs: Tensor) -> Tensor:
+    """Real SH basis functions of ``degree`` (1..3) along unit-normalised ``dirs [..., 3]`` ->
+    ``[..., (degree + 1)^2]`` (gsplat's sign and ordering conventions)."""
     d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     x, y, z = (d[..., i:i + 1] for i in range(3))
-    out = out - _C1 * y * coeffs[..., 1, :] + _C1 * z * coeffs[..., 2, :] - _C1 * x * coeffs[..., 3, :]
-    if degree < 2:
-        return out
-    xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-    out = (out + _C2[0] * xy * coeffs[..., 4, :] + _C2[1] * yz * coeffs[..., 5, :]
-           + _C2[2] * (2 * zz - xx - yy) * coeffs[..., 6, :] + _C2[3] * xz * coeffs[..., 7, :]
-           + _C2[4] * (xx - yy) * coeffs[..., 8, :])
-    if degree < 3:
-        return out
-    return (out + _C3[0] * y * (3 * xx - yy) * coeffs[..., 9, :]
-            + _C3[1] * xy * z * coeffs[..., 10, :]
-            + _C3[2] * y * (4 * zz - xx - yy) * coeffs[..., 11, :]
-            + _C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * coeffs[..., 12, :]
-            + _C3[4] * x * (4 * zz - xx - yy) * coeffs[..., 13, :]
-            + _C3[5] * z * (xx - yy) * coeffs[..., 14, :]
-            + _C3[6] * x * (xx - 3 * yy) * coeffs[..., 15, :])
+    terms = [torch.full_like(x, _C0), -_C1 * y, _C1 * z, -_C1 * x]
+    if degree >= 2:
+        xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+        terms += [_C2[0] * xy, _C2[1] * yz, _C2[2] * (2 * zz - xx - yy), _C2[3] * xz, _C2[4] * (xx - yy)]
+        if degree >= 3:
+            terms += [_C3[0] * y * (3 * xx - yy), _C3[1] * xy * z, _C3[2] * y * (4 * zz - xx - yy),
+                      _C3[3] * z * (2 * zz - 3 * xx - 3 * yy), _C3[4] * x * (4 * zz - xx - yy),
+                      _C3[5] * z * (xx - yy), _C3[6] * x * (xx - 3 * yy)]
+    return torch.cat(terms, -1)
+
+
+def eval_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:
+    """Evaluate real SH of ``degree`` (0..3) along unit-normalised ``dirs [..., 3]`` with
+    ``coeffs [..., K, 3]`` (K >= (degree+1)^2; leading dims broadcast against those of ``dirs``, so
+    ``[N, K, 3]`` serves ``[C, N, 3]`` directions) -> colours [..., 3] (without the +0.5 offset).
+
+    One batched product of the basis (:func:`sh_basis`) with the coefficients: its backward is
+    one product too, where slicing the coefficients one by one would make autograd fill a
+    zero tensor of the coefficients' full size per slice (the CPU trainer's largest overhead
+    outside the rasterizer)."""
+    if degree < 1:
+        shape = torch.broadcast_shapes(dirs.shape[:-1], coeffs.shape[:-2]) + coeffs.shape[-1:]
+        return (_C0 * coeffs[..., 0, :]).expand(shape)
+    basis = sh_basis(degree, dirs)
+    k = basis.shape[-1]
+    return torch.matmul(basis.unsqueeze(-2), coeffs[..., :k, :]).squeeze(-2)
 
 
 @dataclass

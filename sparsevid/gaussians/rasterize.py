@@ -93,7 +93,7 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
     else:
         campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
         dirs = means[None, :, :] - campos[:, None, :]  # [C, N, 3]
-        cols = cpu_raster.eval_sh(sh_degree, dirs, colors[None].expand((C,) + colors.shape))
+        cols = cpu_raster.eval_sh(sh_degree, dirs, colors)  # [N, K, 3] broadcast over the cameras
         cols = torch.clamp_min(cols + 0.5, 0.0)
     bgs = backgrounds
     if render_mode in ("RGB+D", "RGB+ED"):

@@ -64,7 +64,8 @@ from sparsevid.gaussians.model import (PARAM_NAMES, GaussianModel, InitConfig, i
                                        random_frustum_points)
 from sparsevid.gaussians.rasterize import rasterize
 from sparsevid.gaussians.strategy import DensifyConfig, StrategyConfig, _strategy_class
-from sparsevid.gaussians.views import TrainView, ViewSampler, view_from_dict, view_tensors, views_from_scene
+from sparsevid.gaussians.views import (TrainView, ViewSampler, downscaled, view_from_dict, view_tensors,
+                                      views_from_scene)
 
 __all__ = ["CHECKPOINT_NAME", "LEGACY_CHECKPOINT_NAME", "DensifyConfig", "StrategyConfig", "TrainConfig",
            "TrainView", "Trainer", "TrainingInterrupted", "ViewSampler", "find_checkpoint", "views_from_scene",
@@ -115,6 +116,12 @@ class TrainConfig:
     # CUDA: torch.compile the loss (see losses.make_loss_fn); off by default: in a new process the compile
     # (even from a warm cache) costs more than it saves over 2000 steps (H200, BENCHMARKS.md "Time to video")
     compile_loss: bool = False
+    # coarse-to-fine: the first coarse_fraction of the steps train on the views downscaled by
+    # coarse_scale (4x fewer pixels at 0.5), where the still few and large Gaussians cost the CPU
+    # rasterizer the most per pixel; 0 = every step at full resolution. The CPU profile sets it
+    # (RunConfig.cpu_coarse_fraction); see BENCHMARKS.md, "coarse-to-fine CPU training".
+    coarse_fraction: float = 0.0
+    coarse_scale: float = 0.5
     # steps between checkpoints; 0 = only at the end (when run_dir is set); None = auto: every
     # checkpoint_seconds of training (a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB: a
     # 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
@@ -185,7 +192,7 @@ class Trainer:
                             else cfg.resolved_steps(self.device))
         self.step = 0
         self._sampler = ViewSampler(cfg.seed)  # view order (its own generator)
-        self._gpu_views: dict[int, tuple[Tensor, ...]] = {}
+        self._gpu_views: dict[tuple[int, float], tuple[Tensor, ...]] = {}
         self._bg = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         if _restore is None:
             raw = self._init_raw(points, colors)
@@ -246,12 +253,21 @@ class Trainer:
         """Index of the next training view (see :meth:`ViewSampler.next`)."""
         return self._sampler.next(self.views, self.cfg.pseudo_fraction)
 
-    def _view_tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3], weight [1]) on the
-        device; uploaded once per view and cached (no per-step host->device copies)."""
-        if i not in self._gpu_views:
-            self._gpu_views[i] = view_tensors(self.views[i], self.device)
-        return self._gpu_views[i]
+    def _view_tensors(self, i: int, scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(image [1,H,W,3], mask [1,H,W,1], viewmat [1,4,4], K [1,3,3], weight [1]) of view ``i``
+        at ``scale`` x its resolution (:func:`downscaled`) on the device; made and uploaded once per
+        view and scale, and cached (no per-step host->device copies)."""
+        if (i, scale) not in self._gpu_views:
+            self._gpu_views[(i, scale)] = view_tensors(downscaled(self.views[i], scale), self.device)
+        return self._gpu_views[(i, scale)]
+
+    def view_scale(self, step: int | None = None) -> float:
+        """The resolution scale of the views at ``step`` (default: the current one): ``coarse_scale``
+        for the first ``coarse_fraction`` of the total steps, else 1."""
+        s = self.step if step is None else step
+        if self.cfg.coarse_fraction > 0 and s < self.cfg.coarse_fraction * self.total_steps:
+            return float(self.cfg.coarse_scale)
+        return 1.0
 
     # ---- model -------------------------------------------------------------------------
     @property
@@ -286,10 +302,9 @@ class Trainer:
     def train_step(self) -> tuple[Tensor, Tensor]:
         """One optimisation step; returns detached (loss, mse) tensors (no host sync)."""
         i = self._next_view()
-        v = self.views[i]
-        img, mask, viewmat, K, weight = self._view_tensors(i)
+        img, mask, viewmat, K, weight = self._view_tensors(i, self.view_scale())
         self._set_lr(self.step)
-        render, _, info = self._rasterize(viewmat, K, v.width, v.height, self.active_sh_degree())
+        render, _, info = self._rasterize(viewmat, K, img.shape[2], img.shape[1], self.active_sh_degree())
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
         loss, _, mse = self._loss_fn(render, img, mask, weight, self.cfg.ssim_weight)
         loss.backward()

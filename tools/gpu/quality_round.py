@@ -47,6 +47,26 @@ VARIANTS = {
 }
 
 
+#: configurations of this tool only (name -> edits of the default), beside the pipeline's named ones
+EXTRA_CONFIGS = {
+    # the DIS settings before 2026-12-02 session 3: flows refined down to full resolution at every size
+    "full-res flows": lambda c: (setattr(c.fuse.flow, "finest_scale", 0),
+                                 c.fixer.options.update(flow_finest_scale=0)),
+    # coarse-to-fine training: the first half of the steps on views at half resolution
+    "coarse 0.5": lambda c: setattr(c.train, "coarse_fraction", 0.5),
+    "coarse 0.5, 1000 steps": lambda c: (setattr(c.train, "coarse_fraction", 0.5), setattr(c.train, "steps", 1000)),
+}
+
+
+def make_config(name: str, **kw):
+    """A pipeline named configuration, or one of :data:`EXTRA_CONFIGS` (applied to the default)."""
+    if name in EXTRA_CONFIGS:
+        cfg = named_config("default", **kw)
+        EXTRA_CONFIGS[name](cfg)
+        return cfg
+    return named_config(name, **kw)
+
+
 def score(frames, gt, source_index=None) -> dict:
     m = evaluate(frames, gt, KEYS, source_index=source_index)
     return {"psnr": round(m["psnr_heldout"], 3), "ssim": round(m["ssim_heldout"], 4),
@@ -78,7 +98,7 @@ def main() -> int:
         poses = args.poses_dir / case.name / "transforms.json" if args.poses_dir else None
         first = None
         for name in args.configs.split(","):
-            cfg = named_config(name, input=case, output=args.runs / case.name / name, keyframes=KEYS,
+            cfg = make_config(name, input=case, output=args.runs / case.name / name, keyframes=KEYS,
                                device=args.device, overwrite=True,
                                poses_from=poses if poses and poses.exists() else None)
             cfg.write_video = False

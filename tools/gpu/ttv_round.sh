@@ -6,7 +6,7 @@ set -euo pipefail
 CASE=$1 NAME=$2
 shift 2
 mkdir -p .site
-for w in $(ls .whl/*.whl .whl2/*.whl 2>/dev/null); do  # install only what is absent: reinstalling gsplat over its build cache rebuilds it
+for w in $(ls .whl/*.whl .whl2/*.whl .whl3/*.whl 2>/dev/null); do  # install only what is absent: reinstalling gsplat over its build cache rebuilds it
   pkg=$(basename "$w" | cut -d- -f1)
   ls -d .site/${pkg}* >/dev/null 2>&1 || python3 -m pip install -q --no-index --no-deps --no-compile \
       --no-cache-dir --target .site "$w"
