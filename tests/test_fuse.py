@@ -151,3 +151,21 @@ def test_auto_finest_level_flow_matches_the_explicit_level():
     zero = pair_flow(a, b, FlowConfig(finest_scale=0))
     assert np.array_equal(auto.fab, one.fab)
     assert not np.array_equal(auto.fab, zero.fab)
+
+
+def test_wide_blur_on_a_downsampled_copy_matches_the_full_size_blur():
+    from sparsevid.imaging import BLUR_DOWNSAMPLE_SIGMA, blur
+
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.random((350, 618, 2)).astype(np.float32), (0, 0), 4)
+    mask = (cv2.GaussianBlur(rng.random((350, 618)).astype(np.float32), (0, 0), 8) > 0.5).astype(np.float32)
+    for x in (field, mask):
+        for sigma in (BLUR_DOWNSAMPLE_SIGMA, 18.5, 40.0):
+            ref = cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+            out = blur(x, sigma)
+            assert out.shape == x.shape and out.dtype == np.float32
+            span = float(x.max() - x.min())
+            assert np.abs(out - ref).mean() < 0.002 * span and np.abs(out - ref).max() < 0.01 * span
+    small = rng.random((40, 50)).astype(np.float32)
+    assert np.array_equal(blur(small, 3.0), cv2.GaussianBlur(small, (0, 0), 3.0, borderType=cv2.BORDER_REFLECT_101))
+    assert blur(small, 0.0) is small
