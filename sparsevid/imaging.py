@@ -24,7 +24,7 @@ def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> in
     that width). DIS matches fixed-size patches (8 px for medium), so a fixed finest *width* keeps
     the patches the same fraction of the frame at every resolution; refining a large frame down
     to full resolution costs about 4x per extra level and measured no better (BENCHMARKS.md,
-    "DIS finest level")."""
+    "Time to video", session 3)."""
     if finest_scale is not None:
         return None if finest_scale < 0 else int(finest_scale)
     level = 0

@@ -2,7 +2,7 @@
 tools/fusion_capture.py capture, scored per candidate (the 2D route's two flow warps, the 3D route's guided
 warps and its fixed render), per route, and for two oracles that know the real frame: the best candidate per
 pixel, and per region (its squared error blurred over 8 px). Prints PSNR per frame and over all frames, and the
-mean sharpness of each (BENCHMARKS.md, issue 12, "what the candidates allow"):
+mean sharpness of each (BENCHMARKS.md, "Quality (issue 12): where the session-3 default stands"):
 
     python tools/fusion_oracle.py CAP CASE
 """

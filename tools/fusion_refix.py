@@ -1,5 +1,5 @@
 """Re-run the post-render fixer and the fusion on a tools/fusion_capture.py capture with other settings, scored on
-the held-out frames (BENCHMARKS.md, "DIS finest level"):
+the held-out frames (BENCHMARKS.md, "Time to video", session 3):
 
     python tools/fusion_refix.py OUT CASE "NAME:flow_finest_scale=0;fuse.finest_scale=0" "NAME2:" ...
 

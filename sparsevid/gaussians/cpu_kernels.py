@@ -99,11 +99,13 @@ def _pixel_centres(x0, y0, tile_size, dtype):  # pragma: no cover - jit
 
 
 @_jit()
-def _tile_origin(t, tiles_per_img, tile_w, tile_size):  # pragma: no cover - jit
-    """(image, y0, x0) of global tile ``t``."""
+def _tile_box(t, tiles_per_img, tile_w, tile_size, width, height):  # pragma: no cover - jit
+    """(image, y0, x0, tile width, tile height) of global tile ``t`` (edge tiles are cut to the image)."""
     img = t // tiles_per_img
     r = t - img * tiles_per_img
-    return img, (r // tile_w) * tile_size, (r - (r // tile_w) * tile_w) * tile_size
+    y0 = (r // tile_w) * tile_size
+    x0 = (r - (r // tile_w) * tile_w) * tile_size
+    return img, y0, x0, min(tile_size, width - x0), min(tile_size, height - y0)
 
 
 @_jit()
@@ -194,9 +196,7 @@ def rasterize_fwd(means2d, conics, colors, opacities, offsets, counts, flat_ids,
         if n == 0:
             continue
         s = offsets[t]
-        img, y0, x0 = _tile_origin(t, tiles_per_img, tile_w, tile_size)
-        tw = min(tile_size, width - x0)
-        th = min(tile_size, height - y0)
+        img, y0, x0, tw, th = _tile_box(t, tiles_per_img, tile_w, tile_size, width, height)
         gx, gy, ga, gb, gc, go, gcol, gsm = _gather_tile(s, n, flat_ids, means2d, conics, opacities, colors)
         fxs, fys = _pixel_centres(x0, y0, tile_size, colors.dtype)
         T = np.empty((th, tw), colors.dtype)
@@ -274,9 +274,7 @@ def rasterize_bwd(means2d, conics, colors, opacities, offsets, counts, flat_ids,
         if n == 0:
             continue
         s = offsets[t]
-        img, y0, x0 = _tile_origin(t, tiles_per_img, tile_w, tile_size)
-        tw = min(tile_size, width - x0)
-        th = min(tile_size, height - y0)
+        img, y0, x0, tw, th = _tile_box(t, tiles_per_img, tile_w, tile_size, width, height)
         gx, gy, ga, gb, gc, go, gcol, gsm = _gather_tile(s, n, flat_ids, means2d, conics, opacities, colors)
         fxs, fys = _pixel_centres(x0, y0, tile_size, colors.dtype)
         T = np.empty((th, tw), colors.dtype)

@@ -119,7 +119,7 @@ class TrainConfig:
     # coarse-to-fine: the first coarse_fraction of the steps train on the views downscaled by
     # coarse_scale (4x fewer pixels at 0.5), where the still few and large Gaussians cost the CPU
     # rasterizer the most per pixel; 0 = every step at full resolution. The CPU profile sets it
-    # (RunConfig.cpu_coarse_fraction); see BENCHMARKS.md, "coarse-to-fine CPU training".
+    # (RunConfig.cpu_coarse_fraction); see BENCHMARKS.md, "Time to video", session 3.
     coarse_fraction: float = 0.0
     coarse_scale: float = 0.5
     # steps between checkpoints; 0 = only at the end (when run_dir is set); None = auto: every
