@@ -79,9 +79,9 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
         return x
     h, w = x.shape[:2]
     f = 1
-    while sigma / (2 * f) >= 3.0 and min(h, w) // (2 * f) >= 8:
+    while sigma >= BLUR_DOWNSAMPLE_SIGMA and sigma / (2 * f) >= 3.0 and min(h, w) // (2 * f) >= 8:
         f *= 2
-    if sigma < BLUR_DOWNSAMPLE_SIGMA or f == 1:
+    if f == 1:
         return cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
     # reflect-101 margins of 3 sigma (as the full-size blur sees beyond the edge), then up to a
     # multiple of f, so that the small copy's pixels tile the padded image exactly
@@ -90,7 +90,7 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
     big = cv2.copyMakeBorder(x, m, m + ph, m, m + pw, cv2.BORDER_REFLECT_101)
     H, W = big.shape[:2]
     small = cv2.resize(big, (W // f, H // f), interpolation=cv2.INTER_AREA)
-    s_small = np.sqrt(max(sigma * sigma - f * f / 4.0, 0.25 * sigma * sigma)) / f
+    s_small = np.sqrt(sigma * sigma - f * f / 4.0) / f  # f <= sigma / 3: always positive
     small = cv2.GaussianBlur(small, (0, 0), s_small, borderType=cv2.BORDER_REFLECT_101)
     out = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
     return np.ascontiguousarray(out).reshape(x.shape)

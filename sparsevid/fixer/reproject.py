@@ -298,13 +298,12 @@ class ReprojectFixer(Fixer):
 
     # -- helpers --------------------------------------------------------------------------------
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer and thread)."""
+        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer, thread and image width)."""
         cfg, w = self.config, a.shape[1]
-        dis = getattr(self._local, "dis", {}).get(w)
-        if dis is None:  # per thread and image width (the finest level depends on the width)
-            dis = make_dis(cfg.flow_preset, w, cfg.flow_finest_scale, cfg.flow_finest_min_width)
-            self._local.dis = {**getattr(self._local, "dis", {}), w: dis}
-        return dis.calc(a, b, None)
+        per_width = self._local.__dict__.setdefault("dis", {})  # this thread's; the level depends on the width
+        if w not in per_width:
+            per_width[w] = make_dis(cfg.flow_preset, w, cfg.flow_finest_scale, cfg.flow_finest_min_width)
+        return per_width[w].calc(a, b, None)
 
     def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,
                  grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

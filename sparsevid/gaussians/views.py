@@ -67,22 +67,23 @@ class TrainView:
         return {"image": self.image, "K": self.K, "c2w": self.c2w, "mask": self.mask,
                 "weight": float(self.weight), "kind": self.kind, "round": int(self.round)}
 
+
 def downscaled(v: TrainView, scale: float) -> TrainView:
-    """``v`` at ``scale`` x its resolution (area-averaged image and mask; ``K`` scaled per axis by
-    the exact size ratio, which maps the canvas onto the same field of view: pixel centres at +0.5
-    scale with the image). ``scale >= 1`` returns ``v`` itself."""
+    """``v`` at ``scale`` x its resolution: area-averaged image and mask, and the intrinsics of
+    :meth:`Camera.scaled <sparsevid.data.camera.Camera.scaled>` (size rounded, K scaled per axis by
+    the exact size ratio, so the canvas keeps its field of view). ``scale >= 1`` returns ``v``."""
     if scale >= 1.0:
         return v
     import cv2
 
-    w, h = max(1, round(v.width * scale)), max(1, round(v.height * scale))
-    sx, sy = w / v.width, h / v.height
-    K = v.K.copy()
-    K[0, :] *= sx
-    K[1, :] *= sy
-    image = cv2.resize(v.image, (w, h), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(v.mask[..., 0], (w, h), interpolation=cv2.INTER_AREA)[..., None]
-    return TrainView(image=image, K=K, c2w=v.c2w, mask=mask, weight=v.weight, kind=v.kind, round=v.round)
+    from sparsevid.data.camera import Camera
+
+    K = v.K
+    cam = Camera.pinhole(K[0, 0], K[1, 1], K[0, 2], K[1, 2], v.width, v.height).scaled(scale)
+    size = (cam.width, cam.height)
+    image = cv2.resize(v.image, size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(v.mask[..., 0], size, interpolation=cv2.INTER_AREA)[..., None]
+    return TrainView(image=image, K=cam.K, c2w=v.c2w, mask=mask, weight=v.weight, kind=v.kind, round=v.round)
 
 
 def view_from_dict(d: dict) -> TrainView:
