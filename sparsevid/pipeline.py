@@ -162,12 +162,15 @@ class Route3DOutput:
         keys: input index -> [H, W, 3] uint8 input at the output size.
         frames: [T] (image [H, W, 3] float32, weight [H, W] float32) in the input lens.
         loo: interior input -> its rebuild (image, weight) from the other inputs, or None.
+        loo_leak_free: the rebuilds came from models trained without the rebuilt input
+            (``FuseConfig.loo_models``); pass it on as ``fuse_frames(..., leak_free=)``.
     """
 
     positions: list
     keys: dict
     frames: list
     loo: dict | None
+    loo_leak_free: bool = False
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
@@ -396,6 +399,41 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
+def held_out_rebuilds(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
+                      out_und: Undistorter, out: Path, fixer: Fixer | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The 3D route's leak-free leave-one-out (``FuseConfig.loo_models``): for every interior input
+    ``k``, Gaussians trained with the run's settings and seed on the *other* inputs only, rendered at
+    ``k``'s camera and fixed from the other inputs with that model's depth (as
+    :class:`~sparsevid.fuse.route3d.LeaveOneOut3D` does with the run's own model). Each model
+    checkpoints in ``OUT/train/held_out_<k>/`` and a ``--resume`` continues it. (The SfM points
+    that seed every model were triangulated from all the inputs; they are sparse and carry no
+    colour detail of ``k``.)
+
+    Returns:
+        interior input index -> (image [H, W, 3] float32, weight [H, W] float32) in the input lens.
+    """
+    views = input_views(scene, train_und)
+    order = [f.index for f in scene.frames]
+    rebuilds = {}
+    for k in order[1:-1]:
+        others = [q for q in order if q != k]
+        run_dir = out / "train" / f"held_out_{k}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = find_checkpoint(run_dir) if cfg.resume else None
+        if ckpt is not None:
+            trainer = Trainer.from_checkpoint(ckpt, device, run_dir=run_dir)
+        else:
+            trainer = Trainer(dataclasses.replace(cfg.train, seed=cfg.seed), [views[order.index(q)] for q in others],
+                              scene.points, scene.point_colors, device, run_dir=run_dir)
+        if trainer.step < trainer.total_steps:
+            log.info(f"leave-one-out: training on inputs {others} to check the 3D route on input {k}")
+            trainer.train()
+        refs = input_refs(scene, out_und, trainer.render) if fixer is not None else None
+        rebuilds[k] = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)(k, others)
+        del trainer
+    return rebuilds
+
+
 def _versions() -> dict[str, str]:
     v = {"sparsevid": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
          "numpy": np.__version__}
@@ -467,7 +505,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     is_input = np.array([p in set(scene.indices) for p in positions])
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
-    trainer, path, out_und, frames3d, loo3d = None, None, None, None, None
+    trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -480,6 +518,9 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
         progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None
         fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
+        # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
+        loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
+                         and len(scene.frames) >= 3)
         if model is not None:
             trainer = model  # a trained model renders in place of the Gaussians
         else:
@@ -494,16 +535,20 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
             frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
             # the 3D route's rebuild of every interior input from the others (without the fixer: its
             # plain render there), so the leave-one-out check weighs the 3D route in the fusion
-            if cfg.fuse.mode != "3d":
+            if cfg.fuse.mode != "3d" and not loo_leak_free:
                 rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None)
                 loo3d = rebuild.held_out(scene.indices[1:-1])
+        if loo_leak_free:
+            with timer("leave-one-out"):
+                loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
             quality = None
         else:
             fused = fuse_frames(positions, keys, cfg.fuse, frames3d,
-                                None if loo3d is None else (lambda k, refs: loo3d[k]))
+                                None if loo3d is None else (lambda k, refs: loo3d[k]), leak_free=loo_leak_free,
+                                device=device)
             frames, quality = fused.frames, fused.quality_estimate
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
@@ -571,4 +616,4 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
-                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d))
+                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free))

