@@ -89,6 +89,8 @@ class RunConfig:
             on the pseudo views per progressive round, so a run takes minutes, not hours.
         cpu_coarse_fraction: on the CPU backend, the share of the training steps on views at half
             resolution (coarse-to-fine; ``train.coarse_fraction`` when that is set instead; 0 = none).
+        cpu_learned_passes: on the CPU backend, the cap on ``fuse.learned_passes`` (each pass of the
+            learned route costs ~12 s per 26 frames at 848x480 on 2 cores; BENCHMARKS.md).
         from_nerfstudio: the config.yml of a trained nerfstudio model (``ns-train``), rendered instead of training
             Gaussians; the input defaults to its dataset (see :mod:`sparsevid.nerfstudio.video`).
     """
@@ -115,6 +117,7 @@ class RunConfig:
     cpu_max_gaussians: int = 40_000
     cpu_pseudo_views: int = 8
     cpu_coarse_fraction: float = 0.5
+    cpu_learned_passes: int = 1
     from_nerfstudio: Path | None = None
     pose: PoseConfig = field(default_factory=PoseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -217,13 +220,14 @@ def named_config(name: str, **overrides) -> RunConfig:
 # stages
 # ---------------------------------------------------------------------------------------------
 def cpu_profile(cfg: RunConfig) -> RunConfig:
-    """The CPU backend's budget: caps on Gaussians and pseudo views, coarse-to-fine training (see
-    :class:`RunConfig`)."""
+    """The CPU backend's budget: caps on Gaussians, pseudo views and the learned route's passes,
+    coarse-to-fine training (see :class:`RunConfig`)."""
     train = dataclasses.replace(cfg.train, max_gaussians=min(cfg.train.max_gaussians, cfg.cpu_max_gaussians),
                                 coarse_fraction=cfg.train.coarse_fraction or cfg.cpu_coarse_fraction)
     prog = dataclasses.replace(cfg.progressive, max_views_per_round=min(
         cfg.progressive.max_views_per_round or cfg.cpu_pseudo_views, cfg.cpu_pseudo_views))
-    return dataclasses.replace(cfg, train=train, progressive=prog)
+    fuse = dataclasses.replace(cfg.fuse, learned_passes=min(cfg.fuse.learned_passes, cfg.cpu_learned_passes))
+    return dataclasses.replace(cfg, train=train, progressive=prog, fuse=fuse)
 
 
 #: default cap on the long side of the training images, in pixels, per device type

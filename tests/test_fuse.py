@@ -243,3 +243,39 @@ def test_fusion_with_the_released_rife_weights():
     assert p_on > p_off - 0.3
     for i in KEYS:
         assert np.array_equal(on.frames[i], imgs[i])
+
+
+def test_learned_passes_average_the_swapped_and_mirrored_runs():
+    import torch
+
+    from sparsevid.errors import SparsevidError
+    from sparsevid.eval.rife import IFNet, interpolate_pair
+    from sparsevid.fuse.learned import learned_frames
+
+    torch.manual_seed(0)
+    model = IFNet().eval()  # random weights: the averaging, not the network, is under test
+    cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
+    keys = {0: imgs[0], 9: imgs[9]}
+    req = [(0, 9, 0.5), (0, 9, 0.25)]
+    one = learned_frames(model, keys, req, passes=1)
+    two = learned_frames(model, keys, req, passes=2)
+    four = learned_frames(model, keys, req, passes=4)
+    fwd = interpolate_pair(imgs[0], imgs[9], [0.25], model=model)[0].astype(np.float32)
+    swapped = interpolate_pair(imgs[9], imgs[0], [0.75], model=model)[0].astype(np.float32)
+    mirrored = interpolate_pair(imgs[0][:, ::-1].copy(), imgs[9][:, ::-1].copy(), [0.25], model=model)[0][:, ::-1]
+    both = interpolate_pair(imgs[9][:, ::-1].copy(), imgs[0][:, ::-1].copy(), [0.75], model=model)[0][:, ::-1]
+    np.testing.assert_allclose(one[(0, 9, 0.25)], fwd / 255.0, atol=1e-6)
+    np.testing.assert_allclose(two[(0, 9, 0.25)], (fwd + swapped) / 510.0, atol=1e-6)
+    np.testing.assert_allclose(four[(0, 9, 0.25)], (fwd + swapped + mirrored + both) / 1020.0, atol=1e-6)
+    with pytest.raises(SparsevidError, match="1, 2 or 4"):
+        learned_frames(model, keys, req, passes=3)
+
+
+def test_the_cpu_profile_caps_the_learned_passes():
+    from sparsevid.pipeline import RunConfig, cpu_profile
+
+    cfg = RunConfig()
+    assert cfg.fuse.learned_passes == 4 and cpu_profile(cfg).fuse.learned_passes == cfg.cpu_learned_passes == 1
+    cfg.fuse.learned_passes = 2
+    cfg.cpu_learned_passes = 4
+    assert cpu_profile(cfg).fuse.learned_passes == 2

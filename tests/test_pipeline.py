@@ -79,7 +79,10 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
     info = json.loads((out / "run.json").read_text())
     q = info["quality_estimate"]
     assert q["route"] == "fused 2D + 3D" and 0.0 <= q["gain_3d"] <= 1.0
-    assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"}
+    from sparsevid.eval.rife import weights_path
+
+    learned = {"learned"} if weights_path() is not None else set()  # the learned route, where its weights are
+    assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"} | learned
     assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
     assert res.metrics["heldout"]["count"] == 26
 
@@ -196,6 +199,6 @@ def test_an_untrained_model_without_the_fixer_does_not_pull_the_fusion_below_flo
     cfg.fixer.enhance = False
     bad = run_pipeline(cfg)
     q = bad.quality_estimate
-    assert q["route"] == "fused 2D + 3D" and set(q["routes"]["9"]) == {"2d", "3d"}
+    assert q["route"] == "fused 2D + 3D" and {"2d", "3d"} <= set(q["routes"]["9"])
     assert q["routes"]["9"]["3d"] < q["routes"]["9"]["2d"]
     assert bad.metrics["heldout"]["psnr"] >= flow.metrics["heldout"]["psnr"] - 0.3

@@ -67,6 +67,9 @@ class FuseConfig:
             its inputs as the 2D route's, so ``distance_gains`` scales both (gains unchanged).
         learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
             weights are installed), "rife" (required), "off".
+        learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
+            swapped, 4: + both mirrored); each pass costs one more network run per frame (the CPU
+            profile sets ``RunConfig.cpu_learned_passes``).
         flow: the 2D route's flow settings.
     """
 
@@ -82,6 +85,7 @@ class FuseConfig:
     distance_gains: bool = True
     loo_models: bool = False
     learned: str = "auto"
+    learned_passes: int = 4
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

@@ -43,18 +43,40 @@ def load_learned(name: str, device: str | torch.device = "cpu"):
     return rife.load_rife(device=device)
 
 
+#: the test-time passes of :func:`learned_frames`, in order: as given, the keys swapped (time 1 - t),
+#: both mirrored left-right, both mirrored and swapped
+PASSES = (1, 2, 4)
+
+
 def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
-                   device: str | torch.device = "cpu") -> dict[Request, np.ndarray]:
+                   device: str | torch.device = "cpu", passes: int = 1) -> dict[Request, np.ndarray]:
     """Each request's frame, float32 [H, W, 3] in [0, 1]; ``keys`` are uint8 [H, W, 3] (the encoder
-    runs once per key pair)."""
+    runs once per key pair and pass).
+
+    ``passes`` > 1 averages test-time variants (:data:`PASSES`): the network is not symmetric in
+    time or in left and right, and its errors under these variants are partly independent, so
+    their mean is closer to the real frame (measured in BENCHMARKS.md, "the learned route").
+    """
     from sparsevid.eval.rife import interpolate_pair
 
+    if passes not in PASSES:
+        raise SparsevidError(f"learned route passes must be one of {PASSES}, not {passes}",
+                             fix="set --fuse.learned-passes to 1, 2 or 4")
     by_pair: dict[tuple[int, int], list[float]] = defaultdict(list)
     for k0, k1, t in requests:
         if t not in by_pair[(k0, k1)]:
             by_pair[(k0, k1)].append(t)
     out = {}
     for (k0, k1), ts in by_pair.items():
-        for t, img in zip(ts, interpolate_pair(keys[k0], keys[k1], ts, model=model, device=device)):
-            out[(k0, k1, t)] = img.astype(np.float32) / 255.0
+        a, b = keys[k0], keys[k1]
+        variants = [(a, b, ts, False), (b, a, [1.0 - t for t in ts], False),
+                    (a[:, ::-1], b[:, ::-1], ts, True), (b[:, ::-1], a[:, ::-1], [1.0 - t for t in ts], True)]
+        acc = [np.zeros(a.shape, np.float32) for _ in ts]
+        for x, y, times, mirrored in variants[:passes]:
+            imgs = interpolate_pair(np.ascontiguousarray(x), np.ascontiguousarray(y), times, model=model,
+                                    device=device)
+            for i, img in enumerate(imgs):
+                acc[i] += img[:, ::-1] if mirrored else img
+        for t, total in zip(ts, acc):
+            out[(k0, k1, t)] = total / (255.0 * passes)
     return out

@@ -44,6 +44,8 @@ VARIANTS = {
     "fused auto t0.6": dict(detail_power=None, target_sharpness=0.6),
     "2D route alone p1": dict(mode="2d", detail_power=1.0),
     "no distance gains": dict(distance_gains=False),
+    "learned route off": dict(learned="off"),
+    "2D route alone p1 no learned": dict(mode="2d", learned="off"),
 }
 
 
@@ -55,6 +57,8 @@ EXTRA_CONFIGS = {
     # coarse-to-fine training: the first half of the steps on views at half resolution
     "coarse 0.5": lambda c: setattr(c.train, "coarse_fraction", 0.5),
     "coarse 0.5, 1000 steps": lambda c: (setattr(c.train, "coarse_fraction", 0.5), setattr(c.train, "steps", 1000)),
+    # the 3D route's leave-one-out from models trained without each held-out input (FuseConfig.loo_models)
+    "leak-free LOO": lambda c: setattr(c.fuse, "loo_models", True),
 }
 
 

