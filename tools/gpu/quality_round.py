@@ -45,6 +45,7 @@ VARIANTS = {
     "2D route alone p1": dict(mode="2d", detail_power=1.0),
     "no distance gains": dict(distance_gains=False),
     "learned route off": dict(learned="off"),
+    "learned passes 1": dict(learned_passes=1),
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
 }
 
