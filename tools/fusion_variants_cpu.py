@@ -1,14 +1,21 @@
-"""One default CPU run of a case, then its fusion re-run on the run's own 3D route with and without the
-distance-scaled route gains, each scored beside DIS flow (BENCHMARKS.md, issue 12, round 3):
+"""One default CPU run per case, then its fusion re-run on the run's own 3D route with other fusion
+settings, each scored beside DIS flow (BENCHMARKS.md, issue 12):
 
-    python tools/fusion_variants_cpu.py CASE OUT [SCALE]
+    python tools/fusion_variants_cpu.py CASE... --json OUT.json [--scale S] \
+        [--variant NAME="FIELD=VALUE,..."]...
 
-CASE holds frame_0000.png ... frame_0029.png (inputs 0, 9, 19, 29); SCALE is the output scale (default 1).
+CASE holds frame_0000.png ... frame_0029.png (inputs 0, 9, 19, 29); S is the output scale (default 1). A variant
+edits the run's ``FuseConfig`` (Python literals: ``--variant "4 passes=learned_passes=4"``,
+``--variant "2D alone=mode='2d'"``); without any, the distance-gains pair of round 3.
 """
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
+import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,31 +28,62 @@ from sparsevid.fuse.stage import fuse_frames  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
+DEFAULT_VARIANTS = ["distance gains=distance_gains=True", "no distance gains=distance_gains=False"]
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, edits = text.partition("=")
+    fields = {}
+    for item in filter(None, (e.strip() for e in edits.split(","))):
+        key, _, value = item.partition("=")
+        fields[key.strip()] = ast.literal_eval(value.strip())
+    return name, fields
 
 
 def main() -> int:
-    case, out = Path(sys.argv[1]), Path(sys.argv[2])
-    scale = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cases", nargs="+", type=Path)
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--variant", action="append", default=[])
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/fusion_variants"))
+    args = ap.parse_args()
     log.set_quiet(True)
-    cfg = named_config("default", input=case, output=out, keyframes=KEYS, device="cpu", overwrite=True)
-    cfg.scale, cfg.write_video, cfg.write_report = scale, False, False
-    res = run_pipeline(cfg)
-    h, w = res.frames[0].shape[:2]
-    scene = load_scene(case, keyframes=KEYS)
-    gt = {f.index: match_size(f.image, (h, w)) for f in scene.frames + scene.gt_frames}
+    variants = [parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS)]
+    results = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"), "cases": {}}
+    for case in args.cases:
+        cfg = named_config("default", input=case, output=args.runs / case.name, keyframes=KEYS, device="cpu",
+                           overwrite=True)
+        cfg.scale, cfg.write_video, cfg.write_report = args.scale, False, False
+        t0 = time.perf_counter()
+        res = run_pipeline(cfg)
+        h, w = res.frames[0].shape[:2]
+        scene = load_scene(case, keyframes=KEYS)
+        gt = {f.index: match_size(f.image, (h, w)) for f in scene.frames + scene.gt_frames}
 
-    def score(frames):
-        m = evaluate(frames, gt, KEYS)
-        return f"PSNR {m['psnr_heldout']:.3f}  SSIM {m['ssim_heldout']:.4f}  sharpness {m['sharpness_heldout']:.3f}"
+        def score(frames) -> dict:
+            m = evaluate(frames, gt, KEYS)
+            return {"psnr": round(m["psnr_heldout"], 3), "ssim": round(m["ssim_heldout"], 4),
+                    "sharpness": round(m["sharpness_heldout"], 3), "pulse": round(m["pulse_ratio"], 3),
+                    "flicker": round(m["flicker"]["flicker"], 3)}
 
-    print("DIS flow         ", score(dis_flow({k: gt[k] for k in KEYS}, 30)))
-    r3 = res.route3d
-    for name, on in (("distance gains  ", True), ("no distance gains", False)):
-        fc = dataclasses.replace(cfg.fuse, distance_gains=on)
-        fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
-                         None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
-                                 leak_free=r3.loo_leak_free, device=cfg.device)
-        print(name, score(fr.frames), f" estimate {fr.quality_estimate['psnr_heldout']:.2f}")
+        rec = {"DIS flow": score(dis_flow({k: gt[k] for k in KEYS}, 30)),
+               "default (CPU profile)": {**score(res.frames), "seconds": round(time.perf_counter() - t0, 1),
+                                         "stage_seconds": res.stage_seconds,
+                                         "estimate": res.quality_estimate["psnr_heldout"]}}
+        r3 = res.route3d
+        for name, fields in variants:
+            fc = dataclasses.replace(cfg.fuse, **fields)
+            t0 = time.perf_counter()
+            fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
+                             None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
+                             leak_free=r3.loo_leak_free, device=cfg.device)
+            rec[name] = {**score(fr.frames), "fusing_s": round(time.perf_counter() - t0, 1),
+                         "estimate": fr.quality_estimate["psnr_heldout"], "routes_off": fr.loo.routes_off}
+            print(case.name, name, rec[name], flush=True)
+        results["cases"][case.name] = rec
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 
