@@ -4,15 +4,7 @@
 # the synthetic cases, poses from `sparsevid poses` on the 2-core machine: pycolmap does not fit the carry
 # beside the weights). Usage: tools/gpu/learned_round.sh
 set -euo pipefail
-mkdir -p .site
-for w in .whl4/*.whl; do  # only what is absent: reinstalling gsplat over its build cache rebuilds it
-  pkg=$(basename "$w" | cut -d- -f1)
-  ls -d .site/${pkg}* >/dev/null 2>&1 || python3 -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --target .site "$w"
-done
-export PYTHONPATH=$PWD/.site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
-export TORCH_EXTENSIONS_DIR=$PWD/.ttv_cache/torch_extensions SPARSEVID_CACHE=$PWD/.ttv_cache/sparsevid
-export NUMBA_CACHE_DIR=$PWD/.ttv_cache/numba
+source tools/gpu/site.sh
 R=${OUT:-benchmarks/results}
 python3 -c "import gsplat; from sparsevid.eval.rife import weights_path; print('gsplat', gsplat.__version__, 'rife', weights_path())"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader

@@ -7,13 +7,5 @@
 set -euo pipefail
 NAME=$1
 shift
-mkdir -p .site
-for w in $(ls .whl/*.whl .whl3/*.whl 2>/dev/null); do  # only what is absent (a gsplat reinstall rebuilds it)
-  pkg=$(basename "$w" | cut -d- -f1)
-  ls -d .site/${pkg}* >/dev/null 2>&1 || python3 -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --target .site "$w"
-done
-export PYTHONPATH=$PWD/.site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
-export TORCH_EXTENSIONS_DIR=$PWD/.ttv_cache/torch_extensions SPARSEVID_CACHE=$PWD/.ttv_cache/sparsevid
-export NUMBA_CACHE_DIR=$PWD/.ttv_cache/numba
+source tools/gpu/site.sh
 python3 tools/gpu/quality_round.py "$@" --json "${OUT:-benchmarks/results}/$NAME.json"
