@@ -557,6 +557,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
                 quality["gain_3d"] = None if fused.gain_3d is None else round(fused.gain_3d, 3)
+                quality["routes_used"] = fused.routes
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
 

@@ -235,7 +235,8 @@ def test_fusion_with_the_released_rife_weights():
     on = fuse_frames(positions, keys, FuseConfig(mode="2d", learned="rife"))
     off = fuse_frames(positions, keys, FuseConfig(mode="2d", learned="off"))
     held = [i for i in range(30) if i not in KEYS]
-    assert set(on.loo.route_psnr[9]) == {"2d", "learned"}
+    assert set(on.loo.route_psnr[9]) == {"2d", "learned"} and off.routes == ["2d"]
+    assert on.routes == (["2d"] if on.loo.routes_off == ["learned"] else ["2d", "learned"])
     for k in (9, 19):  # RIFE rebuilds the held-out inputs of this smooth pan about as well as flow
         assert on.loo.route_psnr[k]["learned"] > on.loo.route_psnr[k]["2d"] - 3.0
     p_on = np.mean([_psnr(on.frames[i], imgs[i]) for i in held])

@@ -83,6 +83,7 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
 
     learned = {"learned"} if weights_path() is not None else set()  # the learned route, where its weights are
     assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"} | learned
+    assert set(q["routes_used"]) == ({"2d", "3d"} | learned) - set(q["routes_off"])
     assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
     assert res.metrics["heldout"]["count"] == 26
 

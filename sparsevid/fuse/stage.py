@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
 
@@ -32,12 +32,15 @@ class FusedFrames:
         quality_estimate: expected held-out PSNR / SSIM from the leave-one-out check, or None.
         loo: the leave-one-out result, or None (fewer than 3 inputs).
         gain_3d: mean route gain of the 3D route over the in-between frames (None: 2D only).
+        routes: the routes that made the in-between frames ("2d", "3d", "learned"; those the
+            leave-one-out check left out are not listed).
     """
 
     frames: list[np.ndarray]
     quality_estimate: dict | None
     loo: LooResult | None
     gain_3d: float | None
+    routes: list[str] = field(default_factory=list)
 
 
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
@@ -102,7 +105,9 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     gains3 = [r[1] for r in results if r[1] is not None]
     dists = [br.distance() for br in brackets if not br.at_key]
     estimate = loo.estimate(dists) if loo is not None else None
-    return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None)
+    routes = ["2d"] + (["3d"] if use3d else []) + (["learned"] if learned is not None else [])
+    routes = [r for r in routes if loo is None or r not in loo.routes_off]
+    return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None, routes)
 
 
 def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg: FuseConfig,

@@ -510,7 +510,8 @@ def _quality_section(f: RunFolder) -> str | None:
     if not q:
         return None
     measured = ((f.metrics or {}).get("heldout") or {}) if f.metrics else {}
-    rows = [("route", q.get("route") or "–"),
+    used = q.get("routes_used")
+    rows = [("route", (q.get("route") or "–") + (f"  (routes used: {', '.join(used)})" if used else "")),
             ("estimated held-out PSNR", _fmt(q.get("psnr_heldout"), 2, " dB")
              + (f"  (measured {_fmt(measured.get('psnr'), 2, ' dB')})" if measured.get("psnr") is not None else "")),
             ("estimated held-out SSIM", _fmt(q.get("ssim_heldout"), 4)
@@ -518,7 +519,8 @@ def _quality_section(f: RunFolder) -> str | None:
             ("leave-one-out PSNR / SSIM", f"{_fmt(q.get('loo_psnr'))} dB / {_fmt(q.get('loo_ssim'), 4)}"),
             ("leave-one-out sharpness", _fmt(q.get("loo_sharpness"), 3)),
             ("detail power", _fmt(q.get("detail_power"), 1)),
-            ("3D gain", _fmt(q.get("gain_3d"), 3))]
+            ("3D gain", _fmt(q.get("gain_3d"), 3)),
+            ("routes left out by leave-one-out", ", ".join(q.get("routes_off") or []) or "none")]
     body = _table(rows)
     routes = q.get("routes")
     if isinstance(routes, dict) and routes:
