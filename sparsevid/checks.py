@@ -28,7 +28,8 @@ def check_run_config(cfg: "RunConfig") -> None:
 
     Checks: ``--scale``, ``--train-scale``, ``--fps``, ``--out-fps``, ``--duration``, ``--focal``
     > 0; ``--steps``, ``--num-frames`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
-    ``--steps``; ``--fixer`` a known fixer; the undistortion mode; that the input, ``--poses-from``
+    ``--steps``; ``--fixer`` a known fixer; the undistortion mode; the learned route (a known one,
+    its weights where it is required, 1, 2 or 4 passes); that the input, ``--poses-from``
     and ``--ckpt`` exist (and the checkpoint is one this version reads).
     """
     _positive(cfg.scale, "--scale", "0.5")
@@ -54,6 +55,7 @@ def check_run_config(cfg: "RunConfig") -> None:
     if cfg.undistort_mode not in ("full", "crop"):
         raise SparsevidError(f"unknown undistortion mode {cfg.undistort_mode!r}", fix="use 'full' or 'crop'")
     _check_fixer(cfg.fixer.name)
+    _check_learned(cfg)
     for flag, p in (("INPUT", cfg.input), ("--poses-from", cfg.poses_from)):
         if p is not None and not Path(p).expanduser().exists():
             raise SparsevidError(f"{flag} not found", path=p,
@@ -63,6 +65,26 @@ def check_run_config(cfg: "RunConfig") -> None:
         from sparsevid.gaussians.checkpoint import check_file
 
         check_file(cfg.ckpt)
+
+
+def _check_learned(cfg: "RunConfig") -> None:
+    from sparsevid.fuse.learned import LEARNED_CHOICES, PASSES
+
+    name = cfg.fuse.learned
+    if name not in LEARNED_CHOICES:
+        raise SparsevidError(f"unknown learned route {name!r}", fix=f"use --fuse.learned with one of "
+                                                                     f"{', '.join(LEARNED_CHOICES)}")
+    for flag, n in (("--fuse.learned-passes", cfg.fuse.learned_passes),
+                    ("--cpu-learned-passes", cfg.cpu_learned_passes)):
+        if n not in PASSES:
+            raise SparsevidError(f"{flag} must be one of {', '.join(map(str, PASSES))}, got {n}",
+                                 fix=f"pass e.g. {flag} 4")
+    if name == "rife" and cfg.fuse.mode != "3d":
+        from sparsevid.eval import rife
+
+        if rife.weights_path() is None:
+            raise SparsevidError("--fuse.learned rife needs the RIFE 4.25 weights, which are not installed",
+                                 fix=f"{rife.INSTALL_HINT}, or use --fuse.learned auto")
 
 
 def _check_fixer(name: str) -> None:

