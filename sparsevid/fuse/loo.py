@@ -221,10 +221,14 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         # judged within the 2D family (2D + learned against 2D alone: the 3D rebuild, made with a
         # model that saw the held-out input, would flatter any comparison it enters), then the 3D
         # route against what is left without it
+        tried: dict[tuple[str, ...], tuple[float, dict[int, np.ndarray]]] = {}
+
         def mse(off: list[str]) -> tuple[float, dict[int, np.ndarray]]:
-            res.routes_off = off
-            imgs = {k: rebuild(k, res.detail_power) for k in held}
-            return float(np.mean([np.mean((imgs[k] - fkeys[k]) ** 2) for k in held])), imgs
+            if tuple(off) not in tried:  # each route set rebuilt once
+                res.routes_off = off
+                imgs = {k: rebuild(k, res.detail_power) for k in held}
+                tried[tuple(off)] = float(np.mean([np.mean((imgs[k] - fkeys[k]) ** 2) for k in held])), imgs
+            return tried[tuple(off)]
 
         has3d = "3d" in rpsnr[held[0]]
         off = []
