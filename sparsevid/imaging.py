@@ -127,7 +127,9 @@ def blend_bands(images: Sequence[np.ndarray], weights: Sequence[np.ndarray], det
         low += wi[..., None] * (img if band_sigma_px <= 0 else blur(img, band_sigma_px))
     if band_sigma_px <= 0:
         return low
-    wp = w ** float(detail_power)
+    # powers of the weights relative to the largest: the most trusted candidate keeps 1 at any power (raw
+    # powers of many small weights underflow float32 to 0 everywhere, which would drop the detail band)
+    wp = (w / np.maximum(w.max(0, keepdims=True), 1e-12)) ** float(detail_power)
     wp = wp / np.maximum(wp.sum(0, keepdims=True), 1e-12)
     high = np.zeros_like(images[0])
     for img, wi in zip(images, wp):

@@ -42,6 +42,18 @@ def test_blend_bands_plain_average_and_detail_from_one():
     assert np.abs(resid - cv2.GaussianBlur(resid, (0, 0), 1.5)).mean() < 0.2 * np.abs(avg - a).mean()
 
 
+def test_blend_bands_large_power_keeps_the_detail_of_the_most_trusted_of_many():
+    # seven candidates whose normalised weights are all small: 0.25 ** 64 underflows float32
+    rng = np.random.default_rng(1)
+    imgs = list(rng.random((7, 32, 40, 3)).astype(np.float32))
+    weights = [np.full((32, 40), 1.0, np.float32)] * 6 + [np.full((32, 40), 2.0, np.float32)]
+    sharp = blend_bands(imgs, weights, 64.0, 1.5)
+    import cv2
+    resid = sharp - imgs[-1]  # the detail band is the last candidate's: what is left is smooth
+    detail = imgs[-1] - cv2.GaussianBlur(imgs[-1], (0, 0), 1.5)
+    assert np.abs(resid - cv2.GaussianBlur(resid, (0, 0), 1.5)).mean() < 0.1 * np.abs(detail).mean()
+
+
 def _corridor(width=160, height=96, n=30):
     f = 0.6 * width
     cam = Camera.pinhole(f, f, width / 2, height / 2, width, height)
