@@ -40,6 +40,8 @@ VARIANTS = {
     "fused p2": dict(detail_power=2.0),
     "fused p4": dict(detail_power=4.0),
     "fused p8": dict(detail_power=8.0),
+    "fused p16": dict(detail_power=16.0),
+    "fused p64": dict(detail_power=64.0),
     "fused unguided p1": dict(detail_power=1.0, guided=False),
     "fused auto t0.6": dict(detail_power=None, target_sharpness=0.6),
     "2D route alone p1": dict(mode="2d", detail_power=1.0),
