@@ -56,6 +56,7 @@ def check_run_config(cfg: "RunConfig") -> None:
         raise SparsevidError(f"unknown undistortion mode {cfg.undistort_mode!r}", fix="use 'full' or 'crop'")
     _check_fixer(cfg.fixer.name)
     _check_learned(cfg)
+    _check_flow(cfg)
     for flag, p in (("INPUT", cfg.input), ("--poses-from", cfg.poses_from)):
         if p is not None and not Path(p).expanduser().exists():
             raise SparsevidError(f"{flag} not found", path=p,
@@ -85,6 +86,18 @@ def _check_learned(cfg: "RunConfig") -> None:
         if rife.weights_path() is None:
             raise SparsevidError("--fuse.learned rife needs the RIFE 4.25 weights, which are not installed",
                                  fix=f"{rife.INSTALL_HINT}, or use --fuse.learned auto")
+
+
+def _check_flow(cfg: "RunConfig") -> None:
+    from sparsevid.fuse.flow2d import MOTIONS
+    from sparsevid.imaging import DIS_PRESETS
+
+    flow = cfg.fuse.flow
+    for flag, value, choices in (("--fuse.flow.preset", flow.preset, DIS_PRESETS),
+                                 ("--fuse.flow.motion", flow.motion, MOTIONS)):
+        if value not in choices:
+            raise SparsevidError(f"{flag} must be one of {', '.join(choices)}, got {value!r}",
+                                 fix=f"pass e.g. {flag} {next(iter(choices))}")
 
 
 def _check_fixer(name: str) -> None:

@@ -387,6 +387,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.learned", "raft"], ["unknown learned route 'raft'", "auto, rife, off"]),
     (["--fuse.learned-passes", "3"], ["--fuse.learned-passes must be one of 1, 2, 4, got 3"]),
     (["--cpu-learned-passes", "0"], ["--cpu-learned-passes"]),
+    (["--fuse.flow.motion", "cubic"], ["--fuse.flow.motion must be one of quadratic, linear, got 'cubic'"]),
+    (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),
 ])
 def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     """The pose stage (which ``four`` needs) never starts: no output folder is even created."""

@@ -3,6 +3,10 @@
 For an output time ``t`` in (0, 1) between keys ``a`` (t=0) and ``b`` (t=1), dense flow both ways
 between the keys (OpenCV DIS) gives, under a linear motion model, the flow from the in-between
 frame to each key (``F_t->a = -t(1-t) F_ab + t^2 F_ba``, ``F_t->b = (1-t)^2 F_ab - t(1-t) F_ba``).
+Where a key has another key on its far side, the motion seen from it is quadratic instead (constant
+acceleration per pixel, through its flows to both neighbouring keys; :func:`quadratic_shift`), as the
+3D route's camera path is a spline through all the inputs: a camera that speeds up, slows down or
+turns is then followed between the keys, not cut straight across.
 Each key is resampled once along its flow (bicubic: bilinear resampling visibly softens), and the
 forward-backward consistency of the key-to-key flow, carried to the in-between frame along the
 same flow, says how far each warp can be trusted. The two warps are not blended here: that is the
@@ -32,6 +36,8 @@ class FlowConfig:
         fb_tolerance: forward-backward flow error, in pixels per 1000 px of width, that halves a
             warp's consistency (plus 5 % of the flow magnitude).
         cubic: bicubic resampling of the keys (else bilinear).
+        motion: "quadratic" (each key's motion through its flows to both neighbouring keys, where it
+            has a key on its far side; see :func:`quadratic_shift`) or "linear" (the two keys only).
     """
 
     preset: str = "medium"
@@ -39,6 +45,7 @@ class FlowConfig:
     finest_min_width: int = 400
     fb_tolerance: float = 1.5
     cubic: bool = True
+    motion: str = "quadratic"
 
 
 @dataclass
@@ -67,9 +74,31 @@ def consistency(err: np.ndarray, mag: np.ndarray, width: int, cfg: FlowConfig) -
     return gauss_conf(err, max(cfg.fb_tolerance * width / 1000.0, 0.5) + 0.05 * mag)
 
 
-def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow,
-                     cfg: FlowConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+#: the motion models of :attr:`FlowConfig.motion`
+MOTIONS = ("quadratic", "linear")
+
+
+def quadratic_shift(f_near: np.ndarray, f_far: np.ndarray, s_near: float, s_far: float, s_t: float) -> np.ndarray:
+    """How far a key's content moves at time ``s_t`` beyond the linear motion, under constant acceleration.
+
+    Seen from one key (time 0), its content is at displacement ``f_near`` ([H, W, 2], the flow to the
+    key at time ``s_near``) and ``f_far`` (the flow to the key on the other side, time ``s_far``; times
+    signed, in source frames). The quadratic ``d(s) = v s + a s^2 / 2`` through both gives
+    ``a = 2 (f_near / s_near - f_far / s_far) / (s_near - s_far)``; returned is its difference from the
+    linear motion through ``f_near`` alone, ``d(s_t) - f_near s_t / s_near = a s_t (s_t - s_near) / 2``
+    (zero at both keys, and everywhere under constant velocity).
+    """
+    accel = 2.0 * (f_near / s_near - f_far / s_far) / (s_near - s_far)
+    return (0.5 * s_t * (s_t - s_near) * accel).astype(np.float32)
+
+
+def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FlowConfig | None = None,
+                     shift_a: np.ndarray | None = None, shift_b: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Warp keys ``a`` and ``b`` ([H, W, 3] float32 0..1) to time ``t`` in [0, 1].
+
+    ``shift_a`` / ``shift_b`` ([H, W, 2] or None): each key's content's displacement at ``t`` beyond the
+    linear motion (:func:`quadratic_shift`); the key is sampled that much further back.
 
     Returns:
         wa, wb: [H, W, 3] float32, each key resampled along its flow from the in-between frame.
@@ -80,6 +109,10 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow,
     gx, gy = grid(h, w)
     fta = -t * (1 - t) * flow.fab + t * t * flow.fba
     ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
+    if shift_a is not None:
+        fta = fta - shift_a
+    if shift_b is not None:
+        ftb = ftb - shift_b
     ax, ay = gx + fta[..., 0], gy + fta[..., 1]
     bx, by = gx + ftb[..., 0], gy + ftb[..., 1]
     interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR

@@ -24,7 +24,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow
+from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
 from sparsevid.imaging import blend_bands, blur, grid, remap
 from sparsevid.render.frames import to_uint8
 
@@ -151,9 +151,11 @@ class Candidate:
     route: str
 
 
-def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FuseConfig) -> list[Candidate]:
-    """The 2D route's two candidates for time ``t`` between keys ``a`` and ``b`` (float images)."""
-    wa, wb, ca, cb = interpolate_pair(a, b, t, flow, cfg.flow)
+def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FuseConfig,
+                    shifts: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> list[Candidate]:
+    """The 2D route's two candidates for time ``t`` between keys ``a`` and ``b`` (float images);
+    ``shifts``: each key's displacement beyond the linear motion (:meth:`PairFlows.shifts`)."""
+    wa, wb, ca, cb = interpolate_pair(a, b, t, flow, cfg.flow, *shifts)
     return [Candidate(wa, (1.0 - t) * (ca + cfg.conf_floor), "2d"),
             Candidate(wb, t * (cb + cfg.conf_floor), "2d")]
 
@@ -221,6 +223,29 @@ class PairFlows:
         if (k0, k1) not in self._cache:
             self._cache[(k0, k1)] = pair_flow(self.keys[k0], self.keys[k1], self.cfg)
         return self._cache[(k0, k1)]
+
+    def flow(self, src: int, dst: int) -> np.ndarray:
+        """The flow from key ``src`` to key ``dst`` ([H, W, 2]), from the pair computed in key order."""
+        return self(src, dst).fab if src < dst else self(dst, src).fba
+
+    def shifts(self, keys: Sequence[int], k0: int, k1: int, t: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Each key's displacement beyond the linear motion at ``t`` between keys ``k0 < k1``, under
+        :attr:`FlowConfig.motion` "quadratic" (:func:`~sparsevid.fuse.flow2d.quadratic_shift`): for ``k0``
+        through its flows to ``k1`` and to the key before it, for ``k1`` through its flows to ``k0`` and
+        to the key after it, among ``keys`` (the inputs the frame is made from); None for a key with no
+        key on its far side, and for "linear" motion."""
+        if self.cfg.motion != "quadratic":
+            return None, None
+        order = sorted(keys)
+        i0, i1 = order.index(k0), order.index(k1)
+        span = k1 - k0
+        before = order[i0 - 1] if i0 > 0 else None
+        after = order[i1 + 1] if i1 + 1 < len(order) else None
+        sa = None if before is None else quadratic_shift(self.flow(k0, k1), self.flow(k0, before), span,
+                                                          before - k0, t * span)
+        sb = None if after is None else quadratic_shift(self.flow(k1, k0), self.flow(k1, after), -span,
+                                                         after - k1, (t - 1.0) * span)
+        return sa, sb
 
 
 def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float) -> dict[str, np.ndarray]:

@@ -182,7 +182,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         k0, k1 = order[i], order[i + 2]
         br = Bracket(k0, k1, (k - k0) / (k1 - k0))
         dist[k] = br.distance()
-        cs = flow_candidates(fkeys[k0], fkeys[k1], br.t, flows(k0, k1), cfg)
+        cs = flow_candidates(fkeys[k0], fkeys[k1], br.t, flows(k0, k1), cfg,
+                             flows.shifts([q for q in order if q != k], k0, k1, br.t))
         two_d = fuse(cs, None, 1.0, FuseConfig(band_sigma=0.0))
         routes = {"2d": two_d}
         if route3d is not None and cfg.mode != "2d":

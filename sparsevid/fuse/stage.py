@@ -72,15 +72,16 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
     region = cfg.region_sigma * width / 1000.0
-    for br in brackets:  # every key pair's flow, once, before the frames run in parallel
-        if not br.at_key:
-            flows(br.k0, br.k1)
+    order = sorted(keys_u8)
+    for k0, k1 in zip(order, order[1:]):  # every neighbouring key pair's flow, once, before the frames run in parallel
+        flows(k0, k1)
 
     def one(i: int) -> tuple[np.ndarray, float | None]:
         br = brackets[i]
         if br.at_key:
             return keys_u8[br.key], None
-        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg)
+        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg,
+                                flows.shifts(list(fkeys), br.k0, br.k1, br.t))
         with3d = use3d and frames3d[i] is not None
         if with3d:
             img3, w3 = frames3d[i]
