@@ -89,7 +89,8 @@ class Probe:
 
     def candidates(self, i: int) -> tuple[list[Candidate], dict | None]:
         br = self.brs[i]
-        cs = flow_candidates(self.fkeys[br.k0], self.fkeys[br.k1], br.t, self.flows(br.k0, br.k1), self.cfg)
+        cs = flow_candidates(self.fkeys[br.k0], self.fkeys[br.k1], br.t, self.flows(br.k0, br.k1), self.cfg,
+                             self.flows.shifts(KEYS, br.k0, br.k1, br.t))
         img3, w3 = self.S["f3"][i]
         cs += route3d_candidates(img3, w3, self.fkeys[br.k0], self.fkeys[br.k1], br.t, self.cfg)
         cs.append(learned_candidate(self.S["L"][(br.k0, br.k1, br.t)]))

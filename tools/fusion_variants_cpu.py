@@ -6,7 +6,8 @@ settings, each scored beside DIS flow (BENCHMARKS.md, issue 12):
 
 CASE holds frame_0000.png ... frame_0029.png (inputs 0, 9, 19, 29); S is the output scale (default 1). A variant
 edits the run's ``FuseConfig`` (Python literals: ``--variant "4 passes=learned_passes=4"``,
-``--variant "2D alone=mode='2d'"``); without any, the distance-gains pair of round 3.
+``--variant "2D alone=mode='2d'"``, the flow's fields as ``flow.FIELD``: ``--variant "linear=flow.motion='linear'"``);
+without any, the distance-gains pair of round 3.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import evaluate, match_size  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.stage import fuse_frames  # noqa: E402
-from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
+from sparsevid.pipeline import cpu_profile, named_config, run_pipeline  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
 DEFAULT_VARIANTS = ["distance gains=distance_gains=True", "no distance gains=distance_gains=False"]
@@ -73,7 +74,10 @@ def main() -> int:
                                          "estimate": res.quality_estimate["psnr_heldout"]}}
         r3 = res.route3d
         for name, fields in variants:
-            fc = dataclasses.replace(cfg.fuse, **fields)
+            base = cpu_profile(cfg).fuse  # the fusion settings the default run used (e.g. the CPU's learned passes)
+            flow = {k[len("flow."):]: v for k, v in fields.items() if k.startswith("flow.")}
+            fc = dataclasses.replace(base, **{k: v for k, v in fields.items() if not k.startswith("flow.")},
+                                     flow=dataclasses.replace(base.flow, **flow))
             t0 = time.perf_counter()
             fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
                              None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),

@@ -49,6 +49,8 @@ VARIANTS = {
     "learned route off": dict(learned="off"),
     "learned passes 1": dict(learned_passes=1),
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
+    "linear motion": dict(flow=dict(motion="linear")),
+    "2D route alone p1 linear motion": dict(mode="2d", flow=dict(motion="linear")),
 }
 
 
@@ -126,7 +128,9 @@ def main() -> int:
             for name, edits in VARIANTS.items():
                 if args.variants and name not in args.variants.split(","):
                     continue
-                fc = dataclasses.replace(cfg.fuse, **edits)
+                edits = dict(edits)
+                flow = dataclasses.replace(cfg.fuse.flow, **edits.pop("flow", {}))
+                fc = dataclasses.replace(cfg.fuse, **edits, flow=flow)
                 t0 = time.perf_counter()
                 fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
                                  None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
