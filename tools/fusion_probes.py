@@ -37,8 +37,8 @@ from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import evaluate, laplacian_variance, match_size, psnr, pulse_ratio  # noqa: E402
 from sparsevid.fixer.reproject import ReprojectFixer  # noqa: E402
 from sparsevid.fuse.flow2d import interpolate_pair, pair_flow  # noqa: E402
-from sparsevid.fuse.fusion import (Candidate, PairFlows, bracket, flow_candidates, fuse, learned_candidate,  # noqa: E402
-                                   route3d_candidates, to_float)
+from sparsevid.fuse.fusion import (Candidate, PairFlows, bracket, flow_candidates, fuse,  # noqa: E402
+                                   learned_candidate, route3d_candidates, to_float)
 from sparsevid.fuse.loo import leave_one_out  # noqa: E402
 from sparsevid.fuse.route3d import LeaveOneOut3D, path_frames_3d  # noqa: E402
 from sparsevid.fuse.stage import _learned_route  # noqa: E402
@@ -177,7 +177,8 @@ class Probe:
         for bs in (2.5, 1.2):
             for p in (2.0, 4.0, 8.0, 16.0, 64.0):
                 c2 = dataclasses.replace(self.cfg, detail_power=p, band_sigma=bs)
-                self.score(f"detail power {p:g}, band sigma {bs:g}", lambda i, cs, g, c2=c2: fuse(cs, g, c2.detail_power, c2))
+                self.score(f"detail power {p:g}, band sigma {bs:g}",
+                           lambda i, cs, g, c2=c2: fuse(cs, g, c2.detail_power, c2))
 
     def by_distance(self):
         table = {}
