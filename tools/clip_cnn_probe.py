@@ -94,7 +94,7 @@ def main() -> int:
     log.set_quiet(True)
     torch.manual_seed(0)
     cap, case = Path(sys.argv[1]), Path(sys.argv[2])
-    p = Probe(cap, case)
+    p = Probe(cap, case, "linear")  # as measured (before the quadratic motion)
     loo3d = route3d(cap)["loo"]
     held = [(k, (a, b)) for a, k, b in zip(KEYS, KEYS[1:-1], KEYS[2:])]
     model = load_learned("auto", "cpu")

@@ -5,7 +5,7 @@ issue 12, session 5):
 
 CAP is the capture folder (capture2.pkl), CASE the clip it was made from (inputs 0, 9, 19, 29). The fusion's
 inputs are rebuilt once from the capture (the 3D route with the default ReprojectFixer, the leave-one-out, the
-learned route's frames) and kept in CAP/stash.pkl. Probes:
+learned route's frames) and kept in CAP/stash-MOTION.pkl (``--motion``: the 2D route's motion model). Probes:
 
 - ``base``: the default fusion (detail power 1), as the run made it.
 - ``consensus``: every 2D / 3D candidate aligned by DIS flow to the fused frame, then fused again.
@@ -50,8 +50,9 @@ MIRRORS = {"": lambda x: x, "h": lambda x: x[:, ::-1], "v": lambda x: x[::-1], "
 
 
 def stash(cap: Path, C: dict) -> dict:
-    """The 3D route's frames, the leave-one-out and the learned frames of the capture (computed once)."""
-    path = cap / "stash.pkl"
+    """The 3D route's frames, the leave-one-out and the learned frames of the capture (computed once per
+    motion model of the 2D route)."""
+    path = cap / f"stash-{C['cfg'].flow.motion}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     fixer = ReprojectFixer()
@@ -70,8 +71,9 @@ def stash(cap: Path, C: dict) -> dict:
 
 
 class Probe:
-    def __init__(self, cap: Path, case: Path):
+    def __init__(self, cap: Path, case: Path, motion: str = "quadratic"):
         self.C = C = pickle.loads((cap / "capture2.pkl").read_bytes())
+        C["cfg"] = dataclasses.replace(C["cfg"], flow=dataclasses.replace(C["cfg"].flow, motion=motion))
         self.S = stash(cap, C)
         self.cfg = C["cfg"]
         self.keys = {k: to_uint8(to_float(v)) for k, v in C["keys"].items()}
@@ -265,9 +267,11 @@ def main() -> int:
     ap.add_argument("cap", type=Path)
     ap.add_argument("case", type=Path)
     ap.add_argument("--probe", action="append", choices=list(PROBES), help="default: base")
+    ap.add_argument("--motion", default="quadratic", choices=["quadratic", "linear"],
+                    help="the 2D route's motion model (FlowConfig.motion; linear before session 5)")
     args = ap.parse_args()
     log.set_quiet(True)
-    p = Probe(args.cap, args.case)
+    p = Probe(args.cap, args.case, args.motion)
     for name in args.probe or ["base"]:
         PROBES[name](p)
     return 0
