@@ -66,6 +66,25 @@ def test_quadratic_shift_is_exact_for_constant_acceleration_and_zero_for_constan
         np.testing.assert_allclose(quadratic_shift(v * s_near, v * s_far, s_near, s_far, s_t), 0, atol=1e-5)
 
 
+def test_quadratic_motion_needs_a_far_key_at_least_a_third_of_the_span_away():
+    from sparsevid.fuse.fusion import PairFlows
+    from sparsevid.fuse.flow2d import FlowConfig
+
+    frames = _accelerating_clip()
+    flows = PairFlows({k: frames[k] for k in (0, 2, 9, 19, 29)}, FlowConfig())
+    sa, sb = flows.shifts([0, 9, 19, 29], 9, 19, 0.5)  # the usual spacing: both keys move quadratically
+    assert sa is not None and sb is not None
+    # the leave-one-out's doubled spans: 9 and 29 rebuild 19, with 0 nine frames before 9 (>= 20 / 3);
+    # nothing after 29
+    sa, sb = flows.shifts([0, 9, 29], 9, 29, 0.5)
+    assert sa is not None and sb is None
+    # from 2, the key before (0) is 2 frames away against a span of 7: its flow error would be
+    # extrapolated 3.5 times over, so that side stays linear; 9 still has 19 on its far side
+    sa, sb = flows.shifts([0, 2, 9, 19], 2, 9, 0.5)
+    assert sa is None and sb is not None
+    assert flows.shifts([0, 9], 0, 9, 0.5) == (None, None)  # no key on either far side
+
+
 def _accelerating_clip(n=30, h=72, w=96, accel=0.03):
     """A textured plane sliding right with constant acceleration: frame k is shifted by accel * k^2 / 2 px."""
     import cv2

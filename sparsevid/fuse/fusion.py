@@ -233,14 +233,15 @@ class PairFlows:
         :attr:`FlowConfig.motion` "quadratic" (:func:`~sparsevid.fuse.flow2d.quadratic_shift`): for ``k0``
         through its flows to ``k1`` and to the key before it, for ``k1`` through its flows to ``k0`` and
         to the key after it, among ``keys`` (the inputs the frame is made from); None for a key with no
-        key on its far side, and for "linear" motion."""
+        key on its far side, or one nearer than a third of the span (its flow's error would be
+        extrapolated over more than three times the distance it was measured on), and for "linear" motion."""
         if self.cfg.motion != "quadratic":
             return None, None
         order = sorted(keys)
         i0, i1 = order.index(k0), order.index(k1)
         span = k1 - k0
-        before = order[i0 - 1] if i0 > 0 else None
-        after = order[i1 + 1] if i1 + 1 < len(order) else None
+        before = order[i0 - 1] if i0 > 0 and 3 * (k0 - order[i0 - 1]) >= span else None
+        after = order[i1 + 1] if i1 + 1 < len(order) and 3 * (order[i1 + 1] - k1) >= span else None
         sa = None if before is None else quadratic_shift(self.flow(k0, k1), self.flow(k0, before), span,
                                                           before - k0, t * span)
         sb = None if after is None else quadratic_shift(self.flow(k1, k0), self.flow(k1, after), -span,
