@@ -37,7 +37,6 @@ def test_blend_bands_plain_average_and_detail_from_one():
     np.testing.assert_allclose(avg, 0.7 * a + 0.3 * b, atol=1e-5)
     sharp = blend_bands([a, b], [wa, wb], 64.0, 1.5)
     # detail band from ``a`` alone: sharp - a is smooth (low band only)
-    import cv2
     resid = sharp - a
     assert np.abs(resid - cv2.GaussianBlur(resid, (0, 0), 1.5)).mean() < 0.2 * np.abs(avg - a).mean()
 
@@ -48,7 +47,6 @@ def test_blend_bands_large_power_keeps_the_detail_of_the_most_trusted_of_many():
     imgs = list(rng.random((7, 32, 40, 3)).astype(np.float32))
     weights = [np.full((32, 40), 1.0, np.float32)] * 6 + [np.full((32, 40), 2.0, np.float32)]
     sharp = blend_bands(imgs, weights, 64.0, 1.5)
-    import cv2
     resid = sharp - imgs[-1]  # the detail band is the last candidate's: what is left is smooth
     detail = imgs[-1] - cv2.GaussianBlur(imgs[-1], (0, 0), 1.5)
     assert np.abs(resid - cv2.GaussianBlur(resid, (0, 0), 1.5)).mean() < 0.1 * np.abs(detail).mean()
@@ -87,8 +85,6 @@ def test_quadratic_motion_needs_a_far_key_at_least_a_third_of_the_span_away():
 
 def _accelerating_clip(n=30, h=72, w=96, accel=0.03):
     """A textured plane sliding right with constant acceleration: frame k is shifted by accel * k^2 / 2 px."""
-    import cv2
-
     rng = np.random.default_rng(3)
     tex = cv2.GaussianBlur(rng.random((h, 3 * w, 3)).astype(np.float32), (0, 0), 1.5)
     tex = (tex - tex.min()) / (tex.max() - tex.min())
