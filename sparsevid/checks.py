@@ -80,8 +80,13 @@ def _check_learned(cfg: "RunConfig") -> None:
         if n not in PASSES:
             raise SparsevidError(f"{flag} must be one of {', '.join(map(str, PASSES))}, got {n}",
                                  fix=f"pass e.g. {flag} 4")
+    from sparsevid.eval import rife
+
+    if cfg.fuse.learned_scale is not None and cfg.fuse.learned_scale not in rife.SCALES:
+        raise SparsevidError(f"--fuse.learned-scale must be one of {', '.join(f'{v:g}' for v in rife.SCALES)}, "
+                             f"got {cfg.fuse.learned_scale:g}", fix="pass e.g. --fuse.learned-scale 2, or leave it "
+                                                                   "out to choose by frame size")
     if name == "rife" and cfg.fuse.mode != "3d":
-        from sparsevid.eval import rife
 
         if rife.weights_path() is None:
             raise SparsevidError("--fuse.learned rife needs the RIFE 4.25 weights, which are not installed",

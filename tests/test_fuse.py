@@ -320,7 +320,7 @@ def test_learned_passes_average_the_swapped_and_mirrored_runs():
     import torch
 
     from sparsevid.errors import SparsevidError
-    from sparsevid.eval.rife import IFNet, interpolate_pair
+    from sparsevid.eval.rife import IFNet, auto_scale, block_scales, interpolate_pair
     from sparsevid.fuse.learned import learned_frames
 
     torch.manual_seed(0)
@@ -331,10 +331,15 @@ def test_learned_passes_average_the_swapped_and_mirrored_runs():
     one = learned_frames(model, keys, req, passes=1)
     two = learned_frames(model, keys, req, passes=2)
     four = learned_frames(model, keys, req, passes=4)
-    fwd = interpolate_pair(imgs[0], imgs[9], [0.25], model=model)[0].astype(np.float32)
-    swapped = interpolate_pair(imgs[9], imgs[0], [0.75], model=model)[0].astype(np.float32)
-    mirrored = interpolate_pair(imgs[0][:, ::-1].copy(), imgs[9][:, ::-1].copy(), [0.25], model=model)[0][:, ::-1]
-    both = interpolate_pair(imgs[9][:, ::-1].copy(), imgs[0][:, ::-1].copy(), [0.75], model=model)[0][:, ::-1]
+    sc = block_scales(auto_scale(48, 64))  # the frame size's scale (2 for small frames) unless one is given
+    fwd = interpolate_pair(imgs[0], imgs[9], [0.25], model=model, scales=sc)[0].astype(np.float32)
+    swapped = interpolate_pair(imgs[9], imgs[0], [0.75], model=model, scales=sc)[0].astype(np.float32)
+    mirrored = interpolate_pair(imgs[0][:, ::-1].copy(), imgs[9][:, ::-1].copy(), [0.25], model=model,
+                                scales=sc)[0][:, ::-1]
+    both = interpolate_pair(imgs[9][:, ::-1].copy(), imgs[0][:, ::-1].copy(), [0.75], model=model,
+                            scales=sc)[0][:, ::-1]
+    at1 = interpolate_pair(imgs[0], imgs[9], [0.25], model=model)[0].astype(np.float32)
+    np.testing.assert_allclose(learned_frames(model, keys, req, scale=1.0)[(0, 9, 0.25)], at1 / 255.0, atol=1e-6)
     np.testing.assert_allclose(one[(0, 9, 0.25)], fwd / 255.0, atol=1e-6)
     np.testing.assert_allclose(two[(0, 9, 0.25)], (fwd + swapped) / 510.0, atol=1e-6)
     np.testing.assert_allclose(four[(0, 9, 0.25)], (fwd + swapped + mirrored + both) / 1020.0, atol=1e-6)

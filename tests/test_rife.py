@@ -63,6 +63,25 @@ def test_random_peer_keeps_size_keys_and_ends() -> None:
     assert out[0] is keys[1] and out[5] is keys[4] and out[6] is keys[4]
 
 
+def test_block_scales_follow_the_reference_scale_and_the_frame_size() -> None:
+    assert rife_mod.block_scales(1.0) == rife_mod.DEFAULT_SCALES
+    assert rife_mod.block_scales(2.0) == (8.0, 4.0, 2.0, 1.0, 0.5)
+    assert rife_mod.block_scales(0.5) == (32.0, 16.0, 8.0, 4.0, 2.0)
+    assert rife_mod.auto_scale(480, 848) == 2.0 and rife_mod.auto_scale(240, 320) == 2.0
+    assert rife_mod.auto_scale(1080, 1920) == 1.0 and rife_mod.auto_scale(2160, 3840) == 0.5
+
+
+@pytest.mark.parametrize("scale", rife_mod.SCALES)
+def test_interpolate_pair_keeps_odd_sizes_at_every_scale(scale: float) -> None:
+    """The padding follows the coarsest block (64 px at scale 0.25), the finest block may work above the
+    frame's resolution (scale 2 and 4): the frame comes back at its own size."""
+    torch.manual_seed(0)
+    a, b = _texture(50, 70, 1), _texture(50, 70, 2)
+    out = rife_mod.interpolate_pair(a, b, [0.3], model=IFNet().eval(), threads=1,
+                                    scales=rife_mod.block_scales(scale))
+    assert len(out) == 1 and out[0].shape == (50, 70, 3) and out[0].dtype == np.uint8
+
+
 def test_backward_warp_zero_and_integer_shift() -> None:
     img = torch.rand(1, 3, 16, 20)
     assert torch.allclose(backward_warp(img, torch.zeros(1, 2, 16, 20)), img, atol=1e-6)
@@ -94,6 +113,17 @@ def test_real_weights_midpoint_beats_crossfade(weights: Path) -> None:
     assert pred[0] is a and pred[2] is b
     assert err(pred[1]) < 0.5 * err(fade[1]), (err(pred[1]), err(fade[1]))
     assert err(pred[1]) < 4.0
+
+
+def test_real_weights_at_twice_the_resolution_still_interpolate(weights: Path) -> None:
+    """The learned route's default on small frames (scale 2): still far better than a blend, sub-pixel accurate."""
+    big = _texture(128, 160, 3)
+    a, mid, b = big[:, 16:144], big[:, 12:140], big[:, 8:136]
+    model = load_rife(weights)
+    pred = rife_mod.interpolate_pair(a, b, [0.5], model=model, scales=rife_mod.block_scales(2.0))[0]
+    fade = crossfade({0: a, 2: b}, 3)[1]
+    err = lambda x: float(np.abs(x[:, 12:-12].astype(np.float32) - mid[:, 12:-12].astype(np.float32)).mean())  # noqa: E731
+    assert err(pred) < 0.5 * err(fade) and err(pred) < 4.0, (err(pred), err(fade))
 
 
 def test_harness_records_rife_skip_without_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

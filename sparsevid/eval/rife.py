@@ -60,6 +60,26 @@ WEIGHTS_IN_PACKAGE = ("engine", "interpolation", "weights", "flownet.pkl")  # un
 DEFAULT_SCALES: tuple[float, ...] = (16.0, 8.0, 4.0, 2.0, 1.0)
 BLOCK_WIDTHS: tuple[int, ...] = (192, 128, 96, 64, 32)
 PAD_MULTIPLE = 128
+#: the reference's ``scale`` choices (block divisors = :data:`DEFAULT_SCALES` / scale)
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def block_scales(scale: float) -> tuple[float, ...]:
+    """Per-block resize divisors for the reference inference's ``scale`` (1 = :data:`DEFAULT_SCALES`;
+    2 = every block at twice the resolution, the finest at 2x the frame: 8, 4, 2, 1, 0.5)."""
+    return tuple(s / scale for s in DEFAULT_SCALES)
+
+
+def auto_scale(height: int, width: int) -> float:
+    """The ``scale`` for a frame size: 2 up to 1024 px on the longer side, 1 up to 2048, 0.5 beyond.
+
+    The reference recommends 1 for frames up to 1080p and 0.5 for 4K. On smaller frames, 2 was
+    better on all three clips measured (848x480 shared clip and the 320x240 synthetic moving-object
+    and strong-rotation clips: RIFE alone +0.47 / +0.38 / +0.30 dB held-out PSNR; BENCHMARKS.md,
+    "RIFE at twice the resolution").
+    """
+    side = max(height, width)
+    return 2.0 if side <= 1024 else 1.0 if side <= 2048 else 0.5
 FEATURE_CHANNELS = 4  # per image, from the encoder
 BLOCK_FEATURES = 8  # carried from one flow block to the next
 TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")

@@ -70,6 +70,10 @@ class FuseConfig:
         learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
             swapped, 4: + both mirrored); each pass costs one more network run per frame (the CPU
             profile sets ``RunConfig.cpu_learned_passes``).
+        learned_scale: the learned route's resolution, as the reference RIFE inference's ``scale``
+            (1, 2: its flow blocks at twice the resolution, the finest at twice the frame's; one of
+            0.25, 0.5, 1, 2, 4); None = by frame size (:func:`sparsevid.eval.rife.auto_scale`: 2 up to
+            1024 px on the longer side).
         flow: the 2D route's flow settings.
     """
 
@@ -86,6 +90,7 @@ class FuseConfig:
     loo_models: bool = False
     learned: str = "auto"
     learned_passes: int = 4
+    learned_scale: float | None = None
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

@@ -49,15 +49,18 @@ PASSES = (1, 2, 4)
 
 
 def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
-                   device: str | torch.device = "cpu", passes: int = 1) -> dict[Request, np.ndarray]:
+                   device: str | torch.device = "cpu", passes: int = 1,
+                   scale: float | None = None) -> dict[Request, np.ndarray]:
     """Each request's frame, float32 [H, W, 3] in [0, 1]; ``keys`` are uint8 [H, W, 3] (the encoder
     runs once per key pair and pass).
 
     ``passes`` > 1 averages test-time variants (:data:`PASSES`): the network is not symmetric in
     time or in left and right, and its errors under these variants are partly independent, so
     their mean is closer to the real frame (measured in BENCHMARKS.md, "the learned route").
+    ``scale``: the network's resolution (:func:`sparsevid.eval.rife.block_scales`; None = by frame
+    size, :func:`sparsevid.eval.rife.auto_scale`).
     """
-    from sparsevid.eval.rife import interpolate_pair
+    from sparsevid.eval.rife import auto_scale, block_scales, interpolate_pair
 
     if passes not in PASSES:
         raise SparsevidError(f"learned route passes must be one of {PASSES}, not {passes}",
@@ -67,6 +70,10 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
         if t not in by_pair[(k0, k1)]:
             by_pair[(k0, k1)].append(t)
     out = {}
+    if not by_pair:
+        return out
+    h, w = next(iter(keys.values())).shape[:2]
+    scales = block_scales(scale if scale is not None else auto_scale(h, w))
     for (k0, k1), ts in by_pair.items():
         a, b = keys[k0], keys[k1]
         variants = [(a, b, ts, False), (b, a, [1.0 - t for t in ts], False),
@@ -74,7 +81,7 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
         acc = [np.zeros(a.shape, np.float32) for _ in ts]
         for x, y, times, mirrored in variants[:passes]:
             imgs = interpolate_pair(np.ascontiguousarray(x), np.ascontiguousarray(y), times, model=model,
-                                    device=device)
+                                    device=device, scales=scales)
             for i, img in enumerate(imgs):
                 acc[i] += img[:, ::-1] if mirrored else img
         for t, total in zip(ts, acc):

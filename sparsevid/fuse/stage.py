@@ -125,5 +125,5 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
     order = sorted(keys)
     requests = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
     requests += [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
-    table = learned_frames(model, keys, requests, device, cfg.learned_passes)
+    table = learned_frames(model, keys, requests, device, cfg.learned_passes, cfg.learned_scale)
     return lambda k0, k1, t: table[(k0, k1, t)]

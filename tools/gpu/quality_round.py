@@ -51,6 +51,8 @@ VARIANTS = {
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
     "linear motion": dict(flow=dict(motion="linear")),
     "2D route alone p1 linear motion": dict(mode="2d", flow=dict(motion="linear")),
+    "learned scale 1": dict(learned_scale=1.0),
+    "2D route alone p1 learned scale 1": dict(mode="2d", learned_scale=1.0),
 }
 
 
