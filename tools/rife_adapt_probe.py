@@ -62,6 +62,7 @@ def adapt(frames, trips, scale, steps, lr, crop, batch, device, seed):
     g = torch.Generator().manual_seed(seed)
     ten = {k: torch.from_numpy(frames[k]).permute(2, 0, 1).float().div(255).to(device) for k in KEYS}
     h, w = frames[0].shape[:2]
+    crop = min(crop, h // 32 * 32, w // 32 * 32)  # a multiple of the coarsest block's grid at scale 2
     scales = rife.block_scales(scale)
     for _ in range(steps):
         x0s, x1s, ys, ts = [], [], [], []
