@@ -80,6 +80,13 @@ def _check_learned(cfg: "RunConfig") -> None:
         if n not in PASSES:
             raise SparsevidError(f"{flag} must be one of {', '.join(map(str, PASSES))}, got {n}",
                                  fix=f"pass e.g. {flag} 4")
+    for flag, n in (("--fuse.learned-adapt-steps", cfg.fuse.learned_adapt_steps),
+                    ("--cpu-learned-adapt-steps", cfg.cpu_learned_adapt_steps)):
+        if n < 0:
+            raise SparsevidError(f"{flag} must be 0 or more, got {n}", fix=f"pass e.g. {flag} 0 (no fine-tuning)")
+    if not cfg.fuse.learned_adapt_lr > 0:
+        raise SparsevidError(f"--fuse.learned-adapt-lr must be positive, got {cfg.fuse.learned_adapt_lr:g}",
+                             fix="pass e.g. --fuse.learned-adapt-lr 3e-6")
     from sparsevid.eval import rife
 
     if cfg.fuse.learned_scale is not None and cfg.fuse.learned_scale not in rife.SCALES:

@@ -91,6 +91,8 @@ class RunConfig:
             resolution (coarse-to-fine; ``train.coarse_fraction`` when that is set instead; 0 = none).
         cpu_learned_passes: on the CPU backend, the cap on ``fuse.learned_passes`` (each pass of the
             learned route costs ~12 s per 26 frames at 848x480 on 2 cores; BENCHMARKS.md).
+        cpu_learned_adapt_steps: on the CPU backend, the cap on ``fuse.learned_adapt_steps`` (each step
+            is a forward and backward pass of the network on 4 crops: ~5 s on 2 cores at 848x480).
         from_nerfstudio: the config.yml of a trained nerfstudio model (``ns-train``), rendered instead of training
             Gaussians; the input defaults to its dataset (see :mod:`sparsevid.nerfstudio.video`).
     """
@@ -118,6 +120,7 @@ class RunConfig:
     cpu_pseudo_views: int = 8
     cpu_coarse_fraction: float = 0.5
     cpu_learned_passes: int = 1
+    cpu_learned_adapt_steps: int = 0
     from_nerfstudio: Path | None = None
     pose: PoseConfig = field(default_factory=PoseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -226,7 +229,8 @@ def cpu_profile(cfg: RunConfig) -> RunConfig:
                                 coarse_fraction=cfg.train.coarse_fraction or cfg.cpu_coarse_fraction)
     prog = dataclasses.replace(cfg.progressive, max_views_per_round=min(
         cfg.progressive.max_views_per_round or cfg.cpu_pseudo_views, cfg.cpu_pseudo_views))
-    fuse = dataclasses.replace(cfg.fuse, learned_passes=min(cfg.fuse.learned_passes, cfg.cpu_learned_passes))
+    fuse = dataclasses.replace(cfg.fuse, learned_passes=min(cfg.fuse.learned_passes, cfg.cpu_learned_passes),
+                               learned_adapt_steps=min(cfg.fuse.learned_adapt_steps, cfg.cpu_learned_adapt_steps))
     return dataclasses.replace(cfg, train=train, progressive=prog, fuse=fuse)
 
 
@@ -552,7 +556,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         else:
             fused = fuse_frames(positions, keys, cfg.fuse, frames3d,
                                 None if loo3d is None else (lambda k, refs: loo3d[k]), leak_free=loo_leak_free,
-                                device=device)
+                                device=device, seed=cfg.seed)
             frames, quality = fused.frames, fused.quality_estimate
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"

@@ -387,6 +387,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.learned", "raft"], ["unknown learned route 'raft'", "auto, rife, off"]),
     (["--fuse.learned-passes", "3"], ["--fuse.learned-passes must be one of 1, 2, 4, got 3"]),
     (["--cpu-learned-passes", "0"], ["--cpu-learned-passes"]),
+    (["--fuse.learned-adapt-steps", "-1"], ["--fuse.learned-adapt-steps must be 0 or more, got -1"]),
+    (["--fuse.learned-adapt-lr", "0"], ["--fuse.learned-adapt-lr must be positive"]),
     (["--fuse.learned-scale", "3"], ["--fuse.learned-scale must be one of 0.25, 0.5, 1, 2, 4, got 3"]),
     (["--fuse.flow.motion", "cubic"], ["--fuse.flow.motion must be one of quadratic, linear, got 'cubic'"]),
     (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),

@@ -352,6 +352,65 @@ def test_the_cpu_profile_caps_the_learned_passes():
 
     cfg = RunConfig()
     assert cfg.fuse.learned_passes == 4 and cpu_profile(cfg).fuse.learned_passes == cfg.cpu_learned_passes == 1
+    assert cfg.fuse.learned_adapt_steps == 100 and cpu_profile(cfg).fuse.learned_adapt_steps == 0
     cfg.fuse.learned_passes = 2
     cfg.cpu_learned_passes = 4
     assert cpu_profile(cfg).fuse.learned_passes == 2
+
+
+def test_learned_adaptation_fits_the_inputs_and_leaves_the_pretrained_network_alone():
+    """The fine-tuning lowers the network's error on the inputs it learns from (each from two others), on a
+    copy; with nothing to learn from (two inputs, no steps) the network comes back as it is."""
+    import torch
+
+    from sparsevid.eval.rife import IFNet, block_scales
+    from sparsevid.fuse.learned import adapt_learned, triplets
+
+    torch.manual_seed(0)
+    model = IFNet().eval()  # random weights: the fitting, not the network, is under test
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _, _, imgs, _ = _corridor(width=64, height=64, n=30)
+    keys = {k: imgs[k] for k in (0, 9, 19, 29)}
+    assert triplets(keys) == [(0, 9, 19), (0, 9, 29), (0, 19, 29), (9, 19, 29)]
+
+    def loss(net) -> float:
+        sc = block_scales(2.0)
+        with torch.no_grad():
+            errs = []
+            for a, m, b in triplets(keys):
+                x = [torch.from_numpy(keys[k]).permute(2, 0, 1)[None].float() / 255 for k in (a, b, m)]
+                errs.append(float((net(x[0], x[1], (m - a) / (b - a), sc) - x[2]).abs().mean()))
+        return float(np.mean(errs))
+
+    adapted = adapt_learned(model, keys, steps=40, lr=1e-3, scale=2.0, seed=0, crop=64, batch=2)
+    assert adapted is not model and loss(adapted) < 0.8 * loss(model), (loss(adapted), loss(model))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    again = adapt_learned(model, keys, steps=40, lr=1e-3, scale=2.0, seed=0, crop=64, batch=2)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in adapted.state_dict().items())  # seeded
+    assert adapt_learned(model, {0: imgs[0], 9: imgs[9]}, steps=40, lr=1e-3) is model
+    assert adapt_learned(model, keys, steps=0, lr=1e-3) is model
+
+
+def test_adapted_learned_route_makes_the_video_and_the_pretrained_one_the_leave_one_out(monkeypatch):
+    """The held-out inputs are rebuilt by the pretrained network (the adapted one has learnt them); the
+    output frames come from the adapted one."""
+    import torch
+
+    import sparsevid.fuse.stage as stage
+    from sparsevid.eval.rife import IFNet
+    from sparsevid.fuse.learned import learned_frames
+
+    torch.manual_seed(0)
+    model = IFNet().eval()
+    monkeypatch.setattr(stage, "load_learned", lambda name, device: model)
+    _, _, imgs, _ = _corridor(width=64, height=64, n=30)
+    keys = {k: imgs[k] for k in (0, 9, 19, 29)}
+    brackets = [bracket(p, list(keys)) for p in range(30)]
+    cfg = FuseConfig(learned_adapt_steps=20, learned_adapt_lr=1e-3, learned_passes=1)
+    lookup = stage._learned_route(keys, brackets, cfg, "cpu", seed=0)
+    held = learned_frames(model, keys, [(0, 19, 9 / 19)])[(0, 19, 9 / 19)]
+    np.testing.assert_array_equal(lookup(0, 19, 9 / 19), held)
+    plain = learned_frames(model, keys, [(0, 9, 5 / 9)])[(0, 9, 5 / 9)]
+    assert np.abs(lookup(0, 9, 5 / 9) - plain).mean() > 1e-3
+    off = stage._learned_route(keys, brackets, FuseConfig(learned_adapt_steps=0, learned_passes=1), "cpu", seed=0)
+    np.testing.assert_array_equal(off(0, 9, 5 / 9), plain)

@@ -74,6 +74,14 @@ class FuseConfig:
             (1, 2: its flow blocks at twice the resolution, the finest at twice the frame's; one of
             0.25, 0.5, 1, 2, 4); None = by frame size (:func:`sparsevid.eval.rife.auto_scale`: 2 up to
             1024 px on the longer side).
+        learned_adapt_steps: fine-tune the learned route's network on the clip's own inputs first
+            (:func:`sparsevid.fuse.learned.adapt_learned`: each input from two others, Adam steps of 4
+            crops; 0 = the pretrained network). ~3 s on an H200; the CPU profile caps it
+            (``RunConfig.cpu_learned_adapt_steps``, 0: minutes on 2 cores). The leave-one-out check
+            rebuilds the held-out inputs with the pretrained network (the adapted one has learnt them),
+            so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
+            "RIFE adapted to the clip".
+        learned_adapt_lr: the fine-tuning's learning rate.
         flow: the 2D route's flow settings.
     """
 
@@ -91,6 +99,8 @@ class FuseConfig:
     learned: str = "auto"
     learned_passes: int = 4
     learned_scale: float | None = None
+    learned_adapt_steps: int = 100
+    learned_adapt_lr: float = 3e-6
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

@@ -13,11 +13,13 @@ one-line error without); "off" leaves the route out.
 """
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sparsevid import log
 from sparsevid.errors import SparsevidError
@@ -87,3 +89,67 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
         for t, total in zip(ts, acc):
             out[(k0, k1, t)] = total / (255.0 * passes)
     return out
+
+
+def triplets(keys: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Every (earlier, middle, later) of three inputs: the frames :func:`adapt_learned` learns from."""
+    order = sorted(keys)
+    return [(a, m, b) for i, a in enumerate(order) for j, m in enumerate(order[i + 1:], i + 1)
+            for b in order[j + 1:]]
+
+
+def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, scale: float | None = None,
+                  device: str | torch.device = "cpu", seed: int = 0, crop: int = 256, batch: int = 4):
+    """A copy of ``model`` fine-tuned on the clip itself: each input predicted from two others around
+    it (:func:`triplets`; the network's own frame at ``t = (m - a) / (b - a)``, L1 loss, Adam), with the
+    two inputs swapped at random, left-right mirrors and random ``crop`` x ``crop`` windows.
+
+    The pretrained network knows motion in general; a few steps on the clip's own frames teach it
+    this scene's textures and motion (the pairs are 2-3 times as far apart as the video's, which
+    the time input covers). ``model`` itself is left as it is. Fewer than three inputs, ``steps`` 0
+    or frames smaller than the network's coarsest grid: ``model`` is returned. Repeatable with
+    ``seed`` on the CPU (CUDA's warp backward is not bit-exact).
+
+    Args:
+        model: a loaded RIFE :class:`~sparsevid.eval.rife.IFNet`.
+        keys: input index -> [H, W, 3] uint8 RGB.
+        steps, lr: Adam steps and learning rate.
+        scale: the network's resolution (None: :func:`sparsevid.eval.rife.auto_scale`).
+    """
+    from sparsevid.eval.rife import auto_scale, block_scales
+
+    trips = triplets(keys)
+    h, w = next(iter(keys.values())).shape[:2]
+    scales = block_scales(scale if scale is not None else auto_scale(h, w))
+    grid = int(np.ceil(4 * max(scales)))  # the coarsest block's grid
+    crop = min(crop, h // grid * grid, w // grid * grid)
+    if steps <= 0 or not trips or crop < grid:
+        return model
+    dev = torch.device(device)
+    net = copy.deepcopy(model).to(dev).train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    frames = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev).permute(2, 0, 1).float() / 255.0
+              for k, v in keys.items()}
+
+    def draw(n: int) -> int:
+        return int(torch.randint(n, (1,), generator=gen))
+
+    with torch.enable_grad():
+        for _ in range(steps):
+            x0, x1, y, ts = [], [], [], []
+            for _ in range(batch):
+                a, m, b = trips[draw(len(trips))]
+                t = (m - a) / (b - a)
+                if draw(2):
+                    a, b, t = b, a, 1.0 - t
+                top, left, flip = draw(h - crop + 1), draw(w - crop + 1), draw(2)
+                win = [frames[k][:, top:top + crop, left:left + crop] for k in (a, b, m)]
+                win = [v.flip(-1) for v in win] if flip else win
+                x0.append(win[0]), x1.append(win[1]), y.append(win[2]), ts.append(t)
+            t_in = torch.tensor(ts, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1)
+            loss = F.l1_loss(net(torch.stack(x0), torch.stack(x1), t_in, scales), torch.stack(y))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()

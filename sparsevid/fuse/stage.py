@@ -14,7 +14,7 @@ import torch
 from sparsevid.devices import resolve_device
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, to_float)
-from sparsevid.fuse.learned import learned_frames, load_learned
+from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
@@ -45,7 +45,7 @@ class FusedFrames:
 
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
                 frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None,
-                leak_free: bool = False, device: str | torch.device = "cpu") -> FusedFrames:
+                leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0) -> FusedFrames:
     """Build every output frame.
 
     Args:
@@ -58,6 +58,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         leak_free: ``route3d`` rebuilds each input with a model trained without it (see
             :func:`sparsevid.fuse.loo.leave_one_out`).
         device: where the learned route runs (``cfg.learned``; :mod:`sparsevid.fuse.learned`).
+        seed: seeds the learned route's fine-tuning (``cfg.learned_adapt_steps``).
 
     Returns:
         :class:`FusedFrames`.
@@ -66,7 +67,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
     flows = PairFlows(keys_u8, cfg.flow)
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
-    learned = _learned_route(keys_u8, brackets, cfg, device)
+    learned = _learned_route(keys_u8, brackets, cfg, device, seed)
     loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
@@ -112,10 +113,12 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
 
 
 def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg: FuseConfig,
-                   device) -> Learned | None:
+                   device, seed: int = 0) -> Learned | None:
     """The learned 2D route's frames for every in-between output frame and every held-out input
     (computed here at once, before the frames are fused on threads), as a lookup; None when the
-    route is off or absent (see :mod:`sparsevid.fuse.learned`)."""
+    route is off or absent (see :mod:`sparsevid.fuse.learned`). The output frames come from the
+    network fine-tuned on the inputs (``cfg.learned_adapt_steps``), the held-out inputs from the
+    pretrained one (the fine-tuned network has learnt them)."""
     if cfg.learned == "off" or cfg.mode == "3d":
         return None
     device = resolve_device(device)
@@ -123,7 +126,10 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
     if model is None:
         return None
     order = sorted(keys)
-    requests = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
-    requests += [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
-    table = learned_frames(model, keys, requests, device, cfg.learned_passes, cfg.learned_scale)
-    return lambda k0, k1, t: table[(k0, k1, t)]
+    video = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
+    held = [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
+    adapted = adapt_learned(model, keys, cfg.learned_adapt_steps, cfg.learned_adapt_lr, cfg.learned_scale,
+                            device, seed) if video else model
+    table_video = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale)
+    table_held = learned_frames(model, keys, held, device, cfg.learned_passes, cfg.learned_scale)
+    return lambda k0, k1, t: table_held[(k0, k1, t)] if (k0, k1, t) in table_held else table_video[(k0, k1, t)]
