@@ -65,7 +65,7 @@ def stash(cap: Path, C: dict) -> dict:
     learned = _learned_route(keys_u8, brs, C["cfg"], "cpu")
     loo = leave_one_out(keys_u8, C["cfg"], l3, PairFlows(keys_u8, C["cfg"].flow), learned=learned)
     S = {"f3": f3, "loo": loo,
-         "L": {(b.k0, b.k1, b.t): learned(b.k0, b.k1, b.t)[0] for b in brs if not b.at_key}}
+         "L": {(b.k0, b.k1, b.t): learned(b.k0, b.k1, b.t) for b in brs if not b.at_key}}
     path.write_bytes(pickle.dumps(S))
     return S
 

@@ -82,11 +82,6 @@ class FuseConfig:
             so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
             "RIFE adapted to the clip".
         learned_adapt_lr: the fine-tuning's learning rate.
-        learned_spread_weights: weight the learned route per pixel by the spread of its test-time passes
-            (where they disagree, the network is unsure): the leave-one-out check fits the held-out
-            inputs' squared error as ``a + b * spread ** 2`` and the candidate's weight is the inverse,
-            relative to its mean over the frame (:meth:`~sparsevid.fuse.loo.LooResult.learned_weight`).
-            Needs ``learned_passes`` > 1 (one pass: unit weight).
         flow: the 2D route's flow settings.
     """
 
@@ -105,7 +100,6 @@ class FuseConfig:
     learned_passes: int = 4
     learned_scale: float | None = None
     learned_adapt_steps: int = 100
-    learned_spread_weights: bool = True
     learned_adapt_lr: float = 3e-6
     flow: FlowConfig = field(default_factory=FlowConfig)
 
@@ -206,11 +200,10 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
     return out
 
 
-def learned_candidate(image: np.ndarray, weight: np.ndarray | None = None) -> Candidate:
-    """The learned 2D route's candidate (see :mod:`sparsevid.fuse.learned`): its frame, with unit weight
-    (its route gain carries the leave-one-out's) or ``weight`` [H, W] (the confidence the leave-one-out
-    check calibrated on the spread of its test-time passes, :meth:`~sparsevid.fuse.loo.LooResult.learned_weight`)."""
-    return Candidate(image, np.ones(image.shape[:2], np.float32) if weight is None else weight, "learned")
+def learned_candidate(image: np.ndarray) -> Candidate:
+    """The learned 2D route's candidate (see :mod:`sparsevid.fuse.learned`): its frame, unit weight
+    (the network has no confidence output; its route gain carries the leave-one-out's)."""
+    return Candidate(image, np.ones(image.shape[:2], np.float32), "learned")
 
 
 def route3d_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,

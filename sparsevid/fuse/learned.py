@@ -52,7 +52,7 @@ PASSES = (1, 2, 4)
 
 def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
                    device: str | torch.device = "cpu", passes: int = 1,
-                   scale: float | None = None, with_spread: bool = False) -> dict:
+                   scale: float | None = None) -> dict[Request, np.ndarray]:
     """Each request's frame, float32 [H, W, 3] in [0, 1]; ``keys`` are uint8 [H, W, 3] (the encoder
     runs once per key pair and pass).
 
@@ -61,11 +61,6 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     their mean is closer to the real frame (measured in BENCHMARKS.md, "the learned route").
     ``scale``: the network's resolution (:func:`sparsevid.eval.rife.block_scales`; None = by frame
     size, :func:`sparsevid.eval.rife.auto_scale`).
-
-    Returns:
-        request -> image; with ``with_spread``, request -> (image, spread): spread [H, W] float32 is the
-        standard deviation of the passes about their mean (mean over channels, in [0, 1] units), where
-        the network is unsure (None for one pass).
     """
     from sparsevid.eval.rife import auto_scale, block_scales, interpolate_pair
 
@@ -85,17 +80,14 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
         a, b = keys[k0], keys[k1]
         variants = [(a, b, ts, False), (b, a, [1.0 - t for t in ts], False),
                     (a[:, ::-1], b[:, ::-1], ts, True), (b[:, ::-1], a[:, ::-1], [1.0 - t for t in ts], True)]
-        runs = [[] for _ in ts]
+        acc = [np.zeros(a.shape, np.float32) for _ in ts]
         for x, y, times, mirrored in variants[:passes]:
             imgs = interpolate_pair(np.ascontiguousarray(x), np.ascontiguousarray(y), times, model=model,
                                     device=device, scales=scales)
             for i, img in enumerate(imgs):
-                runs[i].append(img[:, ::-1] if mirrored else img)
-        for t, run in zip(ts, runs):
-            stack = np.stack(run).astype(np.float32) / 255.0
-            mean = stack.mean(axis=0)
-            spread = stack.std(axis=0).mean(axis=-1) if with_spread and passes > 1 else None
-            out[(k0, k1, t)] = (mean, spread) if with_spread else mean
+                acc[i] += img[:, ::-1] if mirrored else img
+        for t, total in zip(ts, acc):
+            out[(k0, k1, t)] = total / (255.0 * passes)
     return out
 
 

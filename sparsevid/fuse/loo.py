@@ -29,7 +29,6 @@ from sparsevid.eval.metrics import psnr, ssim
 from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_gains, sharpness, to_float)
-from sparsevid.imaging import blur
 
 ERROR_GROWTH = 0.5
 
@@ -47,10 +46,9 @@ def ssim_f(a: np.ndarray, b: np.ndarray) -> float:
 #: route's rebuild of input ``target_key`` from the inputs ``reference_keys`` only.
 Route3D = Callable[[int, Sequence[int]], tuple[np.ndarray, np.ndarray]]
 
-#: ``learned(k0, k1, t) -> (image [H, W, 3] float32, spread [H, W] float32 or None)``: the learned 2D
-#: route's frame at ``t`` between inputs ``k0`` and ``k1`` and the spread of its test-time passes (see
-#: :func:`sparsevid.fuse.learned.learned_frames`).
-Learned = Callable[[int, int, float], tuple[np.ndarray, np.ndarray | None]]
+#: ``learned(k0, k1, t) -> image [H, W, 3] float32``: the learned 2D route's frame at ``t`` between
+#: inputs ``k0`` and ``k1`` (see :mod:`sparsevid.fuse.learned`).
+Learned = Callable[[int, int, float], np.ndarray]
 
 
 @dataclass
@@ -73,8 +71,6 @@ class LooResult:
             where the check can tell. The routes left on share the weight by their errors.
         leak_free: the 3D rebuilds came from models trained without the held-out input, so both
             routes' errors were measured as far from the remaining inputs (see :meth:`gains_at`).
-        learned_fit: ``(a, b, sigma_px)``: the learned route's squared error on the held-out inputs
-            fitted as ``a + b * spread ** 2`` (both smoothed by ``sigma_px``), or None (no spread).
     """
 
     held_out: list[int]
@@ -88,18 +84,6 @@ class LooResult:
     tried: dict[float, dict[str, float]] = field(default_factory=dict)
     routes_off: list[str] = field(default_factory=list)
     leak_free: bool = False
-    learned_fit: tuple[float, float, float] | None = None
-
-    def learned_weight(self, spread: np.ndarray | None) -> np.ndarray | None:
-        """The learned candidate's weight [H, W] for the spread of its passes: the inverse of the fitted
-        error ``a + b * spread ** 2``, relative to its mean over the frame (so the route gain keeps its
-        meaning); None (unit weight) without a fit or a spread."""
-        if self.learned_fit is None or spread is None:
-            return None
-        a, b, sigma = self.learned_fit
-        var = a + b * blur(spread.astype(np.float32) ** 2, sigma)
-        w = 1.0 / var
-        return (w / w.mean()).astype(np.float32)
 
     def gains_at(self, position: float, region_sigma_px: float,
                  exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
@@ -165,18 +149,6 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
     return lam
 
 
-def fit_spread(spreads: dict[int, np.ndarray], sq_errors: dict[int, np.ndarray],
-               sigma_px: float) -> tuple[float, float, float]:
-    """Least-squares ``a + b * spread ** 2`` for the squared-error maps (both smoothed by ``sigma_px``,
-    pixels of all maps pooled), with ``b >= 0`` and ``a > 0``: returns ``(a, b, sigma_px)``."""
-    s2 = np.concatenate([blur(spreads[k].astype(np.float32) ** 2, sigma_px).ravel() for k in spreads])
-    e2 = np.concatenate([blur(sq_errors[k].astype(np.float32), sigma_px).ravel() for k in spreads])
-    var = float(s2.var())
-    b = max(float(np.mean((s2 - s2.mean()) * (e2 - e2.mean()))) / var, 0.0) if var > 0 else 0.0
-    a = max(float(e2.mean()) - b * float(s2.mean()), 1e-3 * float(e2.mean()), 1e-8)
-    return a, b, float(sigma_px)
-
-
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
                   flows: PairFlows | None = None, leak_free: bool = False,
                   learned: Learned | None = None) -> LooResult | None:
@@ -206,7 +178,6 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     sq: dict[int, dict[str, np.ndarray]] = {}
     rpsnr: dict[int, dict[str, float]] = {}
     dist: dict[int, float] = {}
-    spreads: dict[int, np.ndarray | None] = {}
     for i, k in enumerate(held):
         k0, k1 = order[i], order[i + 2]
         br = Bracket(k0, k1, (k - k0) / (k1 - k0))
@@ -221,8 +192,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             cs.extend(c3)
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         if learned is not None:
-            image, spreads[k] = learned(k0, k1, br.t)
-            cl = learned_candidate(image)
+            cl = learned_candidate(learned(k0, k1, br.t))
             cs.append(cl)
             routes["learned"] = cl.image
         cands[k] = cs
@@ -235,11 +205,6 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
 
     res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,
                     leak_free=leak_free and route3d is not None)
-    if cfg.learned_spread_weights and spreads and all(v is not None for v in spreads.values()):
-        res.learned_fit = fit_spread(spreads, {k: sq[k]["learned"] for k in held}, cfg.band_sigma * width / 1000.0)
-        for k in held:
-            cands[k] = [learned_candidate(c.image, res.learned_weight(spreads[k])) if c.route == "learned" else c
-                        for c in cands[k]]
     ref_sharp = {k: max(sharpness(fkeys[k]), 1e-9) for k in held}
     powers = [cfg.detail_power] if cfg.detail_power is not None else sorted(cfg.detail_choices)
     chosen, out = None, {}

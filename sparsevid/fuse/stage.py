@@ -88,8 +88,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             img3, w3 = frames3d[i]
             cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
         if learned is not None:
-            image, spread = learned(br.k0, br.k1, br.t)
-            cands.append(learned_candidate(image, None if loo is None else loo.learned_weight(spread)))
+            cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None
         if loo is not None and (with3d or learned is not None):
             gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None)
@@ -117,8 +116,7 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
                    device, seed: int = 0) -> Learned | None:
     """The learned 2D route's frames for every in-between output frame and every held-out input
     (computed here at once, before the frames are fused on threads), as a lookup; None when the
-    route is off or absent (see :mod:`sparsevid.fuse.learned`); it gives (image, spread of the
-    test-time passes or None). The output frames come from the
+    route is off or absent (see :mod:`sparsevid.fuse.learned`). The output frames come from the
     network fine-tuned on the inputs (``cfg.learned_adapt_steps``), the held-out inputs from the
     pretrained one (the fine-tuned network has learnt them)."""
     if cfg.learned == "off" or cfg.mode == "3d":
@@ -132,6 +130,6 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
     held = [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
     adapted = adapt_learned(model, keys, cfg.learned_adapt_steps, cfg.learned_adapt_lr, cfg.learned_scale,
                             device, seed) if video else model
-    table_video = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale, with_spread=True)
-    table_held = learned_frames(model, keys, held, device, cfg.learned_passes, cfg.learned_scale, with_spread=True)
+    table_video = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale)
+    table_held = learned_frames(model, keys, held, device, cfg.learned_passes, cfg.learned_scale)
     return lambda k0, k1, t: table_held[(k0, k1, t)] if (k0, k1, t) in table_held else table_video[(k0, k1, t)]

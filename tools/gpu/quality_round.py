@@ -54,8 +54,6 @@ VARIANTS = {
     "learned scale 1": dict(learned_scale=1.0),
     "2D route alone p1 learned scale 1": dict(mode="2d", learned_scale=1.0),
     "learned adapt off": dict(learned_adapt_steps=0),
-    "spread weights off": dict(learned_spread_weights=False),
-    "2D route alone p1 spread weights off": dict(mode="2d", learned_spread_weights=False),
     "2D route alone p1 adapt off": dict(mode="2d", learned_adapt_steps=0),
 }
 
