@@ -389,6 +389,7 @@ def test_learned_adaptation_fits_the_inputs_and_leaves_the_pretrained_network_al
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in adapted.state_dict().items())  # seeded
     assert adapt_learned(model, {0: imgs[0], 9: imgs[9]}, steps=40, lr=1e-3) is model
     assert adapt_learned(model, keys, steps=0, lr=1e-3) is model
+    assert adapt_learned(model, keys, steps=40, lr=1e-3, trips=[]) is model
 
 
 def test_adapted_learned_route_makes_the_video_and_the_pretrained_one_the_leave_one_out(monkeypatch):

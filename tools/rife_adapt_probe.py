@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparsevid.eval import rife  # noqa: E402
 from sparsevid.eval.metrics import psnr, ssim  # noqa: E402
+from sparsevid.fuse.learned import adapt_learned, triplets  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
 
@@ -35,14 +35,9 @@ def load(case: Path) -> list[np.ndarray]:
     return [cv2.imread(f)[:, :, ::-1].copy() for f in files]
 
 
-def triplets(keys: list[int], skip: int | None = None) -> list[tuple[int, int, int]]:
-    out = []
-    for i, a in enumerate(keys):
-        for m in keys[i + 1:]:
-            for b in keys[keys.index(m) + 1:]:
-                if m != skip:
-                    out.append((a, m, b))
-    return out
+def training_triplets(skip: int | None = None) -> list[tuple[int, int, int]]:
+    """The pipeline's triplets of the inputs, less those that predict ``skip``."""
+    return [t for t in triplets(KEYS) if t[1] != skip]
 
 
 def predict(model, frames, pairs, scale: float, device) -> dict[int, np.ndarray]:
@@ -56,36 +51,10 @@ def predict(model, frames, pairs, scale: float, device) -> dict[int, np.ndarray]
 
 
 def adapt(frames, trips, scale, steps, lr, crop, batch, device, seed):
-    model = rife.load_rife(device=device)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    ten = {k: torch.from_numpy(frames[k]).permute(2, 0, 1).float().div(255).to(device) for k in KEYS}
-    h, w = frames[0].shape[:2]
-    crop = min(crop, h // 32 * 32, w // 32 * 32)  # a multiple of the coarsest block's grid at scale 2
-    scales = rife.block_scales(scale)
-    for _ in range(steps):
-        x0s, x1s, ys, ts = [], [], [], []
-        for _ in range(batch):
-            a, m, b = trips[int(torch.randint(len(trips), (1,), generator=g))]
-            t = (m - a) / (b - a)
-            if torch.rand(1, generator=g) < 0.5:
-                a, b, t = b, a, 1.0 - t
-            y0 = int(torch.randint(h - crop + 1, (1,), generator=g))
-            x0 = int(torch.randint(w - crop + 1, (1,), generator=g))
-            crop_of = lambda k: ten[k][:, y0:y0 + crop, x0:x0 + crop]  # noqa: E731
-            trio = [crop_of(a), crop_of(b), crop_of(m)]
-            if torch.rand(1, generator=g) < 0.5:
-                trio = [c.flip(-1) for c in trio]
-            x0s.append(trio[0]), x1s.append(trio[1]), ys.append(trio[2]), ts.append(t)
-        x0, x1, y = torch.stack(x0s), torch.stack(x1s), torch.stack(ys)
-        tt = torch.tensor(ts, device=device, dtype=torch.float32).reshape(-1, 1, 1, 1)
-        pred = model(x0, x1, tt, scales)
-        loss = F.l1_loss(pred, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    """The pipeline's fine-tuning (:func:`sparsevid.fuse.learned.adapt_learned`) on the inputs of ``trips``."""
+    keys = sorted({k for trip in trips for k in trip})
+    return adapt_learned(rife.load_rife(device=device), {k: frames[k] for k in keys}, steps, lr, scale, device, seed,
+                         crop, batch, trips=trips)
 
 
 def score(frames, pred) -> dict:
@@ -118,11 +87,11 @@ def main() -> int:
         for steps in args.steps:
             for lr in args.lr:
                 t0 = time.perf_counter()
-                m = adapt(frames, triplets(KEYS), args.scale, steps, lr, args.crop, args.batch, args.device, 0)
+                m = adapt(frames, training_triplets(), args.scale, steps, lr, args.crop, args.batch, args.device, 0)
                 secs = time.perf_counter() - t0
                 r = {**score(frames, predict(m, frames, held, args.scale, args.device)), "train_s": round(secs, 1)}
                 for k, p in loo.items():  # cross-check: trained without k's triplets, scored on k's rebuild
-                    mk = adapt(frames, triplets(KEYS, skip=k), args.scale, steps, lr, args.crop, args.batch,
+                    mk = adapt(frames, training_triplets(skip=k), args.scale, steps, lr, args.crop, args.batch,
                                args.device, 0)
                     r[f"loo {k}"] = score(frames, predict(mk, frames, p, args.scale, args.device))["psnr"]
                 rec[f"{steps} steps, lr {lr:g}"] = r

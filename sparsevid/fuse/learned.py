@@ -99,7 +99,8 @@ def triplets(keys: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, scale: float | None = None,
-                  device: str | torch.device = "cpu", seed: int = 0, crop: int = 256, batch: int = 4):
+                  device: str | torch.device = "cpu", seed: int = 0, crop: int = 256, batch: int = 4,
+                  trips: Sequence[tuple[int, int, int]] | None = None):
     """A copy of ``model`` fine-tuned on the clip itself: each input predicted from two others around
     it (:func:`triplets`; the network's own frame at ``t = (m - a) / (b - a)``, L1 loss, Adam), with the
     two inputs swapped at random, left-right mirrors and random ``crop`` x ``crop`` windows.
@@ -115,10 +116,11 @@ def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, sca
         keys: input index -> [H, W, 3] uint8 RGB.
         steps, lr: Adam steps and learning rate.
         scale: the network's resolution (None: :func:`sparsevid.eval.rife.auto_scale`).
+        trips: the (earlier, middle, later) inputs to learn from (None: all of :func:`triplets`).
     """
     from sparsevid.eval.rife import auto_scale, block_scales
 
-    trips = triplets(keys)
+    trips = triplets(keys) if trips is None else list(trips)
     h, w = next(iter(keys.values())).shape[:2]
     scales = block_scales(scale if scale is not None else auto_scale(h, w))
     grid = int(np.ceil(4 * max(scales)))  # the coarsest block's grid
