@@ -94,7 +94,6 @@ def _check_learned(cfg: "RunConfig") -> None:
                              f"got {cfg.fuse.learned_scale:g}", fix="pass e.g. --fuse.learned-scale 2, or leave it "
                                                                    "out to choose by frame size")
     if name == "rife" and cfg.fuse.mode != "3d":
-
         if rife.weights_path() is None:
             raise SparsevidError("--fuse.learned rife needs the RIFE 4.25 weights, which are not installed",
                                  fix=f"{rife.INSTALL_HINT}, or use --fuse.learned auto")

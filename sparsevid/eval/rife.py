@@ -62,6 +62,9 @@ BLOCK_WIDTHS: tuple[int, ...] = (192, 128, 96, 64, 32)
 PAD_MULTIPLE = 128
 #: the reference's ``scale`` choices (block divisors = :data:`DEFAULT_SCALES` / scale)
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+FEATURE_CHANNELS = 4  # per image, from the encoder
+BLOCK_FEATURES = 8  # carried from one flow block to the next
+TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")
 
 
 def block_scales(scale: float) -> tuple[float, ...]:
@@ -80,9 +83,7 @@ def auto_scale(height: int, width: int) -> float:
     """
     side = max(height, width)
     return 2.0 if side <= 1024 else 1.0 if side <= 2048 else 0.5
-FEATURE_CHANNELS = 4  # per image, from the encoder
-BLOCK_FEATURES = 8  # carried from one flow block to the next
-TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")
+
 
 Keyframes = Mapping[int, np.ndarray]
 

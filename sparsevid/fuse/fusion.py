@@ -76,11 +76,11 @@ class FuseConfig:
             1024 px on the longer side).
         learned_adapt_steps: fine-tune the learned route's network on the clip's own inputs first
             (:func:`sparsevid.fuse.learned.adapt_learned`: each input from two others, Adam steps of 4
-            crops; 0 = the pretrained network). ~3 s on an H200; the CPU profile caps it
+            crops; 0 = the pretrained network). ~5 s on an H200; the CPU profile caps it
             (``RunConfig.cpu_learned_adapt_steps``, 0: minutes on 2 cores). The leave-one-out check
             rebuilds the held-out inputs with the pretrained network (the adapted one has learnt them),
             so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
-            "RIFE adapted to the clip".
+            "RIFE fine-tuned on the clip's own inputs".
         learned_adapt_lr: the fine-tuning's learning rate.
         flow: the 2D route's flow settings.
     """
