@@ -85,6 +85,11 @@ def auto_scale(height: int, width: int) -> float:
     return 2.0 if side <= 1024 else 1.0 if side <= 2048 else 0.5
 
 
+def scales_for(height: int, width: int, scale: float | None = None) -> tuple[float, ...]:
+    """The block divisors for ``scale``, or (None) for the frame size's :func:`auto_scale`."""
+    return block_scales(scale if scale is not None else auto_scale(height, width))
+
+
 Keyframes = Mapping[int, np.ndarray]
 
 

@@ -62,7 +62,7 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     ``scale``: the network's resolution (:func:`sparsevid.eval.rife.block_scales`; None = by frame
     size, :func:`sparsevid.eval.rife.auto_scale`).
     """
-    from sparsevid.eval.rife import auto_scale, block_scales, interpolate_pair
+    from sparsevid.eval.rife import interpolate_pair, scales_for
 
     if passes not in PASSES:
         raise SparsevidError(f"learned route passes must be one of {PASSES}, not {passes}",
@@ -75,7 +75,7 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     if not by_pair:
         return out
     h, w = next(iter(keys.values())).shape[:2]
-    scales = block_scales(scale if scale is not None else auto_scale(h, w))
+    scales = scales_for(h, w, scale)
     for (k0, k1), ts in by_pair.items():
         a, b = keys[k0], keys[k1]
         variants = [(a, b, ts, False), (b, a, [1.0 - t for t in ts], False),
@@ -118,11 +118,11 @@ def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, sca
         scale: the network's resolution (None: :func:`sparsevid.eval.rife.auto_scale`).
         trips: the (earlier, middle, later) inputs to learn from (None: all of :func:`triplets`).
     """
-    from sparsevid.eval.rife import auto_scale, block_scales
+    from sparsevid.eval.rife import scales_for
 
     trips = triplets(keys) if trips is None else list(trips)
     h, w = next(iter(keys.values())).shape[:2]
-    scales = block_scales(scale if scale is not None else auto_scale(h, w))
+    scales = scales_for(h, w, scale)
     grid = int(np.ceil(4 * max(scales)))  # the coarsest block's grid
     crop = min(crop, h // grid * grid, w // grid * grid)
     if steps <= 0 or not trips or crop < grid:
