@@ -10,6 +10,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from sparsevid.eval.metrics import laplacian_variance as laplacian_var
+
 #: OpenCV DIS optical-flow presets by name
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -135,3 +137,25 @@ def blend_bands(images: Sequence[np.ndarray], weights: Sequence[np.ndarray], det
     for img, wi in zip(images, wp):
         high += wi[..., None] * (img - blur(img, band_sigma_px))
     return low + high
+
+
+def soften_to(img: np.ndarray, target: float, max_sigma: float = 1.5, iters: int = 16) -> tuple[np.ndarray, float]:
+    """The least Gaussian blur of ``img`` ([H, W, 3] uint8 RGB) whose sharpness (the variance of the
+    Laplacian of its grey image, :func:`sparsevid.eval.metrics.laplacian_variance`) is at most ``target``
+    (bisection on sigma: the variance falls as sigma grows), at most ``max_sigma`` px.
+
+    Returns:
+        (image uint8, sigma in px); ``img`` itself and 0 when it is already no sharper than ``target``.
+    """
+    if laplacian_var(img) <= target:
+        return img, 0.0
+    lo, hi = 0.0, float(max_sigma)
+    if laplacian_var(cv2.GaussianBlur(img, (0, 0), hi)) > target:
+        lo = hi
+    for _ in range(iters if lo < hi else 0):
+        mid = 0.5 * (lo + hi)
+        if laplacian_var(cv2.GaussianBlur(img, (0, 0), mid)) > target:
+            lo = mid
+        else:
+            hi = mid
+    return cv2.GaussianBlur(img, (0, 0), hi), hi

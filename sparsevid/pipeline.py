@@ -40,7 +40,7 @@ from sparsevid.devices import resolve_device
 from sparsevid.errors import PoseFailure, SparsevidError
 from sparsevid.fuse.fusion import FuseConfig
 from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
-from sparsevid.fuse.stage import fuse_frames
+from sparsevid.fuse.stage import even_key_detail, fuse_frames
 from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
@@ -85,6 +85,13 @@ class RunConfig:
         write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
         keep_inputs: output frames at an input frame's exact time are that input frame itself
             (resized to the output size), not a re-render of it.
+        even_key_detail: an output frame at an input's time is made no sharper than the output frames
+            next to it (the least Gaussian blur that brings its variance of the Laplacian down to
+            theirs, at most 1.5 px; :func:`sparsevid.fuse.stage.even_key_detail`). In-between frames
+            carry less fine detail than the real frames they stand for (no prediction from inputs
+            ~10 frames apart can carry the unpredictable finest band, BENCHMARKS.md "the sharpness
+            ceiling"); unmatched, the video sharpens for one frame at every input and softens again
+            (it pulses, as keyframe pumping in video coding). False: the inputs exactly as they are.
         cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
             on the pseudo views per progressive round, so a run takes minutes, not hours.
         cpu_coarse_fraction: on the CPU backend, the share of the training steps on views at half
@@ -116,6 +123,7 @@ class RunConfig:
     write_video: bool = True
     write_report: bool = True
     keep_inputs: bool = True
+    even_key_detail: bool = True
     cpu_max_gaussians: int = 40_000
     cpu_pseudo_views: int = 8
     cpu_coarse_fraction: float = 0.5
@@ -564,6 +572,13 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 quality["routes_used"] = fused.routes
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
+    key_sigmas = None
+    if cfg.even_key_detail:
+        frames, key_sigmas = even_key_detail(frames, is_input)
+        if key_sigmas:
+            log.info(f"input-time frames softened to the detail of the frames next to them (Gaussian sigma "
+                     f"{min(key_sigmas.values()):.2f}-{max(key_sigmas.values()):.2f} px; --no-even-key-detail "
+                     f"keeps them as they are)")
 
     source_index = [source_index_of(p) for p in positions]
     with timer("encoding"):
@@ -602,6 +617,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
                 "quality_estimate": quality,
+                "key_detail_sigma": None if key_sigmas is None else {str(k): v for k, v in key_sigmas.items()},
                 "metrics": None if metrics is None else {k: metrics[k] for k in
                                                          ("heldout", "inputs", "flicker", "pulse_ratio")
                                                          if k in metrics}}

@@ -427,3 +427,48 @@ def test_adapted_learned_route_makes_the_video_and_copies_adapted_without_each_h
     np.testing.assert_array_equal(stage._learned_route(keys, brackets, cfg, "cpu", seed=0)(0, 19, 9 / 19), pretrained)
     off = stage._learned_route(keys, brackets, FuseConfig(learned_adapt_steps=0, learned_passes=1), "cpu", seed=0)
     np.testing.assert_array_equal(off(0, 9, 5 / 9), plain)
+
+
+def _textured(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(cv2.resize(rng.uniform(0, 255, (h // 3, w // 3, 3)), (w, h), interpolation=cv2.INTER_CUBIC),
+                   0, 255).astype(np.uint8)
+
+
+def test_soften_to_takes_the_least_blur_that_reaches_the_sharpness():
+    from sparsevid.eval.metrics import laplacian_variance as lv
+    from sparsevid.imaging import soften_to
+
+    img = _textured(0)
+    for frac in (0.8, 0.5, 0.2):
+        out, sigma = soften_to(img, frac * lv(img))
+        assert 0 < sigma < 1.5 and 0.9 * frac * lv(img) <= lv(out) <= frac * lv(img), (frac, sigma, lv(out))
+        np.testing.assert_array_equal(out, cv2.GaussianBlur(img, (0, 0), sigma))
+    same, sigma = soften_to(img, 2 * lv(img))  # already softer than asked: untouched
+    assert same is img and sigma == 0.0
+    capped, sigma = soften_to(img, 1e-6, max_sigma=0.8)  # never beyond the cap
+    assert sigma == 0.8 and lv(capped) > 1e-6
+
+
+def test_even_key_detail_softens_inputs_to_their_neighbours_and_touches_nothing_else():
+    """The video pulses when its input-time frames are much sharper than the in-between ones: each is blurred
+    down to its in-between neighbours' mean sharpness, never sharpened; in-between frames stay as they are."""
+    from sparsevid.eval.metrics import laplacian_variance as lv, pulse_ratio
+    from sparsevid.fuse.stage import even_key_detail
+
+    sharp = [_textured(i) for i in range(9)]
+    soft = [cv2.GaussianBlur(f, (0, 0), 0.9) for f in sharp]
+    at = [i in (0, 4, 8) for i in range(9)]
+    video = [sharp[i] if at[i] else soft[i] for i in range(9)]
+    video[8] = cv2.GaussianBlur(sharp[8], (0, 0), 1.2)  # an input already softer than its neighbour
+    out, sigmas = even_key_detail(video, at)
+    assert sorted(sigmas) == [0, 4] and all(0.3 < s < 1.5 for s in sigmas.values()), sigmas
+    for i, nb in ((0, [1]), (4, [3, 5])):
+        target = np.mean([lv(video[j]) for j in nb])
+        assert 0.9 * target <= lv(out[i]) <= target
+    assert out[8] is video[8]
+    assert all(out[i] is video[i] for i in range(9) if not at[i])
+    keys = [0, 4, 8]
+    assert pulse_ratio(video, list(range(9)), keys) < 0.6 < 0.9 < pulse_ratio(out, list(range(9)), keys)
+    alone, none = even_key_detail([sharp[0], sharp[1]], [True, True])  # no in-between neighbour: as it is
+    assert none == {} and alone[0] is sharp[0]

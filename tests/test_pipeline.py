@@ -23,6 +23,12 @@ def _frames_dir(tmp_path: Path, width=96, height=64) -> Path:
     return d
 
 
+def sharp(img: np.ndarray) -> float:
+    from sparsevid.eval.metrics import laplacian_variance
+
+    return laplacian_variance(img)
+
+
 def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
     src = _frames_dir(tmp_path)
     cfg = named_config("flow_only", input=src, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu")
@@ -30,16 +36,25 @@ def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
     res = run_pipeline(cfg)
     assert len(res.frames) == 60
     m = res.metrics
-    # output frame 2k shows source frame k: 26 held-out + 4 inputs scored, and inputs exact
+    # output frame 2k shows source frame k: 26 held-out + 4 inputs scored, the inputs exact but for the
+    # softening to their neighbours' detail (checked below)
     assert m["heldout"]["count"] == 26 and m["inputs"]["count"] == 4
-    assert m["inputs"]["psnr"] == 99.0 or m["inputs"]["psnr"] > 60
+    assert m["inputs"]["psnr"] > 35
     src_frames = sorted(src.glob("*.png"))
     import cv2
     f9 = cv2.cvtColor(cv2.imread(str(src_frames[9])), cv2.COLOR_BGR2RGB)
-    assert np.array_equal(res.frames[18], f9)
     out = tmp_path / "out"
     assert (out / "video.mp4").is_file() and (out / "quality.json").is_file()
     info = json.loads((out / "run.json").read_text())
+    # input-time frames are the inputs, softened at most to the detail of the frames next to them
+    sigmas = info["key_detail_sigma"]
+    assert set(sigmas) <= {"0", "18", "38", "58"} and all(0 < s <= 1.5 for s in sigmas.values())
+    if "18" in sigmas:
+        assert np.abs(res.frames[18].astype(int) - f9).mean() < 3 and sharp(res.frames[18]) < sharp(f9)
+    else:
+        assert np.array_equal(res.frames[18], f9)
+    assert all(sharp(res.frames[int(k)]) <= max(sharp(res.frames[int(k) + d]) for d in (-1, 1)
+                                                if 0 <= int(k) + d < 60) for k in sigmas)
     assert info["quality_estimate"]["psnr_heldout"] > 10 and info["fps"] == "60"
     assert info["num_gaussians"] is None and info["metrics"]["heldout"]["count"] == 26
 

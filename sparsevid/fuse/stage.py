@@ -112,6 +112,43 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None, routes)
 
 
+#: the most a frame at an input time is softened by :func:`even_key_detail` (Gaussian sigma, px)
+KEY_DETAIL_MAX_SIGMA = 1.5
+
+
+def even_key_detail(frames: Sequence[np.ndarray], at_input: Sequence[bool],
+                    max_sigma: float = KEY_DETAIL_MAX_SIGMA) -> tuple[list[np.ndarray], dict[int, float]]:
+    """Each output frame at an input's time made no sharper than the in-between output frames next to it.
+
+    The in-between frames carry less of the finest detail than the real frames they stand for (it is
+    not predictable from inputs ~10 frames apart); an input frame kept as it is then shows for one
+    frame at every input, and the video pulses. Each such frame gets the least Gaussian blur
+    (:func:`sparsevid.imaging.soften_to`, at most ``max_sigma`` px) that brings its sharpness (variance
+    of the Laplacian) down to the mean of its in-between neighbours' (the frames just before and after
+    it that are not at input times); it is never sharpened, and in-between frames are not touched.
+
+    Args:
+        frames: T x [H, W, 3] uint8, the output video.
+        at_input: [T] whether each frame is at an input's time.
+        max_sigma: the strongest blur.
+
+    Returns:
+        (the frames, {frame number: sigma in px} of the frames that were softened).
+    """
+    from sparsevid.eval.metrics import laplacian_variance
+    from sparsevid.imaging import soften_to
+
+    out, sigmas = list(frames), {}
+    for i, inp in enumerate(at_input):
+        nb = [frames[j] for j in (i - 1, i + 1) if 0 <= j < len(frames) and not at_input[j]]
+        if not inp or not nb:
+            continue
+        out[i], sigma = soften_to(frames[i], float(np.mean([laplacian_variance(f) for f in nb])), max_sigma)
+        if sigma > 0:
+            sigmas[i] = round(sigma, 3)
+    return out, sigmas
+
+
 def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg: FuseConfig,
                    device, seed: int = 0) -> Learned | None:
     """The learned 2D route's frames for every in-between output frame and every held-out input
