@@ -29,7 +29,7 @@ from sparsevid.eval.metrics import evaluate  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.fusion import FuseConfig  # noqa: E402
 from sparsevid.render.frames import to_uint8  # noqa: E402
-from sparsevid.fuse.stage import fuse_frames  # noqa: E402
+from sparsevid.fuse.stage import even_key_detail, fuse_frames  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
 
 KEYS = list(DEFAULT_KEYFRAMES)
@@ -128,6 +128,9 @@ def main() -> int:
                          "stage_seconds": res.stage_seconds, "estimate": res.quality_estimate}
             first = first or (cfg, res)
         cfg, res = first
+        at_input = [i in KEYS for i in range(len(res.frames))]
+        plain = [gt[i] if inp else f for i, (f, inp) in enumerate(zip(res.frames, at_input))]
+        rec["default, inputs as they are"] = score(plain, gt)  # without RunConfig.even_key_detail
         r3 = res.route3d
         if r3 is not None and not args.no_variants:
             only3d = [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_uint8(img)
@@ -143,7 +146,8 @@ def main() -> int:
                 fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
                                  None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
                                  leak_free=r3.loo_leak_free, device=cfg.device)
-                rec[name] = {**score(fr.frames, gt), "seconds": round(time.perf_counter() - t0, 2),
+                frames = even_key_detail(fr.frames, at_input)[0] if cfg.even_key_detail else fr.frames
+                rec[name] = {**score(frames, gt), "seconds": round(time.perf_counter() - t0, 2),
                              "estimate_psnr": None if fr.quality_estimate is None
                              else fr.quality_estimate["psnr_heldout"],
                              "detail_power": None if fr.loo is None else fr.loo.detail_power}
