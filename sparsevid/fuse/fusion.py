@@ -78,14 +78,10 @@ class FuseConfig:
             (:func:`sparsevid.fuse.learned.adapt_learned`: each input from two others, Adam steps of 4
             crops; 0 = the pretrained network). ~5 s on an H200; the CPU profile caps it
             (``RunConfig.cpu_learned_adapt_steps``, 0: minutes on 2 cores). The leave-one-out check
-            rebuilds each held-out input with a copy fine-tuned without it (``learned_adapt_loo``).
-            Measured in BENCHMARKS.md, "RIFE fine-tuned on the clip's own inputs".
+            rebuilds the held-out inputs with the pretrained network (the adapted one has learnt them),
+            so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
+            "RIFE fine-tuned on the clip's own inputs".
         learned_adapt_lr: the fine-tuning's learning rate.
-        learned_adapt_loo: the leave-one-out check rebuilds each held-out input with a copy of the
-            network fine-tuned on the triplets without that input (one more fine-tuning per interior
-            input), so it measures the fine-tuned route as the video gets it. False: with the
-            pretrained network (the fine-tuned one has learnt the held-out inputs), which under-trusts
-            the fine-tuned route.
         flow: the 2D route's flow settings.
     """
 
@@ -105,7 +101,6 @@ class FuseConfig:
     learned_scale: float | None = None
     learned_adapt_steps: int = 100
     learned_adapt_lr: float = 3e-6
-    learned_adapt_loo: bool = True
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

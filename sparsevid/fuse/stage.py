@@ -14,7 +14,7 @@ import torch
 from sparsevid.devices import resolve_device
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, to_float)
-from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned, triplets
+from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
@@ -153,13 +153,9 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
                    device, seed: int = 0) -> Learned | None:
     """The learned 2D route's frames for every in-between output frame and every held-out input
     (computed here at once, before the frames are fused on threads), as a lookup; None when the
-    route is off or absent (see :mod:`sparsevid.fuse.learned`).
-
-    The output frames come from the network fine-tuned on the inputs (``cfg.learned_adapt_steps``).
-    That network has learnt every input, so each held-out input is rebuilt by a copy fine-tuned
-    without it (on the triplets it is not part of; ``cfg.learned_adapt_loo``), and the leave-one-out
-    check measures a fine-tuned network on a frame it has not seen; with ``learned_adapt_loo`` False,
-    by the pretrained network."""
+    route is off or absent (see :mod:`sparsevid.fuse.learned`). The output frames come from the
+    network fine-tuned on the inputs (``cfg.learned_adapt_steps``), the held-out inputs from the
+    pretrained one (the fine-tuned network has learnt them)."""
     if cfg.learned == "off" or cfg.mode == "3d":
         return None
     device = resolve_device(device)
@@ -168,15 +164,9 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
         return None
     order = sorted(keys)
     video = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
-    adapt = {"steps": cfg.learned_adapt_steps, "lr": cfg.learned_adapt_lr, "scale": cfg.learned_scale,
-             "device": device, "seed": seed}
-    adapted = adapt_learned(model, keys, **adapt) if video else model
-    table = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale)
-    held = {}
-    for k0, k, k1 in zip(order, order[1:-1], order[2:]):
-        net = model
-        if cfg.learned_adapt_loo and adapted is not model:
-            net = adapt_learned(model, keys, trips=[tr for tr in triplets(keys) if k not in tr], **adapt)
-        held.update(learned_frames(net, keys, [(k0, k1, (k - k0) / (k1 - k0))], device, cfg.learned_passes,
-                                   cfg.learned_scale))
-    return lambda k0, k1, t: held[(k0, k1, t)] if (k0, k1, t) in held else table[(k0, k1, t)]
+    held = [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
+    adapted = adapt_learned(model, keys, cfg.learned_adapt_steps, cfg.learned_adapt_lr, cfg.learned_scale,
+                            device, seed) if video else model
+    table_video = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale)
+    table_held = learned_frames(model, keys, held, device, cfg.learned_passes, cfg.learned_scale)
+    return lambda k0, k1, t: table_held[(k0, k1, t)] if (k0, k1, t) in table_held else table_video[(k0, k1, t)]

@@ -55,10 +55,6 @@ VARIANTS = {
     "2D route alone p1 learned scale 1": dict(mode="2d", learned_scale=1.0),
     "learned adapt off": dict(learned_adapt_steps=0),
     "2D route alone p1 adapt off": dict(mode="2d", learned_adapt_steps=0),
-    "adapt loo off": dict(learned_adapt_loo=False),
-    "2D route alone p1 adapt loo off": dict(mode="2d", learned_adapt_loo=False),
-    "adapt lr 1e-5": dict(learned_adapt_lr=1e-5),
-    "2D route alone p1 adapt lr 1e-5": dict(mode="2d", learned_adapt_lr=1e-5),
 }
 
 
