@@ -100,7 +100,7 @@ def _check_learned(cfg: "RunConfig") -> None:
 
 
 def _check_flow(cfg: "RunConfig") -> None:
-    from sparsevid.fuse.flow2d import MOTIONS
+    from sparsevid.fuse.flow2d import MIRRORS, MOTIONS
     from sparsevid.imaging import DIS_PRESETS
 
     flow = cfg.fuse.flow
@@ -109,6 +109,9 @@ def _check_flow(cfg: "RunConfig") -> None:
         if value not in choices:
             raise SparsevidError(f"{flag} must be one of {', '.join(choices)}, got {value!r}",
                                  fix=f"pass e.g. {flag} {next(iter(choices))}")
+    for flag, value in (("--fuse.flow.mirrors", flow.mirrors), ("--fuse.guided-mirrors", cfg.fuse.guided_mirrors)):
+        if value is not None and value not in MIRRORS:
+            raise SparsevidError(f"{flag} must be 1, 2 or 4, got {value}", fix=f"pass e.g. {flag} 4")
 
 
 def _check_fixer(name: str) -> None:

@@ -392,6 +392,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.learned-scale", "3"], ["--fuse.learned-scale must be one of 0.25, 0.5, 1, 2, 4, got 3"]),
     (["--fuse.flow.motion", "cubic"], ["--fuse.flow.motion must be one of quadratic, linear, got 'cubic'"]),
     (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),
+    (["--fuse.flow.mirrors", "3"], ["--fuse.flow.mirrors must be 1, 2 or 4, got 3"]),
+    (["--fuse.guided-mirrors", "0"], ["--fuse.guided-mirrors must be 1, 2 or 4, got 0"]),
 ])
 def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     """The pose stage (which ``four`` needs) never starts: no output folder is even created."""

@@ -460,3 +460,34 @@ def test_even_key_detail_softens_inputs_to_their_neighbours_and_touches_nothing_
     assert pulse_ratio(video, list(range(9)), keys) < 0.6 < 0.9 < pulse_ratio(out, list(range(9)), keys)
     alone, none = even_key_detail([sharp[0], sharp[1]], [True, True])  # no in-between neighbour: as it is
     assert none == {} and alone[0] is sharp[0]
+
+
+def test_mirrored_flows_are_turned_back_and_measure_the_motion_better():
+    """Each mirrored flow, flipped back with its component along the flip negated, measures the same motion (a
+    pure shift: every variant finds it); the mean over mirrorings is closer to the true motion of a 3D scene
+    than DIS on the images as given (its errors on other patch grids are partly independent)."""
+    from sparsevid.fuse.flow2d import mirrored_flow
+    from sparsevid.imaging import gray_u8, make_dis
+
+    rng = np.random.default_rng(1)
+    tex = cv2.GaussianBlur((rng.random((140, 220)) * 255).astype(np.float32), (0, 0), 2.5)
+    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    a, b = (np.ascontiguousarray(x) for x in (tex[20:120, 20:200], tex[22:122, 17:197]))  # a(p) = b(p + (3, -2))
+    dis = make_dis("medium", a.shape[1], 0, 400)
+    for m in (1, 2, 4):
+        f = mirrored_flow(dis, a, b, m)[15:-15, 15:-15]
+        assert np.allclose(np.median(f.reshape(-1, 2), axis=0), (3.0, -2.0), atol=0.1), (m, np.median(f, (0, 1)))
+    fl2 = mirrored_flow(dis, a, b, 2)
+    lr = dis.calc(np.ascontiguousarray(a[:, ::-1]), np.ascontiguousarray(b[:, ::-1]), None)[:, ::-1] * [-1, 1]
+    np.testing.assert_allclose(fl2, (dis.calc(a, b, None) + lr) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match="1, 2, 4"):
+        mirrored_flow(dis, a, b, 3)
+
+    cam, poses, imgs, depths = _corridor(width=240, height=144)
+    gx, gy = grid(144, 240)
+    for i, j in ((0, 9), (9, 19), (19, 29), (0, 19)):  # true flow from the exact depth; 3-7 % less error measured
+        uv, _ = warp_coords_np(depths[i], cam.K, poses[i], cam.K, poses[j])
+        true = np.stack([uv[..., 0] - 0.5 - gx, uv[..., 1] - 0.5 - gy], -1)
+        epe = {m: float(np.mean(np.linalg.norm(pair_flow(imgs[i], imgs[j], FlowConfig(mirrors=m)).fab - true,
+                                               axis=-1)[12:-12, 12:-12])) for m in (1, 4)}
+        assert epe[4] < 0.985 * epe[1], (i, j, epe)

@@ -38,6 +38,8 @@ class FlowConfig:
         cubic: bicubic resampling of the keys (else bilinear).
         motion: "quadratic" (each key's motion through its flows to both neighbouring keys, where it
             has a key on its far side; see :func:`quadratic_shift`) or "linear" (the two keys only).
+        mirrors: each flow is the mean of DIS run on the images as given and mirrored (1: as given; 2:
+            + left-right; 4: + upside down, + both), each mirrored flow turned back (see :func:`pair_flow`).
     """
 
     preset: str = "medium"
@@ -46,6 +48,12 @@ class FlowConfig:
     fb_tolerance: float = 1.5
     cubic: bool = True
     motion: str = "quadratic"
+    mirrors: int = 4
+
+
+#: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order
+MIRRORS = (1, 2, 4)
+_FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
 @dataclass
@@ -59,13 +67,34 @@ class PairFlow:
     err_ba: np.ndarray
 
 
+def _flip(x: np.ndarray, lr: bool, ud: bool) -> np.ndarray:
+    return np.ascontiguousarray(x[::-1 if ud else 1, ::-1 if lr else 1])
+
+
+def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.ndarray:
+    """DIS flow from grey ``a`` to grey ``b`` ([H, W] uint8) -> [H, W, 2] float32, the mean over ``mirrors``
+    flips of both images (:data:`MIRRORS`): a flipped image's flow, flipped back with its component along
+    the flip negated, is the same motion measured on another patch grid and pyramid, so its errors are
+    partly independent of the unflipped one's and the mean is closer to the true motion (measured in
+    BENCHMARKS.md, "flows averaged over mirrorings")."""
+    if mirrors not in MIRRORS:
+        raise ValueError(f"mirrors must be one of {MIRRORS}, not {mirrors}")
+    acc = np.zeros(a.shape + (2,), np.float32)
+    for lr, ud in _FLIPS[:mirrors]:
+        f = _flip(dis.calc(_flip(a, lr, ud), _flip(b, lr, ud), None), lr, ud)
+        acc[..., 0] += -f[..., 0] if lr else f[..., 0]
+        acc[..., 1] += -f[..., 1] if ud else f[..., 1]
+    return acc / mirrors
+
+
 def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> PairFlow:
-    """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float)."""
+    """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float), averaged over
+    ``cfg.mirrors`` (:func:`mirrored_flow`)."""
     cfg = cfg or FlowConfig()
     ga, gb = gray_u8(a), gray_u8(b)
     dis = make_dis(cfg.preset, ga.shape[1], cfg.finest_scale, cfg.finest_min_width)
-    fab = dis.calc(ga, gb, None)
-    fba = dis.calc(gb, ga, None)
+    fab = mirrored_flow(dis, ga, gb, cfg.mirrors)
+    fba = mirrored_flow(dis, gb, ga, cfg.mirrors)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
 
 

@@ -17,6 +17,7 @@ most trusted candidate only. ``detail_power = 1`` is the plain weighted average.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
@@ -82,6 +83,10 @@ class FuseConfig:
             so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
             "RIFE fine-tuned on the clip's own inputs".
         learned_adapt_lr: the fine-tuning's learning rate.
+        guided_mirrors: :attr:`FlowConfig.mirrors` of the flows that align the inputs to the 3D route's
+            frame (:func:`guided_candidates`; two per output frame); None = ``flow.mirrors``. 1: averaging
+            them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
+            (BENCHMARKS.md, "flows averaged over mirrorings").
         flow: the 2D route's flow settings.
     """
 
@@ -101,6 +106,7 @@ class FuseConfig:
     learned_scale: float | None = None
     learned_adapt_steps: int = 100
     learned_adapt_lr: float = 3e-6
+    guided_mirrors: int | None = 1
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
@@ -188,7 +194,8 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
     gu = to_uint8(guide)
     out = []
     for key, tw in ((a, 1.0 - t), (b, t)):
-        fl = pair_flow(gu, to_uint8(key), cfg.flow)
+        fl = pair_flow(gu, to_uint8(key), cfg.flow if cfg.guided_mirrors is None
+                       else dataclasses.replace(cfg.flow, mirrors=cfg.guided_mirrors))
         h, w = guide.shape[:2]
         gx, gy = grid(h, w)
         mx, my = gx + fl.fab[..., 0], gy + fl.fab[..., 1]

@@ -55,6 +55,8 @@ VARIANTS = {
     "2D route alone p1 learned scale 1": dict(mode="2d", learned_scale=1.0),
     "learned adapt off": dict(learned_adapt_steps=0),
     "2D route alone p1 adapt off": dict(mode="2d", learned_adapt_steps=0),
+    "flow mirrors 1": dict(flow=dict(mirrors=1)),
+    "2D route alone p1 flow mirrors 1": dict(mode="2d", flow=dict(mirrors=1)),
 }
 
 
