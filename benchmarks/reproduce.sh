@@ -8,7 +8,7 @@
 # (the harness also writes <date>-<machine>.json and replaces its block in BENCHMARKS.md).
 # Environment:
 #   CASES      case folders (default: ../shared/cases/*; each has frames 0..29 and reference_transforms.json)
-#   SYNTHETIC  synthetic robustness cases the harness steps add (default: "moving_object strong_rotation", made by
+#   SYNTHETIC  synthetic robustness cases the harness steps add (default: "moving_object strong_rotation walking_shake water", made by
 #              `python -m sparsevid.data.synthetic NAME DIR --size $SYNTH_SIZE` into a temp folder; SYNTHETIC= for none)
 #   SYNTH_SIZE their frame size (default 320x240; the CPU harness runs them at scale 1, the real cases at 0.5)
 #   SYNTH_POSES_DIR  poses of the synthetic cases made earlier by `sparsevid poses` (DIR/<name>/transforms.json),
@@ -55,7 +55,7 @@ SYNTH_SIZE=${SYNTH_SIZE:-320x240}
 SYNTH_CASES=()
 make_synthetic() {  # fills SYNTH_CASES with freshly generated synthetic case folders (deterministic)
   SYNTH_CASES=()
-  for name in ${SYNTHETIC-moving_object strong_rotation}; do
+  for name in ${SYNTHETIC-moving_object strong_rotation walking_shake water}; do
     "$PY" -m sparsevid.data.synthetic "$name" "$TMP/cases/$name" --size "$SYNTH_SIZE"
     SYNTH_CASES+=("$TMP/cases/$name")
   done

@@ -178,6 +178,8 @@ class Route3DOutput:
         loo: interior input -> its rebuild (image, weight) from the other inputs, or None.
         loo_leak_free: the rebuilds came from models trained without the rebuilt input
             (``FuseConfig.loo_models``); pass it on as ``fuse_frames(..., leak_free=)``.
+        loo_path: the same rebuilds rendered where the camera path through the other inputs puts
+            them (``FuseConfig.loo_at_path``), or None; pass it on as ``fuse_frames(..., route3d_path=)``.
     """
 
     positions: list
@@ -185,6 +187,7 @@ class Route3DOutput:
     frames: list
     loo: dict | None
     loo_leak_free: bool = False
+    loo_path: dict | None = None
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
@@ -522,6 +525,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
+    loo3d_path = None
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -552,8 +556,11 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
             # the 3D route's rebuild of every interior input from the others (without the fixer: its
             # plain render there), so the leave-one-out check weighs the 3D route in the fusion
             if cfg.fuse.mode != "3d" and not loo_leak_free:
-                rebuild = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None)
-                loo3d = rebuild.held_out(scene.indices[1:-1])
+                loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
+                                      ).held_out(scene.indices[1:-1])
+                if cfg.fuse.loo_at_path:  # and again where the path through the other inputs puts them
+                    loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
+                                               at_path=True).held_out(scene.indices[1:-1])
         if loo_leak_free:
             with timer("leave-one-out"):
                 loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
@@ -564,6 +571,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         else:
             fused = fuse_frames(positions, keys, cfg.fuse, frames3d,
                                 None if loo3d is None else (lambda k, refs: loo3d[k]), leak_free=loo_leak_free,
+                                route3d_path=None if loo3d_path is None else (lambda k, refs: loo3d_path[k]),
                                 device=device, seed=cfg.seed)
             frames, quality = fused.frames, fused.quality_estimate
             if quality is not None:
@@ -641,4 +649,5 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
-                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free))
+                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free,
+                                                             loo3d_path))

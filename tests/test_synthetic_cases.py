@@ -1,4 +1,5 @@
-"""The synthetic robustness cases (sparsevid.data.synthetic: moving_object, strong_rotation) at a tiny size."""
+"""The synthetic robustness cases (sparsevid.data.synthetic: moving_object, strong_rotation, walking_shake,
+water) at a tiny size."""
 from __future__ import annotations
 
 import json
@@ -72,6 +73,50 @@ def test_strong_rotation_pans_with_little_translation() -> None:
     case = synthetic.render_case("strong_rotation", W, H)
     assert not any(m.any() for m in case.object_masks)
     assert np.abs(case.frames[29].astype(float) - case.frames[0].astype(float)).mean() > 20
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.spatial.transform import Rotation
+
+    return float(np.degrees((Rotation.from_matrix(a[:3, :3]).inv() * Rotation.from_matrix(b[:3, :3])).magnitude()))
+
+
+def test_walking_shake_shakes_faster_than_the_inputs_can_follow_and_blurs() -> None:
+    from scipy.spatial.transform import Rotation, Slerp
+
+    poses = synthetic.case_trajectory("walking_shake")
+    assert 1.5 < np.linalg.norm(poses[29][:3, 3] - poses[0][:3, 3]) < 2.5  # a brisk walk forward
+    # the rotation between two inputs is not the smooth turn from one to the other: the shake adds to it
+    slerp = Slerp([0, 9], Rotation.from_matrix(np.stack([poses[0][:3, :3], poses[9][:3, :3]])))
+    dev = [_angle_deg(np.pad(slerp([i]).as_matrix()[0], ((0, 1), (0, 1))), poses[i]) for i in range(1, 9)]
+    assert max(dev) > 0.3
+    # the height bounces twice a second: not a straight line between the inputs 0 and 9
+    y = poses[:, 1, 3]
+    assert np.abs(y[4] - (y[0] + (y[9] - y[0]) * 4 / 9)) > 0.02
+    # each frame is the mean over half a frame interval: blurrier than the instant at its centre
+    sharp = synthetic.render_case("walking_shake", W, H, noise=0.0, gain_jitter=0.0)
+    instant = synthetic.render_case("walking_shake", W, H, noise=0.0, gain_jitter=0.0, motion_blur=False)
+    from sparsevid.eval.metrics import laplacian_variance
+
+    ratios = [laplacian_variance(a) / laplacian_variance(b) for a, b in zip(sharp.frames, instant.frames)]
+    assert np.mean(ratios) < 0.97 and max(ratios) < 1.0
+
+
+def test_water_moves_on_its_own_while_the_walls_stay_put() -> None:
+    case = synthetic.render_case("water", W, H, noise=0.0, gain_jitter=0.0, supersample=1)
+    cam, pose = case.camera, case.c2ws[9]
+    # frame 9 rendered with the water frozen as it was at frame 0: the same walls, another sea
+    frozen, depth, _ = synthetic.render_objects(cam, pose, (), synthetic.case_texture("water", 0.0))
+    frozen = np.clip(np.rint(frozen * 255), 0, 255)
+    dirs, o = synthetic._rays(cam, pose)
+    floor = np.isclose(o[1] + dirs[..., 1] * depth, 1.0)
+    assert 0.4 < floor.mean() < 0.95  # the water fills most of the view
+    diff = np.abs(frozen - case.frames[9].astype(float)).mean(-1)
+    assert diff[~floor].mean() < 1.0 and diff[floor].mean() > 8.0
+    # and the camera moves: forward and sideways, pitched down
+    poses = case.c2ws
+    assert np.linalg.norm(poses[29][:3, 3] - poses[0][:3, 3]) > 1.5
+    assert poses[0][1, 2] > 0.4  # the optical axis points down (y is down)
 
 
 def test_cli_writes_all_cases(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -66,6 +66,13 @@ class FuseConfig:
             fails between the inputs (moving objects, wrong depth; BENCHMARKS.md, "leak-free
             leave-one-out"). With these models the 3D route's leave-one-out error is as far from
             its inputs as the 2D route's, so ``distance_gains`` scales both (gains unchanged).
+        loo_at_path: the 3D route's leave-one-out also renders each held-out input where the camera
+            path through the other inputs puts it (as the in-between frames are rendered: see
+            :class:`~sparsevid.fuse.route3d.LeaveOneOut3D`), besides at its own camera. The rebuilds
+            and the estimate then see what the path misses between its knots (a walk's bounce, hand
+            shake), and an output frame's 3D error is the own-camera error plus the path's extra error
+            scaled to its distance (:meth:`~sparsevid.fuse.loo.LooResult.gains_at`). False: the own
+            camera only, which flatters the 3D route where the path errs.
         learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
             weights are installed), "rife" (required), "off".
         learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
@@ -101,6 +108,7 @@ class FuseConfig:
     threads: int = 0
     distance_gains: bool = True
     loo_models: bool = False
+    loo_at_path: bool = False
     learned: str = "auto"
     learned_passes: int = 4
     learned_scale: float | None = None

@@ -71,6 +71,9 @@ class LooResult:
             where the check can tell. The routes left on share the weight by their errors.
         leak_free: the 3D rebuilds came from models trained without the held-out input, so both
             routes' errors were measured as far from the remaining inputs (see :meth:`gains_at`).
+        sq_errors_3d_own: held-out input -> the 3D route's squared error map when rendered at the
+            input's own camera, where ``sq_errors[k]["3d"]`` is rendered where the camera path
+            through the other inputs puts it (``FuseConfig.loo_at_path``); empty otherwise.
     """
 
     held_out: list[int]
@@ -84,6 +87,7 @@ class LooResult:
     tried: dict[float, dict[str, float]] = field(default_factory=dict)
     routes_off: list[str] = field(default_factory=list)
     leak_free: bool = False
+    sq_errors_3d_own: dict[int, np.ndarray] = field(default_factory=dict)
 
     def gains_at(self, position: float, region_sigma_px: float,
                  exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
@@ -94,8 +98,11 @@ class LooResult:
         the 2D route's error map is scaled to it from the held-out inputs' distance by the growth
         law of the module docstring (flow interpolation errs less near an input; a render by a model
         that was trained on the held-out input does not depend on it). With :attr:`leak_free`
-        rebuilds both routes' errors grow alike and nothing is scaled (the gains are ratios). None
-        when no error maps are left."""
+        rebuilds both routes' errors grow alike and nothing is scaled (the gains are ratios). With the
+        3D route measured both at the inputs' own cameras and at the path's (:attr:`sq_errors_3d_own`),
+        its error is the own-camera error (the model's) plus the path's extra error (what the path
+        misses between its knots) scaled to the frame's distance by the same law. None when no error
+        maps are left."""
         keys = [k for k in self.held_out if k != exclude]
         if not keys:
             return None
@@ -104,9 +111,14 @@ class LooResult:
             return None
         lam = _time_weights(position, keys)
         errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
-        if distance is not None and "2d" in errs and not self.leak_free:
+        if distance is not None and not self.leak_free:
             d0 = float(np.mean([self.distance[k] for k in keys]))
-            errs["2d"] = errs["2d"] * (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
+            scale = (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
+            if "2d" in errs:
+                errs["2d"] = errs["2d"] * scale
+            if "3d" in errs and self.sq_errors_3d_own:
+                own = sum(l * self.sq_errors_3d_own[k] for k, l in zip(keys, lam))
+                errs["3d"] = own + np.maximum(errs["3d"] - own, 0.0) * scale
         on = [r for r in routes if r not in self.routes_off]
         off = {r: np.zeros_like(errs[r]) for r in routes if r in self.routes_off}
         if len(on) == 1:
@@ -151,7 +163,7 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
 
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
                   flows: PairFlows | None = None, leak_free: bool = False,
-                  learned: Learned | None = None) -> LooResult | None:
+                  learned: Learned | None = None, route3d_path: Route3D | None = None) -> LooResult | None:
     """Rebuild every interior input from the others and measure each route (module docstring).
 
     Args:
@@ -162,6 +174,9 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         leak_free: ``route3d`` rebuilds each input with a model trained without it
             (:attr:`LooResult.leak_free`).
         learned: the learned 2D route, or None (a third route, "learned", when given).
+        route3d_path: ``route3d`` rendered where the camera path through the other inputs puts the
+            held-out input (``FuseConfig.loo_at_path``), or None. When given, the rebuilds (and so the
+            estimate) use it, and ``route3d``'s own-camera error is kept for :meth:`LooResult.gains_at`.
 
     Returns:
         :class:`LooResult`, or None when there are fewer than 3 inputs (nothing to hold out).
@@ -178,6 +193,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     sq: dict[int, dict[str, np.ndarray]] = {}
     rpsnr: dict[int, dict[str, float]] = {}
     dist: dict[int, float] = {}
+    sq_own: dict[int, np.ndarray] = {}
     for i, k in enumerate(held):
         k0, k1 = order[i], order[i + 2]
         br = Bracket(k0, k1, (k - k0) / (k1 - k0))
@@ -187,8 +203,12 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         two_d = fuse(cs, None, 1.0, FuseConfig(band_sigma=0.0))
         routes = {"2d": two_d}
         if route3d is not None and cfg.mode != "2d":
-            img3, w3 = route3d(k, [q for q in order if q != k])
-            c3 = route3d_candidates(img3, w3, fkeys[k0], fkeys[k1], br.t, cfg)
+            refs = [q for q in order if q != k]
+            c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
+            if route3d_path is not None:
+                own = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
+                sq_own[k] = np.mean((own - fkeys[k]) ** 2, axis=-1).astype(np.float32)
+                c3 = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
             cs.extend(c3)
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         if learned is not None:
@@ -204,7 +224,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         return fuse(cands[k], gains, power, cfg)
 
     res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,
-                    leak_free=leak_free and route3d is not None)
+                    leak_free=leak_free and route3d is not None, sq_errors_3d_own=sq_own)
     ref_sharp = {k: max(sharpness(fkeys[k]), 1e-9) for k in held}
     powers = [cfg.detail_power] if cfg.detail_power is not None else sorted(cfg.detail_choices)
     chosen, out = None, {}

@@ -5,6 +5,7 @@ the render). Also the same route for one input rebuilt from the others (leave-on
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
@@ -15,7 +16,8 @@ from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.gaussians.trainer import TrainView
-from sparsevid.path.camera_path import PathFrames
+from sparsevid.data.timebase import fps_fraction
+from sparsevid.path.camera_path import CameraPath, PathFrames
 from sparsevid.poses.undistort import Undistorter
 from sparsevid.render.frames import RenderedPath
 
@@ -80,30 +82,46 @@ class LeaveOneOut3D:
     Without a fixer (``fixer`` None: no post-render enhancement) the held-out input is rendered as
     is. That flatters the 3D route where the model fits its training views well, but it still
     catches a model that fits nothing (too few steps, wrong poses), which would otherwise enter
-    the fusion unchecked."""
+    the fusion unchecked.
 
-    def __init__(self, scene: Scene, und: Undistorter, render, refs: RefViews | None, fixer: Fixer | None):
+    ``at_path``: render where the camera path through the *other* inputs puts ``target``'s time
+    (:meth:`held_out_pose`), as every in-between frame is rendered, instead of at ``target``'s own
+    estimated camera. The check then also sees what the path misses between its knots (the bounce
+    of a walk, hand shake), as the 2D route's rebuild does."""
+
+    def __init__(self, scene: Scene, und: Undistorter, render, refs: RefViews | None, fixer: Fixer | None,
+                 at_path: bool = False):
         self.scene, self.und, self.render, self.refs, self.fixer = scene, und, render, refs, fixer
         self.order = [f.index for f in scene.frames]
+        self.at_path = at_path
 
     def __call__(self, target: int, ref_keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        return self._fix(target, ref_keys, self._render(target))
+        return self._fix(target, ref_keys, self._render(target, ref_keys))
 
     def held_out(self, targets: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Each of ``targets`` rebuilt from all the other inputs: rendered one after the other, then
         fixed on parallel threads (the weight-free fixer's OpenCV work releases the GIL); the same
         result as calling this object per target."""
         targets = list(targets)
-        renders = [self._render(t) for t in targets]
+        renders = [self._render(t, [q for q in self.order if q != t]) for t in targets]
         jobs = [(t, [q for q in self.order if q != t], r) for t, r in zip(targets, renders)]
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             return dict(zip(targets, pool.map(lambda j: self._fix(*j), jobs)))
 
-    def _render(self, target: int) -> dict[str, torch.Tensor]:
-        t = self.order.index(target)
+    def held_out_pose(self, target: int, ref_keys: Sequence[int]) -> np.ndarray:
+        """[4, 4] camera-to-world of input ``target`` for the check: its own camera, or (``at_path``)
+        the camera path through the inputs ``ref_keys`` at its time."""
+        if not self.at_path:
+            return self.scene.frames[self.order.index(target)].c2w
+        refs = sorted(ref_keys)
+        c2ws = np.stack([self.scene.frames[self.order.index(q)].c2w for q in refs])
+        path = CameraPath.from_indices(refs, self.scene.fps, c2ws)
+        return path.at([Fraction(int(target)) / fps_fraction(self.scene.fps)])[0][0]
+
+    def _render(self, target: int, ref_keys: Sequence[int]) -> dict[str, torch.Tensor]:
         wc, hc = self.und.canvas_size
         K = torch.from_numpy(self.und.pinhole.K[None]).float()
-        c2w = torch.from_numpy(self.scene.frames[t].c2w[None])
+        c2w = torch.from_numpy(np.ascontiguousarray(self.held_out_pose(target, ref_keys))[None])
         with torch.no_grad():
             r = self.render(c2w.float(), K, wc, hc)
         return {"K": K, "c2w": c2w, "rgb": r["rgb"].detach().cpu().float(),

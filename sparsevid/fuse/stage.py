@@ -45,7 +45,8 @@ class FusedFrames:
 
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
                 frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None,
-                leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0) -> FusedFrames:
+                leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0,
+                route3d_path: Route3D | None = None) -> FusedFrames:
     """Build every output frame.
 
     Args:
@@ -59,6 +60,9 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             :func:`sparsevid.fuse.loo.leave_one_out`).
         device: where the learned route runs (``cfg.learned``; :mod:`sparsevid.fuse.learned`).
         seed: seeds the learned route's fine-tuning (``cfg.learned_adapt_steps``).
+        route3d_path: the 3D route's rebuild of an input rendered where the camera path through the
+            other inputs puts it (see :func:`sparsevid.fuse.loo.leave_one_out`); used when
+            ``cfg.loo_at_path``.
 
     Returns:
         :class:`FusedFrames`.
@@ -68,7 +72,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     flows = PairFlows(keys_u8, cfg.flow)
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
-    loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned)
+    loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned,
+                        route3d_path=route3d_path if use3d and cfg.loo_at_path else None)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]

@@ -15,7 +15,9 @@ python3 benchmarks/time_to_video.py .device_data/ttv/gopro_sidewalk --device cud
 # 2. quality: the default, and re-fused on its 3D route: one learned pass, the learned route off, the 2D route
 #    alone with and without it (the video when no pose model passes); CONFIGS adds whole runs (e.g. "leak-free LOO"),
 #    VARIANTS replaces the fusion variants (names of tools/gpu/quality_round.py VARIANTS, comma-separated)
-python3 tools/gpu/quality_round.py .device_data/ttv/gopro_sidewalk .device_data/cases/moving_object \
-    .device_data/cases/strong_rotation --configs "${CONFIGS:-default}" \
+#    CASES replaces the synthetic cases (folders under .device_data/cases, space-separated)
+CASES=${CASES:-moving_object strong_rotation walking_shake water}
+python3 tools/gpu/quality_round.py .device_data/ttv/gopro_sidewalk $(for c in $CASES; do echo .device_data/cases/$c; done) \
+    --configs "${CONFIGS:-default}" \
     --variants "${VARIANTS:-learned passes 1,learned route off,2D route alone p1,2D route alone p1 no learned}" \
     --poses-dir .device_data/poses --json "$R/quality.json"

@@ -57,6 +57,7 @@ VARIANTS = {
     "2D route alone p1 adapt off": dict(mode="2d", learned_adapt_steps=0),
     "flow mirrors 1": dict(flow=dict(mirrors=1)),
     "2D route alone p1 flow mirrors 1": dict(mode="2d", flow=dict(mirrors=1)),
+    "LOO at own camera": dict(loo_at_path=False),
 }
 
 
@@ -70,6 +71,8 @@ EXTRA_CONFIGS = {
     "coarse 0.5, 1000 steps": lambda c: (setattr(c.train, "coarse_fraction", 0.5), setattr(c.train, "steps", 1000)),
     # the 3D route's leave-one-out from models trained without each held-out input (FuseConfig.loo_models)
     "leak-free LOO": lambda c: setattr(c.fuse, "loo_models", True),
+    # the 3D route's leave-one-out also at the camera path's pose (FuseConfig.loo_at_path)
+    "LOO at path": lambda c: setattr(c.fuse, "loo_at_path", True),
 }
 
 
@@ -143,7 +146,8 @@ def main() -> int:
                 t0 = time.perf_counter()
                 fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
                                  None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
-                                 leak_free=r3.loo_leak_free, device=cfg.device)
+                                 leak_free=r3.loo_leak_free, device=cfg.device,
+                                 route3d_path=None if r3.loo_path is None else (lambda k, refs, lp=r3.loo_path: lp[k]))
                 frames = even_key_detail(fr.frames, at_input)[0] if cfg.even_key_detail else fr.frames
                 rec[name] = {**score(frames, gt), "seconds": round(time.perf_counter() - t0, 2),
                              "estimate_psnr": None if fr.quality_estimate is None
