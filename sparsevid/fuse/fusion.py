@@ -72,7 +72,10 @@ class FuseConfig:
             and the estimate then see what the path misses between its knots (a walk's bounce, hand
             shake), and an output frame's 3D error is the own-camera error plus the path's extra error
             scaled to its distance (:meth:`~sparsevid.fuse.loo.LooResult.gains_at`). False: the own
-            camera only, which flatters the 3D route where the path errs.
+            camera only, which flatters the 3D route where the path errs. Not used with ``loo_models``
+            (those rebuilds stay at the inputs' own cameras). Off by default: under strong rotation the
+            path through three inputs far apart misses far more than the path through four, and the
+            check then distrusts a 3D route that serves the video well (BENCHMARKS.md, session 8).
         learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
             weights are installed), "rife" (required), "off".
         learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
