@@ -41,7 +41,7 @@ def route3d(cap: Path) -> dict:
     f3 = path_frames_3d(C["rendered"], C["path"], C["und"], C["refs"], fixer, C["enhance"])
     l3 = LeaveOneOut3D.__new__(LeaveOneOut3D)
     l3.und, l3.refs, l3.fixer, l3.order = C["und"], C["refs"], fixer, C["order"]
-    l3._render = lambda k: C["loo_renders"][k]
+    l3._render = lambda k, refs: C["loo_renders"][k]
     d = {"f3": f3, "loo": l3.held_out(KEYS[1:-1]), "positions": C["positions"], "keys": C["keys"], "cfg": C["cfg"]}
     path.write_bytes(pickle.dumps(d))
     return d

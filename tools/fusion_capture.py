@@ -28,7 +28,7 @@ def cap(positions, keys, cfg, frames3d=None, route3d=None, **kw):
     return orig(positions, keys, cfg, frames3d, route3d, **kw)
 orig_ho = r3m.LeaveOneOut3D.held_out
 def ho(self, targets):
-    SAVE["loo_renders"] = {k: self._render(k) for k in targets}
+    SAVE["loo_renders"] = {k: self._render(k, [q for q in self.order if q != k]) for k in targets}
     SAVE["order"] = self.order
     return orig_ho(self, targets)
 r3m.LeaveOneOut3D.held_out = ho

@@ -17,6 +17,8 @@ learned route's frames) and kept in CAP/stash-MOTION.pkl (``--motion``: the 2D r
 - ``candidates``: each candidate alone and its share of the weight, per distance.
 - ``oracle-mix``: each route fused alone, and the least-squares mix of the three fitted to the real frames.
 - ``error-bands``: the default's squared error split into bands (differences of Gaussians, 0.7/2/8/32 px).
+- ``oracle-candidates``: what better weights of the same six candidates could give (least-squares mixes fitted to
+  the real frames; weights per region from each candidate's true error).
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def stash(cap: Path, C: dict) -> dict:
     f3 = path_frames_3d(C["rendered"], C["path"], C["und"], C["refs"], fixer, C["enhance"])
     l3 = LeaveOneOut3D.__new__(LeaveOneOut3D)
     l3.und, l3.refs, l3.fixer, l3.order = C["und"], C["refs"], fixer, C["order"]
-    l3._render = lambda k: C["loo_renders"][k]
+    l3._render = lambda k, refs: C["loo_renders"][k]
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in C["keys"].items()}
     brs = [bracket(p, list(keys_u8)) for p in C["positions"]]
     learned = _learned_route(keys_u8, brs, C["cfg"], "cpu")
@@ -240,6 +242,50 @@ class Probe:
         print(f"default fusion: {mean_psnr(B):.3f} dB; least-squares mix of the routes (fitted to the real frames, "
               f"weights {np.round(coef, 3).tolist()}): {mean_psnr(mix):.3f} dB")
 
+    def oracle_candidates(self):
+        """How much better weights could make the fusion of these same candidates: the least-squares mix of
+        the six candidates fitted to the real frames (one global mix, and one per distance), and weights per
+        region from each candidate's *true* error (inverse squared error smoothed over the fusion's region,
+        exactly as the leave-one-out's maps are used, and over a region a quarter that size)."""
+        names = ["flow a", "flow b", "guided a", "guided b", "render", "learned"]
+        C, B, T, D = [], [], [], []
+        oracle = {self.region: [], self.region / 4: []}
+        for i, br in enumerate(self.brs):
+            if br.at_key:
+                continue
+            cs, g = self.candidates(i)
+            t = self.truth(i).astype(np.float32) / 255.0
+            C.append([c.image for c in cs])
+            B.append(fuse(cs, g, 1.0, self.cfg))
+            T.append(t)
+            D.append(round(br.distance()))
+            for sig, out in oracle.items():
+                inv = [1.0 / np.maximum(blur(np.mean((c.image - t) ** 2, -1).astype(np.float32), sig), 1e-6)
+                       for c in cs]
+                out.append(sum(w[..., None] * c.image for w, c in zip(inv, cs)) / sum(inv)[..., None])
+
+        def mean_psnr(xs, ts):
+            return float(np.mean([10 * np.log10(1 / np.mean((np.clip(x, 0, 1) - t) ** 2)) for x, t in zip(xs, ts)]))
+
+        def ls_mix(idx):
+            X = np.stack([np.concatenate([C[j][n].ravel() for j in idx]) for n in range(len(names))], 1)
+            coef = np.linalg.lstsq(X, np.concatenate([T[j].ravel() for j in idx]), rcond=None)[0]
+            return coef, [sum(c * x for c, x in zip(coef, C[j])) for j in idx]
+
+        every = list(range(len(T)))
+        coef, mix = ls_mix(every)
+        print(f"default fusion: {mean_psnr(B, T):.3f} dB")
+        print(f"least-squares mix of the 6 candidates ({', '.join(names)}), one for all frames: "
+              f"{mean_psnr(mix, T):.3f} dB, weights {np.round(coef, 3).tolist()}")
+        per_d = [None] * len(T)
+        for d in sorted(set(D)):
+            idx = [j for j in every if D[j] == d]
+            for j, m in zip(idx, ls_mix(idx)[1]):
+                per_d[j] = m
+        print(f"... one mix per distance to the nearer input: {mean_psnr(per_d, T):.3f} dB")
+        for sig, out in oracle.items():
+            print(f"weights per region from the true errors (region sigma {sig:.1f} px): {mean_psnr(out, T):.3f} dB")
+
     def error_bands(self):
         acc = {}
         for i, br in enumerate(self.brs):
@@ -259,7 +305,8 @@ class Probe:
 
 PROBES = {"base": Probe.base, "consensus": Probe.consensus, "consensus-sharp": Probe.consensus_sharp,
           "tta-2d": Probe.tta_2d, "powers": Probe.powers, "by-distance": Probe.by_distance,
-          "candidates": Probe.candidates_alone, "oracle-mix": Probe.oracle_mix, "error-bands": Probe.error_bands}
+          "candidates": Probe.candidates_alone, "oracle-mix": Probe.oracle_mix, "error-bands": Probe.error_bands,
+          "oracle-candidates": Probe.oracle_candidates}
 
 
 def main() -> int:

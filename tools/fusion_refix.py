@@ -31,7 +31,7 @@ def run(name, fix_over=None, fuse_cfg=None):
     t1 = time.time()
     l3 = LeaveOneOut3D.__new__(LeaveOneOut3D)
     l3.und, l3.refs, l3.fixer, l3.order = C["und"], C["refs"], fixer, C["order"]
-    l3._render = lambda k: C["loo_renders"][k]
+    l3._render = lambda k, refs: C["loo_renders"][k]
     res = st.fuse_frames(C["positions"], C["keys"], fuse_cfg or C["cfg"], f3, l3)
     t2 = time.time()
     m = evaluate(res.frames, gt, KEYS)
