@@ -82,7 +82,7 @@ def main() -> int:
             fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
                              None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
                              leak_free=r3.loo_leak_free, device=cfg.device,
-                                 route3d_path=None if r3.loo_path is None else (lambda k, refs, lp=r3.loo_path: lp[k]))
+                             route3d_path=None if r3.loo_path is None else (lambda k, refs, lp=r3.loo_path: lp[k]))
             rec[name] = {**score(fr.frames), "fusing_s": round(time.perf_counter() - t0, 1),
                          "estimate": fr.quality_estimate["psnr_heldout"], "routes_off": fr.loo.routes_off}
             print(case.name, name, rec[name], flush=True)

@@ -46,8 +46,7 @@ def errors(true: np.ndarray, pred: np.ndarray, length: float) -> tuple[float, fl
 
 
 def trajectories(gopro: Path | None) -> dict[str, np.ndarray]:
-    out = {name: np.stack([synthetic.case_pose(name, s) for s in range(30)]) if name in ("walking_shake", "water")
-           else synthetic.case_trajectory(name, 30) for name in synthetic.CASE_NAMES}
+    out = {name: synthetic.case_trajectory(name, 30) for name in synthetic.CASE_NAMES}
     if gopro is not None and gopro.is_file():
         from sparsevid.data.load import load_scene
         scene = load_scene(gopro)
