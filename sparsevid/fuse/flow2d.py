@@ -121,20 +121,6 @@ def quadratic_shift(f_near: np.ndarray, f_far: np.ndarray, s_near: float, s_far:
     return (0.5 * s_t * (s_t - s_near) * accel).astype(np.float32)
 
 
-def time_flows(t: float, flow: PairFlow, shift_a: np.ndarray | None = None,
-               shift_b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The flows from the in-between frame at ``t`` to key ``a`` and to key ``b`` ([H, W, 2] each: the
-    frame's pixel ``x`` shows what key ``a`` shows at ``x + F_t->a(x)``), under the linear motion model of
-    the module docstring, each key's ``shift`` (:func:`quadratic_shift`, or None) added."""
-    fta = -t * (1 - t) * flow.fab + t * t * flow.fba
-    ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
-    if shift_a is not None:
-        fta = fta - shift_a
-    if shift_b is not None:
-        ftb = ftb - shift_b
-    return fta, ftb
-
-
 def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FlowConfig | None = None,
                      shift_a: np.ndarray | None = None, shift_b: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -150,7 +136,12 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     cfg = cfg or FlowConfig()
     h, w = a.shape[:2]
     gx, gy = grid(h, w)
-    fta, ftb = time_flows(t, flow, shift_a, shift_b)
+    fta = -t * (1 - t) * flow.fab + t * t * flow.fba
+    ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
+    if shift_a is not None:
+        fta = fta - shift_a
+    if shift_b is not None:
+        ftb = ftb - shift_b
     ax, ay = gx + fta[..., 0], gy + fta[..., 1]
     bx, by = gx + ftb[..., 0], gy + ftb[..., 1]
     interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR

@@ -97,10 +97,6 @@ class FuseConfig:
             frame (:func:`guided_candidates`; two per output frame); None = ``flow.mirrors``. 1: averaging
             them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
             (BENCHMARKS.md, "flows averaged over mirrorings").
-        motion_gains: carry each held-out input's leave-one-out error maps to an output frame along the
-            2D route's flow from that frame to the input before they set its route gains.
-        learned_guided: the learned route's candidates are the keys aligned to its frame by flow (as the 3D
-            route's), besides the frame.
         flow: the 2D route's flow settings.
     """
 
@@ -122,8 +118,6 @@ class FuseConfig:
     learned_adapt_steps: int = 100
     learned_adapt_lr: float = 3e-6
     guided_mirrors: int | None = 1
-    motion_gains: bool = True
-    learned_guided: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
@@ -199,7 +193,7 @@ def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg:
 
 
 def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,
-                      cfg: FuseConfig, route: str = "3d") -> list[Candidate]:
+                      cfg: FuseConfig) -> list[Candidate]:
     """The 3D route's candidates for time ``t`` between keys ``a`` and ``b`` (float images).
 
     The 3D route's frame ``guide`` is in the right place but soft: its references were resampled
@@ -219,8 +213,8 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
         warped = np.clip(remap(key, mx, my, cv2.INTER_CUBIC if cfg.flow.cubic else cv2.INTER_LINEAR), 0, 1)
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
         c = consistency(fl.err_ab, np.linalg.norm(fl.fab, axis=-1), w, cfg.flow) * inside
-        out.append(Candidate(warped, tw * c * guide_weight + 1e-6, route))
-    out.append(Candidate(guide, cfg.conf_floor + 0.1 * guide_weight, route))
+        out.append(Candidate(warped, tw * c * guide_weight + 1e-6, "3d"))
+    out.append(Candidate(guide, cfg.conf_floor + 0.1 * guide_weight, "3d"))
     return out
 
 
@@ -228,14 +222,6 @@ def learned_candidate(image: np.ndarray) -> Candidate:
     """The learned 2D route's candidate (see :mod:`sparsevid.fuse.learned`): its frame, unit weight
     (the network has no confidence output; its route gain carries the leave-one-out's)."""
     return Candidate(image, np.ones(image.shape[:2], np.float32), "learned")
-
-
-def learned_candidates(image: np.ndarray, a: np.ndarray, b: np.ndarray, t: float, cfg: FuseConfig) -> list[Candidate]:
-    """The learned route's candidates: with ``cfg.learned_guided`` the keys aligned to its frame by flow, as the
-    3D route's (:func:`guided_candidates`), besides the frame; else the frame alone (:func:`learned_candidate`)."""
-    if cfg.learned_guided:
-        return guided_candidates(image, np.ones(image.shape[:2], np.float32), a, b, t, cfg, route="learned")
-    return [learned_candidate(image)]
 
 
 def route3d_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,

@@ -26,9 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sparsevid.eval.metrics import psnr, ssim
-from sparsevid.imaging import grid, remap
 from sparsevid.render.frames import to_uint8
-from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidates,
+from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_gains, sharpness, to_float)
 
 ERROR_GROWTH = 0.5
@@ -91,8 +90,7 @@ class LooResult:
     sq_errors_3d_own: dict[int, np.ndarray] = field(default_factory=dict)
 
     def gains_at(self, position: float, region_sigma_px: float,
-                 exclude: int | None = None, distance: float | None = None,
-                 warps: dict[int, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
+                 exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
         """Route gains for an output frame at source ``position``: the held-out inputs' error maps,
         interpolated linearly in time between them (held constant beyond), then
         :func:`~sparsevid.fuse.fusion.route_gains`. ``exclude`` leaves one held-out input out
@@ -112,19 +110,14 @@ class LooResult:
         if len(routes) < 2:
             return None
         lam = _time_weights(position, keys)
-        warps = warps or {}
-
-        def err_map(k: int, m: np.ndarray) -> np.ndarray:
-            return m if k not in warps else _carry(m, warps[k])
-
-        errs = {r: sum(l * err_map(k, self.sq_errors[k][r]) for k, l in zip(keys, lam) if l > 0) for r in routes}
+        errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
         if distance is not None and not self.leak_free:
             d0 = float(np.mean([self.distance[k] for k in keys]))
             scale = (max(distance, 0.5) / max(d0, 0.5)) ** ERROR_GROWTH
             if "2d" in errs:
                 errs["2d"] = errs["2d"] * scale
             if "3d" in errs and self.sq_errors_3d_own:
-                own = sum(l * err_map(k, self.sq_errors_3d_own[k]) for k, l in zip(keys, lam) if l > 0)
+                own = sum(l * self.sq_errors_3d_own[k] for k, l in zip(keys, lam))
                 errs["3d"] = own + np.maximum(errs["3d"] - own, 0.0) * scale
         on = [r for r in routes if r not in self.routes_off]
         off = {r: np.zeros_like(errs[r]) for r in routes if r in self.routes_off}
@@ -150,12 +143,6 @@ class LooResult:
                 "detail_power": self.detail_power, "held_out_inputs": list(self.held_out),
                 "routes_off": list(self.routes_off),
                 "routes": {str(k): {r: round(v, 3) for r, v in rp.items()} for k, rp in self.route_psnr.items()}}
-
-
-def _carry(error_map: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``error_map`` ([H, W]) sampled at ``x + flow(x)`` (bilinear, border replicated)."""
-    gx, gy = grid(*flow.shape[:2])
-    return remap(error_map, gx + flow[..., 0], gy + flow[..., 1])
 
 
 def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
@@ -225,16 +212,15 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             cs.extend(c3)
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         if learned is not None:
-            cl = learned_candidates(learned(k0, k1, br.t), fkeys[k0], fkeys[k1], br.t, cfg)
-            cs.extend(cl)
-            routes["learned"] = cl[0].image if len(cl) == 1 else fuse(cl, None, 1.0, FuseConfig(band_sigma=0.0))
+            cl = learned_candidate(learned(k0, k1, br.t))
+            cs.append(cl)
+            routes["learned"] = cl.image
         cands[k] = cs
         sq[k] = {r: np.mean((img - fkeys[k]) ** 2, axis=-1).astype(np.float32) for r, img in routes.items()}
         rpsnr[k] = {r: psnr_f(img, fkeys[k]) for r, img in routes.items()}
 
     def rebuild(k: int, power: float) -> np.ndarray:
-        warps = {q: flows.flow(k, q) for q in held if q != k} if cfg.motion_gains else None
-        gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None, warps=warps)
+        gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None)
         return fuse(cands[k], gains, power, cfg)
 
     res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,

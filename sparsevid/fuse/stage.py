@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from sparsevid.devices import resolve_device
-from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidates,
+from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, to_float)
-from sparsevid.fuse.flow2d import time_flows
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
@@ -87,22 +86,17 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         br = brackets[i]
         if br.at_key:
             return keys_u8[br.key], None
-        shifts = flows.shifts(list(fkeys), br.k0, br.k1, br.t)
-        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg, shifts)
+        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg,
+                                flows.shifts(list(fkeys), br.k0, br.k1, br.t))
         with3d = use3d and frames3d[i] is not None
         if with3d:
             img3, w3 = frames3d[i]
             cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
         if learned is not None:
-            cands.extend(learned_candidates(learned(br.k0, br.k1, br.t), fkeys[br.k0], fkeys[br.k1], br.t, cfg))
+            cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None
         if loo is not None and (with3d or learned is not None):
-            warps = None
-            if cfg.motion_gains:
-                fta, ftb = time_flows(br.t, flows(br.k0, br.k1), *shifts)
-                warps = {br.k0: fta, br.k1: ftb}
-            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None,
-                                 warps=warps)
+            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None)
         g3 = float(gains["3d"].mean()) if with3d and gains is not None and "3d" in gains else None
         return to_uint8(fuse(cands, gains, power, cfg)), g3
 
