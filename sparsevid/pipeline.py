@@ -40,7 +40,7 @@ from sparsevid.devices import resolve_device
 from sparsevid.errors import PoseFailure, SparsevidError
 from sparsevid.fuse.fusion import FuseConfig
 from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
-from sparsevid.fuse.stage import even_key_detail, fuse_frames
+from sparsevid.fuse.stage import FusedFrames, even_key_detail, fuse_frames
 from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
@@ -174,20 +174,29 @@ class Route3DOutput:
     Attributes:
         positions: [T] source position of every output frame.
         keys: input index -> [H, W, 3] uint8 input at the output size.
-        frames: [T] (image [H, W, 3] float32, weight [H, W] float32) in the input lens.
+        frames: [T] (image [H, W, 3] float32, weight [H, W] float32) in the input lens, or None (no 3D
+            model: the 2D route alone).
         loo: interior input -> its rebuild (image, weight) from the other inputs, or None.
         loo_leak_free: the rebuilds came from models trained without the rebuilt input
-            (``FuseConfig.loo_models``); pass it on as ``fuse_frames(..., leak_free=)``.
+            (``FuseConfig.loo_models``).
         loo_path: the same rebuilds rendered where the camera path through the other inputs puts
-            them (``FuseConfig.loo_at_path``), or None; pass it on as ``fuse_frames(..., route3d_path=)``.
+            them (``FuseConfig.loo_at_path``), or None.
     """
 
     positions: list
     keys: dict
-    frames: list
+    frames: list | None
     loo: dict | None
     loo_leak_free: bool = False
     loo_path: dict | None = None
+
+    def fuse(self, cfg: FuseConfig, device: str | torch.device = "cpu", seed: int = 0) -> FusedFrames:
+        """Every output frame from these frames and rebuilds with the fusion settings ``cfg``
+        (:func:`~sparsevid.fuse.stage.fuse_frames`), without training again."""
+        return fuse_frames(self.positions, self.keys, cfg, self.frames,
+                           None if self.loo is None else (lambda k, refs: self.loo[k]), leak_free=self.loo_leak_free,
+                           route3d_path=None if self.loo_path is None else (lambda k, refs: self.loo_path[k]),
+                           device=device, seed=seed)
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
@@ -564,15 +573,13 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         if loo_leak_free:
             with timer("leave-one-out"):
                 loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
+    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path)
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
             quality = None
         else:
-            fused = fuse_frames(positions, keys, cfg.fuse, frames3d,
-                                None if loo3d is None else (lambda k, refs: loo3d[k]), leak_free=loo_leak_free,
-                                route3d_path=None if loo3d_path is None else (lambda k, refs: loo3d_path[k]),
-                                device=device, seed=cfg.seed)
+            fused = route3d.fuse(cfg.fuse, device, cfg.seed)
             frames, quality = fused.frames, fused.quality_estimate
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
@@ -649,5 +656,4 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
-                     None if frames3d is None else Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free,
-                                                             loo3d_path))
+                     None if frames3d is None else route3d)

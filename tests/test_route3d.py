@@ -105,3 +105,14 @@ def test_a_run_with_the_leave_one_out_at_the_path_rebuilds_each_input_at_both_ca
     q = info["quality_estimate"]
     assert q["route"] == "fused 2D + 3D" and np.isfinite(q["psnr_heldout"])
     assert len(res.frames) == 30 and res.metrics["heldout"]["count"] == 26
+    # the kept 3D route fused again with the run's own settings gives the run's in-between frames
+    from sparsevid.pipeline import cpu_profile
+
+    again = r3.fuse(cpu_profile(cfg).fuse, "cpu", cfg.seed).frames
+    for i in set(range(30)) - set(KEYS):
+        np.testing.assert_array_equal(again[i], res.frames[i])
+    # ... and its rebuilds at the path's camera are part of that: without them the frames differ
+    import dataclasses
+
+    own_only = dataclasses.replace(r3, loo_path=None).fuse(cpu_profile(cfg).fuse, "cpu", cfg.seed).frames
+    assert any(np.any(own_only[i] != res.frames[i]) for i in set(range(30)) - set(KEYS))

@@ -25,7 +25,6 @@ from sparsevid import log  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import evaluate, match_size  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
-from sparsevid.fuse.stage import fuse_frames  # noqa: E402
 from sparsevid.pipeline import cpu_profile, named_config, run_pipeline  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
@@ -79,10 +78,7 @@ def main() -> int:
             fc = dataclasses.replace(base, **{k: v for k, v in fields.items() if not k.startswith("flow.")},
                                      flow=dataclasses.replace(base.flow, **flow))
             t0 = time.perf_counter()
-            fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
-                             None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
-                             leak_free=r3.loo_leak_free, device=cfg.device,
-                             route3d_path=None if r3.loo_path is None else (lambda k, refs, lp=r3.loo_path: lp[k]))
+            fr = r3.fuse(fc, cfg.device)
             rec[name] = {**score(fr.frames), "fusing_s": round(time.perf_counter() - t0, 1),
                          "estimate": fr.quality_estimate["psnr_heldout"], "routes_off": fr.loo.routes_off}
             print(case.name, name, rec[name], flush=True)

@@ -23,7 +23,6 @@ from sparsevid import log  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import match_size, psnr  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
-from sparsevid.fuse.stage import fuse_frames  # noqa: E402
 from sparsevid.pipeline import cpu_profile, named_config, run_pipeline  # noqa: E402
 from sparsevid.render.frames import to_uint8  # noqa: E402
 
@@ -50,10 +49,7 @@ def main() -> int:
     base = cpu_profile(cfg).fuse
     cols = {"DIS flow": dis_flow({k: gt[k] for k in KEYS}, 30)}
     for name, edits in VARIANTS.items():
-        fr = fuse_frames(r3.positions, r3.keys, dataclasses.replace(base, **edits), r3.frames,
-                         None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
-                         leak_free=r3.loo_leak_free, device="cpu")
-        cols[name] = fr.frames
+        cols[name] = r3.fuse(dataclasses.replace(base, **edits)).frames
     cols["3D frames"] = [None if f is None else to_uint8(f[0]) for f in r3.frames]
     held = [i for i in range(30) if i not in KEYS]
     table = {n: [float(psnr(frames[i], gt[i])) for i in held] for n, frames in cols.items()}

@@ -29,7 +29,7 @@ from sparsevid.eval.metrics import evaluate  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.fusion import FuseConfig  # noqa: E402
 from sparsevid.render.frames import to_uint8  # noqa: E402
-from sparsevid.fuse.stage import even_key_detail, fuse_frames  # noqa: E402
+from sparsevid.fuse.stage import even_key_detail  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
 
 KEYS = list(DEFAULT_KEYFRAMES)
@@ -144,10 +144,7 @@ def main() -> int:
                 flow = dataclasses.replace(cfg.fuse.flow, **edits.pop("flow", {}))
                 fc = dataclasses.replace(cfg.fuse, **edits, flow=flow)
                 t0 = time.perf_counter()
-                fr = fuse_frames(r3.positions, r3.keys, fc, r3.frames,
-                                 None if r3.loo is None else (lambda k, refs, loo=r3.loo: loo[k]),
-                                 leak_free=r3.loo_leak_free, device=cfg.device,
-                                 route3d_path=None if r3.loo_path is None else (lambda k, refs, lp=r3.loo_path: lp[k]))
+                fr = r3.fuse(fc, cfg.device)
                 frames = even_key_detail(fr.frames, at_input)[0] if cfg.even_key_detail else fr.frames
                 rec[name] = {**score(frames, gt), "seconds": round(time.perf_counter() - t0, 2),
                              "estimate_psnr": None if fr.quality_estimate is None
