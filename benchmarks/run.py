@@ -15,10 +15,11 @@ are the keyframes (0, 9, 19, 29); every other frame is held-out ground truth.
 ``--cases-synthetic`` adds the synthetic robustness cases of ``sparsevid.data.synthetic``
 (``moving_object``: an independently moving ball; ``strong_rotation``: a camera panning 1.3 degrees
 per frame; ``walking_shake``: a brisk walk with step bounce, a hand shake faster than the inputs and
-motion blur; ``water``: a camera gliding over a floor of travelling ripples), generated at ``--synthetic-size`` (default 320x240) under ``<runs-dir>/synthetic-cases/``;
+motion blur; ``water``: a camera gliding over a floor of travelling ripples; ``orbit``: a camera circling
+static balls, strong parallax and occlusion; ``dashcam``: a fast drive between posts with a bonnet and a
+burnt-in clock fixed in the image), generated at ``--synthetic-size`` (default 320x240) under ``<runs-dir>/synthetic-cases/``;
 ``--scale`` applies to them like to any case. To generate them yourself:
-``python -m sparsevid.data.synthetic all DIR --size 320x240`` (then pass ``DIR/moving_object
-DIR/strong_rotation DIR/walking_shake DIR/water`` as cases).
+``python -m sparsevid.data.synthetic all DIR --size 320x240`` (then pass ``DIR/<case>`` for each as cases).
 
 For each case the harness runs the weight-free peers (nearest frame, crossfade, DIS optical
 flow; ``sparsevid.eval.peers``), the learned peers asked for (``--learned-peers rife``: RIFE 4.25,
@@ -135,10 +136,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The harness's options (shared by ``benchmarks/run.py`` and ``sparsevid bench``)."""
+    from sparsevid.data.synthetic import CASE_NAMES
+
     p.add_argument("cases", nargs="*", type=Path, help="case folders (default: ../shared/cases/* of the repo)")
     p.add_argument("--cases-synthetic", nargs="?", const="all", default=None, metavar="NAMES",
-                   help="also run the synthetic robustness cases (sparsevid.data.synthetic: moving_object, "
-                        "strong_rotation, walking_shake, water; comma list, default all), generated at --synthetic-size under "
+                   help="also run the synthetic robustness cases (sparsevid.data.synthetic: "
+                        + ", ".join(CASE_NAMES) + "; comma list, default all), generated at --synthetic-size under "
                         "RUNS_DIR/synthetic-cases; --scale applies to them too")
     p.add_argument("--synthetic-size", default="x".join(map(str, SYNTHETIC_SIZE)),
                    help="frame size WxH of the synthetic cases")

@@ -585,6 +585,12 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
                 quality["gain_3d"] = None if fused.gain_3d is None else round(fused.gain_3d, 3)
                 quality["routes_used"] = fused.routes
+                quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
+                                             "textured_fraction": fused.fixed_textured_fraction}
+            if fused.fixed_fraction > 0:
+                log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is fixed in the image (an overlay, a "
+                         f"bonnet, a mount): kept from the inputs there, not from the 3D route "
+                         f"(--fuse.fixed.no-enabled turns this off)")
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
     key_sigmas = None

@@ -1,5 +1,5 @@
 """The synthetic robustness cases (sparsevid.data.synthetic: moving_object, strong_rotation, walking_shake,
-water) at a tiny size."""
+water, orbit, dashcam) at a tiny size."""
 from __future__ import annotations
 
 import json
@@ -129,3 +129,45 @@ def test_cli_writes_all_cases(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
         synthetic.main(["warp_drive", str(tmp_path)])
     with pytest.raises(SystemExit):
         synthetic.main(["all", str(tmp_path), "--size", "64by48"])
+
+
+def test_orbit_circles_static_balls_with_parallax_and_occlusion() -> None:
+    poses = synthetic.case_trajectory("orbit")
+    centre = np.array([synthetic._ORBIT[0], synthetic._ORBIT[1]])
+    # the camera keeps its distance to the balls' centre and looks at it, over more than 35 degrees of arc
+    xz = poses[:, [0, 2], 3]
+    assert np.ptp(np.linalg.norm(xz - centre, axis=1)) < 1e-6
+    fwd = poses[:, [0, 2], 2]
+    to_c = (centre - xz) / np.linalg.norm(centre - xz, axis=1, keepdims=True)
+    assert np.all(np.sum(fwd / np.linalg.norm(fwd, axis=1, keepdims=True) * to_c, 1) > 0.999)
+    arc = np.degrees(np.arctan2(xz[-1, 0] - centre[0], centre[1] - xz[-1, 1])
+                     - np.arctan2(xz[0, 0] - centre[0], centre[1] - xz[0, 1]))
+    assert arc > 35
+    case = synthetic.render_case("orbit", W, H, noise=0.0, gain_jitter=0.0)
+    assert not any(m.any() for m in case.object_masks)  # the balls are scene, not moving objects
+    # the balls cover a good part of every frame, and the near ball hides a different part of the far one
+    cam = case.camera
+    _, depth, _ = synthetic.render_objects(cam, poses[0], (), synthetic._texture)
+    _, depth_b, _ = synthetic.render_objects(cam, poses[0], (), synthetic._texture, synthetic.case_static_objects("orbit"))
+    balls = depth_b < depth - 1e-6
+    assert 0.1 < balls.mean() < 0.6
+
+
+def test_dashcam_has_a_bonnet_and_a_clock_fixed_in_the_image() -> None:
+    case = synthetic.render_case("dashcam", 160, 120, noise=0.0, gain_jitter=0.0)
+    f = [im.astype(float) for im in case.frames]
+    bonnet = np.s_[-4:, :]  # under the bonnet's edge at every column
+    scene = np.s_[40:90, :]
+    # the bonnet does not move; the scene in front of it does, a lot
+    assert np.abs(f[29][bonnet] - f[0][bonnet]).mean() < 0.5
+    assert np.abs(f[29][scene] - f[0][scene]).mean() > 20
+    # the clock (drawn over a black frame): the same from frame 0 to 14, its seconds change at frame 15
+    clock = [synthetic._overlay("dashcam", np.zeros((240, 320, 3)), float(i), 30.0)[:24, :200].max(-1)
+             for i in (0, 14, 15)]
+    assert (clock[0] > 0.5).sum() > 200 and np.array_equal(clock[0], clock[1])
+    assert np.abs(clock[2] - clock[1]).sum() > 20
+    assert synthetic._overlay("orbit", f[0], 0.0, 30.0) is f[0]  # other cases have nothing fixed in the image
+    # fast forward: more than 3 units over the clip, with a road vibration faster than the inputs follow
+    poses = case.c2ws
+    assert np.linalg.norm(poses[29][:3, 3] - poses[0][:3, 3]) > 3.0
+    assert not any(m.any() for m in case.object_masks)

@@ -6,7 +6,7 @@ settings, each scored beside DIS flow (BENCHMARKS.md, issue 12):
 
 CASE holds frame_0000.png ... frame_0029.png (inputs 0, 9, 19, 29); S is the output scale (default 1). A variant
 edits the run's ``FuseConfig`` (Python literals: ``--variant "4 passes=learned_passes=4"``,
-``--variant "2D alone=mode='2d'"``, the flow's fields as ``flow.FIELD``: ``--variant "linear=flow.motion='linear'"``);
+``--variant "2D alone=mode='2d'"``, nested settings as ``flow.FIELD`` or ``fixed.FIELD``: ``--variant "linear=flow.motion='linear'"``);
 without any, the distance-gains pair of round 3.
 """
 from __future__ import annotations
@@ -74,9 +74,11 @@ def main() -> int:
         r3 = res.route3d
         for name, fields in variants:
             base = cpu_profile(cfg).fuse  # the fusion settings the default run used (e.g. the CPU's learned passes)
-            flow = {k[len("flow."):]: v for k, v in fields.items() if k.startswith("flow.")}
-            fc = dataclasses.replace(base, **{k: v for k, v in fields.items() if not k.startswith("flow.")},
-                                     flow=dataclasses.replace(base.flow, **flow))
+            top = {k: v for k, v in fields.items() if "." not in k}
+            for sub in {k.split(".", 1)[0] for k in fields if "." in k}:  # nested settings: flow.X, fixed.X
+                inner = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith(sub + ".")}
+                top[sub] = dataclasses.replace(getattr(base, sub), **inner)
+            fc = dataclasses.replace(base, **top)
             t0 = time.perf_counter()
             fr = r3.fuse(fc, cfg.device)
             rec[name] = {**score(fr.frames), "fusing_s": round(time.perf_counter() - t0, 1),

@@ -25,6 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from sparsevid.fuse.fixed import FixedConfig
 from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
 from sparsevid.imaging import blend_bands, blur, grid, remap
 from sparsevid.render.frames import to_uint8
@@ -98,6 +99,8 @@ class FuseConfig:
             them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
             (BENCHMARKS.md, "flows averaged over mirrorings").
         flow: the 2D route's flow settings.
+        fixed: regions fixed in the image (a burnt-in clock, a bonnet, a mount: :mod:`sparsevid.fuse.fixed`):
+            no 3D route there, and their textured pixels taken from the inputs as they are.
     """
 
     detail_power: float | None = 1.0
@@ -119,6 +122,7 @@ class FuseConfig:
     learned_adapt_lr: float = 3e-6
     guided_mirrors: int | None = 1
     flow: FlowConfig = field(default_factory=FlowConfig)
+    fixed: FixedConfig = field(default_factory=FixedConfig)
 
 
 # ---------------------------------------------------------------------------------------------

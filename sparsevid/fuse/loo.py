@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sparsevid.eval.metrics import psnr, ssim
+from sparsevid.fuse.fixed import FixedRegions
 from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_gains, sharpness, to_float)
@@ -163,7 +164,8 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
 
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
                   flows: PairFlows | None = None, leak_free: bool = False,
-                  learned: Learned | None = None, route3d_path: Route3D | None = None) -> LooResult | None:
+                  learned: Learned | None = None, route3d_path: Route3D | None = None,
+                  fixed: FixedRegions | None = None) -> LooResult | None:
     """Rebuild every interior input from the others and measure each route (module docstring).
 
     Args:
@@ -177,6 +179,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         route3d_path: ``route3d`` rendered where the camera path through the other inputs puts the
             held-out input (``FuseConfig.loo_at_path``), or None. When given, the rebuilds (and so the
             estimate) use it, and ``route3d``'s own-camera error is kept for :meth:`LooResult.gains_at`.
+        fixed: the regions fixed in the image (:mod:`sparsevid.fuse.fixed`), treated in the rebuilds
+            as in the output frames; None: none.
 
     Returns:
         :class:`LooResult`, or None when there are fewer than 3 inputs (nothing to hold out).
@@ -221,7 +225,13 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
 
     def rebuild(k: int, power: float) -> np.ndarray:
         gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None)
-        return fuse(cands[k], gains, power, cfg)
+        if fixed is None:
+            return fuse(cands[k], gains, power, cfg)
+        if "3d" in rpsnr[k]:
+            gains = fixed.gains(gains)
+        i = order.index(k)
+        k0, k1 = order[i - 1], order[i + 1]
+        return fixed.compose(fuse(cands[k], gains, power, cfg), fkeys[k0], fkeys[k1], (k - k0) / (k1 - k0))
 
     res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,
                     leak_free=leak_free and route3d is not None, sq_errors_3d_own=sq_own)

@@ -14,6 +14,7 @@ import torch
 from sparsevid.devices import resolve_device
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, to_float)
+from sparsevid.fuse.fixed import FixedRegions, fixed_regions
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
@@ -34,6 +35,8 @@ class FusedFrames:
         gain_3d: mean route gain of the 3D route over the in-between frames (None: 2D only).
         routes: the routes that made the in-between frames ("2d", "3d", "learned"; those the
             leave-one-out check left out are not listed).
+        fixed_fraction: the part of the frame found fixed in the image (:mod:`sparsevid.fuse.fixed`;
+            no 3D route there); fixed_textured_fraction: the part of it taken from the inputs as is.
     """
 
     frames: list[np.ndarray]
@@ -41,6 +44,8 @@ class FusedFrames:
     loo: LooResult | None
     gain_3d: float | None
     routes: list[str] = field(default_factory=list)
+    fixed_fraction: float = 0.0
+    fixed_textured_fraction: float = 0.0
 
 
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
@@ -72,8 +77,9 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     flows = PairFlows(keys_u8, cfg.flow)
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
+    fixed = _fixed(keys_u8, cfg)
     loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned,
-                        route3d_path=route3d_path if use3d and cfg.loo_at_path else None)
+                        route3d_path=route3d_path if use3d and cfg.loo_at_path else None, fixed=fixed)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
@@ -97,8 +103,13 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         gains = None
         if loo is not None and (with3d or learned is not None):
             gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None)
-        g3 = float(gains["3d"].mean()) if with3d and gains is not None and "3d" in gains else None
-        return to_uint8(fuse(cands, gains, power, cfg)), g3
+        if fixed is not None and with3d:
+            gains = fixed.gains(gains)
+        g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None
+        img = fuse(cands, gains, power, cfg)
+        if fixed is not None:
+            img = fixed.compose(img, fkeys[br.k0], fkeys[br.k1], br.t)
+        return to_uint8(img), g3
 
     # frames are independent (OpenCV and numpy release the GIL): threads, same result for any count
     workers = max(1, min(len(positions), cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1)))
@@ -114,7 +125,17 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     estimate = loo.estimate(dists) if loo is not None else None
     routes = ["2d"] + (["3d"] if use3d else []) + (["learned"] if learned is not None else [])
     routes = [r for r in routes if loo is None or r not in loo.routes_off]
-    return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None, routes)
+    return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None, routes,
+                       fixed_fraction=0.0 if fixed is None else round(float(fixed.fixed.mean()), 4),
+                       fixed_textured_fraction=0.0 if fixed is None else round(float(fixed.textured.mean()), 4))
+
+
+def _fixed(keys: dict[int, np.ndarray], cfg: FuseConfig) -> FixedRegions | None:
+    """The regions fixed in the image among ``keys`` (uint8), or None (off, fewer than 2 inputs, none found)."""
+    if not cfg.fixed.enabled or len(keys) < 2:
+        return None
+    found = fixed_regions([to_float(keys[k]) for k in sorted(keys)], cfg.fixed)
+    return found if found.any else None
 
 
 #: the most a frame at an input time is softened by :func:`even_key_detail` (Gaussian sigma, px)
