@@ -587,7 +587,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 quality["routes_used"] = fused.routes
                 quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
                                              "textured_fraction": fused.fixed_textured_fraction}
-            if fused.fixed_fraction > 0:
+            if fused.fixed_fraction >= 5e-4:
                 log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is fixed in the image (an overlay, a "
                          f"bonnet, a mount): kept from the inputs there, not from the 3D route "
                          f"(--fuse.fixed.no-enabled turns this off)")
