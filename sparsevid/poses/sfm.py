@@ -58,10 +58,6 @@ class PoseConfig:
         focal_min_chi2: how much (in chi-square units, sum of squared residuals / residual
             variance) the best candidate must beat the prior to replace it.
         focal_min_gain: ... and the relative drop of the mean squared reprojection error it needs.
-        focal_fallback_tries: when every model is rejected at the prior's focal (and neither
-            ``focal`` nor EXIF gave one), the cheap rungs run again at this many other fields of view
-            of ``focal_search_hfov_deg``, those whose calibrated two-view geometries fit the most
-            matches first (0: fail instead).
         max_num_features: SIFT features per image (first rungs); the last rung doubles it.
         max_image_size: longer image side for feature extraction (larger images are downscaled).
         min_pair_inliers: verified matches a frame needs with at least one other frame.
@@ -94,7 +90,6 @@ class PoseConfig:
     focal_search_hfov_deg: tuple[float, ...] = (40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0, 120.0)
     focal_min_chi2: float = 25.0
     focal_min_gain: float = 0.02
-    focal_fallback_tries: int = 3
     max_num_features: int = 8192
     max_image_size: int = 2000
     min_pair_inliers: int = 30
@@ -521,43 +516,6 @@ def _search_focal(rec, cfg: PoseConfig, width: int) -> tuple[float | None, dict[
     return (f_opt if accept else None), diag
 
 
-def _rank_hfov(m: _Matches, work: _Work, model: str, width: int, height: int,
-               cfg: PoseConfig) -> list[tuple[float, int]]:
-    """The search's fields of view other than the prior, best first, each with its score: the
-    inlier matches, summed over the frame pairs, of the calibrated two-view geometries (essential
-    matrices) at that focal. A wrong focal bends the epipolar geometry, so fewer matches fit it,
-    and pairs fall back to uncalibrated (fundamental-matrix) geometry that has no rotation."""
-    import pycolmap
-
-    ids = [m.id_by_name[n] for n in work.names]
-    opts = pycolmap.TwoViewGeometryOptions()
-    opts.ransac.random_seed = cfg.seed
-    c = pycolmap.TwoViewGeometryConfiguration
-    ok = (c.CALIBRATED, c.PLANAR, c.PANORAMIC, c.PLANAR_OR_PANORAMIC)
-    scores = []
-    for hfov in cfg.focal_search_hfov_deg:
-        if abs(hfov - cfg.prior_hfov_deg) < 1e-6:
-            continue
-        cam = pycolmap.Camera(model=model, width=width, height=height,
-                              params=_colmap_params(model, focal_from_hfov(width, hfov), width, height))
-        score = 0
-        for i in range(len(ids)):
-            for j in range(i + 1, len(ids)):
-                mm = m.pairs.get((ids[i], ids[j]))
-                if mm is None:
-                    mm = m.pairs.get((ids[j], ids[i]))
-                    mm = None if mm is None else mm[:, ::-1]
-                if mm is None or len(mm) < cfg.min_pair_inliers:
-                    continue
-                g = pycolmap.estimate_calibrated_two_view_geometry(cam, m.keypoints[ids[i]], cam, m.keypoints[ids[j]],
-                                                                   np.ascontiguousarray(mm), opts)
-                if g.config in ok:
-                    score += len(g.inlier_matches)
-        scores.append((float(hfov), int(score)))
-    # most inliers first; ties to the field of view nearer the prior
-    return sorted(scores, key=lambda s: (-s[1], abs(s[0] - cfg.prior_hfov_deg)))
-
-
 # ---------------------------------------------------------------------------------------------
 # the stage
 # ---------------------------------------------------------------------------------------------
@@ -703,28 +661,6 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
                     break  # cheap rungs done (global + relaxed incremental), or first valid wanted
             if best is not None:
                 break
-        if best is None and cfg.focal_search and f_source == "fov_prior":
-            # every model was rejected at the prior's focal: a lens far from the prior makes the
-            # two-view checks fail. Try the fields of view the matches' own two-view geometry
-            # prefers, on the features already matched
-            t0 = time.perf_counter()
-            ranked = _rank_hfov(m, work, model, w, h, cfg)
-            report["focal_fallback"] = {"ranked_hfov_deg": [[hf, sc] for hf, sc in ranked]}
-            for hfov, _ in ranked[:cfg.focal_fallback_tries]:
-                f_try = focal_from_hfov(w, hfov)
-                _set_db_camera(db, _colmap_params(model, f_try, w, h))
-                for name, mapper, init in _ladder(m, work)[:2]:
-                    rec, diag = _attempt(f"hfov_{hfov:g}/{name}", mapper, init, work, db, m, scene, cfg)
-                    report["attempts"].append(diag)
-                    info(f"poses: attempt {diag['name']}: {diag.get('registered', 0)}/{len(scene.frames)} registered, "
-                         f"{'valid' if diag['valid'] else 'rejected: ' + '; '.join(diag.get('problems', []))}")
-                    if diag["valid"] and (best is None or diag["score"] < best["score"]):
-                        best_rec, best, best_db, best_m, best_rung = rec, diag, db, m, (name, mapper, init)
-                if best is not None:
-                    f0 = f_try
-                    report["focal_fallback"]["used_hfov_deg"] = hfov
-                    break
-            timings["focal_fallback"] = time.perf_counter() - t0
         if best is None:
             raise _failure(scene, report)
 
@@ -759,14 +695,9 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
     info(f"poses: {best['registered']}/{len(scene.frames)} frames, {best['points']} points, "
          f"{best['mean_reproj_error_px']:.2f} px, f={out.camera.fx:.1f} ({focal_info['source']}), "
          f"attempt {best['name']}, {report['seconds']:.1f} s")
-    fallback = report.get("focal_fallback", {}).get("used_hfov_deg")
-    if fallback is not None:
-        focal_info["fallback_hfov_deg"] = fallback
     if focal_info["source"] == "fov_prior":
-        what = (f"the {cfg.prior_hfov_deg:.0f} deg field-of-view prior" if fallback is None else
-                f"a {fallback:.0f} deg field of view (every model failed at the {cfg.prior_hfov_deg:.0f} deg prior; "
-                f"this one fit the matches best)")
-        warn(f"focal length not observable from this camera motion; using {what} (give --focal if you know it)")
+        warn(f"focal length not observable from this camera motion; using the {cfg.prior_hfov_deg:.0f} deg "
+             "field-of-view prior (give --focal if you know it)")
     return out, report
 
 
