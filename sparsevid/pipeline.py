@@ -567,7 +567,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
             if cfg.fuse.mode != "3d" and not loo_leak_free:
                 loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
                                       ).held_out(scene.indices[1:-1])
-                if cfg.fuse.loo_at_path:  # and again where the path through the other inputs puts them
+                if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
                     loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
                                                at_path=True).held_out(scene.indices[1:-1])
         if loo_leak_free:

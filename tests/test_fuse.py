@@ -491,3 +491,35 @@ def test_mirrored_flows_are_turned_back_and_measure_the_motion_better():
         epe = {m: float(np.mean(np.linalg.norm(pair_flow(imgs[i], imgs[j], FlowConfig(mirrors=m)).fab - true,
                                                axis=-1)[12:-12, 12:-12])) for m in (1, 4)}
         assert epe[4] < 0.985 * epe[1], (i, j, epe)
+
+
+@pytest.mark.parametrize("path_ok", [True, False])
+def test_the_path_check_leaves_out_a_3d_route_that_fits_each_input_and_nothing_between(path_ok):
+    """A 3D route that rebuilds every held-out input exactly at its own camera (its model saw that
+    input: the leak of the own-camera check) but, rendered where its camera path puts the input, is
+    far off (poses wrong between the inputs): the path check leaves it out; where the path's render
+    is fine too, it stays in."""
+    from sparsevid.fuse.loo import leave_one_out
+
+    cam, poses, imgs, depths = _corridor()
+    keys = {k: imgs[k] for k in KEYS}
+    exact = lambda target, refs: (to_float(imgs[target]), np.ones(imgs[0].shape[:2], np.float32))  # noqa: E731
+
+    def at_path(target, refs):
+        img = to_float(imgs[target])
+        if not path_ok:  # the path puts the camera 12 px and a half-turn of texture off
+            img = np.roll(img, 12, axis=1)[:, ::-1]
+        return img, np.ones(img.shape[:2], np.float32)
+
+    cfg = FuseConfig(learned="off")
+    res = leave_one_out(keys, cfg, exact, route3d_path=at_path)
+    assert set(res.route_psnr_3d_path) == {9, 19}
+    assert all(res.route_psnr[k]["3d"] > res.route_psnr[k]["2d"] + 3 for k in (9, 19))  # own camera: nothing wrong
+    if path_ok:
+        assert "3d" not in res.routes_off
+    else:
+        assert "3d" in res.routes_off
+        assert all(res.route_psnr_3d_path[k] < res.route_psnr[k]["2d"] - 1.0 for k in (9, 19))
+    # the check off: the leaky own-camera check keeps the route
+    assert "3d" not in leave_one_out(keys, FuseConfig(learned="off", path_check_db=None), exact,
+                                     route3d_path=at_path).routes_off

@@ -77,6 +77,13 @@ class FuseConfig:
             (those rebuilds stay at the inputs' own cameras). Off by default: under strong rotation the
             path through three inputs far apart misses far more than the path through four, and the
             check then distrusts a 3D route that serves the video well (BENCHMARKS.md, session 8).
+        path_check_db: a guard on the 3D route that sees what its leave-one-out at the inputs' own cameras
+            cannot (the model was trained on the held-out input): each held-out input is also rebuilt where
+            the camera path through the other inputs puts it, and when that rebuild is worse than the best 2D
+            route's (flow or learned) by more than this many dB on *every* held-out input, the 3D route is
+            left out (a model whose poses are off between its inputs: it fits each input and nothing between
+            them). Only the decision uses it; the route gains and the estimate stay as without it. None: no
+            check. With ``loo_at_path`` the path's rebuilds are used throughout instead.
         learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
             weights are installed), "rife" (required), "off".
         learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
@@ -115,6 +122,7 @@ class FuseConfig:
     distance_gains: bool = True
     loo_models: bool = False
     loo_at_path: bool = False
+    path_check_db: float | None = 1.0
     learned: str = "auto"
     learned_passes: int = 4
     learned_scale: float | None = None

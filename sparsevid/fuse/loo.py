@@ -75,6 +75,9 @@ class LooResult:
         sq_errors_3d_own: held-out input -> the 3D route's squared error map when rendered at the
             input's own camera, where ``sq_errors[k]["3d"]`` is rendered where the camera path
             through the other inputs puts it (``FuseConfig.loo_at_path``); empty otherwise.
+        route_psnr_3d_path: held-out input -> PSNR of the 3D route's rebuild rendered where the camera
+            path through the other inputs puts it (``FuseConfig.path_check_db``, ``loo_at_path``); empty
+            without it.
     """
 
     held_out: list[int]
@@ -89,6 +92,7 @@ class LooResult:
     routes_off: list[str] = field(default_factory=list)
     leak_free: bool = False
     sq_errors_3d_own: dict[int, np.ndarray] = field(default_factory=dict)
+    route_psnr_3d_path: dict[int, float] = field(default_factory=dict)
 
     def gains_at(self, position: float, region_sigma_px: float,
                  exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
@@ -143,7 +147,18 @@ class LooResult:
                 "loo_sharpness": round(float(np.mean(list(self.sharpness.values()))), 3),
                 "detail_power": self.detail_power, "held_out_inputs": list(self.held_out),
                 "routes_off": list(self.routes_off),
-                "routes": {str(k): {r: round(v, 3) for r, v in rp.items()} for k, rp in self.route_psnr.items()}}
+                "routes": {str(k): {r: round(v, 3) for r, v in rp.items()} for k, rp in self.route_psnr.items()},
+                "routes_3d_at_path": {str(k): round(v, 3) for k, v in self.route_psnr_3d_path.items()}}
+
+
+def _path_check_fails(path_psnr: dict[int, float], route_psnr: dict[int, dict[str, float]],
+                      margin_db: float | None) -> bool:
+    """True when the 3D route's rebuilds at the camera path's poses are worse than the best 2D route's
+    (flow or learned) by more than ``margin_db`` on every held-out input (``FuseConfig.path_check_db``)."""
+    if margin_db is None or not path_psnr:
+        return False
+    best2d = {k: max(v for r, v in route_psnr[k].items() if r != "3d") for k in path_psnr}
+    return all(path_psnr[k] < best2d[k] - margin_db for k in path_psnr)
 
 
 def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
@@ -177,8 +192,9 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             (:attr:`LooResult.leak_free`).
         learned: the learned 2D route, or None (a third route, "learned", when given).
         route3d_path: ``route3d`` rendered where the camera path through the other inputs puts the
-            held-out input (``FuseConfig.loo_at_path``), or None. When given, the rebuilds (and so the
-            estimate) use it, and ``route3d``'s own-camera error is kept for :meth:`LooResult.gains_at`.
+            held-out input, or None. With ``FuseConfig.loo_at_path`` the rebuilds (and so the estimate) use
+            it, and ``route3d``'s own-camera error is kept for :meth:`LooResult.gains_at`; otherwise it only
+            serves ``FuseConfig.path_check_db`` (the 3D route left out when it is clearly worse there).
         fixed: the regions fixed in the image (:mod:`sparsevid.fuse.fixed`), treated in the rebuilds
             as in the output frames; None: none.
 
@@ -198,6 +214,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     rpsnr: dict[int, dict[str, float]] = {}
     dist: dict[int, float] = {}
     sq_own: dict[int, np.ndarray] = {}
+    path_psnr: dict[int, float] = {}
     for i, k in enumerate(held):
         k0, k1 = order[i], order[i + 2]
         br = Bracket(k0, k1, (k - k0) / (k1 - k0))
@@ -210,9 +227,12 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             refs = [q for q in order if q != k]
             c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
             if route3d_path is not None:
+                c3_path = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
+                path_psnr[k] = psnr_f(fuse(c3_path, None, 1.0, FuseConfig(band_sigma=0.0)), fkeys[k])
+            if route3d_path is not None and cfg.loo_at_path:
                 own = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
                 sq_own[k] = np.mean((own - fkeys[k]) ** 2, axis=-1).astype(np.float32)
-                c3 = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
+                c3 = c3_path
             cs.extend(c3)
             routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
         if learned is not None:
@@ -234,7 +254,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         return fixed.compose(fuse(cands[k], gains, power, cfg), fkeys[k0], fkeys[k1], (k - k0) / (k1 - k0))
 
     res = LooResult(held, dist, sq, rpsnr, detail_power=cfg.detail_power or 1.0,
-                    leak_free=leak_free and route3d is not None, sq_errors_3d_own=sq_own)
+                    leak_free=leak_free and route3d is not None, sq_errors_3d_own=sq_own,
+                    route_psnr_3d_path=path_psnr)
     ref_sharp = {k: max(sharpness(fkeys[k]), 1e-9) for k in held}
     powers = [cfg.detail_power] if cfg.detail_power is not None else sorted(cfg.detail_choices)
     chosen, out = None, {}
@@ -272,6 +293,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             err_no3d, imgs_no3d = mse(off + ["3d"])
             if err_no3d < err_all:  # a 3D model that fits nothing, wrong poses
                 off, imgs_all = off + ["3d"], imgs_no3d
+        if has3d and "3d" not in off and _path_check_fails(path_psnr, rpsnr, cfg.path_check_db):
+            off, imgs_all = off + ["3d"], mse(off + ["3d"])[1]  # fits each input, nothing between them
         res.routes_off = off
         out = imgs_all
     for k in held:

@@ -67,7 +67,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         seed: seeds the learned route's fine-tuning (``cfg.learned_adapt_steps``).
         route3d_path: the 3D route's rebuild of an input rendered where the camera path through the
             other inputs puts it (see :func:`sparsevid.fuse.loo.leave_one_out`); used when
-            ``cfg.loo_at_path``.
+            ``cfg.loo_at_path`` or ``cfg.path_check_db``.
 
     Returns:
         :class:`FusedFrames`.
@@ -79,7 +79,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
     fixed = _fixed(keys_u8, cfg)
     loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned,
-                        route3d_path=route3d_path if use3d and cfg.loo_at_path else None, fixed=fixed)
+                        route3d_path=route3d_path if use3d and (cfg.loo_at_path or cfg.path_check_db is not None)
+                        else None, fixed=fixed)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
