@@ -588,8 +588,9 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
                                              "textured_fraction": fused.fixed_textured_fraction}
             if fused.fixed_fraction >= 5e-4:
-                log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is fixed in the image (an overlay, a "
-                         f"bonnet, a mount): kept from the inputs there, not from the 3D route "
+                log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is the same in every input (an overlay, "
+                         f"a bonnet, or a plain area): no 3D route there, "
+                         f"{100 * fused.fixed_textured_fraction:.1f} % taken from the inputs as they are "
                          f"(--fuse.fixed.no-enabled turns this off)")
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
