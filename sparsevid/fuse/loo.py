@@ -293,7 +293,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             err_no3d, imgs_no3d = mse(off + ["3d"])
             if err_no3d < err_all:  # a 3D model that fits nothing, wrong poses
                 off, imgs_all = off + ["3d"], imgs_no3d
-        if has3d and "3d" not in off and _path_check_fails(path_psnr, rpsnr, cfg.path_check_db):
+        on = {k: {r: v for r, v in rp.items() if r not in off} for k, rp in rpsnr.items()}  # the 2D routes kept
+        if has3d and "3d" not in off and _path_check_fails(path_psnr, on, cfg.path_check_db):
             off, imgs_all = off + ["3d"], mse(off + ["3d"])[1]  # fits each input, nothing between them
         res.routes_off = off
         out = imgs_all
