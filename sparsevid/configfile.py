@@ -69,6 +69,23 @@ def config_from_dict(cls: type[C], data: dict, where: str = "") -> C:
     return cls(**{k: _convert(hints[k], v, f"{where}{k}") for k, v in data.items()})
 
 
+def with_settings(cfg: C, edits: dict) -> C:
+    """A copy of the dataclass ``cfg`` with ``edits`` applied: ``{"field": value}``, a nested dataclass's
+    fields as a nested mapping (``{"flow": {"mirrors": 1}}``) or a dotted key (``{"flow.mirrors": 1}``);
+    the others keep ``cfg``'s values. Values are checked as in a config file (:func:`config_from_dict`)."""
+    data = config_to_dict(cfg)
+    for key, value in edits.items():
+        *outer, last = key.split(".")
+        node = data
+        for name in outer:
+            node = node.setdefault(name, {})
+        if isinstance(value, dict) and isinstance(node.get(last), dict):
+            node[last] = {**node[last], **{k: _plain(v) for k, v in value.items()}}
+        else:
+            node[last] = _plain(value)
+    return config_from_dict(type(cfg), data)
+
+
 def _convert(tp: Any, v: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

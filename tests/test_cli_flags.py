@@ -181,3 +181,17 @@ def test_poses_and_train_derive_their_configs():
             assert flag_name(path, prefix) in options, (cmd, path)
     assert sub["poses"]._option_string_actions["--focal"] is sub["poses"]._option_string_actions["--pose.focal"]
     assert sub["train"]._option_string_actions["--steps"] is sub["train"]._option_string_actions["--train.steps"]
+
+
+def test_with_settings_edits_nested_fields_and_checks_them():
+    from sparsevid.configfile import with_settings
+    from sparsevid.errors import SparsevidError
+    from sparsevid.fuse.fusion import FuseConfig
+
+    base = FuseConfig(learned_passes=1)
+    cfg = with_settings(base, {"mode": "2d", "flow.mirrors": 2, "fixed": {"enabled": False}})
+    assert (cfg.mode, cfg.flow.mirrors, cfg.fixed.enabled, cfg.learned_passes) == ("2d", 2, False, 1)
+    assert cfg.flow.motion == base.flow.motion and cfg.fixed.tolerance == base.fixed.tolerance
+    assert (base.mode, base.flow.mirrors, base.fixed.enabled) == ("fuse", FuseConfig().flow.mirrors, True)
+    with pytest.raises(SparsevidError, match="unknown setting flow.mirorrs"):
+        with_settings(base, {"flow.mirorrs": 2})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import json
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparsevid import log  # noqa: E402
+from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import evaluate, match_size  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
@@ -74,11 +74,7 @@ def main() -> int:
         r3 = res.route3d
         for name, fields in variants:
             base = cpu_profile(cfg).fuse  # the fusion settings the default run used (e.g. the CPU's learned passes)
-            top = {k: v for k, v in fields.items() if "." not in k}
-            for sub in {k.split(".", 1)[0] for k in fields if "." in k}:  # nested settings: flow.X, fixed.X
-                inner = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith(sub + ".")}
-                top[sub] = dataclasses.replace(getattr(base, sub), **inner)
-            fc = dataclasses.replace(base, **top)
+            fc = with_settings(base, fields)
             t0 = time.perf_counter()
             fr = r3.fuse(fc, cfg.device)
             rec[name] = {**score(fr.frames), "fusing_s": round(time.perf_counter() - t0, 1),

@@ -12,7 +12,6 @@ the reference scorer's PSNR / SSIM / sharpness).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.eval.metrics import evaluate  # noqa: E402
@@ -141,9 +141,7 @@ def main() -> int:
             for name, edits in VARIANTS.items():
                 if args.variants and name not in args.variants.split(","):
                     continue
-                edits = {k: (dataclasses.replace(getattr(cfg.fuse, k), **v) if isinstance(v, dict) else v)
-                         for k, v in edits.items()}  # nested settings (flow, fixed) as dicts of their fields
-                fc = dataclasses.replace(cfg.fuse, **edits)
+                fc = with_settings(cfg.fuse, edits)
                 t0 = time.perf_counter()
                 fr = r3.fuse(fc, cfg.device)
                 frames = even_key_detail(fr.frames, at_input)[0] if cfg.even_key_detail else fr.frames
