@@ -226,15 +226,16 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         if route3d is not None and cfg.mode != "2d":
             refs = [q for q in order if q != k]
             c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
+            three_d = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
             if route3d_path is not None:
                 c3_path = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
-                path_psnr[k] = psnr_f(fuse(c3_path, None, 1.0, FuseConfig(band_sigma=0.0)), fkeys[k])
-            if route3d_path is not None and cfg.loo_at_path:
-                own = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
-                sq_own[k] = np.mean((own - fkeys[k]) ** 2, axis=-1).astype(np.float32)
-                c3 = c3_path
+                at_path = fuse(c3_path, None, 1.0, FuseConfig(band_sigma=0.0))
+                path_psnr[k] = psnr_f(at_path, fkeys[k])
+                if cfg.loo_at_path:  # the rebuilds use the path's render; the own camera's error goes to the gains
+                    sq_own[k] = np.mean((three_d - fkeys[k]) ** 2, axis=-1).astype(np.float32)
+                    c3, three_d = c3_path, at_path
             cs.extend(c3)
-            routes["3d"] = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
+            routes["3d"] = three_d
         if learned is not None:
             cl = learned_candidate(learned(k0, k1, br.t))
             cs.append(cl)
