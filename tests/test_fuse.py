@@ -523,3 +523,32 @@ def test_the_path_check_leaves_out_a_3d_route_that_fits_each_input_and_nothing_b
     # the check off: the leaky own-camera check keeps the route
     assert "3d" not in leave_one_out(keys, FuseConfig(learned="off", path_check_db=None), exact,
                                      route3d_path=at_path).routes_off
+
+
+def test_hedged_gains_share_out_a_disagreement_no_held_out_input_foresaw():
+    """Where the routes disagree far more than their expected errors allow (an object that moved where no
+    held-out input saw it), the gains move to equal shares there and nowhere else; a disagreement the
+    expected errors foresee leaves them alone."""
+    from sparsevid.fuse.fusion import Candidate, hedged_gains, route_gains
+
+    h, w = 60, 80
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.3, 0.7, (h, w, 3)).astype(np.float32)
+    img2 = truth + rng.normal(0, 0.01, truth.shape).astype(np.float32)
+    img3 = truth + rng.normal(0, 0.003, truth.shape).astype(np.float32)
+    img3[20:40, 30:60] = 0.05  # the 3D route paints a static background over something that moves
+    errs = {"2d": np.full((h, w), 1e-4, np.float32), "3d": np.full((h, w), 1e-5, np.float32)}
+    cands = [Candidate(img2, np.ones((h, w), np.float32), "2d"), Candidate(img3, np.ones((h, w), np.float32), "3d")]
+    gains = route_gains(errs, 4.0)
+    hedged = hedged_gains(cands, gains, errs, 4.0)
+    assert gains["3d"][30, 45] > 0.9
+    assert 0.4 < hedged["3d"][30, 45] < 0.6  # unexplained: equal shares
+    assert abs(hedged["3d"][5, 5] - gains["3d"][5, 5]) < 0.02  # the routes agree here: as before
+    mixed = lambda g: g["2d"][..., None] * img2 + g["3d"][..., None] * img3
+    region = (slice(20, 40), slice(30, 60))
+    assert np.mean((mixed(hedged)[region] - truth[region]) ** 2) < 0.5 * np.mean((mixed(gains)[region] - truth[region]) ** 2)
+    foreseen = {"2d": errs["2d"], "3d": errs["3d"].copy()}
+    foreseen["3d"][15:45, 25:65] = 0.3  # the leave-one-out saw the 3D route fail there
+    g2 = route_gains(foreseen, 4.0)
+    assert np.allclose(hedged_gains(cands, g2, foreseen, 4.0)["3d"][30, 45], g2["3d"][30, 45], atol=0.02)
+    assert hedged_gains(cands[:1], {"2d": np.ones((h, w))}, {"2d": errs["2d"]}, 4.0)["2d"].shape == (h, w)

@@ -94,11 +94,11 @@ class LooResult:
     sq_errors_3d_own: dict[int, np.ndarray] = field(default_factory=dict)
     route_psnr_3d_path: dict[int, float] = field(default_factory=dict)
 
-    def gains_at(self, position: float, region_sigma_px: float,
-                 exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
-        """Route gains for an output frame at source ``position``: the held-out inputs' error maps,
-        interpolated linearly in time between them (held constant beyond), then
-        :func:`~sparsevid.fuse.fusion.route_gains`. ``exclude`` leaves one held-out input out
+    def errors_at(self, position: float, exclude: int | None = None,
+                  distance: float | None = None) -> dict[str, np.ndarray] | None:
+        """Each route's expected squared-error map ``[H, W]`` for an output frame at source ``position``
+        (the routes left out excluded): the held-out inputs' error maps, interpolated linearly in time
+        between them (held constant beyond). ``exclude`` leaves one held-out input out
         (cross-validation). ``distance``: the frame's distance (source frames) to its nearer input;
         the 2D route's error map is scaled to it from the held-out inputs' distance by the growth
         law of the module docstring (flow interpolation errs less near an input; a render by a model
@@ -112,8 +112,6 @@ class LooResult:
         if not keys:
             return None
         routes = list(self.sq_errors[keys[0]])
-        if len(routes) < 2:
-            return None
         lam = _time_weights(position, keys)
         errs = {r: sum(l * self.sq_errors[k][r] for k, l in zip(keys, lam)) for r in routes}
         if distance is not None and not self.leak_free:
@@ -124,11 +122,23 @@ class LooResult:
             if "3d" in errs and self.sq_errors_3d_own:
                 own = sum(l * self.sq_errors_3d_own[k] for k, l in zip(keys, lam))
                 errs["3d"] = own + np.maximum(errs["3d"] - own, 0.0) * scale
-        on = [r for r in routes if r not in self.routes_off]
-        off = {r: np.zeros_like(errs[r]) for r in routes if r in self.routes_off}
-        if len(on) == 1:
-            return {on[0]: np.ones_like(errs[on[0]]), **off}
-        return {**route_gains({r: errs[r] for r in on}, region_sigma_px), **off}
+        return {r: e for r, e in errs.items() if r not in self.routes_off}
+
+    def gains_at(self, position: float, region_sigma_px: float,
+                 exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
+        """Route gains for an output frame at source ``position``: :meth:`errors_at`, then
+        :func:`~sparsevid.fuse.fusion.route_gains` (a route left out gets 0). None when no error maps
+        are left or there is one route only."""
+        keys = [k for k in self.held_out if k != exclude]
+        if not keys or len(self.sq_errors[keys[0]]) < 2:
+            return None
+        errs = self.errors_at(position, exclude, distance)
+        shape = next(iter(self.sq_errors[keys[0]].values())).shape
+        off = {r: np.zeros(shape, np.float32) for r in self.sq_errors[keys[0]] if r in self.routes_off}
+        if len(errs) == 1:
+            (r,) = errs
+            return {r: np.ones(shape, np.float32), **off}
+        return {**route_gains(errs, region_sigma_px), **off}
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the

@@ -59,6 +59,7 @@ VARIANTS = {
     "2D route alone p1 flow mirrors 1": dict(mode="2d", flow=dict(mirrors=1)),
     "LOO at own camera": dict(loo_at_path=False),
     "fixed regions off": dict(fixed=dict(enabled=False)),
+    "hedge off": dict(hedge=False),
 }
 
 
