@@ -126,19 +126,21 @@ class LooResult:
 
     def gains_at(self, position: float, region_sigma_px: float,
                  exclude: int | None = None, distance: float | None = None) -> dict[str, np.ndarray] | None:
-        """Route gains for an output frame at source ``position``: :meth:`errors_at`, then
-        :func:`~sparsevid.fuse.fusion.route_gains` (a route left out gets 0). None when no error maps
-        are left or there is one route only."""
-        keys = [k for k in self.held_out if k != exclude]
-        if not keys or len(self.sq_errors[keys[0]]) < 2:
+        """Route gains for an output frame at source ``position``: :meth:`gains_from` of
+        :meth:`errors_at`."""
+        return self.gains_from(self.errors_at(position, exclude, distance), region_sigma_px)
+
+    def gains_from(self, errors: dict[str, np.ndarray] | None, region_sigma_px: float) -> dict[str, np.ndarray] | None:
+        """Route gains from :meth:`errors_at`'s maps: :func:`~sparsevid.fuse.fusion.route_gains` (a route
+        left out gets 0). None without maps or with one route only."""
+        if errors is None or len(self.sq_errors[self.held_out[0]]) < 2:
             return None
-        errs = self.errors_at(position, exclude, distance)
-        shape = next(iter(self.sq_errors[keys[0]].values())).shape
-        off = {r: np.zeros(shape, np.float32) for r in self.sq_errors[keys[0]] if r in self.routes_off}
-        if len(errs) == 1:
-            (r,) = errs
+        shape = next(iter(self.sq_errors[self.held_out[0]].values())).shape
+        off = {r: np.zeros(shape, np.float32) for r in self.sq_errors[self.held_out[0]] if r in self.routes_off}
+        if len(errors) == 1:
+            (r,) = errors
             return {r: np.ones(shape, np.float32), **off}
-        return {**route_gains(errs, region_sigma_px), **off}
+        return {**route_gains(errors, region_sigma_px), **off}
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the

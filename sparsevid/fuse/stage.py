@@ -103,10 +103,10 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None
         if loo is not None and (with3d or learned is not None):
-            dist = br.distance() if cfg.distance_gains else None
-            gains = loo.gains_at(float(positions[i]), region, distance=dist)
+            errs = loo.errors_at(float(positions[i]), distance=br.distance() if cfg.distance_gains else None)
+            gains = loo.gains_from(errs, region)
             if cfg.hedge and gains is not None:
-                gains = hedged_gains(cands, gains, loo.errors_at(float(positions[i]), distance=dist), region)
+                gains = hedged_gains(cands, gains, errs, region)
         if fixed is not None and with3d:
             gains = fixed.gains(gains)
         g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None
