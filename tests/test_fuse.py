@@ -525,11 +525,11 @@ def test_the_path_check_leaves_out_a_3d_route_that_fits_each_input_and_nothing_b
                                      route3d_path=at_path).routes_off
 
 
-def test_hedged_gains_share_out_a_disagreement_no_held_out_input_foresaw():
+def test_route_gains_hedge_to_share_out_a_disagreement_no_held_out_input_foresaw():
     """Where the routes disagree far more than their expected errors allow (an object that moved where no
     held-out input saw it), the gains move to equal shares there and nowhere else; a disagreement the
     expected errors foresee leaves them alone."""
-    from sparsevid.fuse.fusion import Candidate, hedged_gains, route_gains
+    from sparsevid.fuse.fusion import Candidate, route_gains, route_images
 
     h, w = 60, 80
     rng = np.random.default_rng(0)
@@ -540,7 +540,7 @@ def test_hedged_gains_share_out_a_disagreement_no_held_out_input_foresaw():
     errs = {"2d": np.full((h, w), 1e-4, np.float32), "3d": np.full((h, w), 1e-5, np.float32)}
     cands = [Candidate(img2, np.ones((h, w), np.float32), "2d"), Candidate(img3, np.ones((h, w), np.float32), "3d")]
     gains = route_gains(errs, 4.0)
-    hedged = hedged_gains(cands, gains, errs, 4.0)
+    hedged = route_gains(errs, 4.0, route_images(cands))
     assert gains["3d"][30, 45] > 0.9
     assert 0.4 < hedged["3d"][30, 45] < 0.6  # unexplained: equal shares
     assert abs(hedged["3d"][5, 5] - gains["3d"][5, 5]) < 0.02  # the routes agree here: as before
@@ -550,5 +550,5 @@ def test_hedged_gains_share_out_a_disagreement_no_held_out_input_foresaw():
     foreseen = {"2d": errs["2d"], "3d": errs["3d"].copy()}
     foreseen["3d"][15:45, 25:65] = 0.3  # the leave-one-out saw the 3D route fail there
     g2 = route_gains(foreseen, 4.0)
-    assert np.allclose(hedged_gains(cands, g2, foreseen, 4.0)["3d"][30, 45], g2["3d"][30, 45], atol=0.02)
-    assert hedged_gains(cands[:1], {"2d": np.ones((h, w))}, {"2d": errs["2d"]}, 4.0)["2d"].shape == (h, w)
+    assert np.allclose(route_gains(foreseen, 4.0, route_images(cands))["3d"][30, 45], g2["3d"][30, 45], atol=0.02)
+    assert route_gains({"2d": errs["2d"]}, 4.0, route_images(cands[:1]))["2d"].shape == (h, w)

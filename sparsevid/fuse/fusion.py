@@ -106,7 +106,7 @@ class FuseConfig:
             them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
             (BENCHMARKS.md, "flows averaged over mirrorings").
         hedge: where the routes' frames disagree by more than the leave-one-out's expected errors allow,
-            move their gains towards equal shares (:func:`hedged_gains`): the held-out inputs only show
+            move their gains towards equal shares (:func:`route_gains` with the routes' frames): the held-out inputs only show
             where each route erred at *their* times, and an object moving where none of them saw it (a car
             crossing behind a fence between the inputs) is painted over by a static 3D model the
             leave-one-out trusted there. Measured in BENCHMARKS.md, "real clips of our own" (session 12).
@@ -300,10 +300,32 @@ class PairFlows:
         return sa, sb
 
 
-def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float) -> dict[str, np.ndarray]:
+def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
+                images: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
-    docstring); the maps are smoothed over ``region_sigma_px`` first."""
-    inv = {r: 1.0 / np.maximum(blur(e.astype(np.float32), region_sigma_px), 1e-6) for r, e in errors.items()}
+    docstring); the maps are smoothed over ``region_sigma_px`` first.
+
+    ``images``: the routes' own frames (:func:`route_images`; ``FuseConfig.hedge``). Where they disagree
+    by more than the expected errors allow, the gains hedge. If route ``r``'s frame is ``truth + e_r``
+    with independent errors of variance ``E_r``, the spread of the ``N`` routes' frames around their
+    plain mean has expectation ``(N - 1) / N * mean_r(E_r)``. Where the observed spread (smoothed over
+    the same region) is larger, something the expected errors did not foresee is in the frame there (an
+    object that moved where no held-out input saw it), and which route is right cannot be told. The
+    excess ``X = N / (N - 1) * spread - mean_r(E_r)`` is charged to every route alike, which explains the
+    spread and moves the gains towards equal shares: the average of disagreeing guesses, the smallest
+    expected squared error when it is unknown which one is right. The spread is taken around the plain
+    mean, not the gain-weighted one, so that confident gains do not hide the disagreement they ignore.
+    Routes without a frame in ``images`` take no part in the spread and get no excess."""
+    err = {r: np.maximum(blur(e.astype(np.float32), region_sigma_px), 1e-6) for r, e in errors.items()}
+    seen = [r for r in err if images is not None and r in images]
+    if len(seen) >= 2:
+        n = len(seen)
+        mean = sum(images[r] for r in seen) / n
+        spread = blur((sum(np.mean((images[r] - mean) ** 2, axis=-1) for r in seen) / n).astype(np.float32),
+                      region_sigma_px)
+        excess = np.maximum(n / (n - 1) * spread - sum(err[r] for r in seen) / n, 0.0)
+        err.update({r: err[r] + excess for r in seen})
+    inv = {r: 1.0 / e for r, e in err.items()}
     tot = sum(inv.values())
     return {r: (v / tot).astype(np.float32) for r, v in inv.items()}
 
@@ -316,36 +338,6 @@ def route_images(cands: Sequence[Candidate]) -> dict[str, np.ndarray]:
         w = sum(c.weight for c in cs)
         out[r] = sum(c.image * c.weight[..., None] for c in cs) / np.maximum(w, 1e-12)[..., None]
     return out
-
-
-def hedged_gains(cands: Sequence[Candidate], gains: dict[str, np.ndarray], errors: dict[str, np.ndarray],
-                 region_sigma_px: float) -> dict[str, np.ndarray]:
-    """Route gains that hedge where the routes disagree more than their expected errors allow.
-
-    ``errors`` are the routes' expected squared-error maps the ``gains`` came from (inverse variance).
-    If route ``r``'s frame is ``truth + e_r`` with independent errors of variance ``E_r``, the spread
-    of the ``N`` routes' frames around their plain mean has expectation ``(N - 1) / N * mean_r(E_r)``.
-    Where the observed spread ``V`` (smoothed over a region) is larger, something the expected errors
-    did not foresee is in the frame there (an object that moved where no held-out input saw it), and
-    which route is right cannot be told. The excess is charged to every route alike,
-    ``X = N / (N - 1) V - mean_r(E_r)``, which explains the spread and moves the gains towards equal
-    shares: the average of disagreeing guesses, the smallest expected squared error when it is unknown
-    which one is right. The spread is taken around the plain mean, not the gain-weighted one, so that
-    confident gains do not hide the disagreement they ignore."""
-    on = [r for r in errors if r in gains]
-    imgs = route_images([c for c in cands if c.route in on])
-    on = [r for r in on if r in imgs]
-    if len(on) < 2:
-        return gains
-    n = len(on)
-    E = {r: np.maximum(blur(errors[r].astype(np.float32), region_sigma_px), 1e-6) for r in on}
-    mean = sum(imgs[r] for r in on) / n
-    spread = blur((sum(np.mean((imgs[r] - mean) ** 2, axis=-1) for r in on) / n).astype(np.float32),
-                  region_sigma_px)
-    excess = np.maximum(n / (n - 1) * spread - sum(E.values()) / n, 0.0)
-    inv = {r: 1.0 / (E[r] + excess) for r in on}
-    s = sum(inv.values())
-    return {**gains, **{r: (inv[r] / s).astype(np.float32) for r in on}}
 
 
 def sharpness(img: np.ndarray) -> float:

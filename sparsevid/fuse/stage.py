@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from sparsevid.devices import resolve_device
-from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, hedged_gains,
-                                   learned_candidate, route3d_candidates, to_float)
+from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
+                                   route3d_candidates, route_images, to_float)
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
@@ -103,10 +103,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None
         if loo is not None and (with3d or learned is not None):
-            errs = loo.errors_at(float(positions[i]), distance=br.distance() if cfg.distance_gains else None)
-            gains = loo.gains_from(errs, region)
-            if cfg.hedge and gains is not None:
-                gains = hedged_gains(cands, gains, errs, region)
+            gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None,
+                                 images=route_images(cands) if cfg.hedge else None)
         if fixed is not None and with3d:
             gains = fixed.gains(gains)
         g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None
