@@ -39,7 +39,7 @@ from sparsevid.data.scene import Scene
 from sparsevid.devices import resolve_device
 from sparsevid.errors import PoseFailure, SparsevidError
 from sparsevid.fuse.fusion import FuseConfig
-from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, path_frames_3d
+from sparsevid.fuse.route3d import LeaveOneOut3D, input_refs, input_views, moved_fractions, path_frames_3d, rigid_check
 from sparsevid.fuse.stage import FusedFrames, even_key_detail, fuse_frames
 from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
@@ -181,6 +181,8 @@ class Route3DOutput:
             (``FuseConfig.loo_models``).
         loo_path: the same rebuilds rendered where the camera path through the other inputs puts
             them (``FuseConfig.loo_at_path``), or None.
+        rigid: where the scene moved by itself between neighbouring inputs
+            (:func:`~sparsevid.fuse.route3d.rigid_check`; ``FuseConfig.rigid_check``), or None.
     """
 
     positions: list
@@ -189,6 +191,7 @@ class Route3DOutput:
     loo: dict | None
     loo_leak_free: bool = False
     loo_path: dict | None = None
+    rigid: dict | None = None
 
     def fuse(self, cfg: FuseConfig, device: str | torch.device = "cpu", seed: int = 0) -> FusedFrames:
         """Every output frame from these frames and rebuilds with the fusion settings ``cfg``
@@ -196,7 +199,7 @@ class Route3DOutput:
         return fuse_frames(self.positions, self.keys, cfg, self.frames,
                            None if self.loo is None else (lambda k, refs: self.loo[k]), leak_free=self.loo_leak_free,
                            route3d_path=None if self.loo_path is None else (lambda k, refs: self.loo_path[k]),
-                           device=device, seed=seed)
+                           device=device, seed=seed, rigid=self.rigid)
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
@@ -534,7 +537,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
-    loo3d_path = None
+    loo3d_path, rigid = None, None
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -570,10 +573,15 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
                     loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
                                                at_path=True).held_out(scene.indices[1:-1])
+            if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check:
+                rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,
+                                    scene.indices, cfg.fuse.rigid_tolerance,
+                                    dataclasses.replace(cfg.fuse.flow, mirrors=1), cfg.fuse.rigid_photo,
+                                    cfg.fuse.rigid_depth_factor)
         if loo_leak_free:
             with timer("leave-one-out"):
                 loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
-    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path)
+    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path, rigid)
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
@@ -587,6 +595,12 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 quality["routes_used"] = fused.routes
                 quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
                                              "textured_fraction": fused.fixed_textured_fraction}
+                if rigid is not None and cfg.fuse.rigid_check:
+                    quality["moved_by_itself"] = moved_fractions(rigid)
+                    log.info("the scene moved by itself (the 3D model's geometry cannot explain it) in "
+                             + ", ".join(f"{100 * v:.0f} %" for v in quality["moved_by_itself"].values())
+                             + " of the frame between the neighbouring inputs: the 3D route gives way there where "
+                               "it disagrees with the 2D routes (--fuse.no-rigid-check turns this off)")
             if fused.fixed_fraction >= 5e-4:
                 log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is the same in every input (an overlay, "
                          f"a bonnet, or a plain area): no 3D route there, "

@@ -121,6 +121,21 @@ def quadratic_shift(f_near: np.ndarray, f_far: np.ndarray, s_near: float, s_far:
     return (0.5 * s_t * (s_t - s_near) * accel).astype(np.float32)
 
 
+def time_coords(t: float, flow: PairFlow, shift_a: np.ndarray | None = None, shift_b: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel of the frame at time ``t`` in [0, 1] between keys ``a`` and ``b`` comes from in
+    each key, under the motion model of the module docstring (``shift_a`` / ``shift_b``: see
+    :func:`interpolate_pair`) -> ``ax, ay, bx, by`` [H, W] float32 OpenCV coordinates (for :func:`remap`)."""
+    gx, gy = grid(*flow.fab.shape[:2])
+    fta = -t * (1 - t) * flow.fab + t * t * flow.fba
+    ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
+    if shift_a is not None:
+        fta = fta - shift_a
+    if shift_b is not None:
+        ftb = ftb - shift_b
+    return gx + fta[..., 0], gy + fta[..., 1], gx + ftb[..., 0], gy + ftb[..., 1]
+
+
 def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FlowConfig | None = None,
                      shift_a: np.ndarray | None = None, shift_b: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -135,15 +150,7 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     """
     cfg = cfg or FlowConfig()
     h, w = a.shape[:2]
-    gx, gy = grid(h, w)
-    fta = -t * (1 - t) * flow.fab + t * t * flow.fba
-    ftb = (1 - t) * (1 - t) * flow.fab - t * (1 - t) * flow.fba
-    if shift_a is not None:
-        fta = fta - shift_a
-    if shift_b is not None:
-        ftb = ftb - shift_b
-    ax, ay = gx + fta[..., 0], gy + fta[..., 1]
-    bx, by = gx + ftb[..., 0], gy + ftb[..., 1]
+    ax, ay, bx, by = time_coords(t, flow, shift_a, shift_b)
     interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
     wa = remap(a, ax, ay, interp)
     wb = remap(b, bx, by, interp)

@@ -110,6 +110,21 @@ class FuseConfig:
             where each route erred at *their* times, and an object moving where none of them saw it (a car
             crossing behind a fence between the inputs) is painted over by a static 3D model the
             leave-one-out trusted there. Measured in BENCHMARKS.md, "real clips of our own" (session 12).
+        rigid_check: where the 3D model's geometry cannot explain the motion between two neighbouring
+            inputs (:mod:`sparsevid.fuse.rigid`: optical flow against the flow the model's depth and the
+            cameras give), the scene moved by itself, and the 3D route's expected error at the frames between
+            them is at least its disagreement with the 2D routes (:func:`route_gains`, ``suspect``). Leak-free
+            where the leave-one-out is not (the model was trained on the held-out input), for two flows per
+            pair of inputs.
+        rigid_tolerance: how far (px per 1000 px of width, plus 10 % of the rigid flow) the optical flow may
+            differ from the rigid flow before a pixel counts as moved by itself (half-way at this value).
+        rigid_photo: where the optical flow is inconsistent (an object too fast or too close for it), the
+            check compares the frames themselves instead: the other input sampled where the rigid flow puts
+            each pixel, both low-passed; an RMS difference of this much (0..1 range) counts half-way as moved
+            (:func:`sparsevid.fuse.rigid.photo_error`). None: the flow's test only.
+        rigid_depth_factor: how far off (a factor either way) the model's depth may be before a pixel that
+            moved along its epipolar line counts as moved by itself (:func:`sparsevid.fuse.rigid.epipolar_segment`):
+            a sparse-view model's depth is rough, and a depth error moves a pixel along that line only.
         flow: the 2D route's flow settings.
         fixed: regions fixed in the image (a burnt-in clock, a bonnet, a mount: :mod:`sparsevid.fuse.fixed`):
             no 3D route there, and their textured pixels taken from the inputs as they are.
@@ -135,6 +150,10 @@ class FuseConfig:
     learned_adapt_lr: float = 3e-6
     guided_mirrors: int | None = 1
     hedge: bool = True
+    rigid_check: bool = True
+    rigid_tolerance: float = 6.0
+    rigid_photo: float | None = 0.1
+    rigid_depth_factor: float = 2.0
     flow: FlowConfig = field(default_factory=FlowConfig)
     fixed: FixedConfig = field(default_factory=FixedConfig)
 
@@ -301,7 +320,8 @@ class PairFlows:
 
 
 def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
-                images: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                images: dict[str, np.ndarray] | None = None,
+                suspect: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
     docstring); the maps are smoothed over ``region_sigma_px`` first.
 
@@ -315,9 +335,23 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
     spread and moves the gains towards equal shares: the average of disagreeing guesses, the smallest
     expected squared error when it is unknown which one is right. The spread is taken around the plain
     mean, not the gain-weighted one, so that confident gains do not hide the disagreement they ignore.
-    Routes without a frame in ``images`` take no part in the spread and get no excess."""
+    Routes without a frame in ``images`` take no part in the spread and get no excess.
+
+    ``suspect``: route -> [H, W] in [0, 1], where that route is known to be wrong in a way its
+    leave-one-out errors do not show (the 3D route where the scene moved by itself between the inputs:
+    :mod:`sparsevid.fuse.rigid`). There its expected error is at least its squared disagreement with
+    the plain mean of the other routes' frames (what it would be if they were right), smoothed like the
+    rest; so it gives way where it disagrees with them, and nothing changes where it agrees. This comes
+    before the hedge, which then sees the suspect route's larger expected error and hedges less.
+    Needs ``images``, with the suspect route and at least one other."""
     err = {r: np.maximum(blur(e.astype(np.float32), region_sigma_px), 1e-6) for r, e in errors.items()}
     seen = [r for r in err if images is not None and r in images]
+    for r, rho in (suspect or {}).items():
+        others = [q for q in seen if q != r]
+        if r not in seen or not others:
+            continue
+        d = np.mean((images[r] - sum(images[q] for q in others) / len(others)) ** 2, axis=-1)
+        err[r] = np.maximum(err[r], blur((rho * d).astype(np.float32), region_sigma_px))
     if len(seen) >= 2:
         n = len(seen)
         mean = sum(images[r] for r in seen) / n

@@ -125,11 +125,12 @@ class LooResult:
         return {r: e for r, e in errs.items() if r not in self.routes_off}
 
     def gains_at(self, position: float, region_sigma_px: float, exclude: int | None = None,
-                 distance: float | None = None, images: dict[str, np.ndarray] | None = None
-                 ) -> dict[str, np.ndarray] | None:
+                 distance: float | None = None, images: dict[str, np.ndarray] | None = None,
+                 suspect: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
         """Route gains for an output frame at source ``position``: :meth:`errors_at`, then
         :func:`~sparsevid.fuse.fusion.route_gains` (a route left out gets 0; ``images``, the routes' frames,
-        make them hedge). None when no error maps are left or there is one route only."""
+        make them hedge, and ``suspect`` charges a route where it is known to be wrong). None when no
+        error maps are left or there is one route only."""
         errors = self.errors_at(position, exclude, distance)
         if errors is None or len(self.sq_errors[self.held_out[0]]) < 2:
             return None
@@ -138,7 +139,7 @@ class LooResult:
         if len(errors) == 1:
             (r,) = errors
             return {r: np.ones(shape, np.float32), **off}
-        return {**route_gains(errors, region_sigma_px, images), **off}
+        return {**route_gains(errors, region_sigma_px, images, suspect), **off}
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the

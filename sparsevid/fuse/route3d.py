@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -15,11 +16,13 @@ from sparsevid.data.scene import Scene
 from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
+from sparsevid.fuse.flow2d import FlowConfig, pair_flow
+from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
 from sparsevid.gaussians.trainer import TrainView
 from sparsevid.data.timebase import fps_fraction
 from sparsevid.path.camera_path import CameraPath, PathFrames
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.render.frames import RenderedPath
+from sparsevid.render.frames import RenderedPath, to_uint8
 
 
 def input_views(scene: Scene, und: Undistorter) -> list[TrainView]:
@@ -45,6 +48,69 @@ def input_refs(scene: Scene, und: Undistorter, render) -> RefViews:
         depth = render(c2ws.float(), Ks, wc, hc)["depth"].detach().cpu().float()
     valid = torch.from_numpy(np.stack([v.mask for v in views]))
     return RefViews(imgs, Ks, c2ws, depth, valid)
+
+
+#: the widest canvas :func:`rigid_check` works on (px); wider ones are downscaled for it
+RIGID_WIDTH = 512
+
+
+def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], tolerance: float, flow: FlowConfig,
+                photo_tolerance: float | None = None, depth_factor: float = 2.0
+                ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Where the scene moved by itself between each pair of neighbouring inputs, as far as the model's
+    geometry can tell (:mod:`sparsevid.fuse.rigid`).
+
+    Args:
+        refs: the inputs on the canvas of ``und`` with the model's depth at their cameras
+            (:func:`input_refs`), in the order of ``order`` (their indices).
+        tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s, px per 1000 px of width (also the
+            spacing of :func:`~sparsevid.fuse.rigid.photo_error`'s samples).
+        photo_tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s (None: the flow's test only).
+        depth_factor: how far off the model's depth may be (:func:`~sparsevid.fuse.rigid.epipolar_segment`).
+        flow: the optical flow's settings (DIS on the canvas images; ``flow.fb_tolerance`` also sets
+            how consistent a flow must be to count).
+
+    Returns:
+        (k0, k1) -> (map at ``k0``, map at ``k1``): [H, W] float32 in [0, 1] in the input lens, each in its
+        own frame's pixels (1: surely moved other than the still geometry says). The check runs on the
+        canvas downscaled to at most :data:`RIGID_WIDTH` px wide (its tolerances are per 1000 px of width):
+        the fusion uses the maps over regions of ~4 % of the width.
+    """
+    imgs = refs.images.numpy()
+    depth = refs.depth[..., 0].numpy()
+    Ks, c2ws = refs.Ks.numpy().astype(np.float64), refs.c2ws.numpy().astype(np.float64)
+    valid = np.ones(depth.shape, np.float32) if refs.valid is None else refs.valid[..., 0].numpy()
+    hc, wc = depth.shape[1:]
+    s = min(1.0, RIGID_WIDTH / wc)  # the check is about regions: at most RIGID_WIDTH px wide
+    if s < 1.0:
+        size = (max(1, round(wc * s)), max(1, round(hc * s)))
+        imgs = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in imgs])
+        depth = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST) for x in depth])
+        valid = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST) for x in valid])
+        Ks = Ks.copy()
+        Ks[:, :2] *= np.array([size[0] / wc, size[1] / hc])[None, :, None]
+    width = imgs.shape[2]
+    out = {}
+    for i, (k0, k1) in enumerate(zip(order, order[1:])):
+        pf = pair_flow(to_uint8(imgs[i]), to_uint8(imgs[i + 1]), flow)
+        maps = []
+        for a, b, fl, err in ((i, i + 1, pf.fab, pf.err_ab), (i + 1, i, pf.fba, pf.err_ba)):
+            seg = epipolar_segment(depth[a], Ks[a], c2ws[a], c2ws[b], Ks[b], depth_factor)
+            photo = None if photo_tolerance is None else photo_error(imgs[a], imgs[b], seg,
+                                                                     tolerance * width / 1000.0)
+            m = nonrigid_map(seg, fl, err, width, tolerance, flow.fb_tolerance, photo,
+                             photo_tolerance or 0.1) * valid[a]
+            if m.shape != (hc, wc):
+                m = cv2.resize(m, (wc, hc), interpolation=cv2.INTER_LINEAR)
+            maps.append(np.clip(und.distort_image(np.ascontiguousarray(m, np.float32)), 0, 1))
+        out[(int(k0), int(k1))] = (maps[0], maps[1])
+    return out
+
+
+def moved_fractions(maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """``"k0-k1"`` -> the part of the frame that moved by itself between those inputs (the mean of
+    :func:`rigid_check`'s two maps, rounded to 4 places)."""
+    return {f"{k0}-{k1}": round(float(0.5 * (m0.mean() + m1.mean())), 4) for (k0, k1), (m0, m1) in maps.items()}
 
 
 def _distort_pair(und: Undistorter, img: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

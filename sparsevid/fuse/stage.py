@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from sparsevid.devices import resolve_device
+from sparsevid.imaging import remap
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_images, to_float)
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
+from sparsevid.fuse.flow2d import PairFlow, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.log import progress
@@ -51,7 +53,8 @@ class FusedFrames:
 def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarray], cfg: FuseConfig,
                 frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None,
                 leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0,
-                route3d_path: Route3D | None = None) -> FusedFrames:
+                route3d_path: Route3D | None = None,
+                rigid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None) -> FusedFrames:
     """Build every output frame.
 
     Args:
@@ -68,6 +71,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         route3d_path: the 3D route's rebuild of an input rendered where the camera path through the
             other inputs puts it (see :func:`sparsevid.fuse.loo.leave_one_out`); used when
             ``cfg.loo_at_path`` or ``cfg.path_check_db``.
+        rigid: (k0, k1) -> where the scene moved by itself between neighbouring inputs ``k0`` and ``k1``,
+            at each of them (:func:`sparsevid.fuse.route3d.rigid_check`); used when ``cfg.rigid_check``.
 
     Returns:
         :class:`FusedFrames`.
@@ -93,8 +98,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         br = brackets[i]
         if br.at_key:
             return keys_u8[br.key], None
-        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg,
-                                flows.shifts(list(fkeys), br.k0, br.k1, br.t))
+        shifts = flows.shifts(list(fkeys), br.k0, br.k1, br.t)
+        cands = flow_candidates(fkeys[br.k0], fkeys[br.k1], br.t, flows(br.k0, br.k1), cfg, shifts)
         with3d = use3d and frames3d[i] is not None
         if with3d:
             img3, w3 = frames3d[i]
@@ -103,8 +108,11 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None
         if loo is not None and (with3d or learned is not None):
+            suspect = None
+            if with3d and cfg.rigid_check and rigid is not None and (br.k0, br.k1) in rigid:
+                suspect = {"3d": moved_at(rigid[(br.k0, br.k1)], br.t, flows(br.k0, br.k1), shifts)}
             gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None,
-                                 images=route_images(cands) if cfg.hedge else None)
+                                 images=route_images(cands) if cfg.hedge or suspect else None, suspect=suspect)
         if fixed is not None and with3d:
             gains = fixed.gains(gains)
         g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None
@@ -130,6 +138,15 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     return FusedFrames(out, estimate, loo, float(np.mean(gains3)) if gains3 else None, routes,
                        fixed_fraction=0.0 if fixed is None else round(float(fixed.fixed.mean()), 4),
                        fixed_textured_fraction=0.0 if fixed is None else round(float(fixed.textured.mean()), 4))
+
+
+def moved_at(maps: tuple[np.ndarray, np.ndarray], t: float, flow: PairFlow,
+             shifts: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> np.ndarray:
+    """Where the scene moved by itself at time ``t`` between two keys ([H, W] float32 in [0, 1]): the
+    rigid check's maps at both keys (:func:`sparsevid.fuse.route3d.rigid_check`), each carried to ``t``
+    along the 2D route's motion (:func:`~sparsevid.fuse.flow2d.time_coords`), the larger of the two."""
+    ax, ay, bx, by = time_coords(t, flow, *shifts)
+    return np.maximum(remap(maps[0], ax, ay), remap(maps[1], bx, by))
 
 
 def _fixed(keys: dict[int, np.ndarray], cfg: FuseConfig) -> FixedRegions | None:

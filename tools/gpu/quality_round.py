@@ -60,6 +60,7 @@ VARIANTS = {
     "LOO at own camera": dict(loo_at_path=False),
     "fixed regions off": dict(fixed=dict(enabled=False)),
     "hedge off": dict(hedge=False),
+    "rigid check off": dict(rigid_check=False),
 }
 
 

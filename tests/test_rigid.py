@@ -1,0 +1,166 @@
+"""The rigid check (sparsevid.fuse.rigid, route3d.rigid_check, fusion.route_gains ``suspect``): where the
+3D model's still geometry cannot explain the motion between two inputs, the 3D route gives way."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparsevid.data.camera import Camera
+from sparsevid.fixer.base import RefViews
+from sparsevid.fuse.flow2d import FlowConfig, PairFlow
+from sparsevid.fuse.fusion import route_gains
+from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error, rigid_flow, segment_distance
+from sparsevid.fuse import route3d
+from sparsevid.fuse.route3d import rigid_check
+from sparsevid.fuse.stage import moved_at
+from sparsevid.imaging import blur
+from sparsevid.poses.undistort import Undistorter
+
+
+def _pose(tx: float) -> np.ndarray:
+    c2w = np.eye(4)
+    c2w[0, 3] = tx
+    return c2w
+
+
+def test_rigid_flow_of_a_sideways_step_is_focal_times_baseline_over_depth() -> None:
+    K = np.array([[50.0, 0, 20], [0, 50.0, 15], [0, 0, 1]])
+    depth = np.full((30, 40), 2.0, np.float32)
+    depth[0, 0] = 0.0  # unknown
+    flow = rigid_flow(depth, K, _pose(0.0), _pose(0.1))
+    # the camera steps 0.1 to the right: a point 2 away moves 50 * 0.1 / 2 = 2.5 px to the left
+    np.testing.assert_allclose(flow[1:, 1:, 0], -2.5, atol=1e-4)
+    np.testing.assert_allclose(flow[1:, 1:, 1], 0.0, atol=1e-4)
+    assert np.isnan(flow[0, 0]).all()
+    # a step forward of 3 puts the plane behind the camera: unknown
+    back = np.eye(4)
+    back[2, 3] = 3.0
+    assert np.isnan(rigid_flow(depth, K, np.eye(4), back)).all()
+
+
+def test_epipolar_segment_runs_between_the_rigid_flows_of_half_and_twice_the_depth() -> None:
+    K = np.array([[50.0, 0, 20], [0, 50.0, 15], [0, 0, 1]])
+    depth = np.full((30, 40), 2.0, np.float32)
+    far, near = epipolar_segment(depth, K, _pose(0.0), _pose(0.1))
+    np.testing.assert_allclose(far[..., 0], -1.25, atol=1e-4)   # depth 4
+    np.testing.assert_allclose(near[..., 0], -5.0, atol=1e-4)   # depth 1
+    # pure rotation: no parallax, the segment is a point
+    rot = np.eye(4)
+    rot[:3, :3] = [[np.cos(0.05), 0, np.sin(0.05)], [0, 1, 0], [-np.sin(0.05), 0, np.cos(0.05)]]
+    far, near = epipolar_segment(depth, K, np.eye(4), rot)
+    np.testing.assert_allclose(far, near, atol=1e-3)
+    p = np.zeros((1, 3, 2), np.float32)
+    p[0, :, 0] = [-3.0, 0.0, -8.0]
+    s0 = np.broadcast_to(np.float32([-1.25, 0.0]), (1, 3, 2))
+    s1 = np.broadcast_to(np.float32([-5.0, 0.0]), (1, 3, 2))
+    np.testing.assert_allclose(segment_distance(p, s0, s1)[0], [0.0, 1.25, 3.0], atol=1e-5)
+
+
+def test_nonrigid_map_flags_consistent_motion_off_the_epipolar_segment_and_nothing_else() -> None:
+    h, w = 20, 100
+    s0 = np.zeros((h, w, 2), np.float32)
+    s1 = np.zeros((h, w, 2), np.float32)
+    s1[..., 0] = -40.0  # depth within a factor 2 moves a pixel up to 40 px to the left
+    flow = np.zeros((h, w, 2), np.float32)
+    err = np.zeros((h, w), np.float32)
+    flow[:, 0:10, 0] = -30.0  # on its segment: a depth error, not motion
+    flow[:, 20:40, 1] = 15.0   # 15 px off its segment, flow consistent: moved by itself
+    flow[:, 60:80, 1] = 15.0   # the same, but the flow is inconsistent there: it shows nothing
+    err[:, 60:80] = 10.0
+    s0[:, 90:, :] = np.nan     # no depth
+    flow[:, 90:, 1] = 15.0
+    m = nonrigid_map((s0, s1), flow, err, w, tolerance=6.0, fb_tolerance=1.5)
+    assert m.shape == (h, w) and m.dtype == np.float32
+    assert m[:, 20:40].min() > 0.99
+    assert m[:, :20].max() < 1e-6 and m[:, 40:60].max() < 1e-6 and m[:, 90:].max() == 0.0
+    assert m[:, 60:80].max() < 1e-3
+
+
+def test_where_the_flow_is_inconsistent_the_frames_themselves_say_what_moved() -> None:
+    h, w = 40, 120
+    a = _texture(h, w + 10, 0)
+    b = a[:, 4:4 + w].copy()             # the still scene moves 4 px to the left ...
+    a = a[:, :w].copy()
+    b[10:30, 70:100] = 0.95  # ... and something white came into view at 70-100 (74-104 in a's pixels)
+    rigid = np.zeros((h, w, 2), np.float32)
+    rigid[..., 0] = -4.0
+    err = photo_error(a, b, (rigid, rigid), radius=1.5, sigma=1.0)
+    assert err.shape == (h, w) and np.isnan(err[:, :3]).all()  # sampled left of b's first column: unknown
+    assert np.nanmax(err[:, 10:60]) < 0.02 and err[14:26, 80:98].min() > 0.2
+    flow = rigid.copy()
+    fb = np.full((h, w), 50.0, np.float32)  # no flow to trust anywhere
+    m = nonrigid_map((rigid, rigid), flow, fb, w, 6.0, 1.5, err, photo_tolerance=0.1)
+    assert m[14:26, 80:98].min() > 0.9 and m[:, 10:60].max() < 0.05 and m[:, :3].max() == 0.0
+    # without the frames' own test an inconsistent flow shows nothing
+    assert nonrigid_map((rigid, rigid), flow, fb, w, 6.0, 1.5).max() < 1e-6
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(0.5 + 4.0 * (blur(rng.random((h, w, 3)).astype(np.float32), 4.0) - 0.5), 0, 1)
+
+
+@pytest.mark.parametrize("work_width", [512, 120])  # as given; downscaled for the check, maps back at full size
+def test_rigid_check_finds_an_object_that_moved_by_itself_and_not_the_still_scene(work_width, monkeypatch) -> None:
+    monkeypatch.setattr(route3d, "RIGID_WIDTH", work_width)
+    h, w, f, z, step = 120, 160, 100.0, 2.0, 0.06  # the still scene moves 3 px to the left
+    cam = Camera.pinhole(f, f, w / 2, h / 2, w, h)
+    und = Undistorter.for_camera(cam)
+    assert und.canvas_size == (w, h)
+    shift = int(round(f * step / z))
+    bg = _texture(h, w + 40, 0)
+    box = _texture(36, 36, 1)
+    a = bg[:, 20:20 + w].copy()
+    b = bg[:, 20 + shift:20 + shift + w].copy()
+    a[40:76, 40:76] = box
+    b[40:76, 52:88] = box  # the box moves 12 px to the right by itself
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]]).float()
+    refs = RefViews(torch.from_numpy(np.stack([a, b])).float(), K.expand(2, 3, 3),
+                    torch.from_numpy(np.stack([_pose(0.0), _pose(step)])).float(),
+                    torch.full((2, h, w, 1), z))
+    maps = rigid_check(refs, und, [0, 9], tolerance=6.0, flow=FlowConfig(mirrors=1), photo_tolerance=0.1)
+    assert set(maps) == {(0, 9)}
+    ma, mb = maps[(0, 9)]
+    assert ma.shape == (h, w) and mb.shape == (h, w)
+    # the box's inside, where it is in each frame, is flagged; the still scene away from it is not
+    assert ma[46:70, 46:70].mean() > 0.8 and mb[46:70, 58:82].mean() > 0.8
+    still = np.ones((h, w), bool)
+    still[25:95, 25:100] = False
+    still[:, :10] = still[:, -10:] = False  # the borders, where the scene leaves the frame
+    assert ma[still].mean() < 0.05 and mb[still].mean() < 0.05
+
+
+def test_moved_at_carries_both_keys_maps_along_the_motion() -> None:
+    h, w = 20, 60
+    fab = np.zeros((h, w, 2), np.float32)
+    fab[..., 0] = 20.0  # everything moves 20 px to the right from a to b
+    flow = PairFlow(fab, -fab, np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
+    ma = np.zeros((h, w), np.float32)
+    mb = np.zeros((h, w), np.float32)
+    ma[:, 10:14] = 1.0   # in a's pixels
+    mb[:, 30:34] = 1.0   # the same thing in b's
+    m = moved_at((ma, mb), 0.5, flow)
+    assert m[:, 20:24].min() > 0.99  # half-way at t = 0.5
+    assert m[:, :18].max() < 1e-6 and m[:, 26:].max() < 1e-6
+
+
+def test_a_suspect_route_gives_way_where_it_disagrees_with_the_others_and_only_there() -> None:
+    h, w = 40, 80
+    truth = np.full((h, w, 3), 0.5, np.float32)
+    img3 = truth.copy()
+    img3[:, :40] = 0.9  # the 3D route paints something else over the left half
+    images = {"2d": truth, "learned": truth + 0.01, "3d": img3}
+    errors = {"2d": np.full((h, w), 1e-3, np.float32), "learned": np.full((h, w), 1e-3, np.float32),
+              "3d": np.full((h, w), 1e-4, np.float32)}  # the leave-one-out trusted it most everywhere
+    plain = route_gains(errors, 2.0, images)
+    rho = np.ones((h, w), np.float32)
+    g = route_gains(errors, 2.0, images, suspect={"3d": rho})
+    assert g["3d"][:, :30].max() < 0.05 < plain["3d"][:, :30].min()
+    np.testing.assert_allclose(g["3d"][:, 50:], plain["3d"][:, 50:], atol=1e-3)  # where it agrees: as before
+    for r in g:  # still shares
+        np.testing.assert_allclose(sum(g.values()), 1.0, atol=1e-5)
+    # not suspected: as without
+    none = route_gains(errors, 2.0, images, suspect={"3d": np.zeros((h, w), np.float32)})
+    for r in plain:
+        np.testing.assert_allclose(none[r], plain[r], atol=1e-6)
