@@ -147,7 +147,7 @@ class RunResult:
         output_dir: the run folder.
         frames: T x [H, W, 3] uint8 output frames in the input lens.
         stage_seconds: wall time per stage (loading, poses, training, fixing, rendering, enhance,
-            encoding, eval).
+            rigid check, fusing, encoding, eval).
         metrics: the evaluation (see :func:`sparsevid.eval.metrics.evaluate`) or None.
         peak_memory: {"cpu_rss_mb": ..., "gpu_mb": ...}.
         fps: the output frame rate.
@@ -573,7 +573,8 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
                     loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
                                                at_path=True).held_out(scene.indices[1:-1])
-            if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check:
+        if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check and len(scene.frames) >= 3:  # feeds the leave-one-out
+            with timer("rigid check"):
                 rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,
                                     scene.indices, cfg.fuse.rigid_tolerance,
                                     dataclasses.replace(cfg.fuse.flow, mirrors=1), cfg.fuse.rigid_photo,

@@ -99,6 +99,10 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
     learned = {"learned"} if weights_path() is not None else set()  # the learned route, where its weights are
     assert set(q["routes"]) == {"9", "19"} and set(q["routes"]["9"]) == {"2d", "3d"} | learned
     assert set(q["routes_used"]) == ({"2d", "3d"} | learned) - set(q["routes_off"])
+    # the rigid check's part of the frame that moved by itself, per pair of neighbouring inputs (a still scene)
+    assert set(q["moved_by_itself"]) == {"0-9", "9-19", "19-29"}
+    assert all(0.0 <= v <= 1.0 for v in q["moved_by_itself"].values())
+    assert res.route3d.rigid is not None and res.route3d.rigid[(9, 19)][0].shape == (48, 64)
     assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
     assert res.metrics["heldout"]["count"] == 26
 

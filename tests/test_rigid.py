@@ -158,9 +158,68 @@ def test_a_suspect_route_gives_way_where_it_disagrees_with_the_others_and_only_t
     g = route_gains(errors, 2.0, images, suspect={"3d": rho})
     assert g["3d"][:, :30].max() < 0.05 < plain["3d"][:, :30].min()
     np.testing.assert_allclose(g["3d"][:, 50:], plain["3d"][:, 50:], atol=1e-3)  # where it agrees: as before
-    for r in g:  # still shares
-        np.testing.assert_allclose(sum(g.values()), 1.0, atol=1e-5)
+    np.testing.assert_allclose(sum(g.values()), 1.0, atol=1e-5)  # still shares
     # not suspected: as without
     none = route_gains(errors, 2.0, images, suspect={"3d": np.zeros((h, w), np.float32)})
     for r in plain:
         np.testing.assert_allclose(none[r], plain[r], atol=1e-6)
+
+
+def test_where_the_scene_moved_by_itself_the_estimate_does_not_believe_the_leaky_3d_rebuild() -> None:
+    """A 3D route that rebuilds every held-out input exactly (its model saw that input): the leave-one-out
+    rebuilds, and so the estimate, flatter it. Where the rigid check says the scene moved by itself, the
+    measured rebuild is the one without the 3D route; elsewhere, and for the route gains, nothing changes."""
+    from test_fuse import _corridor
+
+    from sparsevid.fuse.fusion import FuseConfig, to_float
+    from sparsevid.fuse.loo import leave_one_out
+    from sparsevid.fuse.stage import moved_at_inputs
+
+    cam, poses, imgs, depths = _corridor()
+    keys = {k: imgs[k] for k in (0, 9, 19, 29)}
+    exact = lambda target, refs: (to_float(imgs[target]), np.ones(imgs[0].shape[:2], np.float32))  # noqa: E731
+    cfg = FuseConfig(learned="off", path_check_db=None)
+    h, w = imgs[0].shape[:2]
+    plain = leave_one_out(keys, cfg, exact)
+    none_moved = leave_one_out(keys, cfg, exact, moved={k: np.zeros((h, w), np.float32) for k in (9, 19)})
+    all_moved = leave_one_out(keys, cfg, exact, moved={k: np.ones((h, w), np.float32) for k in (9, 19)})
+    no3d = leave_one_out(keys, FuseConfig(learned="off", path_check_db=None, mode="2d"))
+    assert "3d" not in plain.routes_off
+    for k in (9, 19):
+        assert none_moved.psnr[k] == plain.psnr[k]
+        assert all_moved.psnr[k] < plain.psnr[k] - 3.0
+        assert abs(all_moved.psnr[k] - no3d.psnr[k]) < 1e-3  # there the rebuild without the 3D route
+        np.testing.assert_array_equal(all_moved.sq_errors[k]["3d"], plain.sq_errors[k]["3d"])  # gains as before
+    assert all_moved.estimate([3.0])["psnr_heldout"] < plain.estimate([3.0])["psnr_heldout"] - 3.0
+    # the maps at each interior input: the larger of the two pairs' it belongs to
+    a, b = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    a[:5], b[-5:] = 1.0, 0.5
+    maps = {(0, 9): (a, a), (9, 19): (b, b), (19, 29): (a, a)}
+    at = moved_at_inputs(maps, [0, 9, 19, 29])
+    assert set(at) == {9, 19}
+    np.testing.assert_array_equal(at[9], np.maximum(a, b))
+
+
+@pytest.mark.parametrize("work_width", [512, 120])
+def test_rigid_check_sees_a_still_scene_under_a_pan_as_still_at_any_working_width(work_width, monkeypatch) -> None:
+    """A pan moves every pixel by an amount set by the focal length (no parallax: the segment is a point), so
+    intrinsics not scaled with the working size would show the whole still scene as moving."""
+    import cv2
+
+    monkeypatch.setattr(route3d, "RIGID_WIDTH", work_width)
+    h, w, f, pan = 120, 160, 100.0, 0.06  # ~6 px of motion
+    cam = Camera.pinhole(f, f, w / 2, h / 2, w, h)
+    und = Undistorter.for_camera(cam)
+    R = np.array([[np.cos(pan), 0, np.sin(pan)], [0, 1, 0], [-np.sin(pan), 0, np.cos(pan)]])
+    c2w_b = np.eye(4)
+    c2w_b[:3, :3] = R
+    K = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+    Kc = K - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])  # OpenCV's pixel centres
+    a = _texture(h, w, 3)
+    b = cv2.warpPerspective(a, Kc @ R.T @ np.linalg.inv(Kc), (w, h), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REFLECT)
+    refs = RefViews(torch.from_numpy(np.stack([a, b])).float(), torch.from_numpy(K).float().expand(2, 3, 3),
+                    torch.from_numpy(np.stack([np.eye(4), c2w_b])).float(), torch.full((2, h, w, 1), 50.0))
+    ma, mb = rigid_check(refs, und, [0, 9], tolerance=6.0, flow=FlowConfig(mirrors=1), photo_tolerance=0.1)[(0, 9)]
+    inner = (slice(15, -15), slice(20, -20))
+    assert ma[inner].mean() < 0.05 and mb[inner].mean() < 0.05

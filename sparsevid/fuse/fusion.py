@@ -116,12 +116,13 @@ class FuseConfig:
             them is at least its disagreement with the 2D routes (:func:`route_gains`, ``suspect``). Leak-free
             where the leave-one-out is not (the model was trained on the held-out input), for two flows per
             pair of inputs.
-        rigid_tolerance: how far (px per 1000 px of width, plus 10 % of the rigid flow) the optical flow may
-            differ from the rigid flow before a pixel counts as moved by itself (half-way at this value).
+        rigid_tolerance: how far (px per 1000 px of width) the optical flow may be from a pixel's epipolar
+            segment before the pixel counts as moved by itself (half-way at this distance).
         rigid_photo: where the optical flow is inconsistent (an object too fast or too close for it), the
-            check compares the frames themselves instead: the other input sampled where the rigid flow puts
-            each pixel, both low-passed; an RMS difference of this much (0..1 range) counts half-way as moved
-            (:func:`sparsevid.fuse.rigid.photo_error`). None: the flow's test only.
+            check compares the frames themselves instead: the other input searched along each pixel's
+            epipolar segment and ``rigid_tolerance`` to either side, both low-passed; a smallest RMS difference
+            of this much (0..1 range) counts half-way as moved (:func:`sparsevid.fuse.rigid.photo_error`).
+            None: the flow's test only.
         rigid_depth_factor: how far off (a factor either way) the model's depth may be before a pixel that
             moved along its epipolar line counts as moved by itself (:func:`sparsevid.fuse.rigid.epipolar_segment`):
             a sparse-view model's depth is rough, and a depth error moves a pixel along that line only.
@@ -321,7 +322,7 @@ class PairFlows:
 
 def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
                 images: dict[str, np.ndarray] | None = None,
-                suspect: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                suspect: dict[str, np.ndarray] | None = None, hedge: bool = True) -> dict[str, np.ndarray]:
     """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
     docstring); the maps are smoothed over ``region_sigma_px`` first.
 
@@ -343,7 +344,8 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
     the plain mean of the other routes' frames (what it would be if they were right), smoothed like the
     rest; so it gives way where it disagrees with them, and nothing changes where it agrees. This comes
     before the hedge, which then sees the suspect route's larger expected error and hedges less.
-    Needs ``images``, with the suspect route and at least one other."""
+    Needs ``images``, with the suspect route and at least one other. ``hedge`` False: ``images`` serve
+    ``suspect`` only (``FuseConfig.hedge``)."""
     err = {r: np.maximum(blur(e.astype(np.float32), region_sigma_px), 1e-6) for r, e in errors.items()}
     seen = [r for r in err if images is not None and r in images]
     for r, rho in (suspect or {}).items():
@@ -352,7 +354,7 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
             continue
         d = np.mean((images[r] - sum(images[q] for q in others) / len(others)) ** 2, axis=-1)
         err[r] = np.maximum(err[r], blur((rho * d).astype(np.float32), region_sigma_px))
-    if len(seen) >= 2:
+    if hedge and len(seen) >= 2:
         n = len(seen)
         mean = sum(images[r] for r in seen) / n
         spread = blur((sum(np.mean((images[r] - mean) ** 2, axis=-1) for r in seen) / n).astype(np.float32),

@@ -126,7 +126,7 @@ class LooResult:
 
     def gains_at(self, position: float, region_sigma_px: float, exclude: int | None = None,
                  distance: float | None = None, images: dict[str, np.ndarray] | None = None,
-                 suspect: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
+                 suspect: dict[str, np.ndarray] | None = None, hedge: bool = True) -> dict[str, np.ndarray] | None:
         """Route gains for an output frame at source ``position``: :meth:`errors_at`, then
         :func:`~sparsevid.fuse.fusion.route_gains` (a route left out gets 0; ``images``, the routes' frames,
         make them hedge, and ``suspect`` charges a route where it is known to be wrong). None when no
@@ -139,7 +139,7 @@ class LooResult:
         if len(errors) == 1:
             (r,) = errors
             return {r: np.ones(shape, np.float32), **off}
-        return {**route_gains(errors, region_sigma_px, images, suspect), **off}
+        return {**route_gains(errors, region_sigma_px, images, suspect, hedge), **off}
 
     def estimate(self, distances: Sequence[float]) -> dict[str, float] | None:
         """Expected held-out PSNR / SSIM of output frames at ``distances`` (source frames to the
@@ -191,7 +191,7 @@ def _time_weights(position: float, keys: Sequence[int]) -> list[float]:
 def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D | None = None,
                   flows: PairFlows | None = None, leak_free: bool = False,
                   learned: Learned | None = None, route3d_path: Route3D | None = None,
-                  fixed: FixedRegions | None = None) -> LooResult | None:
+                  fixed: FixedRegions | None = None, moved: dict[int, np.ndarray] | None = None) -> LooResult | None:
     """Rebuild every interior input from the others and measure each route (module docstring).
 
     Args:
@@ -208,6 +208,12 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             serves ``FuseConfig.path_check_db`` (the 3D route left out when it is clearly worse there).
         fixed: the regions fixed in the image (:mod:`sparsevid.fuse.fixed`), treated in the rebuilds
             as in the output frames; None: none.
+        moved: held-out input -> [H, W] in [0, 1], where the scene moved by itself at that input (the rigid
+            check, :func:`sparsevid.fuse.route3d.rigid_check`), or None. The 3D route's rebuild there comes
+            from a model trained on that very frame, so it says nothing about the frames between the inputs,
+            where the 3D route gives way (``FuseConfig.rigid_check``): the quality measured on the rebuilds
+            (:attr:`LooResult.psnr`, ``ssim``, ``sharpness``, and so the estimate) takes the rebuild without the
+            3D route there. The route gains and decisions are as without it.
 
     Returns:
         :class:`LooResult`, or None when there are fewer than 3 inputs (nothing to hold out).
@@ -310,6 +316,10 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             off, imgs_all = off + ["3d"], mse(off + ["3d"])[1]  # fits each input, nothing between them
         res.routes_off = off
         out = imgs_all
+        if moved is not None and has3d and "3d" not in off:
+            no3d = mse(off + ["3d"])[1]
+            out = {k: out[k] if k not in moved else
+                   (1.0 - moved[k][..., None]) * out[k] + moved[k][..., None] * no3d[k] for k in held}
     for k in held:
         res.psnr[k] = psnr_f(out[k], fkeys[k])
         res.ssim[k] = ssim_f(out[k], fkeys[k])

@@ -53,9 +53,23 @@ def epipolar_segment(depth: np.ndarray, K: np.ndarray, c2w_a: np.ndarray, c2w_b:
                      K_b: np.ndarray | None = None, depth_factor: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """The ends of each pixel's epipolar segment as flows from ``a`` to ``b``: :func:`rigid_flow` at
     ``depth * depth_factor`` and at ``depth / depth_factor`` ([H, W, 2] each; the point's image in ``b``
-    moves on a straight line between them as its depth runs between the two). NaN where unknown."""
-    return (rigid_flow(depth * depth_factor, K, c2w_a, c2w_b, K_b),
-            rigid_flow(depth / depth_factor, K, c2w_a, c2w_b, K_b))
+    moves on a straight line between them as its depth runs between the two). An end that would put the
+    point behind ``b`` (or closer to it than a tenth of the model's depth there) is moved to that tenth:
+    a camera that steps forward by more than half the distance to a near object still gets a segment
+    for it. NaN where the model's depth is unknown or behind ``b``."""
+    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float64)
+    _, zb1 = warp_coords_np(z, K, c2w_a, K if K_b is None else K_b, c2w_b)
+    _, zb2 = warp_coords_np(2.0 * z, K, c2w_a, K if K_b is None else K_b, c2w_b)
+    slope = (zb2.astype(np.float64) - zb1) / z  # depth in b is affine in the depth in a: slope * z + zb1 - slope * z
+    floor = 0.1 * zb1
+    lo, hi = z / depth_factor, z * depth_factor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = z + (floor - zb1) / slope  # where the depth in b reaches the floor
+    lo = np.where((slope > 0) & (bound > lo), bound, lo)
+    hi = np.where((slope < 0) & (bound < hi), bound, hi)
+    ok = zb1 > 0
+    return (rigid_flow(np.where(ok, hi, np.nan), K, c2w_a, c2w_b, K_b),
+            rigid_flow(np.where(ok, lo, np.nan), K, c2w_a, c2w_b, K_b))
 
 
 def segment_distance(p: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray:
@@ -72,7 +86,9 @@ def nonrigid_map(segment: tuple[np.ndarray, np.ndarray], flow: np.ndarray, fb_er
     """How surely each pixel moved by itself ([H, W] float32 in [0, 1]): ``1 - gauss_conf(dist, tol)``, with
     ``dist`` the optical flow's distance from the pixel's epipolar segment (:func:`segment_distance`) and
     ``tol = tolerance * width / 1000`` px, times the flow's forward-backward consistency
-    (``gauss_conf(fb_err, fb_tolerance * width / 1000)``); where the flow is not consistent, the frames'
+    (``gauss_conf(fb_err, fb_tolerance * width / 1000)``: unlike the 2D route's
+    :func:`~sparsevid.fuse.flow2d.consistency`, no allowance for long flows, so that a fast object's flow
+    must be as consistent as a slow one's to overrule the colours); where the flow is not consistent, the frames'
     own test instead (``photo_err``, :func:`photo_error`: ``1 - gauss_conf(photo_err, photo_tolerance)``;
     None: nothing there). 0 where the segment is unknown.
 
@@ -98,8 +114,8 @@ MAX_SEGMENT_SAMPLES = 16
 def photo_error(a: np.ndarray, b: np.ndarray, segment: tuple[np.ndarray, np.ndarray], radius: float,
                 sigma: float | None = None) -> np.ndarray:
     """How far frame ``b`` is from ``a`` along each pixel's epipolar segment: the smallest RMS (over the
-    channels) difference of the two frames, both low-passed by ``sigma`` px (None: half the radius, so that
-    the samples' spacing does not miss a match), with ``b`` sampled along the
+    channels) difference of the two frames, both low-passed by ``sigma`` px (None: half the radius or of the
+    samples' spacing, the larger, so that the spacing does not miss a match), with ``b`` sampled along the
     segment lengthened by ``radius`` px at both ends (points at most ``radius`` px apart for 95 % of the
     pixels, up to :data:`MAX_SEGMENT_SAMPLES`), and ``radius`` px to either side of each point ->
     [H, W] float32; NaN where the segment is unknown or its middle leaves ``b``.
@@ -117,7 +133,8 @@ def photo_error(a: np.ndarray, b: np.ndarray, segment: tuple[np.ndarray, np.ndar
     r = max(float(radius), 0.5)
     longest = float(np.percentile(length[known], 95)) if known.any() else 0.0
     n = int(np.clip(np.ceil((longest + 2 * r) / r) + 1, 3, MAX_SEGMENT_SAMPLES))
-    sigma = 0.5 * r if sigma is None else sigma
+    spacing = (longest + 2 * r) / (n - 1)
+    sigma = 0.5 * max(r, spacing) if sigma is None else sigma
     la, lb = blur(a, sigma), blur(b, sigma)
     err = np.full((h, w), np.inf, np.float32)
     for j in range(n):

@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 import torch
 
+from sparsevid.data.camera import Camera
 from sparsevid.data.scene import Scene
 from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.fuse.flow2d import FlowConfig, pair_flow
 from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
+from sparsevid.imaging import grid, remap
 from sparsevid.gaussians.trainer import TrainView
 from sparsevid.data.timebase import fps_fraction
 from sparsevid.path.camera_path import CameraPath, PathFrames
@@ -64,7 +66,7 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
         refs: the inputs on the canvas of ``und`` with the model's depth at their cameras
             (:func:`input_refs`), in the order of ``order`` (their indices).
         tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s, px per 1000 px of width (also the
-            spacing of :func:`~sparsevid.fuse.rigid.photo_error`'s samples).
+            radius of :func:`~sparsevid.fuse.rigid.photo_error`'s search).
         photo_tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s (None: the flow's test only).
         depth_factor: how far off the model's depth may be (:func:`~sparsevid.fuse.rigid.epipolar_segment`).
         flow: the optical flow's settings (DIS on the canvas images; ``flow.fb_tolerance`` also sets
@@ -72,24 +74,27 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
 
     Returns:
         (k0, k1) -> (map at ``k0``, map at ``k1``): [H, W] float32 in [0, 1] in the input lens, each in its
-        own frame's pixels (1: surely moved other than the still geometry says). The check runs on the
+        own frame's pixels (1: surely moved other than the still geometry says; 0 where the segment
+        leaves the other input's lens). The check runs on the
         canvas downscaled to at most :data:`RIGID_WIDTH` px wide (its tolerances are per 1000 px of width):
         the fusion uses the maps over regions of ~4 % of the width.
     """
+    if refs.depth is None or len(refs.images) != len(order):
+        raise ValueError("rigid_check needs the inputs' depth, one view per input in `order`")
     imgs = refs.images.numpy()
     depth = refs.depth[..., 0].numpy()
     Ks, c2ws = refs.Ks.numpy().astype(np.float64), refs.c2ws.numpy().astype(np.float64)
     valid = np.ones(depth.shape, np.float32) if refs.valid is None else refs.valid[..., 0].numpy()
     hc, wc = depth.shape[1:]
-    s = min(1.0, RIGID_WIDTH / wc)  # the check is about regions: at most RIGID_WIDTH px wide
-    if s < 1.0:
-        size = (max(1, round(wc * s)), max(1, round(hc * s)))
+    if wc > RIGID_WIDTH:  # the check is about regions: at most RIGID_WIDTH px wide
+        cams = [Camera.pinhole(K[0, 0], K[1, 1], K[0, 2], K[1, 2], wc, hc).scaled(RIGID_WIDTH / wc) for K in Ks]
+        size = (cams[0].width, cams[0].height)
         imgs = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in imgs])
-        depth = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST) for x in depth])
-        valid = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST) for x in valid])
-        Ks = Ks.copy()
-        Ks[:, :2] *= np.array([size[0] / wc, size[1] / hc])[None, :, None]
-    width = imgs.shape[2]
+        depth = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST_EXACT) for x in depth])
+        valid = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST_EXACT) for x in valid])
+        Ks = np.stack([c.K for c in cams]).astype(np.float64)
+    h, width = depth.shape[1:]
+    gx, gy = grid(h, width)
     out = {}
     for i, (k0, k1) in enumerate(zip(order, order[1:])):
         pf = pair_flow(to_uint8(imgs[i]), to_uint8(imgs[i + 1]), flow)
@@ -98,11 +103,13 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
             seg = epipolar_segment(depth[a], Ks[a], c2ws[a], c2ws[b], Ks[b], depth_factor)
             photo = None if photo_tolerance is None else photo_error(imgs[a], imgs[b], seg,
                                                                      tolerance * width / 1000.0)
+            mid = np.nan_to_num(0.5 * (seg[0] + seg[1]), nan=-1e4)
+            seen = remap(valid[b], gx + mid[..., 0], gy + mid[..., 1], border=cv2.BORDER_CONSTANT)  # b's lens
             m = nonrigid_map(seg, fl, err, width, tolerance, flow.fb_tolerance, photo,
-                             photo_tolerance or 0.1) * valid[a]
+                             photo_tolerance or 0.1) * valid[a] * seen
             if m.shape != (hc, wc):
                 m = cv2.resize(m, (wc, hc), interpolation=cv2.INTER_LINEAR)
-            maps.append(np.clip(und.distort_image(np.ascontiguousarray(m, np.float32)), 0, 1))
+            maps.append(_to_lens(und, m))
         out[(int(k0), int(k1))] = (maps[0], maps[1])
     return out
 
@@ -113,10 +120,14 @@ def moved_fractions(maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]) 
     return {f"{k0}-{k1}": round(float(0.5 * (m0.mean() + m1.mean())), 4) for (k0, k1), (m0, m1) in maps.items()}
 
 
+def _to_lens(und: Undistorter, x: np.ndarray) -> np.ndarray:
+    """A canvas image or map [Hc, Wc(, C)] in [0, 1] -> the input lens (float32, clipped to [0, 1])."""
+    return np.clip(und.distort_image(np.ascontiguousarray(x, np.float32)), 0, 1)
+
+
 def _distort_pair(und: Undistorter, img: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Canvas image [Hc, Wc, 3] and weight [Hc, Wc] -> the input lens (float32)."""
-    return (np.clip(und.distort_image(np.ascontiguousarray(img, np.float32)), 0, 1),
-            np.clip(und.distort_image(np.ascontiguousarray(weight, np.float32)), 0, 1))
+    return _to_lens(und, img), _to_lens(und, weight)
 
 
 def path_frames_3d(rendered: RenderedPath, path: PathFrames, und: Undistorter, refs: RefViews | None,

@@ -83,9 +83,10 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
     fixed = _fixed(keys_u8, cfg)
+    moved = moved_at_inputs(rigid, sorted(keys_u8)) if use3d and cfg.rigid_check and rigid and not leak_free else None
     loo = leave_one_out(keys_u8, cfg, route3d if use3d else None, flows, leak_free=leak_free, learned=learned,
                         route3d_path=route3d_path if use3d and (cfg.loo_at_path or cfg.path_check_db is not None)
-                        else None, fixed=fixed)
+                        else None, fixed=fixed, moved=moved)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     width = next(iter(fkeys.values())).shape[1]
@@ -112,7 +113,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             if with3d and cfg.rigid_check and rigid is not None and (br.k0, br.k1) in rigid:
                 suspect = {"3d": moved_at(rigid[(br.k0, br.k1)], br.t, flows(br.k0, br.k1), shifts)}
             gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None,
-                                 images=route_images(cands) if cfg.hedge or suspect else None, suspect=suspect)
+                                 images=route_images(cands) if cfg.hedge or suspect else None, suspect=suspect,
+                                 hedge=cfg.hedge)
         if fixed is not None and with3d:
             gains = fixed.gains(gains)
         g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None
@@ -147,6 +149,14 @@ def moved_at(maps: tuple[np.ndarray, np.ndarray], t: float, flow: PairFlow,
     along the 2D route's motion (:func:`~sparsevid.fuse.flow2d.time_coords`), the larger of the two."""
     ax, ay, bx, by = time_coords(t, flow, *shifts)
     return np.maximum(remap(maps[0], ax, ay), remap(maps[1], bx, by))
+
+
+def moved_at_inputs(maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]], order: Sequence[int]
+                    ) -> dict[int, np.ndarray]:
+    """Where the scene moved by itself at each interior input (the larger of the rigid check's maps at it,
+    from the pairs it makes with the inputs before and after it; :func:`sparsevid.fuse.route3d.rigid_check`)."""
+    return {k: np.maximum(maps[(k0, k)][1], maps[(k, k1)][0]) for k0, k, k1 in zip(order, order[1:-1], order[2:])
+            if (k0, k) in maps and (k, k1) in maps}
 
 
 def _fixed(keys: dict[int, np.ndarray], cfg: FuseConfig) -> FixedRegions | None:
