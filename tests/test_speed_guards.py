@@ -106,18 +106,51 @@ def test_cache_command_lists_and_clears_only_its_folders(tmp_path, monkeypatch, 
     other = tmp_path / "ext" / "py311_cu130" / "someone_elses_ext"
     other.mkdir()
     (other / "keep.so").write_bytes(b"z")
-    (tmp_path / "nb").mkdir()
-    (tmp_path / "nb" / "cpu_kernels._x-1.py311.nbi").write_bytes(b"n" * 10)
+    (tmp_path / "nb" / "gaussians_1d4a").mkdir(parents=True)  # numba's subfolder per source folder
+    (tmp_path / "nb" / "gaussians_1d4a" / "cpu_kernels._x-1.py311.nbi").write_bytes(b"n" * 10)
+    (tmp_path / "nb" / "cpu_kernels._y-1.py311.nbc").write_bytes(b"n" * 10)
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
     assert "inductor" in out and str(ind.parent) in out and str(gs) in out and "numba" in out
     assert main(["cache", "--clear", "inductor"]) == 0
     assert not ind.parent.exists() and gs.exists()
     assert main(["cache", "--clear"]) == 0
-    assert not gs.exists() and other.exists() and not list((tmp_path / "nb").iterdir())
+    assert not gs.exists() and other.exists() and not list((tmp_path / "nb").rglob("*.nb*"))
     assert main(["cache", "--clear", "bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown cache" in err[0]
+
+
+def test_gsplat_build_is_found_where_torch_keeps_extensions(tmp_path):
+    env = {"TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
+    assert not caches.gsplat_built(env)
+    so = tmp_path / "ext" / "py312_cu130" / "gsplat_cuda" / "gsplat_cuda.so"
+    so.parent.mkdir(parents=True)
+    assert not caches.gsplat_built(env)  # a folder left by an interrupted build is not a build
+    so.write_bytes(b"x")
+    assert caches.gsplat_built(env)
+
+
+def test_cache_build_readies_the_cpu_kernels_and_builds_nothing_for_cuda_without_it(capsys):
+    from sparsevid.cli import main
+
+    seconds = caches.build(cuda=False, say=lambda line: None)
+    assert set(seconds) == {"numba"} and seconds["numba"] >= 0.0
+    numba_entry = next(e for e in caches.entries() if e.name == "numba")
+    assert numba_entry.bytes > 0  # the kernels are on disk for the next process
+    if not torch.cuda.is_available():
+        assert main(["cache", "--build"]) == 0
+        out = capsys.readouterr().out
+        assert "numba" in out and "gsplat" not in out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (checked on the H200: tools/gpu/setup_round.sh)")
+def test_cache_build_makes_gsplat_ready_for_a_run():
+    seconds = caches.build(cuda=True, say=lambda line: None)
+    assert "gsplat" in seconds and caches.gsplat_built()
+    from gsplat.cuda._backend import _C
+
+    assert _C is not None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (checked on the H200: tools/gpu/ttv_round.sh)")

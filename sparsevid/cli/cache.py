@@ -12,6 +12,10 @@ def add_parser(sub) -> None:
                                    "(the next run rebuilds what it needs).")
     p.add_argument("--clear", nargs="*", metavar="NAME", default=None,
                    help="delete these caches (inductor, gsplat, numba; none named = all)")
+    p.add_argument("--build", action="store_true",
+                   help="build what runs on this machine need ahead of time (gsplat's CUDA extension when "
+                        "CUDA is there, the CPU rasterizer's kernels), so that no run pays for it; "
+                        "`make setup` runs it")
     p.set_defaults(func=run)
 
 
@@ -21,6 +25,11 @@ def _mb(n: int) -> str:
 
 def run(args) -> int:
     caches.configure()
+    if args.build:
+        import torch
+
+        caches.build(cuda=torch.cuda.is_available())
+        return 0
     if args.clear is not None:
         names = args.clear or None
         unknown = sorted(set(names or []) - {e.name for e in caches.entries()})
