@@ -273,6 +273,11 @@ def test_learned_route_is_weighted_by_its_leave_one_out_error(truth):
     else:       # noise gets (almost) none, and the fused rebuilds stay where flow alone puts them
         assert gain.mean() < 0.1
         assert min(res.psnr[k] - plain.psnr[k] for k in res.held_out) > -0.3
+        assert res.routes_off == ["learned"]  # its noise cost the rebuilds far more than the 1 dB allowed
+        kept = leave_one_out(keys, FuseConfig(detail_power=1.0, mode="2d", drop_learned_db=None), learned=learned)
+        assert kept.routes_off == [] and min(kept.psnr[k] - plain.psnr[k] for k in res.held_out) < -1.0
+    if truth:
+        assert res.routes_off == []
 
 
 def test_fusion_without_the_learned_weights(monkeypatch):

@@ -101,6 +101,14 @@ class FuseConfig:
             so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
             "RIFE fine-tuned on the clip's own inputs".
         learned_adapt_lr: the fine-tuning's learning rate.
+        drop_learned_db: leave the learned route out when the 2D route's leave-one-out rebuilds are
+            better without it by more than this many dB (None: never). Not at any loss: the rebuilds span
+            twice the inputs' spacing (19-20 frames), where RIFE degrades faster than flow, so the
+            comparison is biased against it. With a margin of 0 it left the route out on bikes_street and
+            bikes_traffic, where the rebuilds were 0.12 and 0.46 dB worse with it and keeping it gained
+            +0.98 and +0.54 dB on the held-out frames (BENCHMARKS.md, "the learned route kept"); a route
+            that only makes noise costs the rebuilds ~3 dB and is still left out. Its leave-one-out
+            errors set its gains either way.
         guided_mirrors: :attr:`FlowConfig.mirrors` of the flows that align the inputs to the 3D route's
             frame (:func:`guided_candidates`; two per output frame); None = ``flow.mirrors``. 1: averaging
             them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
@@ -144,6 +152,7 @@ class FuseConfig:
     loo_models: bool = False
     loo_at_path: bool = False
     path_check_db: float | None = 1.0
+    drop_learned_db: float | None = 1.0
     learned: str = "auto"
     learned_passes: int = 4
     learned_scale: float | None = None

@@ -287,10 +287,10 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
             break
     res.detail_power = float(chosen)
     if len(held) > 1:
-        # leave out a route whose inclusion makes the rebuilt inputs worse: the learned route is
-        # judged within the 2D family (2D + learned against 2D alone: the 3D rebuild, made with a
-        # model that saw the held-out input, would flatter any comparison it enters), then the 3D
-        # route against what is left without it
+        # leave out a route whose inclusion makes the rebuilt inputs worse: the learned route when it
+        # makes them worse by more than ``cfg.drop_learned_db``, judged within the 2D family (2D +
+        # learned against 2D alone: the 3D rebuild, made with a model that saw the held-out input,
+        # would flatter any comparison it enters), then the 3D route against what is left without it
         tried: dict[tuple[str, ...], tuple[float, dict[int, np.ndarray]]] = {}
 
         def mse(off: list[str]) -> tuple[float, dict[int, np.ndarray]]:
@@ -304,7 +304,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         off = []
         if "learned" in rpsnr[held[0]]:
             base = ["3d"] if has3d else []
-            if mse(base + ["learned"])[0] < mse(base)[0]:
+            margin = 10.0 ** (cfg.drop_learned_db / 10.0) if cfg.drop_learned_db is not None else None
+            if margin is not None and mse(base + ["learned"])[0] * margin < mse(base)[0]:
                 off = ["learned"]
         err_all, imgs_all = mse(off)
         if has3d:

@@ -61,6 +61,7 @@ VARIANTS = {
     "fixed regions off": dict(fixed=dict(enabled=False)),
     "hedge off": dict(hedge=False),
     "rigid check off": dict(rigid_check=False),
+    "learned left out at any loss": dict(drop_learned_db=0.0),
 }
 
 
