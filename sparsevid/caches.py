@@ -81,6 +81,11 @@ def _torch_extensions_dir(env: Mapping[str, str]) -> Path:
     return _user_cache(env) / "torch_extensions"
 
 
+def _gsplat_dirs(ext: Path) -> list[Path]:
+    """gsplat's extension folders under PyTorch's extension folder (one per Python/CUDA build tag, or none)."""
+    return sorted(ext.glob("*/gsplat_cuda")) + sorted(ext.glob("gsplat_cuda"))
+
+
 def _numba_files(folder: Path) -> list[Path]:
     """The rasterizer kernels' numba cache files: in ``folder`` itself (``__pycache__`` next to the
     module) or one level down (numba names a subfolder per source folder under ``NUMBA_CACHE_DIR``)."""
@@ -95,7 +100,7 @@ def entries(env: Mapping[str, str] | None = None) -> list[CacheEntry]:
     inductor = Path(env["TORCHINDUCTOR_CACHE_DIR"]) if env.get("TORCHINDUCTOR_CACHE_DIR") \
         else cache_root(env) / "inductor"
     ext = _torch_extensions_dir(env)
-    gsplat = sorted(ext.glob("*/gsplat_cuda")) + sorted(ext.glob("gsplat_cuda"))
+    gsplat = _gsplat_dirs(ext)
     out = [CacheEntry("inductor", inductor, _size(inductor),
                       "torch.compile of the CUDA training loss, when --train.compile-loss is on")]
     if gsplat:
@@ -131,8 +136,7 @@ def gsplat_built(env: Mapping[str, str] | None = None) -> bool:
     """Whether gsplat's CUDA extension is already built under ``TORCH_EXTENSIONS_DIR`` (a run then only
     loads it), or gsplat ships it prebuilt (``gsplat.csrc``)."""
     env = os.environ if env is None else env
-    ext = _torch_extensions_dir(env)
-    if any((g / "gsplat_cuda.so").exists() for g in list(ext.glob("*/gsplat_cuda")) + [ext / "gsplat_cuda"]):
+    if any((g / "gsplat_cuda.so").exists() for g in _gsplat_dirs(_torch_extensions_dir(env))):
         return True
     import importlib.util
 
