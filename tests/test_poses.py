@@ -155,6 +155,54 @@ def test_shared_clip_acceptance(shared_case):
     assert seconds < 60, seconds
 
 
+def test_work_scale_brings_small_frames_to_the_working_size():
+    from sparsevid.poses.sfm import work_scale
+
+    assert work_scale(848, 480, 800) == 1 and work_scale(1920, 1080, 800) == 1
+    assert work_scale(424, 240, 800) == 2 and work_scale(240, 424, 800) == 2  # portrait alike
+    assert work_scale(320, 240, 800) == 3 and work_scale(799, 200, 800) == 2
+    assert work_scale(424, 240, 0) == 1  # 0: never upscale
+
+
+@pytest.mark.parametrize("size", [(426, 240), (430, 244)])
+def test_shared_clip_at_small_sizes_gets_poses_in_its_own_pixels(shared_case, size):
+    """The shared clip resized to sizes near 424x240, where the mapper working on the frames as they are found no
+    valid model (every attempt degenerate, session 15): the last rung upscales the frames for COLMAP, and the camera and
+    tracks come back in the input's pixels."""
+    import cv2
+
+    from sparsevid.data.load import load_scene
+    from sparsevid.poses.sfm import PoseConfig, estimate_poses
+
+    keys = [0, 9, 19, 29]
+    full = load_scene(shared_case, keyframes=keys)
+    w, h = size
+    small = dataclasses.replace(full, frames=[dataclasses.replace(
+        f, image=cv2.resize(f.image, (w, h), interpolation=cv2.INTER_AREA)) for f in full.frames])
+    out, report = estimate_poses(_unposed(small), PoseConfig())
+    assert report["work_scale"] == 2 and report["attempt"].startswith("upscaled_x2/") and report["registered"] == 4
+    ref = json.loads((shared_case / "reference_transforms.json").read_text())
+    by_name = {Path(f["file_path"]).name: np.asarray(f["transform_matrix"]) @ GL_FLIP for f in ref["frames"]}
+    ref_c2w = np.stack([by_name[f"frame_{i:04d}.png"] for i in keys])
+    err = rotation_errors_deg(align_poses(out.c2ws(), ref_c2w), ref_c2w)
+    assert err.max() <= 1.0, err
+    cam = out.camera
+    assert (cam.width, cam.height) == size and cam.cx == pytest.approx(w / 2) and cam.cy == pytest.approx(h / 2)
+    assert abs(cam.fx / (REF_FOCAL * w / 848) - 1) <= 0.05, cam.fx
+    assert report["mean_reproj_error_px"] < 1.0
+    # every track's observations are in the input's pixels: inside the frame, and where the model projects the point
+    pts = out.points
+    c2w = {f.index: f.c2w for f in out.frames}
+    errs = []
+    for p, tr in zip(pts[:200], out.point_tracks[:200]):
+        for idx, x, y in tr:
+            assert 0 <= x <= w and 0 <= y <= h
+            pc = np.linalg.inv(c2w[int(idx)]) @ np.append(p, 1.0)
+            xy = cam.normalized_to_pixel(pc[None, :2] / pc[2])[0]
+            errs.append(np.hypot(xy[0] - x, xy[1] - y))
+    assert np.median(errs) < 1.0, np.median(errs)
+
+
 # ---- CLI --------------------------------------------------------------------------------------
 def test_cli_poses_writes_a_loadable_dataset(tmp_path):
     from sparsevid.cli import main

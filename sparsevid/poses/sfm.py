@@ -8,9 +8,10 @@ baseline, through a wide-angle lens. What this module does about it:
 * **Focal prior**: ``PoseConfig.focal`` > EXIF (``FocalLengthIn35mmFilm``) > a field-of-view
   prior. The radial term is always refined.
 * **A ladder of mapper attempts** (global SfM first, then relaxed incremental SfM with each
-  initial pair, then more features) -- every candidate model is **validated** (all frames
-  registered; every pair's relative rotation agrees with the pair's own two-view geometry,
-  which exposes the forward-motion degeneracy where the incremental mapper "registers"
+  initial pair, then more features, then -- for small frames -- the frames upscaled, so that
+  COLMAP's pixel thresholds mean what they mean at full size) -- every candidate model is
+  **validated** (all frames registered; every pair's relative rotation agrees with the pair's
+  own two-view geometry, which exposes the forward-motion degeneracy where the incremental mapper "registers"
   everything with rotations off by tens of degrees; a slow camera; reprojection error), and the
   best valid model wins, not the first.
 * **Focal from the data when the data determines it**: bundle adjustment is re-run with the
@@ -58,8 +59,15 @@ class PoseConfig:
         focal_min_chi2: how much (in chi-square units, sum of squared residuals / residual
             variance) the best candidate must beat the prior to replace it.
         focal_min_gain: ... and the relative drop of the mean squared reprojection error it needs.
-        max_num_features: SIFT features per image (first rungs); the last rung doubles it.
         max_image_size: longer image side for feature extraction (larger images are downscaled).
+        max_num_features: SIFT features per image (first rungs); the second feature set doubles it.
+        min_work_side: when neither feature set finds a valid model, frames whose longer side is
+            below this are tried once more, upscaled (bicubic) by the smallest whole factor that
+            brings it to this many pixels; the camera and tracks come back in the input's pixels.
+            COLMAP's thresholds are in pixels (RANSAC, track filtering), so on a 424x240 copy of a
+            clip they are twice as loose in angle as on the 848x480 original: on 3 of 6 sizes near
+            424x240 of the shared clip every attempt failed, and every upscaled copy passed
+            (BENCHMARKS.md, session 15). 0: never.
         min_pair_inliers: verified matches a frame needs with at least one other frame.
         max_pair_rotation_dev_deg: a model is rejected when the median, over frame pairs, of the
             angle between its relative rotation and the pair's two-view rotation exceeds this, or
@@ -92,6 +100,7 @@ class PoseConfig:
     focal_min_gain: float = 0.02
     max_num_features: int = 8192
     max_image_size: int = 2000
+    min_work_side: int = 800
     min_pair_inliers: int = 30
     max_pair_rotation_dev_deg: float = 3.0
     max_pair_rotation_dev_px: float = 26.0
@@ -160,6 +169,13 @@ def _colmap_params(model: str, f: float, w: int, h: int, k: float = 0.0) -> list
 # ---------------------------------------------------------------------------------------------
 # features and matches
 # ---------------------------------------------------------------------------------------------
+def work_scale(width: int, height: int, min_work_side: int) -> int:
+    """The whole factor the pose stage upscales ``width`` x ``height`` frames by
+    (:attr:`PoseConfig.min_work_side`): the smallest that brings the longer side to ``min_work_side``
+    pixels, 1 for frames already that large (or ``min_work_side`` 0)."""
+    return max(1, math.ceil(min_work_side / max(width, height))) if min_work_side > 0 else 1
+
+
 @dataclass
 class _Work:
     """The temporary COLMAP workspace of one run."""
@@ -168,9 +184,12 @@ class _Work:
     image_dir: Path
     names: list[str]  # image file names in frame order
     db: Path
+    scale: int = 1  # the images are the frames upscaled this many times (COLMAP works in their pixels)
 
 
-def _write_images(scene: Scene, root: Path) -> _Work:
+def _write_images(scene: Scene, root: Path, scale: int = 1) -> _Work:
+    import cv2
+
     from sparsevid.data.images import write_image
 
     image_dir = root / "images"
@@ -179,8 +198,10 @@ def _write_images(scene: Scene, root: Path) -> _Work:
     if len(set(names)) != len(names):
         raise SparsevidError("two input frames have the same index", fix="give each frame its own index")
     for fr, name in zip(scene.frames, names):
-        write_image(image_dir / name, fr.image)
-    return _Work(root=root, image_dir=image_dir, names=names, db=root / "database.db")
+        img = fr.image if scale == 1 else cv2.resize(fr.image, (fr.width * scale, fr.height * scale),
+                                                    interpolation=cv2.INTER_CUBIC)
+        write_image(image_dir / name, img)
+    return _Work(root=root, image_dir=image_dir, names=names, db=root / "database.db", scale=scale)
 
 
 def _extract_and_match(work: _Work, model: str, params: list[float], cfg: PoseConfig,
@@ -416,7 +437,7 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
     problems = []
     if not all(registered):
         problems.append(f"frames {d['unregistered_frames']} not registered")
-    res = _residuals(rec)
+    res = _residuals(rec) / work.scale  # in the input's pixels
     d["mean_reproj_error_px"] = float(np.linalg.norm(res, axis=1).mean()) if len(res) else float("nan")
     if not len(res) or d["mean_reproj_error_px"] > cfg.max_reproj_error_px:
         problems.append(f"mean reprojection error {d['mean_reproj_error_px']:.2f} px > {cfg.max_reproj_error_px}")
@@ -436,7 +457,7 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
         d["pair_rotation_dev_deg"] = {k: round(v, 3) for k, v in devs.items()}
         med = float(np.median(list(devs.values()))) if devs else float("nan")
         d["median_pair_rotation_dev_deg"] = med
-        focal = float(next(iter(rec.cameras.values())).params[0])
+        focal = float(next(iter(rec.cameras.values())).params[0]) / work.scale  # in the input's pixels
         tol = max(cfg.max_pair_rotation_dev_deg, float(np.rad2deg(cfg.max_pair_rotation_dev_px / max(focal, 1e-6))))
         d["pair_rotation_tolerance_deg"] = round(tol, 3)
         if not devs:
@@ -519,6 +540,16 @@ def _search_focal(rec, cfg: PoseConfig, width: int) -> tuple[float | None, dict[
 # ---------------------------------------------------------------------------------------------
 # the stage
 # ---------------------------------------------------------------------------------------------
+def _search_in_input_pixels(search: dict[str, Any], scale: int) -> dict[str, Any]:
+    """The focal search's report (:func:`_search_focal`, in the working images' pixels) in the input's pixels."""
+    if scale == 1:
+        return search
+    out = dict(search, current_focal=search["current_focal"] / scale, best_focal=search["best_focal"] / scale,
+               current_mse=search["current_mse"] / scale ** 2, best_mse=search["best_mse"] / scale ** 2)
+    out["curve"] = {str(round(float(k) / scale, 2)): v / scale ** 2 for k, v in search["curve"].items()}
+    return out
+
+
 def _set_db_camera(db: Path, params: list[float]) -> None:
     import pycolmap
 
@@ -568,13 +599,15 @@ def _to_scene(rec, scene: Scene, work: _Work, m: _Matches, model: str) -> Scene:
     from sparsevid.data.colmap import camera_from_pycolmap
 
     cam = camera_from_pycolmap(next(iter(rec.cameras.values())), work.root)
+    if work.scale != 1:  # back to the input's pixels (COLMAP's image coordinates scale as they are)
+        cam = cam.scaled(1.0 / work.scale)
     by_id = {im.image_id: im for im in rec.images.values()}
     c2ws = np.stack([_c2w(by_id[m.id_by_name[n]]) for n in work.names])
     pts = rec.points3D
     points = np.array([p.xyz for p in pts.values()], np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in pts.values()], np.uint8).reshape(-1, 3)
     frame_of = {m.id_by_name[n]: fr.index for n, fr in zip(work.names, scene.frames)}
-    tracks = [np.array([(frame_of[e.image_id], *by_id[e.image_id].points2D[e.point2D_idx].xy)
+    tracks = [np.array([(frame_of[e.image_id], *(np.asarray(by_id[e.image_id].points2D[e.point2D_idx].xy) / work.scale))
                         for e in p.track.elements], np.float64).reshape(-1, 3) for p in pts.values()]
     out = scene.with_poses(cam, c2ws, points, colors, tracks)
     out.source = scene.source or "images"
@@ -639,51 +672,66 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
                                           "solvers": cfg.solver_threads},
                               "attempts": []}
     timings: dict[str, float] = {}
+    up = work_scale(w, h, cfg.min_work_side)
+    # (name, features per image, upscaling): the last set only for small frames where the first two found nothing
+    feature_sets = [("features", cfg.max_num_features, 1), ("more_features", 2 * cfg.max_num_features, 1)]
+    if up > 1:
+        feature_sets.append((f"upscaled_x{up}", cfg.max_num_features, up))
     with tempfile.TemporaryDirectory(prefix="sparsevid-poses-") as tmp:
-        work = _write_images(scene, Path(tmp))
-        feature_sets = [("features", cfg.max_num_features), ("more_features", 2 * cfg.max_num_features)]
-        best_rec, best = None, None
-        for fs_name, n_feat in feature_sets:
+        works: dict[int, _Work] = {}
+        best_rec, best, unmatched = None, None, None
+        for fs_name, n_feat, scale in feature_sets:
+            if scale not in works:
+                works[scale] = _write_images(scene, Path(tmp) / f"x{scale}", scale)
+            work = works[scale]
             db = work.root / f"{fs_name}.db"
             t0 = time.perf_counter()
-            _extract_and_match(work, model, _colmap_params(model, f0, w, h), cfg, n_feat, db)
+            _extract_and_match(work, model, _colmap_params(model, f0 * scale, w * scale, h * scale), cfg, n_feat, db)
             timings[f"{fs_name}_extract_match"] = time.perf_counter() - t0
             m = _read_matches(db)
-            report["matches" if fs_name == "features" else f"matches_{fs_name}"] = _check_matchable(scene, work, m, cfg)
+            try:
+                report["matches" if fs_name == "features" else f"matches_{fs_name}"] = _check_matchable(scene, work, m, cfg)
+            except PoseFailure as e:  # a frame without enough matches: the next feature set may find them
+                unmatched = unmatched or e
+                info(f"poses: {fs_name}: {e.one_line()}")
+                continue
             for name, mapper, init in _ladder(m, work):
                 rec, diag = _attempt(f"{fs_name}/{name}", mapper, init, work, db, m, scene, cfg)
                 report["attempts"].append(diag)
                 info(f"poses: attempt {diag['name']}: {diag.get('registered', 0)}/{len(scene.frames)} registered, "
                      f"{'valid' if diag['valid'] else 'rejected: ' + '; '.join(diag.get('problems', []))}")
                 if diag["valid"] and (best is None or diag["score"] < best["score"]):
-                    best_rec, best, best_db, best_m, best_rung = rec, diag, db, m, (name, mapper, init)
+                    best_rec, best, best_db, best_m, best_rung, best_work = rec, diag, db, m, (name, mapper, init), work
                 if best is not None and (not cfg.try_all or mapper == "incremental"):
                     break  # cheap rungs done (global + relaxed incremental), or first valid wanted
             if best is not None:
                 break
         if best is None:
-            raise _failure(scene, report)
+            raise unmatched if unmatched is not None and not report["attempts"] else _failure(scene, report)
 
         # ---- focal: from the data where it is observable --------------------------------
         focal_info: dict[str, Any] = {"initial": f0, "source": f_source}
         if cfg.focal_search and f_source == "fov_prior":
             t0 = time.perf_counter()
-            f_new, search = _search_focal(best_rec, cfg, w)
-            focal_info["search"] = search
+            scale = best_work.scale
+            f_new, search = _search_focal(best_rec, cfg, w * scale)
+            focal_info["search"] = _search_in_input_pixels(search, scale)
             if f_new is not None:
-                _set_db_camera(best_db, _colmap_params(model, f_new, w, h,
-                                                       float(next(iter(best_rec.cameras.values())).params[3]) * (f_new / f0) ** 2))
+                _set_db_camera(best_db, _colmap_params(model, f_new, w * scale, h * scale,
+                                                       float(next(iter(best_rec.cameras.values())).params[3])
+                                                       * (f_new / (f0 * scale)) ** 2))
                 name, mapper, init = best_rung
-                rec2, diag2 = _attempt(f"refocus/{name}", mapper, init, work, best_db, best_m, scene, cfg)
+                rec2, diag2 = _attempt(f"refocus/{name}", mapper, init, best_work, best_db, best_m, scene, cfg)
                 report["attempts"].append(diag2)
                 if diag2["valid"]:
                     _bundle_adjust(rec2, cfg, refine_focal=True)
-                    diag2.update(_diagnose(rec2, scene, work, best_m, cfg))
+                    diag2.update(_diagnose(rec2, scene, best_work, best_m, cfg))
                     if diag2["valid"]:
                         best_rec, best = rec2, diag2
                         focal_info["source"] = "data"
             timings["focal_search"] = time.perf_counter() - t0
-        out = _to_scene(best_rec, scene, work, best_m, model)
+        out = _to_scene(best_rec, scene, best_work, best_m, model)
+        report["work_scale"] = best_work.scale
     focal_info["final"] = out.camera.fx
     report.update(
         registered=best["registered"], points=best["points"], mean_reproj_error_px=best["mean_reproj_error_px"],
