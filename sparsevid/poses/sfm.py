@@ -65,9 +65,9 @@ class PoseConfig:
             below this are tried once more, upscaled (bicubic) by the smallest whole factor that
             brings it to this many pixels; the camera and tracks come back in the input's pixels.
             COLMAP's thresholds are in pixels (RANSAC, track filtering), so on a 424x240 copy of a
-            clip they are twice as loose in angle as on the 848x480 original: on 3 of 6 sizes near
-            424x240 of the shared clip every attempt failed, and every upscaled copy passed
-            (BENCHMARKS.md, session 15). 0: never.
+            clip they are twice as loose in angle as on the 848x480 original: at 8 of 19 sizes of the
+            shared clip from 320 to 720 px wide every attempt failed, and with this rung all 19 get
+            poses within 0.33 deg of the reference (BENCHMARKS.md, session 15). 0: never.
         min_pair_inliers: verified matches a frame needs with at least one other frame.
         max_pair_rotation_dev_deg: a model is rejected when the median, over frame pairs, of the
             angle between its relative rotation and the pair's two-view rotation exceeds this, or
