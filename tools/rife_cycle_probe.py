@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rife_adapt_probe import KEYS, load, predict, score  # noqa: E402
 from sparsevid.eval import rife  # noqa: E402
-from sparsevid.fuse.learned import triplets  # noqa: E402
+from sparsevid.fuse.learned import ClipWindows, triplets  # noqa: E402
 
 
 def fine_tune(model, frames: dict[int, np.ndarray], steps: int, lr: float, w_trip: float, w_cycle: float,
@@ -43,43 +43,28 @@ def fine_tune(model, frames: dict[int, np.ndarray], steps: int, lr: float, w_tri
     dev = torch.device(device)
     net = copy.deepcopy(model).to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    fr = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev).permute(2, 0, 1).float() / 255.0 for k, v in frames.items()}
+    windows = ClipWindows(frames, crop, dev, seed)  # the pipeline's draws: w_cycle 0 reproduces adapt_learned
     trips = triplets(keys)
     cycles = [(keys[i - 1], keys[i], keys[i + 1]) for i in range(1, len(keys) - 1)]
 
-    def draw(n: int) -> int:
-        return int(torch.randint(n, (1,), generator=gen))
-
-    def window(ks):
-        top, left, flip = draw(h - crop + 1), draw(w - crop + 1), draw(2)
-        win = [fr[k][:, top:top + crop, left:left + crop] for k in ks]
-        return [v.flip(-1) for v in win] if flip else win
-
     def call(x0, x1, ts):
-        return net(x0, x1, torch.tensor(ts, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1), scales)
+        t_in = ts if torch.is_tensor(ts) else torch.tensor(ts, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1)
+        return net(x0, x1, t_in, scales)
 
     with torch.enable_grad():
         for _ in range(steps):
             loss = torch.zeros((), device=dev)
             if w_trip > 0:
-                x0, x1, y, ts = [], [], [], []
-                for _ in range(batch):
-                    a, m, b = trips[draw(len(trips))]
-                    t = (m - a) / (b - a)
-                    if draw(2):
-                        a, b, t = b, a, 1.0 - t
-                    wa, wb, wm = window((a, b, m))
-                    x0.append(wa), x1.append(wb), y.append(wm), ts.append(t)
-                loss = loss + w_trip * F.l1_loss(call(torch.stack(x0), torch.stack(x1), ts), torch.stack(y))
+                x0, x1, y, t_in = windows.triplet_batch(trips, batch)
+                loss = loss + w_trip * F.l1_loss(call(x0, x1, t_in), y)
             if w_cycle > 0:
-                a0, m0, b0, mids, t2 = [], [], [], [], []
+                a0, m0, b0, t2 = [], [], [], []
                 for _ in range(batch):
-                    a, m, b = cycles[draw(len(cycles))]
-                    wa, wm, wb = window((a, m, b))
+                    a, m, b = cycles[windows.draw(len(cycles))]
+                    wa, wm, wb = windows.window((a, m, b))
                     la, lb = (a + m) / 2.0, (m + b) / 2.0
                     t = (m - la) / (lb - la)
-                    if draw(2):  # time reversed
+                    if windows.draw(2):  # time reversed
                         wa, wb, t = wb, wa, 1.0 - t
                     a0.append(wa), m0.append(wm), b0.append(wb), t2.append(t)
                 xa, xm, xb = torch.stack(a0), torch.stack(m0), torch.stack(b0)

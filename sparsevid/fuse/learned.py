@@ -98,6 +98,45 @@ def triplets(keys: Sequence[int]) -> list[tuple[int, int, int]]:
             for b in order[j + 1:]]
 
 
+class ClipWindows:
+    """Random training windows of the clip's inputs, drawn from one seeded generator (:func:`adapt_learned`).
+
+    ``keys``: input index -> [H, W, 3] uint8 RGB, moved to ``device`` as [3, H, W] float 0..1.
+    """
+
+    def __init__(self, keys: dict[int, np.ndarray], crop: int, device: torch.device, seed: int):
+        self.frames = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device).permute(2, 0, 1).float() / 255.0
+                       for k, v in keys.items()}
+        self.h, self.w = next(iter(keys.values())).shape[:2]
+        self.crop, self.device = crop, device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def draw(self, n: int) -> int:
+        """A random integer in [0, n)."""
+        return int(torch.randint(n, (1,), generator=self.gen))
+
+    def window(self, ks: Sequence[int]) -> list[torch.Tensor]:
+        """The same random ``crop`` x ``crop`` window of each input in ``ks``, all mirrored left-right or none."""
+        top, left, flip = self.draw(self.h - self.crop + 1), self.draw(self.w - self.crop + 1), self.draw(2)
+        win = [self.frames[k][:, top:top + self.crop, left:left + self.crop] for k in ks]
+        return [v.flip(-1) for v in win] if flip else win
+
+    def triplet_batch(self, trips: Sequence[tuple[int, int, int]], batch: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``batch`` random (earlier, middle, later) triplets, the two outer inputs swapped at random:
+        (first key [B, 3, c, c], second key, middle [B, 3, c, c], time [B, 1, 1, 1] of the middle)."""
+        x0, x1, y, ts = [], [], [], []
+        for _ in range(batch):
+            a, m, b = trips[self.draw(len(trips))]
+            t = (m - a) / (b - a)
+            if self.draw(2):
+                a, b, t = b, a, 1.0 - t
+            wa, wb, wm = self.window((a, b, m))
+            x0.append(wa), x1.append(wb), y.append(wm), ts.append(t)
+        t_in = torch.tensor(ts, device=self.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
+        return torch.stack(x0), torch.stack(x1), torch.stack(y), t_in
+
+
 def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, scale: float | None = None,
                   device: str | torch.device = "cpu", seed: int = 0, crop: int = 256, batch: int = 4,
                   trips: Sequence[tuple[int, int, int]] | None = None):
@@ -130,27 +169,11 @@ def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, sca
     dev = torch.device(device)
     net = copy.deepcopy(model).to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    frames = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev).permute(2, 0, 1).float() / 255.0
-              for k, v in keys.items()}
-
-    def draw(n: int) -> int:
-        return int(torch.randint(n, (1,), generator=gen))
-
+    windows = ClipWindows(keys, crop, dev, seed)
     with torch.enable_grad():
         for _ in range(steps):
-            x0, x1, y, ts = [], [], [], []
-            for _ in range(batch):
-                a, m, b = trips[draw(len(trips))]
-                t = (m - a) / (b - a)
-                if draw(2):
-                    a, b, t = b, a, 1.0 - t
-                top, left, flip = draw(h - crop + 1), draw(w - crop + 1), draw(2)
-                win = [frames[k][:, top:top + crop, left:left + crop] for k in (a, b, m)]
-                win = [v.flip(-1) for v in win] if flip else win
-                x0.append(win[0]), x1.append(win[1]), y.append(win[2]), ts.append(t)
-            t_in = torch.tensor(ts, device=dev, dtype=torch.float32).reshape(-1, 1, 1, 1)
-            loss = F.l1_loss(net(torch.stack(x0), torch.stack(x1), t_in, scales), torch.stack(y))
+            x0, x1, y, t_in = windows.triplet_batch(trips, batch)
+            loss = F.l1_loss(net(x0, x1, t_in, scales), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
