@@ -60,8 +60,11 @@ def warps_fixed_point(a, b, t, fl, cfg, sa, sb, iters=4):
     return out[0], out[2], out[1], out[3]
 
 
-def run(frames, cfg: FlowConfig, weights: str = "conf", fixed: bool = False) -> dict[str, float]:
-    pf = PairFlows({k: frames[k] for k in KEYS}, cfg)
+def run(frames, cfg: FlowConfig, weights: str = "conf", fixed: bool = False,
+        pair_flows: type[PairFlows] = PairFlows) -> dict[str, float]:
+    """Held-out PSNR per segment and overall; ``pair_flows``: the class that computes the flows and the
+    quadratic shifts (a subclass varies the motion model, as ``tools/accel_gate_probe.py`` does)."""
+    pf = pair_flows({k: frames[k] for k in KEYS}, cfg)
     seg: dict[str, list[float]] = {}
     for f in range(30):
         if f in KEYS:
