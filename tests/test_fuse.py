@@ -83,6 +83,16 @@ def test_quadratic_motion_needs_a_far_key_at_least_a_third_of_the_span_away():
     assert flows.shifts([0, 9], 0, 9, 0.5) == (None, None)  # no key on either far side
 
 
+def test_far_keys_are_the_neighbours_beyond_the_span_at_least_a_third_of_it_away():
+    from sparsevid.fuse.fusion import far_keys
+
+    assert far_keys([0, 9, 19, 29], 9, 19) == (0, 29)
+    assert far_keys([29, 0, 19, 9], 0, 9) == (None, 19)  # any order; nothing before the first key
+    assert far_keys([0, 9, 29], 9, 29) == (0, None)  # 9 frames before a span of 20: far enough
+    assert far_keys([0, 2, 9, 19], 2, 9) == (None, 19)  # 2 frames before a span of 7: too near
+    assert far_keys([0, 3, 12], 3, 12) == (0, None)  # exactly a third of the span still counts
+
+
 def _accelerating_clip(n=30, h=72, w=96, accel=0.03):
     """A textured plane sliding right with constant acceleration: frame k is shifted by accel * k^2 / 2 px."""
     rng = np.random.default_rng(3)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flow2d_ingredients import run  # noqa: E402
 from sparsevid.fuse.flow2d import FlowConfig, consistency  # noqa: E402
-from sparsevid.fuse.fusion import PairFlows  # noqa: E402
+from sparsevid.fuse.fusion import PairFlows, far_keys  # noqa: E402
 
 VARIANTS = ("default", "linear", "shrink0.5", "gate", "gate_blur")
 
@@ -36,14 +36,6 @@ def gated_flows(variant: str) -> type[PairFlows]:
         def fb_error(self, src: int, dst: int) -> np.ndarray:
             pair = self(min(src, dst), max(src, dst))
             return pair.err_ab if src < dst else pair.err_ba
-
-        def far_key(self, keys, k, other):
-            order = sorted(keys)
-            i, span = order.index(k), abs(other - k)
-            j = i - 1 if other > k else i + 1
-            if 0 <= j < len(order) and 3 * abs(order[j] - k) >= span:
-                return order[j]
-            return None
 
         def gate(self, shift, src, near, far):
             if shift is None or variant == "default":
@@ -61,8 +53,8 @@ def gated_flows(variant: str) -> type[PairFlows]:
 
         def shifts(self, keys, k0, k1, t):
             sa, sb = super().shifts(keys, k0, k1, t)
-            return (self.gate(sa, k0, k1, self.far_key(keys, k0, k1)),
-                    self.gate(sb, k1, k0, self.far_key(keys, k1, k0)))
+            before, after = far_keys(keys, k0, k1)
+            return self.gate(sa, k0, k1, before), self.gate(sb, k1, k0, after)
 
     return Gated
 

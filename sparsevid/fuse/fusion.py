@@ -293,6 +293,19 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
 
 
+def far_keys(keys: Sequence[int], k0: int, k1: int) -> tuple[int | None, int | None]:
+    """The keys on the far side of ``k0`` (before it) and of ``k1`` (after it), among ``keys``, through which
+    the quadratic motion runs (:meth:`PairFlows.shifts`); None where there is none, or where it is nearer than
+    a third of the span ``k1 - k0`` (its flow's error would be extrapolated over more than three times the
+    distance it was measured on)."""
+    order = sorted(keys)
+    i0, i1 = order.index(k0), order.index(k1)
+    span = k1 - k0
+    before = order[i0 - 1] if i0 > 0 and 3 * (k0 - order[i0 - 1]) >= span else None
+    after = order[i1 + 1] if i1 + 1 < len(order) and 3 * (order[i1 + 1] - k1) >= span else None
+    return before, after
+
+
 class PairFlows:
     """DIS flows between key pairs, computed once per pair and kept."""
 
@@ -317,11 +330,8 @@ class PairFlows:
         extrapolated over more than three times the distance it was measured on), and for "linear" motion."""
         if self.cfg.motion != "quadratic":
             return None, None
-        order = sorted(keys)
-        i0, i1 = order.index(k0), order.index(k1)
         span = k1 - k0
-        before = order[i0 - 1] if i0 > 0 and 3 * (k0 - order[i0 - 1]) >= span else None
-        after = order[i1 + 1] if i1 + 1 < len(order) and 3 * (order[i1 + 1] - k1) >= span else None
+        before, after = far_keys(keys, k0, k1)
         sa = None if before is None else quadratic_shift(self.flow(k0, k1), self.flow(k0, before), span,
                                                           before - k0, t * span)
         sb = None if after is None else quadratic_shift(self.flow(k1, k0), self.flow(k1, after), -span,
