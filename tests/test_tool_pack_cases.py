@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -33,12 +32,7 @@ def test_packed_clip_is_lossless_and_its_poses_load_from_the_packed_frames(tmp_p
         shutil.copy(f, case / f.name)
     (case / "frames_meta.json").write_text("{}")
     out = tmp_path / "packed"
-    mod = _tool()
-    argv, sys.argv = sys.argv, ["pack_cases.py", str(out), str(case), "--runs", str(tmp_path / "runs")]
-    try:
-        assert mod.main() == 0
-    finally:
-        sys.argv = argv
+    assert _tool().main([str(out), str(case), "--runs", str(tmp_path / "runs")]) == 0
 
     pngs = sorted(case.glob("frame_*.png"))
     assert pngs and (out / "cases" / "clip" / "frames_meta.json").is_file()

