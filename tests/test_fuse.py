@@ -567,3 +567,27 @@ def test_route_gains_hedge_to_share_out_a_disagreement_no_held_out_input_foresaw
     g2 = route_gains(foreseen, 4.0)
     assert np.allclose(route_gains(foreseen, 4.0, route_images(cands))["3d"][30, 45], g2["3d"][30, 45], atol=0.02)
     assert route_gains({"2d": errs["2d"]}, 4.0, route_images(cands[:1]))["2d"].shape == (h, w)
+
+
+def test_warps_that_agree_are_trusted_where_the_flow_is_inconsistent():
+    """``FlowConfig.agree_tolerance``: where the forward-backward check fails (a repeated texture makes the
+    flow jump by a period) but the two warps land on the same picture, each warp's weight rises to their
+    agreement; where the warps disagree (an occlusion: each key shows something else), it stays as it was."""
+    from sparsevid.fuse.flow2d import PairFlow, interpolate_pair
+
+    rng = np.random.default_rng(0)
+    h, w = 32, 48
+    zero = np.zeros((h, w, 2), np.float32)
+    bad = np.full((h, w), 50.0, np.float32)  # 50 px forward-backward error everywhere
+    flow = PairFlow(zero, zero, bad, bad)
+    a = rng.random((h, w, 3)).astype(np.float32)
+    b = a.copy()
+    b[:, w // 2:] = rng.random((h, w - w // 2, 3))  # the right half differs between the keys
+    for tol in (None, 0.02):
+        _, _, ca, cb = interpolate_pair(a, b, 0.5, flow, FlowConfig(agree_tolerance=tol))
+        left, right = (slice(None), slice(2, w // 2 - 3)), (slice(None), slice(w // 2 + 3, w - 2))
+        assert ca[right].max() < 0.05 and cb[right].max() < 0.05  # disagreement: as inconsistent as before
+        if tol is None:
+            assert ca.max() < 0.05 and cb.max() < 0.05
+        else:
+            assert ca[left].min() > 0.99 and cb[left].min() > 0.99

@@ -40,6 +40,11 @@ class FlowConfig:
             has a key on its far side; see :func:`quadratic_shift`) or "linear" (the two keys only).
         mirrors: each flow is the mean of DIS run on the images as given and mirrored (1: as given; 2:
             + left-right; 4: + upside down, + both), each mirrored flow turned back (see :func:`pair_flow`).
+        agree_tolerance: None, or the mean absolute difference (0..1 per channel, blurred over 1 px) between
+            the two warps at which their agreement is 1/2. Each warp's weight is then at least that agreement:
+            where the forward-backward check fails but both keys, resampled, show the same picture (a repeated
+            texture makes DIS jump by one period and back by another), the warps are trusted as much as they
+            agree. Where they disagree (an occlusion: each key shows something else) nothing changes.
     """
 
     preset: str = "medium"
@@ -49,6 +54,7 @@ class FlowConfig:
     cubic: bool = True
     motion: str = "quadratic"
     mirrors: int = 4
+    agree_tolerance: float | None = None
 
 
 #: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order
@@ -162,4 +168,9 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     inside_b = (bx >= -0.5) & (bx <= w - 0.5) & (by >= -0.5) & (by <= h - 0.5)
     ca = consistency(ea, ma, w, cfg) * inside_a
     cb = consistency(eb, mb, w, cfg) * inside_b
+    if cfg.agree_tolerance is not None:
+        d = cv2.GaussianBlur(np.mean(np.abs(np.clip(wa, 0, 1) - np.clip(wb, 0, 1)), axis=-1).astype(np.float32), (0, 0), 1.0)
+        agree = gauss_conf(d, cfg.agree_tolerance)
+        ca = np.maximum(ca, agree * inside_a)
+        cb = np.maximum(cb, agree * inside_b)
     return np.clip(wa, 0, 1), np.clip(wb, 0, 1), ca.astype(np.float32), cb.astype(np.float32)

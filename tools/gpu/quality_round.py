@@ -62,6 +62,9 @@ VARIANTS = {
     "hedge off": dict(hedge=False),
     "rigid check off": dict(rigid_check=False),
     "learned left out at any loss": dict(drop_learned_db=0.0),
+    "agree 0.02": dict(flow=dict(agree_tolerance=0.02)),
+    "agree 0.05": dict(flow=dict(agree_tolerance=0.05)),
+    "2D route alone p1 agree 0.02": dict(mode="2d", flow=dict(agree_tolerance=0.02)),
 }
 
 
