@@ -40,11 +40,14 @@ class FlowConfig:
             has a key on its far side; see :func:`quadratic_shift`) or "linear" (the two keys only).
         mirrors: each flow is the mean of DIS run on the images as given and mirrored (1: as given; 2:
             + left-right; 4: + upside down, + both), each mirrored flow turned back (see :func:`pair_flow`).
-        agree_tolerance: None, or the mean absolute difference (0..1 per channel, blurred over 1 px) between
+        agree_tolerance: None (off; `none` on the command line), or the mean absolute difference (0..1 per channel, blurred over 1 px) between
             the two warps at which their agreement is 1/2. Each warp's weight is then at least that agreement:
             where the forward-backward check fails but both keys, resampled, show the same picture (a repeated
             texture makes DIS jump by one period and back by another), the warps are trusted as much as they
             agree. Where they disagree (an occlusion: each key shows something else) nothing changes.
+            0.02 is about five grey levels, the noise of a compressed video. Measured on 13 clips (CPU) and 8
+            (H200): +0.21 dB where a repeated texture defeats the check (bikes_overhead), -0.03 on one clip,
+            within +-0.02 elsewhere (BENCHMARKS.md, session 17).
     """
 
     preset: str = "medium"
@@ -54,7 +57,7 @@ class FlowConfig:
     cubic: bool = True
     motion: str = "quadratic"
     mirrors: int = 4
-    agree_tolerance: float | None = None
+    agree_tolerance: float | None = 0.02
 
 
 #: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order

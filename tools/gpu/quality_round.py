@@ -80,6 +80,8 @@ EXTRA_CONFIGS = {
     "leak-free LOO": lambda c: setattr(c.fuse, "loo_models", True),
     # the 3D route's leave-one-out also at the camera path's pose (FuseConfig.loo_at_path)
     "LOO at path": lambda c: setattr(c.fuse, "loo_at_path", True),
+    # the 2D warps trusted by their forward-backward consistency alone (FlowConfig.agree_tolerance None)
+    "agree off": lambda c: setattr(c.fuse.flow, "agree_tolerance", None),
 }
 
 
