@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sparsevid.imaging import fb_error, gauss_conf, gray_u8, grid, make_dis, remap
+from sparsevid.imaging import blur, fb_error, gauss_conf, gray_u8, grid, make_dis, remap
 
 
 
@@ -40,14 +40,14 @@ class FlowConfig:
             has a key on its far side; see :func:`quadratic_shift`) or "linear" (the two keys only).
         mirrors: each flow is the mean of DIS run on the images as given and mirrored (1: as given; 2:
             + left-right; 4: + upside down, + both), each mirrored flow turned back (see :func:`pair_flow`).
-        agree_tolerance: None (off; `none` on the command line), or the mean absolute difference (0..1 per channel, blurred over 1 px) between
-            the two warps at which their agreement is 1/2. Each warp's weight is then at least that agreement:
-            where the forward-backward check fails but both keys, resampled, show the same picture (a repeated
-            texture makes DIS jump by one period and back by another), the warps are trusted as much as they
-            agree. Where they disagree (an occlusion: each key shows something else) nothing changes.
-            0.02 is about five grey levels, the noise of a compressed video. Measured on 13 clips (CPU) and 8
-            (H200): +0.21 dB where a repeated texture defeats the check (bikes_overhead), -0.03 on one clip,
-            within +-0.02 elsewhere (BENCHMARKS.md, session 17).
+        agree_tolerance: the two warps' mean absolute difference (0..1 per channel, blurred over 1 px) at which
+            their agreement is 1/2; None (``none`` on the command line): off. Each warp's weight is then at
+            least that agreement: where the forward-backward check fails but both keys, resampled, show the
+            same picture (a repeated texture makes DIS jump by one period and back by another), the warps are
+            trusted as much as they agree. Where they disagree (an occlusion: each key shows something else)
+            nothing changes. 0.02 is about five grey levels, the noise of a compressed video. Measured on 13
+            clips (CPU) and 9 (H200): +0.21 dB where a repeated texture defeats the check (bikes_overhead),
+            -0.03 on one clip, within +-0.02 elsewhere (BENCHMARKS.md, session 17).
     """
 
     preset: str = "medium"
@@ -161,8 +161,8 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     h, w = a.shape[:2]
     ax, ay, bx, by = time_coords(t, flow, shift_a, shift_b)
     interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
-    wa = remap(a, ax, ay, interp)
-    wb = remap(b, bx, by, interp)
+    wa = np.clip(remap(a, ax, ay, interp), 0, 1)
+    wb = np.clip(remap(b, bx, by, interp), 0, 1)
     ea = remap(flow.err_ab, ax, ay)
     eb = remap(flow.err_ba, bx, by)
     ma = np.linalg.norm(remap(flow.fab, ax, ay), axis=-1)
@@ -172,8 +172,7 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     ca = consistency(ea, ma, w, cfg) * inside_a
     cb = consistency(eb, mb, w, cfg) * inside_b
     if cfg.agree_tolerance is not None:
-        d = cv2.GaussianBlur(np.mean(np.abs(np.clip(wa, 0, 1) - np.clip(wb, 0, 1)), axis=-1).astype(np.float32), (0, 0), 1.0)
-        agree = gauss_conf(d, cfg.agree_tolerance)
+        agree = gauss_conf(blur(np.mean(np.abs(wa - wb), axis=-1).astype(np.float32), 1.0), cfg.agree_tolerance)
         ca = np.maximum(ca, agree * inside_a)
         cb = np.maximum(cb, agree * inside_b)
-    return np.clip(wa, 0, 1), np.clip(wb, 0, 1), ca.astype(np.float32), cb.astype(np.float32)
+    return wa, wb, ca.astype(np.float32), cb.astype(np.float32)
