@@ -29,7 +29,7 @@ def check_run_config(cfg: "RunConfig") -> None:
     Checks: ``--scale``, ``--train-scale``, ``--fps``, ``--out-fps``, ``--duration``, ``--focal``
     > 0; ``--steps``, ``--num-frames`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
     ``--steps``; ``--fixer`` a known fixer; the undistortion mode; the learned route (a known one,
-    its weights where it is required, 1, 2 or 4 passes); that the input, ``--poses-from``
+    its weights where it is required, 1, 2, 4 or 8 passes); that the input, ``--poses-from``
     and ``--ckpt`` exist (and the checkpoint is one this version reads).
     """
     _positive(cfg.scale, "--scale", "0.5")

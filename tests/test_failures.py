@@ -385,7 +385,7 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--ckpt", "x"], ["--skip-training"]),
     (["--poses-from", "nope.json"], ["--poses-from not found"]),
     (["--fuse.learned", "raft"], ["unknown learned route 'raft'", "auto, rife, off"]),
-    (["--fuse.learned-passes", "3"], ["--fuse.learned-passes must be one of 1, 2, 4, got 3"]),
+    (["--fuse.learned-passes", "3"], ["--fuse.learned-passes must be one of 1, 2, 4, 8, got 3"]),
     (["--cpu-learned-passes", "0"], ["--cpu-learned-passes"]),
     (["--fuse.learned-adapt-steps", "-1"], ["--fuse.learned-adapt-steps must be 0 or more, got -1"]),
     (["--fuse.learned-adapt-lr", "0"], ["--fuse.learned-adapt-lr must be positive"]),

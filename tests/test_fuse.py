@@ -2,6 +2,7 @@
 the fall-back to flow where the 3D route is wrong."""
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import cv2
@@ -358,7 +359,12 @@ def test_learned_passes_average_the_swapped_and_mirrored_runs():
     np.testing.assert_allclose(one[(0, 9, 0.25)], fwd / 255.0, atol=1e-6)
     np.testing.assert_allclose(two[(0, 9, 0.25)], (fwd + swapped) / 510.0, atol=1e-6)
     np.testing.assert_allclose(four[(0, 9, 0.25)], (fwd + swapped + mirrored + both) / 1020.0, atol=1e-6)
-    with pytest.raises(SparsevidError, match="1, 2 or 4"):
+    eight = learned_frames(model, keys, req, passes=8)[(0, 9, 0.25)]
+    upside = [interpolate_pair(np.ascontiguousarray(x[::-1, ::lr]), np.ascontiguousarray(y[::-1, ::lr]), [t],
+                               model=model, scales=sc)[0][::-1, ::lr].astype(np.float32)
+              for lr in (1, -1) for x, y, t in ((imgs[0], imgs[9], 0.25), (imgs[9], imgs[0], 0.75))]
+    np.testing.assert_allclose(eight, (fwd + swapped + mirrored + both + sum(upside)) / 2040.0, atol=1e-6)
+    with pytest.raises(SparsevidError, match="1, 2, 4 or 8"):
         learned_frames(model, keys, req, passes=3)
 
 
@@ -407,6 +413,36 @@ def test_learned_adaptation_fits_the_inputs_and_leaves_the_pretrained_network_al
     assert adapt_learned(model, keys, steps=40, lr=1e-3, trips=[]) is model
 
 
+def test_zoomed_training_windows_shrink_a_wide_triplet_towards_the_video_spacing():
+    """With ``zoom``, a triplet 19 frames wide in a video of inputs ~10 apart is seen through windows shrunk
+    by a factor between 10/19 and 1 (never wider than the frame): a horizontal ramp's slope per pixel grows
+    by 1 / factor. Without it, windows are cut at full size."""
+    import torch
+
+    from sparsevid.fuse.learned import ClipWindows
+
+    h, w, crop = 96, 192, 40
+    ramp = np.repeat(np.repeat((np.arange(w) * 255 // (w - 1)).astype(np.uint8)[None, :, None], h, 0), 3, 2)
+    keys = {k: ramp for k in (0, 9, 19, 29)}
+    plain = ClipWindows(keys, crop, torch.device("cpu"), seed=0)
+    zoomed = ClipWindows(keys, crop, torch.device("cpu"), seed=0, zoom=True)
+    assert zoomed.gap == pytest.approx(29 / 3)
+    assert plain.zoom_factor(19) == 1.0 and zoomed.zoom_factor(9) == 1.0  # off / a triplet at the video's spacing
+    factors = [zoomed.zoom_factor(19) for _ in range(200)]  # (slopes below: mirrored windows run the other way)
+    assert 29 / 3 / 19 <= min(factors) < 0.6 and 0.95 < max(factors) <= 1.0
+    assert min(ClipWindows(keys, 80, torch.device("cpu"), 0, zoom=True).zoom_factor(29) for _ in range(50)) >= 80 / 96
+
+    def slope(win: torch.Tensor) -> float:
+        return float((win[0, 20, 30] - win[0, 20, 10]) * 255 / 20)
+
+    full = plain.window((0,))[0]
+    assert full.shape == (3, crop, crop) and abs(slope(full)) == pytest.approx(255 / (w - 1), rel=0.06)
+    for f in (0.55, 0.8):
+        win = zoomed.window((0,), f)[0]
+        assert win.shape == (3, crop, crop)
+        assert abs(slope(win)) == pytest.approx(255 / (w - 1) / f, rel=0.06)
+
+
 def test_adapted_learned_route_makes_the_video_and_the_pretrained_one_the_leave_one_out(monkeypatch):
     """The held-out inputs are rebuilt by the pretrained network (the adapted one has learnt them); the
     output frames come from the adapted one."""
@@ -430,6 +466,11 @@ def test_adapted_learned_route_makes_the_video_and_the_pretrained_one_the_leave_
     assert np.abs(lookup(0, 9, 5 / 9) - plain).mean() > 1e-3
     off = stage._learned_route(keys, brackets, FuseConfig(learned_adapt_steps=0, learned_passes=1), "cpu", seed=0)
     np.testing.assert_array_equal(off(0, 9, 5 / 9), plain)
+    zooms, adapt = [], stage.adapt_learned  # FuseConfig.learned_adapt_zoom reaches the fine-tuning
+    monkeypatch.setattr(stage, "adapt_learned", lambda *a, **kw: zooms.append(kw["zoom"]) or adapt(*a, **kw))
+    for zoom in (False, True):
+        stage._learned_route(keys, brackets, dataclasses.replace(cfg, learned_adapt_zoom=zoom), "cpu", seed=0)
+    assert zooms == [False, True]
 
 
 def _textured(seed: int, h: int = 72, w: int = 96) -> np.ndarray:

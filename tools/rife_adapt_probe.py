@@ -50,11 +50,11 @@ def predict(model, frames, pairs, scale: float, device) -> dict[int, np.ndarray]
     return out
 
 
-def adapt(frames, trips, scale, steps, lr, crop, batch, device, seed):
+def adapt(frames, trips, scale, steps, lr, crop, batch, device, seed, zoom=False):
     """The pipeline's fine-tuning (:func:`sparsevid.fuse.learned.adapt_learned`) on the inputs of ``trips``."""
     keys = sorted({k for trip in trips for k in trip})
     return adapt_learned(rife.load_rife(device=device), {k: frames[k] for k in keys}, steps, lr, scale, device, seed,
-                         crop, batch, trips=trips)
+                         crop, batch, trips=trips, zoom=zoom)
 
 
 def score(frames, pred) -> dict:
@@ -72,6 +72,9 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--zoom", type=int, nargs="+", default=[0], help="0: windows at full size; 1: shrunk "
+                    "towards the video's spacing (adapt_learned's zoom); both: 0 1")
+    ap.add_argument("--loo", type=int, default=1, help="0: skip the leave-one-out cross-checks")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     res = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"), "cases": {}}
@@ -86,16 +89,19 @@ def main() -> int:
         print(case.name, "pretrained", rec["pretrained"], flush=True)
         for steps in args.steps:
             for lr in args.lr:
-                t0 = time.perf_counter()
-                m = adapt(frames, training_triplets(), args.scale, steps, lr, args.crop, args.batch, args.device, 0)
-                secs = time.perf_counter() - t0
-                r = {**score(frames, predict(m, frames, held, args.scale, args.device)), "train_s": round(secs, 1)}
-                for k, p in loo.items():  # cross-check: trained without k's triplets, scored on k's rebuild
-                    mk = adapt(frames, training_triplets(skip=k), args.scale, steps, lr, args.crop, args.batch,
-                               args.device, 0)
-                    r[f"loo {k}"] = score(frames, predict(mk, frames, p, args.scale, args.device))["psnr"]
-                rec[f"{steps} steps, lr {lr:g}"] = r
-                print(case.name, steps, lr, r, flush=True)
+                for zoom in args.zoom:
+                    t0 = time.perf_counter()
+                    m = adapt(frames, training_triplets(), args.scale, steps, lr, args.crop, args.batch, args.device,
+                              0, bool(zoom))
+                    secs = time.perf_counter() - t0
+                    r = {**score(frames, predict(m, frames, held, args.scale, args.device)), "train_s": round(secs, 1)}
+                    for k, p in loo.items() if args.loo else ():  # trained without k's triplets, scored on k
+                        mk = adapt(frames, training_triplets(skip=k), args.scale, steps, lr, args.crop, args.batch,
+                                   args.device, 0, bool(zoom))
+                        r[f"loo {k}"] = score(frames, predict(mk, frames, p, args.scale, args.device))["psnr"]
+                    name = f"{steps} steps, lr {lr:g}" + (", zoom" if zoom else "")
+                    rec[name] = r
+                    print(case.name, name, r, flush=True)
         res["cases"][case.name] = rec
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -87,8 +87,10 @@ class FuseConfig:
         learned: the learned 2D route (:mod:`sparsevid.fuse.learned`): "auto" (RIFE 4.25 when its
             weights are installed), "rife" (required), "off".
         learned_passes: test-time passes of the learned route averaged per frame (1, 2: + the keys
-            swapped, 4: + both mirrored); each pass costs one more network run per frame (the CPU
-            profile sets ``RunConfig.cpu_learned_passes``).
+            swapped, 4: + both mirrored left-right, 8: + the four upside down); each pass costs one
+            more network run per frame (the CPU profile sets ``RunConfig.cpu_learned_passes``). 8
+            gained +0.01 to +0.03 dB on four real clips on the H200 and lost 0.09 on the one without a
+            3D route (BENCHMARKS.md, session 18), so the default stays 4.
         learned_scale: the learned route's resolution, as the reference RIFE inference's ``scale``
             (1, 2: its flow blocks at twice the resolution, the finest at twice the frame's; one of
             0.25, 0.5, 1, 2, 4); None = by frame size (:func:`sparsevid.eval.rife.auto_scale`: 2 up to
@@ -101,6 +103,11 @@ class FuseConfig:
             so it under- rather than over-trusts the adapted route. Measured in BENCHMARKS.md,
             "RIFE fine-tuned on the clip's own inputs".
         learned_adapt_lr: the fine-tuning's learning rate.
+        learned_adapt_zoom: the fine-tuning also sees each triplet's windows shrunk by a random factor,
+            down to the video's spacing over the triplet's (``adapt_learned``'s ``zoom``): its pairs are
+            2-3 times as far apart as the video's, and shrunk that much their motion in pixels is the
+            video's. Off: on the H200 it moved the video by -0.08 to +0.02 dB on five real clips
+            (BENCHMARKS.md, session 18).
         drop_learned_db: leave the learned route out when the 2D route's leave-one-out rebuilds are
             better without it by more than this many dB (None: never). Not at any loss: the rebuilds span
             twice the inputs' spacing (19-20 frames), where RIFE degrades faster than flow, so the
@@ -158,6 +165,7 @@ class FuseConfig:
     learned_scale: float | None = None
     learned_adapt_steps: int = 100
     learned_adapt_lr: float = 3e-6
+    learned_adapt_zoom: bool = False
     guided_mirrors: int | None = 1
     hedge: bool = True
     rigid_check: bool = True

@@ -46,8 +46,15 @@ def load_learned(name: str, device: str | torch.device = "cpu"):
 
 
 #: the test-time passes of :func:`learned_frames`, in order: as given, the keys swapped (time 1 - t),
-#: both mirrored left-right, both mirrored and swapped
-PASSES = (1, 2, 4)
+#: both mirrored left-right, both mirrored and swapped; 8 adds the same four upside down
+PASSES = (1, 2, 4, 8)
+#: the (left-right, upside-down) flip of each pair of passes (the first of each pair as given, the second swapped)
+_PASS_FLIPS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def _flipped(img: np.ndarray, lr: bool, ud: bool) -> np.ndarray:
+    """``img`` [H, W, C] mirrored left-right and/or upside down (its own inverse), contiguous."""
+    return np.ascontiguousarray(img[::-1 if ud else 1, ::-1 if lr else 1])
 
 
 def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
@@ -57,8 +64,9 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     runs once per key pair and pass).
 
     ``passes`` > 1 averages test-time variants (:data:`PASSES`): the network is not symmetric in
-    time or in left and right, and its errors under these variants are partly independent, so
-    their mean is closer to the real frame (measured in BENCHMARKS.md, "the learned route").
+    time, left and right or up and down, and its errors under these variants are partly
+    independent, so their mean is closer to the real frame (measured in BENCHMARKS.md, "the
+    learned route").
     ``scale``: the network's resolution (:func:`sparsevid.eval.rife.block_scales`; None = by frame
     size, :func:`sparsevid.eval.rife.auto_scale`).
     """
@@ -66,7 +74,7 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
 
     if passes not in PASSES:
         raise SparsevidError(f"learned route passes must be one of {PASSES}, not {passes}",
-                             fix="set --fuse.learned-passes to 1, 2 or 4")
+                             fix="set --fuse.learned-passes to 1, 2, 4 or 8")
     by_pair: dict[tuple[int, int], list[float]] = defaultdict(list)
     for k0, k1, t in requests:
         if t not in by_pair[(k0, k1)]:
@@ -77,15 +85,14 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     h, w = next(iter(keys.values())).shape[:2]
     scales = scales_for(h, w, scale)
     for (k0, k1), ts in by_pair.items():
-        a, b = keys[k0], keys[k1]
-        variants = [(a, b, ts, False), (b, a, [1.0 - t for t in ts], False),
-                    (a[:, ::-1], b[:, ::-1], ts, True), (b[:, ::-1], a[:, ::-1], [1.0 - t for t in ts], True)]
-        acc = [np.zeros(a.shape, np.float32) for _ in ts]
-        for x, y, times, mirrored in variants[:passes]:
-            imgs = interpolate_pair(np.ascontiguousarray(x), np.ascontiguousarray(y), times, model=model,
-                                    device=device, scales=scales)
+        acc = [np.zeros(keys[k0].shape, np.float32) for _ in ts]
+        for n in range(passes):
+            lr, ud = _PASS_FLIPS[n // 2]
+            a, b = (_flipped(keys[k], lr, ud) for k in (k0, k1))
+            x, y, times = (a, b, ts) if n % 2 == 0 else (b, a, [1.0 - t for t in ts])
+            imgs = interpolate_pair(x, y, times, model=model, device=device, scales=scales)
             for i, img in enumerate(imgs):
-                acc[i] += img[:, ::-1] if mirrored else img
+                acc[i] += _flipped(img, lr, ud)
         for t, total in zip(ts, acc):
             out[(k0, k1, t)] = total / (255.0 * passes)
     return out
@@ -104,21 +111,39 @@ class ClipWindows:
     ``keys``: input index -> [H, W, 3] uint8 RGB, moved to ``device`` as [3, H, W] float 0..1.
     """
 
-    def __init__(self, keys: dict[int, np.ndarray], crop: int, device: torch.device, seed: int):
+    def __init__(self, keys: dict[int, np.ndarray], crop: int, device: torch.device, seed: int,
+                 zoom: bool = False):
         self.frames = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device).permute(2, 0, 1).float() / 255.0
                        for k, v in keys.items()}
         self.h, self.w = next(iter(keys.values())).shape[:2]
-        self.crop, self.device = crop, device
+        self.crop, self.device, self.zoom = crop, device, zoom
+        order = sorted(keys)
+        #: the video's spacing: the mean gap between neighbouring inputs
+        self.gap = (order[-1] - order[0]) / max(len(order) - 1, 1)
         self.gen = torch.Generator().manual_seed(seed)
 
     def draw(self, n: int) -> int:
         """A random integer in [0, n)."""
         return int(torch.randint(n, (1,), generator=self.gen))
 
-    def window(self, ks: Sequence[int]) -> list[torch.Tensor]:
-        """The same random ``crop`` x ``crop`` window of each input in ``ks``, all mirrored left-right or none."""
-        top, left, flip = self.draw(self.h - self.crop + 1), self.draw(self.w - self.crop + 1), self.draw(2)
-        win = [self.frames[k][:, top:top + self.crop, left:left + self.crop] for k in ks]
+    def zoom_factor(self, span: float) -> float:
+        """The scale a window of a triplet ``span`` frames wide is shrunk by (1: none). With ``zoom``, a
+        random factor between 1 and ``gap / span`` (never a window larger than the frame): shrunk by
+        that much, the triplet's motion in pixels is the motion over the video's spacing."""
+        low = max(self.gap / max(span, 1e-6), self.crop / min(self.h, self.w))
+        if not self.zoom or low >= 1.0:
+            return 1.0
+        return float(low + (1.0 - low) * torch.rand((), generator=self.gen))
+
+    def window(self, ks: Sequence[int], factor: float = 1.0) -> list[torch.Tensor]:
+        """The same random window of each input in ``ks``, ``crop / factor`` pixels wide and shrunk to
+        ``crop`` x ``crop``, all mirrored left-right or none."""
+        size = min(int(round(self.crop / factor)), self.h, self.w)
+        top, left, flip = self.draw(self.h - size + 1), self.draw(self.w - size + 1), self.draw(2)
+        win = [self.frames[k][:, top:top + size, left:left + size] for k in ks]
+        if size != self.crop:
+            win = list(F.interpolate(torch.stack(win), size=(self.crop, self.crop), mode="bilinear",
+                                     antialias=True, align_corners=False))
         return [v.flip(-1) for v in win] if flip else win
 
     def triplet_batch(self, trips: Sequence[tuple[int, int, int]], batch: int
@@ -131,7 +156,7 @@ class ClipWindows:
             t = (m - a) / (b - a)
             if self.draw(2):
                 a, b, t = b, a, 1.0 - t
-            wa, wb, wm = self.window((a, b, m))
+            wa, wb, wm = self.window((a, b, m), self.zoom_factor(abs(b - a)))
             x0.append(wa), x1.append(wb), y.append(wm), ts.append(t)
         t_in = torch.tensor(ts, device=self.device, dtype=torch.float32).reshape(-1, 1, 1, 1)
         return torch.stack(x0), torch.stack(x1), torch.stack(y), t_in
@@ -139,7 +164,7 @@ class ClipWindows:
 
 def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, scale: float | None = None,
                   device: str | torch.device = "cpu", seed: int = 0, crop: int = 256, batch: int = 4,
-                  trips: Sequence[tuple[int, int, int]] | None = None):
+                  trips: Sequence[tuple[int, int, int]] | None = None, zoom: bool = False):
     """A copy of ``model`` fine-tuned on the clip itself: each input predicted from two others around
     it (:func:`triplets`; the network's own frame at ``t = (m - a) / (b - a)``, L1 loss, Adam), with the
     two inputs swapped at random, left-right mirrors and random ``crop`` x ``crop`` windows.
@@ -156,6 +181,9 @@ def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, sca
         steps, lr: Adam steps and learning rate.
         scale: the network's resolution (None: :func:`sparsevid.eval.rife.auto_scale`).
         trips: the (earlier, middle, later) inputs to learn from (None: all of :func:`triplets`).
+        zoom: shrink each triplet's windows by a random factor down to the video's spacing over the
+            triplet's (:meth:`ClipWindows.zoom_factor`), so that the network also learns the motion of
+            the video's spacing in pixels.
     """
     from sparsevid.eval.rife import scales_for
 
@@ -169,7 +197,7 @@ def adapt_learned(model, keys: dict[int, np.ndarray], steps: int, lr: float, sca
     dev = torch.device(device)
     net = copy.deepcopy(model).to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    windows = ClipWindows(keys, crop, dev, seed)
+    windows = ClipWindows(keys, crop, dev, seed, zoom)
     with torch.enable_grad():
         for _ in range(steps):
             x0, x1, y, t_in = windows.triplet_batch(trips, batch)

@@ -221,7 +221,7 @@ def _learned_route(keys: dict[int, np.ndarray], brackets: Sequence[Bracket], cfg
     video = [(br.k0, br.k1, br.t) for br in brackets if not br.at_key]
     held = [(k0, k1, (k - k0) / (k1 - k0)) for k0, k, k1 in zip(order, order[1:-1], order[2:])]
     adapted = adapt_learned(model, keys, cfg.learned_adapt_steps, cfg.learned_adapt_lr, cfg.learned_scale,
-                            device, seed) if video else model
+                            device, seed, zoom=cfg.learned_adapt_zoom) if video else model
     table_video = learned_frames(adapted, keys, video, device, cfg.learned_passes, cfg.learned_scale)
     table_held = learned_frames(model, keys, held, device, cfg.learned_passes, cfg.learned_scale)
     return lambda k0, k1, t: table_held[(k0, k1, t)] if (k0, k1, t) in table_held else table_video[(k0, k1, t)]

@@ -48,6 +48,8 @@ VARIANTS = {
     "no distance gains": dict(distance_gains=False),
     "learned route off": dict(learned="off"),
     "learned passes 1": dict(learned_passes=1),
+    "learned passes 8": dict(learned_passes=8),
+    "2D route alone p1 learned passes 8": dict(mode="2d", learned_passes=8),
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
     "linear motion": dict(flow=dict(motion="linear")),
     "2D route alone p1 linear motion": dict(mode="2d", flow=dict(motion="linear")),
@@ -65,6 +67,9 @@ VARIANTS = {
     "agree 0.02": dict(flow=dict(agree_tolerance=0.02)),
     "agree 0.05": dict(flow=dict(agree_tolerance=0.05)),
     "2D route alone p1 agree 0.02": dict(mode="2d", flow=dict(agree_tolerance=0.02)),
+    "adapt zoom": dict(learned_adapt_zoom=True),
+    "2D route alone p1 adapt zoom": dict(mode="2d", learned_adapt_zoom=True),
+    "adapt zoom lr 1e-5": dict(learned_adapt_zoom=True, learned_adapt_lr=1e-5),
 }
 
 
@@ -82,6 +87,11 @@ EXTRA_CONFIGS = {
     "LOO at path": lambda c: setattr(c.fuse, "loo_at_path", True),
     # the 2D warps trusted by their forward-backward consistency alone (FlowConfig.agree_tolerance None)
     "agree off": lambda c: setattr(c.fuse.flow, "agree_tolerance", None),
+    # the learned route's fine-tuning also on windows shrunk towards the video's spacing (learned_adapt_zoom)
+    "adapt zoom": lambda c: setattr(c.fuse, "learned_adapt_zoom", True),
+    # the learned route averaged over 8 test-time passes (the 4 of the default and the same upside down)
+    "learned passes 8": lambda c: setattr(c.fuse, "learned_passes", 8),
+    "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
 }
 
 
