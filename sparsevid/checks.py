@@ -101,6 +101,7 @@ def _check_learned(cfg: "RunConfig") -> None:
 
 def _check_flow(cfg: "RunConfig") -> None:
     from sparsevid.fuse.flow2d import MIRRORS, MOTIONS
+    from sparsevid.fuse.temporal import check_temporal
     from sparsevid.imaging import DIS_PRESETS
 
     flow = cfg.fuse.flow
@@ -112,6 +113,7 @@ def _check_flow(cfg: "RunConfig") -> None:
     for flag, value in (("--fuse.flow.mirrors", flow.mirrors), ("--fuse.guided-mirrors", cfg.fuse.guided_mirrors)):
         if value is not None and value not in MIRRORS:
             raise SparsevidError(f"{flag} must be 1, 2 or 4, got {value}", fix=f"pass e.g. {flag} 4")
+    check_temporal(cfg.fuse.temporal)
 
 
 def _check_fixer(name: str) -> None:

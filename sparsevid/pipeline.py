@@ -608,6 +608,10 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                              + ", ".join(f"{100 * v:.0f} %" for v in quality["moved_by_itself"].values())
                              + " of the frame between the neighbouring inputs: the 3D route gives way there where "
                                "it disagrees with the 2D routes (--fuse.no-rigid-check turns this off)")
+            if cfg.fuse.temporal.sigma is not None:
+                log.info(f"in-between frames made consistent over time: their content coarser than "
+                         f"{cfg.fuse.temporal.sigma:g} px averaged with {cfg.fuse.temporal.reach} output frames on each "
+                         f"side, moved onto them by optical flow (--fuse.temporal.sigma none turns this off)")
             if fused.fixed_fraction >= 5e-4:
                 log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is the same in every input (an overlay, "
                          f"a bonnet, or a plain area): no 3D route there, "

@@ -394,6 +394,9 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),
     (["--fuse.flow.mirrors", "3"], ["--fuse.flow.mirrors must be 1, 2 or 4, got 3"]),
     (["--fuse.guided-mirrors", "0"], ["--fuse.guided-mirrors must be 1, 2 or 4, got 0"]),
+    (["--fuse.temporal.sigma", "0"], ["--fuse.temporal.sigma must be positive or none, got 0"]),
+    (["--fuse.temporal.reach", "0"], ["--fuse.temporal.reach must be at least 1, got 0"]),
+    (["--fuse.temporal.preset", "slow"], ["--fuse.temporal.preset must be one of ultrafast, fast, medium"]),
 ])
 def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     """The pose stage (which ``four`` needs) never starts: no output folder is even created."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from sparsevid.fuse.fixed import FixedConfig
 from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
+from sparsevid.fuse.temporal import TemporalConfig
 from sparsevid.imaging import blend_bands, blur, grid, remap
 from sparsevid.render.frames import to_uint8
 
@@ -144,6 +145,9 @@ class FuseConfig:
         flow: the 2D route's flow settings.
         fixed: regions fixed in the image (a burnt-in clock, a bonnet, a mount: :mod:`sparsevid.fuse.fixed`):
             no 3D route there, and their textured pixels taken from the inputs as they are.
+        temporal: the fused video's low band made consistent over time (:mod:`sparsevid.fuse.temporal`):
+            each in-between frame's content below 2 px taken from the mean of itself and its two output
+            frames on each side, moved onto it by optical flow.
     """
 
     detail_power: float | None = 1.0
@@ -174,6 +178,7 @@ class FuseConfig:
     rigid_depth_factor: float = 2.0
     flow: FlowConfig = field(default_factory=FlowConfig)
     fixed: FixedConfig = field(default_factory=FixedConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
 # ---------------------------------------------------------------------------------------------

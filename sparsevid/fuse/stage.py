@@ -19,6 +19,7 @@ from sparsevid.fuse.fixed import FixedRegions, fixed_regions
 from sparsevid.fuse.flow2d import PairFlow, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
+from sparsevid.fuse.temporal import smooth_low_band
 from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
 
@@ -59,7 +60,9 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
 
     Args:
         positions: [T] each output frame's position in the source video (``time * scene_fps``;
-            exact Fractions where possible: a frame at an input's position *is* that input).
+            exact Fractions where possible: a frame at an input's position *is* that input), in time
+            order: the last step, ``cfg.temporal`` (:func:`sparsevid.fuse.temporal.smooth_low_band`),
+            takes the frames next to each other in this list as neighbours in time.
         keys: input index -> [H, W, 3] uint8 image at the output size, in the output lens.
         cfg: fusion settings.
         frames3d: [T] the 3D route's frame (image, weight) or None per frame; None = no 3D route.
@@ -131,7 +134,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         for r in pool.map(one, range(len(positions))):
             results.append(r)
             p.update(task, advance=1)
-    out = [r[0] for r in results]
+    out = smooth_low_band([r[0] for r in results], [br.at_key for br in brackets], cfg.temporal)
     gains3 = [r[1] for r in results if r[1] is not None]
     dists = [br.distance() for br in brackets if not br.at_key]
     estimate = loo.estimate(dists) if loo is not None else None

@@ -49,6 +49,8 @@ VARIANTS = {
     "learned route off": dict(learned="off"),
     "learned passes 1": dict(learned_passes=1),
     "learned passes 8": dict(learned_passes=8),
+    "temporal off": dict(temporal=dict(sigma=None)),
+    "temporal reach 1": dict(temporal=dict(reach=1)),
     "2D route alone p1 learned passes 8": dict(mode="2d", learned_passes=8),
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
     "linear motion": dict(flow=dict(motion="linear")),
@@ -91,6 +93,8 @@ EXTRA_CONFIGS = {
     "adapt zoom": lambda c: setattr(c.fuse, "learned_adapt_zoom", True),
     # the learned route averaged over 8 test-time passes (the 4 of the default and the same upside down)
     "learned passes 8": lambda c: setattr(c.fuse, "learned_passes", 8),
+    # the fused video's low band not made consistent over time (FuseConfig.temporal.sigma None)
+    "temporal off": lambda c: setattr(c.fuse.temporal, "sigma", None),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
 }
 

@@ -1,0 +1,103 @@
+"""The output video's low band made consistent over time: each in-between frame's coarse content
+averaged with that of its neighbouring output frames, each moved onto it by optical flow.
+
+Every in-between frame is fused on its own, from candidates whose weights change with its time, so
+its coarse errors (a blend tipping towards one route, a region a little misplaced) differ from its
+neighbours'. The scene itself changes smoothly from one output frame to the next. Averaged over a
+few motion-compensated neighbours, the independent part of those errors shrinks. Only the low band
+is taken from the mean, below a Gaussian of ``sigma`` px: the frame's own fine detail, which the
+flow cannot carry without softening it, is kept as it is. Frames at an input's time are left alone
+(they are the inputs), but serve as neighbours. Measured in BENCHMARKS.md, session 18.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from sparsevid.errors import SparsevidError
+from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, make_dis, remap
+
+
+@dataclass
+class TemporalConfig:
+    """Low-band smoothing of the output over time (:func:`smooth_low_band`).
+
+    Attributes:
+        sigma: the Gaussian (px of the output) below which a frame takes the motion-compensated
+            mean of itself and its neighbours; None (``none`` on the command line): off. 2 px leaves
+            the sharpness (variance of the Laplacian) within 1 % on 13 clips (BENCHMARKS.md, session 18).
+        reach: the neighbours on each side (output frames) that enter the mean.
+        preset: the DIS preset of the flows from each frame to its neighbours.
+        threads: frames smoothed at once (0: one per CPU core).
+    """
+
+    sigma: float | None = 2.0
+    reach: int = 2
+    preset: str = "medium"
+    threads: int = 0
+
+
+def check_temporal(cfg: TemporalConfig) -> None:
+    """A one-line error for settings :func:`smooth_low_band` cannot use."""
+    flag = "--fuse.temporal."
+    if cfg.sigma is not None and not cfg.sigma > 0:
+        raise SparsevidError(f"{flag}sigma must be positive or none, got {cfg.sigma:g}",
+                             fix=f"pass e.g. {flag}sigma 2, or {flag}sigma none to turn it off")
+    if cfg.reach < 1:
+        raise SparsevidError(f"{flag}reach must be at least 1, got {cfg.reach}", fix=f"pass e.g. {flag}reach 2")
+    if cfg.threads < 0:
+        raise SparsevidError(f"{flag}threads must be 0 or more, got {cfg.threads}",
+                             fix="pass 0 (one per CPU core) or a positive count")
+    if cfg.preset not in DIS_PRESETS:
+        raise SparsevidError(f"{flag}preset must be one of {', '.join(DIS_PRESETS)}, got {cfg.preset!r}",
+                             fix=f"pass e.g. {flag}preset medium")
+
+
+def moved_onto(frame: np.ndarray, neighbour: np.ndarray, dis) -> np.ndarray:
+    """``neighbour`` [H, W, 3] uint8 resampled onto ``frame``'s pixels by DIS flow from ``frame`` to it
+    (float32, bilinear, edges replicated)."""
+    flow = dis.calc(gray_u8(frame), gray_u8(neighbour), None)
+    gx, gy = grid(*frame.shape[:2])
+    return remap(neighbour.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                 cv2.BORDER_REPLICATE)
+
+
+def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
+                    cfg: TemporalConfig | None = None) -> list[np.ndarray]:
+    """The output video with each in-between frame's low band replaced by the mean of its own and its
+    ``cfg.reach`` neighbours' on each side (moved onto it by :func:`moved_onto`).
+
+    Args:
+        frames: T x [H, W, 3] uint8, the output video in time order.
+        at_input: [T] whether each frame is at an input's time (left as it is).
+        cfg: the settings (None: the defaults); ``cfg.sigma`` None returns the frames as they are.
+
+    Returns:
+        T x [H, W, 3] uint8; the frames at input times and, with ``sigma`` None, all frames are the
+        objects given. Every frame is computed from the frames as given, not from smoothed ones.
+    """
+    cfg = cfg or TemporalConfig()
+    check_temporal(cfg)
+    if len(at_input) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(at_input)} input flags")
+    if cfg.sigma is None or len(frames) < 2:
+        return list(frames)
+    width = frames[0].shape[1]
+
+    def one(i: int) -> np.ndarray:
+        dis = make_dis(cfg.preset, width, None, 400)
+        own = frames[i].astype(np.float32)
+        near = [moved_onto(frames[i], frames[j], dis)
+                for j in range(i - cfg.reach, i + cfg.reach + 1) if j != i and 0 <= j < len(frames)]
+        diff = (own + sum(near)) / (1 + len(near)) - own
+        return np.clip(np.rint(own + cv2.GaussianBlur(diff, (0, 0), cfg.sigma)), 0, 255).astype(np.uint8)
+
+    todo = [i for i, inp in enumerate(at_input) if not inp]
+    with ThreadPoolExecutor(cfg.threads or os.cpu_count() or 1) as pool:
+        done = dict(zip(todo, pool.map(one, todo)))
+    return [done.get(i, f) for i, f in enumerate(frames)]
