@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from sparsevid.errors import SparsevidError
+from sparsevid.fuse.flow2d import FlowConfig
 from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, make_dis, remap
 
 
@@ -92,7 +93,7 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
     width = frames[0].shape[1]
 
     def one(i: int) -> np.ndarray:
-        dis = make_dis(cfg.preset, width, None, 400)
+        dis = make_dis(cfg.preset, width, None, FlowConfig.finest_min_width)  # refined as the 2D route's flows
         own = frames[i].astype(np.float32)
         near = [moved_onto(frames[i], frames[j], dis)
                 for j in range(i - cfg.reach, i + cfg.reach + 1) if j != i and 0 <= j < len(frames)]
