@@ -44,6 +44,16 @@ def make_dis(preset: str, width: int, finest_scale: int | None, min_width: int):
     return dis
 
 
+#: the four (left-right, upside-down) mirrorings, as given first: the test-time variants of the DIS flows
+#: (``FlowConfig.mirrors``) and of the learned route (``FuseConfig.learned_passes``)
+FLIPS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def flip(x: np.ndarray, lr: bool, ud: bool) -> np.ndarray:
+    """``x`` ([H, W] or [H, W, C]) mirrored left-right and/or upside down (its own inverse), contiguous."""
+    return np.ascontiguousarray(x[::-1 if ud else 1, ::-1 if lr else 1])
+
+
 def gray_u8(img: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 RGB or float 0..1 -> [H, W] uint8 grey."""
     if img.dtype == np.uint8:

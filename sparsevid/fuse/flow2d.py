@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sparsevid.imaging import blur, fb_error, gauss_conf, gray_u8, grid, make_dis, remap
+from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, make_dis, remap
 
 
 
@@ -62,7 +62,6 @@ class FlowConfig:
 
 #: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order
 MIRRORS = (1, 2, 4)
-_FLIPS = ((False, False), (True, False), (False, True), (True, True))
 
 
 @dataclass
@@ -76,10 +75,6 @@ class PairFlow:
     err_ba: np.ndarray
 
 
-def _flip(x: np.ndarray, lr: bool, ud: bool) -> np.ndarray:
-    return np.ascontiguousarray(x[::-1 if ud else 1, ::-1 if lr else 1])
-
-
 def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.ndarray:
     """DIS flow from grey ``a`` to grey ``b`` ([H, W] uint8) -> [H, W, 2] float32, the mean over ``mirrors``
     flips of both images (:data:`MIRRORS`): a flipped image's flow, flipped back with its component along
@@ -89,8 +84,8 @@ def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.nda
     if mirrors not in MIRRORS:
         raise ValueError(f"mirrors must be one of {MIRRORS}, not {mirrors}")
     acc = np.zeros(a.shape + (2,), np.float32)
-    for lr, ud in _FLIPS[:mirrors]:
-        f = _flip(dis.calc(_flip(a, lr, ud), _flip(b, lr, ud), None), lr, ud)
+    for lr, ud in FLIPS[:mirrors]:
+        f = flip(dis.calc(flip(a, lr, ud), flip(b, lr, ud), None), lr, ud)
         acc[..., 0] += -f[..., 0] if lr else f[..., 0]
         acc[..., 1] += -f[..., 1] if ud else f[..., 1]
     return acc / mirrors

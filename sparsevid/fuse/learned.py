@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from sparsevid import log
 from sparsevid.errors import SparsevidError
+from sparsevid.imaging import FLIPS, flip
 
 LEARNED_CHOICES = ("auto", "rife", "off")
 
@@ -46,15 +47,9 @@ def load_learned(name: str, device: str | torch.device = "cpu"):
 
 
 #: the test-time passes of :func:`learned_frames`, in order: as given, the keys swapped (time 1 - t),
-#: both mirrored left-right, both mirrored and swapped; 8 adds the same four upside down
+#: both mirrored left-right, both mirrored and swapped; 8 adds the same four upside down (each pair of
+#: passes, as given and swapped, under one of :data:`sparsevid.imaging.FLIPS`)
 PASSES = (1, 2, 4, 8)
-#: the (left-right, upside-down) flip of each pair of passes (the first of each pair as given, the second swapped)
-_PASS_FLIPS = ((False, False), (True, False), (False, True), (True, True))
-
-
-def _flipped(img: np.ndarray, lr: bool, ud: bool) -> np.ndarray:
-    """``img`` [H, W, C] mirrored left-right and/or upside down (its own inverse), contiguous."""
-    return np.ascontiguousarray(img[::-1 if ud else 1, ::-1 if lr else 1])
 
 
 def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Request],
@@ -87,12 +82,12 @@ def learned_frames(model, keys: dict[int, np.ndarray], requests: Sequence[Reques
     for (k0, k1), ts in by_pair.items():
         acc = [np.zeros(keys[k0].shape, np.float32) for _ in ts]
         for n in range(passes):
-            lr, ud = _PASS_FLIPS[n // 2]
-            a, b = (_flipped(keys[k], lr, ud) for k in (k0, k1))
+            lr, ud = FLIPS[n // 2]
+            a, b = (flip(keys[k], lr, ud) for k in (k0, k1))
             x, y, times = (a, b, ts) if n % 2 == 0 else (b, a, [1.0 - t for t in ts])
             imgs = interpolate_pair(x, y, times, model=model, device=device, scales=scales)
             for i, img in enumerate(imgs):
-                acc[i] += _flipped(img, lr, ud)
+                acc[i] += flip(img, lr, ud)
         for t, total in zip(ts, acc):
             out[(k0, k1, t)] = total / (255.0 * passes)
     return out
