@@ -59,15 +59,17 @@ def test_off_threads_and_bad_settings():
     at_input = [i in (0, 11) for i in range(12)]
     off = smooth_low_band(real, at_input, TemporalConfig(sigma=None))
     assert all(a is b for a, b in zip(off, real))
-    one = smooth_low_band(real, at_input, TemporalConfig(threads=1))
-    two = smooth_low_band(real, at_input, TemporalConfig(threads=2))
+    one = smooth_low_band(real, at_input, TemporalConfig(), threads=1)
+    two = smooth_low_band(real, at_input, TemporalConfig(), threads=2)
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
     # a still scene, frames all the same: nothing to average away, nothing changes
     still = [real[0]] * 5
     assert all(np.array_equal(a, real[0]) for a in smooth_low_band(still, [True, False, False, False, True]))
     with pytest.raises(ValueError, match="input flags"):
         smooth_low_band(real, at_input[:-1])
+    with pytest.raises(ValueError, match="threads must be 0 or more"):
+        smooth_low_band(real, at_input, threads=-1)
     for bad, needle in ((TemporalConfig(sigma=0.0), "sigma must be positive"), (TemporalConfig(reach=0), "reach"),
-                        (TemporalConfig(threads=-1), "threads"), (TemporalConfig(preset="slow"), "preset")):
+                        (TemporalConfig(preset="slow"), "preset")):
         with pytest.raises(SparsevidError, match=needle):
             check_temporal(bad)

@@ -134,7 +134,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         for r in pool.map(one, range(len(positions))):
             results.append(r)
             p.update(task, advance=1)
-    out = smooth_low_band([r[0] for r in results], [br.at_key for br in brackets], cfg.temporal)
+    out = smooth_low_band([r[0] for r in results], [br.at_key for br in brackets], cfg.temporal, workers)
     gains3 = [r[1] for r in results if r[1] is not None]
     dists = [br.distance() for br in brackets if not br.at_key]
     estimate = loo.estimate(dists) if loo is not None else None

@@ -36,13 +36,13 @@ class TemporalConfig:
         reach: the neighbours on each side (output frames) that enter the mean (3: no better than 2, and
             below on 4 of 13 clips).
         preset: the DIS preset of the flows from each frame to its neighbours.
-        threads: frames smoothed at once (0: one per CPU core).
+
+    The frames are smoothed on the fusion's threads (``FuseConfig.threads``).
     """
 
     sigma: float | None = 2.0
     reach: int = 2
     preset: str = "medium"
-    threads: int = 0
 
 
 def check_temporal(cfg: TemporalConfig) -> None:
@@ -53,9 +53,6 @@ def check_temporal(cfg: TemporalConfig) -> None:
                              fix=f"pass e.g. {flag}sigma 2, or {flag}sigma none to turn it off")
     if cfg.reach < 1:
         raise SparsevidError(f"{flag}reach must be at least 1, got {cfg.reach}", fix=f"pass e.g. {flag}reach 2")
-    if cfg.threads < 0:
-        raise SparsevidError(f"{flag}threads must be 0 or more, got {cfg.threads}",
-                             fix="pass 0 (one per CPU core) or a positive count")
     if cfg.preset not in DIS_PRESETS:
         raise SparsevidError(f"{flag}preset must be one of {', '.join(DIS_PRESETS)}, got {cfg.preset!r}",
                              fix=f"pass e.g. {flag}preset medium")
@@ -71,7 +68,7 @@ def moved_onto(frame: np.ndarray, neighbour: np.ndarray, dis) -> np.ndarray:
 
 
 def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
-                    cfg: TemporalConfig | None = None) -> list[np.ndarray]:
+                    cfg: TemporalConfig | None = None, threads: int = 0) -> list[np.ndarray]:
     """The output video with each in-between frame's low band replaced by the mean of its own and its
     ``cfg.reach`` neighbours' on each side (moved onto it by :func:`moved_onto`).
 
@@ -79,6 +76,7 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         frames: T x [H, W, 3] uint8, the output video in time order.
         at_input: [T] whether each frame is at an input's time (left as it is).
         cfg: the settings (None: the defaults); ``cfg.sigma`` None returns the frames as they are.
+        threads: frames smoothed at once (0: one per CPU core); the result does not depend on it.
 
     Returns:
         T x [H, W, 3] uint8; the frames at input times and, with ``sigma`` None, all frames are the
@@ -88,6 +86,8 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
     check_temporal(cfg)
     if len(at_input) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(at_input)} input flags")
+    if threads < 0:
+        raise ValueError(f"threads must be 0 or more, got {threads}")
     if cfg.sigma is None or len(frames) < 2:
         return list(frames)
     width = frames[0].shape[1]
@@ -101,6 +101,6 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         return np.clip(np.rint(own + cv2.GaussianBlur(diff, (0, 0), cfg.sigma)), 0, 255).astype(np.uint8)
 
     todo = [i for i, inp in enumerate(at_input) if not inp]
-    with ThreadPoolExecutor(cfg.threads or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         done = dict(zip(todo, pool.map(one, todo)))
     return [done.get(i, f) for i, f in enumerate(frames)]
