@@ -397,6 +397,7 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.temporal.sigma", "0"], ["--fuse.temporal.sigma must be positive or none, got 0"]),
     (["--fuse.temporal.reach", "0"], ["--fuse.temporal.reach must be at least 1, got 0"]),
     (["--fuse.temporal.preset", "slow"], ["--fuse.temporal.preset must be one of ultrafast, fast, medium"]),
+    (["--fuse.temporal.colour-sigma", "3"], ["--fuse.temporal.colour-sigma must be between 0 and --fuse.temporal.sigma"]),
 ])
 def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     """The pose stage (which ``four`` needs) never starts: no output folder is even created."""

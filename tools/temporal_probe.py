@@ -32,14 +32,20 @@ KEYS = [0, 9, 19, 29]
 #: row name -> settings (None: no smoothing)
 ROWS = {
     "off": None,
-    "reach 1, sigma 1.5": TemporalConfig(sigma=1.5, reach=1),
-    "reach 1, sigma 2": TemporalConfig(sigma=2.0, reach=1),
-    "reach 1, sigma 3": TemporalConfig(sigma=3.0, reach=1),
-    "reach 2, sigma 1 (sharpness -4 to -10 %)": TemporalConfig(sigma=1.0, reach=2),
-    "reach 2, sigma 1.5": TemporalConfig(sigma=1.5, reach=2),
-    "reach 2, sigma 2 (the default)": TemporalConfig(sigma=2.0, reach=2),
-    "reach 2, sigma 3": TemporalConfig(sigma=3.0, reach=2),
-    "reach 3, sigma 2": TemporalConfig(sigma=2.0, reach=3),
+    "reach 1, sigma 1.5": TemporalConfig(sigma=1.5, reach=1, colour_sigma=None),
+    "reach 1, sigma 2": TemporalConfig(sigma=2.0, reach=1, colour_sigma=None),
+    "reach 1, sigma 3": TemporalConfig(sigma=3.0, reach=1, colour_sigma=None),
+    "reach 2, sigma 1 (sharpness -4 to -10 %)": TemporalConfig(sigma=1.0, reach=2, colour_sigma=None),
+    "reach 2, sigma 1.5": TemporalConfig(sigma=1.5, reach=2, colour_sigma=None),
+    "reach 2, sigma 2 (session 18's default)": TemporalConfig(sigma=2.0, reach=2, colour_sigma=None),
+    "reach 2, sigma 3": TemporalConfig(sigma=3.0, reach=2, colour_sigma=None),
+    "reach 3, sigma 2": TemporalConfig(sigma=2.0, reach=3, colour_sigma=None),
+    # session 19: the colour (the part of the change with no luma) taken from the mean in every band
+    "reach 2, sigma 2, colour (the default)": TemporalConfig(sigma=2.0, reach=2, colour_sigma=0.0),
+    "reach 1, sigma 2, colour": TemporalConfig(sigma=2.0, reach=1, colour_sigma=0.0),
+    "reach 3, sigma 2, colour": TemporalConfig(sigma=2.0, reach=3, colour_sigma=0.0),
+    "reach 2, sigma 2, colour to 0.5 px": TemporalConfig(sigma=2.0, reach=2, colour_sigma=0.5),
+    "reach 2, sigma 2, colour to 1 px": TemporalConfig(sigma=2.0, reach=2, colour_sigma=1.0),
 }
 
 
@@ -51,7 +57,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pairs", nargs="+", help="RUN:CASE")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rows", nargs="+", help="only these rows (names as in ROWS; 'off' is always run)")
     args = ap.parse_args()
+    todo = {n: c for n, c in ROWS.items() if n == "off" or not args.rows or n in args.rows}
     res = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"), "cases": {}}
     for pair in args.pairs:
         run, case = pair.split(":")
@@ -61,7 +69,7 @@ def main() -> int:
         fused = [real[i] if inp else f for i, (f, inp) in enumerate(zip(fused, at_input))]
         gt = dict(enumerate(real))
         rows = {}
-        for name, cfg in ROWS.items():
+        for name, cfg in todo.items():
             t0 = time.perf_counter()
             frames = fused if cfg is None else smooth_low_band(fused, at_input, cfg)
             secs = time.perf_counter() - t0
@@ -75,7 +83,7 @@ def main() -> int:
         res["cases"][Path(case).name] = rows
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
-    names = list(ROWS)[1:]
+    names = list(todo)[1:]
     print("mean change over 'off' (min), mean sharpness ratio:")
     for name in names:
         d = [r[name]["psnr"] - r["off"]["psnr"] for r in res["cases"].values()]
