@@ -18,6 +18,16 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
 _LN2 = float(np.log(2.0))
 
 
+def long_side(height: int, width: int) -> int:
+    """The frame's longer side (px): what the pixel sizes of the settings are relative to ("px per 1000 px").
+
+    The scale of the picture in pixels is set by the focal length, which is the same for a camera's
+    portrait and landscape frames (a phone held upright films its sensor's long side vertically), so a
+    setting tied to the width would be 1.8-2.4 times too small on a portrait frame. For a landscape or
+    square frame this is the width."""
+    return max(int(height), int(width))
+
+
 def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> int | None:
     """The finest pyramid level DIS refines a ``width``-pixel-wide image to.
 

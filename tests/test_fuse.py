@@ -221,6 +221,32 @@ def test_dis_finest_level_keeps_the_finest_width_at_least_the_minimum():
     assert make_dis("medium", 1920, -1, 400).getFinestScale() == 1  # medium's own
 
 
+def test_pixel_sizes_follow_the_longer_side_so_a_portrait_frame_is_a_rotated_landscape_one():
+    """Settings in px per 1000 px are relative to the frame's longer side (the focal length, hence the scale of the
+    picture, is the same for a camera's portrait and landscape frames): the fusion of rotated candidates is the
+    rotated fusion, and a portrait pair's flow is refined to the level of the landscape pair's."""
+    from sparsevid.fuse.fusion import Candidate, fuse
+    from sparsevid.fixer.reproject import px_scale_of
+    from sparsevid.imaging import long_side
+
+    assert long_side(480, 848) == long_side(848, 480) == 848
+    assert px_scale_of(480, 848) == px_scale_of(848, 480) == 0.848
+    rng = np.random.default_rng(0)
+    imgs = rng.random((3, 40, 96, 3)).astype(np.float32)
+    weights = rng.random((3, 40, 96)).astype(np.float32)
+    cfg = FuseConfig(band_sigma=30.0)  # 2.9 px on the 96 px side
+    for power in (1.0, 8.0):
+        land = fuse([Candidate(i, w, "2d") for i, w in zip(imgs, weights)], None, power, cfg)
+        port = fuse([Candidate(np.rot90(i).copy(), np.rot90(w).copy(), "2d") for i, w in zip(imgs, weights)],
+                    None, power, cfg)
+        np.testing.assert_allclose(port, np.rot90(land), atol=1e-5)
+    a = cv2.GaussianBlur((rng.random((480, 848, 3)) * 255).astype(np.uint8), (0, 0), 3)
+    b = np.roll(a, 3, axis=1)
+    portrait = pair_flow(np.rot90(a).copy(), np.rot90(b).copy(), FlowConfig())
+    explicit = pair_flow(np.rot90(a).copy(), np.rot90(b).copy(), FlowConfig(finest_scale=1))  # 848 px: level 1
+    assert np.array_equal(portrait.fab, explicit.fab)
+
+
 def test_auto_finest_level_flow_matches_the_explicit_level():
     """The pair flow with the size rule equals DIS at that explicit level (the rule only picks it)."""
     rng = np.random.default_rng(0)

@@ -135,6 +135,22 @@ def test_focal_given_is_kept(synthetic_result):
         initial_focal(truth, PoseConfig(focal=-1.0))
 
 
+def test_focal_prior_is_across_the_longer_side_so_portrait_matches_landscape(synthetic_result):
+    """A phone held upright films portrait frames; its lens's field of view is quoted across the sensor's long
+    side, which is then the frame's height. The prior gives the portrait frame the focal length (pixels) of the
+    same camera's landscape frame, not one scaled down with the shorter width."""
+    from sparsevid.poses.sfm import PoseConfig, initial_focal
+
+    truth = synthetic_result[0]
+    w, h = truth.image_size
+    assert w > h  # the fixture is landscape
+    portrait = Scene(frames=[Frame(index=f.index, image=np.ascontiguousarray(np.rot90(f.image)), name=f.name)
+                             for f in truth.frames])
+    assert portrait.image_size == (h, w)
+    cfg = PoseConfig(prior_hfov_deg=90.0)
+    assert initial_focal(portrait, cfg) == initial_focal(truth, cfg) == (pytest.approx(w / 2), "fov_prior")
+
+
 # ---- the shared real clip (acceptance) --------------------------------------------------------
 def test_shared_clip_acceptance(shared_case):
     from sparsevid.data.load import load_scene

@@ -68,8 +68,9 @@ def test_colour_part_leaves_the_luma_and_is_a_projection():
 
 def test_colour_errors_shrink_in_every_band_and_the_grey_image_stays():
     """Fine colour errors of each in-between frame (above the low band, no luma) are left by the low band's
-    mean, and taken out by ``colour_sigma`` 0: their RMS shrinks by a fifth or more (6.5 -> 4.8 grey levels; the clean inputs' warps add some of their own), while the grey image (what the
-    sharpness is measured on) stays the one ``colour_sigma=None`` gives, within the rounding to 8 bits (but where a channel clips)."""
+    mean, and taken out by ``colour_sigma`` 0: their RMS shrinks by a fifth or more (6.5 -> 4.8 grey levels;
+    the clean inputs' warps add some of their own), while the grey image (what the sharpness is measured on)
+    stays the one ``colour_sigma=None`` gives, within the rounding to 8 bits (but where a channel clips)."""
     real = _clip()
     at_input = [i in KEYS for i in range(len(real))]
     noisy = [f if inp else np.clip(f + _colour_noise(f.shape, i), 0, 255).astype(np.uint8)

@@ -21,6 +21,7 @@ import torch
 from sparsevid.log import progress
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, RefViews
 from sparsevid.fixer.reproject import _gaussian_blur
+from sparsevid.imaging import long_side
 
 
 @dataclass
@@ -29,7 +30,7 @@ class EnhanceConfig:
 
     Attributes:
         temporal_sigma: Gaussian sigma (frames) of the blend-weight smoothing; 0 disables.
-        spatial_sigma_px: spatial blur of the smoothed weight, per 1000 px of canvas width.
+        spatial_sigma_px: spatial blur of the smoothed weight, per 1000 px of the canvas's longer side.
         chunk: frames per fixer call (the weight-free fixer fixes a call's frames on parallel
             threads, so a call should hold at least one frame per core); 0 = auto: the number of
             CPU cores, at least 8. Results do not depend on it.
@@ -99,7 +100,8 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
     fixed, conf, weight = torch.cat(images), torch.cat(confs), torch.cat(weights)
     if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
         return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
-    smooth = smooth_confidence(weight, cfg.temporal_sigma, cfg.spatial_sigma_px * renders.shape[2] / 1000.0)
+    smooth = smooth_confidence(weight, cfg.temporal_sigma,
+                               cfg.spatial_sigma_px * long_side(*renders.shape[1:3]) / 1000.0)
     ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
     out = renders + ratio * (fixed - renders)
     return FixResult(out.clamp(0, 1), (conf * ratio).clamp(0, 1),

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsevid.imaging import DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, make_dis, remap
+from sparsevid.imaging import (DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, long_side, make_dis,
+                               remap)
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
 from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
@@ -236,7 +237,7 @@ class ReprojectConfig:
             of ``detail_sigma_px``) with the blend weights, the fine detail with the weights raised
             to this power (1 = one plain blend; larger keeps the detail of the nearer reference
             only, so in-between views are as sharp as the inputs).
-        detail_sigma_px: sigma of the low band (per 1000 px of canvas width).
+        detail_sigma_px: sigma of the low band (per 1000 px of the canvas's longer side).
         exact_tolerance: a novel camera closer than this (:func:`camera_distances` units) to a
             reference is that reference.
     """
@@ -298,12 +299,12 @@ class ReprojectFixer(Fixer):
 
     # -- helpers --------------------------------------------------------------------------------
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer, thread and image width)."""
-        cfg, w = self.config, a.shape[1]
-        per_width = self._local.__dict__.setdefault("dis", {})  # this thread's; the level depends on the width
-        if w not in per_width:
-            per_width[w] = make_dis(cfg.flow_preset, w, cfg.flow_finest_scale, cfg.flow_finest_min_width)
-        return per_width[w].calc(a, b, None)
+        """DIS flow from gray uint8 ``a`` to ``b`` (one DIS object per fixer, thread and image size)."""
+        cfg, side = self.config, long_side(*a.shape[:2])
+        per_side = self._local.__dict__.setdefault("dis", {})  # this thread's; the level depends on the size
+        if side not in per_side:
+            per_side[side] = make_dis(cfg.flow_preset, side, cfg.flow_finest_scale, cfg.flow_finest_min_width)
+        return per_side[side].calc(a, b, None)
 
     def _geo_map(self, req: FixRequest, b: int, r: int, refs: _Refs,
                  grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -330,7 +331,7 @@ class ReprojectFixer(Fixer):
         if cfg.warp_smooth_px > 0:
             # the rendered depth of a sparse reconstruction is noisy at fine scale: keep only the
             # smooth part of the geometric displacement (the flow refines the rest)
-            sig = cfg.warp_smooth_px * px_scale_of(w)
+            sig = cfg.warp_smooth_px * px_scale_of(w, h)
             okf = ok.astype(np.float32)
             den = np.maximum(blur(okf, sig), 1e-4)
             disp = np.stack([np.where(ok, mx - gx, 0), np.where(ok, my - gy, 0)], -1).astype(np.float32)
@@ -373,7 +374,7 @@ class ReprojectFixer(Fixer):
         cfg = self.config
         render = req.renders[b].detach().float().cpu().numpy()
         h, w = render.shape[:2]
-        px_scale = w / 1000.0
+        px_scale = px_scale_of(w, h)
         a, rb, t = choice
         if exact:
             ok = refs.valid[a]
@@ -467,7 +468,7 @@ class ReprojectFixer(Fixer):
                       else np.ones((R, h, w), np.float32)),
                      (np.nan_to_num(req.refs.depth[..., 0].detach().float().cpu().numpy(), nan=0.0)
                       if req.refs.depth is not None else None))
-        rad = int(round(cfg.occlusion_filter_px * px_scale_of(w)))
+        rad = int(round(cfg.occlusion_filter_px * px_scale_of(w, h)))
         if refs.depth is not None and rad > 0:
             kern = np.ones((2 * rad + 1, 2 * rad + 1), np.uint8)
             refs.depth = np.stack([cv2.dilate(dd, kern) for dd in refs.depth])
@@ -485,7 +486,7 @@ class ReprojectFixer(Fixer):
             img, weight, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
             if cfg.feather_px > 0 and not exact:
                 # ramp the weight up from the edges of covered regions so seams do not show
-                rad = max(1, int(round(cfg.feather_px * px_scale_of(w))))
+                rad = max(1, int(round(cfg.feather_px * px_scale_of(w, h))))
                 hard = (weight > 0.05).astype(np.float32)
                 eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8),
                                    borderType=cv2.BORDER_REPLICATE)
@@ -520,6 +521,7 @@ class ReprojectFixer(Fixer):
                                  "coverage": (weight_t > 0.5).to(dt).mean((1, 2, 3))})
 
 
-def px_scale_of(width: int) -> float:
-    """Pixel sizes in the config are per 1000 px of canvas width."""
-    return width / 1000.0
+def px_scale_of(width: int, height: int) -> float:
+    """Pixel sizes in the config are per 1000 px of the canvas's longer side (its width for a landscape
+    canvas; :func:`sparsevid.imaging.long_side`)."""
+    return long_side(height, width) / 1000.0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, make_dis, remap
+from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, long_side, make_dis, remap
 
 
 
@@ -33,7 +33,7 @@ class FlowConfig:
             None = by frame size: the coarsest level at least ``finest_min_width`` px wide, see
             :func:`sparsevid.imaging.dis_finest_scale`).
         finest_min_width: the narrowest finest level that ``finest_scale`` None allows.
-        fb_tolerance: forward-backward flow error, in pixels per 1000 px of width, that halves a
+        fb_tolerance: forward-backward flow error, in pixels per 1000 px of the longer side, that halves a
             warp's consistency (plus 5 % of the flow magnitude).
         cubic: bicubic resampling of the keys (else bilinear).
         motion: "quadratic" (each key's motion through its flows to both neighbouring keys, where it
@@ -96,7 +96,7 @@ def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> Pa
     ``cfg.mirrors`` (:func:`mirrored_flow`)."""
     cfg = cfg or FlowConfig()
     ga, gb = gray_u8(a), gray_u8(b)
-    dis = make_dis(cfg.preset, ga.shape[1], cfg.finest_scale, cfg.finest_min_width)
+    dis = make_dis(cfg.preset, long_side(*ga.shape[:2]), cfg.finest_scale, cfg.finest_min_width)
     fab = mirrored_flow(dis, ga, gb, cfg.mirrors)
     fba = mirrored_flow(dis, gb, ga, cfg.mirrors)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
@@ -164,8 +164,8 @@ def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg
     mb = np.linalg.norm(remap(flow.fba, bx, by), axis=-1)
     inside_a = (ax >= -0.5) & (ax <= w - 0.5) & (ay >= -0.5) & (ay <= h - 0.5)
     inside_b = (bx >= -0.5) & (bx <= w - 0.5) & (by >= -0.5) & (by <= h - 0.5)
-    ca = consistency(ea, ma, w, cfg) * inside_a
-    cb = consistency(eb, mb, w, cfg) * inside_b
+    ca = consistency(ea, ma, long_side(h, w), cfg) * inside_a
+    cb = consistency(eb, mb, long_side(h, w), cfg) * inside_b
     if cfg.agree_tolerance is not None:
         agree = gauss_conf(blur(np.mean(np.abs(wa - wb), axis=-1).astype(np.float32), 1.0), cfg.agree_tolerance)
         ca = np.maximum(ca, agree * inside_a)

@@ -28,7 +28,7 @@ import numpy as np
 from sparsevid.fuse.fixed import FixedConfig
 from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
 from sparsevid.fuse.temporal import TemporalConfig
-from sparsevid.imaging import blend_bands, blur, grid, remap
+from sparsevid.imaging import blend_bands, blur, grid, long_side, remap
 from sparsevid.render.frames import to_uint8
 
 
@@ -46,8 +46,8 @@ class FuseConfig:
         detail_choices: the powers the leave-one-out check tries.
         target_sharpness: wanted sharpness of an in-between frame relative to a real frame
             (variance of the Laplacian, as the reference scorer measures it).
-        band_sigma: Gaussian sigma of the low band, in pixels per 1000 px of frame width.
-        region_sigma: smoothing of the leave-one-out error maps, in pixels per 1000 px of width
+        band_sigma: Gaussian sigma of the low band, in pixels per 1000 px of the frame's longer side.
+        region_sigma: smoothing of the leave-one-out error maps, in pixels per 1000 px of the longer side
             (route gains vary over regions of about this size).
         conf_floor: added to every candidate's confidence so weights never all vanish.
         mode: "fuse" (both routes, per pixel; the 2D route alone when no 3D model passes its
@@ -132,7 +132,7 @@ class FuseConfig:
             them is at least its disagreement with the 2D routes (:func:`route_gains`, ``suspect``). Leak-free
             where the leave-one-out is not (the model was trained on the held-out input), for two flows per
             pair of inputs.
-        rigid_tolerance: how far (px per 1000 px of width) the optical flow may be from a pixel's epipolar
+        rigid_tolerance: how far (px per 1000 px of the longer side) the optical flow may be from a pixel's epipolar
             segment before the pixel counts as moved by itself (half-way at this distance).
         rigid_photo: where the optical flow is inconsistent (an object too fast or too close for it), the
             check compares the frames themselves instead: the other input searched along each pixel's
@@ -272,7 +272,7 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
         mx, my = gx + fl.fab[..., 0], gy + fl.fab[..., 1]
         warped = np.clip(remap(key, mx, my, cv2.INTER_CUBIC if cfg.flow.cubic else cv2.INTER_LINEAR), 0, 1)
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
-        c = consistency(fl.err_ab, np.linalg.norm(fl.fab, axis=-1), w, cfg.flow) * inside
+        c = consistency(fl.err_ab, np.linalg.norm(fl.fab, axis=-1), long_side(h, w), cfg.flow) * inside
         out.append(Candidate(warped, tw * c * guide_weight + 1e-6, "3d"))
     out.append(Candidate(guide, cfg.conf_floor + 0.1 * guide_weight, "3d"))
     return out
@@ -296,7 +296,7 @@ def fuse(cands: Sequence[Candidate], gains: dict[str, np.ndarray | float] | None
          cfg: FuseConfig) -> np.ndarray:
     """Blend one frame's candidates (see the module docstring) -> [H, W, 3] float32 in [0, 1]."""
     gains = gains or {}
-    width = cands[0].image.shape[1]
+    width = long_side(*cands[0].image.shape[:2])
     weights = [c.weight * gains.get(c.route, 1.0) for c in cands]
     out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * width / 1000.0)
     return np.clip(out, 0.0, 1.0)

@@ -95,7 +95,8 @@ def nonrigid_map(segment: tuple[np.ndarray, np.ndarray], flow: np.ndarray, fb_er
     Args:
         segment: :func:`epipolar_segment`; flow: [H, W, 2] optical flow a -> b; fb_err: [H, W] its
             forward-backward error (px).
-        width: the frame width (px); tolerance, fb_tolerance: px per 1000 px of width.
+        width: the frame's longer side (px, :func:`sparsevid.imaging.long_side`); tolerance, fb_tolerance: px per
+            1000 px of it.
     """
     dist = segment_distance(flow, *segment)
     known = np.isfinite(dist)

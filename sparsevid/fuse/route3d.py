@@ -19,7 +19,7 @@ from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.fuse.flow2d import FlowConfig, pair_flow
 from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
-from sparsevid.imaging import grid, remap
+from sparsevid.imaging import grid, long_side, remap
 from sparsevid.gaussians.trainer import TrainView
 from sparsevid.data.timebase import fps_fraction
 from sparsevid.path.camera_path import CameraPath, PathFrames
@@ -65,7 +65,7 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
     Args:
         refs: the inputs on the canvas of ``und`` with the model's depth at their cameras
             (:func:`input_refs`), in the order of ``order`` (their indices).
-        tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s, px per 1000 px of width (also the
+        tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s, px per 1000 px of the longer side (also the
             radius of :func:`~sparsevid.fuse.rigid.photo_error`'s search).
         photo_tolerance: :func:`~sparsevid.fuse.rigid.nonrigid_map`'s (None: the flow's test only).
         depth_factor: how far off the model's depth may be (:func:`~sparsevid.fuse.rigid.epipolar_segment`).
@@ -76,8 +76,8 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
         (k0, k1) -> (map at ``k0``, map at ``k1``): [H, W] float32 in [0, 1] in the input lens, each in its
         own frame's pixels (1: surely moved other than the still geometry says; 0 where the segment
         leaves the other input's lens). The check runs on the
-        canvas downscaled to at most :data:`RIGID_WIDTH` px wide (its tolerances are per 1000 px of width):
-        the fusion uses the maps over regions of ~4 % of the width.
+        canvas downscaled to at most :data:`RIGID_WIDTH` px on its longer side (its tolerances are per 1000 px
+        of it): the fusion uses the maps over regions of ~4 % of that side.
     """
     if refs.depth is None or len(refs.images) != len(order):
         raise ValueError("rigid_check needs the inputs' depth, one view per input in `order`")
@@ -86,15 +86,17 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
     Ks, c2ws = refs.Ks.numpy().astype(np.float64), refs.c2ws.numpy().astype(np.float64)
     valid = np.ones(depth.shape, np.float32) if refs.valid is None else refs.valid[..., 0].numpy()
     hc, wc = depth.shape[1:]
-    if wc > RIGID_WIDTH:  # the check is about regions: at most RIGID_WIDTH px wide
-        cams = [Camera.pinhole(K[0, 0], K[1, 1], K[0, 2], K[1, 2], wc, hc).scaled(RIGID_WIDTH / wc) for K in Ks]
+    if long_side(hc, wc) > RIGID_WIDTH:  # the check is about regions: at most RIGID_WIDTH px on the longer side
+        cams = [Camera.pinhole(K[0, 0], K[1, 1], K[0, 2], K[1, 2], wc, hc).scaled(RIGID_WIDTH / long_side(hc, wc))
+                for K in Ks]
         size = (cams[0].width, cams[0].height)
         imgs = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in imgs])
         depth = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST_EXACT) for x in depth])
         valid = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_NEAREST_EXACT) for x in valid])
         Ks = np.stack([c.K for c in cams]).astype(np.float64)
-    h, width = depth.shape[1:]
-    gx, gy = grid(h, width)
+    h, w = depth.shape[1:]
+    gx, gy = grid(h, w)
+    width = long_side(h, w)  # the tolerances are per 1000 px of the longer side
     out = {}
     for i, (k0, k1) in enumerate(zip(order, order[1:])):
         pf = pair_flow(to_uint8(imgs[i]), to_uint8(imgs[i + 1]), flow)

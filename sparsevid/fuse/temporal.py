@@ -21,7 +21,7 @@ import numpy as np
 
 from sparsevid.errors import SparsevidError
 from sparsevid.fuse.flow2d import FlowConfig
-from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, make_dis, remap
+from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, long_side, make_dis, remap
 
 
 @dataclass
@@ -113,7 +113,7 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         raise ValueError(f"threads must be 0 or more, got {threads}")
     if cfg.sigma is None or len(frames) < 2:
         return list(frames)
-    width = frames[0].shape[1]
+    width = long_side(*frames[0].shape[:2])
 
     def one(i: int) -> np.ndarray:
         dis = make_dis(cfg.preset, width, None, FlowConfig.finest_min_width)  # refined as the 2D route's flows

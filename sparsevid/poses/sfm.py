@@ -49,13 +49,16 @@ class PoseConfig:
     Attributes:
         focal: focal length in pixels at the input resolution; overrides EXIF and the prior and
             is held fixed.
-        prior_hfov_deg: horizontal field of view (of the pinhole part of the lens) assumed when
-            neither ``focal`` nor EXIF is available. 80 deg suits action cams and phone wide
-            lenses; the data overrides it when the motion makes the focal observable.
+        prior_hfov_deg: field of view across the frame's longer side (horizontal for a landscape frame;
+            of the pinhole part of the lens) assumed when neither ``focal`` nor EXIF is available. 80 deg
+            suits action cams and phone wide lenses; the data overrides it when the motion makes the focal
+            observable. A lens's field of view is quoted across the sensor's long side, which is the
+            frame's height when the phone is held upright, so a portrait frame gets the same focal
+            length in pixels as the same camera's landscape frame.
         camera_model: ``SIMPLE_RADIAL`` (f, cx, cy, k) or ``RADIAL`` (f, cx, cy, k1, k2).
         focal_search: estimate the focal from the data (see module doc) unless ``focal`` or EXIF
             gives it.
-        focal_search_hfov_deg: field-of-view candidates of the search (degrees).
+        focal_search_hfov_deg: field-of-view candidates of the search (degrees, across the longer side).
         focal_min_chi2: how much (in chi-square units, sum of squared residuals / residual
             variance) the best candidate must beat the prior to replace it.
         focal_min_gain: ... and the relative drop of the mean squared reprojection error it needs.
@@ -122,8 +125,8 @@ class PoseConfig:
 # ---------------------------------------------------------------------------------------------
 # intrinsics prior
 # ---------------------------------------------------------------------------------------------
-def focal_from_hfov(width: int, hfov_deg: float) -> float:
-    """Pinhole focal length in pixels for a horizontal field of view."""
+def focal_from_hfov(width: float, hfov_deg: float) -> float:
+    """Pinhole focal length in pixels for a field of view of ``hfov_deg`` across ``width`` pixels."""
     return 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
 
 
@@ -155,7 +158,7 @@ def initial_focal(scene: Scene, cfg: PoseConfig) -> tuple[float, str]:
     f = exif_focal_px(scene.frames[0].path, w, h)
     if f is not None:
         return f, "exif"
-    return focal_from_hfov(w, cfg.prior_hfov_deg), "fov_prior"
+    return focal_from_hfov(max(w, h), cfg.prior_hfov_deg), "fov_prior"  # across the longer side
 
 
 def _colmap_params(model: str, f: float, w: int, h: int, k: float = 0.0) -> list[float]:
@@ -494,8 +497,9 @@ def _focal_cost(rec, f: float, cfg: PoseConfig) -> tuple[float, int, Any]:
     return float((res ** 2).sum(1).mean()), int(res.size), r
 
 
-def _search_focal(rec, cfg: PoseConfig, width: int) -> tuple[float | None, dict[str, Any]]:
-    """The focal the data prefers, or None when it does not beat the current one significantly."""
+def _search_focal(rec, cfg: PoseConfig, width: float) -> tuple[float | None, dict[str, Any]]:
+    """The focal the data prefers, or None when it does not beat the current one significantly; ``width``:
+    the frame's longer side, across which the candidates' fields of view are measured."""
     cam = next(iter(rec.cameras.values()))
     f_cur = float(cam.params[0])
     mse_cur, n, _ = _focal_cost(rec, f_cur, cfg)
@@ -714,7 +718,7 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
         if cfg.focal_search and f_source == "fov_prior":
             t0 = time.perf_counter()
             scale = best_work.scale
-            f_new, search = _search_focal(best_rec, cfg, w * scale)
+            f_new, search = _search_focal(best_rec, cfg, max(w, h) * scale)
             focal_info["search"] = _search_in_input_pixels(search, scale)
             if f_new is not None:
                 _set_db_camera(best_db, _colmap_params(model, f_new, w * scale, h * scale,

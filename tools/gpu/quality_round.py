@@ -51,6 +51,7 @@ VARIANTS = {
     "learned passes 8": dict(learned_passes=8),
     "temporal off": dict(temporal=dict(sigma=None)),
     "temporal reach 1": dict(temporal=dict(reach=1)),
+    "temporal colour": dict(temporal=dict(colour_sigma=0.0)),
     "2D route alone p1 learned passes 8": dict(mode="2d", learned_passes=8),
     "2D route alone p1 no learned": dict(mode="2d", learned="off"),
     "linear motion": dict(flow=dict(motion="linear")),
@@ -95,6 +96,8 @@ EXTRA_CONFIGS = {
     "learned passes 8": lambda c: setattr(c.fuse, "learned_passes", 8),
     # the fused video's low band not made consistent over time (FuseConfig.temporal.sigma None)
     "temporal off": lambda c: setattr(c.fuse.temporal, "sigma", None),
+    # the colour also taken from the motion-compensated mean in every band (TemporalConfig.colour_sigma 0)
+    "temporal colour": lambda c: setattr(c.fuse.temporal, "colour_sigma", 0.0),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
 }
 
