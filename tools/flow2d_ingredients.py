@@ -60,6 +60,15 @@ def warps_fixed_point(a, b, t, fl, cfg, sa, sb, iters=4):
     return out[0], out[2], out[1], out[3]
 
 
+def blended_psnr(wa, wb, ca, cb, t: float, real: np.ndarray) -> float:
+    """PSNR against ``real`` (uint8) of the two warps ``wa``, ``wb`` (float) blended as the 2D route does: by time and
+    consistency (``ca``, ``cb``) plus the confidence floor, quantised as the output is."""
+    wa_, wb_ = (1 - t) * (ca + 0.05), t * (cb + 0.05)
+    out = (wa * wa_[..., None] + wb * wb_[..., None]) / (wa_ + wb_)[..., None]
+    err = np.mean((np.round(out * 255) / 255 - to_float(real)) ** 2)
+    return float(10 * np.log10(1.0 / err))
+
+
 def run(frames, cfg: FlowConfig, weights: str = "conf", fixed: bool = False,
         pair_flows: type[PairFlows] = PairFlows) -> dict[str, float]:
     """Held-out PSNR per segment and overall; ``pair_flows``: the class that computes the flows and the
@@ -76,10 +85,7 @@ def run(frames, cfg: FlowConfig, weights: str = "conf", fixed: bool = False,
         wa, wb, ca, cb = warps_fixed_point(*args) if fixed else interpolate_pair(*args)
         if weights == "plain":
             ca, cb = np.ones_like(ca), np.ones_like(cb)
-        wa_, wb_ = (1 - t) * (ca + 0.05), t * (cb + 0.05)
-        out = (wa * wa_[..., None] + wb * wb_[..., None]) / (wa_ + wb_)[..., None]
-        err = np.mean((np.round(out * 255) / 255 - to_float(frames[f])) ** 2)
-        seg.setdefault(f"{k0}-{k1}", []).append(float(10 * np.log10(1.0 / err)))
+        seg.setdefault(f"{k0}-{k1}", []).append(blended_psnr(wa, wb, ca, cb, t, frames[f]))
     res = {k: round(float(np.mean(v)), 3) for k, v in seg.items()}
     res["mean"] = round(float(np.mean(sum(seg.values(), []))), 3)
     return res

@@ -20,7 +20,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from flow2d_ingredients import blended_psnr  # noqa: E402
 from sparsevid.fuse.flow2d import FlowConfig, interpolate_pair  # noqa: E402
 from sparsevid.fuse.fusion import PairFlows, to_float  # noqa: E402
 
@@ -35,10 +37,7 @@ def rebuild_psnr(frames: dict[int, np.ndarray], cfg: FlowConfig, held: int) -> f
     t = (held - k0) / (k1 - k0)
     wa, wb, ca, cb = interpolate_pair(to_float(frames[k0]), to_float(frames[k1]), t, pf(k0, k1), cfg,
                                       *pf.shifts(keys, k0, k1, t))
-    wa_, wb_ = (1 - t) * (ca + 0.05), t * (cb + 0.05)
-    out = (wa * wa_[..., None] + wb * wb_[..., None]) / (wa_ + wb_)[..., None]
-    err = np.mean((np.round(out * 255) / 255 - to_float(frames[held])) ** 2)
-    return float(10 * np.log10(1.0 / err))
+    return blended_psnr(wa, wb, ca, cb, t, frames[held])
 
 
 def main() -> int:

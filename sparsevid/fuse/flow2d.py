@@ -102,9 +102,10 @@ def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> Pa
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
 
 
-def consistency(err: np.ndarray, mag: np.ndarray, width: int, cfg: FlowConfig) -> np.ndarray:
-    """exp(-ln2 (err / tol)^2) with ``tol = fb_tolerance * width / 1000 + 0.05 |flow|``."""
-    return gauss_conf(err, max(cfg.fb_tolerance * width / 1000.0, 0.5) + 0.05 * mag)
+def consistency(err: np.ndarray, mag: np.ndarray, side: int, cfg: FlowConfig) -> np.ndarray:
+    """exp(-ln2 (err / tol)^2) with ``tol = fb_tolerance * side / 1000 + 0.05 |flow|``; ``side``: the frame's
+    longer side (:func:`sparsevid.imaging.long_side`)."""
+    return gauss_conf(err, max(cfg.fb_tolerance * side / 1000.0, 0.5) + 0.05 * mag)
 
 
 #: the motion models of :attr:`FlowConfig.motion`

@@ -296,9 +296,9 @@ def fuse(cands: Sequence[Candidate], gains: dict[str, np.ndarray | float] | None
          cfg: FuseConfig) -> np.ndarray:
     """Blend one frame's candidates (see the module docstring) -> [H, W, 3] float32 in [0, 1]."""
     gains = gains or {}
-    width = long_side(*cands[0].image.shape[:2])
+    side = long_side(*cands[0].image.shape[:2])
     weights = [c.weight * gains.get(c.route, 1.0) for c in cands]
-    out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * width / 1000.0)
+    out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * side / 1000.0)
     return np.clip(out, 0.0, 1.0)
 
 

@@ -224,8 +224,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         return None
     flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()}, cfg.flow)
     fkeys = {k: to_float(v) for k, v in keys.items()}
-    width = long_side(*fkeys[order[0]].shape[:2])
-    region = cfg.region_sigma * width / 1000.0
+    region = cfg.region_sigma * long_side(*fkeys[order[0]].shape[:2]) / 1000.0
     held = order[1:-1]
     cands: dict[int, list[Candidate]] = {}
     sq: dict[int, dict[str, np.ndarray]] = {}

@@ -80,13 +80,13 @@ def segment_distance(p: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarra
     return np.linalg.norm(p - (s0 + u[..., None] * d), axis=-1).astype(np.float32)
 
 
-def nonrigid_map(segment: tuple[np.ndarray, np.ndarray], flow: np.ndarray, fb_err: np.ndarray, width: int,
+def nonrigid_map(segment: tuple[np.ndarray, np.ndarray], flow: np.ndarray, fb_err: np.ndarray, side: int,
                  tolerance: float, fb_tolerance: float, photo_err: np.ndarray | None = None,
                  photo_tolerance: float = 0.1) -> np.ndarray:
     """How surely each pixel moved by itself ([H, W] float32 in [0, 1]): ``1 - gauss_conf(dist, tol)``, with
     ``dist`` the optical flow's distance from the pixel's epipolar segment (:func:`segment_distance`) and
-    ``tol = tolerance * width / 1000`` px, times the flow's forward-backward consistency
-    (``gauss_conf(fb_err, fb_tolerance * width / 1000)``: unlike the 2D route's
+    ``tol = tolerance * side / 1000`` px, times the flow's forward-backward consistency
+    (``gauss_conf(fb_err, fb_tolerance * side / 1000)``: unlike the 2D route's
     :func:`~sparsevid.fuse.flow2d.consistency`, no allowance for long flows, so that a fast object's flow
     must be as consistent as a slow one's to overrule the colours); where the flow is not consistent, the frames'
     own test instead (``photo_err``, :func:`photo_error`: ``1 - gauss_conf(photo_err, photo_tolerance)``;
@@ -95,13 +95,13 @@ def nonrigid_map(segment: tuple[np.ndarray, np.ndarray], flow: np.ndarray, fb_er
     Args:
         segment: :func:`epipolar_segment`; flow: [H, W, 2] optical flow a -> b; fb_err: [H, W] its
             forward-backward error (px).
-        width: the frame's longer side (px, :func:`sparsevid.imaging.long_side`); tolerance, fb_tolerance: px per
+        side: the frame's longer side (px, :func:`sparsevid.imaging.long_side`); tolerance, fb_tolerance: px per
             1000 px of it.
     """
     dist = segment_distance(flow, *segment)
     known = np.isfinite(dist)
-    moved = 1.0 - gauss_conf(np.nan_to_num(dist, nan=0.0), tolerance * width / 1000.0)
-    trust = gauss_conf(fb_err, max(fb_tolerance * width / 1000.0, 0.5))
+    moved = 1.0 - gauss_conf(np.nan_to_num(dist, nan=0.0), tolerance * side / 1000.0)
+    trust = gauss_conf(fb_err, max(fb_tolerance * side / 1000.0, 0.5))
     if photo_err is None:
         return (moved * trust * known).astype(np.float32)
     photo = 1.0 - gauss_conf(np.nan_to_num(photo_err, nan=0.0), photo_tolerance)

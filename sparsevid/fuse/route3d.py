@@ -96,7 +96,7 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
         Ks = np.stack([c.K for c in cams]).astype(np.float64)
     h, w = depth.shape[1:]
     gx, gy = grid(h, w)
-    width = long_side(h, w)  # the tolerances are per 1000 px of the longer side
+    side = long_side(h, w)  # the tolerances are per 1000 px of the longer side
     out = {}
     for i, (k0, k1) in enumerate(zip(order, order[1:])):
         pf = pair_flow(to_uint8(imgs[i]), to_uint8(imgs[i + 1]), flow)
@@ -104,10 +104,10 @@ def rigid_check(refs: RefViews, und: Undistorter, order: Sequence[int], toleranc
         for a, b, fl, err in ((i, i + 1, pf.fab, pf.err_ab), (i + 1, i, pf.fba, pf.err_ba)):
             seg = epipolar_segment(depth[a], Ks[a], c2ws[a], c2ws[b], Ks[b], depth_factor)
             photo = None if photo_tolerance is None else photo_error(imgs[a], imgs[b], seg,
-                                                                     tolerance * width / 1000.0)
+                                                                     tolerance * side / 1000.0)
             mid = np.nan_to_num(0.5 * (seg[0] + seg[1]), nan=-1e4)
             seen = remap(valid[b], gx + mid[..., 0], gy + mid[..., 1], border=cv2.BORDER_CONSTANT)  # b's lens
-            m = nonrigid_map(seg, fl, err, width, tolerance, flow.fb_tolerance, photo,
+            m = nonrigid_map(seg, fl, err, side, tolerance, flow.fb_tolerance, photo,
                              photo_tolerance or 0.1) * valid[a] * seen
             if m.shape != (hc, wc):
                 m = cv2.resize(m, (wc, hc), interpolation=cv2.INTER_LINEAR)

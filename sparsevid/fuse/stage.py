@@ -92,8 +92,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                         else None, fixed=fixed, moved=moved)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
-    width = long_side(*next(iter(fkeys.values())).shape[:2])
-    region = cfg.region_sigma * width / 1000.0
+    region = cfg.region_sigma * long_side(*next(iter(fkeys.values())).shape[:2]) / 1000.0
     order = sorted(keys_u8)
     for k0, k1 in zip(order, order[1:]):  # every neighbouring key pair's flow, once, before the frames run in parallel
         flows(k0, k1)

@@ -113,10 +113,10 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         raise ValueError(f"threads must be 0 or more, got {threads}")
     if cfg.sigma is None or len(frames) < 2:
         return list(frames)
-    width = long_side(*frames[0].shape[:2])
+    side = long_side(*frames[0].shape[:2])
 
     def one(i: int) -> np.ndarray:
-        dis = make_dis(cfg.preset, width, None, FlowConfig.finest_min_width)  # refined as the 2D route's flows
+        dis = make_dis(cfg.preset, side, None, FlowConfig.finest_min_width)  # refined as the 2D route's flows
         own = frames[i].astype(np.float32)
         near = [moved_onto(frames[i], frames[j], dis)
                 for j in range(i - cfg.reach, i + cfg.reach + 1) if j != i and 0 <= j < len(frames)]
