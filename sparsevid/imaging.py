@@ -28,8 +28,14 @@ def long_side(height: int, width: int) -> int:
     return max(int(height), int(width))
 
 
+def px_scale(height: int, width: int) -> float:
+    """The factor that turns a setting given in px per 1000 px into pixels of a ``height`` x ``width`` frame:
+    ``long_side / 1000``."""
+    return long_side(height, width) / 1000.0
+
+
 def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> int | None:
-    """The finest pyramid level DIS refines a ``width``-pixel-wide image to.
+    """The finest pyramid level DIS refines an image to, ``width`` its longer side (:func:`long_side`).
 
     ``finest_scale`` >= 0 is taken as is; -1 gives None (the preset's own level, 1 for medium);
     None picks by size: the coarsest level still at least ``min_width`` pixels wide (0 below twice
@@ -46,7 +52,8 @@ def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> in
 
 
 def make_dis(preset: str, width: int, finest_scale: int | None, min_width: int):
-    """An OpenCV DIS object of ``preset`` refining to :func:`dis_finest_scale` for ``width``."""
+    """An OpenCV DIS object of ``preset`` refining to :func:`dis_finest_scale` for ``width``, the image's longer
+    side."""
     dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
     level = dis_finest_scale(width, finest_scale, min_width)
     if level is not None:

@@ -226,11 +226,10 @@ def test_pixel_sizes_follow_the_longer_side_so_a_portrait_frame_is_a_rotated_lan
     picture, is the same for a camera's portrait and landscape frames): the fusion of rotated candidates is the
     rotated fusion, and a portrait pair's flow is refined to the level of the landscape pair's."""
     from sparsevid.fuse.fusion import Candidate, fuse
-    from sparsevid.fixer.reproject import px_scale_of
-    from sparsevid.imaging import long_side
+    from sparsevid.imaging import long_side, px_scale
 
     assert long_side(480, 848) == long_side(848, 480) == 848
-    assert px_scale_of(480, 848) == px_scale_of(848, 480) == 0.848
+    assert px_scale(480, 848) == px_scale(848, 480) == 0.848
     rng = np.random.default_rng(0)
     imgs = rng.random((3, 40, 96, 3)).astype(np.float32)
     weights = rng.random((3, 40, 96)).astype(np.float32)

@@ -21,7 +21,7 @@ import torch
 from sparsevid.log import progress
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, RefViews
 from sparsevid.fixer.reproject import _gaussian_blur
-from sparsevid.imaging import long_side
+from sparsevid.imaging import px_scale
 
 
 @dataclass
@@ -100,8 +100,7 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
     fixed, conf, weight = torch.cat(images), torch.cat(confs), torch.cat(weights)
     if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
         return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
-    smooth = smooth_confidence(weight, cfg.temporal_sigma,
-                               cfg.spatial_sigma_px * long_side(*renders.shape[1:3]) / 1000.0)
+    smooth = smooth_confidence(weight, cfg.temporal_sigma, cfg.spatial_sigma_px * px_scale(*renders.shape[1:3]))
     ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
     out = renders + ratio * (fixed - renders)
     return FixResult(out.clamp(0, 1), (conf * ratio).clamp(0, 1),

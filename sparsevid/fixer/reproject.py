@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsevid.imaging import (DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, long_side, make_dis,
-                               remap)
+                               px_scale, remap)
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
 from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
@@ -331,7 +331,7 @@ class ReprojectFixer(Fixer):
         if cfg.warp_smooth_px > 0:
             # the rendered depth of a sparse reconstruction is noisy at fine scale: keep only the
             # smooth part of the geometric displacement (the flow refines the rest)
-            sig = cfg.warp_smooth_px * px_scale_of(w, h)
+            sig = cfg.warp_smooth_px * px_scale(h, w)
             okf = ok.astype(np.float32)
             den = np.maximum(blur(okf, sig), 1e-4)
             disp = np.stack([np.where(ok, mx - gx, 0), np.where(ok, my - gy, 0)], -1).astype(np.float32)
@@ -374,7 +374,7 @@ class ReprojectFixer(Fixer):
         cfg = self.config
         render = req.renders[b].detach().float().cpu().numpy()
         h, w = render.shape[:2]
-        px_scale = px_scale_of(w, h)
+        scale = px_scale(h, w)
         a, rb, t = choice
         if exact:
             ok = refs.valid[a]
@@ -383,7 +383,7 @@ class ReprojectFixer(Fixer):
         mxa, mya, oka = self._geo_map(req, b, a, refs, grid)
         img_a = refs.images[a]
         if rb is None:
-            return self._fix_single(render, img_a, mxa, mya, oka, grid, px_scale)
+            return self._fix_single(render, img_a, mxa, mya, oka, grid, scale)
 
         mxb, myb, okb = self._geo_map(req, b, rb, refs, grid)
         img_b = refs.images[rb]
@@ -400,7 +400,7 @@ class ReprojectFixer(Fixer):
             mxb, myb, okb = self._compose(mxb, myb, okb, ftb, grid)
             err = fb_error(fab, fba)
             mag = np.linalg.norm(fab, axis=-1)
-            tol = max(cfg.fb_tolerance_px * px_scale, 0.5)
+            tol = max(cfg.fb_tolerance_px * scale, 0.5)
             cons = gauss_conf(err, tol + 0.05 * mag)
         interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
         ra = remap(img_a, mxa, mya, interp=interp)
@@ -415,7 +415,7 @@ class ReprojectFixer(Fixer):
         trust = agree * cons
         if cfg.photo_sigma > 0:
             # where the aligned references disagree, prefer the one closer to the render
-            pa, pb = self._photo(ra, render, px_scale), self._photo(rb_img, render, px_scale)
+            pa, pb = self._photo(ra, render, scale), self._photo(rb_img, render, scale)
             wa_ = wa_ * (trust + (1 - trust) * pa)
             wb_ = wb_ * (trust + (1 - trust) * pb)
             single = np.where(oka > 0, pa, pb)
@@ -423,7 +423,7 @@ class ReprojectFixer(Fixer):
             single = np.ones((h, w), np.float32)
         s = wa_ + wb_
         if cfg.detail_power != 1.0:
-            blend = blend_bands([ra, rb_img], [wa_, wb_], cfg.detail_power, cfg.detail_sigma_px * px_scale)
+            blend = blend_bands([ra, rb_img], [wa_, wb_], cfg.detail_power, cfg.detail_sigma_px * scale)
         else:
             blend = (ra * wa_[..., None] + rb_img * wb_[..., None]) / np.maximum(s, 1e-6)[..., None]
         cover = np.maximum(oka, okb)
@@ -468,7 +468,7 @@ class ReprojectFixer(Fixer):
                       else np.ones((R, h, w), np.float32)),
                      (np.nan_to_num(req.refs.depth[..., 0].detach().float().cpu().numpy(), nan=0.0)
                       if req.refs.depth is not None else None))
-        rad = int(round(cfg.occlusion_filter_px * px_scale_of(w, h)))
+        rad = int(round(cfg.occlusion_filter_px * px_scale(h, w)))
         if refs.depth is not None and rad > 0:
             kern = np.ones((2 * rad + 1, 2 * rad + 1), np.uint8)
             refs.depth = np.stack([cv2.dilate(dd, kern) for dd in refs.depth])
@@ -486,7 +486,7 @@ class ReprojectFixer(Fixer):
             img, weight, conf = self._fix_view(req, b, refs, choice, exact, (gx, gy))
             if cfg.feather_px > 0 and not exact:
                 # ramp the weight up from the edges of covered regions so seams do not show
-                rad = max(1, int(round(cfg.feather_px * px_scale_of(w, h))))
+                rad = max(1, int(round(cfg.feather_px * px_scale(h, w))))
                 hard = (weight > 0.05).astype(np.float32)
                 eroded = cv2.erode(hard, np.ones((2 * rad + 1, 2 * rad + 1), np.uint8),
                                    borderType=cv2.BORDER_REPLICATE)
@@ -520,8 +520,3 @@ class ReprojectFixer(Fixer):
                          extras={"blend_weight": weight_t, "ref_index": idx, "ref_t": torch.tensor(ts),
                                  "coverage": (weight_t > 0.5).to(dt).mean((1, 2, 3))})
 
-
-def px_scale_of(width: int, height: int) -> float:
-    """Pixel sizes in the config are per 1000 px of the canvas's longer side (its width for a landscape
-    canvas; :func:`sparsevid.imaging.long_side`)."""
-    return long_side(height, width) / 1000.0

@@ -28,7 +28,7 @@ import numpy as np
 from sparsevid.fuse.fixed import FixedConfig
 from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
 from sparsevid.fuse.temporal import TemporalConfig
-from sparsevid.imaging import blend_bands, blur, grid, long_side, remap
+from sparsevid.imaging import blend_bands, blur, grid, long_side, px_scale, remap
 from sparsevid.render.frames import to_uint8
 
 
@@ -296,9 +296,8 @@ def fuse(cands: Sequence[Candidate], gains: dict[str, np.ndarray | float] | None
          cfg: FuseConfig) -> np.ndarray:
     """Blend one frame's candidates (see the module docstring) -> [H, W, 3] float32 in [0, 1]."""
     gains = gains or {}
-    side = long_side(*cands[0].image.shape[:2])
     weights = [c.weight * gains.get(c.route, 1.0) for c in cands]
-    out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * side / 1000.0)
+    out = blend_bands([c.image for c in cands], weights, detail_power, cfg.band_sigma * px_scale(*cands[0].image.shape[:2]))
     return np.clip(out, 0.0, 1.0)
 
 

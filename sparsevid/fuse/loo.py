@@ -27,7 +27,7 @@ import numpy as np
 
 from sparsevid.eval.metrics import psnr, ssim
 from sparsevid.fuse.fixed import FixedRegions
-from sparsevid.imaging import long_side
+from sparsevid.imaging import px_scale
 from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_gains, sharpness, to_float)
@@ -224,7 +224,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         return None
     flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()}, cfg.flow)
     fkeys = {k: to_float(v) for k, v in keys.items()}
-    region = cfg.region_sigma * long_side(*fkeys[order[0]].shape[:2]) / 1000.0
+    region = cfg.region_sigma * px_scale(*fkeys[order[0]].shape[:2])
     held = order[1:-1]
     cands: dict[int, list[Candidate]] = {}
     sq: dict[int, dict[str, np.ndarray]] = {}

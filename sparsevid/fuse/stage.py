@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from sparsevid.devices import resolve_device
-from sparsevid.imaging import long_side, remap
+from sparsevid.imaging import px_scale, remap
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_images, to_float)
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
@@ -92,7 +92,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                         else None, fixed=fixed, moved=moved)
     power = loo.detail_power if loo is not None else (cfg.detail_power or max(cfg.detail_choices))
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
-    region = cfg.region_sigma * long_side(*next(iter(fkeys.values())).shape[:2]) / 1000.0
+    region = cfg.region_sigma * px_scale(*next(iter(fkeys.values())).shape[:2])
     order = sorted(keys_u8)
     for k0, k1 in zip(order, order[1:]):  # every neighbouring key pair's flow, once, before the frames run in parallel
         flows(k0, k1)
