@@ -546,6 +546,9 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                   f"rendering the given model at scale {cfg.scale:g}"))
         train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
         out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
+        capped = out_und.capped_warning or train_und.capped_warning
+        if capped:
+            log.warn(capped)
         path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
         enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
         progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None

@@ -126,3 +126,15 @@ def test_too_wide_lens_is_capped_not_fatal():
     und = Undistorter.for_camera(cam)
     assert und.canvas_size[0] <= 2.5 * 64 + 1 and und.canvas_size[1] <= 2.5 * 48 + 1
     assert und.mask.any() and und.source_valid.mean() > 0.3
+    assert und.capped and "too wide" in und.capped_warning
+
+
+def test_a_capped_canvas_is_reported_by_the_caller_once_not_by_each_scale(capsys):
+    # the run builds the same lens at its training and output scales: building prints nothing, the
+    # run warns once from the flag (it used to print the same warning twice)
+    cam = Camera("OPENCV_FISHEYE", 64, 48, (20.0, 20.0, 32.0, 24.0, 0.0, 0.0, 0.0, 0.0))
+    a, b = Undistorter.for_camera(cam, 0.5), Undistorter.for_camera(cam, 1.0)
+    assert a.capped and b.capped and a.capped_warning == b.capped_warning
+    assert "too wide" not in capsys.readouterr().err
+    ok = Undistorter.for_camera(Camera("SIMPLE_RADIAL", 64, 48, (60.0, 32.0, 24.0, -0.05)))
+    assert not ok.capped and ok.capped_warning is None

@@ -142,6 +142,9 @@ def views_from_scene(scene, scale: float = 1.0, mode: str = "full") -> list[Trai
         raise SparsevidError("the scene has no camera poses", path=scene.root,
                              fix="run `sparsevid poses` first, or pass a COLMAP/transforms.json input")
     und = Undistorter.for_camera(scene.camera, scale=scale, mode=mode)
+    if und.capped_warning:
+        from sparsevid.log import warn
+        warn(und.capped_warning)
     w, h = und.size
     views = []
     for f in scene.frames:

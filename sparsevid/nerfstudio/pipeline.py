@@ -147,6 +147,8 @@ class SparsevidPipeline(VanillaPipeline):
         fps = dataset_fps(getattr(data, "data", None), cfg.fps)
         scene, self.input_order = scene_from_dataset(dm.train_dataset, fps)
         und = Undistorter.for_camera(scene.camera, cfg.canvas_scale, "full")
+        if und.capped_warning:
+            log.warn(und.capped_warning)
         self.views = input_views(scene, und)
         path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
         prog = cfg.progressive

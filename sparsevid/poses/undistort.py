@@ -74,6 +74,10 @@ class Undistorter:
             (all 0 in ``"crop"`` mode and for lenses without distortion).
         source_valid: [H, W] bool, source pixels whose undistorted position lies on the canvas
             (all True in ``"full"`` mode unless the lens was too wide and the canvas was capped).
+        capped: the lens was too wide for one pinhole canvas (``"full"`` mode): the canvas was capped at
+            :data:`MAX_CANVAS_FACTOR` times the input size and the frame's outer border is cropped
+            (:attr:`capped_warning` says so, once per run: the callers warn, since the same lens is
+            built at several scales).
     """
 
     source: Camera
@@ -85,6 +89,7 @@ class Undistorter:
     # remap tables in OpenCV pixel convention (centres at integers), float32
     _undist_map: tuple[np.ndarray, np.ndarray] = field(repr=False)  # [Hc, Wc] -> source coords
     _dist_map: tuple[np.ndarray, np.ndarray] = field(repr=False)  # [H, W] -> canvas coords
+    capped: bool = False
 
     # ---- construction -------------------------------------------------------------------
     @staticmethod
@@ -95,6 +100,14 @@ class Undistorter:
         if not scale > 0:
             raise SparsevidError(f"render scale must be positive, got {scale}")
         return _build(camera, float(scale), mode)
+
+    @property
+    def capped_warning(self) -> str | None:
+        """The one warning line for a capped canvas, or None."""
+        if not self.capped:
+            return None
+        return (f"{self.source.model} lens is too wide for one pinhole canvas; capping the canvas at "
+                f"{MAX_CANVAS_FACTOR}x the input size (the outer border of the frame will be cropped)")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -166,9 +179,9 @@ def _build(camera: Camera, scale: float, mode: str) -> Undistorter:
     src = camera if scale == 1.0 else camera.scaled(scale)
     w, h = src.width, src.height
     if mode == "crop" or not src.has_distortion:
-        pad = (0, 0, 0, 0)
+        pad, capped = (0, 0, 0, 0), False
     else:
-        pad = _full_padding(src)
+        pad, capped = _full_padding(src)
     left, top, right, bottom = pad
     wc, hc = w + left + right, h + top + bottom
     pin = Camera.pinhole(src.fx, src.fy, src.cx + left, src.cy + top, wc, hc)
@@ -193,12 +206,12 @@ def _build(camera: Camera, scale: float, mode: str) -> Undistorter:
     for a in (inside, src_valid):
         a.setflags(write=False)
     return Undistorter(source=src, pinhole=pin, mask=inside, mode=mode, pad=pad,
-                       _undist_map=undist_map, _dist_map=dist_map, source_valid=src_valid)
+                       _undist_map=undist_map, _dist_map=dist_map, source_valid=src_valid, capped=capped)
 
 
-def _full_padding(src: Camera) -> tuple[int, int, int, int]:
+def _full_padding(src: Camera) -> tuple[tuple[int, int, int, int], bool]:
     """Whole-pixel padding (left, top, right, bottom) so the pinhole canvas with the same focal
-    length covers the undistorted image border."""
+    length covers the undistorted image border, and whether it had to be capped."""
     w, h = src.width, src.height
     border = _border_pixels(w, h)
     xy = src.pixel_to_normalized(border)
@@ -215,11 +228,8 @@ def _full_padding(src: Camera) -> tuple[int, int, int, int]:
     bottom = max(0, math.ceil(v.max() - h - 1e-6))
     max_pad_x = int((MAX_CANVAS_FACTOR - 1) * w / 2)
     max_pad_y = int((MAX_CANVAS_FACTOR - 1) * h / 2)
-    if not ok.all() or max(left, right) > max_pad_x or max(top, bottom) > max_pad_y:
-        from sparsevid.log import warn
-        warn(f"{src.model} lens is too wide for one pinhole canvas; capping the canvas at "
-             f"{MAX_CANVAS_FACTOR}x the input size (the outer border of the frame will be cropped)")
-    return (min(left, max_pad_x), min(top, max_pad_y), min(right, max_pad_x), min(bottom, max_pad_y))
+    capped = not ok.all() or max(left, right) > max_pad_x or max(top, bottom) > max_pad_y
+    return (min(left, max_pad_x), min(top, max_pad_y), min(right, max_pad_x), min(bottom, max_pad_y)), capped
 
 
 def _component_at(mask: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
