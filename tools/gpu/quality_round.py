@@ -98,6 +98,9 @@ EXTRA_CONFIGS = {
     "temporal off": lambda c: setattr(c.fuse.temporal, "sigma", None),
     # the colour also taken from the motion-compensated mean in every band (TemporalConfig.colour_sigma 0)
     "temporal colour": lambda c: setattr(c.fuse.temporal, "colour_sigma", 0.0),
+    # the Gaussians' depth also fitted to the optical flow between neighbouring inputs (TrainConfig.flow_weight)
+    "flow depth 0.01": lambda c: setattr(c.train, "flow_weight", 0.01),
+    "flow depth 0.03": lambda c: setattr(c.train, "flow_weight", 0.03),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
 }
 
@@ -109,6 +112,12 @@ def make_config(name: str, **kw):
         EXTRA_CONFIGS[name](cfg)
         return cfg
     return named_config(name, **kw)
+
+
+def route3d_frames(r3) -> list:
+    """The 3D route's frames alone (the inputs at their own times)."""
+    return [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_uint8(img)
+            for p, (img, _) in zip(r3.positions, r3.frames)]
 
 
 def score(frames, gt, source_index=None) -> dict:
@@ -153,6 +162,8 @@ def main() -> int:
             res = run_pipeline(cfg)
             rec[name] = {**score(res.frames, gt), "seconds": round(time.perf_counter() - t0, 2),
                          "stage_seconds": res.stage_seconds, "estimate": res.quality_estimate}
+            if res.route3d is not None:
+                rec[name]["route3d"] = score(route3d_frames(res.route3d), gt)
             first = first or (cfg, res)
         cfg, res = first
         at_input = [i in KEYS for i in range(len(res.frames))]
@@ -160,9 +171,7 @@ def main() -> int:
         rec["default, inputs as they are"] = score(plain, gt)  # without RunConfig.even_key_detail
         r3 = res.route3d
         if r3 is not None and not args.no_variants:
-            only3d = [r3.keys[int(p)] if p.denominator == 1 and int(p) in r3.keys else to_uint8(img)
-                      for p, (img, _) in zip(r3.positions, r3.frames)]
-            rec["route3d (same run)"] = score(only3d, gt)
+            rec["route3d (same run)"] = score(route3d_frames(r3), gt)
             for name, edits in VARIANTS.items():
                 if args.variants and name not in args.variants.split(","):
                     continue
