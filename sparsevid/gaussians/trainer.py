@@ -128,11 +128,6 @@ class TrainConfig:
     checkpoint_every: int | None = None
     checkpoint_seconds: float = 60.0  # the auto checkpoint interval, in seconds of training
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
-    # geometry from the optical flow between neighbouring inputs (sparsevid.gaussians.flow_loss): weight of the
-    # loss on the rendered depth at an input (Charbonnier, px per 1000 px); 0 = off
-    flow_weight: float = 0.0
-    flow_fb_tolerance: float = 1.0  # px per 1000 px: a flow's weight is 1/2 at this forward-backward error
-    flow_epipolar_tolerance: float = 1.5  # px per 1000 px: ... and 1/2 this far off its epipolar line
     quiet: bool = False  # no progress display
 
     @property
@@ -217,8 +212,6 @@ class Trainer:
         self._stop_signal: int | None = None
         self.history: list[dict] = []
         self._loss_fn = make_loss_fn(self.device, cfg.compile_loss)
-        self._flow_targets = None  # made on first use (flow_loss.flow_targets)
-        self._flow_cache: dict[tuple[int, float], tuple[Tensor, ...]] = {}
 
     # ---- setup -------------------------------------------------------------------------
     def _scene_extent(self, points: np.ndarray | None) -> float:
@@ -311,24 +304,10 @@ class Trainer:
         i = self._next_view()
         img, mask, viewmat, K, weight = self._view_tensors(i, self.view_scale())
         self._set_lr(self.step)
-        targets = self._targets_of(i) if self.cfg.flow_weight > 0 else []
-        render, alpha, info = self._rasterize(viewmat, K, img.shape[2], img.shape[1], self.active_sh_degree(),
-                                              render_mode="RGB+ED" if targets else "RGB")
+        render, _, info = self._rasterize(viewmat, K, img.shape[2], img.shape[1], self.active_sh_degree())
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
-        loss, _, mse = self._loss_fn(render[..., :3], img, mask, weight, self.cfg.ssim_weight)
-        if targets:
-            # the flow term moves the Gaussians but does not steer densification: the strategy reads the
-            # photometric loss's screen-space gradients only
-            flow = sum(self._flow_term(k, render[0, ..., 3], alpha[0, ..., 0], K[0]) for k in targets)
-            loss.backward(retain_graph=True)
-            m2d = info["means2d"]
-            keep = {a: getattr(m2d, a).clone() for a in ("grad", "absgrad") if getattr(m2d, a, None) is not None}
-            (self.cfg.flow_weight * flow).backward()
-            for a, v in keep.items():
-                setattr(m2d, a, v)
-            loss = loss + self.cfg.flow_weight * flow.detach()
-        else:
-            loss.backward()
+        loss, _, mse = self._loss_fn(render, img, mask, weight, self.cfg.ssim_weight)
+        loss.backward()
         self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
                                          self.step, info, packed=False)
         for opt in self.optimizers.values():
@@ -338,39 +317,6 @@ class Trainer:
             self._cap_gaussians()
         self.step += 1
         return loss.detach(), mse
-
-    def _targets_of(self, i: int) -> list[int]:
-        """Indices of the flow targets from view ``i`` (made from the input views on first use)."""
-        if self._flow_targets is None:
-            from sparsevid.gaussians.flow_loss import flow_targets
-            from sparsevid.fuse.flow2d import FlowConfig, pair_flow
-            from sparsevid.render.frames import to_uint8
-
-            def fn(a, b):
-                pf = pair_flow(to_uint8(a), to_uint8(b), FlowConfig())
-                return pf.fab, pf.fba, pf.err_ab, pf.err_ba
-
-            self._flow_targets = flow_targets(self.views, fn, self.cfg.flow_fb_tolerance,
-                                              self.cfg.flow_epipolar_tolerance)
-        return [k for k, t in enumerate(self._flow_targets) if t.a == i]
-
-    def _flow_term(self, k: int, depth: Tensor, alpha: Tensor, K: Tensor) -> Tensor:
-        from sparsevid.gaussians.flow_loss import flow_loss
-
-        h, w = depth.shape
-        key = (k, float(w))
-        if key not in self._flow_cache:
-            t = self._flow_targets[k].scaled(w, h)
-            va, vb = self.views[t.a], self.views[t.b]
-            sx, sy = w / va.width, h / va.height
-            Kb = torch.as_tensor(vb.K, dtype=torch.float32).clone()
-            Kb[0] *= sx
-            Kb[1] *= sy
-            self._flow_cache[key] = tuple(x.to(self.device) for x in (
-                torch.from_numpy(t.flow), torch.from_numpy(t.weight),
-                torch.as_tensor(va.c2w, dtype=torch.float32), Kb, torch.as_tensor(vb.c2w, dtype=torch.float32)))
-        flow, wgt, c2w_a, Kb, c2w_b = self._flow_cache[key]
-        return flow_loss(depth, alpha, flow, wgt, K, c2w_a, Kb, c2w_b)
 
     @torch.no_grad()
     def _cap_gaussians(self) -> None:

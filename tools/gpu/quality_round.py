@@ -98,9 +98,6 @@ EXTRA_CONFIGS = {
     "temporal off": lambda c: setattr(c.fuse.temporal, "sigma", None),
     # the colour also taken from the motion-compensated mean in every band (TemporalConfig.colour_sigma 0)
     "temporal colour": lambda c: setattr(c.fuse.temporal, "colour_sigma", 0.0),
-    # the Gaussians' depth also fitted to the optical flow between neighbouring inputs (TrainConfig.flow_weight)
-    "flow depth 0.01": lambda c: setattr(c.train, "flow_weight", 0.01),
-    "flow depth 0.03": lambda c: setattr(c.train, "flow_weight", 0.03),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
 }
 
