@@ -25,14 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow2d_ingredients import blended_psnr, run as run_2d  # noqa: E402
 from sparsevid.fuse.flow2d import FlowConfig, interpolate_pair  # noqa: E402
 from sparsevid.fuse.fusion import PairFlows, to_float  # noqa: E402
+from sparsevid.render.frames import to_uint8  # noqa: E402
+from sparsevid.eval.metrics import psnr  # noqa: E402
 from sparsevid.fuse.learned import learned_frames, load_learned  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
-
-
-def psnr(x: np.ndarray, real: np.ndarray) -> float:
-    err = np.mean((np.round(np.clip(x, 0, 1) * 255) / 255 - to_float(real)) ** 2)
-    return float(10 * np.log10(1.0 / err))
 
 
 def rebuilds(model, frames: dict[int, np.ndarray]) -> tuple[float, float]:
@@ -46,7 +43,7 @@ def rebuilds(model, frames: dict[int, np.ndarray]) -> tuple[float, float]:
         wa, wb, ca, cb = interpolate_pair(to_float(frames[k0]), to_float(frames[k1]), t, pf(k0, k1), FlowConfig(),
                                           *pf.shifts(keys, k0, k1, t))
         r2.append(blended_psnr(wa, wb, ca, cb, t, frames[held]))
-        rl.append(psnr(learned_frames(model, {k: frames[k] for k in keys}, [(k0, k1, t)], "cpu", 1)[(k0, k1, t)],
+        rl.append(psnr(to_uint8(learned_frames(model, {k: frames[k] for k in keys}, [(k0, k1, t)], "cpu", 1)[(k0, k1, t)]),
                        frames[held]))
     return float(np.mean(r2)), float(np.mean(rl))
 
@@ -62,7 +59,7 @@ def main() -> int:
         fr = {i: cv2.imread(str(case / f"frame_{i:04d}.png"))[..., ::-1].copy() for i in range(30)}
         req = [(k0, k1, (f - k0) / (k1 - k0)) for k0, k1 in zip(KEYS[:-1], KEYS[1:]) for f in range(k0 + 1, k1)]
         lf = learned_frames(model, {k: fr[k] for k in KEYS}, req, "cpu", 1)
-        video_l = float(np.mean([psnr(lf[r], fr[round(r[0] + r[2] * (r[1] - r[0]))]) for r in req]))
+        video_l = float(np.mean([psnr(to_uint8(lf[r]), fr[round(r[0] + r[2] * (r[1] - r[0]))]) for r in req]))
         video_2 = run_2d(fr, FlowConfig())["mean"]
         half = {k: cv2.resize(fr[k], (fr[k].shape[1] // 2, fr[k].shape[0] // 2), interpolation=cv2.INTER_AREA)
                 for k in KEYS}

@@ -168,7 +168,7 @@ def main() -> int:
         rec["default, inputs as they are"] = score(plain, gt)  # without RunConfig.even_key_detail
         r3 = res.route3d
         if r3 is not None and not args.no_variants:
-            rec["route3d (same run)"] = score(route3d_frames(r3), gt)
+            rec["route3d (same run)"] = rec[args.configs.split(",")[0]]["route3d"]  # scored with its run above
             for name, edits in VARIANTS.items():
                 if args.variants and name not in args.variants.split(","):
                     continue
