@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -99,7 +100,6 @@ def frame_arrays(path: Path, sample: int | None, rng: np.random.Generator) -> di
     s = px_scale(h, w)
     br = bracket(int(path.stem[1:]), KEYS)
     grey = fused @ np.array([0.299, 0.587, 0.114], np.float32)
-    import cv2
     lap = cv2.Laplacian(grey, cv2.CV_32F)
     texture = np.log(blur(lap * lap, 6.0 * s) + 1e-6)
     feats = []
