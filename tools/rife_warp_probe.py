@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,15 +26,6 @@ from sparsevid.eval.metrics import psnr, sharpness_ratio  # noqa: E402
 KEYS = [0, 9, 19, 29]
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor, mode: str) -> torch.Tensor:
-    """:func:`sparsevid.eval.rife.backward_warp` with another ``grid_sample`` mode."""
-    _, _, h, w = flow.shape
-    ys = torch.arange(h, dtype=flow.dtype).view(1, h, 1)
-    xs = torch.arange(w, dtype=flow.dtype).view(1, 1, w)
-    grid = torch.stack(((xs + flow[:, 0]) * (2.0 / (w - 1)) - 1, (ys + flow[:, 1]) * (2.0 / (h - 1)) - 1), -1)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
-
-
 class WarpMode(rife.IFNet):
     """The same network, its frame made with ``mode`` resampling (clamped to [0, 1]: bicubic overshoots)."""
 
@@ -44,7 +34,8 @@ class WarpMode(rife.IFNet):
     def forward(self, img0, img1, timestep=0.5, scales=rife.DEFAULT_SCALES, features=None):
         flow, mask = self.flow_and_mask(img0, img1, timestep, scales, features)
         m = torch.sigmoid(mask)
-        return (m * warp(img0, flow[:, :2], self.mode) + (1 - m) * warp(img1, flow[:, 2:4], self.mode)).clamp(0, 1)
+        return (m * rife.backward_warp(img0, flow[:, :2], self.mode)
+                + (1 - m) * rife.backward_warp(img1, flow[:, 2:4], self.mode)).clamp(0, 1)
 
 
 def main() -> int:

@@ -96,10 +96,11 @@ Keyframes = Mapping[int, np.ndarray]
 # --------------------------------------------------------------------------- building blocks
 
 
-def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def backward_warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Sample ``image`` [B, C, H, W] at (x + flow_x, y + flow_y); ``flow`` [B, 2, H, W] in pixels.
 
-    Bilinear, border-clamped, pixel centres at integer coordinates (``align_corners=True``).
+    ``mode``-interpolated (``grid_sample``'s; the network was trained with bilinear), border-clamped, pixel centres
+    at integer coordinates (``align_corners=True``).
     """
     b, _, h, w = flow.shape
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
@@ -108,7 +109,7 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)  # [B, H, W, 2]
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
 def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
