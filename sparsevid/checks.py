@@ -29,7 +29,8 @@ def check_run_config(cfg: "RunConfig") -> None:
     Checks: ``--scale``, ``--train-scale``, ``--fps``, ``--out-fps``, ``--duration``, ``--focal``
     > 0; ``--steps``, ``--num-frames`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
     ``--steps``; ``--fixer`` a known fixer; the undistortion mode; the learned route (a known one,
-    its weights where it is required, 1, 2, 4 or 8 passes); that the input, ``--poses-from``
+    its weights where it is required, 1, 2, 4 or 8 passes); ``--video.crf`` 1-51 and a known
+    ``--video.preset``; that the input, ``--poses-from``
     and ``--ckpt`` exist (and the checkpoint is one this version reads).
     """
     _positive(cfg.scale, "--scale", "0.5")
@@ -57,6 +58,9 @@ def check_run_config(cfg: "RunConfig") -> None:
     _check_fixer(cfg.fixer.name)
     _check_learned(cfg)
     _check_flow(cfg)
+    from sparsevid.video.io import check_video_config
+
+    check_video_config(cfg.video)
     for flag, p in (("INPUT", cfg.input), ("--poses-from", cfg.poses_from)):
         if p is not None and not Path(p).expanduser().exists():
             raise SparsevidError(f"{flag} not found", path=p,

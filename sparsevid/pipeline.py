@@ -52,6 +52,7 @@ from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
 from sparsevid.render.frames import render_path, to_uint8
 from sparsevid.eval.metrics import match_size
+from sparsevid.video.io import VideoConfig
 
 MARKER = ".sparsevid-run"
 
@@ -81,7 +82,7 @@ class RunConfig:
         resume: continue an interrupted run in ``output``.
         overwrite: replace ``output``.
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
-        write_video: also encode video.mp4 (frames are always written).
+        write_video: also encode video.mp4 (frames are always written; its encoding: ``video``).
         write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
         keep_inputs: output frames at an input frame's exact time are that input frame itself
             (resized to the output size), not a re-render of it.
@@ -137,6 +138,7 @@ class RunConfig:
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     path: PathConfig = field(default_factory=PathConfig)
     fuse: FuseConfig = field(default_factory=FuseConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
 
 @dataclass
@@ -634,7 +636,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
-            write_video(frames, out / "video.mp4", out_fps)
+            write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset)
         if path is not None:
             write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
             write_camera_path_json(out / "camera_path.json", path, scene.camera, cfg.scale)

@@ -33,6 +33,7 @@ def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
     src = _frames_dir(tmp_path)
     cfg = named_config("flow_only", input=src, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu")
     cfg.path.fps = 60
+    cfg.video.crf = 15
     res = run_pipeline(cfg)
     assert len(res.frames) == 60
     m = res.metrics
@@ -45,6 +46,7 @@ def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
     f9 = cv2.cvtColor(cv2.imread(str(src_frames[9])), cv2.COLOR_BGR2RGB)
     out = tmp_path / "out"
     assert (out / "video.mp4").is_file() and (out / "quality.json").is_file()
+    assert b" crf=15.0 " in (out / "video.mp4").read_bytes()  # x264 records its settings in the stream
     info = json.loads((out / "run.json").read_text())
     # input-time frames are the inputs, softened at most to the detail of the frames next to them
     sigmas = info["key_detail_sigma"]

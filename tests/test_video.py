@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,9 @@ from sparsevid.poses.undistort import Undistorter
 from sparsevid.render import render_frames, render_path
 from sparsevid.video import (contact_sheet, read_frames, read_video, write_cameras_json, write_contact_sheet,
                              write_frames, write_video)
+from sparsevid.video.io import VideoConfig, check_video_config
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _clip(n: int = 8, w: int = 96, h: int = 64) -> list[np.ndarray]:
@@ -31,7 +37,7 @@ def test_mp4_round_trip_exact_ntsc_rate(tmp_path):
     back, fps = read_video(out)
     assert fps == Fraction(30000, 1001)
     assert len(back) == len(frames) and back[0].shape == frames[0].shape
-    assert min(psnr(a, b) for a, b in zip(back, frames)) > 30  # CRF 18
+    assert min(psnr(a, b) for a, b in zip(back, frames)) > 30
     import av
 
     with av.open(str(out)) as c:
@@ -70,6 +76,67 @@ def test_mp4_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
     with pytest.raises(SparsevidError):
         write_video([np.zeros((4, 4), np.uint8)], tmp_path / "bad.mp4", 30)
+
+
+#: colour bars as a camera sees them (none at the edge of the RGB cube, where YUV clips)
+BARS = np.array([[200, 40, 40], [40, 180, 60], [50, 70, 210], [230, 200, 60]], np.uint8)
+
+
+def _bars(w: int, h: int) -> np.ndarray:
+    return np.repeat(np.repeat(BARS[None], h, 0), w // len(BARS), 1)
+
+
+def test_mp4_says_its_colour_matrix_so_hd_frames_keep_their_colours(tmp_path):
+    """The stream is tagged BT.601 (the matrix of the RGB -> YUV conversion), limited range. Untagged, players
+    guess from the frame size: Chromium showed this 1280x720 clip's green (40, 180, 60) as (29, 160, 61)."""
+    import av
+
+    path = write_video([_bars(1280, 720)] * 3, tmp_path / "hd.mp4", fps=30)
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (int(cc.colorspace), int(cc.color_range)) == (6, 1)  # SMPTE 170M (BT.601), MPEG (limited) range
+        assert (int(cc.color_primaries), int(cc.color_trc)) == (1, 1)  # BT.709
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    centres = frame[360, 160::320].astype(int)
+    assert np.abs(centres - BARS).max() <= 3
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium) for the browser half")
+    import base64
+
+    page = tmp_path / "v.html"
+    page.write_text("<html><body style='margin:0;background:#000'><video muted autoplay preload=auto "
+                    "style='display:block;width:400px;height:100px;object-fit:fill' src='data:video/mp4;base64,"
+                    + base64.b64encode(path.read_bytes()).decode() + "'></video></body></html>")
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'p'}", "--window-size=400,200",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    from sparsevid.video.io import read_image
+
+    seen = read_image(shot)[50, 50::100].astype(int)
+    shutil.rmtree(tmp_path / "p", ignore_errors=True)
+    assert np.abs(seen - BARS).max() <= 4, seen
+
+
+def test_video_settings_reach_x264_and_bad_ones_are_refused(tmp_path):
+    frames = _clip(6, 128, 96)
+    small = write_video(frames, tmp_path / "c28.mp4", fps=30, crf=28, preset="fast")
+    fine = write_video(frames, tmp_path / "c8.mp4", fps=30, crf=8)
+    for path, crf, subme in ((small, 28, 6), (fine, 8, 7)):  # x264 records its settings in the stream:
+        data = path.read_bytes()  # the crf, and the preset's subpixel refinement (fast 6, medium 7)
+        assert f" crf={crf}.0 ".encode() in data and f" subme={subme} ".encode() in data
+    assert fine.stat().st_size > small.stat().st_size
+    fidelity = lambda p: np.mean([psnr(a, b) for a, b in zip(read_video(p)[0], frames)])
+    assert fidelity(fine) > fidelity(small) + 1.5
+    check_video_config(VideoConfig())
+    for bad, words in ((VideoConfig(crf=0), "1 to 51"), (VideoConfig(crf=52), "1 to 51"),
+                       (VideoConfig(preset="fastest"), "--video.preset")):
+        with pytest.raises(SparsevidError, match=words):
+            check_video_config(bad)
+    from sparsevid.cli import main
+
+    assert main(["run", "--video.crf", "0", "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_write_frames_and_read_back(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -13,8 +14,34 @@ from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save, atomic_write_bytes
 from sparsevid.data.timebase import fps_fraction
 
-#: constant rate factor of the output MP4 (18 = visually lossless for x264)
-DEFAULT_CRF = 18
+#: x264's presets, fastest to slowest (the same quality at a smaller file the slower)
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+#: the colour signalled in the H.264 stream: the matrix PyAV's RGB -> YUV conversion uses (BT.601, limited range),
+#: so that a player converts back with the same one. Untagged, players guess by frame size, and an HD frame gets
+#: BT.709: in Chromium a 1280x720 clip's green (40, 180, 60) came back as (29, 160, 61) (BENCHMARKS.md, session 22).
+#: The primaries and transfer are those of ordinary camera video (BT.709).
+COLOUR_TAGS = "colorprim=bt709:transfer=bt709:colormatrix=smpte170m:range=tv"
+
+
+@dataclass
+class VideoConfig:
+    """The output MP4: H.264 (libx264, High profile, yuv420p), which every browser, phone and editor plays.
+
+    Attributes:
+        crf: x264's constant rate factor, 1-51: lower is more faithful to the frames and a larger file
+            (0, lossless, needs a profile that browsers and phones do not play, so it is refused). 12: the
+            usual "visually lossless" 18 took 0.04-0.40 dB of held-out PSNR and up to a fifth of the
+            sharpness from the frames of our clips (most at 424x240); 12 keeps 0.1-0.2 dB of that for
+            about twice the size (848x480: 1.1 MB per second; BENCHMARKS.md, session 22).
+        preset: x264's preset (encoding speed against file size at the same quality).
+    """
+
+    crf: int = 12
+    preset: str = "medium"
+
+
+#: constant rate factor of the output MP4 (see :class:`VideoConfig`)
+DEFAULT_CRF = VideoConfig.crf
 _FRAME_RE = re.compile(r"^frame_(\d+)\.png$")
 
 
@@ -38,9 +65,23 @@ def pad_even(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
 
 
+def check_video_config(cfg: VideoConfig) -> None:
+    """One-line :class:`SparsevidError` for settings x264 refuses or that make a file players refuse."""
+    if not isinstance(cfg.crf, int) or not 1 <= cfg.crf <= 51:
+        raise SparsevidError(f"--video.crf must be a whole number from 1 to 51, got {cfg.crf}",
+                             fix="pass e.g. --video.crf 12 (lower: more faithful, larger; 18: x264's visually "
+                                 "lossless; 0, lossless, makes a file browsers and phones do not play)")
+    if cfg.preset not in X264_PRESETS:
+        raise SparsevidError(f"--video.preset must be one of {', '.join(X264_PRESETS)}, got {cfg.preset!r}",
+                             fix="pass e.g. --video.preset medium")
+
+
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
-                crf: int = DEFAULT_CRF) -> Path:
+                crf: int = DEFAULT_CRF, preset: str = VideoConfig.preset) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
+
+    The RGB -> YUV conversion is BT.601 (limited range), and the stream says so (:data:`COLOUR_TAGS`), so players
+    show the frames' colours at every frame size.
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
@@ -61,9 +102,10 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
             stream.pix_fmt = "yuv420p"
             stream.time_base = 1 / rate
             stream.codec_context.time_base = 1 / rate
-            stream.options = {"crf": str(int(crf)), "preset": "medium"}
+            stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS}
             for k, img in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(img)), format="rgb24")
+                vf = vf.reformat(format="yuv420p", dst_colorspace="itu601")
                 vf.pts = k
                 vf.time_base = 1 / rate
                 for packet in stream.encode(vf):
