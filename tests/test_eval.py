@@ -123,7 +123,7 @@ def test_eval_cli_on_folders_and_video(tmp_path):
     assert main(["eval", str(tmp_path / "out.mp4"), "--gt", str(tmp_path / "gt"), "--keyframes", "0,29"]) == 0
     mv = json.loads((tmp_path / "out.metrics.json").read_text())
     assert mv["inputs"]["count"] == 2 and mv["heldout"]["count"] == 28
-    assert abs(mv["psnr_heldout"] - want["psnr_heldout"]) < 3  # H.264 at CRF 18
+    assert abs(mv["psnr_heldout"] - want["psnr_heldout"]) < 3  # H.264 at the default CRF
     # user errors: one line, exit code 2
     assert main(["eval", str(tmp_path / "missing"), "--gt", str(tmp_path / "gt")]) == 2
     assert main(["eval", str(run), "--gt", str(tmp_path / "gt"), "--keyframes", "a,b"]) == 2
