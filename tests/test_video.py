@@ -46,6 +46,8 @@ def test_mp4_round_trip_exact_ntsc_rate(tmp_path):
         pts = [f.pts * f.time_base for f in c.decode(s)]
     assert pts == [Fraction(k * 1001, 30000) for k in range(len(frames))]
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temp files left
+    data = out.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # faststart: plays while it downloads
 
 
 def test_mp4_odd_size_is_padded(tmp_path):

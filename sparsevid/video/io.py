@@ -81,7 +81,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
 
     The RGB -> YUV conversion is BT.601 (limited range), and the stream says so (:data:`COLOUR_TAGS`), so players
-    show the frames' colours at every frame size.
+    show the frames' colours at every frame size. The index comes first (``movflags=+faststart``), so the file
+    plays while it downloads.
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
@@ -95,7 +96,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     path = Path(path)
 
     def _write(tmp: Path) -> None:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        # faststart: the index (moov) before the data, so a browser plays a file served over the web at once
+        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             first = pad_even(frames[0])
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = first.shape[1], first.shape[0]
