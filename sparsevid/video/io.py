@@ -29,10 +29,11 @@ class VideoConfig:
 
     Attributes:
         crf: x264's constant rate factor, 1-51: lower is more faithful to the frames and a larger file
-            (0, lossless, needs a profile that browsers and phones do not play, so it is refused). 12: the
-            usual "visually lossless" 18 took 0.04-0.40 dB of held-out PSNR and up to a fifth of the
-            sharpness from the frames of our clips (most at 424x240); 12 keeps 0.1-0.2 dB of that for
-            about twice the size (848x480: 1.1 MB per second; BENCHMARKS.md, session 22).
+            (0, lossless, needs a profile that browsers and phones do not play, so it is refused). 12: x264's
+            usual "visually lossless" 18 took 0.03-3.2 dB of held-out PSNR against the frames of our clips (most on
+            small frames, and on a still camera's faithful clip) and a tenth of the sharpness; 12 gets back up to
+            1.1 dB of that (0.17 on the shared clip at 424x240) for about twice the size (848x480: 1.1 MB per
+            second; BENCHMARKS.md, session 22).
         preset: x264's preset (encoding speed against file size at the same quality).
     """
 
