@@ -43,6 +43,7 @@ def test_mp4_round_trip_exact_ntsc_rate(tmp_path):
     with av.open(str(out)) as c:
         s = c.streams.video[0]
         assert s.codec_context.name == "h264" and s.codec_context.pix_fmt == "yuv420p"
+        assert s.codec_context.profile == "High"  # what browsers and phones play
         pts = [f.pts * f.time_base for f in c.decode(s)]
     assert pts == [Fraction(k * 1001, 30000) for k in range(len(frames))]
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temp files left
