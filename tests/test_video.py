@@ -121,6 +121,57 @@ def test_mp4_says_its_colour_matrix_so_hd_frames_keep_their_colours(tmp_path):
     assert np.abs(seen - BARS).max() <= 4, seen
 
 
+def _turned_clip(path: Path, degrees: int) -> np.ndarray:
+    """A 96x64 clip whose stream says "turn me by ``degrees`` counter-clockwise" (an iPhone held upright: -90); a white
+    block marks the stored picture's top-left corner. Returns the stored picture."""
+    import av
+
+    img = np.full((64, 96, 3), 60, np.uint8)
+    img[:16, :24] = 255
+    with av.open(str(path), "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 96, 64, "yuv420p"
+        st.set_display_rotation(degrees)
+        for k in range(3):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = k
+            for pk in st.encode(vf):
+                c.mux(pk)
+        for pk in st.encode():
+            c.mux(pk)
+    return img
+
+
+@pytest.mark.parametrize("degrees, turns", [(-90, -1), (90, 1), (180, 2), (0, 0)])
+def test_a_phone_clip_filmed_upright_is_read_upright(tmp_path, degrees, turns):
+    from sparsevid.data.video import read_video as read_input
+
+    stored = _turned_clip(tmp_path / "v.mp4", degrees)
+    want = np.rot90(stored, k=turns)  # k > 0: counter-clockwise
+    scene = read_input(tmp_path / "v.mp4")
+    back, _ = read_video(tmp_path / "v.mp4")
+    for img in (scene.frames[0].image, back[0]):
+        assert img.shape == want.shape
+        assert np.abs(img.astype(int) - want).mean() < 3
+    if degrees != -90 or not CHROMIUM.exists():
+        return
+    import base64
+
+    page = tmp_path / "v.html"  # and a browser shows it the same way: the block at the top right, 64x96
+    page.write_text("<html><body style='margin:0;background:#000'><video muted autoplay preload=auto "
+                    "style='display:block' src='data:video/mp4;base64,"
+                    + base64.b64encode((tmp_path / "v.mp4").read_bytes()).decode() + "'></video></body></html>")
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'p'}", "--window-size=400,400",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    from sparsevid.video.io import read_image
+
+    seen = read_image(shot)[:96, :64].astype(int)
+    shutil.rmtree(tmp_path / "p", ignore_errors=True)
+    assert np.abs(seen - scene.frames[0].image).mean() < 6
+
+
 def test_video_settings_reach_x264_and_bad_ones_are_refused(tmp_path):
     frames = _clip(6, 128, 96)
     small = write_video(frames, tmp_path / "c28.mp4", fps=30, crf=28, preset="fast")

@@ -30,6 +30,18 @@ def is_video_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTS
 
 
+def upright(vf) -> np.ndarray:
+    """A decoded PyAV frame -> [H, W, 3] uint8 RGB, turned as players show it.
+
+    A phone filming upright stores landscape pictures and a display matrix that turns them (``VideoFrame.rotation``:
+    degrees counter-clockwise; an iPhone's portrait clip says -90, a quarter turn clockwise, as Chromium and
+    QuickTime show it). The turn is applied in quarter turns; a flip in the matrix is not.
+    """
+    img = vf.to_ndarray(format="rgb24")
+    turns = round(vf.rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=turns) if turns else img)
+
+
 def stream_fps(stream) -> Fraction | None:
     """The stream's frame rate as a Fraction (average rate, else guessed, else base rate)."""
     for attr in ("average_rate", "guessed_rate", "base_rate"):
@@ -179,7 +191,12 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                         break
                 if max_frames is not None and i >= max_frames:
                     break
-                img = np.ascontiguousarray(vf.to_ndarray(format="rgb24"))
+                img = upright(vf)
+                if i == 0 and vf.rotation:
+                    from sparsevid.log import info
+
+                    info(f"{path.name}: stored turned by {-vf.rotation:g} degrees (a phone filming upright); its frames "
+                         f"are turned as players show them ({img.shape[1]}x{img.shape[0]})")
                 if (i + 1) * img.nbytes > max_bytes:
                     raise SparsevidError(
                         f"video too long: more than {i} frames of {img.shape[1]}x{img.shape[0]} "

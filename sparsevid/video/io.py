@@ -126,8 +126,11 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
 
 
 def read_video(path: str | Path) -> tuple[list[np.ndarray], Fraction]:
-    """Decode every frame of a video -> (T x [H, W, 3] uint8 RGB, fps as a Fraction)."""
+    """Decode every frame of a video -> (T x [H, W, 3] uint8 RGB, turned upright as players show them (see
+    :func:`sparsevid.data.video.upright`), fps as a Fraction)."""
     import av
+
+    from sparsevid.data.video import upright
 
     path = Path(path)
     if not path.is_file():
@@ -136,7 +139,7 @@ def read_video(path: str | Path) -> tuple[list[np.ndarray], Fraction]:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            frames = [upright(f) for f in container.decode(stream)]
     except Exception as e:
         raise SparsevidError(f"could not decode the video: {e}", path=path,
                              fix="give an MP4/MOV/MKV file or a folder of frames") from e
