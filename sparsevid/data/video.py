@@ -31,15 +31,32 @@ def is_video_file(path: Path) -> bool:
 
 
 def upright(vf) -> np.ndarray:
-    """A decoded PyAV frame -> [H, W, 3] uint8 RGB, turned as players show it.
+    """A decoded PyAV frame -> [H, W, 3] uint8 RGB, turned as players show it (and SDR: an HDR frame is tone-mapped,
+    see :mod:`sparsevid.data.hdr`).
 
     A phone filming upright stores landscape pictures and a display matrix that turns them (``VideoFrame.rotation``:
     degrees counter-clockwise; an iPhone's portrait clip says -90, a quarter turn clockwise, as Chromium and
     QuickTime show it). The turn is applied in quarter turns; a flip in the matrix is not.
     """
-    img = vf.to_ndarray(format="rgb24")
+    from sparsevid.data.hdr import frame_to_sdr, hdr_transfer
+
+    img = frame_to_sdr(vf) if hdr_transfer(vf) else vf.to_ndarray(format="rgb24")
     turns = round(vf.rotation / 90) % 4
     return np.ascontiguousarray(np.rot90(img, k=turns) if turns else img)
+
+
+def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
+    """One line each for a turned or an HDR video (what :func:`upright` did to its frames)."""
+    from sparsevid.data.hdr import REFERENCE_WHITE, hdr_transfer
+    from sparsevid.log import info
+
+    if vf.rotation:
+        info(f"{path.name}: stored turned by {-vf.rotation:g} degrees (a phone filming upright); its frames are turned "
+             f"as players show them ({img.shape[1]}x{img.shape[0]})")
+    transfer = hdr_transfer(vf)
+    if transfer:
+        info(f"{path.name}: HDR video ({transfer}, BT.2020); its frames are tone-mapped to SDR BT.709 (reference white "
+             f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
 def stream_fps(stream) -> Fraction | None:
@@ -192,11 +209,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                 if max_frames is not None and i >= max_frames:
                     break
                 img = upright(vf)
-                if i == 0 and vf.rotation:
-                    from sparsevid.log import info
-
-                    info(f"{path.name}: stored turned by {-vf.rotation:g} degrees (a phone filming upright); its frames "
-                         f"are turned as players show them ({img.shape[1]}x{img.shape[0]})")
+                if i == 0:
+                    _say_how_read(path, vf, img)
                 if (i + 1) * img.nbytes > max_bytes:
                     raise SparsevidError(
                         f"video too long: more than {i} frames of {img.shape[1]}x{img.shape[0]} "
