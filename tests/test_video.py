@@ -85,6 +85,24 @@ def test_mp4_write_is_atomic(tmp_path, monkeypatch):
 BARS = np.array([[200, 40, 40], [40, 180, 60], [50, 70, 210], [230, 200, 60]], np.uint8)
 
 
+def _in_chromium(mp4: Path, tmp_path: Path, style: str) -> np.ndarray:
+    """A screenshot (400x400 RGB) of headless Chromium showing ``mp4``'s first frame at the page's top left."""
+    import base64
+
+    from sparsevid.video.io import read_image
+
+    page = tmp_path / "video.html"
+    page.write_text("<html><body style='margin:0;background:#000'><video muted autoplay preload=auto "
+                    f"style='display:block;{style}' src='data:video/mp4;base64,"
+                    + base64.b64encode(mp4.read_bytes()).decode() + "'></video></body></html>")
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=400,400",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
+    return read_image(shot)
+
+
 def _bars(w: int, h: int) -> np.ndarray:
     return np.repeat(np.repeat(BARS[None], h, 0), w // len(BARS), 1)
 
@@ -104,20 +122,7 @@ def test_mp4_says_its_colour_matrix_so_hd_frames_keep_their_colours(tmp_path):
     assert np.abs(centres - BARS).max() <= 3
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium) for the browser half")
-    import base64
-
-    page = tmp_path / "v.html"
-    page.write_text("<html><body style='margin:0;background:#000'><video muted autoplay preload=auto "
-                    "style='display:block;width:400px;height:100px;object-fit:fill' src='data:video/mp4;base64,"
-                    + base64.b64encode(path.read_bytes()).decode() + "'></video></body></html>")
-    shot = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'p'}", "--window-size=400,200",
-                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
-    from sparsevid.video.io import read_image
-
-    seen = read_image(shot)[50, 50::100].astype(int)
-    shutil.rmtree(tmp_path / "p", ignore_errors=True)
+    seen = _in_chromium(path, tmp_path, "width:400px;height:100px;object-fit:fill")[50, 50::100].astype(int)
     assert np.abs(seen - BARS).max() <= 4, seen
 
 
@@ -155,20 +160,7 @@ def test_a_phone_clip_filmed_upright_is_read_upright(tmp_path, degrees, turns):
         assert np.abs(img.astype(int) - want).mean() < 3
     if degrees != -90 or not CHROMIUM.exists():
         return
-    import base64
-
-    page = tmp_path / "v.html"  # and a browser shows it the same way: the block at the top right, 64x96
-    page.write_text("<html><body style='margin:0;background:#000'><video muted autoplay preload=auto "
-                    "style='display:block' src='data:video/mp4;base64,"
-                    + base64.b64encode((tmp_path / "v.mp4").read_bytes()).decode() + "'></video></body></html>")
-    shot = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'p'}", "--window-size=400,400",
-                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
-    from sparsevid.video.io import read_image
-
-    seen = read_image(shot)[:96, :64].astype(int)
-    shutil.rmtree(tmp_path / "p", ignore_errors=True)
+    seen = _in_chromium(tmp_path / "v.mp4", tmp_path, "")[:96, :64].astype(int)  # a browser shows it the same way
     assert np.abs(seen - scene.frames[0].image).mean() < 6
 
 
