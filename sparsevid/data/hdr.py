@@ -45,7 +45,7 @@ def _code_table(transfer: str) -> np.ndarray:
     from colour.models import eotf_ST2084, oetf_inverse_BT2100_HLG
 
     codes = np.arange(65536, dtype=np.float64) / 65535.0
-    with np.errstate(invalid="ignore"):  # colour evaluates both branches of HLG's curve
+    with np.errstate(invalid="ignore", divide="ignore"):  # colour evaluates both branches of HLG's curve (and 0 ** -x)
         table = eotf_ST2084(codes) if transfer == "PQ" else oetf_inverse_BT2100_HLG(codes)
     return table.astype(np.float32)
 
@@ -67,7 +67,8 @@ def hdr_to_sdr(codes: np.ndarray, transfer: str) -> np.ndarray:
         raise ValueError(f"unknown HDR transfer {transfer!r}")
     light = _code_table(transfer)[codes]
     if transfer == "HLG":
-        light = ootf_BT2100_HLG(light, L_B=0, L_W=HLG_PEAK).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # black pixels: colour takes 0 ** -x, then discards it
+            light = ootf_BT2100_HLG(light, L_B=0, L_W=HLG_PEAK).astype(np.float32)
     to709 = colour.matrix_RGB_to_RGB("ITU-R BT.2020", "ITU-R BT.709").astype(np.float32)
     rel = np.maximum((light / np.float32(REFERENCE_WHITE)) @ to709.T, 0.0)  # BT.2020 colours outside BT.709
     y = rel @ np.array([0.2126, 0.7152, 0.0722], np.float32)
