@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsevid.data.hdr import KNEE, REFERENCE_WHITE, hdr_to_sdr, rolloff
+from sparsevid.data.hdr import KNEE, REFERENCE_WHITE, hdr_to_sdr, rolloff, sdr_to_hdr
 
 colour = pytest.importorskip("colour")
-from colour.models import eotf_BT1886, eotf_inverse_BT2100_HLG, eotf_inverse_ST2084  # noqa: E402
+from colour.models import eotf_inverse_ST2084  # noqa: E402
 
 
 def test_reference_white_is_near_sdr_white_and_grey_stays_grey():
@@ -25,6 +25,10 @@ def test_reference_white_is_near_sdr_white_and_grey_stays_grey():
         assert np.all(np.diff(ramp[:, 1]) >= -1e-6) and ramp.max() <= 1.0  # monotonic (to float32 rounding)
         assert np.allclose(ramp[:, 0], ramp[:, 2], atol=1e-9)  # grey stays grey
     assert float(rolloff(np.array(KNEE))) == pytest.approx(KNEE) and float(rolloff(np.array(3.0))) < 1.0
+    sdr = _sdr_picture()  # grading and mapping back are inverse below the shoulder
+    for transfer in ("HLG", "PQ"):
+        back = hdr_to_sdr(sdr_to_hdr(sdr, transfer), transfer) * 255
+        assert np.abs(back - sdr).max() < 0.6
 
 
 def _sdr_picture(h: int = 64, w: int = 96) -> np.ndarray:
@@ -38,15 +42,11 @@ def _sdr_picture(h: int = 64, w: int = 96) -> np.ndarray:
 
 
 def _hdr_clip(path: Path, sdr: np.ndarray, transfer: str) -> None:
-    """The SDR picture graded as a phone's HDR clip: BT.1886 light, reference white at 203 cd/m2, BT.2020 primaries,
-    the HLG or PQ code values, 10-bit BT.2020 YUV in H.264 with the HDR tags."""
+    """The SDR picture graded as a phone's HDR clip (:func:`sdr_to_hdr`), 10-bit BT.2020 YUV in H.264 with the HDR
+    tags."""
     import av
 
-    light = eotf_BT1886(sdr / 255.0, L_B=0, L_W=1) @ colour.matrix_RGB_to_RGB("ITU-R BT.709", "ITU-R BT.2020").T
-    nits = light * REFERENCE_WHITE
-    with np.errstate(invalid="ignore"):  # colour evaluates both branches of HLG's curve
-        code = eotf_inverse_BT2100_HLG(nits, L_B=0, L_W=1000) if transfer == "HLG" else eotf_inverse_ST2084(nits)
-    rgb48 = np.clip(code * 65535 + 0.5, 0, 65535).astype(np.uint16)
+    rgb48 = sdr_to_hdr(sdr, transfer)
     trc = "arib-std-b67" if transfer == "HLG" else "smpte2084"
     with av.open(str(path), "w", format="mp4") as c:
         st = c.add_stream("libx264", rate=30)

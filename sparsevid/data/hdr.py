@@ -76,6 +76,28 @@ def hdr_to_sdr(codes: np.ndarray, transfer: str) -> np.ndarray:
     return np.clip(rel * scale[..., None], 0.0, 1.0) ** np.float32(1 / 2.4)  # BT.1886's inverse with a black of 0
 
 
+def sdr_to_hdr(img: np.ndarray, transfer: str) -> np.ndarray:
+    """The inverse of :func:`hdr_to_sdr` below the shoulder: an SDR picture graded as an HDR clip's code values, as a
+    phone would record the scene (to build test clips; SDR values above ``KNEE ** (1 / 2.4)``, 91 %, come back
+    compressed).
+
+    Args:
+        img: [..., 3] uint8 BT.709 RGB (BT.1886 encoded).
+        transfer: "HLG" or "PQ".
+
+    Returns:
+        [..., 3] uint16 BT.2020 R'G'B' code values.
+    """
+    import colour
+    from colour.models import eotf_inverse_BT2100_HLG, eotf_inverse_ST2084
+
+    light = (img.astype(np.float64) / 255.0) ** 2.4 @ colour.matrix_RGB_to_RGB("ITU-R BT.709", "ITU-R BT.2020").T
+    nits = np.maximum(light, 0.0) * REFERENCE_WHITE
+    with np.errstate(invalid="ignore", divide="ignore"):  # colour evaluates both branches of HLG's curve
+        code = eotf_inverse_BT2100_HLG(nits, L_B=0, L_W=HLG_PEAK) if transfer == "HLG" else eotf_inverse_ST2084(nits)
+    return np.clip(code * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+
+
 def frame_to_sdr(vf) -> np.ndarray:
     """A decoded PyAV frame with an HDR transfer -> [H, W, 3] uint8 BT.709 RGB (see the module doc). The YUV -> RGB
     matrix and range are the frame's own (BT.2020), at 16 bits."""
