@@ -234,6 +234,23 @@ def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
     np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
 
 
+def test_phone_jpegs_with_an_exif_orientation_load_upright(tmp_path):
+    """A phone's JPEG held upright is stored on its side with EXIF orientation 6 (turn a quarter clockwise): the
+    frames load as viewers show them, as videos with a display matrix do (tests/test_video.py)."""
+    from PIL import Image
+
+    stored = np.full((48, 64, 3), 60, np.uint8)
+    stored[:10, :20] = 255  # marks the stored top-left corner
+    for i in range(3):
+        im = Image.fromarray(stored)
+        exif = im.getexif()
+        exif[0x0112] = 6
+        im.save(tmp_path / f"IMG_{i:04d}.jpg", exif=exif.tobytes(), quality=95)
+    img = load_scene(tmp_path).frames[0].image
+    want = np.rot90(stored, k=-1)
+    assert img.shape == want.shape == (64, 48, 3) and np.abs(img.astype(int) - want).mean() < 4
+
+
 def make_video(path: Path, n: int = 12, rate: Fraction = Fraction(30000, 1001)) -> Path:
     import av
 
