@@ -234,6 +234,34 @@ def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
     np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
 
 
+def _stamped_video(path: Path, pts: list[int]) -> Path:
+    """A 64x48 H.264 clip whose frames are shown at ``pts`` (in 1/30 s)."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k, p in enumerate(pts):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * k, np.uint8), format="rgb24")
+            vf.pts, vf.time_base = p, Fraction(1, 30)
+            for pkt in s.encode(vf):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def test_a_variable_frame_rate_video_is_named_in_one_line(tmp_path, capsys):
+    """Frames are placed at index / fps; a phone that dropped a frame (or lowered its rate) breaks that, and the
+    run says so, with the fix. A constant-rate clip says nothing."""
+    assert len(load_scene(_stamped_video(tmp_path / "cfr.mp4", list(range(12)))).frames) == 12
+    assert "variable frame rate" not in capsys.readouterr().err
+    load_scene(_stamped_video(tmp_path / "vfr.mp4", [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]))
+    err = capsys.readouterr().err
+    assert "variable frame rate: frames 4-5 are 67 ms apart, most 33 ms" in err and "fps=30 " in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_phone_jpegs_with_an_exif_orientation_load_upright(tmp_path):
     """A phone's JPEG held upright is stored on its side with EXIF orientation 6 (turn a quarter clockwise): the
     frames load as viewers show them, as videos with a display matrix do (tests/test_video.py)."""

@@ -59,6 +59,28 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
+#: how far (a share of the median) one frame interval may differ from the median before the video counts as variable-rate
+VFR_TOLERANCE = 0.25
+
+
+def _check_constant_rate(path: Path, stamps: list[tuple[int, Fraction]], fps: Fraction | None) -> None:
+    """Frames are placed in time at index / fps, which assumes a constant frame rate. A variable-rate video (a phone
+    lowering its rate in dim light, a dropped frame) breaks that: say so in one line, with the fix."""
+    if not fps or len(stamps) < 3:
+        return
+    gaps = np.diff([float(t) for _, t in stamps])
+    median = float(np.median(gaps))
+    if median <= 0 or np.abs(gaps - median).max() <= VFR_TOLERANCE * median:
+        return
+    from sparsevid.log import warn
+
+    k = int(np.argmax(np.abs(gaps - median)))
+    rate = 1.0 / median
+    warn(f"{path.name} has a variable frame rate: frames {stamps[k][0]}-{stamps[k + 1][0]} are {1000 * gaps[k]:.0f} ms "
+         f"apart, most {1000 * median:.0f} ms, and sparsevid places frame i at i / {float(fps):.3f} fps -> re-encode it "
+         f"at a constant rate (e.g. ffmpeg -i IN -vf fps={rate:.6g} OUT.mp4) for exact timing")
+
+
 def stream_fps(stream) -> Fraction | None:
     """The stream's frame rate as a Fraction (average rate, else guessed, else base rate)."""
     for attr in ("average_rate", "guessed_rate", "base_rate"):
@@ -190,6 +212,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                 container.seek(t0 + int((Fraction(first - 1) / fps) / tb), stream=stream, backward=True)
                 seeked = True
             seen = -1  # the last source frame number decoded
+            stamps: list[tuple[int, Fraction]] = []  # (index, presentation time from the stream's start)
             i = 0  # frames kept
             for count, vf in enumerate(container.decode(stream)):
                 if windowed:
@@ -218,6 +241,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                         fix="trim it to the short clip you need, e.g. ffmpeg -ss 2.5 -t 1 -i IN OUT.mp4",
                         path=path)
                 frames.append(Frame(index=i, image=img, name=f"frame_{i:04d}.png"))
+                if vf.pts is not None and tb and fps:
+                    stamps.append((i, (vf.pts - t0) * tb))
                 i += 1
             if windowed:
                 rate = fps or Fraction(30)
@@ -241,6 +266,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
+    _check_constant_rate(path, stamps, fps)
     if max_frames is None and not windowed and 0 < len(frames) < announced:
         from sparsevid.log import warn
 
