@@ -7,7 +7,8 @@ session 22).
 CASE holds frame_0000.png ... (landscape, as a test case). Writes OUT/clip.mov and OUT/truth/frame_NNNN.png, the frames
 a viewer sees (turned to portrait with ``--portrait``), to score against:
 
-    sparsevid run OUT/clip.mov --keyframes 0,9,19,29 -o RUN && python ../shared/bench/score.py OUT/truth --pred RUN/frames
+    sparsevid run OUT/clip.mov --keyframes 0,9,19,29 -o RUN
+    python ../shared/bench/score.py OUT/truth --pred RUN/frames
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ functions and primaries of `colour-science`:
 - the HDR grade's display light: HLG through its EOTF at a 1000 cd/m2 nominal peak (BT.2100), PQ as it is (absolute);
 - HDR reference white, 203 cd/m2 (HLG's 75 % signal), becomes SDR's 100 %;
 - BT.2020 -> BT.709 primaries;
-- the luminance above ``KNEE`` (80 % of reference white) rolls off smoothly towards SDR's peak instead of being cut (sky, lamps);
+- the luminance above ``KNEE`` (80 % of reference white) rolls off smoothly towards SDR's peak instead of
+  being cut (sky, lamps);
 - BT.1886 encoding (gamma 2.4), 8 bits.
 """
 from __future__ import annotations

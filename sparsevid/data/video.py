@@ -59,7 +59,8 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
-#: how far (a share of the median) one frame interval may differ from the median before the video counts as variable-rate
+#: how far one frame interval may differ from the median one (a share of it) before the video counts as
+#: variable-rate
 VFR_TOLERANCE = 0.25
 
 
@@ -77,8 +78,8 @@ def _check_constant_rate(path: Path, stamps: list[tuple[int, Fraction]], fps: Fr
     k = int(np.argmax(np.abs(gaps - median)))
     rate = 1.0 / median
     warn(f"{path.name} has a variable frame rate: frames {stamps[k][0]}-{stamps[k + 1][0]} are {1000 * gaps[k]:.0f} ms "
-         f"apart, most {1000 * median:.0f} ms, and sparsevid places frame i at i / {float(fps):.3f} fps -> re-encode it "
-         f"at a constant rate (e.g. ffmpeg -i IN -vf fps={rate:.6g} OUT.mp4) for exact timing")
+         f"apart, most {1000 * median:.0f} ms, and sparsevid places frame i at i / {float(fps):.3f} fps "
+         f"-> re-encode it at a constant rate (e.g. ffmpeg -i IN -vf fps={rate:.6g} OUT.mp4) for exact timing")
 
 
 def stream_fps(stream) -> Fraction | None:
