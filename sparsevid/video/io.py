@@ -41,8 +41,6 @@ class VideoConfig:
     preset: str = "medium"
 
 
-#: constant rate factor of the output MP4 (see :class:`VideoConfig`)
-DEFAULT_CRF = VideoConfig.crf
 _FRAME_RE = re.compile(r"^frame_(\d+)\.png$")
 
 
@@ -78,7 +76,7 @@ def check_video_config(cfg: VideoConfig) -> None:
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
-                crf: int = DEFAULT_CRF, preset: str = VideoConfig.preset) -> Path:
+                crf: int = VideoConfig.crf, preset: str = VideoConfig.preset) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
 
     The RGB -> YUV conversion is BT.601 (limited range), and the stream says so (:data:`COLOUR_TAGS`), so players
