@@ -251,15 +251,28 @@ def _stamped_video(path: Path, pts: list[int]) -> Path:
     return path
 
 
-def test_a_variable_frame_rate_video_is_named_in_one_line(tmp_path, capsys):
-    """Frames are placed at index / fps; a phone that dropped a frame (or lowered its rate) breaks that, and the
-    run says so, with the fix. A constant-rate clip says nothing."""
-    assert len(load_scene(_stamped_video(tmp_path / "cfr.mp4", list(range(12)))).frames) == 12
+def test_a_variable_frame_rate_video_keeps_its_frames_in_time(tmp_path, capsys):
+    """Frame i is shown at i / fps. A phone that dropped a frame averages 27.7 fps over this clip: each frame keeps
+    its place on the nominal 30 fps grid (index = time x fps), the empty place becomes an in-between frame, and the
+    run says so in one line. A constant-rate clip says nothing."""
+    cfr = load_scene(_stamped_video(tmp_path / "cfr.mp4", list(range(12))))
+    assert cfr.indices == list(range(12)) and cfr.fps == 30
     assert "variable frame rate" not in capsys.readouterr().err
-    load_scene(_stamped_video(tmp_path / "vfr.mp4", [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]))
+    vfr = load_scene(_stamped_video(tmp_path / "vfr.mp4", [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]))
+    assert vfr.fps == 30 and vfr.indices == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]
+    assert [round(float(f.image.mean()) / 10) for f in vfr.frames] == list(range(12))  # each frame its own picture
     err = capsys.readouterr().err
-    assert "variable frame rate: frames 4-5 are 67 ms apart, most 33 ms" in err and "fps=30 " in err
+    assert "variable frame rate: 1 of its 13 frame times at 30.000 fps hold no frame (the first: 5)" in err
     assert len(err.strip().splitlines()) == 1
+    keyed = load_scene(tmp_path / "vfr.mp4", keyframes=[0, 6, 12])  # keyframes are places on that grid
+    assert keyed.indices == [0, 6, 12] and 5 not in [f.index for f in keyed.gt_frames]
+    capsys.readouterr()
+    # a clip that goes from 30 to 15 fps averages 18 fps: its 30 fps guess is too far off to be its grid, so the
+    # average is, and two frames that round onto one place there keep one (said in the same line)
+    mixed = load_scene(_stamped_video(tmp_path / "mixed.mp4", [0, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20]))
+    assert mixed.fps == 18 and len(set(mixed.indices)) == len(mixed.indices) == 11
+    err = capsys.readouterr().err
+    assert "1 frame fell on a time already taken and was left out" in err and len(err.strip().splitlines()) == 1
 
 
 def test_phone_jpegs_with_an_exif_orientation_load_upright(tmp_path):

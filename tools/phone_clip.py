@@ -2,7 +2,7 @@
 HDR (10-bit BT.2020, HLG or PQ), to check that `sparsevid run` reads phone clips as players show them (BENCHMARKS.md,
 session 22).
 
-    python tools/phone_clip.py CASE OUT [--portrait] [--hdr hlg|pq|none] [--crf 4]
+    python tools/phone_clip.py CASE OUT [--portrait] [--hdr hlg|pq|none] [--crf 4] [--drop 5,14]
 
 CASE holds frame_0000.png ... (landscape, as a test case). Writes OUT/clip.mov and OUT/truth/frame_NNNN.png, the frames
 a viewer sees (turned to portrait with ``--portrait``), to score against:
@@ -35,6 +35,8 @@ def main() -> None:
                                                             "degree display matrix (an iPhone held upright)")
     ap.add_argument("--hdr", choices=("hlg", "pq", "none"), default="hlg")
     ap.add_argument("--crf", type=int, default=4)
+    ap.add_argument("--drop", default="", metavar="I,J", help="frames the phone dropped: not in the file, the others "
+                                                             "keep their time stamps (a variable frame rate)")
     a = ap.parse_args()
     import av
 
@@ -53,7 +55,10 @@ def main() -> None:
         st.options = {"crf": str(a.crf), "x264-params": params}
         if a.portrait:
             st.set_display_rotation(-90)
+        drop = {int(k) for k in a.drop.split(",") if k}
         for k, img in enumerate(stored):
+            if k in drop:
+                continue
             img = img[: st.height, : st.width]
             if a.hdr == "none":
                 vf = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", dst_colorspace="itu709")
@@ -65,7 +70,7 @@ def main() -> None:
                 c.mux(pk)
         for pk in st.encode():
             c.mux(pk)
-    print(f"{a.out / 'clip.mov'}: {len(stored)} frames, stored {w}x{h}, seen {seen[0].shape[1]}x{seen[0].shape[0]}, "
+    print(f"{a.out / 'clip.mov'}: {len(stored) - len(drop)} frames, stored {w}x{h}, seen {seen[0].shape[1]}x{seen[0].shape[0]}, "
           f"{a.hdr.upper() if a.hdr != 'none' else 'SDR'}; truth in {a.out / 'truth'}")
 
 

@@ -1,13 +1,15 @@
-"""Video files (mp4/mov/mkv/...) decoded with PyAV: every frame becomes a :class:`Frame`
-(index = position in decode order) and fps is read from the stream as an exact rational
-(e.g. 30000/1001).
+"""Video files (mp4/mov/mkv/...) decoded with PyAV: every frame becomes a :class:`Frame` and fps is read from the
+stream as an exact rational (e.g. 30000/1001).
+
+A frame's index is its time stamp's place on the frame-rate grid (index = time x fps, :func:`stream_fps`): for a
+constant-rate video the decode order; for a variable-rate one (a dropped frame, a phone slowing down in dim light)
+every frame keeps its time, and the places no frame holds are made like any in-between frame (one warning line).
 
 A window (``--start``/``--end``, :func:`parse_time`) decodes only part of a video: PyAV seeks to
 the key frame before the start and decoding stops after the end, so a long video needs no
-pre-cutting. Inside a window, frame indices count from the window's first frame (index 0 is the
+pre-cutting. Inside a window, frame indices count from the window's first frame time (index 0 is the
 first frame at or after ``--start``), so ``--keyframes`` and every output time are relative to the
-window start; the times stay exact (index / fps, the stream's rational fps). Source frame numbers
-come from the frames' time stamps (pts), exact for constant-frame-rate videos.
+window start; the times stay exact (index / fps, the stream's rational fps).
 """
 from __future__ import annotations
 
@@ -59,31 +61,35 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
-#: how far one frame interval may differ from the median one (a share of it) before the video counts as
-#: variable-rate
-VFR_TOLERANCE = 0.25
-
-
-def _check_constant_rate(path: Path, stamps: list[tuple[int, Fraction]], fps: Fraction | None) -> None:
-    """Frames are placed in time at index / fps, which assumes a constant frame rate. A variable-rate video (a phone
-    lowering its rate in dim light, a dropped frame) breaks that: say so in one line, with the fix."""
-    if not fps or len(stamps) < 3:
-        return
-    gaps = np.diff([float(t) for _, t in stamps])
-    median = float(np.median(gaps))
-    if median <= 0 or np.abs(gaps - median).max() <= VFR_TOLERANCE * median:
+def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | None) -> None:
+    """Each frame sits at its time stamp's position on the frame-rate grid (index = time x fps). A variable-rate video
+    (a dropped frame, a phone slowing down in dim light) leaves positions empty or puts two frames on one: say so in
+    one line."""
+    held = {f.index for f in frames}
+    missing = [k for k in range(frames[0].index, frames[-1].index + 1) if k not in held]
+    if not missing and not dropped:
         return
     from sparsevid.log import warn
 
-    k = int(np.argmax(np.abs(gaps - median)))
-    rate = 1.0 / median
-    warn(f"{path.name} has a variable frame rate: frames {stamps[k][0]}-{stamps[k + 1][0]} are {1000 * gaps[k]:.0f} ms "
-         f"apart, most {1000 * median:.0f} ms, and sparsevid places frame i at i / {float(fps):.3f} fps "
-         f"-> re-encode it at a constant rate (e.g. ffmpeg -i IN -vf fps={rate:.6g} OUT.mp4) for exact timing")
+    rate = float(fps or 30)
+    parts = []
+    if missing:
+        span = frames[-1].index - frames[0].index + 1
+        parts.append(f"{len(missing)} of its {span} frame times at {rate:.3f} fps hold no frame (the first: "
+                     f"{missing[0]}); sparsevid makes them like any in-between frame")
+    if dropped:
+        parts.append(f"{dropped} frame{'s' if dropped > 1 else ''} fell on a time already taken and "
+                     f"{'were' if dropped > 1 else 'was'} left out")
+    warn(f"{path.name} has a variable frame rate: " + "; ".join(parts) + " (frame i is shown at i / fps)")
 
 
 def stream_fps(stream) -> Fraction | None:
-    """The stream's frame rate as a Fraction (average rate, else guessed, else base rate)."""
+    """The stream's frame rate as a Fraction: its average rate, else FFmpeg's guess (``r_frame_rate``), else its base
+    rate. A variable-rate stream (a dropped frame, a phone slowing down) averages below its nominal rate: there the
+    guess is taken when it lies within 1.5 times the average, so that frames keep their places on the nominal grid."""
+    avg, guess = getattr(stream, "average_rate", None), getattr(stream, "guessed_rate", None)
+    if avg and guess and avg < guess < Fraction(3, 2) * avg:
+        return Fraction(guess)
     for attr in ("average_rate", "guessed_rate", "base_rate"):
         rate = getattr(stream, attr, None)
         if rate:
@@ -213,23 +219,30 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                 container.seek(t0 + int((Fraction(first - 1) / fps) / tb), stream=stream, backward=True)
                 seeked = True
             seen = -1  # the last source frame number decoded
-            stamps: list[tuple[int, Fraction]] = []  # (index, presentation time from the stream's start)
+            base = first if windowed else None  # the grid position of index 0
+            dropped = 0  # frames that share a grid position with the frame before (the later is dropped)
             i = 0  # frames kept
             for count, vf in enumerate(container.decode(stream)):
+                # the frame's position on the stream's frame-rate grid, from its time stamp
+                if vf.pts is not None and tb and fps:
+                    n = round((vf.pts - t0) * tb * fps)
+                elif not seeked:
+                    n = count
+                else:
+                    raise SparsevidError("cannot trim this video: its frames carry no time stamps",
+                                         fix="re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4) or cut it "
+                                             "with ffmpeg -ss START -to END", path=path)
                 if windowed:
-                    if vf.pts is not None and tb and fps:
-                        n = round((vf.pts - t0) * tb * fps)
-                    elif not seeked:
-                        n = count
-                    else:
-                        raise SparsevidError("cannot trim this video: its frames carry no time stamps",
-                                             fix="re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4) or cut it "
-                                                 "with ffmpeg -ss START -to END", path=path)
                     seen = max(seen, n)
                     if n < first:
                         continue
                     if last is not None and n > last:
                         break
+                if base is None:
+                    base = n
+                if frames and n - base <= frames[-1].index:
+                    dropped += 1
+                    continue
                 if max_frames is not None and i >= max_frames:
                     break
                 img = upright(vf)
@@ -241,9 +254,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                         f"(> {max_bytes / 2**30:.1f} GiB decoded)",
                         fix="trim it to the short clip you need, e.g. ffmpeg -ss 2.5 -t 1 -i IN OUT.mp4",
                         path=path)
-                frames.append(Frame(index=i, image=img, name=f"frame_{i:04d}.png"))
-                if vf.pts is not None and tb and fps:
-                    stamps.append((i, (vf.pts - t0) * tb))
+                frames.append(Frame(index=n - base, image=img, name=f"frame_{n - base:04d}.png"))
                 i += 1
             if windowed:
                 rate = fps or Fraction(30)
@@ -267,10 +278,10 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
-    _check_constant_rate(path, stamps, fps)
-    if max_frames is None and not windowed and 0 < len(frames) < announced:
+    _report_rate(path, frames, dropped, fps)
+    if max_frames is None and not windowed and 0 < len(frames) + dropped < announced:
         from sparsevid.log import warn
 
-        warn(f"{path}: decoded {len(frames)} of the {announced} frames its header announces (truncated or damaged "
-             f"file?); using frames 0..{len(frames) - 1} -> re-encode or re-copy the video to use them all")
+        warn(f"{path}: decoded {len(frames) + dropped} of the {announced} frames its header announces (truncated or "
+             f"damaged file?); using frames 0..{frames[-1].index} -> re-encode or re-copy the video to use them all")
     return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent)
