@@ -24,3 +24,16 @@ def shared_case() -> Path:
     if not (SHARED_CASE / "frame_0000.png").is_file():
         pytest.skip("shared clip /work/shared/cases/gopro_sidewalk not available")
     return SHARED_CASE
+
+
+@pytest.fixture(scope="session")
+def write_clip():
+    """``tools/phone_clip.py``'s :func:`write_clip`: frames written as a phone records them (a display matrix, HDR,
+    time stamps with gaps)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("phone_clip", Path(__file__).resolve().parents[1] / "tools" /
+                                                  "phone_clip.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.write_clip

@@ -234,27 +234,14 @@ def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
     np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
 
 
-def _stamped_video(path: Path, pts: list[int]) -> Path:
-    """A 64x48 H.264 clip whose frames are shown at ``pts`` (in 1/30 s)."""
-    import av
-
-    with av.open(str(path), "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k, p in enumerate(pts):
-            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * k, np.uint8), format="rgb24")
-            vf.pts, vf.time_base = p, Fraction(1, 30)
-            for pkt in s.encode(vf):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
-
-
-def test_a_variable_frame_rate_video_keeps_its_frames_in_time(tmp_path, capsys):
+def test_a_variable_frame_rate_video_keeps_its_frames_in_time(tmp_path, capsys, write_clip):
     """Frame i is shown at i / fps. A phone that dropped a frame averages 27.7 fps over this clip: each frame keeps
     its place on the nominal 30 fps grid (index = time x fps), the empty place becomes an in-between frame, and the
     run says so in one line. A constant-rate clip says nothing."""
+
+    def _stamped_video(path: Path, pts: list[int]) -> Path:  # frame k is a flat 10 * k, shown at pts[k] / 30 s
+        return write_clip([np.full((48, 64, 3), 10 * k, np.uint8) for k in range(len(pts))], path, pts=pts)
+
     cfr = load_scene(_stamped_video(tmp_path / "cfr.mp4", list(range(12))))
     assert cfr.indices == list(range(12)) and cfr.fps == 30
     assert "variable frame rate" not in capsys.readouterr().err

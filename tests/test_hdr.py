@@ -1,8 +1,6 @@
 """HDR (HLG, PQ) video inputs are tone-mapped to SDR BT.709 (sparsevid.data.hdr)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -41,35 +39,14 @@ def _sdr_picture(h: int = 64, w: int = 96) -> np.ndarray:
     return img
 
 
-def _hdr_clip(path: Path, sdr: np.ndarray, transfer: str) -> None:
-    """The SDR picture graded as a phone's HDR clip (:func:`sdr_to_hdr`), 10-bit BT.2020 YUV in H.264 with the HDR
-    tags."""
-    import av
-
-    rgb48 = sdr_to_hdr(sdr, transfer)
-    trc = "arib-std-b67" if transfer == "HLG" else "smpte2084"
-    with av.open(str(path), "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = sdr.shape[1], sdr.shape[0], "yuv420p10le"
-        st.options = {"crf": "4", "x264-params": f"colorprim=bt2020:transfer={trc}:colormatrix=bt2020nc"}
-        for k in range(3):
-            vf = av.VideoFrame.from_ndarray(rgb48, format="rgb48le").reformat(format="yuv420p10le",
-                                                                               dst_colorspace="bt2020")
-            vf.pts = k
-            for pk in st.encode(vf):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
-
-
 @pytest.mark.parametrize("transfer", ["HLG", "PQ"])
-def test_a_phone_hdr_clip_is_read_as_the_sdr_picture_it_grades(tmp_path, transfer, capsys):
+def test_a_phone_hdr_clip_is_read_as_the_sdr_picture_it_grades(tmp_path, transfer, capsys, write_clip):
     import av
 
     from sparsevid.data.video import read_video
 
     sdr = _sdr_picture()
-    _hdr_clip(tmp_path / "hdr.mp4", sdr, transfer)
+    write_clip([sdr] * 3, tmp_path / "hdr.mp4", transfer.lower())  # graded with sdr_to_hdr, 10-bit, tagged
     with av.open(str(tmp_path / "hdr.mp4")) as c:
         naive = next(c.decode(video=0)).to_ndarray(format="rgb24")  # the code values shown as SDR
     import warnings

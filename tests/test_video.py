@@ -126,32 +126,15 @@ def test_mp4_says_its_colour_matrix_so_hd_frames_keep_their_colours(tmp_path):
     assert np.abs(seen - BARS).max() <= 4, seen
 
 
-def _turned_clip(path: Path, degrees: int) -> np.ndarray:
-    """A 96x64 clip whose stream says "turn me by ``degrees`` counter-clockwise" (an iPhone held upright: -90); a white
-    block marks the stored picture's top-left corner. Returns the stored picture."""
-    import av
-
-    img = np.full((64, 96, 3), 60, np.uint8)
-    img[:16, :24] = 255
-    with av.open(str(path), "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 96, 64, "yuv420p"
-        st.set_display_rotation(degrees)
-        for k in range(3):
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts = k
-            for pk in st.encode(vf):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
-    return img
-
-
 @pytest.mark.parametrize("degrees, turns", [(-90, -1), (90, 1), (180, 2), (0, 0)])
-def test_a_phone_clip_filmed_upright_is_read_upright(tmp_path, degrees, turns):
+def test_a_phone_clip_filmed_upright_is_read_upright(tmp_path, degrees, turns, write_clip):
+    """The stream says "turn me by ``degrees`` counter-clockwise" (an iPhone held upright: -90); a white block marks
+    the stored picture's top-left corner."""
     from sparsevid.data.video import read_video as read_input
 
-    stored = _turned_clip(tmp_path / "v.mp4", degrees)
+    stored = np.full((64, 96, 3), 60, np.uint8)
+    stored[:16, :24] = 255
+    write_clip([stored] * 3, tmp_path / "v.mp4", rotation=degrees)
     want = np.rot90(stored, k=turns)  # k > 0: counter-clockwise
     scene = read_input(tmp_path / "v.mp4")
     back, _ = read_video(tmp_path / "v.mp4")
