@@ -221,7 +221,6 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             seen = -1  # the last source frame number decoded
             base = first if windowed else None  # the grid position of index 0
             dropped = 0  # frames that share a grid position with the frame before (the later is dropped)
-            i = 0  # frames kept
             for count, vf in enumerate(container.decode(stream)):
                 # the frame's position on the stream's frame-rate grid, from its time stamp
                 if vf.pts is not None and tb and fps:
@@ -243,19 +242,18 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                 if frames and n - base <= frames[-1].index:
                     dropped += 1
                     continue
-                if max_frames is not None and i >= max_frames:
+                if max_frames is not None and len(frames) >= max_frames:
                     break
                 img = upright(vf)
-                if i == 0:
+                if not frames:
                     _say_how_read(path, vf, img)
-                if (i + 1) * img.nbytes > max_bytes:
+                if (len(frames) + 1) * img.nbytes > max_bytes:
                     raise SparsevidError(
-                        f"video too long: more than {i} frames of {img.shape[1]}x{img.shape[0]} "
+                        f"video too long: more than {len(frames)} frames of {img.shape[1]}x{img.shape[0]} "
                         f"(> {max_bytes / 2**30:.1f} GiB decoded)",
                         fix="trim it to the short clip you need, e.g. ffmpeg -ss 2.5 -t 1 -i IN OUT.mp4",
                         path=path)
                 frames.append(Frame(index=n - base, image=img, name=f"frame_{n - base:04d}.png"))
-                i += 1
             if windowed:
                 rate = fps or Fraction(30)
                 if seen >= 0:
