@@ -64,7 +64,8 @@ class PoseConfig:
         focal_min_gain: ... and the relative drop of the mean squared reprojection error it needs.
         max_image_size: longer image side for feature extraction (larger images are downscaled).
         max_num_features: SIFT features per image (first rungs); the second feature set doubles it.
-        min_work_side: when neither feature set finds a valid model, frames whose longer side is
+        min_work_side: when neither feature set finds a valid model (or only one not settled: see
+            ``settled_fraction``), frames whose longer side is
             below this are tried once more, upscaled (bicubic) by the smallest whole factor that
             brings it to this many pixels; the camera and tracks come back in the input's pixels.
             COLMAP's thresholds are in pixels (RANSAC, track filtering), so on a 424x240 copy of a
@@ -80,6 +81,18 @@ class PoseConfig:
             3 deg bar; a 424-px-wide copy of the same clip gets 6 deg).
         max_rotation_speed_deg_s: rejected when consecutive inputs turn faster than this.
         max_reproj_error_px: rejected when the mean reprojection error exceeds this.
+        max_corner_distortion: rejected when the model's radial distortion moves the frame's corner by more
+            than this fraction of its distance from the centre, either way (``k r^2`` for SIMPLE_RADIAL at the
+            corner's normalised radius r). A third is where barrel distortion folds back on itself (the mapping
+            ``r (1 + k r^2)`` stops growing at ``k r^2 = -1/3``); our clips' models sit within 0.18, an
+            action cam's wide lens included. A 424x240 copy of the shared clip once passed every other check
+            with k r^2 = 18 (rotations of 10.7 deg between inputs 0.2 deg apart), and its 3D route was useless
+            (BENCHMARKS.md, session 23).
+        settled_fraction: a valid model whose frame pairs disagree with their two-view rotations by more than
+            this fraction of the tolerance (``max_pair_rotation_dev_deg`` / ``_px``) is kept but does not end
+            the search: the remaining rungs and feature sets are tried too, and the best score wins. On small
+            frames a model that passes by a hair is often wrong, and the upscaled feature set finds one that
+            agrees within a tenth of a degree (BENCHMARKS.md, session 23). 1: the first valid model ends it.
         try_all: run every cheap rung and keep the best valid model (True), or stop at the first
             valid one (False, faster).
         num_threads: CPU threads for pycolmap's feature extraction (-1: all cores); with
@@ -109,6 +122,8 @@ class PoseConfig:
     max_pair_rotation_dev_px: float = 26.0
     max_rotation_speed_deg_s: float = 180.0
     max_reproj_error_px: float = 2.0
+    max_corner_distortion: float = 1.0 / 3.0
+    settled_fraction: float = 0.5
     try_all: bool = True
     num_threads: int = -1
     deterministic: bool = True
@@ -430,6 +445,30 @@ def _two_view_rotations(rec, m: _Matches, ids: list[int], cfg: PoseConfig) -> di
     return out
 
 
+def corner_distortion(camera) -> float:
+    """How far a COLMAP camera's radial distortion moves the frame's corner, as a fraction of the corner's
+    distance from the principal point (``k r^2`` for SIMPLE_RADIAL / RADIAL's ``k1 r^2 + k2 r^4``, r the
+    corner's normalised radius; 0 for models without radial terms)."""
+    name = camera.model.name if hasattr(camera.model, "name") else str(camera.model)
+    p = [float(x) for x in camera.params]
+    if name in ("SIMPLE_RADIAL", "RADIAL"):
+        f, cx, cy, ks = p[0], p[1], p[2], p[3:]
+    else:
+        return 0.0
+    corner = max(np.hypot(cx, cy), np.hypot(camera.width - cx, cy), np.hypot(cx, camera.height - cy),
+                 np.hypot(camera.width - cx, camera.height - cy))
+    r2 = (corner / f) ** 2
+    return float(sum(k * r2 ** (i + 1) for i, k in enumerate(ks)))
+
+
+def _settled(best: dict[str, Any] | None, cfg: PoseConfig) -> bool:
+    """Whether the best model so far ends the search (see ``PoseConfig.settled_fraction``)."""
+    if best is None:
+        return False
+    dev, tol = best.get("median_pair_rotation_dev_deg"), best.get("pair_rotation_tolerance_deg")
+    return dev is None or tol is None or dev <= cfg.settled_fraction * tol
+
+
 def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> dict[str, Any]:
     """Diagnostics of one candidate model and whether it is valid (``valid``, ``problems``)."""
     ids = [m.id_by_name[n] for n in work.names]
@@ -468,6 +507,11 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
         elif med > tol:
             problems.append(f"relative rotations disagree with two-view geometry by {med:.1f} deg "
                             f"(> {tol:.1f}): degenerate model")
+    distortion = corner_distortion(next(iter(rec.cameras.values())))
+    d["corner_distortion"] = round(distortion, 4)
+    if abs(distortion) > cfg.max_corner_distortion:
+        problems.append(f"lens distortion moves the frame's corner by {100 * distortion:+.0f} % "
+                        f"(> {100 * cfg.max_corner_distortion:.0f} %): implausible lens")
     d["problems"] = problems
     d["valid"] = not problems
     d["score"] = (d["mean_reproj_error_px"] + d.get("median_pair_rotation_dev_deg", 0.0)) if not problems else float("inf")
@@ -706,10 +750,14 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
                      f"{'valid' if diag['valid'] else 'rejected: ' + '; '.join(diag.get('problems', []))}")
                 if diag["valid"] and (best is None or diag["score"] < best["score"]):
                     best_rec, best, best_db, best_m, best_rung, best_work = rec, diag, db, m, (name, mapper, init), work
-                if best is not None and (not cfg.try_all or mapper == "incremental"):
+                if _settled(best, cfg) and (not cfg.try_all or mapper == "incremental"):
                     break  # cheap rungs done (global + relaxed incremental), or first valid wanted
-            if best is not None:
+            if _settled(best, cfg):
                 break
+            if best is not None:
+                info(f"poses: the best model so far ({best['name']}) agrees with two-view geometry only within "
+                     f"{best['median_pair_rotation_dev_deg']:.1f} deg (settled below "
+                     f"{cfg.settled_fraction * best['pair_rotation_tolerance_deg']:.1f}): trying on")
         if best is None:
             raise unmatched if unmatched is not None and not report["attempts"] else _failure(scene, report)
 
