@@ -6,7 +6,9 @@
 # The device machine has no PyAV, so the runs write no MP4: run 1's frames come back as lossless WebP in
 # OUT/run1_frames.tar (with both runs' run.json), to be encoded and scored here with the product's encoder
 # (tools/video_crf_probe.py).
-# Usage: OUT=DIR tools/gpu/determinism_round.sh
+# SEEDS="1 2" also runs those seeds once each (the spread between seeds, beside the spread between runs) and
+# adds their held-out scores to OUT/determinism_round.json.
+# Usage: OUT=DIR [SEEDS="1 2"] tools/gpu/determinism_round.sh
 set -euo pipefail
 source tools/gpu/site.sh
 R=${OUT:-benchmarks/results}
@@ -26,8 +28,12 @@ for i in 1 2; do
   /usr/bin/time -f "run $i: %e s wall" python3 -m sparsevid run "$W/case" --keyframes 0,9,19,29 --device cuda \
       --seed 0 --poses-from .device_r2/poses/gopro_sidewalk/transforms.json -o "$W/run$i" --overwrite --no-video
 done
-python3 - "$W" "$R/determinism_round.json" <<'PY'
-import json, sys
+for s in ${SEEDS:-}; do
+  /usr/bin/time -f "seed $s: %e s wall" python3 -m sparsevid run "$W/case" --keyframes 0,9,19,29 --device cuda \
+      --seed "$s" --poses-from .device_r2/poses/gopro_sidewalk/transforms.json -o "$W/seed$s" --overwrite --no-video
+done
+SEEDS="${SEEDS:-}" python3 - "$W" "$R/determinism_round.json" <<'PY'
+import json, os, sys
 from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
@@ -44,6 +50,7 @@ res = {
     "pixels that differ (fraction)": float(np.mean([np.mean(d.max(-1) > 0) for d in diff])),
     "Gaussian tensors identical": sum(int(same_shape[k] and np.array_equal(ga[k], gb[k])) for k in ga), "tensors": len(ga),
     "checkpoint values": [int(sum(v.size for v in g.values())) for g in (ga, gb)],
+    "other seeds: held-out PSNR / SSIM / sharpness": {s: [json.loads((w / f"seed{s}" / "metrics.json").read_text())[k] for k in ("psnr_heldout", "ssim_heldout", "sharpness_heldout")] for s in os.environ.get("SEEDS", "").split()},
 }
 out.write_text(json.dumps(res, indent=1, default=float))
 print(json.dumps(res, indent=1, default=float))
