@@ -432,6 +432,21 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
+def refined_scene(scene: Scene, c2ws: np.ndarray) -> tuple[Scene, dict]:
+    """``scene`` with its input cameras replaced by the trainer's refined ones (``TrainConfig.pose_lr``), and
+    how far they moved (degrees; centre distance as a fraction of the input cameras' span), logged in one line."""
+    from sparsevid.geometry import rotation_angle_deg
+
+    old = scene.c2ws()
+    span = float(np.linalg.norm(old[:, :3, 3].max(0) - old[:, :3, 3].min(0))) or 1.0
+    moved = {"rotation_deg": [round(float(x), 4) for x in rotation_angle_deg(old, c2ws)],
+             "translation_of_span": [round(float(np.linalg.norm(a[:3, 3] - b[:3, 3]) / span), 5)
+                                     for a, b in zip(old, c2ws)]}
+    log.info(f"input cameras refined with the Gaussians: turned up to {max(moved['rotation_deg']):.2f} deg, moved up "
+             f"to {100 * max(moved['translation_of_span']):.1f} % of their span (--train.pose-lr 0 keeps them)")
+    return scene.with_poses(scene.camera, c2ws, scene.points, scene.point_colors, scene.point_tracks), moved
+
+
 def held_out_rebuilds(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
                       out_und: Undistorter, out: Path, fixer: Fixer | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The 3D route's leak-free leave-one-out (``FuseConfig.loo_models``): for every interior input
@@ -539,7 +554,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
-    loo3d_path, rigid = None, None
+    loo3d_path, rigid, pose_refinement = None, None, None
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -571,6 +586,9 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
         if "fixing" in timer.seconds:
             timer.seconds["training"] -= timer.seconds["fixing"]
+        if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
+            scene, pose_refinement = refined_scene(scene, trainer.refined_c2ws())
+            path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
         with timer("rendering"):
             rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True, distort=False)
         with timer("enhance"):
@@ -668,7 +686,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
-                "quality_estimate": quality,
+                "pose_refinement": pose_refinement, "quality_estimate": quality,
                 "key_detail_sigma": None if key_sigmas is None else {str(k): v for k, v in key_sigmas.items()},
                 "metrics": None if metrics is None else {k: metrics[k] for k in
                                                          ("heldout", "inputs", "flicker", "pulse_ratio")

@@ -209,7 +209,9 @@ def trainer_state(tr: "Trainer") -> dict:
     sampler = tr._sampler.state()
     rng = {"view_order": sampler["view_order"], "noise": tr._noise_gen.get_state(),
            "noise_device": tr.device.type, "order": sampler["order"]}
-    return {"step": tr.step, "total_steps": tr.total_steps,
+    poses = ({"pose_deltas": tr.pose_deltas.detach().cpu(), "pose_optimizer": tr.pose_optimizer.state_dict()}
+             if getattr(tr, "pose_deltas", None) is not None else {})
+    return {**poses, "step": tr.step, "total_steps": tr.total_steps,
             "config": asdict(tr.cfg), "scene_scale": tr.scene_scale,
             "params": {k: v.detach().cpu() for k, v in tr.params.items()},
             "optimizers": {k: o.state_dict() for k, o in tr.optimizers.items()},
@@ -256,6 +258,8 @@ def restore_trainer(cls: type, path: str | Path, device: Any = "auto", run_dir: 
         tr.step = int(ck["step"])
         for k, o in tr.optimizers.items():
             o.load_state_dict(ck["optimizers"][k])
+        if tr.pose_optimizer is not None and "pose_optimizer" in ck:
+            tr.pose_optimizer.load_state_dict(ck["pose_optimizer"])
         tr.strategy_state = {k: (v.to(tr.device) if torch.is_tensor(v) else v)
                              for k, v in ck["strategy_state"].items()}
         rng = ck["rng"]

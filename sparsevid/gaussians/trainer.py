@@ -127,6 +127,11 @@ class TrainConfig:
     # 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
     checkpoint_every: int | None = None
     checkpoint_seconds: float = 60.0  # the auto checkpoint interval, in seconds of training
+    # camera refinement: every input view's pose but the first gets a 6-dof correction (a twist: rotation in
+    # radians, translation in units of the scene scale) learnt with the Gaussians by its own Adam at this rate;
+    # 0 = off. The first view fixes the frame, so the SfM points and the path stay where they were. See
+    # Trainer.refined_c2ws and BENCHMARKS.md, session 23.
+    pose_lr: float = 0.0
     log_every: int = 0  # steps between progress updates; 0 = auto (100 cuda, 10 cpu)
     quiet: bool = False  # no progress display
 
@@ -158,6 +163,16 @@ class TrainConfig:
 
 
 _view_from_dict = view_from_dict  # earlier name
+
+
+def twist_exp(twist: Tensor, translation_unit: float = 1.0) -> Tensor:
+    """[4, 4] rigid transform of a twist [6] (rotation vector in radians, then translation in units of
+    ``translation_unit``): the matrix exponential of its se(3) matrix (``torch.linalg.matrix_exp``, differentiable)."""
+    w, v = twist[:3], twist[3:] * translation_unit
+    z = torch.zeros((), dtype=twist.dtype, device=twist.device)
+    m = torch.stack([torch.stack([z, -w[2], w[1], v[0]]), torch.stack([w[2], z, -w[0], v[1]]),
+                     torch.stack([-w[1], w[0], z, v[2]]), torch.stack([z, z, z, z])])
+    return torch.linalg.matrix_exp(m)
 
 
 def _config_from_dict(d: dict) -> TrainConfig:
@@ -202,6 +217,15 @@ class Trainer:
                             else self._scene_extent(points))
         self.params = make_parameters(raw)
         self.optimizers = self._make_optimizers()
+        # camera refinement (cfg.pose_lr): one twist per input view given at construction
+        self._pose_slot = {i: k for k, i in enumerate(i for i, v in enumerate(self.views) if v.kind == "input")}
+        self.pose_deltas: Tensor | None = None
+        self.pose_optimizer: torch.optim.Optimizer | None = None
+        if cfg.pose_lr > 0:
+            d = (_restore["pose_deltas"].to(self.device) if _restore is not None and "pose_deltas" in _restore
+                 else torch.zeros(len(self._pose_slot), 6))
+            self.pose_deltas = d.to(self.device, torch.float32).requires_grad_(True)
+            self.pose_optimizer = torch.optim.Adam([self.pose_deltas], lr=cfg.pose_lr, eps=1e-15)
         d, self.sh_interval = cfg.scaled(self.total_steps)
         self.strategy = d.build(self.device)  # the densification strategy (see .strategy)
         self.strategy.check_sanity(self.params, self.optimizers)
@@ -261,6 +285,24 @@ class Trainer:
             self._gpu_views[(i, scale)] = view_tensors(downscaled(self.views[i], scale), self.device)
         return self._gpu_views[(i, scale)]
 
+    def pose_correction(self, slot: int) -> Tensor:
+        """[4, 4] the correction that input view ``slot`` (0-based among the inputs) applies to its
+        world-to-camera matrix (``viewmat' = E @ viewmat``): the exponential of its twist, identity for the
+        first input and when refinement is off."""
+        if self.pose_deltas is None or slot == 0:
+            return torch.eye(4, device=self.device)
+        return twist_exp(self.pose_deltas[slot], self.scene_scale)
+
+    @torch.no_grad()
+    def refined_c2ws(self) -> np.ndarray:
+        """[N, 4, 4] float64 camera-to-world of the input views (in view order) with their learnt
+        corrections (``c2w @ inv(E)``); the given poses when refinement is off."""
+        out = []
+        for i, slot in self._pose_slot.items():
+            E = self.pose_correction(slot).double().cpu().numpy()
+            out.append(np.asarray(self.views[i].c2w, np.float64) @ np.linalg.inv(E))
+        return np.stack(out)
+
     def view_scale(self, step: int | None = None) -> float:
         """The resolution scale of the views at ``step`` (default: the current one): ``coarse_scale``
         for the first ``coarse_fraction`` of the total steps, else 1."""
@@ -303,6 +345,8 @@ class Trainer:
         """One optimisation step; returns detached (loss, mse) tensors (no host sync)."""
         i = self._next_view()
         img, mask, viewmat, K, weight = self._view_tensors(i, self.view_scale())
+        if self.pose_deltas is not None and i in self._pose_slot:
+            viewmat = self.pose_correction(self._pose_slot[i])[None] @ viewmat
         self._set_lr(self.step)
         render, _, info = self._rasterize(viewmat, K, img.shape[2], img.shape[1], self.active_sh_degree())
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
@@ -313,6 +357,9 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
+        if self.pose_optimizer is not None:
+            self.pose_optimizer.step()
+            self.pose_optimizer.zero_grad(set_to_none=True)
         if self.num_gaussians > self.cfg.max_gaussians:
             self._cap_gaussians()
         self.step += 1
