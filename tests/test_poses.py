@@ -203,8 +203,7 @@ def test_the_distortion_bound_is_where_barrel_distortion_folds_back():
 
     bound = PoseConfig().max_corner_distortion
     r = np.linspace(0.0, 1.0, 10001)
-    for krr, grows in ((-bound * 0.99, True), (-bound * 1.05, False)):
-        k = krr  # r = 1 at the corner
+    for k, grows in ((-bound * 0.99, True), (-bound * 1.05, False)):  # r = 1 at the corner: k r^2 = k
         assert bool(np.all(np.diff(r * (1 + k * r ** 2)) > 0)) == grows
 
 

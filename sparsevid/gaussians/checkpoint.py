@@ -210,7 +210,7 @@ def trainer_state(tr: "Trainer") -> dict:
     rng = {"view_order": sampler["view_order"], "noise": tr._noise_gen.get_state(),
            "noise_device": tr.device.type, "order": sampler["order"]}
     poses = ({"pose_deltas": tr.pose_deltas.detach().cpu(), "pose_optimizer": tr.pose_optimizer.state_dict()}
-             if getattr(tr, "pose_deltas", None) is not None else {})
+             if tr.pose_deltas is not None else {})
     return {**poses, "step": tr.step, "total_steps": tr.total_steps,
             "config": asdict(tr.cfg), "scene_scale": tr.scene_scale,
             "params": {k: v.detach().cpu() for k, v in tr.params.items()},

@@ -449,12 +449,9 @@ def corner_distortion(camera) -> float:
     """How far a COLMAP camera's radial distortion moves the frame's corner, as a fraction of the corner's
     distance from the principal point (``k r^2`` for SIMPLE_RADIAL / RADIAL's ``k1 r^2 + k2 r^4``, r the
     corner's normalised radius; 0 for models without radial terms)."""
-    name = camera.model.name if hasattr(camera.model, "name") else str(camera.model)
-    p = [float(x) for x in camera.params]
-    if name in ("SIMPLE_RADIAL", "RADIAL"):
-        f, cx, cy, ks = p[0], p[1], p[2], p[3:]
-    else:
+    if camera.model.name not in ("SIMPLE_RADIAL", "RADIAL"):
         return 0.0
+    f, cx, cy, *ks = (float(x) for x in camera.params)
     corner = max(np.hypot(cx, cy), np.hypot(camera.width - cx, cy), np.hypot(cx, camera.height - cy),
                  np.hypot(camera.width - cx, camera.height - cy))
     r2 = (corner / f) ** 2
