@@ -99,6 +99,12 @@ EXTRA_CONFIGS = {
     # the colour also taken from the motion-compensated mean in every band (TemporalConfig.colour_sigma 0)
     "temporal colour": lambda c: setattr(c.fuse.temporal, "colour_sigma", 0.0),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
+    # the input cameras refined with the Gaussians (TrainConfig.pose_lr, session 23), and other seeds beside it
+    "pose lr 1e-4": lambda c: setattr(c.train, "pose_lr", 1e-4),
+    "seed 1": lambda c: setattr(c, "seed", 1),
+    "seed 1 pose lr 1e-4": lambda c: (setattr(c, "seed", 1), setattr(c.train, "pose_lr", 1e-4)),
+    # more training steps with the time the GPU default leaves (its run takes ~50 s of issue 12's 118)
+    "steps 3000": lambda c: setattr(c.train, "steps", 3000),
 }
 
 
