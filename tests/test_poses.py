@@ -219,6 +219,28 @@ def test_a_model_that_passes_by_a_hair_does_not_end_the_search():
     assert _settled({"name": "two frames, no pair check"}, cfg)
 
 
+def test_a_refocused_model_that_loses_its_points_does_not_replace_the_prior_one():
+    """PoseConfig.refocus_min_points_kept: bikes_passing's refocused model kept 2 of 430 points (session 24)."""
+    from sparsevid.poses.sfm import PoseConfig, _check_points_kept
+
+    def refocused(points):
+        return {"points": points, "valid": True, "problems": [], "score": 0.79}
+
+    lost = refocused(2)
+    _check_points_kept(lost, {"points": 430}, PoseConfig())
+    assert not lost["valid"] and lost["score"] == float("inf")
+    assert lost["problems"] == ["keeps 2 of 430 points at the new focal (< 50 %): the data does not support it"]
+    kept = refocused(1973)
+    _check_points_kept(kept, {"points": 1978}, PoseConfig())
+    assert kept["valid"] and kept["score"] == 0.79 and not kept["problems"]
+    anyway = refocused(2)
+    _check_points_kept(anyway, {"points": 430}, PoseConfig(refocus_min_points_kept=0.0))
+    assert anyway["valid"]
+    invalid = {"points": 2, "valid": False, "problems": ["frames [29] not registered"], "score": float("inf")}
+    _check_points_kept(invalid, {"points": 430}, PoseConfig())
+    assert invalid["problems"] == ["frames [29] not registered"]  # one reason is enough
+
+
 @pytest.mark.parametrize("size", [(424, 240), (426, 240), (430, 244)])
 def test_shared_clip_at_small_sizes_gets_poses_in_its_own_pixels(shared_case, size):
     """The shared clip resized to sizes near 424x240, where the mapper working on the frames as they are found no

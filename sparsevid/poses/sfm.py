@@ -93,6 +93,14 @@ class PoseConfig:
             the search: the remaining rungs and feature sets are tried too, and the best score wins. On small
             frames a model that passes by a hair is often wrong, and the upscaled feature set finds one that
             agrees within a tenth of a degree (BENCHMARKS.md, session 23). 1: the first valid model ends it.
+        refocus_min_points_kept: the model re-solved at the focal the search found must keep at least this
+            fraction of the points of the model it replaces, or the prior's model stays. The same matches
+            re-solved at a focal the data supports triangulate about as many points (the refocused models
+            of the harness's clips keep 99.7-101 %). One that leaves almost none is not checked by its
+            reprojection error at all (two points fit any camera): on a real clip of cars passing close
+            (bikes_passing) the search's f = 1005 px kept 2 of 430 points and passed every other check,
+            and its 3D route started from random points (BENCHMARKS.md, session 24). 0: any valid
+            refocused model is taken.
         try_all: run every cheap rung and keep the best valid model (True), or stop at the first
             valid one (False, faster).
         num_threads: CPU threads for pycolmap's feature extraction (-1: all cores); with
@@ -124,6 +132,7 @@ class PoseConfig:
     max_reproj_error_px: float = 2.0
     max_corner_distortion: float = 1.0 / 3.0
     settled_fraction: float = 0.5
+    refocus_min_points_kept: float = 0.5
     try_all: bool = True
     num_threads: int = -1
     deterministic: bool = True
@@ -466,6 +475,16 @@ def _settled(best: dict[str, Any] | None, cfg: PoseConfig) -> bool:
     return dev is None or tol is None or dev <= cfg.settled_fraction * tol
 
 
+def _check_points_kept(refocused: dict[str, Any], before: dict[str, Any], cfg: PoseConfig) -> None:
+    """Mark a valid refocused model invalid when it keeps too few of the points of the model it would
+    replace (``PoseConfig.refocus_min_points_kept``)."""
+    if refocused["valid"] and refocused["points"] < cfg.refocus_min_points_kept * before["points"]:
+        refocused["problems"].append(f"keeps {refocused['points']} of {before['points']} points at the new focal "
+                                     f"(< {100 * cfg.refocus_min_points_kept:.0f} %): the data does not support it")
+        refocused["valid"] = False
+        refocused["score"] = float("inf")
+
+
 def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> dict[str, Any]:
     """Diagnostics of one candidate model and whether it is valid (``valid``, ``problems``)."""
     ids = [m.id_by_name[n] for n in work.names]
@@ -775,9 +794,15 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
                 if diag2["valid"]:
                     _bundle_adjust(rec2, cfg, refine_focal=True)
                     diag2.update(_diagnose(rec2, scene, best_work, best_m, cfg))
+                    _check_points_kept(diag2, best, cfg)
                     if diag2["valid"]:
                         best_rec, best = rec2, diag2
                         focal_info["source"] = "data"
+                info(f"poses: attempt {diag2['name']} (f={f_new / scale:.1f}): {diag2.get('registered', 0)}/"
+                     f"{len(scene.frames)} registered, "
+                     f"{'valid' if diag2['valid'] else 'rejected: ' + '; '.join(diag2.get('problems', []))}")
+                if not diag2["valid"]:
+                    focal_info["rejected"] = {"focal": f_new / scale, "problems": diag2.get("problems", [])}
             timings["focal_search"] = time.perf_counter() - t0
         out = _to_scene(best_rec, scene, best_work, best_m, model)
         report["work_scale"] = best_work.scale
@@ -792,7 +817,12 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
     info(f"poses: {best['registered']}/{len(scene.frames)} frames, {best['points']} points, "
          f"{best['mean_reproj_error_px']:.2f} px, f={out.camera.fx:.1f} ({focal_info['source']}), "
          f"attempt {best['name']}, {report['seconds']:.1f} s")
-    if focal_info["source"] == "fov_prior":
+    if focal_info["source"] == "fov_prior" and "rejected" in focal_info:
+        rej = focal_info["rejected"]
+        warn(f"the focal length the data suggests ({rej['focal']:.0f} px) gave no valid model "
+             f"({'; '.join(rej['problems']) or 'no model'}); using the {cfg.prior_hfov_deg:.0f} deg field-of-view "
+             "prior (give --focal if you know it)")
+    elif focal_info["source"] == "fov_prior":
         warn(f"focal length not observable from this camera motion; using the {cfg.prior_hfov_deg:.0f} deg "
              "field-of-view prior (give --focal if you know it)")
     return out, report
