@@ -105,6 +105,9 @@ EXTRA_CONFIGS = {
     "seed 1 pose lr 1e-4": lambda c: (setattr(c, "seed", 1), setattr(c.train, "pose_lr", 1e-4)),
     # more training steps with the time the GPU default leaves (its run takes ~50 s of issue 12's 118)
     "steps 3000": lambda c: setattr(c.train, "steps", 3000),
+    "seed 1 steps 3000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 3000)),
+    "steps 5000": lambda c: setattr(c.train, "steps", 5000),
+    "seed 1 steps 5000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 5000)),
 }
 
 
