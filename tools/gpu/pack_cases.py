@@ -2,6 +2,7 @@
 poses made on the 2-core machine with transforms.json pointing at those WebP frames.
 
     python tools/gpu/pack_cases.py OUT CASE... [--runs RUNS]
+    python tools/gpu/pack_cases.py OUT [CLIP...] --unpack DST     # on the device: back to PNG cases in DST/<clip>
 
 OUT gets ``cases/<clip>/frame_XXXX.webp`` (plus the clip's other small files, e.g. ``frames_meta.json``) and, where
 ``RUNS/<clip>/poses/transforms.json`` exists (the pose stage's artifact of a ``sparsevid run ... -o RUNS/<clip>``),
@@ -48,12 +49,32 @@ def pack_poses(transforms: Path, name: str, dst: Path) -> None:
             shutil.copy(transforms.parent / extra, dst / extra)
 
 
+def unpack(data: Path, dst: Path, names: list[str]) -> None:
+    """On the device: each packed clip (all of ``data/cases`` when ``names`` is empty) back to a case folder of PNG
+    frames under ``dst``, its other files copied."""
+    for case in [data / "cases" / n for n in names] or sorted((data / "cases").iterdir()):
+        out = dst / case.name
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(case.iterdir()):
+            if f.suffix == ".webp":
+                cv2.imwrite(str(out / (f.stem + ".png")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
+            else:
+                shutil.copy(f, out / f.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("cases", nargs="+", type=Path)
+    ap.add_argument("cases", nargs="*", type=Path)
     ap.add_argument("--runs", type=Path, help="folder of default runs, one per clip, whose poses to pack")
+    ap.add_argument("--unpack", type=Path, metavar="DST",
+                    help="the other way, on the device: OUT's clips (CASE... names them; default all) to PNG cases in DST")
     args = ap.parse_args(argv)
+    if args.unpack:
+        unpack(args.out, args.unpack, [str(c) for c in args.cases])
+        return 0
+    if not args.cases:
+        ap.error("name at least one CASE to pack")
     for case in args.cases:
         n = pack_frames(case, args.out / "cases" / case.name)
         transforms = args.runs / case.name / "poses" / "transforms.json" if args.runs else None

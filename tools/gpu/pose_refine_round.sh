@@ -16,19 +16,7 @@ nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 t0=$(date +%s)
 python3 -m sparsevid cache --build >/dev/null
 echo "cache build: $(( $(date +%s) - t0 )) s"
-python3 - "$W/cases" <<'PY'
-import shutil, sys
-from pathlib import Path
-import cv2
-for case in sorted(Path(".device_r2/cases").iterdir()):
-    dst = Path(sys.argv[1]) / case.name
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in sorted(case.iterdir()):
-        if f.suffix == ".webp":
-            cv2.imwrite(str(dst / (f.stem + ".png")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
-        else:
-            shutil.copy(f, dst / f.name)
-PY
+python3 tools/gpu/pack_cases.py .device_r2 --unpack "$W/cases"
 python3 tools/gpu/quality_round.py "$W/cases/gopro_sidewalk" --no-variants --poses-dir .device_r2/poses \
     --configs "${GOPRO_CONFIGS:-default,pose lr 1e-4,seed 1,seed 1 pose lr 1e-4,steps 3000}" \
     --json "$R/gopro_pose_refine.json" --runs "$W/runs" | grep -v '^ ' || true

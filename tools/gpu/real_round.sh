@@ -17,20 +17,7 @@ mkdir -p "$W/cases" "$R"
 python3 -c "import gsplat; from sparsevid.eval.rife import weights_path; print('gsplat', gsplat.__version__, 'rife', weights_path())"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 CLIPS=${CLIPS:-"bikes_overhead bikes_traffic bikes_passing bikes_street bikes_bollard bikes_still"}
-DATA="$DATA" python3 - "$W/cases" $CLIPS <<'PY'
-import os, shutil, sys
-DATA = os.environ["DATA"]
-from pathlib import Path
-import cv2
-for name in sys.argv[2:]:
-    dst = Path(sys.argv[1]) / name
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in sorted(Path(DATA, "cases", name).iterdir()):
-        if f.suffix == ".webp":
-            cv2.imwrite(str(dst / (f.stem + ".png")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
-        else:
-            shutil.copy(f, dst / f.name)
-PY
+python3 tools/gpu/pack_cases.py "$DATA" $CLIPS --unpack "$W/cases"
 DIRS=$(for c in $CLIPS; do printf '%s ' "$W/cases/$c"; done)
 python3 tools/gpu/quality_round.py $DIRS --configs "${CONFIGS:-default}" --variants "${VARIANTS:-2D route alone p1}" \
     --poses-dir "$DATA/poses" --json "$R/real_quality.json" --runs "$W/runs"
