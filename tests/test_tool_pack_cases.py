@@ -47,3 +47,10 @@ def test_packed_clip_is_lossless_and_its_poses_load_from_the_packed_frames(tmp_p
         assert a.index == b.index and a.c2w is not None
         assert np.array_equal(a.image, b.image)
         assert np.allclose(a.c2w, b.c2w)
+
+    # and back on the device: --unpack gives PNG cases equal to the originals, the other files with them
+    back = tmp_path / "unpacked"
+    assert _tool().main([str(out), "clip", "--unpack", str(back)]) == 0
+    assert sorted(p.name for p in (back / "clip").iterdir()) == sorted(p.name for p in case.iterdir())
+    for png in pngs:
+        assert np.array_equal(cv2.imread(str(back / "clip" / png.name)), cv2.imread(str(png))), png.name
