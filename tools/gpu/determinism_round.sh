@@ -13,23 +13,16 @@ set -euo pipefail
 source tools/gpu/site.sh
 R=${OUT:-benchmarks/results}
 W=/tmp/determinism_round
-mkdir -p "$R" "$W/case"
+mkdir -p "$R"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 python3 -m sparsevid cache --build >/dev/null
-python3 - "$W/case" <<'PY'
-import shutil, sys
-from pathlib import Path
-import cv2
-for f in sorted(Path(".device_r2/cases/gopro_sidewalk").iterdir()):
-    dst = Path(sys.argv[1]) / (f.stem + ".png" if f.suffix == ".webp" else f.name)
-    cv2.imwrite(str(dst), cv2.imread(str(f), cv2.IMREAD_UNCHANGED)) if f.suffix == ".webp" else shutil.copy(f, dst)
-PY
+python3 tools/gpu/pack_cases.py .device_r2 gopro_sidewalk --unpack "$W/cases"
 for i in 1 2; do
-  /usr/bin/time -f "run $i: %e s wall" python3 -m sparsevid run "$W/case" --keyframes 0,9,19,29 --device cuda \
+  /usr/bin/time -f "run $i: %e s wall" python3 -m sparsevid run "$W/cases/gopro_sidewalk" --keyframes 0,9,19,29 --device cuda \
       --seed 0 --poses-from .device_r2/poses/gopro_sidewalk/transforms.json -o "$W/run$i" --overwrite --no-video
 done
 for s in ${SEEDS:-}; do
-  /usr/bin/time -f "seed $s: %e s wall" python3 -m sparsevid run "$W/case" --keyframes 0,9,19,29 --device cuda \
+  /usr/bin/time -f "seed $s: %e s wall" python3 -m sparsevid run "$W/cases/gopro_sidewalk" --keyframes 0,9,19,29 --device cuda \
       --seed "$s" --poses-from .device_r2/poses/gopro_sidewalk/transforms.json -o "$W/seed$s" --overwrite --no-video
 done
 SEEDS="${SEEDS:-}" python3 - "$W" "$R/determinism_round.json" <<'PY'

@@ -14,17 +14,7 @@ mkdir -p "$W/cases/gopro_sidewalk" "$R"
 python3 -c "import gsplat; from sparsevid.eval.rife import weights_path; print('gsplat', gsplat.__version__, 'rife', weights_path())"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 # the shared clip back to PNG (the harness reads frame_XXXX.png), lossless
-python3 - "$W/cases/gopro_sidewalk" <<'PY'
-import shutil, sys
-from pathlib import Path
-import cv2
-dst = Path(sys.argv[1])
-for f in sorted(Path(".device_data/cases/gopro_sidewalk").iterdir()):
-    if f.suffix == ".webp":
-        cv2.imwrite(str(dst / (f.stem + ".png")), cv2.imread(str(f), cv2.IMREAD_UNCHANGED))
-    else:
-        shutil.copy(f, dst / f.name)
-PY
+python3 tools/gpu/pack_cases.py .device_data gopro_sidewalk --unpack "$W/cases"
 cp BENCHMARKS.md "$R/BENCHMARKS.md"
 python3 benchmarks/run.py "$W/cases/gopro_sidewalk" --cases-synthetic all --device cuda --scale 1.0 \
     --configs "${CONFIGS:-default,flow_only}" --learned-peers rife --poses-dir .device_data/poses --no-video \
