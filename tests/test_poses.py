@@ -241,6 +241,38 @@ def test_a_refocused_model_that_loses_its_points_does_not_replace_the_prior_one(
     assert invalid["problems"] == ["frames [29] not registered"]  # one reason is enough
 
 
+def test_a_named_initial_pair_is_tried_a_few_times_not_two_hundred(monkeypatch, tmp_path):
+    """PoseConfig.pair_init_trials: a named pair without parallax fails on every trial; at COLMAP's 200 trials each
+    ``incremental_init_i_j`` rung took a minute on a 640x360 clip of a nearly still camera (session 25). The rungs
+    that let COLMAP pick the pair keep its default."""
+    import pycolmap
+
+    from sparsevid.poses import sfm
+    from sparsevid.poses.sfm import PoseConfig, estimate_poses
+
+    scene = _unposed(make_scene(width=160, height=120))
+    cfg = PoseConfig(pair_init_trials=3)
+    w, h = scene.image_size
+    work = sfm._write_images(scene, tmp_path / "x1")
+    db = work.root / "features.db"
+    sfm._extract_and_match(work, cfg.camera_model, sfm._colmap_params(cfg.camera_model, 150.0, w, h), cfg,
+                           cfg.max_num_features, db)
+    calls = []
+    real = pycolmap.incremental_mapping
+
+    def spy(database, image_dir, out, options):
+        calls.append((options.init_image_id1, options.init_image_id2, options.init_num_trials))
+        return real(database, image_dir, out, options)
+
+    monkeypatch.setattr(pycolmap, "incremental_mapping", spy)
+    sfm._run_incremental(work, db, cfg, (1, 3))
+    sfm._run_incremental(work, db, cfg, None)
+    assert calls == [(1, 3, 3), (-1, -1, pycolmap.IncrementalPipelineOptions().init_num_trials)]
+    assert calls[1][2] == 200  # COLMAP's own default
+    with pytest.raises(SparsevidError, match="pair-init-trials must be at least 1"):
+        estimate_poses(scene, PoseConfig(pair_init_trials=0))
+
+
 @pytest.mark.parametrize("size", [(424, 240), (426, 240), (430, 244)])
 def test_shared_clip_at_small_sizes_gets_poses_in_its_own_pixels(shared_case, size):
     """The shared clip resized to sizes near 424x240, where the mapper working on the frames as they are found no

