@@ -76,7 +76,8 @@ CLIPS: tuple[RealClip, ...] = (
     RealClip("carphone_shout", 70, "the same man shouting and turning his head, the camera shaking more (176x144)",
              DATA + "carphone_pristine.mp4"),
     RealClip("bbb_burrow", 0, "a large rabbit climbs out of its burrow while the camera drifts, frames 6 and 7 "
-                              "the same (animated film, 1280x720 resized to 640x360)", DATA + "bigbuckbunny.mp4", (640, 360)),
+                              "the same (animated film, 1280x720 resized to 640x360)",
+             DATA + "bigbuckbunny.mp4", (640, 360)),
     RealClip("bbb_meadow", 88, "the rabbit stretches in front of a nearly still camera, frames 18 and 19 the same "
                                "(animated film, resized to 640x360)", DATA + "bigbuckbunny.mp4", (640, 360)),
 )
