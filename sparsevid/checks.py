@@ -27,7 +27,7 @@ def check_run_config(cfg: "RunConfig") -> None:
     """Raise a one-line :class:`SparsevidError` for a setting that cannot work.
 
     Checks: ``--scale``, ``--train-scale``, ``--fps``, ``--out-fps``, ``--duration``, ``--focal``
-    > 0; ``--steps``, ``--num-frames`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
+    > 0; ``--steps``, ``--num-frames``, ``--pose.pair-init-trials`` >= 1; ``--max-train-side`` >= 0; ``--fix-steps`` below
     ``--steps``; ``--fixer`` a known fixer; the undistortion mode; the learned route (a known one,
     its weights where it is required, 1, 2, 4 or 8 passes); ``--video.crf`` 1-51 and a known
     ``--video.preset``; that the input, ``--poses-from``
@@ -55,6 +55,9 @@ def check_run_config(cfg: "RunConfig") -> None:
                                  fix=f"give --fix-steps between 1 and {cfg.train.steps - 1}")
     if cfg.undistort_mode not in ("full", "crop"):
         raise SparsevidError(f"unknown undistortion mode {cfg.undistort_mode!r}", fix="use 'full' or 'crop'")
+    from sparsevid.poses.sfm import check_pose_config
+
+    check_pose_config(cfg.pose)
     _check_fixer(cfg.fixer.name)
     _check_learned(cfg)
     _check_flow(cfg)

@@ -14,7 +14,7 @@ from sparsevid.geometry import rotation_angle_deg
 from sparsevid.log import info
 from sparsevid.outdir import prepare_output
 from sparsevid.poses.align import align_poses
-from sparsevid.poses.sfm import PoseConfig, estimate_poses, save_pose_outputs
+from sparsevid.poses.sfm import PoseConfig, check_pose_config, estimate_poses, save_pose_outputs
 
 #: what ``poses`` writes into OUT (removed first with --overwrite)
 OUTPUTS = ("sparse", "images", "transforms.json", "poses_report.json", "sparse_pc.ply")
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if v is not None and not v > 0:
             raise SparsevidError(f"{flag} must be a positive number, got {v}", fix=f"pass e.g. {flag} "
                                  + ("600 (pixels)" if flag == "--focal" else "29.97"))
+    check_pose_config(cfg)
     if not Path(args.input).expanduser().exists():
         raise SparsevidError("input not found", path=args.input,
                              fix="check the path (a folder of frames, a video, a COLMAP dataset or a transforms.json)")

@@ -737,9 +737,7 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
         if (fr.width, fr.height) != (w, h):
             raise SparsevidError(f"frame {fr.index} is {fr.width}x{fr.height}, frame {scene.frames[0].index} is {w}x{h}",
                                  fix="use frames of one video", path=fr.path)
-    if cfg.pair_init_trials < 1:
-        raise SparsevidError(f"--pose.pair-init-trials must be at least 1, got {cfg.pair_init_trials}",
-                             fix="pass --pose.pair-init-trials 10 (the default) or more")
+    check_pose_config(cfg)
     _check_degenerate(scene)  # seconds, not minutes of mapper attempts, for inputs no mapper can pose
     pycolmap.set_random_seed(cfg.seed)
     f0, f_source = initial_focal(scene, cfg)
@@ -845,6 +843,13 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
 MIN_POSE_SIDE = 64
 #: mean absolute difference (grey levels) below which two consecutive inputs count as the same image
 SAME_FRAME_MAD = 0.5
+
+
+def check_pose_config(cfg: PoseConfig) -> None:
+    """A one-line error for pose settings the stage cannot use (checked before any work by ``run`` and ``poses``)."""
+    if not isinstance(cfg.pair_init_trials, int) or cfg.pair_init_trials < 1:
+        raise SparsevidError(f"--pose.pair-init-trials must be a whole number of at least 1, got {cfg.pair_init_trials}",
+                             fix="pass --pose.pair-init-trials 10 (the default) or more")
 
 
 def _check_degenerate(scene: Scene) -> None:
