@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from sparsevid.pipeline import RunConfig
 
 
-def _positive(value, flag: str, example: str, integer: bool = False) -> None:
+def check_positive(value, flag: str, example: str, integer: bool = False) -> None:
+    """A one-line error unless ``value`` (a flag's setting; None: not set) is above 0, and a whole number where
+    ``integer``."""
     if value is None:
         return
     try:
-        ok = value > 0
+        ok = value > 0 and (not integer or (isinstance(value, int) and not isinstance(value, bool)))
     except TypeError:
         ok = False
     if not ok:
@@ -33,15 +35,14 @@ def check_run_config(cfg: "RunConfig") -> None:
     ``--video.preset``; that the input, ``--poses-from``
     and ``--ckpt`` exist (and the checkpoint is one this version reads).
     """
-    _positive(cfg.scale, "--scale", "0.5")
-    _positive(cfg.train_scale, "--train-scale", "0.5")
-    _positive(cfg.fps, "--fps", "29.97")
-    _positive(cfg.train.steps, "--steps", "2000", integer=True)
-    _positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
-    _positive(cfg.path.duration, "--duration", "1.0")
-    _positive(cfg.pose.focal, "--focal", "600 (pixels)")
+    check_positive(cfg.scale, "--scale", "0.5")
+    check_positive(cfg.train_scale, "--train-scale", "0.5")
+    check_positive(cfg.fps, "--fps", "29.97")
+    check_positive(cfg.train.steps, "--steps", "2000", integer=True)
+    check_positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
+    check_positive(cfg.path.duration, "--duration", "1.0")
     if cfg.path.fps is not None and not isinstance(cfg.path.fps, str):
-        _positive(cfg.path.fps, "--out-fps", "30")
+        check_positive(cfg.path.fps, "--out-fps", "30")
     side = getattr(cfg, "max_train_side", None)
     if side is not None and (not isinstance(side, int) or side < 0):
         raise SparsevidError(f"--max-train-side must be a whole number of pixels >= 0 (0 = no cap), got {side}",

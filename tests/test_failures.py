@@ -379,7 +379,7 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--out-fps", "-30"], ["--out-fps"]),
     (["--num-frames", "0"], ["--num-frames"]),
     (["--focal", "0"], ["--focal"]),
-    (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a whole number of at least 1, got 0"]),
+    (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a positive integer, got 0"]),
     (["--fixer", "bogus"], ["unknown fixer 'bogus'", "reproject"]),
     (["--skip-training"], ["--skip-training needs a checkpoint", f"OUT/train/{CHECKPOINT_NAME}"]),
     (["--skip-training", "--ckpt", "nope/ck.safetensors"], ["checkpoint not found"]),
@@ -422,7 +422,7 @@ def test_required_learned_route_without_its_weights_fails_before_any_work(tmp_pa
     (["--keyframes", "0,0,9"], ["--keyframes", "0 more than once"]),
     (["--keyframes", " "], ["--keyframes is empty"]),
     (["--focal", "-3"], ["--focal"]),
-    (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a whole number of at least 1"]),
+    (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a positive integer, got 0"]),
 ])
 def test_poses_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     before = snapshot(tmp_path)

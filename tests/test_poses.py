@@ -269,7 +269,7 @@ def test_a_named_initial_pair_is_tried_a_few_times_not_two_hundred(monkeypatch, 
     sfm._run_incremental(work, db, cfg, None)
     assert calls == [(1, 3, 3), (-1, -1, pycolmap.IncrementalPipelineOptions().init_num_trials)]
     assert calls[1][2] == 200  # COLMAP's own default
-    with pytest.raises(SparsevidError, match="pair-init-trials must be a whole number of at least 1"):
+    with pytest.raises(SparsevidError, match="pair-init-trials must be a positive integer, got 0"):
         estimate_poses(scene, PoseConfig(pair_init_trials=0))
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 
+from sparsevid.checks import check_positive
 from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.data.video import add_window_args, parse_window
@@ -59,11 +60,8 @@ def run(args: argparse.Namespace) -> int:
     start, end = parse_window(args.start, args.end)
     cfg = PoseConfig()
     apply_flags(cfg, args, pose_flags())
-    for flag, v in (("--focal", cfg.focal), ("--fps", args.fps)):
-        if v is not None and not v > 0:
-            raise SparsevidError(f"{flag} must be a positive number, got {v}", fix=f"pass e.g. {flag} "
-                                 + ("600 (pixels)" if flag == "--focal" else "29.97"))
     check_pose_config(cfg)
+    check_positive(args.fps, "--fps", "29.97")
     if not Path(args.input).expanduser().exists():
         raise SparsevidError("input not found", path=args.input,
                              fix="check the path (a folder of frames, a video, a COLMAP dataset or a transforms.json)")

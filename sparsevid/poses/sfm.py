@@ -847,9 +847,10 @@ SAME_FRAME_MAD = 0.5
 
 def check_pose_config(cfg: PoseConfig) -> None:
     """A one-line error for pose settings the stage cannot use (checked before any work by ``run`` and ``poses``)."""
-    if not isinstance(cfg.pair_init_trials, int) or cfg.pair_init_trials < 1:
-        raise SparsevidError(f"--pose.pair-init-trials must be a whole number of at least 1, got {cfg.pair_init_trials}",
-                             fix="pass --pose.pair-init-trials 10 (the default) or more")
+    from sparsevid.checks import check_positive
+
+    check_positive(cfg.focal, "--focal", "600 (pixels)")
+    check_positive(cfg.pair_init_trials, "--pose.pair-init-trials", "10", integer=True)
 
 
 def _check_degenerate(scene: Scene) -> None:
