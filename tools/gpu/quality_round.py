@@ -108,6 +108,13 @@ EXTRA_CONFIGS = {
     "seed 1 steps 3000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 3000)),
     "steps 5000": lambda c: setattr(c.train, "steps", 5000),
     "seed 1 steps 5000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 5000)),
+    # growth by the absolute image-space gradients (AbsGS, StrategyConfig.absgrad) at gsplat's threshold for them
+    "absgrad": lambda c: (setattr(c.train.densify, "absgrad", True), setattr(c.train.densify, "grow_grad2d", 8e-4)),
+    "seed 1 absgrad": lambda c: (setattr(c, "seed", 1), setattr(c.train.densify, "absgrad", True),
+                                 setattr(c.train.densify, "grow_grad2d", 8e-4)),
+    # gsplat's "antialiased" rasterize mode (Mip-Splatting's 2D filter, TrainConfig.antialiased)
+    "antialiased": lambda c: setattr(c.train, "antialiased", True),
+    "seed 1 antialiased": lambda c: (setattr(c, "seed", 1), setattr(c.train, "antialiased", True)),
 }
 
 
@@ -193,7 +200,19 @@ def main() -> int:
         print(case.name, json.dumps(rec, indent=1, default=str), flush=True)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    print_summary(results)
     return 0
+
+
+def print_summary(results: dict) -> None:
+    """One line per case and configuration: PSNR / SSIM / sharpness, flicker, seconds, estimate, 3D route."""
+    for case, rec in results["cases"].items():
+        for name, r in rec.items():
+            if isinstance(r, dict) and "psnr" in r:
+                est = r.get("estimate") or {}
+                print(f"{case:16s} {name:28s} {r['psnr']:.3f} / {r['ssim']:.4f} / {r['sharpness']:.3f}"
+                      f"  flicker {r['flicker']:.2f}  {r.get('seconds', '')} s  est {est.get('psnr_heldout', '')}"
+                      f"  3D {r.get('route3d', {}).get('psnr', '')}", flush=True)
 
 
 if __name__ == "__main__":
