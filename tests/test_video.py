@@ -18,9 +18,9 @@ from sparsevid.eval.metrics import psnr
 from sparsevid.path import CameraPath, PathConfig
 from sparsevid.poses.undistort import Undistorter
 from sparsevid.render import render_frames, render_path
-from sparsevid.video import (contact_sheet, read_frames, read_video, write_cameras_json, write_contact_sheet,
+from sparsevid.video import (contact_sheet, read_frames, read_image, read_video, write_cameras_json, write_contact_sheet,
                              write_frames, write_video)
-from sparsevid.video.io import VideoConfig, check_video_config
+from sparsevid.video.io import VideoConfig, check_video_config, rgb_to_yuv420p
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -49,6 +49,45 @@ def test_mp4_round_trip_exact_ntsc_rate(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # no temp files left
     data = out.read_bytes()
     assert 0 < data.find(b"moov") < data.find(b"mdat")  # faststart: plays while it downloads
+
+
+def test_rgb_to_yuv420p_gives_bt601_limited_range_and_block_mean_chroma():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:2, :2] = (255, 0, 0)  # one block red, one white, one black
+    img[:2, 2:] = 255
+    img[2:, 2:, 0] = 255  # the last block: two red pixels beside two black ones
+    img[2:, 3, 0] = 0
+    out = rgb_to_yuv420p(img)
+    assert out.shape == (6, 4) and out.dtype == np.uint8
+    y, u, v = out[:4], out[4:5].reshape(2, 2), out[5:6].reshape(2, 2)
+    assert (y[0, 0], u[0, 0], v[0, 0]) == (81, 90, 240)  # BT.601 red
+    assert (y[0, 2], u[0, 1], v[0, 1]) == (235, 128, 128) and (y[2, 0], u[1, 0], v[1, 0]) == (16, 128, 128)
+    assert (u[1, 1], v[1, 1]) == (109, 184)  # the mean of red's and black's chroma (90 and 128, 240 and 128)
+    with pytest.raises(ValueError):
+        rgb_to_yuv420p(img[:3])
+
+
+def test_mp4_keeps_colour_detail_better_than_ffmpegs_own_conversion(tmp_path):
+    """Through the same x264 settings, the frames converted by rgb_to_yuv420p come back closer to the originals
+    than those converted by ffmpeg's swscale (PyAV's reformat, what write_video used before session 26)."""
+    import av
+
+    demo = Path(__file__).resolve().parents[1] / "sparsevid" / "data" / "demo"
+    frames = [read_image(f)[100:196, 300:428] for f in sorted(demo.glob("frame_*.png"))]  # the real demo clip
+    ours = write_video(frames, tmp_path / "ours.mp4", fps=30)
+    with av.open(str(tmp_path / "swscale.mp4"), mode="w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        s.options = {"crf": str(VideoConfig.crf), "preset": VideoConfig.preset}
+        for k, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", dst_colorspace="itu601")
+            vf.pts = k
+            for pkt in s.encode(vf):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    fidelity = lambda p: np.mean([psnr(a, b) for a, b in zip(read_video(p)[0], frames)])
+    assert fidelity(ours) > fidelity(tmp_path / "swscale.mp4") + 0.1
 
 
 def test_mp4_odd_size_is_padded(tmp_path):
