@@ -8,6 +8,10 @@ CASE is a folder of 30 frames (the ground truth), RUN a sparsevid run folder who
 frames. Each MP4 is written by :func:`sparsevid.video.io.write_video` (the product's encoder) and read back as
 ``score.py --pred VIDEO`` reads it (OpenCV's FFmpeg decoder); the frames are scored as ``score.py --pred
 RUN/frames``. Printed per case: held-out PSNR / SSIM / sharpness, and the file's size in MB per second of video.
+
+``--swscale`` also writes each CRF's MP4 with the RGB -> YUV conversion write_video used before session 26 (ffmpeg's
+swscale through PyAV's ``reformat``; the product now uses :func:`sparsevid.video.io.rgb_to_yuv420p`), the x264
+settings otherwise the same.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsevid.video.io import write_video  # noqa: E402
+from sparsevid.video.io import COLOUR_TAGS, VideoConfig, pad_even, write_video  # noqa: E402
 
 DEFAULT_SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
 
@@ -32,7 +36,28 @@ def load_scorer(path: Path):
     return mod
 
 
-def probe(scorer, case: Path, run: Path, crfs: list[int]) -> dict:
+def write_video_swscale(frames, path: Path, crf: int) -> Path:
+    """write_video's encoding before session 26: swscale converts RGB to yuv420p (BT.601), 30 fps."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        first = pad_even(frames[0])
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": VideoConfig.preset, "x264-params": COLOUR_TAGS}
+        for k, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(img)), format="rgb24")
+            vf = vf.reformat(format="yuv420p", dst_colorspace="itu601")
+            vf.pts = k
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def probe(scorer, case: Path, run: Path, crfs: list[int], swscale: bool = False) -> dict:
     gt = scorer.load_case(str(case))
     frames_dir = run / "frames"
     frames = scorer.load_pred(str(frames_dir), gt[0].shape)
@@ -45,6 +70,11 @@ def probe(scorer, case: Path, run: Path, crfs: list[int]) -> dict:
             path = write_video(frames, Path(tmp) / f"crf{crf}.mp4", 30, crf=crf)
             s = scorer.score(gt, scorer.load_pred(str(path), gt[0].shape))
             row[f"crf{crf}"] = {k: s[k] for k in keep} | {"mb_per_s": path.stat().st_size / 1e6 / (len(frames) / 30)}
+            if swscale:
+                path = write_video_swscale(frames, Path(tmp) / f"crf{crf}_swscale.mp4", crf)
+                s = scorer.score(gt, scorer.load_pred(str(path), gt[0].shape))
+                row[f"crf{crf} swscale"] = ({k: s[k] for k in keep}
+                                            | {"mb_per_s": path.stat().st_size / 1e6 / (len(frames) / 30)})
     return row
 
 
@@ -54,13 +84,14 @@ def main() -> None:
     ap.add_argument("--crf", default="18,15,12,10")
     ap.add_argument("--score", type=Path, default=DEFAULT_SCORER)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--swscale", action="store_true", help="also encode with the conversion used before session 26")
     a = ap.parse_args()
     scorer = load_scorer(a.score)
     crfs = [int(c) for c in a.crf.split(",")]
     rows = []
     for pair in a.pairs:
         case, run = (Path(p) for p in pair.split(":", 1))
-        r = probe(scorer, case, run, crfs)
+        r = probe(scorer, case, run, crfs, a.swscale)
         rows.append(r)
         cells = [f"{k} {v['psnr_heldout']:.3f} / {v['ssim_heldout']:.4f} / {v['sharpness_heldout']:.2f}"
                  + (f" ({v['mb_per_s']:.2f} MB/s)" if "mb_per_s" in v else "")

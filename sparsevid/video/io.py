@@ -73,10 +73,11 @@ def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
     ffmpeg's ``yuv420p`` layout), BT.601 limited range (Y 16-235, U and V 16-240).
 
     Each chroma sample is the mean of its 2x2 block's four, computed before rounding, and every value is rounded
-    to nearest. ffmpeg's own conversion (swscale, behind PyAV's ``VideoFrame.reformat``) takes chroma from fewer
-    pixels and truncates: through x264 at CRF 12 its frames came back 0.04-0.9 dB less faithful under every
-    decoder tried (nearest or bilinear chroma, either siting; OpenCV's), most on small frames and saturated
-    colours (BENCHMARKS.md, session 26)."""
+    to nearest. ffmpeg's own conversion (swscale, behind PyAV's ``VideoFrame.reformat``) spreads colour across
+    neighbouring blocks (a blue 2x2 block on grey: Cb 212 instead of 240, and 142 instead of 128 in the blocks above
+    and below) and rounds luma less exactly (0.24 levels off on average): through x264 at CRF 12 its frames came
+    back 0.04-0.9 dB less faithful under every decoder tried (nearest or bilinear chroma, either siting; OpenCV's),
+    most on small frames and saturated colours (BENCHMARKS.md, session 26)."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] % 2 or img.shape[1] % 2:
         raise ValueError(f"expected uint8 [H, W, 3] with H and W even, got {img.dtype} {img.shape}")
     h, w = img.shape[:2]
