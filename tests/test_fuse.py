@@ -200,6 +200,32 @@ def test_leave_one_out_estimate_on_a_tiny_scene():
         assert np.array_equal(res.frames[i], imgs[i])  # inputs are kept as they are
 
 
+def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_video():
+    """The rebuilds span twice the inputs' spacing; with no 3D route in the video the PSNR is scaled to the output
+    frames' distances by d ** ERROR_GROWTH_2D (steeper), with one by d ** ERROR_GROWTH; SSIM always by the latter."""
+    from sparsevid.fuse.loo import ERROR_GROWTH, ERROR_GROWTH_2D, LooResult
+
+    held, d0, dists = [9, 19], 9.5, [1.0, 2.0, 4.0]
+
+    def result(routes: dict, off: list) -> LooResult:
+        return LooResult(held, {k: d0 for k in held}, {}, {k: dict(routes) for k in held}, 1.0,
+                         psnr={9: 20.0, 19: 20.0}, ssim={9: 0.6, 19: 0.6}, routes_off=off)
+
+    def want(g: float) -> tuple[float, float]:
+        return (float(np.mean([20.0 - 10 * g * np.log10(d / d0) for d in dists])),
+                float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH for d in dists])))
+
+    with_3d = result({"flow": 19.0, "3d": 21.0}, [])
+    for r in (result({"flow": 19.0, "learned": 18.0}, []), result({"flow": 19.0, "3d": 21.0}, ["3d"])):
+        assert not r.uses_3d
+        est = r.estimate(dists)
+        assert est["error_growth"] == ERROR_GROWTH_2D
+        assert (est["psnr_heldout"], est["ssim_heldout"]) == pytest.approx(want(ERROR_GROWTH_2D), abs=1e-3)
+    assert with_3d.uses_3d and with_3d.estimate(dists)["error_growth"] == ERROR_GROWTH
+    assert with_3d.estimate(dists)["psnr_heldout"] == pytest.approx(want(ERROR_GROWTH)[0], abs=1e-3)
+    assert ERROR_GROWTH_2D > ERROR_GROWTH  # the same rebuilds promise more without a 3D route
+
+
 def test_two_inputs_give_no_estimate_but_a_video():
     cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
     res = fuse_frames([Fraction(i) for i in range(10)], {0: imgs[0], 9: imgs[9]}, FuseConfig())
