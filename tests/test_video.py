@@ -23,6 +23,7 @@ from sparsevid.video import (contact_sheet, read_frames, read_image, read_video,
 from sparsevid.video.io import VideoConfig, check_video_config, rgb_to_yuv420p
 
 CHROMIUM = Path("/usr/bin/chromium")
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def _clip(n: int = 8, w: int = 96, h: int = 64) -> list[np.ndarray]:
@@ -69,23 +70,17 @@ def test_rgb_to_yuv420p_gives_bt601_limited_range_and_block_mean_chroma():
 
 def test_mp4_keeps_colour_detail_better_than_ffmpegs_own_conversion(tmp_path):
     """Through the same x264 settings, the frames converted by rgb_to_yuv420p come back closer to the originals
-    than those converted by ffmpeg's swscale (PyAV's reformat, what write_video used before session 26)."""
-    import av
+    than those converted by ffmpeg's swscale (PyAV's reformat, what write_video used before session 26; written by
+    tools/video_crf_probe.py's ``write_video_swscale``, the probe that measured it)."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("video_crf_probe", TOOLS / "video_crf_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
     demo = Path(__file__).resolve().parents[1] / "sparsevid" / "data" / "demo"
     frames = [read_image(f)[100:196, 300:428] for f in sorted(demo.glob("frame_*.png"))]  # the real demo clip
     ours = write_video(frames, tmp_path / "ours.mp4", fps=30)
-    with av.open(str(tmp_path / "swscale.mp4"), mode="w") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        s.options = {"crf": str(VideoConfig.crf), "preset": VideoConfig.preset}
-        for k, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", dst_colorspace="itu601")
-            vf.pts = k
-            for pkt in s.encode(vf):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    probe.write_video_swscale(frames, tmp_path / "swscale.mp4", VideoConfig.crf)
     fidelity = lambda p: np.mean([psnr(a, b) for a, b in zip(read_video(p)[0], frames)])
     assert fidelity(ours) > fidelity(tmp_path / "swscale.mp4") + 0.1
 
