@@ -115,6 +115,15 @@ EXTRA_CONFIGS = {
     # gsplat's "antialiased" rasterize mode (Mip-Splatting's 2D filter, TrainConfig.antialiased)
     "antialiased": lambda c: setattr(c.train, "antialiased", True),
     "seed 1 antialiased": lambda c: (setattr(c, "seed", 1), setattr(c.train, "antialiased", True)),
+    # view-dependent colour off (TrainConfig.sh_degree 0): with 4 inputs on a tiny baseline the higher SH bands can
+    # explain each view's own colours instead of the geometry (session 27)
+    "sh 0": lambda c: setattr(c.train, "sh_degree", 0),
+    "seed 1 sh 0": lambda c: (setattr(c, "seed", 1), setattr(c.train, "sh_degree", 0)),
+    # fewer Gaussians grown (twice gsplat's gradient threshold)
+    "grow 4e-4": lambda c: setattr(c.train.densify, "grow_grad2d", 4e-4),
+    "seed 1 leak-free LOO": lambda c: (setattr(c, "seed", 1), setattr(c.fuse, "loo_models", True)),
+    "sh 0 leak-free LOO": lambda c: (setattr(c.train, "sh_degree", 0), setattr(c.fuse, "loo_models", True)),
+    "ssim 0.5": lambda c: setattr(c.train, "ssim_weight", 0.5),
 }
 
 
