@@ -165,6 +165,30 @@ def test_a_suspect_route_gives_way_where_it_disagrees_with_the_others_and_only_t
         np.testing.assert_allclose(none[r], plain[r], atol=1e-6)
 
 
+def test_a_suspect_route_is_charged_only_what_its_disagreement_exceeds_the_others_own_error() -> None:
+    """Where the other routes are unreliable themselves (their leave-one-out error as large as the
+    disagreement), disagreeing with them says nothing against the suspect route: its gains stay as
+    without the charge. Charged the whole disagreement (``suspect_net`` False), it would give way."""
+    h, w = 40, 80
+    truth = np.full((h, w, 3), 0.5, np.float32)
+    img3 = truth.copy()
+    img3[:, :40] = 0.9
+    images = {"2d": truth, "learned": truth + 0.01, "3d": img3}
+    errors = {"2d": np.full((h, w), 0.3, np.float32), "learned": np.full((h, w), 0.3, np.float32),
+              "3d": np.full((h, w), 1e-3, np.float32)}
+    rho = {"3d": np.ones((h, w), np.float32)}
+    plain = route_gains(errors, 2.0, images)
+    net = route_gains(errors, 2.0, images, suspect=rho)
+    whole = route_gains(errors, 2.0, images, suspect=rho, suspect_net=False)
+    np.testing.assert_allclose(net["3d"], plain["3d"], atol=1e-6)
+    assert whole["3d"][:, :30].max() < plain["3d"][:, :30].min() - 0.3
+    # where the others are reliable, the net charge is nearly the whole one (the test above)
+    errors_ok = {**errors, "2d": np.full((h, w), 1e-3, np.float32), "learned": np.full((h, w), 1e-3, np.float32)}
+    a = route_gains(errors_ok, 2.0, images, suspect=rho)
+    b = route_gains(errors_ok, 2.0, images, suspect=rho, suspect_net=False)
+    np.testing.assert_allclose(a["3d"][:, :30], b["3d"][:, :30], atol=0.01)
+
+
 def test_where_the_scene_moved_by_itself_the_estimate_does_not_believe_the_leaky_3d_rebuild() -> None:
     """A 3D route that rebuilds every held-out input exactly (its model saw that input): the leave-one-out
     rebuilds, and so the estimate, flatter it. Where the rigid check says the scene moved by itself, the

@@ -132,6 +132,11 @@ class FuseConfig:
             them is at least its disagreement with the 2D routes (:func:`route_gains`, ``suspect``). Leak-free
             where the leave-one-out is not (the model was trained on the held-out input), for two flows per
             pair of inputs.
+        rigid_net: the disagreement charged to the 3D route there is net of the 2D routes' own expected
+            error (:func:`route_gains`, ``suspect_net``): where they are unreliable themselves, disagreeing with
+            them says little against the 3D route. False: the whole disagreement (sessions 13-26). Measured on
+            7 clips (CPU, BENCHMARKS.md session 27): +0.32 dB on a street with traffic whose 2D routes fail,
+            within +-0.03 dB elsewhere.
         rigid_tolerance: how far (px per 1000 px of the longer side) the optical flow may be from a pixel's epipolar
             segment before the pixel counts as moved by itself (half-way at this distance).
         rigid_photo: where the optical flow is inconsistent (an object too fast or too close for it), the
@@ -173,6 +178,7 @@ class FuseConfig:
     guided_mirrors: int | None = 1
     hedge: bool = True
     rigid_check: bool = True
+    rigid_net: bool = True
     rigid_tolerance: float = 6.0
     rigid_photo: float | None = 0.1
     rigid_depth_factor: float = 2.0
@@ -353,7 +359,8 @@ class PairFlows:
 
 def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
                 images: dict[str, np.ndarray] | None = None,
-                suspect: dict[str, np.ndarray] | None = None, hedge: bool = True) -> dict[str, np.ndarray]:
+                suspect: dict[str, np.ndarray] | None = None, hedge: bool = True,
+                suspect_net: bool = True) -> dict[str, np.ndarray]:
     """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
     docstring); the maps are smoothed over ``region_sigma_px`` first.
 
@@ -373,7 +380,10 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
     leave-one-out errors do not show (the 3D route where the scene moved by itself between the inputs:
     :mod:`sparsevid.fuse.rigid`). There its expected error is at least its squared disagreement with
     the plain mean of the other routes' frames (what it would be if they were right), smoothed like the
-    rest; so it gives way where it disagrees with them, and nothing changes where it agrees. This comes
+    rest; so it gives way where it disagrees with them, and nothing changes where it agrees. With
+    ``suspect_net`` the charge is net of the other routes' own expected error (their mean): the squared
+    disagreement of two guesses is the sum of both errors, so only what exceeds theirs is the suspect
+    route's; where the others are no better than the disagreement, it is not charged. This comes
     before the hedge, which then sees the suspect route's larger expected error and hedges less.
     Needs ``images``, with the suspect route and at least one other. ``hedge`` False: ``images`` serve
     ``suspect`` only (``FuseConfig.hedge``)."""
@@ -384,7 +394,10 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
         if r not in seen or not others:
             continue
         d = np.mean((images[r] - sum(images[q] for q in others) / len(others)) ** 2, axis=-1)
-        err[r] = np.maximum(err[r], blur((rho * d).astype(np.float32), region_sigma_px))
+        charge = blur((rho * d).astype(np.float32), region_sigma_px)
+        if suspect_net:
+            charge = np.maximum(charge - sum(err[q] for q in others) / len(others), 0.0)
+        err[r] = np.maximum(err[r], charge)
     if hedge and len(seen) >= 2:
         n = len(seen)
         mean = sum(images[r] for r in seen) / n
