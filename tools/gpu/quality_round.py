@@ -124,6 +124,9 @@ EXTRA_CONFIGS = {
     "seed 1 leak-free LOO": lambda c: (setattr(c, "seed", 1), setattr(c.fuse, "loo_models", True)),
     "sh 0 leak-free LOO": lambda c: (setattr(c.train, "sh_degree", 0), setattr(c.fuse, "loo_models", True)),
     "ssim 0.5": lambda c: setattr(c.train, "ssim_weight", 0.5),
+    # the rigid check charging the 3D route its whole disagreement with the 2D routes (before session 27)
+    "rigid whole": lambda c: setattr(c.fuse, "rigid_net", False),
+    "seed 1 rigid whole": lambda c: (setattr(c, "seed", 1), setattr(c.fuse, "rigid_net", False)),
 }
 
 
