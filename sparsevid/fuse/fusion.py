@@ -135,8 +135,8 @@ class FuseConfig:
         rigid_net: the disagreement charged to the 3D route there is net of the 2D routes' own expected
             error (:func:`route_gains`, ``suspect_net``): where they are unreliable themselves, disagreeing with
             them says little against the 3D route. False: the whole disagreement (sessions 13-26). Measured on
-            7 clips (CPU, BENCHMARKS.md session 27): +0.32 dB on a street with traffic whose 2D routes fail,
-            within +-0.03 dB elsewhere.
+            12 clips with a 3D route (CPU, BENCHMARKS.md session 27): +0.32 dB on a street with traffic whose
+            2D routes fail, +0.11 on a dashcam clip, within +-0.03 dB elsewhere.
         rigid_tolerance: how far (px per 1000 px of the longer side) the optical flow may be from a pixel's epipolar
             segment before the pixel counts as moved by itself (half-way at this distance).
         rigid_photo: where the optical flow is inconsistent (an object too fast or too close for it), the
