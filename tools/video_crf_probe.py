@@ -65,16 +65,15 @@ def probe(scorer, case: Path, run: Path, crfs: list[int], swscale: bool = False)
     row = {"case": case.name, "size": f"{gt[0].shape[1]}x{gt[0].shape[0]}",
            "dis_flow": {k: scorer.score(gt, scorer.peer_flow(gt))[k] for k in keep},
            "frames": {k: scorer.score(gt, frames)[k] for k in keep}}
+    def scored(path: Path) -> dict:
+        s = scorer.score(gt, scorer.load_pred(str(path), gt[0].shape))
+        return {k: s[k] for k in keep} | {"mb_per_s": path.stat().st_size / 1e6 / (len(frames) / 30)}
+
     with tempfile.TemporaryDirectory() as tmp:
         for crf in crfs:
-            path = write_video(frames, Path(tmp) / f"crf{crf}.mp4", 30, crf=crf)
-            s = scorer.score(gt, scorer.load_pred(str(path), gt[0].shape))
-            row[f"crf{crf}"] = {k: s[k] for k in keep} | {"mb_per_s": path.stat().st_size / 1e6 / (len(frames) / 30)}
+            row[f"crf{crf}"] = scored(write_video(frames, Path(tmp) / f"crf{crf}.mp4", 30, crf=crf))
             if swscale:
-                path = write_video_swscale(frames, Path(tmp) / f"crf{crf}_swscale.mp4", crf)
-                s = scorer.score(gt, scorer.load_pred(str(path), gt[0].shape))
-                row[f"crf{crf} swscale"] = ({k: s[k] for k in keep}
-                                            | {"mb_per_s": path.stat().st_size / 1e6 / (len(frames) / 30)})
+                row[f"crf{crf} swscale"] = scored(write_video_swscale(frames, Path(tmp) / f"crf{crf}_swscale.mp4", crf))
     return row
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -99,39 +100,35 @@ EXTRA_CONFIGS = {
     # the colour also taken from the motion-compensated mean in every band (TemporalConfig.colour_sigma 0)
     "temporal colour": lambda c: setattr(c.fuse.temporal, "colour_sigma", 0.0),
     "adapt zoom lr 1e-5": lambda c: (setattr(c.fuse, "learned_adapt_zoom", True), setattr(c.fuse, "learned_adapt_lr", 1e-5)),
-    # the input cameras refined with the Gaussians (TrainConfig.pose_lr, session 23), and other seeds beside it
+    # the input cameras refined with the Gaussians (TrainConfig.pose_lr, session 23)
     "pose lr 1e-4": lambda c: setattr(c.train, "pose_lr", 1e-4),
-    "seed 1": lambda c: setattr(c, "seed", 1),
-    "seed 1 pose lr 1e-4": lambda c: (setattr(c, "seed", 1), setattr(c.train, "pose_lr", 1e-4)),
     # more training steps with the time the GPU default leaves (its run takes ~50 s of issue 12's 118)
     "steps 3000": lambda c: setattr(c.train, "steps", 3000),
-    "seed 1 steps 3000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 3000)),
     "steps 5000": lambda c: setattr(c.train, "steps", 5000),
-    "seed 1 steps 5000": lambda c: (setattr(c, "seed", 1), setattr(c.train, "steps", 5000)),
     # growth by the absolute image-space gradients (AbsGS, StrategyConfig.absgrad) at gsplat's threshold for them
     "absgrad": lambda c: (setattr(c.train.densify, "absgrad", True), setattr(c.train.densify, "grow_grad2d", 8e-4)),
-    "seed 1 absgrad": lambda c: (setattr(c, "seed", 1), setattr(c.train.densify, "absgrad", True),
-                                 setattr(c.train.densify, "grow_grad2d", 8e-4)),
     # gsplat's "antialiased" rasterize mode (Mip-Splatting's 2D filter, TrainConfig.antialiased)
     "antialiased": lambda c: setattr(c.train, "antialiased", True),
-    "seed 1 antialiased": lambda c: (setattr(c, "seed", 1), setattr(c.train, "antialiased", True)),
     # view-dependent colour off (TrainConfig.sh_degree 0): with 4 inputs on a tiny baseline the higher SH bands can
     # explain each view's own colours instead of the geometry (session 27)
     "sh 0": lambda c: setattr(c.train, "sh_degree", 0),
-    "seed 1 sh 0": lambda c: (setattr(c, "seed", 1), setattr(c.train, "sh_degree", 0)),
     # fewer Gaussians grown (twice gsplat's gradient threshold)
     "grow 4e-4": lambda c: setattr(c.train.densify, "grow_grad2d", 4e-4),
-    "seed 1 leak-free LOO": lambda c: (setattr(c, "seed", 1), setattr(c.fuse, "loo_models", True)),
     "sh 0 leak-free LOO": lambda c: (setattr(c.train, "sh_degree", 0), setattr(c.fuse, "loo_models", True)),
     "ssim 0.5": lambda c: setattr(c.train, "ssim_weight", 0.5),
     # the rigid check charging the 3D route its whole disagreement with the 2D routes (before session 27)
     "rigid whole": lambda c: setattr(c.fuse, "rigid_net", False),
-    "seed 1 rigid whole": lambda c: (setattr(c, "seed", 1), setattr(c.fuse, "rigid_net", False)),
 }
 
 
 def make_config(name: str, **kw):
-    """A pipeline named configuration, or one of :data:`EXTRA_CONFIGS` (applied to the default)."""
+    """A pipeline named configuration, or one of :data:`EXTRA_CONFIGS` (applied to the default). ``seed N`` or
+    ``seed N NAME``: the default, or NAME, with seed N (e.g. ``seed 1 absgrad``)."""
+    seeded = re.fullmatch(r"seed (\d+)(?: (.+))?", name)
+    if seeded:
+        cfg = make_config(seeded.group(2) or "default", **kw)
+        cfg.seed = int(seeded.group(1))
+        return cfg
     if name in EXTRA_CONFIGS:
         cfg = named_config("default", **kw)
         EXTRA_CONFIGS[name](cfg)
