@@ -108,13 +108,14 @@ def _check_learned(cfg: "RunConfig") -> None:
 
 
 def _check_flow(cfg: "RunConfig") -> None:
-    from sparsevid.fuse.flow2d import MIRRORS, MOTIONS
+    from sparsevid.fuse.flow2d import MIRRORS, MOTIONS, PREALIGN
     from sparsevid.fuse.temporal import check_temporal
     from sparsevid.imaging import DIS_PRESETS
 
     flow = cfg.fuse.flow
     for flag, value, choices in (("--fuse.flow.preset", flow.preset, DIS_PRESETS),
-                                 ("--fuse.flow.motion", flow.motion, MOTIONS)):
+                                 ("--fuse.flow.motion", flow.motion, MOTIONS),
+                                 ("--fuse.flow.prealign", flow.prealign, PREALIGN)):
         if value not in choices:
             raise SparsevidError(f"{flag} must be one of {', '.join(choices)}, got {value!r}",
                                  fix=f"pass e.g. {flag} {next(iter(choices))}")

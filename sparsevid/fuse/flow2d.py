@@ -14,6 +14,7 @@ fusion's job (:mod:`sparsevid.fuse.fusion`), which keeps fine detail from one so
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -48,6 +49,17 @@ class FlowConfig:
             nothing changes. 0.02 is about five grey levels, the noise of a compressed video. Measured on 13
             clips (CPU) and 9 (H200): +0.21 dB where a repeated texture defeats the check (bikes_overhead),
             -0.03 on one clip, within +-0.02 elsewhere (BENCHMARKS.md, session 17).
+        prealign: "2d-only" (default), "always" or "never": before DIS, the second image is warped onto the
+            first by one homography fitted to SIFT matches (RANSAC), DIS measures only what that leaves, and
+            the flow is the homography composed with DIS's residual (:func:`global_homography`). DIS's
+            coarse-to-fine search follows large motions poorly; the matches' global consensus does not, and a
+            camera that only turns moves the whole picture by one homography. "2d-only": where the video has
+            no 3D route (no pose model passed, or ``--fuse.mode 2d``), which is where large turns and pans
+            end up (a camera that only turns gives the pose stage no parallax). Measured on 17 clips (CPU,
+            BENCHMARKS.md, session 28), the 2D route alone: +1.85 dB (dashcam), +1.06 (strong rotation), +0.12
+            (walking shake), -0.03 to +0.06 on the fourteen others; with a 3D route in the video -0.05 to +0.06
+            (11 clips), hence not "always". Off for a pair where fewer than ``prealign_min_inliers`` matches agree.
+        prealign_min_inliers: the fewest RANSAC inliers (and a third of the matches) a homography needs.
     """
 
     preset: str = "medium"
@@ -58,6 +70,8 @@ class FlowConfig:
     motion: str = "quadratic"
     mirrors: int = 4
     agree_tolerance: float | None = 0.02
+    prealign: str = "2d-only"
+    prealign_min_inliers: int = 30
 
 
 #: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order
@@ -91,14 +105,68 @@ def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.nda
     return acc / mirrors
 
 
+def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np.ndarray | None:
+    """The homography ``H`` [3, 3] with ``a(p) ~ b(H p)`` fitted to SIFT matches between grey ``a`` and ``b``
+    ([H, W] uint8; SIFT at a quarter of its default contrast threshold, for soft footage; Lowe's ratio test 0.75, RANSAC at 0.4 % of the longer side), or None where fewer than
+    ``min_inliers`` matches (or a third of them) agree. Deterministic: SIFT and OpenCV's RANSAC seed nothing."""
+    sift = cv2.SIFT_create(nfeatures=4000, contrastThreshold=0.01)
+    ka, da = sift.detectAndCompute(a, None)
+    kb, db = sift.detectAndCompute(b, None)
+    if da is None or db is None or len(ka) < min_inliers or len(kb) < min_inliers:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.75 * m[1].distance]
+    if len(good) < min_inliers:
+        return None
+    pa = np.float32([ka[m.queryIdx].pt for m in good])
+    pb = np.float32([kb[m.trainIdx].pt for m in good])
+    H, inl = cv2.findHomography(pa, pb, cv2.RANSAC, max(0.004 * long_side(*a.shape[:2]), 1.0))
+    if H is None or inl is None:
+        return None
+    n = int(inl.sum())
+    if n < min_inliers or 3 * n < len(good):
+        return None
+    return H
+
+
+def through_homography(H: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """The flow ``H (p + r(p)) - p`` [H, W, 2] for a residual flow ``r`` measured against an image warped by ``H``."""
+    gx, gy = grid(*residual.shape[:2])
+    x, y = gx + residual[..., 0], gy + residual[..., 1]
+    den = H[2, 0] * x + H[2, 1] * y + H[2, 2]
+    u = (H[0, 0] * x + H[0, 1] * y + H[0, 2]) / den
+    v = (H[1, 0] * x + H[1, 1] * y + H[1, 2]) / den
+    return np.stack([u - gx, v - gy], axis=-1).astype(np.float32)
+
+
+def aligned_flow(dis, a: np.ndarray, b: np.ndarray, H: np.ndarray | None, mirrors: int) -> np.ndarray:
+    """:func:`mirrored_flow` from ``a`` to ``b`` measured after ``b`` is warped onto ``a`` by ``H`` (``a(p) ~
+    b(H p)``; None: as given), composed back into the flow between the images as given."""
+    if H is None:
+        return mirrored_flow(dis, a, b, mirrors)
+    h, w = a.shape[:2]
+    bw = cv2.warpPerspective(b, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    return through_homography(H, mirrored_flow(dis, a, bw, mirrors))
+
+
+def flow_for_video(cfg: FlowConfig, has_3d: bool) -> FlowConfig:
+    """``cfg`` with :attr:`FlowConfig.prealign` "2d-only" settled for a video with or without a 3D route."""
+    if cfg.prealign != "2d-only":
+        return cfg
+    return dataclasses.replace(cfg, prealign="never" if has_3d else "always")
+
+
 def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> PairFlow:
     """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float), averaged over
-    ``cfg.mirrors`` (:func:`mirrored_flow`)."""
+    ``cfg.mirrors`` (:func:`mirrored_flow`), after a global homography where ``cfg.prealign`` is "always" (the
+    fusion turns "2d-only" into "always" or "never": :func:`flow_for_video`)."""
     cfg = cfg or FlowConfig()
     ga, gb = gray_u8(a), gray_u8(b)
     dis = make_dis(cfg.preset, long_side(*ga.shape[:2]), cfg.finest_scale, cfg.finest_min_width)
-    fab = mirrored_flow(dis, ga, gb, cfg.mirrors)
-    fba = mirrored_flow(dis, gb, ga, cfg.mirrors)
+    H = global_homography(ga, gb, cfg.prealign_min_inliers) if cfg.prealign == "always" else None
+    fab = aligned_flow(dis, ga, gb, H, cfg.mirrors)
+    fba = aligned_flow(dis, gb, ga, None if H is None else np.linalg.inv(H), cfg.mirrors)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
 
 
@@ -110,6 +178,9 @@ def consistency(err: np.ndarray, mag: np.ndarray, side: int, cfg: FlowConfig) ->
 
 #: the motion models of :attr:`FlowConfig.motion`
 MOTIONS = ("quadratic", "linear")
+
+#: the choices of :attr:`FlowConfig.prealign`
+PREALIGN = ("2d-only", "always", "never")
 
 
 def quadratic_shift(f_near: np.ndarray, f_far: np.ndarray, s_near: float, s_far: float, s_t: float) -> np.ndarray:

@@ -35,6 +35,7 @@ import numpy as np
 
 from sparsevid.eval.metrics import psnr, ssim
 from sparsevid.fuse.fixed import FixedRegions
+from sparsevid.fuse.flow2d import flow_for_video
 from sparsevid.imaging import px_scale
 from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
@@ -239,7 +240,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     order = sorted(keys)
     if len(order) < 3:
         return None
-    flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()}, cfg.flow)
+    flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()},
+                               flow_for_video(cfg.flow, route3d is not None))
     fkeys = {k: to_float(v) for k, v in keys.items()}
     region = cfg.region_sigma * px_scale(*fkeys[order[0]].shape[:2])
     held = order[1:-1]

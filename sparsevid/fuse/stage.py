@@ -16,7 +16,7 @@ from sparsevid.imaging import px_scale, remap
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_images, to_float)
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
-from sparsevid.fuse.flow2d import PairFlow, time_coords
+from sparsevid.fuse.flow2d import PairFlow, flow_for_video, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.fuse.temporal import smooth_low_band
@@ -82,7 +82,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     """
     use3d = cfg.mode != "2d" and frames3d is not None
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
-    flows = PairFlows(keys_u8, cfg.flow)
+    flows = PairFlows(keys_u8, flow_for_video(cfg.flow, use3d))
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
     fixed = _fixed(keys_u8, cfg)
