@@ -107,8 +107,11 @@ def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.nda
 
 def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np.ndarray | None:
     """The homography ``H`` [3, 3] with ``a(p) ~ b(H p)`` fitted to SIFT matches between grey ``a`` and ``b``
-    ([H, W] uint8; SIFT at a quarter of its default contrast threshold, for soft footage; Lowe's ratio test 0.75, RANSAC at 0.4 % of the longer side), or None where fewer than
-    ``min_inliers`` matches (or a third of them) agree. Deterministic: SIFT and OpenCV's RANSAC seed nothing."""
+    ([H, W] uint8), or None where fewer than ``min_inliers`` matches (or a third of them) agree.
+
+    SIFT at a quarter of its default contrast threshold (soft, compressed footage: at the default, a frame of
+    bikes_overhead gives 9 keypoints), Lowe's ratio test 0.75, RANSAC at 0.4 % of the longer side (at least 1 px).
+    Deterministic: OpenCV sorts SIFT's keypoints and its RANSAC starts from a fixed state."""
     sift = cv2.SIFT_create(nfeatures=4000, contrastThreshold=0.01)
     ka, da = sift.detectAndCompute(a, None)
     kb, db = sift.detectAndCompute(b, None)
