@@ -135,11 +135,8 @@ def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np
 def through_homography(H: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """The flow ``H (p + r(p)) - p`` [H, W, 2] for a residual flow ``r`` measured against an image warped by ``H``."""
     gx, gy = grid(*residual.shape[:2])
-    x, y = gx + residual[..., 0], gy + residual[..., 1]
-    den = H[2, 0] * x + H[2, 1] * y + H[2, 2]
-    u = (H[0, 0] * x + H[0, 1] * y + H[0, 2]) / den
-    v = (H[1, 0] * x + H[1, 1] * y + H[1, 2]) / den
-    return np.stack([u - gx, v - gy], axis=-1).astype(np.float32)
+    p = np.stack([gx, gy], axis=-1)
+    return (cv2.perspectiveTransform(p + residual, H) - p).astype(np.float32)
 
 
 def aligned_flow(dis, a: np.ndarray, b: np.ndarray, H: np.ndarray | None, mirrors: int) -> np.ndarray:
