@@ -195,6 +195,7 @@ def test_where_the_scene_moved_by_itself_the_estimate_does_not_believe_the_leaky
     measured rebuild is the one without the 3D route; elsewhere, and for the route gains, nothing changes."""
     from test_fuse import _corridor
 
+    from sparsevid.fuse.flow2d import FlowConfig
     from sparsevid.fuse.fusion import FuseConfig, to_float
     from sparsevid.fuse.loo import leave_one_out
     from sparsevid.fuse.stage import moved_at_inputs
@@ -207,7 +208,9 @@ def test_where_the_scene_moved_by_itself_the_estimate_does_not_believe_the_leaky
     plain = leave_one_out(keys, cfg, exact)
     none_moved = leave_one_out(keys, cfg, exact, moved={k: np.zeros((h, w), np.float32) for k in (9, 19)})
     all_moved = leave_one_out(keys, cfg, exact, moved={k: np.ones((h, w), np.float32) for k in (9, 19)})
-    no3d = leave_one_out(keys, FuseConfig(learned="off", path_check_db=None, mode="2d"))
+    # the same flows as the fused rebuilds' (a leave-one-out without a 3D route prealigns them by default)
+    no3d = leave_one_out(keys, FuseConfig(learned="off", path_check_db=None, mode="2d",
+                                          flow=FlowConfig(prealign="never")))
     assert "3d" not in plain.routes_off
     for k in (9, 19):
         assert none_moved.psnr[k] == plain.psnr[k]
