@@ -346,7 +346,8 @@ def test_synthetic_cases_run_through_the_harness(tmp_path: Path) -> None:
     args = bench.add_arguments(argparse.ArgumentParser()).parse_args(
         ["--cases-synthetic", "--synthetic-size", "64x48", "--configs", "none", str(tmp_path)])
     cfg = bench.config_from_args(args, [])
-    assert cfg.synthetic_cases == ("moving_object", "strong_rotation", "walking_shake", "water", "orbit", "dashcam")
+    assert cfg.synthetic_cases == ("moving_object", "strong_rotation", "walking_shake", "water", "orbit", "dashcam",
+                                   "fast_pan")
     assert cfg.synthetic_size == (64, 48)
     assert bench.parse_synthetic("strong_rotation") == ("strong_rotation",) and bench.parse_synthetic(None) == ()
     with pytest.raises(bench.SparsevidError, match="unknown --cases-synthetic"):

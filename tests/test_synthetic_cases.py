@@ -1,5 +1,5 @@
 """The synthetic robustness cases (sparsevid.data.synthetic: moving_object, strong_rotation, walking_shake,
-water, orbit, dashcam) at a tiny size."""
+water, orbit, dashcam, fast_pan) at a tiny size."""
 from __future__ import annotations
 
 import json
