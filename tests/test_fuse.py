@@ -580,9 +580,7 @@ def test_mirrored_flows_are_turned_back_and_measure_the_motion_better():
     from sparsevid.fuse.flow2d import mirrored_flow
     from sparsevid.imaging import gray_u8, make_dis
 
-    rng = np.random.default_rng(1)
-    tex = cv2.GaussianBlur((rng.random((140, 220)) * 255).astype(np.float32), (0, 0), 2.5)
-    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    tex = _texture(140, 220, seed=1, sigma=2.5)
     a, b = (np.ascontiguousarray(x) for x in (tex[20:120, 20:200], tex[22:122, 17:197]))  # a(p) = b(p + (3, -2))
     dis = make_dis("medium", a.shape[1], 0, 400)
     for m in (1, 2, 4):
@@ -689,10 +687,10 @@ def test_warps_that_agree_are_trusted_where_the_flow_is_inconsistent():
             assert ca[left].min() > 0.99 and cb[left].min() > 0.99
 
 
-def _texture(h: int, w: int, seed: int = 3) -> np.ndarray:
+def _texture(h: int, w: int, seed: int = 3, sigma: float = 2.0) -> np.ndarray:
     """A smooth random grey texture [h, w] uint8 (DIS and SIFT both find it)."""
     rng = np.random.default_rng(seed)
-    tex = cv2.GaussianBlur((rng.random((h, w)) * 255).astype(np.float32), (0, 0), 2.0)
+    tex = cv2.GaussianBlur((rng.random((h, w)) * 255).astype(np.float32), (0, 0), sigma)
     return cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
 
 
