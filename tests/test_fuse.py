@@ -752,3 +752,30 @@ def test_prealignment_by_default_only_where_the_video_has_no_3d_route():
     for fixed in ("always", "never"):
         assert flow_for_video(FlowConfig(prealign=fixed), has_3d=False).prealign == fixed
         assert flow_for_video(FlowConfig(prealign=fixed), has_3d=True).prealign == fixed
+
+
+def test_pair_flows_find_each_keys_features_once_and_flow_as_without_them(monkeypatch):
+    """Four keys in five pairs (the video's three and the leave-one-out's two): SIFT runs once per key, not per
+    pair, and the flows are the ones each pair would get on its own."""
+    import sparsevid.fuse.fusion as fusion_mod
+    from sparsevid.fuse.fusion import PairFlows
+
+    base = _texture(120, 200, seed=3)
+    keys = {}
+    for k in (0, 9, 19, 29):
+        H = np.array([[1.0, 0.0, 0.6 * k], [0.0, 1.0, 0.2 * k], [0.0, 0.0, 1.0]])
+        keys[k] = np.repeat(cv2.warpPerspective(base, H, (200, 120), borderMode=cv2.BORDER_REFLECT)[..., None], 3, -1)
+    calls = []
+    real = fusion_mod.sift_features
+    monkeypatch.setattr(fusion_mod, "sift_features", lambda g: calls.append(1) or real(g))
+    cfg = FlowConfig(prealign="always", mirrors=1)
+    flows = PairFlows(keys, cfg)
+    pairs = [(0, 9), (9, 19), (19, 29), (0, 19), (9, 29)]
+    got = {p: flows(*p) for p in pairs}
+    assert len(calls) == 4
+    for p in ((9, 19), (0, 19)):
+        alone = pair_flow(keys[p[0]], keys[p[1]], cfg)
+        np.testing.assert_array_equal(got[p].fab, alone.fab)
+        np.testing.assert_array_equal(got[p].fba, alone.fba)
+    PairFlows(keys, FlowConfig(prealign="never", mirrors=1))(0, 9)
+    assert len(calls) == 4  # no SIFT without prealignment

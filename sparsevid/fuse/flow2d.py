@@ -105,31 +105,52 @@ def mirrored_flow(dis, a: np.ndarray, b: np.ndarray, mirrors: int = 1) -> np.nda
     return acc / mirrors
 
 
-def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np.ndarray | None:
-    """The homography ``H`` [3, 3] with ``a(p) ~ b(H p)`` fitted to SIFT matches between grey ``a`` and ``b``
-    ([H, W] uint8), or None where fewer than ``min_inliers`` matches (or a third of them) agree.
+@dataclass(frozen=True)
+class Features:
+    """SIFT keypoints of one grey image: ``xy`` [N, 2] float32 pixel positions, ``desc`` [N, 128] float32
+    descriptors (N may be 0)."""
 
-    SIFT at a quarter of its default contrast threshold (soft, compressed footage: at the default, a frame of
-    bikes_overhead gives 9 keypoints), Lowe's ratio test 0.75, RANSAC at 0.4 % of the longer side (at least 1 px).
-    Deterministic: OpenCV sorts SIFT's keypoints and its RANSAC starts from a fixed state."""
+    xy: np.ndarray
+    desc: np.ndarray
+
+
+def sift_features(grey: np.ndarray) -> Features:
+    """SIFT keypoints of a grey image ([H, W] uint8) for :func:`match_homography`: at a quarter of SIFT's default
+    contrast threshold (soft, compressed footage: at the default, a frame of bikes_overhead gives 9 keypoints), at
+    most 4000. Deterministic (OpenCV sorts the keypoints)."""
     sift = cv2.SIFT_create(nfeatures=4000, contrastThreshold=0.01)
-    ka, da = sift.detectAndCompute(a, None)
-    kb, db = sift.detectAndCompute(b, None)
-    if da is None or db is None or len(ka) < min_inliers or len(kb) < min_inliers:
+    kp, desc = sift.detectAndCompute(grey, None)
+    if desc is None or not kp:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
+    return Features(np.float32([k.pt for k in kp]).reshape(-1, 2), desc.astype(np.float32))
+
+
+def match_homography(fa: Features, fb: Features, size: tuple[int, int], min_inliers: int = 30) -> np.ndarray | None:
+    """The homography ``H`` [3, 3] with ``a(p) ~ b(H p)`` fitted to the matches between the SIFT features of
+    two images of ``size`` (H, W), or None where fewer than ``min_inliers`` matches (or a third of them) agree.
+
+    Lowe's ratio test 0.75, RANSAC at 0.4 % of the longer side (at least 1 px); deterministic (OpenCV's RANSAC
+    starts from a fixed state)."""
+    if len(fa.xy) < min_inliers or len(fb.xy) < min_inliers:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(fa.desc, fb.desc, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.75 * m[1].distance]
     if len(good) < min_inliers:
         return None
-    pa = np.float32([ka[m.queryIdx].pt for m in good])
-    pb = np.float32([kb[m.trainIdx].pt for m in good])
-    H, inl = cv2.findHomography(pa, pb, cv2.RANSAC, max(0.004 * long_side(*a.shape[:2]), 1.0))
+    pa = fa.xy[[m.queryIdx for m in good]]
+    pb = fb.xy[[m.trainIdx for m in good]]
+    H, inl = cv2.findHomography(pa, pb, cv2.RANSAC, max(0.004 * long_side(*size), 1.0))
     if H is None or inl is None:
         return None
     n = int(inl.sum())
     if n < min_inliers or 3 * n < len(good):
         return None
     return H
+
+
+def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np.ndarray | None:
+    """:func:`match_homography` between grey images ``a`` and ``b`` ([H, W] uint8), features and all."""
+    return match_homography(sift_features(a), sift_features(b), a.shape[:2], min_inliers)
 
 
 def through_homography(H: np.ndarray, residual: np.ndarray) -> np.ndarray:
@@ -157,14 +178,19 @@ def flow_for_video(cfg: FlowConfig, has_3d: bool) -> FlowConfig:
     return dataclasses.replace(cfg, prealign="never" if has_3d else "always")
 
 
-def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None) -> PairFlow:
+def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None,
+              features: tuple[Features, Features] | None = None) -> PairFlow:
     """DIS flow both ways between images ``a`` and ``b`` ([H, W, 3] uint8 or float), averaged over
     ``cfg.mirrors`` (:func:`mirrored_flow`), after a global homography where ``cfg.prealign`` is "always" (the
-    fusion turns "2d-only" into "always" or "never": :func:`flow_for_video`)."""
+    fusion turns "2d-only" into "always" or "never": :func:`flow_for_video`). ``features``: both images'
+    :func:`sift_features` for it, where the caller keeps them (an image in several pairs); None: found here."""
     cfg = cfg or FlowConfig()
     ga, gb = gray_u8(a), gray_u8(b)
     dis = make_dis(cfg.preset, long_side(*ga.shape[:2]), cfg.finest_scale, cfg.finest_min_width)
-    H = global_homography(ga, gb, cfg.prealign_min_inliers) if cfg.prealign == "always" else None
+    H = None
+    if cfg.prealign == "always":
+        fa, fb = features or (sift_features(ga), sift_features(gb))
+        H = match_homography(fa, fb, ga.shape[:2], cfg.prealign_min_inliers)
     fab = aligned_flow(dis, ga, gb, H, cfg.mirrors)
     fba = aligned_flow(dis, gb, ga, None if H is None else np.linalg.inv(H), cfg.mirrors)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))

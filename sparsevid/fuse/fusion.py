@@ -26,9 +26,10 @@ import cv2
 import numpy as np
 
 from sparsevid.fuse.fixed import FixedConfig
-from sparsevid.fuse.flow2d import FlowConfig, PairFlow, consistency, interpolate_pair, pair_flow, quadratic_shift
+from sparsevid.fuse.flow2d import (FlowConfig, Features, PairFlow, consistency, interpolate_pair, pair_flow,
+                                   quadratic_shift, sift_features)
 from sparsevid.fuse.temporal import TemporalConfig
-from sparsevid.imaging import blend_bands, blur, grid, long_side, px_scale, remap
+from sparsevid.imaging import blend_bands, blur, gray_u8, grid, long_side, px_scale, remap
 from sparsevid.render.frames import to_uint8
 
 
@@ -325,15 +326,23 @@ def far_keys(keys: Sequence[int], k0: int, k1: int) -> tuple[int | None, int | N
 
 
 class PairFlows:
-    """DIS flows between key pairs, computed once per pair and kept."""
+    """DIS flows between key pairs, computed once per pair and kept (and each key's SIFT features for
+    :attr:`FlowConfig.prealign`, found once per key)."""
 
     def __init__(self, keys: dict[int, np.ndarray], cfg: FlowConfig):
-        self.keys, self.cfg, self._cache = keys, cfg, {}
+        self.keys, self.cfg, self._cache, self._features = keys, cfg, {}, {}
 
     def __call__(self, k0: int, k1: int) -> PairFlow:
         if (k0, k1) not in self._cache:
-            self._cache[(k0, k1)] = pair_flow(self.keys[k0], self.keys[k1], self.cfg)
+            feats = (self.features(k0), self.features(k1)) if self.cfg.prealign == "always" else None
+            self._cache[(k0, k1)] = pair_flow(self.keys[k0], self.keys[k1], self.cfg, feats)
         return self._cache[(k0, k1)]
+
+    def features(self, k: int) -> Features:
+        """Key ``k``'s SIFT features (:func:`~sparsevid.fuse.flow2d.sift_features`)."""
+        if k not in self._features:
+            self._features[k] = sift_features(gray_u8(self.keys[k]))
+        return self._features[k]
 
     def flow(self, src: int, dst: int) -> np.ndarray:
         """The flow from key ``src`` to key ``dst`` ([H, W, 2]), from the pair computed in key order."""
