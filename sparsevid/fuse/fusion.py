@@ -183,7 +183,6 @@ class FuseConfig:
     rigid_tolerance: float = 6.0
     rigid_photo: float | None = 0.1
     rigid_depth_factor: float = 2.0
-    rigid_consensus: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
     fixed: FixedConfig = field(default_factory=FixedConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
@@ -370,7 +369,7 @@ class PairFlows:
 def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
                 images: dict[str, np.ndarray] | None = None,
                 suspect: dict[str, np.ndarray] | None = None, hedge: bool = True,
-                suspect_net: bool = True, consensus: bool = False) -> dict[str, np.ndarray]:
+                suspect_net: bool = True) -> dict[str, np.ndarray]:
     """Inverse-variance route gains from per-route squared-error maps ``[H, W]`` (see the module
     docstring); the maps are smoothed over ``region_sigma_px`` first.
 
@@ -408,19 +407,6 @@ def route_gains(errors: dict[str, np.ndarray], region_sigma_px: float,
         if suspect_net:
             charge = np.maximum(charge - sum(err[q] for q in others) / len(others), 0.0)
         err[r] = np.maximum(err[r], charge)
-    if consensus and suspect and len(seen) >= 3:  # PROBE (session 29): three-cornered hat where suspected
-        rho = np.clip(np.maximum.reduce([np.asarray(v, np.float32) for v in suspect.values()]), 0.0, 1.0)
-        rho = blur(rho, region_sigma_px)
-        names = list(seen)
-        n = len(names)
-        d = {(a, b): blur(np.mean((images[a] - images[b]) ** 2, axis=-1).astype(np.float32), region_sigma_px)
-             for i, a in enumerate(names) for b in names[i + 1:]}
-        total = sum(d.values())
-        for r in names:
-            s_r = sum(v for (a, b), v in d.items() if r in (a, b))
-            hat = np.maximum((s_r - total / (n - 1)) / (n - 2), 1e-6)
-            mixed = (1.0 - rho) * err[r] + rho * hat
-            err[r] = np.maximum(err[r], mixed) if r in suspect else np.maximum(mixed, 1e-6)
     if hedge and len(seen) >= 2:
         n = len(seen)
         mean = sum(images[r] for r in seen) / n

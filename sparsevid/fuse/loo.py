@@ -139,7 +139,7 @@ class LooResult:
     def gains_at(self, position: float, region_sigma_px: float, exclude: int | None = None,
                  distance: float | None = None, images: dict[str, np.ndarray] | None = None,
                  suspect: dict[str, np.ndarray] | None = None, hedge: bool = True,
-                 suspect_net: bool = True, consensus: bool = False) -> dict[str, np.ndarray] | None:
+                 suspect_net: bool = True) -> dict[str, np.ndarray] | None:
         """Route gains for an output frame at source ``position``: :meth:`errors_at`, then
         :func:`~sparsevid.fuse.fusion.route_gains` (a route left out gets 0; ``images``, the routes' frames,
         make them hedge, and ``suspect`` charges a route where it is known to be wrong). None when no
@@ -152,7 +152,7 @@ class LooResult:
         if len(errors) == 1:
             (r,) = errors
             return {r: np.ones(shape, np.float32), **off}
-        return {**route_gains(errors, region_sigma_px, images, suspect, hedge, suspect_net, consensus), **off}
+        return {**route_gains(errors, region_sigma_px, images, suspect, hedge, suspect_net), **off}
 
     @property
     def uses_3d(self) -> bool:

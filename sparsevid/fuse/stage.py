@@ -116,8 +116,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                 suspect = {"3d": moved_at(rigid[(br.k0, br.k1)], br.t, flows(br.k0, br.k1), shifts)}
             gains = loo.gains_at(float(positions[i]), region, distance=br.distance() if cfg.distance_gains else None,
                                  images=route_images(cands) if cfg.hedge or suspect else None, suspect=suspect,
-                                 hedge=cfg.hedge, suspect_net=cfg.rigid_net,
-                                 consensus=cfg.rigid_consensus)
+                                 hedge=cfg.hedge, suspect_net=cfg.rigid_net)
         if fixed is not None and with3d:
             gains = fixed.gains(gains)
         g3 = float(np.mean(gains["3d"])) if with3d and gains is not None and "3d" in gains else None

@@ -45,7 +45,6 @@ class InitConfig:
     init_opacity: float = 0.1  # opacity of every initial Gaussian
     init_scale: float = 1.0  # multiplies the kNN distance
     sh_degree: int = 3  # max SH degree (storage)
-    flow_points: int = 0  # PROBE: + up to this many points triangulated from the flow between neighbouring inputs
 
 
 def random_frustum_points(views, n: int, rng: np.random.Generator,

@@ -258,11 +258,6 @@ class Trainer:
             points, colors = random_frustum_points(self.views, icfg.random_points, rng, points)
         elif colors is None:
             colors = np.full((len(points), 3), 128, np.uint8)
-        if icfg.flow_points > 0:
-            from sparsevid.gaussians.flow_init import flow_points
-            fp, fc = flow_points([v for v in self.views if v.kind == "input"], icfg.flow_points, rng)
-            log.info(f"[dim]{len(fp)} points triangulated from the flow between neighbouring inputs[/dim]")
-            points, colors = np.concatenate([points, fp]), np.concatenate([colors, fc])
         return init_params(points, colors, icfg, self.cfg.seed, self.device)
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
