@@ -2,13 +2,12 @@
 there) re-fused with each variant; the mean held-out PSNR change against the default, over all held-out frames and
 per distance (source frames) to the nearest input.
 
-    python tools/variants_by_distance.py RUNS CASE "NAME=FIELD=VALUE;FIELD=VALUE" ...
+    python tools/variants_by_distance.py RUNS CASE "NAME=FIELD=VALUE,FIELD=VALUE" ...
 
-e.g. ``"learned off=learned='off'"`` (``FuseConfig`` fields, Python literals, ``;`` between edits).
+e.g. ``"learned off=learned='off'"``: ``FuseConfig`` fields, as ``tools/fusion_variants_cpu.py --variant`` takes them.
 """
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
@@ -21,24 +20,16 @@ from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.eval.metrics import match_size, psnr  # noqa: E402
 from sparsevid.pipeline import Route3DOutput, cpu_profile, named_config, run_pipeline  # noqa: E402
+from fusion_variants_cpu import parse_variant  # noqa: E402  (this folder: the same NAME=FIELD=VALUE,... syntax)
 
 KEYS = [0, 9, 19, 29]
-
-
-def parse(text: str) -> tuple[str, dict]:
-    name, _, edits = text.partition("=")
-    fields = {}
-    for item in filter(None, (e.strip() for e in edits.split(";"))):
-        key, _, value = item.partition("=")
-        fields[key.strip()] = ast.literal_eval(value.strip())
-    return name, fields
 
 
 def main() -> int:
     if len(sys.argv) < 4:
         print(__doc__)
         return 2
-    runs, case, variants = Path(sys.argv[1]), Path(sys.argv[2]), [parse(v) for v in sys.argv[3:]]
+    runs, case, variants = Path(sys.argv[1]), Path(sys.argv[2]), [parse_variant(v) for v in sys.argv[3:]]
     log.set_quiet(True)
     cfg = named_config("default", input=case, output=runs / case.name, keyframes=KEYS, device="cpu",
                        overwrite=False, resume=(runs / case.name).exists())
