@@ -51,7 +51,7 @@ class FlowConfig:
             -0.03 on one clip, within +-0.02 elsewhere (BENCHMARKS.md, session 17).
         prealign: "2d-only" (default), "always" or "never": before DIS, the second image is warped onto the
             first by one homography fitted to SIFT matches (RANSAC), DIS measures only what that leaves, and
-            the flow is the homography composed with DIS's residual (:func:`global_homography`). DIS's
+            the flow is the homography composed with DIS's residual (:func:`match_homography`). DIS's
             coarse-to-fine search follows large motions poorly; the matches' global consensus does not, and a
             camera that only turns moves the whole picture by one homography. "2d-only": where the video has
             no 3D route (no pose model passed, or ``--fuse.mode 2d``), which is where large turns and pans
@@ -146,11 +146,6 @@ def match_homography(fa: Features, fb: Features, size: tuple[int, int], min_inli
     if n < min_inliers or 3 * n < len(good):
         return None
     return H
-
-
-def global_homography(a: np.ndarray, b: np.ndarray, min_inliers: int = 30) -> np.ndarray | None:
-    """:func:`match_homography` between grey images ``a`` and ``b`` ([H, W] uint8), features and all."""
-    return match_homography(sift_features(a), sift_features(b), a.shape[:2], min_inliers)
 
 
 def through_homography(H: np.ndarray, residual: np.ndarray) -> np.ndarray:
