@@ -240,8 +240,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     order = sorted(keys)
     if len(order) < 3:
         return None
-    flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()},
-                               flow_for_video(cfg.flow, route3d is not None))
+    use3d = route3d is not None and cfg.mode != "2d"
+    flows = flows or PairFlows({k: to_uint8(to_float(v)) for k, v in keys.items()}, flow_for_video(cfg.flow, use3d))
     fkeys = {k: to_float(v) for k, v in keys.items()}
     region = cfg.region_sigma * px_scale(*fkeys[order[0]].shape[:2])
     held = order[1:-1]
@@ -259,7 +259,7 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
                              flows.shifts([q for q in order if q != k], k0, k1, br.t))
         two_d = fuse(cs, None, 1.0, FuseConfig(band_sigma=0.0))
         routes = {"2d": two_d}
-        if route3d is not None and cfg.mode != "2d":
+        if use3d:
             refs = [q for q in order if q != k]
             c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
             three_d = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
