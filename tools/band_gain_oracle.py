@@ -19,20 +19,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sparsevid.eval.metrics import sharpness_ratio  # noqa: E402
-
-SIGMAS = (0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def bands(img: np.ndarray) -> list[np.ndarray]:
-    """[detail bands finest first..., low band]; they sum to ``img``."""
-    out, prev = [], img
-    for s in SIGMAS:
-        low = cv2.GaussianBlur(img, (0, 0), s)
-        out.append(prev - low)
-        prev = low
-    return out + [prev]
+from sharpness_ceiling import SIGMAS, bands  # noqa: E402  (the same bands as the sharpness ceiling's)
 
 
 def recombine(parts: list[np.ndarray], gains: np.ndarray) -> np.ndarray:
