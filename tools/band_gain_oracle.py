@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sparsevid.eval.metrics import sharpness_ratio  # noqa: E402
+from sparsevid.eval.metrics import psnr, sharpness_ratio  # noqa: E402
 from sharpness_ceiling import SIGMAS, bands  # noqa: E402  (the same bands as the sharpness ceiling's)
 
 
@@ -29,19 +29,15 @@ def recombine(parts: list[np.ndarray], gains: np.ndarray) -> np.ndarray:
     return sum(g * b for g, b in zip(gains, parts[:-1])) + parts[-1]
 
 
-def fit_gains(rows: list[tuple[int, np.ndarray, list[np.ndarray]]]) -> np.ndarray:
+def fit_gains(rows: list[tuple[int, np.ndarray, np.ndarray, list[np.ndarray]]]) -> np.ndarray:
     """Least-squares gains of the detail bands against the real frames (the low band kept at 1)."""
     n = len(SIGMAS)
     a, b = np.zeros((n, n)), np.zeros(n)
-    for _, real, parts in rows:
+    for _, real, _, parts in rows:
         x = np.stack([p.ravel() for p in parts[:-1]], 1)
         a += x.T @ x
         b += x.T @ (real - parts[-1]).ravel()
     return np.linalg.solve(a, b)
-
-
-def psnr(pred: np.ndarray, real: np.ndarray) -> float:
-    return float(10 * np.log10(255.0 ** 2 / np.mean((np.clip(pred, 0, 255) - real) ** 2)))
 
 
 def sharp(pred: np.ndarray, real: np.ndarray) -> float:
@@ -49,10 +45,11 @@ def sharp(pred: np.ndarray, real: np.ndarray) -> float:
 
 
 def report(label: str, rows, gains: np.ndarray) -> str:
-    before = np.mean([psnr(recombine(p, np.ones(len(SIGMAS))), r) for _, r, p in rows])
-    after = np.mean([psnr(recombine(p, gains), r) for _, r, p in rows])
-    s0 = np.mean([sharp(recombine(p, np.ones(len(SIGMAS))), r) for _, r, p in rows])
-    s1 = np.mean([sharp(recombine(p, gains), r) for _, r, p in rows])
+    fixed = [np.clip(recombine(parts, gains), 0, 255) for _, _, _, parts in rows]
+    before = np.mean([psnr(pred, real) for _, real, pred, _ in rows])
+    after = np.mean([psnr(f, real) for f, (_, real, _, _) in zip(fixed, rows)])
+    s0 = np.mean([sharp(pred, real) for _, real, pred, _ in rows])
+    s1 = np.mean([sharp(f, real) for f, (_, real, _, _) in zip(fixed, rows)])
     return (f"{label:10s} n={len(rows):2d} gains {np.array2string(gains, precision=2)}  PSNR {before:.3f} -> {after:.3f}"
             f"  sharpness {s0:.3f} -> {s1:.3f}")
 
@@ -77,7 +74,7 @@ def main() -> int:
             pred = cv2.resize(pred, real.shape[1::-1], interpolation=cv2.INTER_AREA)
         real = cv2.cvtColor(real, cv2.COLOR_BGR2RGB).astype(np.float64)
         pred = cv2.cvtColor(pred, cv2.COLOR_BGR2RGB).astype(np.float64)
-        rows.append((min(abs(i - k) for k in keys), real, bands(pred)))
+        rows.append((min(abs(i - k) for k in keys), real, pred, bands(pred)))
     print(report("all", rows, fit_gains(rows)))
     for d in sorted({r[0] for r in rows}):
         sel = [r for r in rows if r[0] == d]
