@@ -6,6 +6,14 @@ Unsharp masking (gain k on the band above a Gaussian of sigma px) and luminance 
 levels) applied to the held-out frames of a run's output, each scored on the 26 held-out frames (PSNR, SSIM,
 sharpness as ../shared/bench/score.py measures it, and the pulse ratio: held-out sharpness over that of the
 output's input-time frames).
+
+    python tools/post_sharpen_probe.py CASE OUT/frames --aligned-detail --oracle-blur
+
+``--aligned-detail``: the band above a Gaussian of sigma px replaced, at gain g, by that band of the nearer input
+aligned to the frame by DIS flow (computed with the frame itself, bicubic resampling): detail taken from a real
+frame rather than amplified from the estimate. ``--oracle-blur``: the Gaussian blur of each held-out frame
+(sigma_u, sigma_v at 0/45/90/135 deg) nearest to its real frame, chosen *with the real frame*: an upper bound
+on what any softening could buy, and at what sharpness.
 """
 from __future__ import annotations
 
@@ -38,10 +46,49 @@ def grain(img: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img + n + 0.5, 0, 255).astype(np.uint8)
 
 
+def aligned_detail(img: np.ndarray, src: np.ndarray, gain: float, sigma: float,
+                   dis: cv2.DISOpticalFlow) -> np.ndarray:
+    flow = dis.calc(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.cvtColor(src, cv2.COLOR_RGB2GRAY), None)
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    warped = cv2.remap(src.astype(np.float32), xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_CUBIC,
+                       borderMode=cv2.BORDER_REFLECT)
+    f = img.astype(np.float32)
+    detail = (warped - cv2.GaussianBlur(warped, (0, 0), sigma)) - (f - cv2.GaussianBlur(f, (0, 0), sigma))
+    return np.clip(f + gain * detail + 0.5, 0, 255).astype(np.uint8)
+
+
+def gaussian_kernel(su: float, sv: float, theta: float, radius: int = 6) -> np.ndarray:
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    u, v = np.cos(theta) * x + np.sin(theta) * y, -np.sin(theta) * x + np.cos(theta) * y
+    k = np.exp(-0.5 * ((u / su) ** 2 + (v / sv) ** 2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def oracle_blur(img: np.ndarray, real: np.ndarray, isotropic: bool) -> np.ndarray:
+    """The blur of ``img`` nearest to ``real`` (squared error) over a small grid, or ``img`` if none is nearer."""
+    best, best_err = img, float(np.mean((img.astype(np.float32) - real) ** 2))
+    sig = (0.3, 0.5, 0.7, 1.0, 1.4)
+    for su in sig:
+        for sv in sig:
+            if sv > su or (isotropic and sv != su):
+                continue
+            for theta in ((0.0,) if su == sv else (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)):
+                out = cv2.filter2D(img.astype(np.float32), -1, gaussian_kernel(su, sv, theta),
+                                   borderType=cv2.BORDER_REFLECT)
+                out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+                err = float(np.mean((out.astype(np.float32) - real) ** 2))
+                if err < best_err:
+                    best, best_err = out, err
+    return best
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("case", type=Path)
     ap.add_argument("frames", type=Path)
+    ap.add_argument("--aligned-detail", action="store_true", help="the nearer input's aligned detail band")
+    ap.add_argument("--oracle-blur", action="store_true", help="each frame's best blur, fitted to the real frame")
     args = ap.parse_args()
     gt, pred = read(args.case), read(args.frames)
     held = [i for i in range(30) if i not in KEYS]
@@ -60,6 +107,17 @@ def main() -> int:
     rng = np.random.default_rng(0)
     for sd in (1.0, 2.0, 3.0):
         score([f if i in KEYS else grain(f, sd, rng) for i, f in enumerate(pred)], f"grain sd {sd}")
+    if args.aligned_detail:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        nearer = {i: min(KEYS, key=lambda k: abs(k - i)) for i in held}
+        for sigma in (0.5, 0.8):
+            for gain in (0.5, 1.0):
+                score([f if i in KEYS else aligned_detail(f, gt[nearer[i]], gain, sigma, dis)
+                       for i, f in enumerate(pred)], f"aligned detail sigma {sigma} gain {gain}")
+    if args.oracle_blur:
+        for iso in (True, False):
+            score([f if i in KEYS else oracle_blur(f, gt[i].astype(np.float32), iso) for i, f in enumerate(pred)],
+                  f"oracle blur, {'isotropic' if iso else 'anisotropic'}")
     return 0
 
 
