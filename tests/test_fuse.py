@@ -202,8 +202,9 @@ def test_leave_one_out_estimate_on_a_tiny_scene():
 
 def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_video():
     """The rebuilds span twice the inputs' spacing; with no 3D route in the video the PSNR is scaled to the output
-    frames' distances by d ** ERROR_GROWTH_2D (steeper), with one by d ** ERROR_GROWTH; SSIM always by the latter."""
-    from sparsevid.fuse.loo import ERROR_GROWTH, ERROR_GROWTH_2D, LooResult
+    frames' distances by d ** ERROR_GROWTH_2D (steeper), with one by d ** ERROR_GROWTH; 1 - SSIM by the square root
+    of the same growth (SSIM_OF_MSE)."""
+    from sparsevid.fuse.loo import ERROR_GROWTH, ERROR_GROWTH_2D, SSIM_OF_MSE, LooResult
 
     held, d0, dists = [9, 19], 9.5, [1.0, 2.0, 4.0]
 
@@ -213,7 +214,7 @@ def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_vi
 
     def want(g: float) -> tuple[float, float]:
         return (float(np.mean([20.0 - 10 * g * np.log10(d / d0) for d in dists])),
-                float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH for d in dists])))
+                float(np.mean([1 - 0.4 * (d / d0) ** (g * SSIM_OF_MSE) for d in dists])))
 
     with_3d = result({"flow": 19.0, "3d": 21.0}, [])
     for r in (result({"flow": 19.0, "learned": 18.0}, []), result({"flow": 19.0, "3d": 21.0}, ["3d"])):
@@ -222,8 +223,11 @@ def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_vi
         assert est["error_growth"] == ERROR_GROWTH_2D
         assert (est["psnr_heldout"], est["ssim_heldout"]) == pytest.approx(want(ERROR_GROWTH_2D), abs=1e-3)
     assert with_3d.uses_3d and with_3d.estimate(dists)["error_growth"] == ERROR_GROWTH
-    assert with_3d.estimate(dists)["psnr_heldout"] == pytest.approx(want(ERROR_GROWTH)[0], abs=1e-3)
+    assert (with_3d.estimate(dists)["psnr_heldout"], with_3d.estimate(dists)["ssim_heldout"]) == pytest.approx(
+        want(ERROR_GROWTH), abs=1e-3)
     assert ERROR_GROWTH_2D > ERROR_GROWTH  # the same rebuilds promise more without a 3D route
+    assert SSIM_OF_MSE == 0.5 and want(ERROR_GROWTH)[1] < float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH
+                                                                          for d in dists]))  # less than the MSE's law
 
 
 def test_two_inputs_give_no_estimate_but_a_video():
