@@ -226,8 +226,8 @@ def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_vi
     assert (with_3d.estimate(dists)["psnr_heldout"], with_3d.estimate(dists)["ssim_heldout"]) == pytest.approx(
         want(ERROR_GROWTH), abs=1e-3)
     assert ERROR_GROWTH_2D > ERROR_GROWTH  # the same rebuilds promise more without a 3D route
-    assert SSIM_OF_MSE == 0.5 and want(ERROR_GROWTH)[1] < float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH
-                                                                          for d in dists]))  # less than the MSE's law
+    # 1 - SSIM grows more slowly than the MSE, so frames nearer an input than the held-out ones are promised less
+    assert want(ERROR_GROWTH)[1] < float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH for d in dists]))
 
 
 def test_two_inputs_give_no_estimate_but_a_video():
