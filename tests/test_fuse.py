@@ -222,6 +222,9 @@ def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_vi
         est = r.estimate(dists)
         assert est["error_growth"] == ERROR_GROWTH_2D
         assert (est["psnr_heldout"], est["ssim_heldout"]) == pytest.approx(want(ERROR_GROWTH_2D), abs=1e-3)
+        # without a 3D route 1 - SSIM keeps d ** 0.5 (session 26's law)
+        old_law = float(np.mean([1 - 0.4 * (d / d0) ** 0.5 for d in dists]))
+        assert est["ssim_heldout"] == pytest.approx(old_law, abs=1e-3)
     assert with_3d.uses_3d and with_3d.estimate(dists)["error_growth"] == ERROR_GROWTH
     assert (with_3d.estimate(dists)["psnr_heldout"], with_3d.estimate(dists)["ssim_heldout"]) == pytest.approx(
         want(ERROR_GROWTH), abs=1e-3)

@@ -7,7 +7,7 @@
 For each run, the leave-one-out's ``1 - loo_ssim`` (measured at the held-out inputs' distance) is scaled to the
 output frames' distances by ``(d / d0) ** (growth * k)``, ``growth`` being the run's PSNR law (``error_growth`` in
 quality.json: 0.5 with a 3D route in the video, 1.0 without), and compared with the true held-out SSIM; printed per
-``k`` (``sparsevid.fuse.loo.SSIM_OF_MSE``; 2 was the law before session 31 for runs with a 3D route) as mean absolute
+``k`` (``sparsevid.fuse.loo.SSIM_OF_MSE``; 1 was the law before session 31 for runs with a 3D route) as mean absolute
 error and bias, over all runs and over those with a 3D route. ``--slope``: per held-out frame of a run against the
 real frames, the least-squares slope of log(1 - SSIM) on log MSE.
 """
