@@ -233,6 +233,16 @@ def test_the_estimate_grows_faster_with_distance_when_only_2d_routes_make_the_vi
     assert want(ERROR_GROWTH)[1] < float(np.mean([1 - 0.4 * (d / d0) ** ERROR_GROWTH for d in dists]))
 
 
+def test_ssim_at_scales_the_held_out_dissimilarity_to_the_output_distances():
+    from sparsevid.fuse.loo import ssim_at
+
+    assert ssim_at(0.3, 9.5, [9.5], 0.5) == pytest.approx(0.7)  # at the held-out distance: as measured
+    near = ssim_at(0.3, 9.5, [1.0], 0.5)
+    assert near == pytest.approx(1 - 0.3 * (1 / 9.5) ** 0.25) and near > ssim_at(0.3, 9.5, [4.0], 0.5) > 0.7
+    assert ssim_at(0.3, 9.5, [1.0], 1.0) > near  # a steeper PSNR law promises more near the inputs
+    assert ssim_at(0.8, 1.0, [20.0], 1.0) == 0.0  # 1 - SSIM is capped at 1
+
+
 def test_two_inputs_give_no_estimate_but_a_video():
     cam, poses, imgs, depths = _corridor(width=64, height=48, n=10)
     res = fuse_frames([Fraction(i) for i in range(10)], {0: imgs[0], 9: imgs[9]}, FuseConfig())

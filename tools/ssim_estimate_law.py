@@ -23,19 +23,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparsevid.eval.metrics import ssim  # noqa: E402
+from sparsevid.fuse.loo import ssim_at  # noqa: E402
 from sparsevid.video.io import read_frames  # noqa: E402
 
 KEYS = (0, 9, 19, 29)
 FACTORS = (0.25, 0.5, 0.75, 1.0)
 
 
-def scaled_ssim(dssim: float, d0: float, exponent: float, n: int = 30) -> float:
-    dists = [min(abs(i - k) for k in KEYS) for i in range(n) if i not in KEYS]
-    return float(np.mean([1.0 - min(dssim * (d / d0) ** exponent, 1.0) for d in dists]))
+#: the output frames' distances to the nearer input (the protocol: 30 frames, inputs 0, 9, 19, 29)
+DISTANCES = [min(abs(i - k) for k in KEYS) for i in range(30) if i not in KEYS]
 
 
 def rows_from_runs(runs: list[Path]) -> list[tuple[str, float, float, float, float]]:
-    """(name, true SSIM, 1 - loo_ssim, d0, PSNR growth) per finished run."""
+    """(name, true SSIM, 1 - loo_ssim, d0, PSNR growth) per finished run (d0: the held-out inputs 9 and 19 are 9 and 10
+    frames from the nearer remaining input)."""
     out = []
     for r in runs:
         q, m = json.loads((r / "quality.json").read_text()), json.loads((r / "metrics.json").read_text())
@@ -55,7 +56,7 @@ def rows_from_gpu(files: list[Path]) -> list[tuple[str, float, float, float, flo
 def report(rows: list[tuple[str, float, float, float, float]]) -> None:
     for k in FACTORS:
         for label, sel in (("all", rows), ("3D", [r for r in rows if r[4] < 1.0])):
-            e = np.array([scaled_ssim(ds, d0, g * k) - s for _, s, ds, d0, g in sel])
+            e = np.array([ssim_at(ds, d0, DISTANCES, g, k) - s for _, s, ds, d0, g in sel])
             over = int((e > 0).sum())
             print(f"k {k:4.2f}  {label:3s} runs {len(sel):2d}: mean abs error {np.abs(e).mean():.4f}"
                   f"  bias {e.mean():+.4f}  over-estimates {over}")

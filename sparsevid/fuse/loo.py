@@ -54,6 +54,14 @@ ERROR_GROWTH_2D = 1.0
 SSIM_OF_MSE = 0.5
 
 
+def ssim_at(dssim: float, d0: float, distances: Sequence[float], growth: float,
+            ssim_of_mse: float = SSIM_OF_MSE) -> float:
+    """Mean SSIM expected of frames at ``distances`` (source frames to the nearer input) from ``1 - SSIM`` =
+    ``dssim`` measured at distance ``d0``: ``1 - SSIM`` scaled by ``(d / d0) ** (growth * ssim_of_mse)``, capped at 1,
+    where ``growth`` is the PSNR's law (module docstring)."""
+    return float(np.mean([1.0 - min(dssim * (max(d, 1e-3) / d0) ** (growth * ssim_of_mse), 1.0) for d in distances]))
+
+
 def psnr_f(a: np.ndarray, b: np.ndarray) -> float:
     """:func:`sparsevid.eval.metrics.psnr` of float images (quantised as the output is)."""
     return psnr(to_uint8(a), to_uint8(b))
@@ -178,9 +186,7 @@ class LooResult:
         growth = ERROR_GROWTH if self.uses_3d else ERROR_GROWTH_2D
         psnr = float(np.mean([10 * np.log10(255.0 ** 2 / max(mse * (max(d, 1e-3) / d0) ** growth, 1e-6))
                               for d in distances]))
-        ssim = float(np.mean([1.0 - min(dssim * (max(d, 1e-3) / d0) ** (growth * SSIM_OF_MSE), 1.0)
-                              for d in distances]))
-        return {"psnr_heldout": round(psnr, 3), "ssim_heldout": round(ssim, 4),
+        return {"psnr_heldout": round(psnr, 3), "ssim_heldout": round(ssim_at(dssim, d0, distances, growth), 4),
                 "loo_psnr": round(float(np.mean(list(self.psnr.values()))), 3),
                 "loo_ssim": round(float(np.mean(list(self.ssim.values()))), 4),
                 "loo_sharpness": round(float(np.mean(list(self.sharpness.values()))), 3),
