@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparsevid.eval.metrics import laplacian_variance, psnr, ssim  # noqa: E402
+from sparsevid.imaging import blur, gray_u8, grid, remap  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
 
@@ -48,13 +49,11 @@ def grain(img: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
 
 def aligned_detail(img: np.ndarray, src: np.ndarray, gain: float, sigma: float,
                    dis: cv2.DISOpticalFlow) -> np.ndarray:
-    flow = dis.calc(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.cvtColor(src, cv2.COLOR_RGB2GRAY), None)
-    h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    warped = cv2.remap(src.astype(np.float32), xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_CUBIC,
-                       borderMode=cv2.BORDER_REFLECT)
+    flow = dis.calc(gray_u8(img), gray_u8(src), None)
+    gx, gy = grid(*img.shape[:2])
+    warped = remap(src.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_CUBIC, cv2.BORDER_REFLECT)
     f = img.astype(np.float32)
-    detail = (warped - cv2.GaussianBlur(warped, (0, 0), sigma)) - (f - cv2.GaussianBlur(f, (0, 0), sigma))
+    detail = (warped - blur(warped, sigma)) - (f - blur(f, sigma))
     return np.clip(f + gain * detail + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -67,15 +66,15 @@ def gaussian_kernel(su: float, sv: float, theta: float, radius: int = 6) -> np.n
 
 def oracle_blur(img: np.ndarray, real: np.ndarray, isotropic: bool) -> np.ndarray:
     """The blur of ``img`` nearest to ``real`` (squared error) over a small grid, or ``img`` if none is nearer."""
-    best, best_err = img, float(np.mean((img.astype(np.float32) - real) ** 2))
+    f = img.astype(np.float32)
+    best, best_err = img, float(np.mean((f - real) ** 2))
     sig = (0.3, 0.5, 0.7, 1.0, 1.4)
     for su in sig:
         for sv in sig:
             if sv > su or (isotropic and sv != su):
                 continue
             for theta in ((0.0,) if su == sv else (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)):
-                out = cv2.filter2D(img.astype(np.float32), -1, gaussian_kernel(su, sv, theta),
-                                   borderType=cv2.BORDER_REFLECT)
+                out = cv2.filter2D(f, -1, gaussian_kernel(su, sv, theta), borderType=cv2.BORDER_REFLECT)
                 out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
                 err = float(np.mean((out.astype(np.float32) - real) ** 2))
                 if err < best_err:

@@ -32,31 +32,32 @@ FACTORS = (0.25, 0.5, 0.75, 1.0)
 
 #: the output frames' distances to the nearer input (the protocol: 30 frames, inputs 0, 9, 19, 29)
 DISTANCES = [min(abs(i - k) for k in KEYS) for i in range(30) if i not in KEYS]
+#: the held-out inputs' distance: 9 and 19 are 9 and 10 frames from the nearer remaining input
+D0 = 9.5
 
 
-def rows_from_runs(runs: list[Path]) -> list[tuple[str, float, float, float, float]]:
-    """(name, true SSIM, 1 - loo_ssim, d0, PSNR growth) per finished run (d0: the held-out inputs 9 and 19 are 9 and 10
-    frames from the nearer remaining input)."""
+def rows_from_runs(runs: list[Path]) -> list[tuple[str, float, float, float]]:
+    """(name, true SSIM, 1 - loo_ssim, PSNR growth) per finished run."""
     out = []
     for r in runs:
         q, m = json.loads((r / "quality.json").read_text()), json.loads((r / "metrics.json").read_text())
-        out.append((r.name, m["heldout"]["ssim"], 1 - q["loo_ssim"], 9.5, q["error_growth"]))
+        out.append((r.name, m["heldout"]["ssim"], 1 - q["loo_ssim"], q["error_growth"]))
     return out
 
 
-def rows_from_gpu(files: list[Path]) -> list[tuple[str, float, float, float, float]]:
+def rows_from_gpu(files: list[Path]) -> list[tuple[str, float, float, float]]:
     out = []
     for f in files:
         for name, case in json.loads(f.read_text())["cases"].items():
             d = case["default"]
-            out.append((name, d["ssim"], 1 - d["estimate"]["loo_ssim"], 9.5, d["estimate"]["error_growth"]))
+            out.append((name, d["ssim"], 1 - d["estimate"]["loo_ssim"], d["estimate"]["error_growth"]))
     return out
 
 
-def report(rows: list[tuple[str, float, float, float, float]]) -> None:
+def report(rows: list[tuple[str, float, float, float]]) -> None:
     for k in FACTORS:
-        for label, sel in (("all", rows), ("3D", [r for r in rows if r[4] < 1.0])):
-            e = np.array([ssim_at(ds, d0, DISTANCES, g, k) - s for _, s, ds, d0, g in sel])
+        for label, sel in (("all", rows), ("3D", [r for r in rows if r[3] < 1.0])):
+            e = np.array([ssim_at(ds, D0, DISTANCES, g, k) - s for _, s, ds, g in sel])
             over = int((e > 0).sum())
             print(f"k {k:4.2f}  {label:3s} runs {len(sel):2d}: mean abs error {np.abs(e).mean():.4f}"
                   f"  bias {e.mean():+.4f}  over-estimates {over}")
