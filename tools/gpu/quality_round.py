@@ -76,6 +76,10 @@ VARIANTS = {
     "adapt zoom": dict(learned_adapt_zoom=True),
     "2D route alone p1 adapt zoom": dict(mode="2d", learned_adapt_zoom=True),
     "adapt zoom lr 1e-5": dict(learned_adapt_zoom=True, learned_adapt_lr=1e-5),
+    # the flows between inputs as before session 32: DIS alone, no per-pixel choice (FlowConfig.candidates)
+    "flows DIS alone": dict(flow=dict(candidates=("dis",))),
+    "flows without GMFlow": dict(flow=dict(gmflow="off")),
+    "2D route alone p1 flows DIS alone": dict(mode="2d", detail_power=1.0, flow=dict(candidates=("dis",))),
 }
 
 
@@ -120,6 +124,8 @@ EXTRA_CONFIGS = {
     "ssim 0.5": lambda c: setattr(c.train, "ssim_weight", 0.5),
     # the rigid check charging the 3D route its whole disagreement with the 2D routes (before session 27)
     "rigid whole": lambda c: setattr(c.fuse, "rigid_net", False),
+    # the flows between inputs as before session 32 (FlowConfig.candidates)
+    "flows DIS alone": lambda c: setattr(c.fuse.flow, "candidates", ("dis",)),
 }
 
 
