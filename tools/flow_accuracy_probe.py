@@ -1,0 +1,132 @@
+"""How much of the in-between frames' error is alignment, and how good the flows between inputs are (issue 12,
+BENCHMARKS.md session 32). Three probes on a case of 30 real frames (inputs 0, 9, 19, 29):
+
+    python tools/flow_accuracy_probe.py CASE [--frames RUN/frames] [--no-gmflow]
+
+* ``--frames``: a run's output frames, each aligned to its real frame by DIS flow (computed with the real frame):
+  PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames).
+* The DIS flow between neighbouring inputs against DIS flows chained through the real in-between frames (one-frame
+  steps, an oracle of the flow): mean end-point difference per sixth of the frame's height.
+* The scorer's DIS-flow interpolation (``score.py``'s peer: linear motion, bilinear warps blended by time) with its
+  flows replaced by: DIS with 4 mirrors; the chained oracle; each candidate of ``FlowConfig.candidates``; the
+  per-pixel choice among them (``flow2d.choose_flow``), with and without GMFlow (when its weights are installed).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sparsevid.eval.metrics import evaluate  # noqa: E402
+from sparsevid.fuse.flow2d import FlowConfig, candidate_flows, choose_flow, mirrored_flow  # noqa: E402
+from sparsevid.imaging import grid, make_dis, px_scale, remap  # noqa: E402
+
+KEYS = [0, 9, 19, 29]
+
+
+def load(case: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(case / f"frame_{i:04d}.png"))[:, :, ::-1].copy() for i in range(30)]
+
+
+def chained(grey: list[np.ndarray], i0: int, i1: int) -> np.ndarray:
+    """DIS flows between consecutive real frames from ``i0`` to ``i1``, composed."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gx, gy = grid(*grey[0].shape)
+    step = 1 if i1 > i0 else -1
+    total = np.zeros(grey[0].shape + (2,), np.float32)
+    for i in range(i0, i1, step):
+        f = dis.calc(grey[i], grey[i + step], None)
+        mx, my = gx + total[..., 0], gy + total[..., 1]
+        total = total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1)
+    return total
+
+
+def interpolate(frames: list[np.ndarray], flows: dict[tuple[int, int], np.ndarray]) -> list[np.ndarray]:
+    """The scorer's peer with the given flows between neighbouring inputs."""
+    out = [None] * 30
+    gx, gy = grid(*frames[0].shape[:2])
+    for k0, k1 in zip(KEYS, KEYS[1:]):
+        fab, fba = flows[(k0, k1)], flows[(k1, k0)]
+        for f in range(k0, k1 + 1):
+            t = (f - k0) / (k1 - k0)
+            if f in (k0, k1):
+                out[f] = frames[f]
+                continue
+            fa = -t * (1 - t) * fab + t * t * fba
+            fb = (1 - t) * (1 - t) * fab - t * (1 - t) * fba
+            wa = remap(frames[k0], gx + fa[..., 0], gy + fa[..., 1])
+            wb = remap(frames[k1], gx + fb[..., 0], gy + fb[..., 1])
+            out[f] = cv2.addWeighted(wa, 1 - t, wb, t, 0)
+    return out
+
+
+def score(frames: list[np.ndarray], gt: list[np.ndarray]) -> str:
+    m = evaluate(frames, {i: g for i, g in enumerate(gt)}, KEYS)
+    return f"{m['psnr_heldout']:.3f} / {m['ssim_heldout']:.4f} / {m['sharpness_heldout']:.2f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("case", type=Path)
+    ap.add_argument("--frames", type=Path, help="a run's output frames to decompose (frame_XXXX.png)")
+    ap.add_argument("--no-gmflow", action="store_true")
+    args = ap.parse_args()
+    gt = load(args.case)
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in gt]
+    h, w = grey[0].shape
+    gx, gy = grid(h, w)
+    if args.frames:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        mse = {"as it is": [], "median translation": [], "whole flow": []}
+        for i in (i for i in range(30) if i not in KEYS):
+            out = cv2.imread(str(args.frames / f"frame_{i:04d}.png"))[:, :, ::-1].astype(np.float32)
+            f = dis.calc(grey[i], cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_RGB2GRAY), None)
+            tx, ty = np.median(f[..., 0]), np.median(f[..., 1])
+            m = (slice(16, -16), slice(16, -16))
+            for name, img in (("as it is", out), ("median translation", remap(out, gx + tx, gy + ty)),
+                              ("whole flow", remap(out, gx + f[..., 0], gy + f[..., 1]))):
+                mse[name].append(float(np.mean((img[m] - gt[i][m]) ** 2)))
+        for name, v in mse.items():
+            print(f"{args.frames}: {name:20s} {10 * np.log10(255 ** 2 / np.mean(v)):.2f} dB (MSE-averaged)")
+    pairs = [(a, b) for k0, k1 in zip(KEYS, KEYS[1:]) for a, b in ((k0, k1), (k1, k0))]
+    oracle = {p: chained(grey, *p) for p in pairs}
+    dis = make_dis("medium", max(h, w), None, 400)
+    plain = {p: mirrored_flow(dis, grey[p[0]], grey[p[1]], 4) for p in pairs}
+    for k0, k1 in zip(KEYS, KEYS[1:]):
+        err = np.linalg.norm(plain[(k0, k1)] - oracle[(k0, k1)], axis=-1)
+        bands = " ".join(f"{err[r * h // 6:(r + 1) * h // 6].mean():5.1f}" for r in range(6))
+        print(f"DIS {k0}->{k1} against the chained flows: mean {err.mean():.2f} px; by sixths of the height {bands}")
+    learned = None
+    if not args.no_gmflow:
+        from sparsevid.fuse import gmflow
+
+        if gmflow.weights_path() is not None:
+            model = gmflow.load_gmflow()
+            learned = lambda a, b: gmflow.gmflow_flow(model, a, b)  # noqa: E731
+    cfg = FlowConfig(prealign="never")
+    cands = {p: candidate_flows(gt[p[0]], gt[p[1]], cfg, None, learned) for p in pairs}
+    print(f"DIS flow peer (4 mirrors)     {score(interpolate(gt, plain), gt)}")
+    print(f"chained through real frames   {score(interpolate(gt, oracle), gt)}")
+    for name in cands[pairs[0]]:
+        print(f"candidate {name:19s} {score(interpolate(gt, {p: c[name] for p, c in cands.items()}), gt)}")
+    sigma = cfg.choice_sigma * px_scale(h, w)
+    for label, keep in (("chosen, DIS candidates only", lambda n: not n.startswith("gmflow")),
+                        ("chosen, all candidates", lambda n: True)):
+        if label.endswith("all candidates") and learned is None:
+            continue
+        chosen = {}
+        for a, b in pairs:
+            fwd = {n: f for n, f in cands[(a, b)].items() if keep(n)}
+            bwd = {n: f for n, f in cands[(b, a)].items() if keep(n)}
+            chosen[(a, b)] = choose_flow(gt[a], gt[b], fwd, bwd, sigma, cfg.choice_fb_weight)
+        print(f"{label:29s} {score(interpolate(gt, chosen), gt)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
