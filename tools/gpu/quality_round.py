@@ -80,6 +80,7 @@ VARIANTS = {
     "flows DIS alone": dict(flow=dict(candidates=("dis",))),
     "flows without GMFlow": dict(flow=dict(gmflow="off")),
     "2D route alone p1 flows DIS alone": dict(mode="2d", detail_power=1.0, flow=dict(candidates=("dis",))),
+    "guided choose": dict(guided_choose=True),
 }
 
 
