@@ -35,7 +35,7 @@ def read_state_dict(path: str | Path | None, default: Path | None, what: str, hi
     """
     path = default if path is None else Path(path)
     if path is None or not path.is_file():
-        raise SparsevidError(f"{what} weights not found", fix=hint, **({} if path is None else {"path": path}))
+        raise SparsevidError(f"{what} weights not found", fix=hint, path=path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - pickle / zip errors of a damaged file

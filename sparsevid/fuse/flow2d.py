@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from sparsevid.imaging import FLIPS, blur, fb_error, flip, gauss_conf, gray_u8, grid, long_side, make_dis, px_scale, remap
+from sparsevid.render.frames import to_uint8
 
 
 
@@ -314,7 +315,7 @@ def chosen_pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None
     if names == ["dis"]:
         return pair_flow(a, b, cfg, features)
     cfg = dataclasses.replace(cfg, candidates=tuple(names))
-    a8, b8 = (x if x.dtype == np.uint8 else np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8) for x in (a, b))
+    a8, b8 = (x if x.dtype == np.uint8 else to_uint8(x) for x in (a, b))
     H = None
     if cfg.prealign == "always":
         fa, fb = features or (sift_features(gray_u8(a8)), sift_features(gray_u8(b8)))
