@@ -125,6 +125,12 @@ def _check_flow(cfg: "RunConfig") -> None:
     if not flow.candidates or set(flow.candidates) - set(CANDIDATES):
         raise SparsevidError(f"--fuse.flow.candidates must be among {', '.join(CANDIDATES)}, got "
                              f"{','.join(flow.candidates) or 'nothing'}", fix="pass e.g. --fuse.flow.candidates dis")
+    if flow.choice_temperature is not None and not flow.choice_temperature > 0:
+        raise SparsevidError(f"--fuse.flow.choice-temperature must be positive, got {flow.choice_temperature:g}",
+                             fix="pass e.g. --fuse.flow.choice-temperature 1, or leave it out for a hard choice")
+    if not flow.choice_relative >= 0:
+        raise SparsevidError(f"--fuse.flow.choice-relative must be 0 or more, got {flow.choice_relative:g}",
+                             fix="pass e.g. --fuse.flow.choice-relative 0.25")
     if flow.gmflow not in GMFLOW_CHOICES:
         raise SparsevidError(f"--fuse.flow.gmflow must be one of {', '.join(GMFLOW_CHOICES)}, got {flow.gmflow!r}",
                              fix="pass e.g. --fuse.flow.gmflow auto")

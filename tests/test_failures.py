@@ -396,6 +396,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.flow.mirrors", "3"], ["--fuse.flow.mirrors must be 1, 2 or 4, got 3"]),
     (["--fuse.flow.candidates", "dis,raft"], ["--fuse.flow.candidates must be among dis, blurred", "got dis,raft"]),
     (["--fuse.flow.gmflow", "yes"], ["--fuse.flow.gmflow must be one of auto, on, off, got 'yes'"]),
+    (["--fuse.flow.choice-temperature", "0"], ["--fuse.flow.choice-temperature must be positive, got 0"]),
+    (["--fuse.flow.choice-relative", "-1"], ["--fuse.flow.choice-relative must be 0 or more, got -1"]),
     (["--fuse.guided-mirrors", "0"], ["--fuse.guided-mirrors must be 1, 2 or 4, got 0"]),
     (["--fuse.temporal.sigma", "0"], ["--fuse.temporal.sigma must be positive or none, got 0"]),
     (["--fuse.temporal.reach", "0"], ["--fuse.temporal.reach must be at least 1, got 0"]),

@@ -11,7 +11,7 @@ import torch
 
 from sparsevid.errors import SparsevidError
 from sparsevid.fuse import gmflow
-from sparsevid.fuse.flow2d import FlowConfig, choose_flow, chosen_pair_flow, flow_for_video, pair_flow
+from sparsevid.fuse.flow2d import FlowConfig, choice_costs, choose_flow, chosen_pair_flow, flow_for_video, pair_flow
 
 DEMO = Path(__file__).resolve().parents[1] / "sparsevid" / "data" / "demo"
 
@@ -79,6 +79,21 @@ def test_released_gmflow_follows_a_known_shift_of_a_real_frame():
     assert np.mean(np.abs(inner - np.float32([16.0, 8.0])) > 0.5) < 0.05
 
 
+def test_choice_costs_are_the_colour_error_plus_the_weighted_inconsistency():
+    a = _texture(60, 80)
+    b = np.roll(a, 6, axis=1)  # a(p) = b(p + (6, 0))
+    right = np.zeros((60, 80, 2), np.float32)
+    right[..., 0] = 6.0
+    fwd = {"right": right, "right, wrong way back": right, "still": np.zeros_like(right)}
+    bwd = {"right": -right, "right, wrong way back": np.zeros_like(right), "still": np.zeros_like(right)}
+    costs = choice_costs(a, b, fwd, bwd, sigma=1.0, fb_weight=2.0)
+    inner = (slice(10, -10), slice(10, -20))
+    assert costs.shape == (3, 60, 80)
+    assert costs[0][inner].max() < 0.5  # the right flow resamples b onto a, and its way back undoes it
+    assert np.allclose(costs[1][inner] - costs[0][inner], 2.0 * 6.0, atol=0.5)  # same colours, 6 px inconsistent
+    assert costs[2][inner].mean() > 5.0  # consistent, but the colours differ
+
+
 def test_choose_flow_takes_per_region_the_candidate_that_matches():
     a = _texture(60, 80)
     b = a.copy()
@@ -90,6 +105,25 @@ def test_choose_flow_takes_per_region_the_candidate_that_matches():
     bwd = {"still": still, "moved": -moved}
     out = choose_flow(a, b, fwd, bwd, sigma=2.0, fb_weight=2.0)
     assert np.allclose(out[10:-10, 12:30, 0], 6.0) and np.allclose(out[10:-10, 50:-10, 0], 0.0)
+
+
+def test_soft_choice_keeps_a_clear_winner_and_averages_candidates_that_err_alike():
+    a = _texture(60, 80)
+    b = a.copy()
+    b[:, :40] = np.roll(a, 6, axis=1)[:, :40]  # left half moved 6 px right, right half still
+    b[:, 40:] = _texture(60, 40, seed=1)  # right half: nothing matches (new content)
+    moved = np.zeros((60, 80, 2), np.float32)
+    moved[..., 0] = 6.0
+    other = np.zeros_like(moved)
+    other[..., 0] = 2.0
+    fwd = {"moved": moved, "other": other}
+    bwd = {"moved": -moved, "other": -other}
+    out = choose_flow(a, b, fwd, bwd, sigma=2.0, fb_weight=2.0, temperature=1.0, relative=0.25)
+    assert np.allclose(out[10:-10, 12:30, 0], 6.0, atol=0.05)  # the right flow wins clearly on the left
+    near_one = lambda f: np.mean((np.abs(f - 2.0) < 0.3) | (np.abs(f - 6.0) < 0.3))  # noqa: E731
+    assert near_one(out[10:-10, 52:-10, 0]) < 0.2  # both err alike on the right: blends, not one of them
+    hard = choose_flow(a, b, fwd, bwd, sigma=2.0, fb_weight=2.0)
+    assert near_one(hard[10:-10, 52:-10, 0]) == 1.0
 
 
 def test_chosen_pair_flow_takes_the_learned_flow_where_dis_misses_a_large_motion():

