@@ -122,9 +122,6 @@ class FuseConfig:
             frame (:func:`guided_candidates`; two per output frame); None = ``flow.mirrors``. 1: averaging
             them too measured the same video within 0.03 dB on the CPU for ~25 % more fusing time
             (BENCHMARKS.md, "flows averaged over mirrorings").
-        guided_choose: the alignment flows of :func:`guided_candidates` (the 3D route's frame to each input) also
-            chosen per pixel with GMFlow among the candidates, as the flows between inputs are. Off: measured in
-            BENCHMARKS.md, session 32.
         hedge: where the routes' frames disagree by more than the leave-one-out's expected errors allow,
             move their gains towards equal shares (:func:`route_gains` with the routes' frames): the held-out inputs only show
             where each route erred at *their* times, and an object moving where none of them saw it (a car
@@ -180,7 +177,6 @@ class FuseConfig:
     learned_adapt_lr: float = 3e-6
     learned_adapt_zoom: bool = False
     guided_mirrors: int | None = 1
-    guided_choose: bool = False
     hedge: bool = True
     rigid_check: bool = True
     rigid_net: bool = True
@@ -264,7 +260,7 @@ def flow_candidates(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg:
 
 
 def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,
-                      cfg: FuseConfig, learned: LearnedFlow | None = None) -> list[Candidate]:
+                      cfg: FuseConfig) -> list[Candidate]:
     """The 3D route's candidates for time ``t`` between keys ``a`` and ``b`` (float images).
 
     The 3D route's frame ``guide`` is in the right place but soft: its references were resampled
@@ -272,15 +268,12 @@ def guided_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray
     aligned to it by dense flow (``guide -> key``) and resampled once, bicubic: the key's own
     detail, where the 3D route put it. Where the flow is inconsistent (the key does not see the
     point, or the guide is wrong there), the key's weight drops and the guide itself takes over.
-    With ``cfg.guided_choose`` and a ``learned`` flow (GMFlow) these flows are chosen per pixel among
-    :attr:`FlowConfig.candidates` as the flows between inputs are (:func:`~sparsevid.fuse.flow2d.chosen_pair_flow`).
     """
     gu = to_uint8(guide)
     out = []
-    fcfg = cfg.flow if cfg.guided_mirrors is None else dataclasses.replace(cfg.flow, mirrors=cfg.guided_mirrors)
     for key, tw in ((a, 1.0 - t), (b, t)):
-        fl = (chosen_pair_flow(gu, to_uint8(key), fcfg, None, learned) if cfg.guided_choose and learned is not None
-              else pair_flow(gu, to_uint8(key), fcfg))
+        fl = pair_flow(gu, to_uint8(key), cfg.flow if cfg.guided_mirrors is None
+                       else dataclasses.replace(cfg.flow, mirrors=cfg.guided_mirrors))
         h, w = guide.shape[:2]
         gx, gy = grid(h, w)
         mx, my = gx + fl.fab[..., 0], gy + fl.fab[..., 1]
@@ -299,11 +292,10 @@ def learned_candidate(image: np.ndarray) -> Candidate:
 
 
 def route3d_candidates(guide: np.ndarray, guide_weight: np.ndarray, a: np.ndarray, b: np.ndarray, t: float,
-                       cfg: FuseConfig, learned: LearnedFlow | None = None) -> list[Candidate]:
-    """The 3D route's candidates: :func:`guided_candidates` (``learned``: its flows' GMFlow), or (``cfg.guided``
-    False) its frame."""
+                       cfg: FuseConfig) -> list[Candidate]:
+    """The 3D route's candidates: :func:`guided_candidates`, or (``cfg.guided`` False) its frame."""
     if cfg.guided:
-        return guided_candidates(guide, guide_weight, a, b, t, cfg, learned)
+        return guided_candidates(guide, guide_weight, a, b, t, cfg)
     return [Candidate(guide, guide_weight + cfg.conf_floor, "3d")]
 
 

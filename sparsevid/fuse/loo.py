@@ -276,10 +276,10 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         routes = {"2d": two_d}
         if use3d:
             refs = [q for q in order if q != k]
-            c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg, flows.learned)
+            c3 = route3d_candidates(*route3d(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
             three_d = fuse(c3, None, 1.0, FuseConfig(band_sigma=0.0))
             if route3d_path is not None:
-                c3_path = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg, flows.learned)
+                c3_path = route3d_candidates(*route3d_path(k, refs), fkeys[k0], fkeys[k1], br.t, cfg)
                 at_path = fuse(c3_path, None, 1.0, FuseConfig(band_sigma=0.0))
                 path_psnr[k] = psnr_f(at_path, fkeys[k])
                 if cfg.loo_at_path:  # the rebuilds use the path's render; the own camera's error goes to the gains

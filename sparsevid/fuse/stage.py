@@ -108,7 +108,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         with3d = use3d and frames3d[i] is not None
         if with3d:
             img3, w3 = frames3d[i]
-            cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg, flows.learned))
+            cands.extend(route3d_candidates(img3, w3, fkeys[br.k0], fkeys[br.k1], br.t, cfg))
         if learned is not None:
             cands.append(learned_candidate(learned(br.k0, br.k1, br.t)))
         gains = None

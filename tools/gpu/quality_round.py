@@ -82,7 +82,6 @@ VARIANTS = {
     # the flows between inputs chosen softly (FlowConfig.choice_temperature, session 33)
     "soft choice": dict(flow=dict(choice_temperature=1.0, choice_relative=0.25)),
     "2D route alone p1 flows DIS alone": dict(mode="2d", detail_power=1.0, flow=dict(candidates=("dis",))),
-    "guided choose": dict(guided_choose=True),
 }
 
 
