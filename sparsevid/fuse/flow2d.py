@@ -317,11 +317,10 @@ def choose_flow(a: np.ndarray, b: np.ndarray, fwd: dict[str, np.ndarray], bwd: d
     matched one period off) fails at least one of the two. With ``temperature`` the choice is soft: the
     candidates averaged per pixel with weights ``exp(-(e - e_min) / (temperature + relative * e_min))``
     (:attr:`FlowConfig.choice_temperature`). [H, W, 2] float32."""
-    names = list(fwd)
-    if len(names) == 1:
-        return fwd[names[0]]
+    if len(fwd) == 1:
+        return next(iter(fwd.values()))
     costs = choice_costs(a, b, fwd, bwd, sigma, fb_weight)
-    flows = np.stack([fwd[n] for n in names])
+    flows = np.stack(list(fwd.values()))
     if temperature is None:
         return np.take_along_axis(flows, np.argmin(costs, 0)[None, ..., None], 0)[0]
     best = costs.min(0, keepdims=True)
@@ -336,10 +335,8 @@ def chosen_pair_flow(a: np.ndarray, b: np.ndarray, cfg: FlowConfig | None = None
     (:func:`candidate_flows`, :func:`choose_flow`); without ``learned`` (GMFlow), or with the single candidate
     "dis", it is :func:`pair_flow`."""
     cfg = cfg or FlowConfig()
-    names = list(cfg.candidates) if learned is not None else ["dis"]
-    if names == ["dis"]:
+    if learned is None or tuple(cfg.candidates) == ("dis",):
         return pair_flow(a, b, cfg, features)
-    cfg = dataclasses.replace(cfg, candidates=tuple(names))
     a8, b8 = (x if x.dtype == np.uint8 else to_uint8(x) for x in (a, b))
     H = None
     if cfg.prealign == "always":
