@@ -1,10 +1,18 @@
 """How much of the in-between frames' error is alignment, and how good the flows between inputs are (issue 12,
-BENCHMARKS.md session 32). Three probes on a case of 30 real frames (inputs 0, 9, 19, 29):
+BENCHMARKS.md sessions 32 and 34). Four probes on a case of 30 real frames (inputs 0, 9, 19, 29):
 
-    python tools/flow_accuracy_probe.py CASE [--frames RUN/frames] [--no-gmflow]
+    python tools/flow_accuracy_probe.py CASE [--frames RUN/frames] [--no-gmflow] [--timing]
 
 * ``--frames``: a run's output frames, each aligned to its real frame by DIS flow (computed with the real frame):
-  PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames).
+  PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames);
+  and each frame's median shift from its real frame by thirds of the height.
+* ``--timing``: where the content of each third of the frame's height is at every frame (DIS flows between
+  consecutive real frames, chained from frame 0; the median over the third), against where motion models through the
+  4 inputs alone put it: linear between neighbouring inputs, the pipeline's local quadratic (each segment the mean of
+  the parabolas through its keys and their outer neighbours), a natural cubic spline and PCHIP through all four. The
+  rms residual (px) over the 26 held-out frames is the part of the camera's motion that the inputs do not tell. An
+  oracle beside them: a cubic Hermite spline with each input's true velocity (from its real neighbouring frames).
+  Then whether a frame shows that velocity itself through motion blur (:func:`blur_cue`).
 * The DIS flow between neighbouring inputs against DIS flows chained through the real in-between frames (one-frame
   steps, an oracle of the flow): mean end-point difference per sixth of the frame's height.
 * The scorer's DIS-flow interpolation (``score.py``'s peer: linear motion, bilinear warps blended by time) with its
@@ -66,6 +74,88 @@ def interpolate(frames: list[np.ndarray], flows: dict[tuple[int, int], np.ndarra
     return out
 
 
+def trajectories(grey: list[np.ndarray], parts: int = 3) -> np.ndarray:
+    """[parts, 30, 2]: the median position (relative to frame 0) at every frame of the content of each
+    1/``parts`` of frame 0's height, along DIS flows between consecutive frames chained from frame 0."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    h = grey[0].shape[0]
+    gx, gy = grid(*grey[0].shape)
+    total = np.zeros(grey[0].shape + (2,), np.float32)
+    out = np.zeros((parts, 30, 2))
+    for i in range(29):
+        f = dis.calc(grey[i], grey[i + 1], None)
+        mx, my = gx + total[..., 0], gy + total[..., 1]
+        total = total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1)
+        for r in range(parts):
+            out[r, i + 1] = np.median(total[r * h // parts:(r + 1) * h // parts].reshape(-1, 2), 0)
+    return out
+
+
+def local_quadratic(p: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The pipeline's motion model between keys (``flow2d.quadratic_shift``), on a trajectory ``p`` [30, 2] sampled
+    at KEYS: each key's content moves along the parabola through the key and its two neighbouring keys (the
+    outer ones' line where it has no key on its far side); a frame is the time-weighted mean of both keys' paths."""
+    def path(k: int, other: int, t: float) -> np.ndarray:
+        i = KEYS.index(k) + (-1 if other > k else 1)  # the key on the far side, if any
+        xs = [k, other] + ([KEYS[i]] if 0 <= i < len(KEYS) else [])
+        deg = len(xs) - 1
+        return np.array([np.polyval(np.polyfit(xs, p[xs, d], deg), t) for d in range(2)])
+    out = []
+    for t in times:
+        k0 = max(k for k in KEYS if k <= t)
+        k1 = min(k for k in KEYS if k > t)
+        s = (t - k0) / (k1 - k0)
+        out.append((1 - s) * path(k0, k1, t) + s * path(k1, k0, t))
+    return np.array(out)
+
+
+def timing_report(grey: list[np.ndarray]) -> list[str]:
+    from scipy.interpolate import CubicHermiteSpline, CubicSpline, PchipInterpolator
+
+    held = np.array([i for i in range(30) if i not in KEYS])
+    lines = []
+    traj = trajectories(grey)
+    for r, p in enumerate(traj):
+        k = np.array(KEYS)
+        models = {
+            "linear": np.stack([np.interp(held, k, p[k, d]) for d in range(2)], -1),
+            "local quadratic": local_quadratic(p, held),
+            "natural cubic": CubicSpline(k, p[k], bc_type="natural")(held),
+            "pchip": PchipInterpolator(k, p[k])(held),
+        }
+        # an oracle: the inputs' own velocities, measured with their real neighbouring frames
+        v = np.stack([p[1] - p[0]] + [(p[i + 1] - p[i - 1]) / 2 for i in KEYS[1:-1]] + [p[29] - p[28]])
+        models["Hermite oracle"] = CubicHermiteSpline(k, p[k], v)(held)
+        moved = np.linalg.norm(np.diff(p[k], axis=0), axis=-1).mean()
+        res = " ".join(f"{n} {np.sqrt(np.mean(np.sum((m - p[held]) ** 2, -1))):.2f}" for n, m in models.items())
+        lines.append(f"timing, third {r + 1} of the height (moves {moved:.1f} px per segment): rms px {res}")
+    cue = " ".join(f"{c:+.2f}" for c in blur_cue(grey, traj))
+    lines.append(f"blur cue: correlation of speed with gradient energy across / along the motion, by thirds: {cue}")
+    return lines
+
+
+def blur_cue(grey: list[np.ndarray], traj: np.ndarray) -> list[float]:
+    """Whether a frame shows its own speed through motion blur: per third of the height, the correlation over the 30
+    frames between the speed (px per frame, from ``traj`` [parts, 30, 2]) and the ratio of the image's gradient
+    energy across the motion to that along it (blur along the motion lowers the latter)."""
+    parts = traj.shape[0]
+    h = grey[0].shape[0]
+    vel = np.gradient(traj, axis=1)
+    out = []
+    for r in range(parts):
+        ratio, speed = [], []
+        for i, g in enumerate(grey):
+            band = g[r * h // parts:(r + 1) * h // parts].astype(np.float32)
+            gx, gy = cv2.Sobel(band, cv2.CV_32F, 1, 0), cv2.Sobel(band, cv2.CV_32F, 0, 1)
+            v = vel[r, i]
+            d = v / max(np.linalg.norm(v), 1e-6)
+            along, across = gx * d[0] + gy * d[1], gy * d[0] - gx * d[1]
+            ratio.append(float(np.mean(across ** 2) / max(np.mean(along ** 2), 1e-6)))
+            speed.append(float(np.linalg.norm(v)))
+        out.append(float(np.corrcoef(ratio, speed)[0, 1]))
+    return out
+
+
 def score(frames: list[np.ndarray], gt: list[np.ndarray]) -> str:
     m = evaluate(frames, {i: g for i, g in enumerate(gt)}, KEYS)
     return f"{m['psnr_heldout']:.3f} / {m['ssim_heldout']:.4f} / {m['sharpness_heldout']:.2f}"
@@ -76,6 +166,7 @@ def main() -> int:
     ap.add_argument("case", type=Path)
     ap.add_argument("--frames", type=Path, help="a run's output frames to decompose (frame_XXXX.png)")
     ap.add_argument("--no-gmflow", action="store_true")
+    ap.add_argument("--timing", action="store_true", help="only the motion models' timing residuals (fast)")
     ap.add_argument("--soft", nargs="*", default=[], metavar="T,R",
                     help="also the soft choice among all candidates with these temperatures (grey levels) and "
                          "relative softness, e.g. 4,0 1,0.25")
@@ -84,6 +175,9 @@ def main() -> int:
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in gt]
     h, w = grey[0].shape
     gx, gy = grid(h, w)
+    if args.timing:
+        print("\n".join(timing_report(grey)))
+        return 0
     if args.frames:
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         mse = {"as it is": [], "median translation": [], "whole flow": []}
@@ -91,6 +185,9 @@ def main() -> int:
             out = cv2.imread(str(args.frames / f"frame_{i:04d}.png"))[:, :, ::-1].astype(np.float32)
             f = dis.calc(grey[i], cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_RGB2GRAY), None)
             tx, ty = np.median(f[..., 0]), np.median(f[..., 1])
+            thirds = [np.median(f[r * h // 3:(r + 1) * h // 3].reshape(-1, 2), 0) for r in range(3)]
+            print(f"frame {i:2d}: the output's shift from the real frame (x, y px), by thirds of the height: "
+                  + " ".join(f"({x:+.2f} {y:+.2f})" for x, y in thirds))
             m = (slice(16, -16), slice(16, -16))
             for name, img in (("as it is", out), ("median translation", remap(out, gx + tx, gy + ty)),
                               ("whole flow", remap(out, gx + f[..., 0], gy + f[..., 1]))):
