@@ -7,7 +7,7 @@ BENCHMARKS.md sessions 32 and 34). Four probes on a case of 30 real frames (inpu
   PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames);
   and each frame's median shift from its real frame by thirds of the height.
 * ``--timing``: where the content of each third of the frame's height is at every frame (DIS flows between
-  consecutive real frames, chained from frame 0; the median over the third), against where motion models through the
+  consecutive real frames, chained from frame 0; the median over the third's pixels whose content stays in the frame), against where motion models through the
   4 inputs alone put it: linear between neighbouring inputs, the pipeline's local quadratic (each segment the mean of
   the parabolas through its keys and their outer neighbours), a natural cubic spline and PCHIP through all four. The
   rms residual (px) over the 26 held-out frames is the part of the camera's motion that the inputs do not tell. An
@@ -75,19 +75,27 @@ def interpolate(frames: list[np.ndarray], flows: dict[tuple[int, int], np.ndarra
 
 
 def trajectories(grey: list[np.ndarray], parts: int = 3) -> np.ndarray:
-    """[parts, 30, 2]: the median position (relative to frame 0) at every frame of the content of each
-    1/``parts`` of frame 0's height, along DIS flows between consecutive frames chained from frame 0."""
+    """[parts, 30, 2]: the median displacement (from frame 0) at every frame of the content of each
+    1/``parts`` of frame 0's height, along DIS flows between consecutive frames chained from frame 0. The median is
+    over the same pixels at every frame: those whose content stays inside the frame to the last one (all of the
+    third's pixels where fewer than a tenth of them do)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    h = grey[0].shape[0]
-    gx, gy = grid(*grey[0].shape)
-    total = np.zeros(grey[0].shape + (2,), np.float32)
-    out = np.zeros((parts, 30, 2))
-    for i in range(29):
+    h, w = grey[0].shape
+    gx, gy = grid(h, w)
+    totals = [np.zeros((h, w, 2), np.float32)]
+    inside = np.ones((h, w), bool)
+    for i in range(len(grey) - 1):
         f = dis.calc(grey[i], grey[i + 1], None)
+        total = totals[-1]
         mx, my = gx + total[..., 0], gy + total[..., 1]
-        total = total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1)
-        for r in range(parts):
-            out[r, i + 1] = np.median(total[r * h // parts:(r + 1) * h // parts].reshape(-1, 2), 0)
+        totals.append(total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1))
+        x, y = gx + totals[-1][..., 0], gy + totals[-1][..., 1]
+        inside &= (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    out = np.zeros((parts, len(grey), 2))
+    for r in range(parts):
+        rows = slice(r * h // parts, (r + 1) * h // parts)
+        keep = inside[rows] if inside[rows].mean() >= 0.1 else np.ones_like(inside[rows])
+        out[r] = [np.median(t[rows][keep], 0) for t in totals]
     return out
 
 
