@@ -7,10 +7,10 @@ BENCHMARKS.md sessions 32 and 34). Four probes on a case of 30 real frames (inpu
   PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames);
   and each frame's median shift from its real frame by thirds of the height.
 * ``--timing``: where the content of each third of the frame's height is at every frame (DIS flows between
-  consecutive real frames, chained from frame 0; the median over the third's pixels whose content stays in the frame), against where motion models through the
-  4 inputs alone put it: linear between neighbouring inputs, the pipeline's local quadratic (each segment the mean of
-  the parabolas through its keys and their outer neighbours), a natural cubic spline and PCHIP through all four. The
-  rms residual (px) over the 26 held-out frames is the part of the camera's motion that the inputs do not tell. An
+  consecutive real frames, chained from frame 0; the median over the third's pixels whose content stays in the
+  frame), against where motion models through the 4 inputs alone put it: linear between neighbouring inputs, the
+  pipeline's local quadratic (each segment the mean of the parabolas through its keys and their outer neighbours), a
+  natural cubic spline and PCHIP through all four. The rms residual (px) over the 26 held-out frames is the part of the camera's motion that the inputs do not tell. An
   oracle beside them: a cubic Hermite spline with each input's true velocity (from its real neighbouring frames).
   Then whether a frame shows that velocity itself through motion blur (:func:`blur_cue`).
 * The DIS flow between neighbouring inputs against DIS flows chained through the real in-between frames (one-frame
@@ -42,17 +42,24 @@ def load(case: Path) -> list[np.ndarray]:
     return [cv2.imread(str(case / f"frame_{i:04d}.png"))[:, :, ::-1].copy() for i in range(30)]
 
 
-def chained(grey: list[np.ndarray], i0: int, i1: int) -> np.ndarray:
-    """DIS flows between consecutive real frames from ``i0`` to ``i1``, composed."""
+def chained_steps(grey: list[np.ndarray], i0: int, i1: int) -> list[np.ndarray]:
+    """DIS flows between consecutive real frames from ``i0`` towards ``i1``, composed: the flow from ``i0`` to each
+    frame on the way, ``i0`` itself (zero) first."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gx, gy = grid(*grey[0].shape)
     step = 1 if i1 > i0 else -1
-    total = np.zeros(grey[0].shape + (2,), np.float32)
+    totals = [np.zeros(grey[0].shape + (2,), np.float32)]
     for i in range(i0, i1, step):
         f = dis.calc(grey[i], grey[i + step], None)
+        total = totals[-1]
         mx, my = gx + total[..., 0], gy + total[..., 1]
-        total = total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1)
-    return total
+        totals.append(total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1))
+    return totals
+
+
+def chained(grey: list[np.ndarray], i0: int, i1: int) -> np.ndarray:
+    """DIS flows between consecutive real frames from ``i0`` to ``i1``, composed."""
+    return chained_steps(grey, i0, i1)[-1]
 
 
 def interpolate(frames: list[np.ndarray], flows: dict[tuple[int, int], np.ndarray]) -> list[np.ndarray]:
@@ -75,22 +82,16 @@ def interpolate(frames: list[np.ndarray], flows: dict[tuple[int, int], np.ndarra
 
 
 def trajectories(grey: list[np.ndarray], parts: int = 3) -> np.ndarray:
-    """[parts, 30, 2]: the median displacement (from frame 0) at every frame of the content of each
-    1/``parts`` of frame 0's height, along DIS flows between consecutive frames chained from frame 0. The median is
-    over the same pixels at every frame: those whose content stays inside the frame to the last one (all of the
-    third's pixels where fewer than a tenth of them do)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    """[parts, N, 2]: the median displacement (from frame 0) at every one of the N frames of the content of each
+    1/``parts`` of frame 0's height, along DIS flows between consecutive frames chained from frame 0
+    (:func:`chained_steps`). The median is over the same pixels at every frame: those whose content stays inside the
+    frame to the last one (all of the third's pixels where fewer than a tenth of them do)."""
     h, w = grey[0].shape
     gx, gy = grid(h, w)
-    totals = [np.zeros((h, w, 2), np.float32)]
+    totals = chained_steps(grey, 0, len(grey) - 1)
     inside = np.ones((h, w), bool)
-    for i in range(len(grey) - 1):
-        f = dis.calc(grey[i], grey[i + 1], None)
-        total = totals[-1]
-        mx, my = gx + total[..., 0], gy + total[..., 1]
-        totals.append(total + np.stack([remap(f[..., 0], mx, my), remap(f[..., 1], mx, my)], -1))
-        x, y = gx + totals[-1][..., 0], gy + totals[-1][..., 1]
-        inside &= (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    for t in totals:
+        inside &= (gx + t[..., 0] >= 0) & (gx + t[..., 0] <= w - 1) & (gy + t[..., 1] >= 0) & (gy + t[..., 1] <= h - 1)
     out = np.zeros((parts, len(grey), 2))
     for r in range(parts):
         rows = slice(r * h // parts, (r + 1) * h // parts)
