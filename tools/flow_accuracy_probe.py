@@ -6,13 +6,14 @@ BENCHMARKS.md sessions 32 and 34). Four probes on a case of 30 real frames (inpu
 * ``--frames``: a run's output frames, each aligned to its real frame by DIS flow (computed with the real frame):
   PSNR as it is, after the median translation alone, after the whole flow (MSE-averaged over the held-out frames);
   and each frame's median shift from its real frame by thirds of the height.
-* ``--timing``: where the content of each third of the frame's height is at every frame (DIS flows between
-  consecutive real frames, chained from frame 0; the median over the third's pixels whose content stays in the
-  frame), against where motion models through the 4 inputs alone put it: linear between neighbouring inputs, the
-  pipeline's local quadratic (each segment the mean of the parabolas through its keys and their outer neighbours), a
-  natural cubic spline and PCHIP through all four. The rms residual (px) over the 26 held-out frames is the part of the camera's motion that the inputs do not tell. An
-  oracle beside them: a cubic Hermite spline with each input's true velocity (from its real neighbouring frames).
-  Then whether a frame shows that velocity itself through motion blur (:func:`blur_cue`).
+* ``--timing``: where the content of each third of the frame's height is at every frame (DIS flows between consecutive
+  real frames, chained from frame 0; the median over the third's pixels whose content stays in the frame), against
+  where motion models through the 4 inputs alone put it: linear between neighbouring inputs, the pipeline's local
+  quadratic (each segment the mean of the parabolas through its keys and their outer neighbours), a natural cubic
+  spline and PCHIP through all four. The rms residual (px) over the 26 held-out frames is the part of the camera's
+  motion that the inputs do not tell. An oracle beside them: a cubic Hermite spline with each input's true velocity
+  (from its real neighbouring frames). Then whether a frame shows that velocity itself through motion blur
+  (:func:`blur_cue`).
 * The DIS flow between neighbouring inputs against DIS flows chained through the real in-between frames (one-frame
   steps, an oracle of the flow): mean end-point difference per sixth of the frame's height.
 * The scorer's DIS-flow interpolation (``score.py``'s peer: linear motion, bilinear warps blended by time) with its
