@@ -33,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparsevid.eval.metrics import evaluate  # noqa: E402
-from sparsevid.fuse.flow2d import FlowConfig, candidate_flows, choose_flow, mirrored_flow  # noqa: E402
+from sparsevid.fuse.flow2d import (FlowConfig, candidate_flows, choose_flow, mirrored_flow,  # noqa: E402
+                                   quadratic_shift)
 from sparsevid.imaging import grid, make_dis, px_scale, remap  # noqa: E402
 
 KEYS = [0, 9, 19, 29]
@@ -102,14 +103,17 @@ def trajectories(grey: list[np.ndarray], parts: int = 3) -> np.ndarray:
 
 
 def local_quadratic(p: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """The pipeline's motion model between keys (``flow2d.quadratic_shift``), on a trajectory ``p`` [30, 2] sampled
-    at KEYS: each key's content moves along the parabola through the key and its two neighbouring keys (the
-    outer ones' line where it has no key on its far side); a frame is the time-weighted mean of both keys' paths."""
+    """The pipeline's motion model between keys, on a trajectory ``p`` [30, 2] sampled at KEYS: each key's content
+    moves along the parabola through the key and its two neighbouring keys (the line to the near key plus
+    :func:`~sparsevid.fuse.flow2d.quadratic_shift`; the outer keys' line alone where they have no key on their far
+    side); a frame is the time-weighted mean of both keys' paths."""
     def path(k: int, other: int, t: float) -> np.ndarray:
+        linear = p[k] + (p[other] - p[k]) * (t - k) / (other - k)
         i = KEYS.index(k) + (-1 if other > k else 1)  # the key on the far side, if any
-        xs = [k, other] + ([KEYS[i]] if 0 <= i < len(KEYS) else [])
-        deg = len(xs) - 1
-        return np.array([np.polyval(np.polyfit(xs, p[xs, d], deg), t) for d in range(2)])
+        if not 0 <= i < len(KEYS):
+            return linear
+        far = KEYS[i]
+        return linear + quadratic_shift(p[other] - p[k], p[far] - p[k], other - k, far - k, t - k)
     out = []
     for t in times:
         k0 = max(k for k in KEYS if k <= t)
