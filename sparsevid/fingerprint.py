@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsevid.errors import SparsevidError
-from sparsevid.io_utils import atomic_write_text
+from sparsevid.io_utils import write_json
 
 FINGERPRINT_NAME = "fingerprint.json"
 #: config keys left out of the fingerprint (they do not change what the run computes)
@@ -115,6 +115,6 @@ def check_or_write(out: str | Path, fingerprint: dict, resume: bool) -> None:
         warn(f"{path} is missing (a run of an older sparsevid?): cannot check that --resume continues the same "
              "input and options")
     try:
-        atomic_write_text(path, json.dumps(fingerprint, indent=1))
+        write_json(path, fingerprint)
     except OSError as e:
         raise os_error(e, path, "write the run fingerprint") from None

@@ -70,6 +70,14 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:
+    """Write ``obj`` as strict JSON (:func:`jsonable` with NaN and infinities as ``null``, which
+    every JSON reader accepts; Python's ``NaN`` / ``Infinity`` are not JSON) to ``path`` atomically."""
+    import json
+
+    return atomic_write_text(path, json.dumps(jsonable(obj, finite=True), indent=indent, allow_nan=False))
+
+
 def jsonable(obj, finite: bool = False):
     """``obj`` as JSON values: dataclasses and dicts -> dicts with string keys, lists and tuples ->
     lists, paths -> strings, numpy scalars -> Python numbers, anything else unknown -> its string.

@@ -2,9 +2,11 @@
 
 A command that writes a folder (``run``, ``poses``) leaves a marker file in it. ``--overwrite``
 then removes only that command's own outputs (a fixed list of names) and only in a folder that
-carries its marker; it refuses outright when any of those outputs is, or holds, one of the
-paths the command reads (the input, a poses dataset, a checkpoint). A folder that holds nothing
-but the marker (a run that failed early) counts as empty.
+carries its marker. Whatever the flags, the command refuses outright when the output folder is
+one of the paths it reads (the input, a poses dataset, a checkpoint: a finished run's folder
+given as both input and output would be emptied and then read), or when any of its outputs is,
+or holds, one of them. A folder that holds nothing but the marker (a run that failed early)
+counts as empty.
 """
 from __future__ import annotations
 
@@ -45,6 +47,26 @@ def os_error(e: OSError, path: str | Path, doing: str) -> SparsevidError:
     return SparsevidError(f"cannot {doing}: {msg}", fix=fix, path=path)
 
 
+def _refuse_reading_what_we_write(out: Path, outputs: Iterable[str], guarded: list[Path], overwrite: bool) -> None:
+    """Raise when the output folder is one of the ``guarded`` paths (resolved) the command reads, or when one
+    of its ``outputs`` (names under ``out``, existing or to be written) is or holds one of them."""
+    rout = _resolved(out)
+    for g in guarded:
+        if g == rout:
+            raise SparsevidError("the output folder is also what this command reads (its input, poses or checkpoint); "
+                                 "writing the outputs there would replace it", fix="choose another -o", path=out)
+    for name in outputs:
+        t = out / name
+        rt = _resolved(t)
+        for g in guarded:
+            if _is_within(g, rt):
+                doing = "--overwrite would delete" if overwrite and (t.exists() or t.is_symlink()) else \
+                    "the command would write into"
+                raise SparsevidError(f"{doing} {t}, which holds the input {g}; refusing",
+                                     fix="copy the input out of the output folder first, or choose another -o",
+                                     path=out)
+
+
 def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
                    resume: bool = False, overwrite: bool = False) -> Path:
     """Make ``out`` ready for a command that writes ``outputs`` (names directly under ``out``).
@@ -70,6 +92,7 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
     try:
         if out.exists() and not out.is_dir():
             raise SparsevidError("the output path exists and is a file", fix="choose another -o", path=out)
+        _refuse_reading_what_we_write(out, outputs, [_resolved(p) for p in protect if p is not None], overwrite)
         contents = [p for p in out.iterdir() if p.name != marker and not p.name.startswith(".tmp-")] \
             if out.is_dir() else []
         ours = (out / marker).exists()
@@ -82,14 +105,6 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
                                  path=out)
         if overwrite and contents:
             targets = [out / name for name in outputs if (out / name).exists() or (out / name).is_symlink()]
-            guarded = [_resolved(p) for p in protect if p is not None]
-            for t in targets:
-                rt = _resolved(t)
-                for g in guarded:
-                    if _is_within(g, rt):
-                        raise SparsevidError(
-                            f"--overwrite would delete {t}, which holds the input {g}; refusing",
-                            fix="copy the input out of the output folder first, or choose another -o", path=out)
             for t in targets:
                 if t.is_dir() and not t.is_symlink():
                     shutil.rmtree(t)

@@ -21,7 +21,6 @@ the benchmark harness are thin wrappers around it. An output folder holds everyt
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import resource
 import sys
@@ -46,7 +45,7 @@ from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.ply import export_gaussians
 from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, find_checkpoint
-from sparsevid.io_utils import atomic_write_text, jsonable
+from sparsevid.io_utils import atomic_write_text, jsonable, write_json
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames, source_index_of
 from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
@@ -93,8 +92,10 @@ class RunConfig:
             ~10 frames apart can carry the unpredictable finest band, BENCHMARKS.md "the sharpness
             ceiling"); unmatched, the video sharpens for one frame at every input and softens again
             (it pulses, as keyframe pumping in video coding). False: the inputs exactly as they are.
-        cpu_max_gaussians, cpu_pseudo_views: on the CPU backend, caps on the Gaussian count and
-            on the pseudo views per progressive round, so a run takes minutes, not hours.
+        cpu_max_gaussians: on the CPU backend, the cap on the Gaussian count, so a run takes minutes,
+            not hours.
+        cpu_pseudo_views: on the CPU backend, the cap on the pseudo views per progressive round
+            (``progressive.max_views_per_round``), so a run takes minutes, not hours.
         cpu_coarse_fraction: on the CPU backend, the share of the training steps on views at half
             resolution (coarse-to-fine; ``train.coarse_fraction`` when that is set instead; 0 = none).
         cpu_learned_passes: on the CPU backend, the cap on ``fuse.learned_passes`` (each pass of the
@@ -330,24 +331,25 @@ def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None
 
 
 def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
-    """Check the settings, check (``--resume``) or write ``OUT/fingerprint.json``, write
-    ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``), load
-    the input."""
+    """Check the settings, load the input, then check (``--resume``) or write ``OUT/fingerprint.json``
+    and write ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``).
+    Input that does not load leaves the output folder as it found it (with the marker only, a new
+    folder counts as empty), so the same command runs once the input is fixed."""
     from sparsevid.checks import check_run_config
+    from sparsevid.data.video import parse_window
     from sparsevid.fingerprint import check_or_write, run_fingerprint
 
     check_run_config(cfg)
     src = cfg.input if cfg.input is not None else demo_path()
     if cfg.input is None:
         log.info(f"no input given: using the embedded demo clip ({src})")
+    start, end = parse_window(cfg.start, cfg.end)
+    scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
     fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
-    from sparsevid.data.video import parse_window
-
-    start, end = parse_window(cfg.start, cfg.end)
-    return load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
+    return scene
 
 
 def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict | None]:
@@ -372,8 +374,9 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
         from sparsevid.runinfo import previous_poses
 
         return scene, previous_poses(out)  # the report of the segment that estimated them
-    scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed))
-    save_pose_outputs(scene, report, pose_dir)
+    colmap_log: list[str] = []
+    scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed), colmap_log)
+    save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
 
 
@@ -622,13 +625,18 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         else:
             fused = route3d.fuse(cfg.fuse, device, cfg.seed)
             frames, quality = fused.frames, fused.quality_estimate
+            used3d = frames3d is not None and "3d" in fused.routes
+            if frames3d is not None and not used3d:
+                log.warn("the 3D model is not in the video: the leave-one-out check rebuilt the inputs better "
+                         "without it, so the 2D routes (optical flow) make every in-between frame "
+                         "(--fuse.mode 3d uses the 3D route alone; --fuse.mode 2d skips poses and training)")
             if quality is not None:
-                quality["route"] = "fused 2D + 3D" if frames3d is not None else "2D (optical flow)"
-                quality["gain_3d"] = None if fused.gain_3d is None else round(fused.gain_3d, 3)
+                quality["route"] = "fused 2D + 3D" if used3d else "2D (optical flow)"
+                quality["gain_3d"] = None if fused.gain_3d is None or not used3d else round(fused.gain_3d, 3)
                 quality["routes_used"] = fused.routes
                 quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
                                              "textured_fraction": fused.fixed_textured_fraction}
-                if rigid is not None and cfg.fuse.rigid_check:
+                if rigid is not None and cfg.fuse.rigid_check and used3d:
                     quality["moved_by_itself"] = moved_fractions(rigid)
                     log.info("the scene moved by itself (the 3D model's geometry cannot explain it) in "
                              + ", ".join(f"{100 * v:.0f} %" for v in quality["moved_by_itself"].values())
@@ -666,14 +674,14 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
                             [f"t={float(times[i]):.3f}s" + (" (input)" if is_input[i] else "") for i in pick])
         if quality is not None:
-            atomic_write_text(out / "quality.json", json.dumps(jsonable(quality), indent=1))
+            write_json(out / "quality.json", quality)
 
     metrics = None
     if scene.gt_frames:
         with timer("eval"):
             gt = {f.index: f.image for f in scene.gt_frames + scene.frames}
             metrics = evaluate(frames, gt, scene.indices, source_index=source_index)
-            atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+            write_json(out / "metrics.json", metrics)
         log.info(f"held-out PSNR {metrics['heldout'].get('psnr', float('nan')):.2f} dB, "
                  f"SSIM {metrics['heldout'].get('ssim', float('nan')):.3f}, "
                  f"sharpness {metrics['heldout'].get('sharpness', float('nan')):.2f} "
@@ -697,7 +705,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     from sparsevid.runinfo import merge
 
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
-    atomic_write_text(out / "run.json", json.dumps(jsonable(run_info), indent=1))
+    write_json(out / "run.json", run_info)
     if cfg.write_report:  # it reads run.json, so it comes after; its time is then added to run.json
         t_report = time.perf_counter()
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
@@ -709,7 +717,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
         for times in [run_info["stage_seconds"]] + [s["stage_seconds"] for s in run_info.get("segments", [])[-1:]]:
             times["report"] = round(times.get("report", 0.0) + stage["report"], 3)
             times["total"] = round(times.get("total", 0.0) + delta, 3)
-        atomic_write_text(out / "run.json", json.dumps(jsonable(run_info), indent=1))
+        write_json(out / "run.json", run_info)
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}")

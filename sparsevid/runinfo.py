@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sparsevid.io_utils import atomic_write_text
+from sparsevid.io_utils import write_json
 
 RUN_JSON = "run.json"
 
@@ -65,7 +65,7 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: in
             "stage_seconds": summed(segments), "segments": segments,
             "poses": previous_poses(out)}
     try:
-        atomic_write_text(Path(out) / RUN_JSON, json.dumps(info, indent=1))
+        write_json(Path(out) / RUN_JSON, info)
     except OSError as e:  # the interruption is what the user must hear about
         from sparsevid.log import warn
 

@@ -195,3 +195,13 @@ def test_with_settings_edits_nested_fields_and_checks_them():
     assert (base.mode, base.flow.mirrors, base.fixed.enabled) == ("fuse", FuseConfig().flow.mirrors, True)
     with pytest.raises(SparsevidError, match="unknown setting flow.mirorrs"):
         with_settings(base, {"flow.mirorrs": 2})
+
+
+@pytest.mark.parametrize("argv", [["-q", "eval", "o", "--gt", "g"], ["eval", "o", "--gt", "g", "-q"],
+                                  ["run", "-q", "--device", "cpu"]])
+def test_quiet_and_verbose_before_or_after_the_subcommand(argv):
+    from sparsevid.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.quiet is True and args.verbose is False
+    assert build_parser().parse_args(["run", "--device", "cpu"]).quiet is False

@@ -124,6 +124,15 @@ def test_eval_cli_on_folders_and_video(tmp_path):
     mv = json.loads((tmp_path / "out.metrics.json").read_text())
     assert mv["inputs"]["count"] == 2 and mv["heldout"]["count"] == 28
     assert abs(mv["psnr_heldout"] - want["psnr_heldout"]) < 3  # H.264 at the default CRF
+    # ground truth of the inputs alone: the earlier held-out scores are kept, and the file is strict JSON
+    write_frames([gt[k] for k in KEYS], tmp_path / "gt_inputs")
+    for k, f in zip(KEYS, sorted((tmp_path / "gt_inputs").glob("*.png"))):
+        f.rename(f.with_name(f"frame_{k:04d}.png"))
+    assert main(["eval", str(run), "--gt", str(tmp_path / "gt_inputs")]) == 0
+    text = (run / "metrics.json").read_text()
+    m2 = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json is not JSON"))
+    assert m2["heldout"] == m["heldout"] and m2["psnr_heldout"] == m["psnr_heldout"]
+    assert m2["inputs"]["count"] == 4 and len(m2["per_frame"]) == 30
     # user errors: one line, exit code 2
     assert main(["eval", str(tmp_path / "missing"), "--gt", str(tmp_path / "gt")]) == 2
     assert main(["eval", str(run), "--gt", str(tmp_path / "gt"), "--keyframes", "a,b"]) == 2

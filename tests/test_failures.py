@@ -81,6 +81,50 @@ def test_run_overwrite_refuses_input_inside_run(tmp_path, four, capsys):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("flags", [["--overwrite"], ["--resume"], []])
+def test_run_refuses_a_finished_run_as_its_own_input_and_output(tmp_path, four, capsys, flags):
+    """A finished run's folder given as input and output: --overwrite would empty it and then read what is left
+    (its contact sheet as a frame). Refused before anything is touched, whatever the flags."""
+    from sparsevid.pipeline import MARKER
+
+    out = tmp_path / "OUT"
+    shutil.copytree(four, out / "frames")
+    shutil.copy(four / "frame_0000.png", out / "contact_sheet.png")
+    (out / MARKER).touch()
+    (out / "run.json").write_text("{}")
+    (out / "video.mp4").write_bytes(b"not a video")
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", out, "-o", out, "--device", "cpu", *flags], capsys)
+    assert_one_line_error(rc, err, "output folder is also what this command reads", "choose another -o")
+    assert snapshot(tmp_path) == before
+
+
+def test_run_refuses_to_write_into_its_input(tmp_path, four, capsys):
+    """The input is a folder the run writes (OUT/frames of an earlier run): refused without --overwrite too."""
+    from sparsevid.pipeline import MARKER
+
+    out = tmp_path / "OUT"
+    shutil.copytree(four, out / "frames")
+    (out / MARKER).touch()
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["run", out / "frames", "-o", out, "--resume", "--device", "cpu"], capsys)
+    assert_one_line_error(rc, err, "would write into", "holds the input")
+    assert snapshot(tmp_path) == before
+
+
+def test_bad_input_leaves_the_output_folder_reusable(tmp_path, four, capsys):
+    """An input check that fails leaves only the marker (a folder that counts as empty), so the same command
+    runs as it is once the input is fixed; before, config.yaml and fingerprint.json made it "a run"."""
+    from sparsevid.outdir import prepare_output as prepare
+    from sparsevid.pipeline import MARKER, RUN_OUTPUTS
+
+    out = tmp_path / "OUT"
+    rc, err = run_cli(["run", four, "-o", out, "--keyframes", "0,9,19,30", "--device", "cpu"], capsys)
+    assert_one_line_error(rc, err, "30")
+    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+    prepare(out, marker=MARKER, outputs=RUN_OUTPUTS, protect=(four,))  # no --resume or --overwrite needed
+
+
 @pytest.mark.parametrize("cmd", ["poses", "run"])
 def test_overwrite_refuses_foreign_folder(tmp_path, four, capsys, cmd):
     foreign = tmp_path / "foreign"
@@ -622,3 +666,17 @@ def test_degenerate_inputs_fail_fast_with_the_right_message(tmp_path, four, caps
     assert rc == 0 and (tmp_path / "run_out" / "video.mp4").is_file()
     assert len(list((tmp_path / "run_out" / "frames").glob("*.png"))) == 30
     assert snapshot(src) == before
+
+
+def test_json_outputs_are_strict_json(tmp_path):
+    """run.json, quality.json, metrics.json, poses_report.json are read by other tools (browsers, jq, node):
+    NaN and infinities (a failed pose attempt's score) are written as null, not Python's NaN / Infinity."""
+    import json
+
+    import numpy as np
+
+    from sparsevid.io_utils import write_json
+
+    p = write_json(tmp_path / "x.json", {"score": float("inf"), "err": [np.float32("nan"), 1.5], "path": tmp_path})
+    strict = json.loads(p.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert strict == {"score": None, "err": [None, 1.5], "path": str(tmp_path)}

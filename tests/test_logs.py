@@ -52,11 +52,15 @@ def test_plain_progress_without_terminal(monkeypatch):
 
 
 def test_pose_stage_prints_no_glog_lines(tmp_path):
+    """Nor does it leave glog's own log files in the temporary folder (outside the output folder)."""
     out = tmp_path / "poses"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     r = subprocess.run([sys.executable, "-m", "sparsevid", "poses", str(DEMO), "-o", str(out),
                         "--keyframes", "0,9,19,29"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "SPARSEVID_VERBOSE": ""})
+                       env={**os.environ, "SPARSEVID_VERBOSE": "", "TMPDIR": str(tmp), "TMP": str(tmp)})
     assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in tmp.iterdir()) == []
     assert not GLOG.search(r.stderr), r.stderr[:2000]
     assert "Cholesky" not in r.stderr and "poses: 4/4 frames" in r.stderr
     assert len(r.stderr.strip().splitlines()) < 12

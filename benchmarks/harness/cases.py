@@ -143,6 +143,7 @@ def case_poses(case: Case, bench: BenchConfig, runs_dir: Path) -> tuple[Path | N
     from sparsevid.poses.sfm import PoseConfig, estimate_poses, save_pose_outputs
 
     seconds = None
+    colmap_log: list[str] = []
     if bench.poses_dir:
         full = load_scene(bench.poses_dir / case.name / "transforms.json")
         report: dict[str, Any] = {"source": str(bench.poses_dir / case.name)}
@@ -150,14 +151,14 @@ def case_poses(case: Case, bench: BenchConfig, runs_dir: Path) -> tuple[Path | N
         log.info(f"{case.name}: estimating poses once on the full-resolution keyframes")
         t0 = time.perf_counter()
         full, report = estimate_poses(load_scene(case.source, keyframes=list(bench.keyframes)),
-                                      PoseConfig(seed=bench.seed))
+                                      PoseConfig(seed=bench.seed), colmap_log)
         seconds = time.perf_counter() - t0
     w, h = case.size
     cam = full.camera.scaled(w / full.camera.width)
     frames = [_replace(f, image=case.frames[f.index], path=None) for f in full.frames]
     scaled = _replace(full, frames=frames, camera=cam, gt_frames=[])
     out = runs_dir / "poses" / f"{case.name}@{w}x{h}"
-    save_pose_outputs(scaled, report, out)
+    save_pose_outputs(scaled, report, out, "".join(colmap_log))
     return out / "transforms.json", seconds
 
 

@@ -21,11 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(camera poses -> 3D Gaussian Splatting -> fixer -> camera path -> video).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sparsevid {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show third-party logging (COLMAP/glog lines; else kept in OUT/poses/colmap.log); "
-                             "also SPARSEVID_VERBOSE=1")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no info lines and no progress (warnings and "
-                                                                    "errors still show)")
+    _log_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:
@@ -35,7 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.add_parser(sub)
+    for command in sub.choices.values():  # also after the subcommand: `sparsevid run ... -q`
+        _log_flags(command, argparse.SUPPRESS)
     return parser
+
+
+def _log_flags(parser: argparse.ArgumentParser, default) -> None:
+    """``-v/--verbose`` and ``-q/--quiet``; a subcommand's default (SUPPRESS) leaves the top level's value."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="show third-party logging (COLMAP/glog lines; else kept in OUT/poses/colmap.log); "
+                             "also SPARSEVID_VERBOSE=1")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no info lines and no progress (warnings and errors still show)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 OUT is a run folder (reads ``OUT/frames/`` or else ``OUT/video.mp4``), a folder of frames, or a video.
 GT is a folder of frames (index = the number in each file name) or a video (index = decode order).
 Writes ``metrics.json`` (atomically) into OUT when OUT is a folder, else ``<video>.metrics.json``
-beside the video; keys already in an existing file that evaluation does not produce are kept.
+beside the video; keys already in an existing file that evaluation does not produce are kept (and so are its
+held-out scores when the ground truth has no frame between the inputs). NaN and infinities are written as null.
 """
 from __future__ import annotations
 
@@ -13,18 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsevid.cli.flags import plain_doc
 from sparsevid.data.load import parse_keyframes
 from sparsevid.data.scene import DEFAULT_KEYFRAMES
 from sparsevid.errors import SparsevidError
 from sparsevid.eval.metrics import evaluate
-from sparsevid.io_utils import atomic_write_text
+from sparsevid.io_utils import write_json
 from sparsevid.log import console, info, warn
 from sparsevid.video.io import read_frames, read_video
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score output frames against ground-truth frames (PSNR, SSIM, flicker)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain_doc(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="run folder, folder of frames, or video")
     p.add_argument("--gt", type=Path, required=True, help="ground truth: folder of frames or video")
     p.add_argument("--keyframes", type=str, default=None,
@@ -79,8 +81,14 @@ def metrics_path(out: Path) -> Path:
     return out / "metrics.json" if out.is_dir() else out.with_name(out.stem + ".metrics.json")
 
 
-def write_metrics(path: Path, result: dict) -> Path:
-    """Write ``result`` as JSON atomically, keeping keys of an existing file that ``result`` lacks."""
+#: the keys of :func:`~sparsevid.eval.metrics.evaluate` that score the held-out frames
+HELDOUT_KEYS = ("heldout", "flicker", "pulse_ratio", "psnr_heldout", "ssim_heldout", "psnr_heldout_min",
+                "sharpness_heldout")
+
+
+def write_metrics(path: Path, result: dict, merge_per_frame: bool = False) -> Path:
+    """Write ``result`` as JSON atomically, keeping keys of an existing file that ``result`` lacks
+    (``merge_per_frame``: and the frames of its ``per_frame`` that ``result``'s lacks)."""
     merged: dict = {}
     if path.is_file():
         try:
@@ -89,8 +97,11 @@ def write_metrics(path: Path, result: dict) -> Path:
                 merged.update(old)
         except ValueError:
             warn(f"{path}: not valid JSON, overwriting it")
+    per_frame = {**merged.get("per_frame", {}), **result.get("per_frame", {})} if merge_per_frame else None
     merged.update(result)
-    return atomic_write_text(path, json.dumps(merged, indent=1, allow_nan=True))
+    if per_frame is not None:
+        merged["per_frame"] = per_frame
+    return write_json(path, merged)
 
 
 def print_table(result: dict) -> None:
@@ -121,7 +132,12 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(pred, gt, keys)
     result.update(pred_path=str(source), gt_path=str(args.gt))
     mpath = args.metrics or metrics_path(out)
-    write_metrics(mpath, result)
+    kept, only_inputs = result, not result["heldout"].get("count")
+    if only_inputs:  # an earlier file's held-out scores are not replaced by nothing
+        warn(f"{args.gt}: no frame between the inputs ({','.join(map(str, keys))}) to score: only the inputs are "
+             "scored -> give every frame of the clip with --gt")
+        kept = {k: v for k, v in result.items() if k not in HELDOUT_KEYS}
+    write_metrics(mpath, kept, merge_per_frame=only_inputs)
     print_table(result)
     info(f"wrote {mpath}")
     return 0

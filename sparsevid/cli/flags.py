@@ -414,8 +414,11 @@ def _comment_docs(cls: type) -> dict[str, str]:
     return out
 
 
+def plain_doc(text: str) -> str:
+    """Docstring markup -> plain text for ``--help`` (roles and double backticks dropped; lines kept)."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
 def _clean(text: str) -> str:
     """Docstring markup -> plain text on one line (roles and double backticks dropped)."""
-    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
-    text = text.replace("``", "")
-    return " ".join(text.split())
+    return " ".join(plain_doc(text).split())

@@ -72,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite)  # fail before the expensive part
     scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     reference = scene.c2ws() if scene.has_poses else None
-    scene, report = estimate_poses(scene, cfg)
+    colmap_log: list[str] = []
+    scene, report = estimate_poses(scene, cfg, colmap_log)
     if reference is not None:
         err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]
         info(f"rotation error vs the input's own poses (after similarity alignment): max {err.max():.3f} deg")
     if start is not None or end is not None:  # the frame indices count from this window's first frame
         report["video_window"] = {"start": args.start, "end": args.end}
-    save_pose_outputs(scene, report, out)
+    save_pose_outputs(scene, report, out, "".join(colmap_log))
     info(f"wrote {out}/sparse/0, {out}/transforms.json, {out}/images, {out}/poses_report.json")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsevid.cli.flags import plain_doc
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
 
@@ -19,7 +20,7 @@ from sparsevid.log import info
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write OUT/report.html: a self-contained page of a run (video, inputs, "
                                       "quality, poses, timings)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain_doc(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="run folder (sparsevid run -o OUT)")
     p.add_argument("--gt", type=Path, default=None,
                    help="ground truth: the input with every frame (case folder, COLMAP/nerfstudio dataset, folder "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
@@ -82,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
              f"{trainer.num_gaussians} initial Gaussians, {trainer.total_steps} steps")
     summary = trainer.train()
     ply = save_ply(out / "point_cloud.ply", dict(trainer.params))
-    from sparsevid.io_utils import atomic_write_text
+    from sparsevid.io_utils import write_json
 
-    atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=2))
+    write_json(out / "train_summary.json", summary, indent=2)
     info(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['steps_per_s']:.1f} it/s), "
          f"PSNR {summary['psnr']:.2f} dB, {summary['gaussians']} Gaussians -> {ply}")
     return 0

@@ -13,13 +13,14 @@ import argparse
 import time
 from pathlib import Path
 
+from sparsevid.cli.flags import plain_doc
 from sparsevid.log import info
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("view", help="web viewer of an output folder: Gaussians, camera path, frames over time, "
                                     "live render, pose report (viser, CPU)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain_doc(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="output folder (sparsevid run -o OUT), finished or running")
     p.add_argument("--port", type=int, default=8080, help="port (the next free one when taken)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")

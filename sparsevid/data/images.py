@@ -74,12 +74,27 @@ def index_files(paths: list[Path]) -> list[tuple[int, Path]]:
     return sorted(pairs, key=lambda t: t[0])
 
 
+_PNG_SIGNATURE = bytes((0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A))
+#: the IEND chunk every complete PNG file ends with (length 0, type, CRC)
+_PNG_END = bytes((0, 0, 0, 0)) + b"IEND" + bytes((0xAE, 0x42, 0x60, 0x82))
+
+
+def png_truncated(data: np.ndarray) -> bool:
+    """Whether the file bytes ``data`` (uint8) are a PNG cut short: its signature without the closing
+    IEND chunk (within the last 64 bytes: some writers append a little after it)."""
+    head = data[:8].tobytes()
+    return head == _PNG_SIGNATURE and _PNG_END not in data[-64:].tobytes()
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as [H, W, 3] uint8 RGB (alpha dropped, 16-bit scaled to 8-bit)."""
     path = Path(path)
     if not path.is_file():
         raise SparsevidError("image file not found", fix="check the path or restore the file", path=path)
     data = np.fromfile(path, dtype=np.uint8)
+    if png_truncated(data):  # checked here: libpng would print a line of its own on stderr before failing
+        raise SparsevidError("cannot decode image (a PNG file cut short: it has no end chunk)",
+                             fix="replace or delete this file", path=path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise SparsevidError("cannot decode image (corrupt or not an image)",

@@ -114,7 +114,10 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
     if len(videos) > 1:
         raise SparsevidError(f"folder holds {len(videos)} videos and no images",
                              fix="pass one video file", path=path)
-    raise SparsevidError("no frames found (empty folder: no images, video, COLMAP model or transforms.json)",
+    held = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    what = "an empty folder" if not held else \
+        f"the folder holds {len(held)} other file{'s' if len(held) > 1 else ''} (e.g. {held[0]})"
+    raise SparsevidError(f"no frames found: no images, video, COLMAP model or transforms.json ({what})",
                          fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json", path=path)
 
 

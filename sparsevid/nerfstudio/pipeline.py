@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Type
@@ -192,7 +191,7 @@ class SparsevidPipeline(VanillaPipeline):
             return
         from safetensors.torch import save_file
 
-        from sparsevid.io_utils import atomic_write_text, jsonable
+        from sparsevid.io_utils import write_json
 
         cfg, up = self.config, self.updater
         pseudo = self.pseudo_views
@@ -203,7 +202,7 @@ class SparsevidPipeline(VanillaPipeline):
                            "mean_confidence": r.mean_confidence} for r in up.history],
                "num_pseudo_views": len(pseudo), "pseudo_steps": self.pseudo_steps}
         self.record_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.record_dir / "sparsevid_progressive.json", json.dumps(jsonable(rec), indent=1))
+        write_json(self.record_dir / "sparsevid_progressive.json", rec)
         if pseudo:
             t = (lambda xs, dt=torch.float32: torch.from_numpy(np.stack(xs)).to(dt).contiguous())
             save_file({"images": t([v.image for v in pseudo]), "masks": t([v.mask for v in pseudo]),

@@ -688,12 +688,16 @@ def _to_scene(rec, scene: Scene, work: _Work, m: _Matches, model: str) -> Scene:
     return out
 
 
-def estimate_poses(scene: Scene, cfg: PoseConfig | None = None) -> tuple[Scene, dict[str, Any]]:
+def estimate_poses(scene: Scene, cfg: PoseConfig | None = None,
+                   colmap_log: list[str] | None = None) -> tuple[Scene, dict[str, Any]]:
     """Estimate the shared camera and every input frame's pose.
 
     Args:
         scene: input frames (>= 2, one size); existing camera/poses are ignored.
         cfg: settings; defaults work.
+        colmap_log: if given, COLMAP's own log text (glog lines, Ceres) is appended to it, for
+            :func:`save_pose_outputs` to keep as ``colmap.log``; it never reaches the console (but with
+            ``--verbose``) nor any file of glog's own.
 
     Returns:
         (scene with ``camera``, every frame's ``c2w`` (OpenCV axes), ``points`` [N, 3] and
@@ -704,7 +708,6 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None) -> tuple[Scene, 
     Raises:
         SparsevidError: a frame matches no other frame, or no attempt gives a valid model.
     """
-    global last_colmap_log
     from sparsevid.log import capture_native_stderr
 
     cfg = cfg or PoseConfig()
@@ -712,17 +715,26 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None) -> tuple[Scene, 
     # that are expected to fail) goes to a buffer, written as poses/colmap.log by save_pose_outputs;
     # `--verbose` lets it through. pycolmap.logging.minloglevel does not silence it (pycolmap 4.2).
     text: list[str] = []
+    no_glog_files()
     try:
         with capture_native_stderr(text):
             scene, report = _estimate(scene, cfg)
     finally:
-        last_colmap_log = "".join(text)
-    report["colmap_log_lines"] = last_colmap_log.count("\n")
+        if colmap_log is not None:
+            colmap_log.append("".join(text))
+    report["colmap_log_lines"] = "".join(text).count("\n")
     return scene, report
 
 
-#: the COLMAP/glog text the last :func:`estimate_poses` captured ("" with --verbose)
-last_colmap_log: str = ""
+def no_glog_files() -> None:
+    """Stop COLMAP's glog from writing log files of its own (by default it writes every line to files in
+    the system's temporary folder, outside the output folder, and never removes them): an empty
+    destination per severity disables glog's file for it. Its stderr lines are unchanged (captured by
+    :func:`estimate_poses`)."""
+    import pycolmap
+
+    for level in pycolmap.logging.Level.__members__.values():
+        pycolmap.logging.set_log_destination(level, "")
 
 
 def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
@@ -888,15 +900,14 @@ def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
                               "or give the focal length with --focal")
 
 
-def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path) -> None:
+def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path, colmap_log: str = "") -> None:
     """Write a posed scene as ``out/sparse/0`` (COLMAP binary), ``out/transforms.json`` (nerfstudio),
-    ``out/images/``, ``out/poses_report.json`` and ``out/colmap.log`` (COLMAP's own log lines, captured
-    by :func:`estimate_poses`), so ``out`` loads back with ``load_scene``."""
-    import json
-
+    ``out/images/``, ``out/poses_report.json`` and ``out/colmap.log`` (``colmap_log``: COLMAP's own log
+    lines, captured by :func:`estimate_poses`; none written when empty), so ``out`` loads back with
+    ``load_scene``."""
     from sparsevid.data.colmap import write_colmap
     from sparsevid.data.nerfstudio import write_transforms
-    from sparsevid.io_utils import atomic_write_text
+    from sparsevid.io_utils import atomic_write_text, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -904,6 +915,6 @@ def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path) -> None:
     write_colmap(scene, out / "sparse" / "0", include_gt=False)
     report = dict(report)
     report["frames"] = {f.name: {"index": f.index, "c2w": np.round(f.c2w, 8).tolist()} for f in scene.frames}
-    atomic_write_text(out / "poses_report.json", json.dumps(report, indent=2, default=float))
-    if last_colmap_log:
-        atomic_write_text(out / "colmap.log", last_colmap_log)
+    write_json(out / "poses_report.json", report, indent=2)
+    if colmap_log:
+        atomic_write_text(out / "colmap.log", colmap_log)

@@ -40,7 +40,7 @@ import numpy as np
 
 from sparsevid.data.camera import Camera
 from sparsevid.geometry import opencv_to_opengl
-from sparsevid.io_utils import atomic_write_text
+from sparsevid.io_utils import write_json
 
 if TYPE_CHECKING:
     from sparsevid.path.camera_path import PathFrames
@@ -78,7 +78,7 @@ def cameras_dict(path: "PathFrames", camera: Camera, scale: float = 1.0,
 
 def write_cameras_json(file: str | Path, path: "PathFrames", camera: Camera, scale: float = 1.0) -> Path:
     """Write :func:`cameras_dict` to ``file`` atomically."""
-    return atomic_write_text(file, json.dumps(cameras_dict(path, camera, scale), indent=1))
+    return write_json(file, cameras_dict(path, camera, scale))
 
 
 def _dataparser_transform(dataparser_transforms: dict | str | Path | None) -> tuple[np.ndarray, float]:
@@ -131,5 +131,4 @@ def write_camera_path_json(file: str | Path, path: "PathFrames", camera: Camera,
                            dataparser_transforms: dict | str | Path | None = None) -> Path:
     """Write :func:`camera_path_dict` to ``file`` (``OUT/camera_path.json``) atomically; replay it
     with ``ns-render camera-path --load-config CONFIG --camera-path-filename OUT/camera_path.json``."""
-    return atomic_write_text(file, json.dumps(camera_path_dict(path, camera, scale, dataparser_transforms),
-                                              indent=1))
+    return write_json(file, camera_path_dict(path, camera, scale, dataparser_transforms))

@@ -12,6 +12,7 @@ import numpy as np
 
 from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save, atomic_write_bytes
+from sparsevid.data.images import read_image  # noqa: F401  (re-exported: frames read as the input's are)
 from sparsevid.data.timebase import fps_fraction
 
 #: x264's presets, fastest to slowest (the same quality at a smaller file the slower)
@@ -202,14 +203,6 @@ def write_frames(frames: Sequence[np.ndarray], directory: str | Path, start: int
         if _FRAME_RE.match(old.name) and old.name not in keep:
             old.unlink()
     return paths
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file -> [H, W, 3] uint8 RGB."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise SparsevidError("could not read the image", path=path, fix="check the file is a PNG/JPEG image")
-    return np.ascontiguousarray(img[..., ::-1])
 
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg")
