@@ -48,18 +48,32 @@ def mse(pred, truth) -> float:
     return float(np.mean((np.round(pred * 255) / 255 - to_float(truth)) ** 2))
 
 
-def measure(frames, route) -> dict[str, float]:
+def loo19(frames, route) -> float:
+    """Mean squared error of the leave-one-out rebuilds: 9 from 0 and 19, 19 from 9 and 29."""
+    return float(np.mean([mse(route(frames, a, b, [(k - a) / (b - a)])[0], frames[k])
+                          for a, k, b in ((0, 9, 19), (9, 19, 29))]))
+
+
+def shrunk(frames, factor: float) -> dict:
+    """The inputs shrunk by ``factor`` (INTER_AREA)."""
+    return {k: cv2.resize(frames[k], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) for k in KEYS}
+
+
+def measure(frames, route, shrink: float | None = None, only_loo: bool = False) -> dict[str, float]:
     out = {}
-    errs = []
-    for k0, k1 in zip(KEYS, KEYS[1:]):
-        between = list(range(k0 + 1, k1))
-        preds = route(frames, k0, k1, [(f - k0) / (k1 - k0) for f in between])
-        errs += [mse(p, frames[f]) for p, f in zip(preds, between)]
-    out["video"] = float(np.mean(errs))
-    out["loo19"] = float(np.mean([mse(route(frames, a, b, [(k - a) / (b - a)])[0], frames[k])
-                                  for a, k, b in ((0, 9, 19), (9, 19, 29))]))
-    preds = route(frames, 0, 29, [9 / 29, 19 / 29])
-    out["loo29"] = float(np.mean([mse(p, frames[k]) for p, k in zip(preds, (9, 19))]))
+    if not only_loo:
+        errs = []
+        for k0, k1 in zip(KEYS, KEYS[1:]):
+            between = list(range(k0 + 1, k1))
+            preds = route(frames, k0, k1, [(f - k0) / (k1 - k0) for f in between])
+            errs += [mse(p, frames[f]) for p, f in zip(preds, between)]
+        out["video"] = float(np.mean(errs))
+    out["loo19"] = loo19(frames, route)
+    if not only_loo:
+        preds = route(frames, 0, 29, [9 / 29, 19 / 29])
+        out["loo29"] = float(np.mean([mse(p, frames[k]) for p, k in zip(preds, (9, 19))]))
+    if shrink is not None:
+        out["loo19_shrunk"] = loo19(shrunk(frames, shrink), route)
     return out
 
 
@@ -67,19 +81,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cases", type=Path, nargs="+")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--shrink", type=float, default=None, help="also the leave-one-out on inputs shrunk by this")
+    ap.add_argument("--only-loo", action="store_true", help="the leave-one-out only; the video's figure from --truth")
+    ap.add_argument("--truth", type=Path, default=None, help="an earlier JSON of this probe (with --only-loo)")
     args = ap.parse_args()
+    truth = json.loads(args.truth.read_text())["cases"] if args.truth else {}
     model = rife.load_rife()
     cfg = dataclasses.replace(FlowConfig(), motion="linear")
     res = {}
     for case in args.cases:
-        frames = {i: cv2.imread(str(case / f"frame_{i:04d}.png"))[..., ::-1].copy() for i in range(30)}
-        r = {"2d": measure(frames, lambda fr, a, b, ts: flow_route(fr, a, b, ts, cfg)),
-             "learned": measure(frames, lambda fr, a, b, ts: learned_route(fr, a, b, ts, model))}
-        db = {s: 10 * np.log10(r["learned"][s] / r["2d"][s]) for s in ("video", "loo19", "loo29")}
+        frames = {i: cv2.imread(str(case / f"frame_{i:04d}.png"))[..., ::-1].copy()
+                  for i in (KEYS if args.only_loo else range(30))}
+        r = {"2d": measure(frames, lambda fr, a, b, ts: flow_route(fr, a, b, ts, cfg), args.shrink, args.only_loo),
+             "learned": measure(frames, lambda fr, a, b, ts: learned_route(fr, a, b, ts, model), args.shrink,
+                                args.only_loo)}
+        db = {s: 10 * np.log10(r["learned"][s] / r["2d"][s]) for s in r["2d"]}
+        if args.only_loo and case.name in truth:
+            db["video"] = truth[case.name]["learned_minus_2d_db"]["video"]
         res[case.name] = {"mse": r, "learned_minus_2d_db": {k: round(float(v), 3) for k, v in db.items()}}
-        print(f"{case.name:18s} learned vs 2d error (dB, + = learned worse): video {db['video']:+.2f}  "
-              f"loo19 {db['loo19']:+.2f}  loo29 {db['loo29']:+.2f}   2d PSNR video "
-              f"{-10 * np.log10(r['2d']['video']):.2f} learned {-10 * np.log10(r['learned']['video']):.2f}", flush=True)
+        print(f"{case.name:18s} learned vs 2d error (dB, + = learned worse): "
+              + "  ".join(f"{k} {v:+.2f}" for k, v in db.items()), flush=True)
         if args.json:
             args.json.write_text(json.dumps({"command": " ".join(sys.argv), "cases": res}, indent=1))
     return 0
