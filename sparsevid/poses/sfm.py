@@ -507,7 +507,9 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
         problems.append(f"frames {d['unregistered_frames']} not registered")
     res = _residuals(rec) / work.scale  # in the input's pixels
     d["mean_reproj_error_px"] = float(np.linalg.norm(res, axis=1).mean()) if len(res) else float("nan")
-    if not len(res) or d["mean_reproj_error_px"] > cfg.max_reproj_error_px:
+    if not len(res):
+        problems.append("no 3D point was triangulated")
+    elif d["mean_reproj_error_px"] > cfg.max_reproj_error_px:
         problems.append(f"mean reprojection error {d['mean_reproj_error_px']:.2f} px > {cfg.max_reproj_error_px}")
     if all(registered):
         c2w = np.stack([_c2w(by_id[i]) for i in ids])
@@ -536,7 +538,8 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
     distortion = corner_distortion(next(iter(rec.cameras.values())))
     d["corner_distortion"] = round(distortion, 4)
     if abs(distortion) > cfg.max_corner_distortion:
-        problems.append(f"lens distortion moves the frame's corner by {100 * distortion:+.0f} % "
+        shown = f"by {100 * distortion:+.0f} %" if abs(distortion) < 10 else "by more than 1000 %"
+        problems.append(f"lens distortion moves the frame's corner {shown} "
                         f"(> {100 * cfg.max_corner_distortion:.0f} %): implausible lens")
     d["problems"] = problems
     d["valid"] = not problems
