@@ -682,10 +682,12 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
             gt = {f.index: f.image for f in scene.gt_frames + scene.frames}
             metrics = evaluate(frames, gt, scene.indices, source_index=source_index)
             write_json(out / "metrics.json", metrics)
-        log.info(f"held-out PSNR {metrics['heldout'].get('psnr', float('nan')):.2f} dB, "
-                 f"SSIM {metrics['heldout'].get('ssim', float('nan')):.3f}, "
-                 f"sharpness {metrics['heldout'].get('sharpness', float('nan')):.2f} "
-                 f"over {metrics['heldout']['count']} frames")
+        if metrics["heldout"]["count"]:
+            log.info(f"held-out PSNR {metrics['heldout']['psnr']:.2f} dB, SSIM {metrics['heldout']['ssim']:.3f}, "
+                     f"sharpness {metrics['heldout']['sharpness']:.2f} over {metrics['heldout']['count']} frames")
+        else:
+            log.info("no held-out frame scored: no output frame falls on a ground-truth frame of the input "
+                     f"(the {metrics['inputs']['count']} at input times are the inputs)")
 
     peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if device.type == "cuda":

@@ -59,6 +59,14 @@ def test_flow_only_route_at_60fps_scores_the_right_frames(tmp_path):
                                                 if 0 <= int(k) + d < 60) for k in sigmas)
     assert info["quality_estimate"]["psnr_heldout"] > 10 and info["fps"] == "60"
     assert info["num_gaussians"] is None and info["metrics"]["heldout"]["count"] == 26
+    # `sparsevid eval` pairs the 60 output frames with the clip's 30 by time, as the run did (it used to pair
+    # output frame k with source frame k, and take the inputs at output positions 0, 18, 38, 58)
+    from sparsevid.cli import main
+
+    assert main(["eval", str(out), "--gt", str(src), "--metrics", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["input_indices"] == [0, 9, 19, 29] and m["heldout"]["count"] == 26
+    assert m["heldout"]["psnr"] == pytest.approx(res.metrics["heldout"]["psnr"], abs=1e-6)
 
 
 def test_pose_failure_falls_back_to_the_2d_route(tmp_path, monkeypatch):

@@ -189,3 +189,22 @@ def test_report_in_headless_chromium(tmp_path):
     img = read_image(shot)
     assert img.shape[:2] == (1400, 1000) and img.std() > 20  # not a blank page
     shutil.rmtree(tmp_path / "p", ignore_errors=True)
+
+
+def test_report_cli_scores_a_larger_ground_truth_at_the_runs_size(tmp_path, monkeypatch):
+    """`report OUT --gt` with ground truth at twice the run's size: the peers are scored at the size the run's
+    own scores (metrics.json) were, not at the ground truth's, so the table compares like with like."""
+    import cv2
+
+    import sparsevid.report.html as report_html
+
+    out = tmp_path / "out"
+    gt = make_run_folder(out)
+    write_frames([cv2.resize(gt[i], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC) for i in sorted(gt)],
+                 tmp_path / "gt2")
+    seen = {}
+    real = report_html.write_report
+    monkeypatch.setattr(report_html, "write_report",
+                        lambda o, gt_frames=None, **kw: seen.update(gt_frames) or real(o, gt_frames=gt_frames, **kw))
+    assert main(["report", str(out), "--gt", str(tmp_path / "gt2")]) == 0
+    assert len(seen) == N and {f.shape[:2] for f in seen.values()} == {gt[0].shape[:2]}

@@ -171,3 +171,27 @@ def test_run_takes_the_window_too(tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["start"] == "f10"
     assert main(["run", str(video), "-o", str(tmp_path / "bad"), "--start", "f20", "--end", "f10"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_eval_and_report_pair_a_windowed_run_with_its_window(video, tmp_path):
+    """`sparsevid eval OUT --gt VIDEO` and the report's ground truth read the video in the run's own window
+    (the run's frame 0 is the video's frame 30 here): eval reproduces the run's scores, and the ground-truth
+    frames are the window's, where before eval paired them with the video's first 30 frames."""
+    import json
+
+    from sparsevid.cli import main
+    from sparsevid.eval.ground_truth import run_ground_truth
+    from sparsevid.pipeline import named_config, run_pipeline
+
+    out = tmp_path / "out"
+    cfg = named_config("flow_only", input=video, output=out, keyframes=[0, 9, 19, 29], device="cpu",
+                       start="f30", end="f59")
+    cfg.write_video, cfg.write_report = False, False
+    own = run_pipeline(cfg).metrics["heldout"]
+    gt = run_ground_truth(out, video)
+    assert sorted(gt) == list(range(30)) and decode_number(gt[0]) == 30 and decode_number(gt[29]) == 59
+    assert main(["eval", str(out), "--gt", str(video), "--metrics", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["heldout"]["count"] == 26 and m["heldout"]["psnr"] == pytest.approx(own["psnr"], abs=1e-6)
+    assert run_ground_truth(out, None) is not None  # the report falls back to the run's own input
+    assert main(["report", str(out), "--gt", str(video)]) == 0 and (out / "report.html").is_file()

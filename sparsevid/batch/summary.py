@@ -5,7 +5,9 @@ Columns: ``clip, status, error, input, output, frames, device, resumed, host, wa
 then ``seconds_<stage>`` (wall time per pipeline stage of the clip's run, all resumed segments
 summed; ``seconds_total`` is the run's whole time), ``quality_<key>`` (the leave-one-out quality
 estimate, e.g. ``quality_psnr_heldout``) and ``metrics_<group>_<key>`` (against ground truth when
-the clip holds it, e.g. ``metrics_heldout_psnr``). ``summary.json`` keeps the nested form.
+the clip holds it, e.g. ``metrics_heldout_psnr``); spaces in a key become ``_`` (``seconds_rigid_check``).
+``summary.json`` keeps the nested form. ``status``: ``done``, ``skipped`` (finished before), ``failed``,
+``pending`` (not run yet) or ``interrupted`` (stopped half-way by Ctrl-C: rerun the batch to resume it).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in row.items() if k not in _NESTED}
     for group in _NESTED:
         for k, v in (row.get(group) or {}).items():
-            flat[f"{group}_{k}"] = v
+            flat[f"{group}_{k}".replace(" ", "_")] = v  # "rigid check" -> seconds_rigid_check
     return flat
 
 

@@ -132,8 +132,8 @@ def run(args) -> int:
     log.info(f"{len(specs)} clips -> {root} ({len(specs) - len(todo)} already finished); engine {engine}"
              + (f" at {args.address}" if engine == "ray" and args.address else ""))
 
-    def pending_row(s):
-        return {"clip": s.name, "status": "pending", "error": "", "input": s.input, "output": s.output}
+    def pending_row(s, status="pending"):
+        return {"clip": s.name, "status": status, "error": "", "input": s.input, "output": s.output}
 
     def on_row(row):
         rows[row["clip"]] = row
@@ -150,8 +150,10 @@ def run(args) -> int:
                         cpus_per_clip=args.cpus_per_clip, max_retries=args.max_retries)
             else:
                 run_local(todo, on_row, progress)
-    except KeyboardInterrupt:
-        write_summary(root, [r if r is not None else pending_row(s) for s, r in zip(specs, rows.values())])
+    except KeyboardInterrupt:  # a clip stopped half-way is "interrupted" (it resumes), one never started "pending"
+        write_summary(root, [r if r is not None else
+                             pending_row(s, "interrupted" if clip_state(s.output) == "partial" else "pending")
+                             for s, r in zip(specs, rows.values())])
         log.error("interrupted -> rerun the same command: finished clips are skipped, the others resume from "
                   "their last checkpoint")
         return 130

@@ -122,14 +122,35 @@ def print_table(result: dict) -> None:
              f"change ratio {f['change_ratio']:.2f} (1 = as much frame-to-frame change as the real video)")
 
 
+def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, list[int]]:
+    """For a run folder: the source frame each output frame shows (its output rate against the clip's) and
+    the inputs' source indices (:class:`sparsevid.report.html.RunFolder`); (None, []) for anything else."""
+    if not out.is_dir() or not ((out / "run.json").is_file() or (out / "cameras.json").is_file()):
+        return None, []
+    from sparsevid.report.html import RunFolder
+
+    f = RunFolder.read(out)
+    return [f.source_index(k) for k in range(num_frames)], f.input_indices
+
+
 def run(args: argparse.Namespace) -> int:
+    from sparsevid.eval.ground_truth import load_frames, run_config
+
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
-    gt = load_ground_truth(args.gt)
+    cfg = run_config(out) if out.is_dir() else {}
+    # a run folder's frames are paired with the clip's by time, in the run's window of its video
+    gt = load_frames(args.gt, cfg.get("start"), cfg.get("end")) if cfg else load_ground_truth(args.gt)
+    source_index, run_keys = run_pairing(out, len(pred))
     if keys is None:
-        keys = default_keyframes(out)
-    result = evaluate(pred, gt, keys)
+        keys = run_keys or default_keyframes(out)
+    sizes = {f.shape[:2] for f in gt.values()}
+    if pred and len(sizes) == 1 and pred[0].shape[:2] not in sizes:
+        (h, w), = sizes
+        warn(f"the output's {pred[0].shape[1]}x{pred[0].shape[0]} frames are resized to the ground truth's {w}x{h} "
+             "to be scored")
+    result = evaluate(pred, gt, keys, source_index=source_index)
     result.update(pred_path=str(source), gt_path=str(args.gt))
     mpath = args.metrics or metrics_path(out)
     kept, only_inputs = result, not result["heldout"].get("count")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -54,12 +55,13 @@ def scene_table(scene: Scene) -> Table:
     return table
 
 
-def summary_lines(scene: Scene) -> list[str]:
-    """The scene-level facts as ``key: value`` lines."""
+def summary_lines(scene: Scene, given: str | Path | None = None) -> list[str]:
+    """The scene-level facts as ``key: value`` lines; ``given``: the input as the user named it (a video
+    file rather than its folder; default: the scene's folder)."""
     gt = [f.index for f in scene.gt_frames]
     n_pts = 0 if scene.points is None else len(scene.points)
     return [
-        f"source: {scene.source} ({scene.root})",
+        f"source: {scene.source} ({given if given is not None else scene.root})",
         f"fps: {float(scene.fps):.6g}" + ("" if scene.fps.denominator == 1 else f" ({scene.fps})"),
         f"camera: {_camera_line(scene)}",
         f"poses: {'yes' if scene.has_poses else 'no'} "
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     scene = load_scene(path, keyframes=keyframes, fps=args.fps, start=start, end=end)
     out = Console(highlight=False)
     out.print(scene_table(scene))
-    for line in summary_lines(scene):
+    for line in summary_lines(scene, path):
         out.print(line)
     if start is not None or end is not None:
         out.print(f"video window: --start {args.start or '0'} --end {args.end or '(the end)'}; "

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from sparsevid.cli.flags import plain_doc
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
@@ -28,26 +26,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_gt(gt: Path) -> dict[int, np.ndarray]:
-    """{source frame index: image} of every frame ``gt`` holds (inputs and ground truth alike)."""
-    from sparsevid.data.load import load_scene
+def scored_size(out: Path) -> tuple[int, int] | None:
+    """(H, W) the run scored its frames at (``metrics.json``'s ``gt_shape``), else its output frames' size."""
+    import json
 
     try:
-        scene = load_scene(gt)
-        return {f.index: f.image for f in scene.frames + scene.gt_frames}
-    except SparsevidError:
-        from sparsevid.cli.eval import load_ground_truth
+        shape = json.loads((out / "metrics.json").read_text()).get("gt_shape")
+        if isinstance(shape, list) and len(shape) >= 2:
+            return int(shape[0]), int(shape[1])
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    from sparsevid.report.html import RunFolder
 
-        return load_ground_truth(gt)
+    first = RunFolder.read(out).frame(0)
+    return None if first is None else first.shape[:2]
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsevid.eval.ground_truth import resized_to, run_ground_truth
     from sparsevid.report.html import write_report
 
     out: Path = args.out
     if not out.is_dir():
         raise SparsevidError("run folder not found", path=out, fix="give the folder of `sparsevid run -o OUT`")
-    gt = load_gt(args.gt) if args.gt is not None else None
+    # --gt read with the run's window; without it, the run's own input where the run had ground truth in it
+    gt = run_ground_truth(out, args.gt)
+    if args.gt is None and gt is not None:
+        info("ground truth: the run's own input (give --gt to use another)")
+    size = scored_size(out) if gt else None
+    if gt and size is not None and any(f.shape[:2] != size for f in gt.values()):
+        h, w = next(iter(gt.values())).shape[:2]
+        info(f"the ground truth's {w}x{h} frames are resized to {size[1]}x{size[0]}, the size the run's frames "
+             "were scored at, so that sparsevid and the peers are scored alike")
+        gt = resized_to(gt, size)
     path = write_report(out, gt_frames=gt)
     info(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
     return 0

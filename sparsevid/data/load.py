@@ -121,10 +121,11 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
                          fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json", path=path)
 
 
-def apply_keyframes(scene: Scene, keyframes: list[int] | None) -> Scene:
+def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | None = None) -> Scene:
     """Make ``keyframes`` the input frames; every other frame becomes a ground-truth frame.
 
-    With None the scene is returned unchanged. Ground-truth frames keep their poses (a
+    With None the scene is returned unchanged. ``where``: the input as the user gave it, named by an
+    error (default: the scene's folder). Ground-truth frames keep their poses (a
     posed dataset's poses of held-out frames serve as a reference).
     """
     if keyframes is None:
@@ -138,7 +139,7 @@ def apply_keyframes(scene: Scene, keyframes: list[int] | None) -> Scene:
         raise SparsevidError(
             f"keyframes {','.join(map(str, missing))} not in the input ({len(have)} frames, indices {rng})",
             fix="pick --keyframes among the input's frame indices (see sparsevid inspect)",
-            path=scene.root)
+            path=where if where is not None else scene.root)
     frames = [f for f in pool if f.index in keys]
     gt = [f for f in pool if f.index not in keys]
     if scene.camera is not None and any(f.c2w is None for f in frames):
@@ -167,7 +168,7 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
     """
     path = Path(path).expanduser()
     scene = _detect_and_read(path, start, end)
-    scene = apply_keyframes(scene, keyframes)
+    scene = apply_keyframes(scene, keyframes, where=path)
     if fps is not None:
         if not fps > 0:
             raise SparsevidError(f"--fps must be > 0, got {fps}", fix="pass e.g. --fps 29.97")

@@ -257,7 +257,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             if windowed:
                 rate = fps or Fraction(30)
                 if seen >= 0:
-                    length = f"its last frame is f{seen} ({float((seen + 1) / rate):.3f} s at {float(rate):.3f} fps)"
+                    length = (f"its last frame is f{seen}, at {float(seen / rate):.3f} s (the video ends at "
+                              f"{float((seen + 1) / rate):.3f} s, {float(rate):.3f} fps)")
                 else:  # the seek went past the end: nothing decoded
                     dur = container.duration / 1e6 if container.duration else None
                     length = f"it is {dur:.3f} s long" if dur else "no frame decoded there"

@@ -480,7 +480,8 @@ def _metrics_section(f: RunFolder, gt: Mapping[int, np.ndarray] | None,
             ax.axvline(i, color="#999999", lw=0.8, ls="--")
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="best", fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:  # nothing plotted (no held-out frame scored): no legend
+        axes[0].legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("source frame index (dashed: input frames, not scored)")
     fig.suptitle("held-out frames against the ground truth")
     plot = f'<div class="plot" id="metrics-plot">{_svg(fig)}</div>'

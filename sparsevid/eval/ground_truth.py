@@ -1,0 +1,71 @@
+"""Ground truth for a finished run folder: every frame of the clip, numbered as the run numbered its frames.
+
+``sparsevid eval OUT --gt GT`` and ``sparsevid report OUT --gt GT`` score a run's output frames against the
+real ones. A run numbers source frames from the first frame of its ``--start/--end`` window, and an output
+frame shows source frame ``k / out_fps * scene_fps`` (none between source frames when the output rate is not
+the source's). Both are read from the run folder (``run.json``'s config, ``cameras.json``), so the ground
+truth lines up with the frames whatever ``--start``, ``--end`` and ``--path.fps`` the run was given.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sparsevid.errors import SparsevidError
+
+
+def run_config(out: Path) -> dict:
+    """The configuration a run folder records (``run.json``'s ``config``), or {} (no run.json, not a run)."""
+    try:
+        cfg = json.loads((Path(out) / "run.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def load_frames(gt: Path, start: str | None = None, end: str | None = None) -> dict[int, np.ndarray]:
+    """{source frame index: [H, W, 3] uint8 RGB} of every frame ``gt`` holds (a case folder, a folder of
+    frames, a COLMAP / nerfstudio dataset or a video), inputs and ground truth alike; ``start`` / ``end``: the
+    run's window of a video (``--start`` / ``--end``), indices counted from its first frame."""
+    from sparsevid.data.load import load_scene
+    from sparsevid.data.video import parse_window
+
+    windowed = start is not None or end is not None
+    try:
+        first, last = parse_window(start, end)
+        scene = load_scene(gt, start=first, end=last)
+    except SparsevidError as e:
+        if windowed:
+            raise SparsevidError(f"the run used a window of its video (--start {start} --end {end}), which this "
+                                 f"ground truth cannot give: {e.message}",
+                                 fix="give the run's video itself as the ground truth", path=gt) from None
+        from sparsevid.video.io import read_frames, read_video
+
+        # fewer than 2 frames or files load_scene does not number: a folder by file number, a video by order
+        if Path(gt).is_dir():
+            return read_frames(gt)
+        if Path(gt).is_file():
+            return dict(enumerate(read_video(gt)[0]))
+        raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video") from None
+    return {f.index: f.image for f in scene.frames + scene.gt_frames}
+
+
+def run_ground_truth(out: Path, gt: Path | None) -> dict[int, np.ndarray] | None:
+    """The ground truth of run folder ``out``: ``gt`` read with the run's window, or else (None) the run's own
+    input when it still exists and the run scored against it (``metrics.json``); None if neither."""
+    cfg = run_config(out)
+    if gt is None:
+        src = cfg.get("input")
+        if not src or not Path(src).exists() or not (Path(out) / "metrics.json").is_file():
+            return None
+        gt = Path(src)
+    return load_frames(Path(gt), cfg.get("start"), cfg.get("end"))
+
+
+def resized_to(frames: dict[int, np.ndarray], shape: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """``frames`` resized (area interpolation) to ``shape`` [H, W, ...] where they differ from it."""
+    from sparsevid.eval.metrics import match_size
+
+    return {i: match_size(f, shape) for i, f in frames.items()}
