@@ -56,14 +56,6 @@ def load_prediction(out: Path) -> tuple[list[np.ndarray], Path]:
     raise SparsevidError("output not found", path=out, fix="give a run folder, a folder of frames or a video")
 
 
-def load_ground_truth(gt: Path) -> dict[int, np.ndarray]:
-    if gt.is_dir():
-        return read_frames(gt)
-    if gt.is_file():
-        return dict(enumerate(read_video(gt)[0]))
-    raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video")
-
-
 def default_keyframes(out: Path) -> list[int]:
     cams = out / "cameras.json" if out.is_dir() else None
     if cams is not None and cams.is_file():
@@ -134,14 +126,14 @@ def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, li
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import load_frames, run_config
+    from sparsevid.eval.ground_truth import load_frames, read_ground_truth, run_config
 
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
     cfg = run_config(out) if out.is_dir() else {}
     # a run folder's frames are paired with the clip's by time, in the run's window of its video
-    gt = load_frames(args.gt, cfg.get("start"), cfg.get("end")) if cfg else load_ground_truth(args.gt)
+    gt = load_frames(args.gt, cfg.get("start"), cfg.get("end")) if cfg else read_ground_truth(args.gt)
     source_index, run_keys = run_pairing(out, len(pred))
     if keys is None:
         keys = run_keys or default_keyframes(out)

@@ -25,6 +25,18 @@ def run_config(out: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def read_ground_truth(gt: Path) -> dict[int, np.ndarray]:
+    """{frame index: image} of a folder of frames (index = the number in each file name) or a video (index =
+    decode order), read as they are."""
+    from sparsevid.video.io import read_frames, read_video
+
+    if Path(gt).is_dir():
+        return read_frames(gt)
+    if Path(gt).is_file():
+        return dict(enumerate(read_video(gt)[0]))
+    raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video")
+
+
 def load_frames(gt: Path, start: str | None = None, end: str | None = None) -> dict[int, np.ndarray]:
     """{source frame index: [H, W, 3] uint8 RGB} of every frame ``gt`` holds (a case folder, a folder of
     frames, a COLMAP / nerfstudio dataset or a video), inputs and ground truth alike; ``start`` / ``end``: the
@@ -41,14 +53,7 @@ def load_frames(gt: Path, start: str | None = None, end: str | None = None) -> d
             raise SparsevidError(f"the run used a window of its video (--start {start} --end {end}), which this "
                                  f"ground truth cannot give: {e.message}",
                                  fix="give the run's video itself as the ground truth", path=gt) from None
-        from sparsevid.video.io import read_frames, read_video
-
-        # fewer than 2 frames or files load_scene does not number: a folder by file number, a video by order
-        if Path(gt).is_dir():
-            return read_frames(gt)
-        if Path(gt).is_file():
-            return dict(enumerate(read_video(gt)[0]))
-        raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video") from None
+        return read_ground_truth(gt)  # fewer than 2 frames, or files load_scene does not number
     return {f.index: f.image for f in scene.frames + scene.gt_frames}
 
 
