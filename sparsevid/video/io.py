@@ -125,6 +125,12 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     _check_frames(frames)
     rate = fps_fraction(fps)
     path = Path(path)
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        from sparsevid.log import info
+
+        info(f"{path.name}: the {w}x{h} frames are padded to {w + w % 2}x{h + h % 2} (H.264 in yuv420p needs even "
+             "sizes; the last row/column is repeated, the frames are kept as they are)")
 
     def _write(tmp: Path) -> None:
         # faststart: the index (moov) before the data, so a browser plays a file served over the web at once
