@@ -14,11 +14,10 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-from sparsevid.io_utils import atomic_write_text, jsonable
+from sparsevid.io_utils import atomic_write_text, write_json
 
 BASE_COLUMNS = ["clip", "status", "error", "input", "output", "frames", "device", "resumed", "host", "wall_s",
                 "report"]
@@ -60,9 +59,7 @@ def write_summary(outroot: str | Path, rows: list[dict[str, Any]]) -> dict[str, 
     for r in rows:
         w.writerow({k: ("" if v is None else v) for k, v in flat_row(r).items()})
     paths = {"csv": atomic_write_text(root / "summary.csv", buf.getvalue()),
-             "json": atomic_write_text(root / "summary.json",
-                                       json.dumps(jsonable({"clips": rows, "counts": counts(rows)}, finite=True),
-                                                  indent=1)),
+             "json": write_json(root / "summary.json", {"clips": rows, "counts": counts(rows)}),
              "html": atomic_write_text(root / "summary.html", summary_html(rows))}
     return paths
 
