@@ -114,27 +114,28 @@ def print_table(result: dict) -> None:
              f"change ratio {f['change_ratio']:.2f} (1 = as much frame-to-frame change as the real video)")
 
 
-def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, list[int]]:
-    """For a run folder: the source frame each output frame shows (its output rate against the clip's) and
-    the inputs' source indices (:class:`sparsevid.report.html.RunFolder`); (None, []) for anything else."""
+def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, list[int], dict]:
+    """For a run folder (:class:`sparsevid.report.html.RunFolder`): the source frame each output frame shows
+    (its output rate against the clip's), the inputs' source indices and the run's recorded configuration;
+    (None, [], {}) for anything else."""
     if not out.is_dir() or not ((out / "run.json").is_file() or (out / "cameras.json").is_file()):
-        return None, []
+        return None, [], {}
     from sparsevid.report.html import RunFolder
 
     f = RunFolder.read(out)
-    return [f.source_index(k) for k in range(num_frames)], f.input_indices
+    cfg = (f.run or {}).get("config")
+    return [f.source_index(k) for k in range(num_frames)], f.input_indices, cfg if isinstance(cfg, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import load_frames, read_ground_truth, run_config
+    from sparsevid.eval.ground_truth import load_frames, read_ground_truth
 
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
-    cfg = run_config(out) if out.is_dir() else {}
     # a run folder's frames are paired with the clip's by time, in the run's window of its video
+    source_index, run_keys, cfg = run_pairing(out, len(pred))
     gt = load_frames(args.gt, cfg.get("start"), cfg.get("end")) if cfg else read_ground_truth(args.gt)
-    source_index, run_keys = run_pairing(out, len(pred))
     if keys is None:
         keys = run_keys or default_keyframes(out)
     sizes = {f.shape[:2] for f in gt.values()}

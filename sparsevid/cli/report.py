@@ -28,17 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def scored_size(out: Path) -> tuple[int, int] | None:
     """(H, W) the run scored its frames at (``metrics.json``'s ``gt_shape``), else its output frames' size."""
-    import json
-
-    try:
-        shape = json.loads((out / "metrics.json").read_text()).get("gt_shape")
-        if isinstance(shape, list) and len(shape) >= 2:
-            return int(shape[0]), int(shape[1])
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
     from sparsevid.report.html import RunFolder
 
-    first = RunFolder.read(out).frame(0)
+    f = RunFolder.read(out)
+    shape = (f.metrics or {}).get("gt_shape")
+    if isinstance(shape, list) and len(shape) >= 2 and all(isinstance(v, int) for v in shape[:2]):
+        return shape[0], shape[1]
+    first = f.frame(0)
     return None if first is None else first.shape[:2]
 
 

@@ -724,8 +724,8 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None,
             scene, report = _estimate(scene, cfg)
     finally:
         if colmap_log is not None:
-            colmap_log.append("".join(text))
-    report["colmap_log_lines"] = "".join(text).count("\n")
+            colmap_log.extend(text)
+    report["colmap_log_lines"] = sum(t.count("\n") for t in text)
     return scene, report
 
 
