@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import tempfile
@@ -47,13 +48,66 @@ def info(msg: str) -> None:
         console.print(msg, soft_wrap=True)
 
 
+#: the name the warning and error lines of the code running now start with (``batch``: the clip's), and the
+#: lists every warning is recorded into (:func:`recording_warnings`); context variables, so a Ray worker or a
+#: thread has its own
+_tag: contextvars.ContextVar[str] = contextvars.ContextVar("sparsevid_log_tag", default="")
+_sinks: contextvars.ContextVar[tuple[list[str], ...]] = contextvars.ContextVar("sparsevid_log_sinks", default=())
+
+
+@contextlib.contextmanager
+def tagged(name: str) -> Iterator[None]:
+    """Start every warning and error line printed inside the block with ``[name]`` (e.g. the clip a
+    batch runs), so lines from many clips can be told apart."""
+    token = _tag.set(name)
+    try:
+        yield
+    finally:
+        _tag.reset(token)
+
+
+@contextlib.contextmanager
+def recording_warnings() -> Iterator[list[str]]:
+    """Record the text of every :func:`warn` line printed inside the block (without markup or tag)
+    into the yielded list, as well as printing it. Blocks nest: an outer one records too."""
+    sink: list[str] = []
+    token = _sinks.set(_sinks.get() + (sink,))
+    try:
+        yield sink
+    finally:
+        _sinks.reset(token)
+
+
+def _prefix() -> str:
+    from rich.markup import escape
+
+    tag = _tag.get()
+    return f"{escape('[' + tag + ']')} " if tag else ""
+
+
+def plain(msg: str) -> str:
+    """A line of rich markup as plain text (``[bold]x[/bold]`` -> ``x``; escaped brackets kept)."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    try:
+        return Text.from_markup(msg).plain
+    except MarkupError:
+        return msg
+
+
 def warn(msg: str) -> None:
-    """One line (never wrapped by rich), shown even when quiet."""
-    console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+    """One line (never wrapped by rich), shown even when quiet, recorded by :func:`recording_warnings`."""
+    console.print(f"[yellow]warning:[/yellow] {_prefix()}{msg}", soft_wrap=True)
+    sinks = _sinks.get()
+    if sinks:
+        text = " ".join(plain(msg).split())
+        for sink in sinks:
+            sink.append(text)
 
 
 def error(msg: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {msg}", soft_wrap=True)
+    console.print(f"[bold red]error:[/bold red] {_prefix()}{msg}", soft_wrap=True)
 
 
 class PlainProgress(Progress):

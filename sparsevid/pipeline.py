@@ -508,11 +508,17 @@ def _machine(device: torch.device) -> dict[str, str]:
 
 
 def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
-    """Run every stage; see the module docstring for the output layout.
+    """Run every stage; see the module docstring for the output layout. The warning lines the run prints
+    are also recorded in ``run.json`` (``warnings``).
 
     ``model``: a trained model to render instead of training the Gaussians -- any object with the trainer's
     ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
     (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
+    with log.recording_warnings() as warnings:
+        return _run_pipeline(cfg, model, warnings)
+
+
+def _run_pipeline(cfg: RunConfig, model, warnings: list[str]) -> RunResult:
     from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
     from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
@@ -699,7 +705,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
-                "pose_refinement": pose_refinement, "quality_estimate": quality,
+                "pose_refinement": pose_refinement, "quality_estimate": quality, "warnings": list(warnings),
                 "key_detail_sigma": None if key_sigmas is None else {str(k): v for k, v in key_sigmas.items()},
                 "metrics": None if metrics is None else {k: metrics[k] for k in
                                                          ("heldout", "inputs", "flicker", "pulse_ratio")

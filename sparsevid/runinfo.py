@@ -74,12 +74,16 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: in
 
 def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, Any]:
     """The final ``run.json`` of a run: with ``resume``, the earlier segments' times added to this
-    one's and the pose report kept. ``run_info["stage_seconds"]`` is this segment's."""
-    this = {"status": "done", "stage_seconds": dict(run_info.get("stage_seconds") or {})}
+    one's and the pose report kept. ``run_info["stage_seconds"]`` and ``run_info["warnings"]`` are this
+    segment's; ``warnings`` becomes every finished segment's, each line once."""
+    this = {"status": "done", "stage_seconds": dict(run_info.get("stage_seconds") or {}),
+            "warnings": list(run_info.get("warnings") or [])}
     segments = (previous_segments(out) if resume else []) + [this]
     merged = dict(run_info)
     merged["status"] = "done"
     merged["stage_seconds"] = summed(segments)
+    merged["warnings"] = list(dict.fromkeys(w for seg in segments for w in seg.get("warnings") or []
+                                            if isinstance(w, str)))
     merged["segments"] = segments
     if resume and merged.get("poses") is None:
         merged["poses"] = previous_poses(out)

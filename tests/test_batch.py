@@ -191,3 +191,57 @@ def test_batch_takes_every_run_flag(tmp_path):
     assert cfg.fuse.mode == "2d"  # from the named configuration
     from fractions import Fraction
     assert cfg.path.fps == Fraction(30000, 1001)
+
+
+# ---- clips from a glob, and each clip's warnings -------------------------------------------------
+def test_a_glob_leaves_out_files_that_are_not_clips(tmp_path, capsys):
+    """`batch 'clips/*'` used to take notes.txt for a clip and count it as failed."""
+    from sparsevid.batch.jobs import expand_inputs
+    from sparsevid.errors import SparsevidError
+
+    clips = tmp_path / "clips"
+    (clips / "walk").mkdir(parents=True)
+    (clips / "drone.MP4").write_bytes(b"")
+    (clips / "notes.txt").write_text("x")
+    (clips / ".DS_Store").write_bytes(b"")
+    got = expand_inputs([str(clips / "*")], tmp_path / "out")
+    assert [n for n, _ in got] == ["drone", "walk"]
+    assert "left out 1 file that is not a clip (notes.txt)" in capsys.readouterr().err
+    # a named file is still tried (the pipeline says what is wrong with it)
+    assert [n for n, _ in expand_inputs([str(clips / "notes.txt")], tmp_path / "out")] == ["notes"]
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        (frames / f"{i:03d}.png").write_bytes(b"")
+    with pytest.raises(SparsevidError) as e:  # frames given one by one: say to give their folder
+        expand_inputs([str(frames / "*")], tmp_path / "out")
+    assert "matches no clip" in e.value.one_line() and "folder that holds a clip's frames" in e.value.one_line()
+
+
+def test_a_clips_warnings_name_it_and_go_into_its_row(tmp_path, monkeypatch, capsys):
+    """With many clips at once, a warning line says which clip it is about, and the summary keeps it."""
+    import sparsevid.pipeline as pipeline
+    from sparsevid import log
+    from sparsevid.batch.jobs import make_specs, run_clip
+    from sparsevid.batch.summary import write_summary
+    from sparsevid.errors import SparsevidError
+
+    def fake(cfg, model=None):
+        log.warn("the camera barely moves; [bold]check[/bold] the clip")
+        raise SparsevidError("no frames")
+    monkeypatch.setattr(pipeline, "run_pipeline", fake)
+    (tmp_path / "walk").mkdir()
+    spec = make_specs([tmp_path / "walk"], tmp_path / "out", pipeline.RunConfig())[0]
+    row = run_clip(spec)
+    err = capsys.readouterr().err
+    assert "warning: [walk] the camera barely moves; check the clip" in err
+    assert row["status"] == "failed" and row["warnings"] == ["the camera barely moves; check the clip"]
+    log.warn("outside")  # no clip: no tag, and nothing recorded
+    assert "warning: outside" in capsys.readouterr().err and row["warnings"] == [
+        "the camera barely moves; check the clip"]
+    (tmp_path / "out").mkdir()
+    write_summary(tmp_path / "out", [row])
+    assert _summary(tmp_path / "out")["walk"]["warnings"] == "the camera barely moves; check the clip"
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["clips"][0]["warnings"] == [
+        "the camera barely moves; check the clip"]
+    assert "1 with warnings" in (tmp_path / "out" / "summary.html").read_text()

@@ -84,6 +84,8 @@ def test_pose_failure_falls_back_to_the_2d_route(tmp_path, monkeypatch):
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert "implausible" in info["poses"]["failed"]
     assert info["quality_estimate"]["route"].startswith("2D")
+    # the warning line is in run.json too (batch's summary reads it from there for a finished clip)
+    assert any(w.startswith("no 3D model passes its checks (every pose attempt") for w in info["warnings"])
     with pytest.raises(PoseFailure):  # the 3D route alone has nothing to fall back to
         run_pipeline(named_config("route3d", input=src, output=tmp_path / "out3", keyframes=[0, 9, 19, 29],
                                   device="cpu"))

@@ -56,9 +56,18 @@ def _clip_name(p: Path) -> str:
     return p.resolve().name
 
 
+def is_clip_path(p: Path) -> bool:
+    """Whether a path a glob matched can be a clip: a folder, a video or a ``transforms.json``
+    (a named INPUT is always tried, and a file that is not a clip fails with the pipeline's error)."""
+    from sparsevid.data.video import VIDEO_EXTS
+
+    return p.is_dir() or p.name == "transforms.json" or p.suffix.lower() in VIDEO_EXTS
+
+
 def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[str, Path]]:
     """``(name, absolute path)`` per clip, in the order given: INPUTS are clip folders, videos,
-    nerfstudio ``transforms.json`` files, or globs of them (expanded here, sorted). A path given
+    nerfstudio ``transforms.json`` files, or globs of them (expanded here, sorted; the other files a
+    glob matches, e.g. ``notes.txt`` in ``clips/*``, are left out with one line). A path given
     twice counts once; anything inside OUTROOT is left out (a glob like ``clips/*`` with
     ``-o clips/out``). Two clips with the same name are told apart by their parent folder's name.
 
@@ -74,10 +83,25 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
         if p.exists():
             found = [p]
         elif _GLOB_CHARS & set(text):
-            found = [Path(m) for m in sorted(glob.glob(str(p)))]
-            if not found:
+            matched = [Path(m) for m in sorted(glob.glob(str(p)))]
+            if not matched:
                 raise SparsevidError(f"the pattern {text!r} matches nothing", fix="check the pattern (quote it, "
                                      "or let the shell expand it)")
+            found = [m for m in matched if is_clip_path(m)]
+            others = [m for m in matched if not is_clip_path(m)]
+            if others:
+                from sparsevid import log
+
+                names = ", ".join(m.name for m in others[:5]) + (", ..." if len(others) > 5 else "")
+                log.info(f"{text!r}: left out {len(others)} file{'s' if len(others) > 1 else ''} that "
+                         f"{'are' if len(others) > 1 else 'is'} not a clip ({names})")
+            if not found:
+                from sparsevid.data.images import IMAGE_EXTS
+
+                frames = any(m.suffix.lower() in IMAGE_EXTS for m in others)
+                raise SparsevidError(f"the pattern {text!r} matches no clip, only other files",
+                                     fix="give the folder that holds a clip's frames as one INPUT" if frames
+                                     else "give clip folders, videos or transforms.json files")
         else:
             raise SparsevidError("INPUT not found", path=p, fix="check the path (a clip folder, a video or a glob)")
         for f in found:
@@ -139,16 +163,20 @@ def _flat_scalars(prefix: str, value: Any, into: dict[str, Any], depth: int = 2)
 
 
 def clip_row(spec: ClipSpec, status: str, error: str = "", resumed: bool = False,
-         wall: float | None = None) -> dict[str, Any]:
-    """A summary row; a finished run's numbers come from its ``run.json`` (all segments summed)."""
+             wall: float | None = None, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A summary row; a finished run's numbers come from its ``run.json`` (all segments summed), and
+    so do its warnings unless ``warnings`` (the lines this process saw) is given."""
     out = Path(spec.output)
-    row: dict[str, Any] = {"clip": spec.name, "status": status, "error": error, "input": spec.input,
+    row: dict[str, Any] = {"clip": spec.name, "status": status, "error": error,
+                           "warnings": list(warnings or []), "input": spec.input,
                            "output": spec.output, "frames": None, "device": None, "resumed": resumed,
                            "host": socket.gethostname(), "wall_s": None if wall is None else round(wall, 3),
                            "report": "", "seconds": {}, "quality": {}, "metrics": {}}
     info = _read_run_json(out) if status != FAILED else None
     if info is not None:
         row["frames"] = info.get("num_frames")
+        if warnings is None and isinstance(info.get("warnings"), list):
+            row["warnings"] = [w for w in info["warnings"] if isinstance(w, str)]
         row["device"] = info.get("device")
         row["seconds"] = {k: v for k, v in (info.get("stage_seconds") or {}).items()
                           if isinstance(v, (int, float))}
@@ -163,9 +191,10 @@ def clip_row(spec: ClipSpec, status: str, error: str = "", resumed: bool = False
     return row
 
 
-def failed_row(spec: ClipSpec, error: str, wall: float | None = None) -> dict[str, Any]:
-    """The row of a clip that failed with ``error`` (one line)."""
-    return clip_row(spec, FAILED, error=" ".join(str(error).split()), wall=wall)
+def failed_row(spec: ClipSpec, error: str, wall: float | None = None,
+               warnings: list[str] | None = None) -> dict[str, Any]:
+    """The row of a clip that failed with ``error`` (one line), after printing ``warnings``."""
+    return clip_row(spec, FAILED, error=" ".join(str(error).split()), wall=wall, warnings=warnings)
 
 
 def run_clip(spec: ClipSpec) -> dict[str, Any]:
@@ -194,13 +223,15 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
     quiet_before = log.is_quiet()
     if spec.quiet:
         log.set_quiet(True)
-    try:
-        run_pipeline(cfg)
-    except SparsevidError as e:
-        return failed_row(spec, e.one_line(), time.perf_counter() - t0)
-    except Exception as e:  # a bug or an unexpected library error: still one row, one line
-        first = (str(e).strip().splitlines() or [""])[0]
-        return failed_row(spec, f"{type(e).__name__}: {first}"[:500], time.perf_counter() - t0)
-    finally:
-        log.set_quiet(quiet_before)
+    # the clip's warning lines start with its name (many clips may print at once) and go into its row
+    with log.tagged(spec.name), log.recording_warnings() as warnings:
+        try:
+            run_pipeline(cfg)
+        except SparsevidError as e:
+            return failed_row(spec, e.one_line(), time.perf_counter() - t0, warnings)
+        except Exception as e:  # a bug or an unexpected library error: still one row, one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            return failed_row(spec, f"{type(e).__name__}: {first}"[:500], time.perf_counter() - t0, warnings)
+        finally:
+            log.set_quiet(quiet_before)
     return clip_row(spec, DONE, resumed=resume, wall=time.perf_counter() - t0)

@@ -1,7 +1,8 @@
 """``OUTROOT/summary.csv``, ``summary.json`` and ``summary.html``: one row per clip, written
 atomically (rewritten as clips finish, so a reader never sees half a file).
 
-Columns: ``clip, status, error, input, output, frames, device, resumed, host, wall_s, report``,
+Columns: ``clip, status, error, warnings, input, output, frames, device, resumed, host, wall_s, report``
+(``warnings``: the warning lines the clip's run printed, joined by `` | `` in the CSV, a list in the JSON),
 then ``seconds_<stage>`` (wall time per pipeline stage of the clip's run, all resumed segments
 summed; ``seconds_total`` is the run's whole time), ``quality_<key>`` (the leave-one-out quality
 estimate, e.g. ``quality_psnr_heldout``) and ``metrics_<group>_<key>`` (against ground truth when
@@ -19,7 +20,7 @@ from typing import Any
 
 from sparsevid.io_utils import atomic_write_text, write_json
 
-BASE_COLUMNS = ["clip", "status", "error", "input", "output", "frames", "device", "resumed", "host", "wall_s",
+BASE_COLUMNS = ["clip", "status", "error", "warnings", "input", "output", "frames", "device", "resumed", "host", "wall_s",
                 "report"]
 _STAGE_ORDER = ["loading", "poses", "training", "fixing", "rendering", "enhance", "fusing", "encoding", "eval",
                 "total"]
@@ -29,6 +30,8 @@ _NESTED = ("seconds", "quality", "metrics")
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row with its nested groups flattened into ``<group>_<key>`` columns."""
     flat = {k: v for k, v in row.items() if k not in _NESTED}
+    if isinstance(flat.get("warnings"), list):
+        flat["warnings"] = " | ".join(flat["warnings"])
     for group in _NESTED:
         for k, v in (row.get(group) or {}).items():
             flat[f"{group}_{k}".replace(" ", "_")] = v  # "rigid check" -> seconds_rigid_check
@@ -92,13 +95,15 @@ def summary_html(rows: list[dict[str, Any]]) -> str:
             f'<tr class="{e(r["status"])}"><td>{link}</td><td>{e(r["status"])}</td><td>{e(_fmt(r.get("frames")))}</td>'
             f'<td>{e(_fmt(s.get("total"), 1))}</td><td>{e(_fmt(q.get("psnr_heldout")))}</td>'
             f'<td>{e(_fmt(m.get("heldout_psnr")))}</td><td>{e(_fmt(r.get("device")))}</td>'
-            f'<td>{e(r.get("error") or "")}</td></tr>')
+            f'<td>{e(r.get("error") or "")}</td><td>{"<br>".join(e(w) for w in r.get("warnings") or [])}</td></tr>')
     c = counts(rows)
     head = ", ".join(f"{n} {k}" for k, n in sorted(c.items()))
+    warned = sum(1 for r in rows if r.get("warnings"))
+    head += f"; {warned} with warnings" if warned else ""
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>sparsevid batch</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
             "tr.failed td{background:#fdd}tr.skipped td{color:#555}</style></head><body>"
             f"<h1>sparsevid batch</h1><p>{len(rows)} clips: {e(head)}</p><table><tr><th>clip</th><th>status</th>"
             "<th>frames</th><th>time (s)</th><th>est. held-out PSNR (dB)</th><th>held-out PSNR vs ground truth (dB)"
-            "</th><th>device</th><th>error</th></tr>" + "".join(body) + "</table></body></html>\n")
+            "</th><th>device</th><th>error</th><th>warnings</th></tr>" + "".join(body) + "</table></body></html>\n")
