@@ -7,4 +7,11 @@ import os as _os
 # loads libgomp; an explicit OMP_WAIT_POLICY in the environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# zlib before pycolmap can load it: see sparsevid._native (pycolmap 4.2 otherwise breaks PNG writing)
+import zlib as _zlib  # noqa: E402,F401
+
+from sparsevid._native import check_load_order as _check_load_order  # noqa: E402
+
+_check_load_order()
+
 __version__ = "0.1.0"
