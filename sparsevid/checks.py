@@ -38,6 +38,11 @@ def check_run_config(cfg: "RunConfig") -> None:
     check_positive(cfg.scale, "--scale", "0.5")
     check_positive(cfg.train_scale, "--train-scale", "0.5")
     check_positive(cfg.fps, "--fps", "29.97")
+    from sparsevid.data.timebase import parse_fps
+
+    for flag, rate in (("--fps", cfg.fps), ("--out-fps", cfg.path.fps)):
+        if rate is not None:
+            parse_fps(rate, flag)
     check_positive(cfg.train.steps, "--steps", "2000", integer=True)
     check_positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
     check_positive(cfg.path.duration, "--duration", "1.0")

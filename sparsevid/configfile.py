@@ -272,6 +272,9 @@ def load_yaml(cls: type[C], path: str | Path) -> C:
     except OSError as e:
         raise SparsevidError(f"cannot read the config ({e.strerror or e})", path=path,
                              fix="pass the config.yaml of a run folder (OUT/config.yaml)") from None
+    except UnicodeDecodeError as e:  # a video, a binary file, or YAML saved in Latin-1
+        raise SparsevidError(f"the config is not a UTF-8 text file (byte {e.start})", path=path,
+                             fix="pass a YAML file saved as UTF-8, e.g. the config.yaml of a run folder") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -17,6 +17,9 @@ from typing import Iterable
 
 from sparsevid.errors import SparsevidError
 
+#: the marker file of a ``sparsevid run`` output folder
+RUN_MARKER = ".sparsevid-run"
+
 
 def _is_within(path: Path, folder: Path) -> bool:
     """True if ``path`` is ``folder`` or lies inside it (both resolved)."""

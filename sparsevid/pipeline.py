@@ -53,7 +53,7 @@ from sparsevid.render.frames import render_path, to_uint8
 from sparsevid.eval.metrics import match_size
 from sparsevid.video.io import VideoConfig
 
-MARKER = ".sparsevid-run"
+MARKER = outdir.RUN_MARKER
 
 
 @dataclass
@@ -345,6 +345,8 @@ def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
         log.info(f"no input given: using the embedded demo clip ({src})")
     start, end = parse_window(cfg.start, cfg.end)
     scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
+    cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
+    check_frame_size(scene.image_size, cfg.scale, src)
     fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
@@ -352,12 +354,28 @@ def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
     return scene
 
 
+#: the smallest output frame side: optical flow (OpenCV's DIS) needs 12 px, and SSIM's 7x7 window a few more
+MIN_FRAME_SIDE = 16
+
+
+def check_frame_size(size: tuple[int, int], scale: float, where: Path) -> None:
+    """Refuse output frames (the input's ``size`` (W, H) times ``scale``) with a side under
+    :data:`MIN_FRAME_SIDE`, before any work."""
+    w, h = round(size[0] * scale), round(size[1] * scale)
+    if min(w, h) < MIN_FRAME_SIDE:
+        scaled = f" (--scale {scale:g} of {size[0]}x{size[1]})" if scale != 1 else ""
+        raise SparsevidError(f"output frames of {w}x{h}{scaled} are too small: both sides need at least "
+                             f"{MIN_FRAME_SIDE} px", path=where,
+                             fix="give larger frames" + (" or a larger --scale" if scale != 1 else ""))
+
+
 def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict | None]:
     """Poses from ``poses_from``, from the input, from a resumed run, or estimated (pose stage)."""
     from sparsevid.poses.sfm import estimate_poses, save_pose_outputs
 
     if cfg.poses_from is not None:
-        ref = load_scene(cfg.poses_from)
+        # matched by the frames' file numbers (the input's may be renumbered from its first frame)
+        ref = load_scene(cfg.poses_from, renumber=False).shifted(-scene.number_offset)
         by_index = {f.index: f.c2w for f in ref.frames + ref.gt_frames if f.c2w is not None}
         missing = [f.index for f in scene.frames if f.index not in by_index]
         if missing:
@@ -701,7 +719,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str]) -> RunResult:
     stage = {k: round(v, 3) for k, v in timer.seconds.items()}
     stage["total"] = round(time.perf_counter() - t_start, 3)
     run_info = {"config": jsonable(cfg), "versions": _versions(), "machine": _machine(device),
-                "device": str(device), "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
+                "device": str(device), "first_frame_number": scene.number_offset, "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,

@@ -47,3 +47,9 @@ def test_inspect_posed_colmap(tmp_path, tiny_scene, capsys):
     assert "camera: PINHOLE 48x32: fx=28.8, fy=28.8, cx=24, cy=16" in out
     assert "poses: yes" in out and "points: 2000" in out and "fps: 24" in out
     assert "source: colmap" in out
+    # the rate as inspect prints it is accepted back, and a bad one is one line (it was argparse's usage text)
+    assert main(["inspect", str(tmp_path), "--fps", "30000/1001"]) == 0
+    assert "fps: 29.97 (30000/1001)" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path), "--fps", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "--fps must be a frame rate" in err and len(err.strip().splitlines()) == 1

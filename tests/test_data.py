@@ -228,10 +228,50 @@ def test_images_folder_keyframes_and_fps(tmp_path, tiny_scene):
     scene = load_scene(tmp_path, keyframes=KEYS)
     assert scene.indices == KEYS and [f.index for f in scene.gt_frames] == [i for i in range(30) if i not in KEYS]
     assert scene.fps == Fraction(30000, 1001)  # the float in frames_meta.json, made exact
+    atomic_write_text(tmp_path / "frames_meta.json", json.dumps({"fps": "30000/1001"}))  # as `inspect` prints it
+    assert load_scene(tmp_path).fps == Fraction(30000, 1001)
+    atomic_write_text(tmp_path / "frames_meta.json", json.dumps({"fps": 1e300}))
+    with pytest.raises(SparsevidError, match="'fps' must be a frame rate from 0.01 to 10000 fps"):
+        load_scene(tmp_path)
+    atomic_write_text(tmp_path / "frames_meta.json", json.dumps({"fps": 30000 / 1001}))
     assert scene.time(9) == pytest.approx(9 * 1001 / 30000)
     assert load_scene(tmp_path, fps=24).fps == 24.0
     assert load_scene(tmp_path, fps=23.976).fps == Fraction(24000, 1001)
     np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
+
+
+def test_frames_numbered_from_1_or_100_start_the_video_at_their_first(tmp_path, tiny_scene, capsys):
+    """frame_0100..frame_0129 used to give a 130-frame video whose first 100 frames were frame 100 held still, and
+    1.png..30.png an invented frame 0; numbers that are timestamps made the camera path without end."""
+    write_frames(tmp_path / "from100", tiny_scene, "frame_01{:02d}.png")  # frame_0100.png .. frame_0129.png
+    scene = load_scene(tmp_path / "from100", keyframes=[100, 109, 119, 129])  # keyframes count as the files do
+    assert scene.indices == KEYS and sorted(f.index for f in scene.gt_frames) == [i for i in range(30) if i not in KEYS]
+    assert scene.frames[1].name == "frame_0109.png"
+    np.testing.assert_array_equal(scene.frames[1].image, tiny_scene.frames[1].image)
+    assert "the first frame is number 100: the video starts at it" in capsys.readouterr().err
+    write_frames(tmp_path / "from1", tiny_scene, "{}.png")
+    for f in (tmp_path / "from1").iterdir():  # 0.png..29.png -> 1.png..30.png
+        f.rename(f.with_name(f"n{int(f.stem) + 1}.png"))
+    assert load_scene(tmp_path / "from1", keyframes=[1, 10, 20, 30]).indices == KEYS
+    # numbers that are timestamps (microseconds): renumbered from the first, then a camera path too long to make
+    stamps = tmp_path / "stamps"
+    for i, f in enumerate(sorted(tiny_scene.frames + tiny_scene.gt_frames, key=lambda f: f.index)):
+        write_image(stamps / f"cam_{1700000000000000 + 33333 * i}.png", f.image)
+    scene = load_scene(stamps)
+    assert scene.indices[0] == 0 and scene.indices[-1] == 33333 * 29
+    from sparsevid.path.camera_path import PathConfig
+
+    assert PathConfig().frame_count(30, 29) == 30
+    with pytest.raises(SparsevidError, match="number the input frames 0, 1, 2"):
+        PathConfig().frame_count(scene.fps, scene.indices[-1])
+
+
+def test_shifting_a_scene_moves_its_tracks_too(tiny_scene):
+    tracks = [np.array([[9.0, 1.5, 2.5], [19.0, 3.0, 4.0]]), np.zeros((0, 3))]
+    moved = replace(tiny_scene, point_tracks=tracks).shifted(-9)
+    assert moved.indices == [k - 9 for k in KEYS] and moved.first_index == -9
+    np.testing.assert_array_equal(moved.point_tracks[0][:, 0], [0.0, 10.0])
+    assert moved.point_tracks[1].shape == (0, 3) and tiny_scene.shifted(0) is tiny_scene
 
 
 def test_a_variable_frame_rate_video_keeps_its_frames_in_time(tmp_path, capsys, write_clip):
@@ -447,3 +487,24 @@ def test_error_keyframes_not_in_input(tmp_path, tiny_scene, capsys):
     write_frames(tmp_path, tiny_scene)
     err = one_line_error(capsys, ["inspect", str(tmp_path), "--keyframes", "0,9,31,40"])
     assert "keyframes 31,40 not in the input (30 frames, indices 0..29)" in err
+
+
+def test_a_run_folder_is_not_read_as_a_clip_and_a_poster_does_not_hide_the_video(tmp_path, capsys):
+    """`inspect OUT` read a run's contact sheet as a one-frame clip ("need at least 2 input frames"), and a folder
+    holding clip.mp4 and poster.jpg was read as that one image."""
+    from sparsevid.outdir import RUN_MARKER
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / RUN_MARKER).write_text("")
+    write_image(out / "contact_sheet.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SparsevidError, match="output folder of a sparsevid run, not a clip") as e:
+        load_scene(out)
+    assert "poses" in e.value.one_line()
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    make_video(clip / "clip.mp4", n=12)
+    write_image(clip / "poster.jpg", np.zeros((8, 8, 3), np.uint8))
+    scene = load_scene(clip)
+    assert scene.source == "video" and len(scene.frames) == 12
+    assert "reading the video clip.mp4" in capsys.readouterr().err

@@ -133,6 +133,13 @@ def test_eval_cli_on_folders_and_video(tmp_path):
     m2 = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json is not JSON"))
     assert m2["heldout"] == m["heldout"] and m2["psnr_heldout"] == m["psnr_heldout"]
     assert m2["inputs"]["count"] == 4 and len(m2["per_frame"]) == 30
+    # ground truth turned a quarter (another view than the output's): refused, metrics.json kept as it was
+    write_frames([np.ascontiguousarray(np.rot90(f)) for f in gt], tmp_path / "gt_turned")
+    assert main(["eval", str(run), "--gt", str(tmp_path / "gt_turned")]) == 2
+    assert (run / "metrics.json").read_text() == text
+    # a half-size copy of the clip is the same view: scored, at its size
+    write_frames([f[::2, ::2] for f in gt], tmp_path / "gt_half")
+    assert main(["eval", str(run), "--gt", str(tmp_path / "gt_half"), "--metrics", str(tmp_path / "h.json")]) == 0
     # user errors: one line, exit code 2
     assert main(["eval", str(tmp_path / "missing"), "--gt", str(tmp_path / "gt")]) == 2
     assert main(["eval", str(run), "--gt", str(tmp_path / "gt"), "--keyframes", "a,b"]) == 2

@@ -420,7 +420,10 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--train-scale", "0"], ["--train-scale"]),
     (["--max-train-side", "-1"], ["--max-train-side"]),
     (["--fps", "0"], ["--fps"]),
+    (["--fps", "1e-300"], ["--fps must be a frame rate from 0.01 to 10000 fps, got 1e-300", "29.97"]),
+    (["--fps", "1e300"], ["--fps must be a frame rate from 0.01 to 10000 fps"]),
     (["--out-fps", "-30"], ["--out-fps"]),
+    (["--out-fps", "1e9"], ["--out-fps must be a frame rate", "30000/1001"]),
     (["--num-frames", "0"], ["--num-frames"]),
     (["--focal", "0"], ["--focal"]),
     (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a positive integer, got 0"]),
@@ -680,3 +683,34 @@ def test_json_outputs_are_strict_json(tmp_path):
     p = write_json(tmp_path / "x.json", {"score": float("inf"), "err": [np.float32("nan"), 1.5], "path": tmp_path})
     strict = json.loads(p.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert strict == {"score": None, "err": [None, 1.5], "path": str(tmp_path)}
+
+
+def test_frame_numbers_that_are_timestamps_fail_before_any_work(tmp_path, four, capsys):
+    """Files named by microsecond timestamps used to build a camera path of ~1e12 frames until memory ran out,
+    silently; now one line says to number the frames, before the output folder holds anything but its marker."""
+    src = tmp_path / "stamps"
+    src.mkdir()
+    for i, p in enumerate(sorted(four.glob("*.png"))):
+        shutil.copy(p, src / f"cam_{1700000000000000 + 333333 * i}.png")
+    before = snapshot(src)
+    rc, err = run_cli(["run", src, "-o", tmp_path / "out", "--device", "cpu", "-q"], capsys)  # -q: no info line
+    assert_one_line_error(rc, err, "the camera path would have", "number the input frames 0, 1, 2")
+    assert snapshot(src) == before
+    assert not (tmp_path / "out" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("how", ["8x5 frames", "--scale 0.03"])
+def test_frames_too_small_for_flow_fail_before_any_work(tmp_path, four, capsys, how):
+    """8x5 frames, or --scale 0.03 of the demo's, ended in a 44-line OpenCV traceback after the pose stage."""
+    import cv2
+
+    src, extra = four, ["--scale", "0.03"]
+    if how == "8x5 frames":
+        src, extra = tmp_path / "tiny", []
+        src.mkdir()
+        for p in sorted(four.glob("*.png")):
+            cv2.imwrite(str(src / p.name), cv2.resize(cv2.imread(str(p)), (8, 5), interpolation=cv2.INTER_AREA))
+    rc, err = run_cli(["run", src, "-o", tmp_path / "out", "--device", "cpu", *extra], capsys)
+    assert_one_line_error(rc, err, "too small: both sides need at least 16 px",
+                          "--scale 0.03 of 848x480" if extra else "give larger frames")
+    assert not (tmp_path / "out" / "config.yaml").exists()

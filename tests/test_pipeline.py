@@ -177,6 +177,10 @@ def test_config_yaml_round_trip(tmp_path):
         read_run_config(_write(tmp_path / "bad.yaml", dump_yaml(cfg).replace("  steps: 123", "  stepz: 123")))
     with pytest.raises(SparsevidError, match="seed must be int"):
         read_run_config(_write(tmp_path / "bad2.yaml", "seed: three\n"))
+    # a Latin-1 file, or a video passed by mistake: one line, not a UnicodeDecodeError traceback
+    (tmp_path / "latin1.yaml").write_bytes(b"# r\xe9glages\ntrain:\n  steps: 100\n")
+    with pytest.raises(SparsevidError, match="not a UTF-8 text file"):
+        read_run_config(tmp_path / "latin1.yaml")
 
 
 def _write(path: Path, text: str) -> Path:

@@ -148,6 +148,11 @@ def test_cli_report(tmp_path, capsys):
     assert '<section id="compare">' in text and "dis_flow" in text
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "run folder not found" in capsys.readouterr().err
+    # a folder that is not a run (here the clip itself) is refused, and nothing is written into it
+    before = sorted(p.name for p in (tmp_path / "case").iterdir())
+    assert main(["report", str(tmp_path / "case")]) == 2
+    assert "not a sparsevid output folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == before
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")

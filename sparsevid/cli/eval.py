@@ -128,17 +128,20 @@ def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, li
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import load_frames, read_ground_truth
+    from sparsevid.eval.ground_truth import check_same_view, first_frame_number, load_frames, read_ground_truth
 
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
     # a run folder's frames are paired with the clip's by time, in the run's window of its video
     source_index, run_keys, cfg = run_pairing(out, len(pred))
-    gt = load_frames(args.gt, cfg.get("start"), cfg.get("end")) if cfg else read_ground_truth(args.gt)
+    gt = (load_frames(args.gt, cfg.get("start"), cfg.get("end"), first_frame_number(out)) if cfg
+          else read_ground_truth(args.gt))
     if keys is None:
         keys = run_keys or default_keyframes(out)
     sizes = {f.shape[:2] for f in gt.values()}
+    for size in sizes if pred else ():
+        check_same_view(pred[0].shape, size, args.gt)
     if pred and len(sizes) == 1 and pred[0].shape[:2] not in sizes:
         (h, w), = sizes
         warn(f"the output's {pred[0].shape[1]}x{pred[0].shape[0]} frames are resized to the ground truth's {w}x{h} "

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 
-from sparsevid.checks import check_positive
 from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
 from sparsevid.data.load import load_scene, parse_keyframes
+from sparsevid.data.timebase import parse_fps
 from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.errors import SparsevidError
 from sparsevid.geometry import rotation_angle_deg
@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--keyframes", default=None,
                    help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); None: every frame")
-    p.add_argument("--fps", type=float, default=None, help="frames per second; None: from the input, else 30")
+    p.add_argument("--fps", default=None,
+                   help="frames per second (29.97 or 30000/1001); None: from the input, else 30")
     add_window_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUTPUT")
     add_flags(p, pose_flags(), titles=section_titles(PoseConfig, "pose"))
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = PoseConfig()
     apply_flags(cfg, args, pose_flags())
     check_pose_config(cfg)
-    check_positive(args.fps, "--fps", "29.97")
+    if args.fps is not None:
+        parse_fps(args.fps, "--fps")
     if not Path(args.input).expanduser().exists():
         raise SparsevidError("input not found", path=args.input,
                              fix="check the path (a folder of frames, a video, a COLMAP dataset or a transforms.json)")

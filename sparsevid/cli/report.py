@@ -27,29 +27,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def scored_size(out: Path) -> tuple[int, int] | None:
-    """(H, W) the run scored its frames at (``metrics.json``'s ``gt_shape``), else its output frames' size."""
+    """(H, W) the run scored its frames at (``metrics.json``'s ``gt_shape``) where that has the output frames'
+    aspect ratio, else the output frames' size."""
+    from sparsevid.eval.ground_truth import check_same_view
     from sparsevid.report.html import RunFolder
 
     f = RunFolder.read(out)
+    first = f.frame(0)
+    own = None if first is None else first.shape[:2]
     shape = (f.metrics or {}).get("gt_shape")
     if isinstance(shape, list) and len(shape) >= 2 and all(isinstance(v, int) for v in shape[:2]):
-        return shape[0], shape[1]
-    first = f.frame(0)
-    return None if first is None else first.shape[:2]
+        try:
+            if own is not None:
+                check_same_view(own, tuple(shape[:2]), out)
+            return shape[0], shape[1]
+        except SparsevidError:  # scored against other frames (an older eval): the run's own size
+            pass
+    return own
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import resized_to, run_ground_truth
+    from sparsevid.eval.ground_truth import check_same_view, resized_to, run_ground_truth
     from sparsevid.report.html import write_report
 
     out: Path = args.out
     if not out.is_dir():
         raise SparsevidError("run folder not found", path=out, fix="give the folder of `sparsevid run -o OUT`")
+    from sparsevid.pipeline import MARKER
+
+    if not ((out / MARKER).is_file() or (out / "run.json").is_file()):  # report.html is not written into a clip
+        raise SparsevidError(f"not a sparsevid output folder (no run.json or {MARKER})", path=out,
+                             fix="give the folder of `sparsevid run -o OUT`")
     # --gt read with the run's window; without it, the run's own input where the run had ground truth in it
     gt = run_ground_truth(out, args.gt)
     if args.gt is None and gt is not None:
         info("ground truth: the run's own input (give --gt to use another)")
     size = scored_size(out) if gt else None
+    for shape in {f.shape[:2] for f in gt.values()} if gt and size is not None else ():
+        check_same_view(size, shape, args.gt if args.gt is not None else out)
     if gt and size is not None and any(f.shape[:2] != size for f in gt.values()):
         h, w = next(iter(gt.values())).shape[:2]
         info(f"the ground truth's {w}x{h} frames are resized to {size[1]}x{size[0]}, the size the run's frames "

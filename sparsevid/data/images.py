@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from sparsevid.data.scene import Frame, Scene
-from sparsevid.data.timebase import fps_fraction
+from sparsevid.data.timebase import parse_fps
 from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save
 
@@ -137,13 +137,17 @@ def read_fps_meta(*folders: Path) -> Fraction | None:
         if not meta.is_file():
             continue
         try:
-            fps = float(json.loads(meta.read_text())["fps"])
+            fps = json.loads(meta.read_text())["fps"]
         except (ValueError, KeyError, TypeError) as e:
             raise SparsevidError(f"cannot read 'fps' ({type(e).__name__}: {e})",
                                  fix='write it as {"fps": 30.0} or delete the file', path=meta) from None
-        if not fps > 0:
-            raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=meta)
-        return fps_fraction(fps)
+        if isinstance(fps, bool) or not isinstance(fps, (int, float, str)):
+            raise SparsevidError(f"'fps' must be a number or a ratio like \"30000/1001\", got {fps!r}",
+                                 fix='write it as {"fps": 30.0} or delete the file', path=meta)
+        try:
+            return parse_fps(fps, "'fps'")
+        except SparsevidError as e:
+            raise SparsevidError(e.message, fix=e.fix, path=meta) from None
     return None
 
 

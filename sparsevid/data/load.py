@@ -16,10 +16,10 @@ from sparsevid.data.colmap import find_colmap_model, read_colmap
 from sparsevid.data.images import IMAGE_EXTS, list_image_files, read_images_folder
 from sparsevid.data.nerfstudio import read_transforms
 from sparsevid.data.scene import Scene
-from sparsevid.data.timebase import fps_fraction
+from sparsevid.data.timebase import parse_fps
 from sparsevid.data.video import VIDEO_EXTS, TimePoint, is_video_file, read_video
 from sparsevid.errors import SparsevidError
-from sparsevid.log import warn
+from sparsevid.log import info, warn
 
 _DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -98,17 +98,27 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
         raise SparsevidError(f"unsupported input file type {path.suffix or '(none)'}",
                              fix="pass a folder of frames, a video (" + ", ".join(VIDEO_EXTS) + ") or a transforms.json",
                              path=path)
+    from sparsevid.outdir import RUN_MARKER
+
+    if (path / RUN_MARKER).is_file():  # its contact sheet would pass for a one-frame clip
+        raise SparsevidError("this is the output folder of a sparsevid run, not a clip", path=path,
+                             fix=f"pass the clip it was made from (its run.json: config.input), or {path / 'poses'} "
+                                 "for the poses the run estimated")
     if (path / "transforms.json").is_file():
         return not_a_video(read_transforms(path / "transforms.json"))
     model = find_colmap_model(path)
     if model is not None:
         return not_a_video(read_colmap(model))
     images = list_image_files(path)
+    videos = sorted(p for p in path.iterdir() if is_video_file(p))
+    if len(images) == 1 and len(videos) == 1:  # a video and its poster or thumbnail: the clip is the video
+        info(f"{path.name}: reading the video {videos[0].name} (the one image beside it, {images[0].name}, "
+             "is not a clip)")
+        return read_video(videos[0], start=start, end=end)
     if images:
         return not_a_video(read_images_folder(path))
     if (path / "images").is_dir() and list_image_files(path / "images"):
         return not_a_video(read_images_folder(path / "images"))
-    videos = sorted(p for p in path.iterdir() if is_video_file(p))
     if len(videos) == 1:
         return read_video(videos[0], start=start, end=end)
     if len(videos) > 1:
@@ -148,8 +158,25 @@ def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | Non
     return replace(scene, frames=frames, gt_frames=gt)
 
 
+def from_first_frame(scene: Scene, where: Path) -> Scene:
+    """The scene with its first frame (input or ground truth) numbered 0, so the video starts at it: frames named
+    from 1 (ffmpeg's ``%d``, nerfstudio's ``frame_00001``) or from 100 are numbered from 0 from here on (one
+    info line; ``--keyframes`` count as the file names do). The numbers between two files are frames the output
+    fills in (4 files 0, 9, 19, 29: a 30-frame video); numbers that are not frame numbers (timestamps) give a
+    camera path that :meth:`~sparsevid.path.camera_path.PathConfig.frame_count` refuses beyond its limit."""
+    pool = sorted(f.index for f in scene.frames + scene.gt_frames)
+    if not pool:
+        return scene
+    first = pool[0]
+    if first:
+        info(f"{where.name or where}: the first frame is number {first}: the video starts at it (numbered 0 in the "
+             f"outputs, so input {pool[-1]} is output frame {pool[-1] - first})")
+        scene = scene.shifted(-first)
+    return scene
+
+
 def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,
-               start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
+               start: TimePoint | None = None, end: TimePoint | None = None, renumber: bool = True) -> Scene:
     """Load any supported input (see the module doc) as a :class:`Scene`.
 
     Args:
@@ -162,6 +189,8 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
         start, end: a window of a video input (``--start``/``--end``, see
             :func:`~sparsevid.data.video.parse_time`): only it is decoded, and frame indices (so
             ``keyframes``) count from its first frame. Any other input refuses them.
+        renumber: number the frames from the first one (0), as :func:`from_first_frame` says; False keeps
+            the numbers of the file names (``Scene.number_offset`` says by how much they differ).
 
     Returns:
         A :class:`Scene` with at least 2 input frames, sorted by index.
@@ -169,10 +198,10 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
     path = Path(path).expanduser()
     scene = _detect_and_read(path, start, end)
     scene = apply_keyframes(scene, keyframes, where=path)
+    if renumber:
+        scene = from_first_frame(scene, path)
     if fps is not None:
-        if not fps > 0:
-            raise SparsevidError(f"--fps must be > 0, got {fps}", fix="pass e.g. --fps 29.97")
-        scene = replace(scene, fps=fps_fraction(fps))
+        scene = replace(scene, fps=parse_fps(fps, "--fps"))
     if len(scene.frames) < 2:
         raise SparsevidError(f"need at least 2 input frames, found {len(scene.frames)}",
                              fix="add frames or pick at least 2 --keyframes", path=path)

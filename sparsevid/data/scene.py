@@ -61,6 +61,8 @@ class Scene:
         points: [N, 3] float64 sparse points in world space, or None.
         point_colors: [N, 3] uint8 RGB colours of ``points``, or None.
         source: a short description of where the scene came from (``colmap``, ``nerfstudio``...).
+        number_offset: the number in the file names of frame 0: frames named from 1 (``frame_00001.png``) or
+            from 100 are numbered from 0 by :func:`~sparsevid.data.load.load_scene`, which sets it (1, 100).
         point_tracks: the SfM observations of ``points`` (one entry per point, same order), or None:
             each an [M, 3] float64 array of (frame index, x, y), (x, y) in pixels of that frame
             (COLMAP convention: pixel centres at +0.5). The pose stage fills it and
@@ -76,6 +78,7 @@ class Scene:
     source: str = ""
     root: Path | None = None
     point_tracks: list[np.ndarray] | None = None
+    number_offset: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.fps, Fraction):
@@ -93,6 +96,22 @@ class Scene:
     def image_size(self) -> tuple[int, int]:
         """(width, height) of the input frames."""
         return self.frames[0].width, self.frames[0].height
+
+    @property
+    def first_index(self) -> int:
+        """The index of the clip's first frame, input or ground truth."""
+        return min(f.index for f in self.frames + self.gt_frames)
+
+    def shifted(self, offset: int) -> "Scene":
+        """The scene with every frame index (and every track's frame index) moved by ``offset``."""
+        if offset == 0:
+            return self
+        frames = [replace(f, index=f.index + offset) for f in self.frames]
+        gt = [replace(f, index=f.index + offset) for f in self.gt_frames]
+        tracks = None if self.point_tracks is None else [
+            t + np.array([offset, 0.0, 0.0]) if len(t) else t for t in self.point_tracks]
+        return replace(self, frames=frames, gt_frames=gt, point_tracks=tracks,
+                       number_offset=self.number_offset - offset)
 
     def time(self, index: float) -> float:
         """Seconds from frame 0 to frame ``index`` (float)."""

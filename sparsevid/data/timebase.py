@@ -30,3 +30,22 @@ def fps_fraction(fps: float | int | str | Fraction) -> Fraction:
     if out <= 0:
         raise SparsevidError(f"frame rate must be positive, got {fps!r}")
     return out
+
+
+#: the frame rates a user may give (``--fps``, ``--out-fps``, ``frames_meta.json``): a frame per 100 s to 10000 a
+#: second; beyond that a rate is a typo (1e300 made the whole run, then failed in the video encoder)
+MIN_FPS, MAX_FPS = Fraction(1, 100), Fraction(10000)
+
+
+def parse_fps(value: float | int | str | Fraction, flag: str = "--fps") -> Fraction:
+    """A frame rate a user gave -- a number (``29.97``) or an exact ratio (``"30000/1001"``) -- as
+    :func:`fps_fraction` makes it exact; a one-line error naming ``flag`` for anything else (not a number,
+    not positive, outside :data:`MIN_FPS`..:data:`MAX_FPS`)."""
+    try:
+        out: Fraction | None = fps_fraction(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError, SparsevidError):
+        out = None
+    if out is None or not MIN_FPS <= out <= MAX_FPS:
+        raise SparsevidError(f"{flag} must be a frame rate from {float(MIN_FPS):g} to {float(MAX_FPS):g} fps, "
+                             f"got {value}", fix=f"pass e.g. {flag} 29.97 (or 30000/1001)")
+    return out

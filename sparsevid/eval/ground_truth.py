@@ -25,6 +25,16 @@ def run_config(out: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def first_frame_number(out: Path) -> int | None:
+    """The file number of a run's frame 0 (``run.json``'s ``first_frame_number``: an input numbered from 1 or
+    100 is numbered from 0), or None (not recorded)."""
+    try:
+        n = json.loads((Path(out) / "run.json").read_text()).get("first_frame_number")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
+
+
 def read_ground_truth(gt: Path) -> dict[int, np.ndarray]:
     """{frame index: image} of a folder of frames (index = the number in each file name) or a video (index =
     decode order), read as they are."""
@@ -37,17 +47,20 @@ def read_ground_truth(gt: Path) -> dict[int, np.ndarray]:
     raise SparsevidError("ground truth not found", path=gt, fix="give a folder of frames or a video")
 
 
-def load_frames(gt: Path, start: str | None = None, end: str | None = None) -> dict[int, np.ndarray]:
+def load_frames(gt: Path, start: str | None = None, end: str | None = None,
+                first_number: int | None = None) -> dict[int, np.ndarray]:
     """{source frame index: [H, W, 3] uint8 RGB} of every frame ``gt`` holds (a case folder, a folder of
     frames, a COLMAP / nerfstudio dataset or a video), inputs and ground truth alike; ``start`` / ``end``: the
-    run's window of a video (``--start`` / ``--end``), indices counted from its first frame."""
+    run's window of a video (``--start`` / ``--end``), indices counted from its first frame; ``first_number``:
+    the file number of the run's frame 0 (:func:`first_frame_number`; None: ``gt``'s own first frame)."""
     from sparsevid.data.load import load_scene
     from sparsevid.data.video import parse_window
 
     windowed = start is not None or end is not None
     try:
         first, last = parse_window(start, end)
-        scene = load_scene(gt, start=first, end=last)
+        scene = load_scene(gt, start=first, end=last, renumber=first_number is None)
+        scene = scene if first_number is None else scene.shifted(-first_number)
     except SparsevidError as e:
         if windowed:
             raise SparsevidError(f"the run used a window of its video (--start {start} --end {end}), which this "
@@ -66,7 +79,18 @@ def run_ground_truth(out: Path, gt: Path | None) -> dict[int, np.ndarray] | None
         if not src or not Path(src).exists() or not (Path(out) / "metrics.json").is_file():
             return None
         gt = Path(src)
-    return load_frames(Path(gt), cfg.get("start"), cfg.get("end"))
+    return load_frames(Path(gt), cfg.get("start"), cfg.get("end"), first_frame_number(out))
+
+
+def check_same_view(shape: tuple[int, ...], gt_shape: tuple[int, ...], gt: Path) -> None:
+    """Refuse ground truth whose frames ([H, W, ...] ``gt_shape``) do not show the output's view (``shape``): a
+    different aspect ratio (a turned or cropped copy of the clip) cannot be scored by resizing. Sizes that
+    differ only by scale (a half-size copy) pass, within a pixel of rounding."""
+    (h, w), (gh, gw) = shape[:2], gt_shape[:2]
+    if abs(gh * w / gw - h) > 1.0 + 0.01 * h:
+        raise SparsevidError(f"the ground truth's {gw}x{gh} frames do not have the output's {w}x{h} aspect ratio "
+                             "(a turned or cropped copy of the clip?)", path=gt,
+                             fix="give the frames of the clip the run was made from, as the run saw them")
 
 
 def resized_to(frames: dict[int, np.ndarray], shape: tuple[int, ...]) -> dict[int, np.ndarray]:

@@ -43,6 +43,9 @@ TimeLike = float | Fraction
 
 #: query times this close (seconds) to a knot time snap to the knot's exact camera
 _SNAP_S = 1e-9
+#: the most output frames a camera path may have (every frame is held in memory: 100000 frames of 848x480 are
+#: 120 GB); more means frame numbers that are not frame numbers, or a wrong frame rate
+MAX_FRAMES = 100_000
 
 
 @dataclass
@@ -84,6 +87,11 @@ class PathConfig:
         if n < 1:
             raise SparsevidError(f"the camera path would have {n} frames",
                                  fix="set num_frames >= 1 or a longer duration")
+        if n > MAX_FRAMES:
+            raise SparsevidError(f"the camera path would have {n} frames (the last input frame is number "
+                                 f"{last_index} at {float(fps_fraction(scene_fps)):g} fps), more than {MAX_FRAMES}",
+                                 fix="number the input frames 0, 1, 2, ... (file names), or set --fps, "
+                                     "--path.num-frames or --path.duration")
         return n
 
     def frame_times(self, scene_fps: TimeLike, last_index: int) -> list[Fraction]:
