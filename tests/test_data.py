@@ -508,3 +508,16 @@ def test_a_run_folder_is_not_read_as_a_clip_and_a_poster_does_not_hide_the_video
     scene = load_scene(clip)
     assert scene.source == "video" and len(scene.frames) == 12
     assert "reading the video clip.mp4" in capsys.readouterr().err
+
+
+def test_float_tiff_frames_are_read_and_hdr_ones_refused(tmp_path, capfd):
+    """32-bit float TIFFs were called "corrupt or not an image", after a line of OpenCV's own."""
+    import cv2
+
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "f.tif"), rgb[:, :, ::-1].astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.tif"), rgb)
+    cv2.imwrite(str(tmp_path / "hdr.tif"), rgb[:, :, ::-1].astype(np.float32) / 25.0)
+    with pytest.raises(SparsevidError, match="float image with values from 0 to 10.2"):
+        read_image(tmp_path / "hdr.tif")
+    assert "WARN" not in capfd.readouterr().err

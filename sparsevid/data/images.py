@@ -95,11 +95,35 @@ def read_image(path: Path) -> np.ndarray:
     if png_truncated(data):  # checked here: libpng would print a line of its own on stderr before failing
         raise SparsevidError("cannot decode image (a PNG file cut short: it has no end chunk)",
                              fix="replace or delete this file", path=path)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    img = _decode_quietly(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None and data.size:  # 32-bit float samples (a TIFF): read as they are, then made 8-bit
+        img = _float_to_8bit(_decode_quietly(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR), path)
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise SparsevidError("cannot decode image (corrupt or not an image)",
                              fix="replace or delete this file", path=path)
     return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def _decode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
+    """``cv2.imdecode`` without OpenCV's own warning lines on stderr (the caller says what is wrong)."""
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        return cv2.imdecode(data, flags)
+    finally:
+        log.setLogLevel(level)
+
+
+def _float_to_8bit(img: np.ndarray | None, path: Path) -> np.ndarray | None:
+    """A float image (0 = black, 1 = white, as display values) as uint8; other images unchanged."""
+    if img is None or img.dtype.kind != "f":
+        return img
+    if not np.isfinite(img).all() or img.min() < -1e-3 or img.max() > 1.0 + 1e-3:
+        raise SparsevidError(f"a float image with values from {np.nanmin(img):.3g} to {np.nanmax(img):.3g} (HDR or "
+                             "linear light?): only 0-1 display values are read", path=path,
+                             fix="convert the frames to 8- or 16-bit images first")
+    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:
