@@ -205,3 +205,15 @@ def test_quiet_and_verbose_before_or_after_the_subcommand(argv):
     args = build_parser().parse_args(argv)
     assert args.quiet is True and args.verbose is False
     assert build_parser().parse_args(["run", "--device", "cpu"]).quiet is False
+
+
+def test_quiet_lasts_as_long_as_the_command(tmp_path, capsys):
+    """`main([... "-q"])` from Python left every later command quiet (a test of `run -q` hid the next test's lines)."""
+    from sparsevid import log
+    from sparsevid.cli import main
+
+    assert not log.is_quiet()
+    assert main(["inspect", "-q", str(tmp_path / "missing")]) == 2
+    assert not log.is_quiet() and not log.is_verbose()
+    assert main(["inspect", "-v"]) == 0
+    assert not log.is_verbose()

@@ -54,10 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     from sparsevid import caches, log
 
     caches.configure()  # compile caches in a folder the user can see and clear (`sparsevid cache`)
+    quiet, verbose = log.is_quiet(), log.is_verbose()
     if args.verbose:
         log.set_verbose(True)
     if args.quiet:
         log.set_quiet(True)
+    try:
+        return _run_command(args)
+    finally:  # -q / -v last as long as the command (main called from Python, e.g. a test, runs another after it)
+        log.set_quiet(quiet)
+        log.set_verbose(verbose)
+
+
+def _run_command(args) -> int:
+    """``args.func(args)``, with a :class:`SparsevidError` (or a file system error, or Ctrl-C) as one line."""
     try:
         return int(args.func(args) or 0)
     except SparsevidError as e:
