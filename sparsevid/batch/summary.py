@@ -20,8 +20,8 @@ from typing import Any
 
 from sparsevid.io_utils import atomic_write_text, write_json
 
-BASE_COLUMNS = ["clip", "status", "error", "warnings", "input", "output", "frames", "device", "resumed", "host", "wall_s",
-                "report"]
+BASE_COLUMNS = ["clip", "status", "error", "warnings", "input", "output", "frames", "device", "resumed", "host",
+                "wall_s", "report"]
 _STAGE_ORDER = ["loading", "poses", "training", "fixing", "rendering", "enhance", "fusing", "encoding", "eval",
                 "total"]
 _NESTED = ("seconds", "quality", "metrics")
