@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="comma-separated frame indices used as inputs, e.g. 0,9,19,29; the other frames "
                         "become ground truth; None: every frame the input provides")
     p.add_argument("--fps", default=None,
-                   help="frames per second (29.97 or 30000/1001); None: read from the video, frames_meta.json or transforms.json, else 30")
+                   help="frames per second (29.97 or 30000/1001); None: read from the video, frames_meta.json "
+                        "or transforms.json, else 30")
     add_window_args(p)
     p.set_defaults(func=run)
     return p
