@@ -138,3 +138,22 @@ def test_a_capped_canvas_is_reported_by_the_caller_once_not_by_each_scale(capsys
     assert "too wide" not in capsys.readouterr().err
     ok = Undistorter.for_camera(Camera("SIMPLE_RADIAL", 64, 48, (60.0, 32.0, 24.0, -0.05)))
     assert not ok.capped and ok.capped_warning is None
+
+
+def test_a_lens_that_folds_inside_the_frame_gets_a_canvas_up_to_the_fold_not_the_cap():
+    """A 320x180 copy of the shared clip got a SIMPLE_RADIAL model (k = -0.1633) that folds back just before the
+    frame's corners. Border points past the fold map back onto the frame from the lens's far, turned-back branch
+    (radius 2.86 against the fold's 1.43, where the Jacobian's determinant is positive again), and stretched the
+    canvas to its 2.5x cap: 800x450, three quarters of it outside the frame, and the 3D route alone fell to 15.5 dB
+    against 20.1 on the cropped canvas (review, session 37). The canvas now ends at the fold."""
+    cam = Camera("SIMPLE_RADIAL", 320, 180, (190.68, 160.0, 90.0, -0.1633))
+    und = Undistorter.for_camera(cam)
+    assert und.capped and und.folds and "folds back before the frame's edge" in und.capped_warning
+    w, h = und.canvas_size
+    assert w < 1.6 * 320 and h < 1.6 * 180 and und.mask.mean() > 0.6
+    # every canvas pixel inside the mask maps onto the frame and back
+    uv = np.stack(np.nonzero(und.mask)[::-1], -1)[::97] + 0.5
+    assert np.abs(und.undistort_points(und.distort_points(uv)) - uv).max() < 0.05
+    # a lens that stays on its growing branch up to the corners is unchanged (the shared clip's own, 848x480)
+    gopro = Undistorter.for_camera(Camera("SIMPLE_RADIAL", 848, 480, (505.3035, 424.0, 240.0, -0.1589)))
+    assert not gopro.capped and not gopro.folds and gopro.canvas_size == (1236, 700)

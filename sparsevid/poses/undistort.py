@@ -61,6 +61,17 @@ def _jacobian_det(camera: Camera, xy: np.ndarray, eps: float = 1e-6) -> np.ndarr
     return jx[..., 0] * jy[..., 1] - jy[..., 0] * jx[..., 1]
 
 
+def _on_growing_branch(camera: Camera, xy: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """[...] whether the lens still spreads normalised points xy [..., 2] outwards there: moving a point away
+    from the axis moves its image away too, on the same side. A barrel lens past its fold fails (``1 + 3 k r^2 <
+    0`` for SIMPLE_RADIAL); the Jacobian's determinant alone does not tell, as it turns positive again where
+    ``1 + k r^2`` is negative too."""
+    inner, outer = camera.distort(xy * (1 - eps)), camera.distort(xy * (1 + eps))
+    r_in, r_out = np.linalg.norm(inner, axis=-1), np.linalg.norm(outer, axis=-1)
+    same_side = (outer * xy).sum(-1) > 0
+    return same_side & (r_out > r_in)
+
+
 @dataclass(frozen=True, eq=False)
 class Undistorter:
     """Maps between a distorted camera and its pinhole canvas. Build with :meth:`for_camera`.
@@ -90,6 +101,7 @@ class Undistorter:
     _undist_map: tuple[np.ndarray, np.ndarray] = field(repr=False)  # [Hc, Wc] -> source coords
     _dist_map: tuple[np.ndarray, np.ndarray] = field(repr=False)  # [H, W] -> canvas coords
     capped: bool = False
+    folds: bool = False
 
     # ---- construction -------------------------------------------------------------------
     @staticmethod
@@ -106,6 +118,9 @@ class Undistorter:
         """The one warning line for a capped canvas, or None."""
         if not self.capped:
             return None
+        if self.folds:
+            return (f"the {self.source.model} lens model folds back before the frame's edge (its distortion stops "
+                    "growing there): the frame's outer border beyond the fold is cropped")
         return (f"{self.source.model} lens is too wide for one pinhole canvas; capping the canvas at "
                 f"{MAX_CANVAS_FACTOR}x the input size (the outer border of the frame will be cropped)")
 
@@ -179,9 +194,9 @@ def _build(camera: Camera, scale: float, mode: str) -> Undistorter:
     src = camera if scale == 1.0 else camera.scaled(scale)
     w, h = src.width, src.height
     if mode == "crop" or not src.has_distortion:
-        pad, capped = (0, 0, 0, 0), False
+        pad, capped, folds = (0, 0, 0, 0), False, False
     else:
-        pad, capped = _full_padding(src)
+        pad, capped, folds = _full_padding(src)
     left, top, right, bottom = pad
     wc, hc = w + left + right, h + top + bottom
     pin = Camera.pinhole(src.fx, src.fy, src.cx + left, src.cy + top, wc, hc)
@@ -206,17 +221,23 @@ def _build(camera: Camera, scale: float, mode: str) -> Undistorter:
     for a in (inside, src_valid):
         a.setflags(write=False)
     return Undistorter(source=src, pinhole=pin, mask=inside, mode=mode, pad=pad,
-                       _undist_map=undist_map, _dist_map=dist_map, source_valid=src_valid, capped=capped)
+                       _undist_map=undist_map, _dist_map=dist_map, source_valid=src_valid, capped=capped, folds=folds)
 
 
-def _full_padding(src: Camera) -> tuple[tuple[int, int, int, int], bool]:
+def _full_padding(src: Camera) -> tuple[tuple[int, int, int, int], bool, bool]:
     """Whole-pixel padding (left, top, right, bottom) so the pinhole canvas with the same focal
-    length covers the undistorted image border, and whether it had to be capped."""
+    length covers the undistorted image border; whether it had to be capped (the border cropped); whether
+    that is because the lens model folds back inside the frame."""
     w, h = src.width, src.height
     border = _border_pixels(w, h)
     xy = src.pixel_to_normalized(border)
     back = src.normalized_to_pixel(xy)
     ok = np.isfinite(xy).all(-1) & (np.abs(back - border).max(-1) < 1e-3)
+    # on the lens's growing branch only: past a barrel lens's fold a point maps back onto the frame too, from
+    # where the lens has turned back (a far larger radius), and stretched the canvas to its cap (session 37)
+    converged = ok.copy()
+    ok[ok] &= _on_growing_branch(src, xy[ok])
+    folds = bool((converged & ~ok).any())
     if not ok.all():
         # past the lens's monotonic range: keep what converged, the cap below bounds the rest
         xy = xy[ok] if ok.any() else np.zeros((1, 2))
@@ -229,7 +250,8 @@ def _full_padding(src: Camera) -> tuple[tuple[int, int, int, int], bool]:
     max_pad_x = int((MAX_CANVAS_FACTOR - 1) * w / 2)
     max_pad_y = int((MAX_CANVAS_FACTOR - 1) * h / 2)
     capped = not ok.all() or max(left, right) > max_pad_x or max(top, bottom) > max_pad_y
-    return (min(left, max_pad_x), min(top, max_pad_y), min(right, max_pad_x), min(bottom, max_pad_y)), capped
+    return ((min(left, max_pad_x), min(top, max_pad_y), min(right, max_pad_x), min(bottom, max_pad_y)), capped,
+            folds)
 
 
 def _component_at(mask: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
