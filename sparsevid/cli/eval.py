@@ -116,26 +116,27 @@ def print_table(result: dict) -> None:
 
 def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, list[int], dict]:
     """For a run folder (:class:`sparsevid.report.html.RunFolder`): the source frame each output frame shows
-    (its output rate against the clip's), the inputs' source indices and the run's recorded configuration;
-    (None, [], {}) for anything else."""
+    (its output rate against the clip's), the inputs' source indices and the run's ``run.json`` (its recorded
+    configuration, :func:`~sparsevid.eval.ground_truth.run_config`); (None, [], {}) for anything else."""
     if not out.is_dir() or not ((out / "run.json").is_file() or (out / "cameras.json").is_file()):
         return None, [], {}
     from sparsevid.report.html import RunFolder
 
     f = RunFolder.read(out)
-    cfg = (f.run or {}).get("config")
-    return [f.source_index(k) for k in range(num_frames)], f.input_indices, cfg if isinstance(cfg, dict) else {}
+    return [f.source_index(k) for k in range(num_frames)], f.input_indices, f.run if isinstance(f.run, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import check_same_view, first_frame_number, load_frames, read_ground_truth
+    from sparsevid.eval.ground_truth import (check_same_view, first_frame_number, load_frames, read_ground_truth,
+                                             run_config)
 
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
     pred, source = load_prediction(out)
     # a run folder's frames are paired with the clip's by time, in the run's window of its video
-    source_index, run_keys, cfg = run_pairing(out, len(pred))
-    gt = (load_frames(args.gt, cfg.get("start"), cfg.get("end"), first_frame_number(out)) if cfg
+    source_index, run_keys, run_json = run_pairing(out, len(pred))
+    cfg = run_config(run_json)
+    gt = (load_frames(args.gt, cfg.get("start"), cfg.get("end"), first_frame_number(run_json)) if cfg
           else read_ground_truth(args.gt))
     if keys is None:
         keys = run_keys or default_keyframes(out)

@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if not out.is_dir():
         raise SparsevidError("run folder not found", path=out, fix="give the folder of `sparsevid run -o OUT`")
-    from sparsevid.pipeline import MARKER
+    from sparsevid.outdir import RUN_MARKER
 
-    if not ((out / MARKER).is_file() or (out / "run.json").is_file()):  # report.html is not written into a clip
-        raise SparsevidError(f"not a sparsevid output folder (no run.json or {MARKER})", path=out,
+    if not ((out / RUN_MARKER).is_file() or (out / "run.json").is_file()):  # report.html is not written into a clip
+        raise SparsevidError(f"not a sparsevid output folder (no run.json or {RUN_MARKER})", path=out,
                              fix="give the folder of `sparsevid run -o OUT`")
     # --gt read with the run's window; without it, the run's own input where the run had ground truth in it
     gt = run_ground_truth(out, args.gt)

@@ -164,15 +164,14 @@ def from_first_frame(scene: Scene, where: Path) -> Scene:
     info line; ``--keyframes`` count as the file names do). The numbers between two files are frames the output
     fills in (4 files 0, 9, 19, 29: a 30-frame video); numbers that are not frame numbers (timestamps) give a
     camera path that :meth:`~sparsevid.path.camera_path.PathConfig.frame_count` refuses beyond its limit."""
-    pool = sorted(f.index for f in scene.frames + scene.gt_frames)
-    if not pool:
+    if not scene.frames + scene.gt_frames:
         return scene
-    first = pool[0]
+    first = scene.first_index
     if first:
+        last = max(f.index for f in scene.frames + scene.gt_frames)
         info(f"{where.name or where}: the first frame is number {first}: the video starts at it (numbered 0 in the "
-             f"outputs, so input {pool[-1]} is output frame {pool[-1] - first})")
-        scene = scene.shifted(-first)
-    return scene
+             f"outputs, so input {last} is output frame {last - first})")
+    return scene.shifted(-first)
 
 
 def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,

@@ -16,23 +16,26 @@ import numpy as np
 from sparsevid.errors import SparsevidError
 
 
-def run_config(out: Path) -> dict:
-    """The configuration a run folder records (``run.json``'s ``config``), or {} (no run.json, not a run)."""
+def run_record(out: Path) -> dict:
+    """A run folder's ``run.json``, or {} (none, unreadable: not a run)."""
     try:
-        cfg = json.loads((Path(out) / "run.json").read_text()).get("config")
-    except (OSError, ValueError, AttributeError):
+        run = json.loads((Path(out) / "run.json").read_text())
+    except (OSError, ValueError):
         return {}
+    return run if isinstance(run, dict) else {}
+
+
+def run_config(run: dict | None) -> dict:
+    """The configuration a run records (``run.json``'s ``config``, :func:`run_record`), or {}."""
+    cfg = (run or {}).get("config")
     return cfg if isinstance(cfg, dict) else {}
 
 
-def first_frame_number(out: Path) -> int | None:
-    """The file number of a run's frame 0 (``run.json``'s ``first_frame_number``: an input numbered from 1 or
-    100 is numbered from 0), or None (not recorded)."""
-    try:
-        n = json.loads((Path(out) / "run.json").read_text()).get("first_frame_number")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return n if isinstance(n, int) else None
+def first_frame_number(run: dict | None) -> int | None:
+    """The file number of a run's frame 0 (``run.json``'s ``first_frame_number``, :func:`run_record`: an input
+    numbered from 1 or 100 is numbered from 0), or None (not recorded)."""
+    n = (run or {}).get("first_frame_number")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
 def read_ground_truth(gt: Path) -> dict[int, np.ndarray]:
@@ -73,13 +76,14 @@ def load_frames(gt: Path, start: str | None = None, end: str | None = None,
 def run_ground_truth(out: Path, gt: Path | None) -> dict[int, np.ndarray] | None:
     """The ground truth of run folder ``out``: ``gt`` read with the run's window, or else (None) the run's own
     input when it still exists and the run scored against it (``metrics.json``); None if neither."""
-    cfg = run_config(out)
+    run = run_record(out)
+    cfg = run_config(run)
     if gt is None:
         src = cfg.get("input")
         if not src or not Path(src).exists() or not (Path(out) / "metrics.json").is_file():
             return None
         gt = Path(src)
-    return load_frames(Path(gt), cfg.get("start"), cfg.get("end"), first_frame_number(out))
+    return load_frames(Path(gt), cfg.get("start"), cfg.get("end"), first_frame_number(run))
 
 
 def check_same_view(shape: tuple[int, ...], gt_shape: tuple[int, ...], gt: Path) -> None:
