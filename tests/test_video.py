@@ -85,11 +85,15 @@ def test_mp4_keeps_colour_detail_better_than_ffmpegs_own_conversion(tmp_path):
     assert fidelity(ours) > fidelity(tmp_path / "swscale.mp4") + 0.1
 
 
-def test_mp4_odd_size_is_padded(tmp_path):
+def test_mp4_odd_size_is_padded(tmp_path, capsys):
     frames = [f[:63, :95] for f in _clip(3)]
     back, _ = read_video(write_video(frames, tmp_path / "odd.mp4", fps=30))
     assert back[0].shape == (64, 96, 3)
     assert psnr(back[0][:63, :95], frames[0]) > 30
+    assert "odd.mp4: the 95x63 frames are padded to 96x64" in capsys.readouterr().err
+    # a video made for a page (the report's) says nothing of a file the user never sees
+    write_video(frames, tmp_path / "clip.mp4", fps=30, announce_padding=False)
+    assert "padded" not in capsys.readouterr().err
 
 
 def test_mp4_write_is_atomic(tmp_path, monkeypatch):

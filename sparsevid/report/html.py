@@ -216,7 +216,7 @@ def _video_uri_from_frames(frames: Sequence[np.ndarray], fps: Fraction, crf: int
     from sparsevid.video.io import write_video
 
     with tempfile.TemporaryDirectory(prefix="sparsevid-report-") as tmp:
-        path = write_video(frames, Path(tmp) / "clip.mp4", fps, crf=crf)
+        path = write_video(frames, Path(tmp) / "clip.mp4", fps, crf=crf, announce_padding=False)  # a page's video
         return _b64(path.read_bytes(), "video/mp4")
 
 

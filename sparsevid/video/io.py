@@ -108,7 +108,7 @@ def check_video_config(cfg: VideoConfig) -> None:
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
-                crf: int = VideoConfig.crf, preset: str = VideoConfig.preset) -> Path:
+                crf: int = VideoConfig.crf, preset: str = VideoConfig.preset, announce_padding: bool = True) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
 
     The RGB -> YUV conversion is BT.601 (limited range, :func:`rgb_to_yuv420p`), and the stream says so
@@ -117,7 +117,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
-    Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`).
+    Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`), with an info line
+    naming ``path`` unless ``announce_padding`` is off (a video made for a page, not for the user).
     The file is written to a temporary file beside ``path`` and renamed into place.
     """
     import av
@@ -126,7 +127,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     rate = fps_fraction(fps)
     path = Path(path)
     h, w = frames[0].shape[:2]
-    if h % 2 or w % 2:
+    if (h % 2 or w % 2) and announce_padding:
         from sparsevid.log import info
 
         info(f"{path.name}: the {w}x{h} frames are padded to {w + w % 2}x{h + h % 2} (H.264 in yuv420p needs even "
