@@ -64,7 +64,7 @@ def check_run_config(cfg: "RunConfig") -> None:
     from sparsevid.poses.sfm import check_pose_config
 
     check_pose_config(cfg.pose)
-    _check_fixer(cfg.fixer.name)
+    _check_fixer(cfg)
     _check_learned(cfg)
     _check_flow(cfg)
     from sparsevid.video.io import check_video_config
@@ -148,9 +148,10 @@ def _check_flow(cfg: "RunConfig") -> None:
     check_temporal(cfg.fuse.temporal)
 
 
-def _check_fixer(name: str) -> None:
-    from sparsevid.fixer.base import available_fixers
+def _check_fixer(cfg: "RunConfig") -> None:
+    """The fixer's settings (:func:`~sparsevid.fixer.base.check_fixer_config`; Difix's weights only where a
+    fixer will run: the 3D route with enhancement or progressive rounds)."""
+    from sparsevid.fixer.base import check_fixer_config
 
-    names = available_fixers()
-    if name not in names:
-        raise SparsevidError(f"unknown fixer {name!r}", fix=f"use --fixer with one of {', '.join(names)}")
+    fc = cfg.fixer
+    check_fixer_config(fc, deep=fc.name != "none" and cfg.fuse.mode != "2d" and (fc.enhance or fc.progressive))

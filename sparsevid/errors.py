@@ -5,6 +5,7 @@ file (when there is one) and says what to do. The CLI prints it without a traceb
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -18,6 +19,7 @@ class SparsevidError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """``path: message -> fix`` on one line (a library's multi-line text, e.g. the hub's, is joined)."""
         parts = []
         if self.path is not None:
             parts.append(f"{self.path}: {self.message}")
@@ -25,7 +27,7 @@ class SparsevidError(Exception):
             parts.append(self.message)
         if self.fix:
             parts.append(f"-> {self.fix}")
-        return " ".join(parts)
+        return re.sub(r"\s*[\r\n]+\s*", " ", " ".join(parts)).strip()
 
 
 class PoseFailure(SparsevidError):

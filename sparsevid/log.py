@@ -42,10 +42,24 @@ def is_verbose() -> bool:
     return _verbose
 
 
-def info(msg: str) -> None:
-    """One line (rich does not wrap it; the terminal does), unless quiet."""
+def _line(label: str, style: str, msg: str, dim: bool = False) -> None:
+    """Print ``label`` in ``style``, the batch tag and ``msg`` as one line. ``msg`` is plain text: brackets in
+    it (a path, ``pip install 'sparsevid[view]'``) are printed as they are, never read as rich markup."""
+    from rich.text import Text
+
+    line = Text()
+    if label:
+        line.append(label, style=style)
+        line.append(" ")
+    line.append(_prefix())
+    line.append(msg, style="dim" if dim else "")
+    console.print(line, soft_wrap=True)
+
+
+def info(msg: str, *, dim: bool = False) -> None:
+    """One line (rich does not wrap it; the terminal does), unless quiet; ``dim``: printed faint."""
     if not _quiet:
-        console.print(msg, soft_wrap=True)
+        _line("", "", msg, dim)
 
 
 #: the name the warning and error lines of the code running now start with (``batch``: the clip's), and the
@@ -79,35 +93,22 @@ def recording_warnings() -> Iterator[list[str]]:
 
 
 def _prefix() -> str:
-    from rich.markup import escape
-
     tag = _tag.get()
-    return f"{escape('[' + tag + ']')} " if tag else ""
-
-
-def plain(msg: str) -> str:
-    """A line of rich markup as plain text (``[bold]x[/bold]`` -> ``x``; escaped brackets kept)."""
-    from rich.errors import MarkupError
-    from rich.text import Text
-
-    try:
-        return Text.from_markup(msg).plain
-    except MarkupError:
-        return msg
+    return f"[{tag}] " if tag else ""
 
 
 def warn(msg: str) -> None:
     """One line (never wrapped by rich), shown even when quiet, recorded by :func:`recording_warnings`."""
-    console.print(f"[yellow]warning:[/yellow] {_prefix()}{msg}", soft_wrap=True)
+    _line("warning:", "yellow", msg)
     sinks = _sinks.get()
     if sinks:
-        text = " ".join(plain(msg).split())
+        text = " ".join(msg.split())
         for sink in sinks:
             sink.append(text)
 
 
 def error(msg: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {_prefix()}{msg}", soft_wrap=True)
+    _line("error:", "bold red", msg)
 
 
 class PlainProgress(Progress):

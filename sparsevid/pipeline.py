@@ -564,6 +564,9 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str]) -> RunResult:
 
     with timer("loading"):
         scene = load_input(cfg, given)
+    if cfg.fixer.name == "none" and cfg.fixer.progressive:
+        log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
+                 "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
     with timer("poses"):
         try:
             # the 2D route needs no poses: none are estimated for it (given ones are kept)

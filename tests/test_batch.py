@@ -227,7 +227,7 @@ def test_a_clips_warnings_name_it_and_go_into_its_row(tmp_path, monkeypatch, cap
     from sparsevid.errors import SparsevidError
 
     def fake(cfg, model=None):
-        log.warn("the camera barely moves; [bold]check[/bold] the clip")
+        log.warn("the camera barely moves; check the clip")
         raise SparsevidError("no frames")
     monkeypatch.setattr(pipeline, "run_pipeline", fake)
     (tmp_path / "walk").mkdir()

@@ -338,7 +338,7 @@ def test_missing_folder_error_says_where_and_license(tmp_path):
     with pytest.raises(SparsevidError) as e:
         DifixPipeline.from_pretrained(tmp_path / "nope")
     msg = str(e.value)
-    assert "huggingface-cli download nvidia/difix" in msg and "non-commercial" in msg and "nope" in msg
+    assert "hf download nvidia/difix" in msg and "non-commercial" in msg and "nope" in msg
 
 
 def test_incomplete_folder_lists_missing_files(replicas, tmp_path):
@@ -358,7 +358,7 @@ def test_incomplete_folder_lists_missing_files(replicas, tmp_path):
 def test_repo_id_not_in_cache_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SparsevidError, match=r"not in the Hugging Face cache.*huggingface-cli download nvidia/difix_ref"
+    with pytest.raises(SparsevidError, match=r"not in the Hugging Face cache.*hf download nvidia/difix_ref"
                                              r".*non-commercial"):
         DifixPipeline.from_pretrained("nvidia/difix_ref", allow_download=True)
 
@@ -424,8 +424,49 @@ def test_difix_ref_fixer_through_the_registry(replicas):
 
 
 def test_difix_fixer_missing_weights_is_a_one_line_error(tmp_path):
-    with pytest.raises(SparsevidError, match="huggingface-cli download nvidia/difix"):
+    with pytest.raises(SparsevidError, match="hf download nvidia/difix"):
         get_fixer("difix", weights=str(tmp_path / "missing"), device="cpu")
+
+
+def test_difix_settings_fail_before_any_work(replicas, tmp_path, capsys, monkeypatch):
+    """Missing weights, a misspelt option and a damaged prompt embedding are each one line with exit 2, before
+    the pose stage (nothing is written; the input has no poses, so poses would come first)."""
+    import shutil
+
+    from sparsevid.cli import main
+    from sparsevid.data.load import demo_path
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+
+    def one_line_error(*args: str) -> str:
+        rc = main(["run", str(demo_path()), "-o", str(out), "--device", "cpu", "--fixer", "difix", *args])
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert not out.exists()
+        return lines[0]
+
+    line = one_line_error("--difix-weights", str(tmp_path / "missing"))
+    assert "Difix weight folder not found" in line and "hf download nvidia/difix" in line
+    # a relative name that reads as a repo id too: the user hears there is no such folder either
+    line = one_line_error("--difix-weights", "models/difix")
+    assert f"neither a folder here ({tmp_path / 'models' / 'difix'}) nor in the Hugging Face cache" in line
+    assert "allow_download" not in line  # offline: no download to offer
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert "(or let sparsevid fetch them: --fixer.options '{allow_download: true}')" in \
+        one_line_error("--difix-weights", "models/difix")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder, _ = replicas["difix_ref"]
+    line = one_line_error("--difix-weights", str(folder), "--fixer.options", "{allow_downlod: true}")
+    assert "the difix fixer has no option 'allow_downlod' (did you mean 'allow_download'?)" in line
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    (damaged / PROMPT_CACHE_NAME).write_bytes(b"\xff" * 64)
+    with pytest.raises(SparsevidError, match="cannot read the prompt embedding file.*delete it"):
+        DifixPipeline.from_pretrained(damaged)
 
 
 # ----------------------------------------------------------------------------- GPU bench logic

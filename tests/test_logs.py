@@ -87,3 +87,23 @@ def test_run_log_has_no_colmap_lines_without_verbose(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert loud.returncode == 0
     assert any(ln[:1] in "IWE" and ln[1:5].isdigit() for ln in loud.stderr.splitlines())
+
+
+def test_lines_print_brackets_as_they_are(tmp_path, capsys):
+    """A message is plain text: an install hint's extras, a path with brackets and a clip's tag are printed as
+    they are (rich read them as markup and dropped them), and a warning is recorded as printed."""
+    from sparsevid import log
+    from sparsevid.cli import main
+
+    hint = "pip install 'sparsevid[view]' (or: pip install viser)"
+    with log.tagged("walk[1]"), log.recording_warnings() as seen:
+        log.warn(hint)
+        log.error("a [bold]path[/bold]")
+        log.info("[red]x[/red]", dim=True)
+    err = capsys.readouterr().err
+    assert f"warning: [walk[1]] {hint}" in err
+    assert "error: [walk[1]] a [bold]path[/bold]" in err and "[red]x[/red]" in err
+    assert seen == [hint]
+    odd = tmp_path / "clip[red]" / "x[bold]y"
+    assert main(["inspect", str(odd)]) == 2
+    assert f"error: {odd}: input not found" in capsys.readouterr().err

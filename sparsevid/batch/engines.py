@@ -19,8 +19,7 @@ from sparsevid.batch.jobs import DONE, FAILED, SKIPPED, ClipSpec, failed_row, ru
 from sparsevid.errors import SparsevidError
 
 Row = dict[str, Any]
-#: (the brackets escaped: the CLI prints errors as rich markup)
-INSTALL_HINT = "pip install -e '.\\[batch]' (or pip install 'ray\\[default]>=2.40'), or pass --engine local"
+INSTALL_HINT = "pip install -e '.[batch]' (or pip install 'ray[default]>=2.40'), or pass --engine local"
 
 
 def ray_available() -> bool:
@@ -58,9 +57,7 @@ class BatchProgress:
     def finished(self, row: Row, running: int) -> None:
         if row["status"] == FAILED:
             self.failed += 1
-            from rich.markup import escape
-
-            log.warn(escape(f"clip {row['clip']} failed: {row['error']}"))
+            log.warn(f"clip {row['clip']} failed: {row['error']}")
         else:
             self.done += 1
         self.running = running

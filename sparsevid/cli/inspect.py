@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sparsevid.data.load import demo_path, load_scene, parse_keyframes
 from sparsevid.data.video import add_window_args, parse_window
@@ -51,7 +52,7 @@ def scene_table(scene: Scene) -> Table:
     inputs = {id(f) for f in scene.frames}
     for f in sorted(scene.frames + scene.gt_frames, key=lambda f: f.index):
         is_input = id(f) in inputs
-        table.add_row(str(f.index), "[bold green]input[/]" if is_input else "[dim]ground truth[/]", f.name,
+        table.add_row(str(f.index), "[bold green]input[/]" if is_input else "[dim]ground truth[/]", Text(f.name),
                       f"{f.width}x{f.height}", f"{scene.time(f.index):.4f}", "yes" if f.c2w is not None else "no")
     return table
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out = Console(highlight=False)
     out.print(scene_table(scene))
     for line in summary_lines(scene, path):
-        out.print(line)
+        out.print(line, markup=False)
     if start is not None or end is not None:
         out.print(f"video window: --start {args.start or '0'} --end {args.end or '(the end)'}; "
                   "indices and times count from the window's first frame")

@@ -182,6 +182,16 @@ class Fixer(abc.ABC):
         ``options``, which take precedence); ``device`` is the trainer's (see :func:`build_fixer`)."""
         return {}
 
+    @classmethod
+    def option_names(cls) -> set[str] | None:
+        """The names ``FixerConfig.options`` may set (None: any): the constructor's keyword arguments."""
+        return set() if cls.__init__ is object.__init__ else _keyword_names(cls.__init__)
+
+    @classmethod
+    def check_config(cls, config: "FixerConfig") -> None:
+        """Raise a one-line :class:`SparsevidError` for a setting this fixer cannot use, before any work
+        (e.g. Difix's missing weights). The default checks nothing more than :func:`check_fixer_config`."""
+
     @abc.abstractmethod
     def fix(self, request: FixRequest) -> FixResult:
         """Fix ``request.renders``; returns images and confidence of the same batch size."""
@@ -272,6 +282,62 @@ class FixerConfig:
     options: dict = field(default_factory=dict)
     progressive: bool = False
     enhance: bool = True
+
+
+def _keyword_names(fn: Callable) -> set[str] | None:
+    import inspect
+
+    params = list(inspect.signature(fn).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name != "self"
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+#: FixerConfig fields that only some fixers use (a user who sets one for another fixer gets an error)
+_DIFIX_ONLY = ("difix", "difix_ref")
+
+
+def check_fixer_config(config: FixerConfig, deep: bool = True) -> None:
+    """Raise a one-line :class:`SparsevidError` for fixer settings that cannot work, before any work: an
+    unknown fixer, an option it does not take (with the closest name and the list), a device torch does not
+    know, ``--difix-weights`` for a fixer that reads no weights, and, with ``deep`` (the fixer will run), what
+    the fixer's own :meth:`Fixer.check_config` refuses (Difix: its weights not found)."""
+    import difflib
+
+    names = available_fixers()
+    if config.name not in names:
+        close = difflib.get_close_matches(str(config.name), names, n=1)
+        raise SparsevidError(f"unknown fixer {config.name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                             fix=f"use --fixer with one of {', '.join(names)}")
+    if config.difix_weights is not None and config.name not in _DIFIX_ONLY:
+        raise SparsevidError(f"--difix-weights is given but the fixer is {config.name!r}, which reads no weights",
+                             fix="add --fixer difix (or difix_ref) to use them, or drop --difix-weights")
+    if config.device != "auto":
+        try:
+            torch.device(config.device)
+        except (RuntimeError, ValueError) as e:
+            raise SparsevidError(f"--fixer.device {config.device!r} is not a torch device",
+                                 fix="use auto, cpu, cuda or cuda:N") from e
+    if not isinstance(config.options, dict):
+        raise SparsevidError(f"--fixer.options must be a mapping, got {config.options!r}",
+                             fix="pass e.g. --fixer.options '{num_refs: 3}'")
+    cls = _registered(config.name)
+    allowed = cls.option_names() if isinstance(cls, type) and issubclass(cls, Fixer) else _keyword_names(cls)
+    if allowed is not None:
+        allowed = allowed - {"pipeline", "config"}  # objects, not settings
+        for key in config.options:
+            if key not in allowed and not allowed:
+                raise SparsevidError(f"the {config.name} fixer takes no options, got {key!r}",
+                                     fix="drop --fixer.options")
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                raise SparsevidError(
+                    f"the {config.name} fixer has no option {key!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                                                         else ""),
+                    fix=f"use --fixer.options with some of: {', '.join(sorted(allowed))}")
+    if deep and isinstance(cls, type) and issubclass(cls, Fixer):
+        cls.check_config(config)
 
 
 def build_fixer(config: FixerConfig, device: torch.device | str | None = None) -> Fixer:

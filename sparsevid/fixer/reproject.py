@@ -293,6 +293,11 @@ class ReprojectFixer(Fixer):
         self._local = threading.local()  # one DIS object per worker thread (they are not thread-safe)
 
     @classmethod
+    def option_names(cls) -> set[str]:
+        """The fields of :class:`ReprojectConfig`."""
+        return {f.name for f in dataclasses.fields(ReprojectConfig)}
+
+    @classmethod
     def config_kwargs(cls, config, device=None) -> dict:
         """``num_refs`` = ``config.num_refs`` (the fixer runs where its tensors are)."""
         return {"num_refs": config.num_refs}

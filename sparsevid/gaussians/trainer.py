@@ -253,8 +253,8 @@ class Trainer:
         icfg = dataclasses.replace(self.cfg.init, sh_degree=self.cfg.sh_degree)
         if points is None or len(points) < icfg.min_points:
             have = 0 if points is None else len(points)
-            log.info(f"[dim]{have} SfM points (< {icfg.min_points}): initialising "
-                     f"{icfg.random_points} random points inside the camera frusta[/dim]")
+            log.info(f"{have} SfM points (< {icfg.min_points}): initialising "
+                     f"{icfg.random_points} random points inside the camera frusta", dim=True)
             points, colors = random_frustum_points(self.views, icfg.random_points, rng, points)
         elif colors is None:
             colors = np.full((len(points), 3), 128, np.uint8)

@@ -93,6 +93,15 @@ class DifixFixer(Fixer):
         self.pipe = pipeline
 
     @classmethod
+    def check_config(cls, config) -> None:
+        """The weights are found (a complete folder, or the repo in the Hugging Face cache) before any work;
+        with the option ``allow_download`` they are fetched here."""
+        from sparsevid.fixer.difix.weights import resolve_weights
+
+        resolve_weights(config.difix_weights or cls.default_repo,
+                        allow_download=bool(config.options.get("allow_download", False)), repo_hint=cls.default_repo)
+
+    @classmethod
     def config_kwargs(cls, config, device=None) -> dict:
         """``weights`` = ``config.difix_weights``; ``device`` = ``config.device``, "auto" = the trainer's."""
         return {"weights": config.difix_weights, "device": fixer_device(config, device)}

@@ -88,7 +88,7 @@ def _assign(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str, fol
         raise SparsevidError(f"Difix {what} weights do not match its config "
                              f"({len(res.missing_keys)} missing: {miss or '-'}; "
                              f"{len(res.unexpected_keys)} unexpected: {extra or '-'})", path=folder,
-                             fix="re-download the weights (huggingface-cli download nvidia/difix)")
+                             fix="re-download the weights (hf download nvidia/difix)")
     left = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
     if left:
         raise SparsevidError(f"Difix {what}: tensors without weights: {', '.join(left[:4])}", path=folder)
@@ -105,7 +105,7 @@ def load_unet(folder: Path):
             unet = cls.from_config(_init_kwargs(cls, cfg))
     except Exception as e:
         raise SparsevidError(f"cannot build the Difix UNet from its config: {e}", path=folder / "unet" / "config.json",
-                             fix="re-download the weights (huggingface-cli download nvidia/difix)") from e
+                             fix="re-download the weights (hf download nvidia/difix)") from e
     _assign(unet, load_safetensors(folder / "unet"), "UNet", folder / "unet")
     return unet.float().eval().requires_grad_(False)
 
@@ -122,7 +122,7 @@ def load_vae(folder: Path, lora_alpha: float | None = None):
         sd, merged = merge_lora(sd, "vae_skip", alpha=cfg.effective_lora_alpha, rank=cfg.lora_rank)
     except ValueError as e:
         raise SparsevidError(f"bad LoRA in the Difix VAE weights: {e}", path=folder / "vae",
-                             fix="re-download the weights (huggingface-cli download nvidia/difix)") from e
+                             fix="re-download the weights (hf download nvidia/difix)") from e
     if not merged:
         log.warn(f"difix: {folder / 'vae'} has no 'vae_skip' LoRA; using its weights as they are")
     if not cfg.ignore_skip and "decoder.skip_conv_1.weight" not in sd:

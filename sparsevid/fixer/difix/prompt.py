@@ -43,13 +43,19 @@ def _encoder_fingerprint(folder: Path) -> str:
 
 
 def read_prompt_file(path: Path, prompt: str) -> torch.Tensor | None:
-    """The embedding [1, T, D] of ``prompt`` stored in ``path``, or None."""
+    """The embedding [1, T, D] of ``prompt`` stored in ``path``, or None. A damaged file raises a one-line
+    :class:`SparsevidError`."""
     from safetensors import safe_open
 
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        return f.get_tensor(_key(prompt)) if _key(prompt) in f.keys() else None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_tensor(_key(prompt)) if _key(prompt) in f.keys() else None
+    except Exception as e:  # safetensors' own errors: a truncated or foreign file
+        raise SparsevidError(f"cannot read the prompt embedding file: {e}", path=path,
+                             fix="delete it (sparsevid makes it again from the weights' text_encoder/), or "
+                                 "re-download the weights (hf download nvidia/difix)") from e
 
 
 def write_prompt_file(path: Path, embeds: dict[str, torch.Tensor]) -> None:
@@ -76,7 +82,7 @@ def encode_prompt(folder: Path, prompt: str) -> torch.Tensor:
         raise
     except Exception as e:
         raise SparsevidError(f"cannot load the Difix text encoder/tokenizer: {e}", path=folder,
-                             fix="re-download the weights (huggingface-cli download nvidia/difix)") from e
+                             fix="re-download the weights (hf download nvidia/difix)") from e
     ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
     with torch.no_grad():
@@ -91,7 +97,12 @@ def prompt_embedding(folder: Path, prompt: str = DEFAULT_PROMPT) -> torch.Tensor
     has_te = (folder / "text_encoder" / "config.json").is_file() and (folder / "tokenizer").is_dir()
     cache = user_cache_dir() / f"{_encoder_fingerprint(folder)}.safetensors" if has_te else None
     if cache is not None:
-        cached = read_prompt_file(cache, prompt)
+        try:
+            cached = read_prompt_file(cache, prompt)
+        except SparsevidError:  # our own cache, damaged (a crash mid-write elsewhere): made again below
+            log.info(f"difix: the cached prompt embedding {cache} is damaged; computing it again")
+            cache.unlink(missing_ok=True)
+            cached = None
         if cached is not None:
             return cached.float()
     if not has_te:

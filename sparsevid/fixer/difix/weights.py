@@ -45,11 +45,12 @@ DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt"]
 PROMPT_CACHE_NAME = "sparsevid_prompt_embeds.safetensors"
 
 
-def _where_to_put(repo_id: str, folder: Path | None = None) -> str:
-    local = f"huggingface-cli download {repo_id} --local-dir {folder}" if folder else \
-        f"huggingface-cli download {repo_id} --local-dir DIR and pass DIR"
-    return (f"download them into the Hugging Face cache with `huggingface-cli download {repo_id}`, or to a "
-            f"folder with `{local}`; {LICENSE_NOTE}")
+def _where_to_put(repo_id: str, folder: Path | None = None, offer_download: bool = False) -> str:
+    local = f"hf download {repo_id} --local-dir {folder}" if folder else \
+        f"hf download {repo_id} --local-dir DIR and pass DIR"
+    fetch = " (or let sparsevid fetch them: --fixer.options '{allow_download: true}')" if offer_download else ""
+    return (f"download them into the Hugging Face cache with `hf download {repo_id}`, or to a "
+            f"folder with `{local}`{fetch}; {LICENSE_NOTE}")
 
 
 def looks_like_repo_id(s: str) -> bool:
@@ -87,15 +88,19 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, allow_download: bool = F
     if folder is None or _missing(folder):
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         if not allow_download or offline:
-            why = "not in the Hugging Face cache" if folder is None else \
-                f"incomplete in the Hugging Face cache ({folder}: missing {', '.join(_missing(folder))})"
-            raise SparsevidError(f"Difix weights {s!r} are {why}",
-                                 fix=_where_to_put(s) + " (or allow the fixer to download them: "
-                                                        "option allow_download=True)")
+            # "models/difix" reads as a repo id too: a user who meant a folder hears that there is none
+            if folder is not None:
+                why = f"incomplete in the Hugging Face cache ({folder}: missing {', '.join(_missing(folder))})"
+            elif s in (REPO_DIFIX, REPO_DIFIX_REF):
+                why = "not in the Hugging Face cache"
+            else:
+                why = f"neither a folder here ({Path(s).absolute()}) nor in the Hugging Face cache"
+            raise SparsevidError(f"Difix weights {s!r} are {why}", fix=_where_to_put(s, offer_download=not offline))
         try:
             folder = Path(huggingface_hub.snapshot_download(s, allow_patterns=DOWNLOAD_PATTERNS))
         except Exception as e:  # network, auth, gated repo: all user-actionable
-            raise SparsevidError(f"downloading Difix weights {s!r} failed: {e}", fix=_where_to_put(s)) from e
+            raise SparsevidError(f"downloading Difix weights {s!r} failed: {e}",
+                                 fix=_where_to_put(s)) from e
     check_layout(folder, s)
     return folder
 
@@ -132,7 +137,7 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise SparsevidError(f"cannot read Difix config: {e}", path=path,
-                             fix="re-download the weights (huggingface-cli download nvidia/difix)") from e
+                             fix="re-download the weights (hf download nvidia/difix)") from e
 
 
 def load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
