@@ -3,7 +3,8 @@
 ``OUT/fingerprint.json`` holds a hash of every input file (name relative to the input, size and a
 BLAKE2 hash of its bytes: copying or touching the input does not change it, editing a frame does)
 and the run's configuration without the options that only say how to start (``resume``,
-``overwrite``, ``output``). A new run writes it; ``--resume`` compares and names the first
+``overwrite``, ``output``) and without the paths of the input, poses and checkpoint, whose files are
+hashed instead (the same clip given by another path, or moved, is the same run). A new run writes it; ``--resume`` compares and names the first
 differences in a one-line error.
 """
 from __future__ import annotations
@@ -17,8 +18,9 @@ from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import write_json
 
 FINGERPRINT_NAME = "fingerprint.json"
-#: config keys left out of the fingerprint (they do not change what the run computes)
-IGNORED_KEYS = ("resume", "overwrite", "output")
+#: config keys left out of the fingerprint: they do not change what the run computes, or (the paths read)
+#: their files' hashes stand for them
+IGNORED_KEYS = ("resume", "overwrite", "output", "input", "poses_from", "ckpt")
 _CHUNK = 1 << 20
 
 

@@ -7,18 +7,29 @@ one of the paths it reads (the input, a poses dataset, a checkpoint: a finished 
 given as both input and output would be emptied and then read), or when any of its outputs is,
 or holds, one of them. A folder that holds nothing but the marker (a run that failed early)
 counts as empty.
+
+While a command writes the folder it holds an exclusive lock on it (``OUT/.sparsevid-lock``, an advisory
+``flock``, released when the process ends, however it ends): a second command on the same folder is refused
+before it touches anything, instead of mixing its outputs with the first's. Left-over temporary files of an
+atomic write that was killed (``.tmp-*``) are removed when a run is resumed or overwritten.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Iterable
 
 from sparsevid.errors import SparsevidError
 
 #: the marker file of a ``sparsevid run`` output folder
 RUN_MARKER = ".sparsevid-run"
+#: the lock file a command holds while it writes its output folder
+LOCK_NAME = ".sparsevid-lock"
+#: the prefix of the temporary files of atomic writes (:mod:`sparsevid.io_utils`)
+TMP_PREFIX = ".tmp-"
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -70,8 +81,53 @@ def _refuse_reading_what_we_write(out: Path, outputs: Iterable[str], guarded: li
                                      path=out)
 
 
+def _lock(out: Path) -> IO[bytes]:
+    """Take the folder's exclusive lock (the open lock file, left empty and unchanged; closing it releases the
+    lock), or raise a one-line error."""
+    import fcntl
+
+    f = open(out / LOCK_NAME, "ab")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise SparsevidError("another sparsevid process is writing this output folder",
+                             fix="wait for it to finish, or choose another -o", path=out) from None
+    return f
+
+
+def _check_removable(target: Path) -> None:
+    """Raise a one-line error before anything is deleted when ``target`` (a file, or a folder tree) cannot
+    be removed whole: a read-only folder half way down would otherwise stop ``--overwrite`` half done."""
+    folders = [target.parent] + ([target] if target.is_dir() and not target.is_symlink() else [])
+    if target.is_dir() and not target.is_symlink():
+        folders += [Path(root) / d for root, dirs, _ in os.walk(target) for d in dirs
+                    if not (Path(root) / d).is_symlink()]
+    for d in folders:
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise SparsevidError(f"--overwrite cannot remove {target}: {d} is not writable; nothing was removed",
+                                 fix="make it writable (chmod -R u+w) or choose another -o")
+
+
+def remove_temporary_files(out: Path) -> int:
+    """Remove the ``.tmp-*`` files of atomic writes a killed process left anywhere under ``out`` (call it
+    only while holding the folder's lock); returns how many."""
+    n = 0
+    for p in sorted(out.rglob(TMP_PREFIX + "*")):
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            n += 1
+    return n
+
+
 def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
-                   resume: bool = False, overwrite: bool = False) -> Path:
+                   resume: bool = False, overwrite: bool = False,
+                   hold: contextlib.ExitStack | None = None) -> Path:
     """Make ``out`` ready for a command that writes ``outputs`` (names directly under ``out``).
 
     Args:
@@ -83,6 +139,8 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
             removed is or holds one of them.
         resume: keep what is there (the folder must carry the marker).
         overwrite: remove the command's earlier outputs first.
+        hold: where the folder's lock is kept: it is taken before anything else is looked at and released
+            when ``hold`` closes (None: no lock, for a caller that does not go on writing).
 
     Raises:
         SparsevidError: the folder is someone else's, exists without --resume/--overwrite,
@@ -96,26 +154,48 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
         if out.exists() and not out.is_dir():
             raise SparsevidError("the output path exists and is a file", fix="choose another -o", path=out)
         _refuse_reading_what_we_write(out, outputs, [_resolved(p) for p in protect if p is not None], overwrite)
-        contents = [p for p in out.iterdir() if p.name != marker and not p.name.startswith(".tmp-")] \
-            if out.is_dir() else []
-        ours = (out / marker).exists()
-        if contents and not ours:
-            raise SparsevidError("the output folder is not empty and was not written by this command; "
-                                 "refusing to touch it", fix="choose a new or empty -o folder", path=out)
-        if contents and not (resume or overwrite):
-            raise SparsevidError("the output folder already holds a run",
-                                 fix="pass --resume to continue it, --overwrite to replace it, or choose another -o",
-                                 path=out)
-        if overwrite and contents:
-            targets = [out / name for name in outputs if (out / name).exists() or (out / name).is_symlink()]
-            for t in targets:
-                if t.is_dir() and not t.is_symlink():
-                    shutil.rmtree(t)
-                else:
-                    t.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / marker).touch()
+        created, had_lock = not out.exists(), (out / LOCK_NAME).exists()
+        try:
+            if hold is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                hold.enter_context(_lock(out))
+            _prepare_locked(out, marker, outputs, resume, overwrite)
+        except BaseException:  # refused: what was made only for the lock goes again
+            if hold is not None:
+                with contextlib.suppress(OSError):
+                    if not had_lock:
+                        (out / LOCK_NAME).unlink()
+                    if created:
+                        out.rmdir()
+            raise
     except OSError as e:
         raise os_error(e, out, "create the output folder") from None
     return out
+
+
+def _prepare_locked(out: Path, marker: str, outputs: tuple[str, ...], resume: bool, overwrite: bool) -> None:
+    """:func:`prepare_output`'s checks and removals, once the lock is held."""
+    contents = [p for p in out.iterdir()
+                if p.name not in (marker, LOCK_NAME) and not p.name.startswith(TMP_PREFIX)] if out.is_dir() else []
+    ours = (out / marker).exists()
+    if contents and not ours:
+        raise SparsevidError("the output folder is not empty and was not written by this command; "
+                             "refusing to touch it", fix="choose a new or empty -o folder", path=out)
+    if contents and not (resume or overwrite):
+        raise SparsevidError("the output folder already holds a run",
+                             fix="pass --resume to continue it, --overwrite to replace it, or choose another -o",
+                             path=out)
+    if overwrite and contents:
+        targets = [out / name for name in outputs if (out / name).exists() or (out / name).is_symlink()]
+        for t in targets:  # all or nothing: every tree is checked before the first is removed
+            _check_removable(t)
+        for t in targets:
+            if t.is_dir() and not t.is_symlink():
+                shutil.rmtree(t)
+            else:
+                t.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    if resume or overwrite:
+        remove_temporary_files(out)
+    (out / marker).touch()
 

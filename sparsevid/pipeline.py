@@ -20,6 +20,7 @@ the benchmark harness are thin wrappers around it. An output folder holds everyt
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 import resource
@@ -323,11 +324,12 @@ def read_run_config(path: str | Path) -> RunConfig:
     return load_yaml(RunConfig, path)
 
 
-def prepare_output(out: Path, resume: bool, overwrite: bool, protect=()) -> None:
+def prepare_output(out: Path, resume: bool, overwrite: bool, protect=(),
+                   hold: contextlib.ExitStack | None = None) -> None:
     """Create ``out``; refuse an existing one unless ``resume`` or ``overwrite``; never remove
-    anything in ``protect`` (see :func:`sparsevid.outdir.prepare_output`)."""
+    anything in ``protect``; keep the folder's lock in ``hold`` (see :func:`sparsevid.outdir.prepare_output`)."""
     outdir.prepare_output(out, marker=MARKER, outputs=RUN_OUTPUTS, protect=protect, resume=resume,
-                          overwrite=overwrite)
+                          overwrite=overwrite, hold=hold)
 
 
 def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
@@ -532,11 +534,12 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     ``model``: a trained model to render instead of training the Gaussians -- any object with the trainer's
     ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
     (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
-    with log.recording_warnings() as warnings:
-        return _run_pipeline(cfg, model, warnings)
+    with log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
+        return _run_pipeline(cfg, model, warnings, hold)
 
 
-def _run_pipeline(cfg: RunConfig, model, warnings: list[str]) -> RunResult:
+def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.ExitStack) -> RunResult:
+    """The run; ``hold`` keeps the output folder's lock until the run ends."""
     from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
     from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
@@ -558,7 +561,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str]) -> RunResult:
         cfg = cpu_profile(cfg)
     prepare_output(out, cfg.resume, cfg.overwrite,
                    protect=(cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt,
-                            cfg.from_nerfstudio))
+                            cfg.from_nerfstudio), hold=hold)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 

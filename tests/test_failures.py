@@ -115,13 +115,14 @@ def test_run_refuses_to_write_into_its_input(tmp_path, four, capsys):
 def test_bad_input_leaves_the_output_folder_reusable(tmp_path, four, capsys):
     """An input check that fails leaves only the marker (a folder that counts as empty), so the same command
     runs as it is once the input is fixed; before, config.yaml and fingerprint.json made it "a run"."""
+    from sparsevid.outdir import LOCK_NAME
     from sparsevid.outdir import prepare_output as prepare
     from sparsevid.pipeline import MARKER, RUN_OUTPUTS
 
     out = tmp_path / "OUT"
     rc, err = run_cli(["run", four, "-o", out, "--keyframes", "0,9,19,30", "--device", "cpu"], capsys)
     assert_one_line_error(rc, err, "30")
-    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, MARKER])
     prepare(out, marker=MARKER, outputs=RUN_OUTPUTS, protect=(four,))  # no --resume or --overwrite needed
 
 
@@ -389,6 +390,52 @@ def test_resume_refuses_other_input_or_options(tmp_path, tiny_ds, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_output_folder_is_locked_while_written_and_left_overs_are_cleaned(tmp_path, tiny_ds, capsys, monkeypatch):
+    """A second command on a folder another one is writing is refused before it touches anything; a resumed
+    run removes the temporary files a killed write left; --overwrite removes nothing when it cannot remove
+    everything (a read-only folder inside)."""
+    import contextlib
+
+    from sparsevid import outdir
+    from sparsevid.pipeline import MARKER, RUN_OUTPUTS
+
+    out = tmp_path / "OUT"
+    base = ["run", tiny_ds, "-o", out, "--device", "cpu", "--steps", "5", "--fixer", "none", "--no-video",
+            "--keyframes", "0,9,19,29"]
+    rc, err = run_cli(base, capsys)
+    assert rc == 0, err
+    before = snapshot(tmp_path)
+    with contextlib.ExitStack() as other:  # another process's run holds the folder
+        outdir.prepare_output(out, marker=MARKER, outputs=RUN_OUTPUTS, resume=True, hold=other)
+        for extra in (["--resume"], ["--overwrite"]):
+            rc, err = run_cli(base + extra, capsys)
+            assert_one_line_error(rc, err, "another sparsevid process is writing this output folder")
+        assert snapshot(tmp_path) == before
+        rc, err = run_cli(["poses", tiny_ds, "-o", out], capsys)  # refused too, the folder is not the poses'
+        assert rc == 2
+    # a folder that is not sparsevid's is refused without a lock file left in it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert run_cli(base[:3] + [mine] + base[4:], capsys)[0] == 2
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # what a write killed half way leaves is removed when the run is resumed
+    (out / "train").mkdir(exist_ok=True)
+    stray = [out / "train" / ".tmp-checkpoint-1.safetensors", out / ".tmp-video-2.mp4"]
+    for p in stray:
+        p.write_bytes(b"half")
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0, err
+    assert not any(p.exists() for p in stray)
+    # --overwrite that cannot remove frames/ (read-only; faked, as root may write anything) removes nothing
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != out / "frames" and access(p, mode))
+    before = snapshot(tmp_path)
+    rc, err = run_cli(base + ["--overwrite"], capsys)
+    assert_one_line_error(rc, err, f"--overwrite cannot remove {out / 'frames'}", "nothing was removed")
+    assert snapshot(tmp_path) == before
+
+
 def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     from sparsevid.fingerprint import run_fingerprint
 
@@ -399,9 +446,10 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     b = tmp_path / "b"
     shutil.copytree(a, b)
     os.utime(b / "frame_0000.png", (1, 1))
-    cfg = {"seed": 0, "resume": False, "overwrite": False, "output": "x"}
+    cfg = {"seed": 0, "resume": False, "overwrite": False, "output": "x", "input": str(a)}
     fa = run_fingerprint(cfg, {"input": a}, output=tmp_path / "out")
-    fb = run_fingerprint({**cfg, "resume": True, "output": "y"}, {"input": b}, output=tmp_path / "out")
+    # the same files by another path (a copy, a moved folder, a relative path): the same run
+    fb = run_fingerprint({**cfg, "resume": True, "output": "y", "input": str(b)}, {"input": b}, output=tmp_path / "out")
     assert fa == fb and list(fa["inputs"]["input"]) == ["frame_0000.png"]
 
 

@@ -3,6 +3,7 @@ them as a dataset that loads as a scene (COLMAP model + transforms.json + images
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 
@@ -70,8 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.input).expanduser().resolve() == out.expanduser().resolve():
         raise SparsevidError("the output folder is the input folder; poses writes OUT/images and would replace "
                              "the input", fix="choose another -o", path=out)
-    prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
-                   overwrite=args.overwrite)  # fail before the expensive part
+    with contextlib.ExitStack() as hold:  # the folder's lock, held while poses writes it
+        prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
+                       overwrite=args.overwrite, hold=hold)  # fail before the expensive part
+        return _estimate(args, out, cfg, keyframes, start, end)
+
+
+def _estimate(args: argparse.Namespace, out: Path, cfg: PoseConfig, keyframes, start, end) -> int:
     scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     reference = scene.c2ws() if scene.has_poses else None
     colmap_log: list[str] = []
