@@ -33,3 +33,16 @@ class SparsevidError(Exception):
 class PoseFailure(SparsevidError):
     """The pose stage found no model that passes its checks (too little motion or texture, tiny
     frames, unrelated frames). ``run`` falls back to the 2D route instead of stopping."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, SLURM, ``docker stop``, a Ray cancel) raised as an interruption, so that every
+    stage cleans up as it does for Ctrl-C (temporary folders removed, a checkpoint saved in training) and the
+    command ends with one line and exit code 143. ``signum``: the signal's number."""
+
+    signum = 15
+
+
+def interrupt_signum(e: BaseException) -> int:
+    """The signal number of an interruption: its own ``signum`` (SIGTERM, or the trainer's), else SIGINT's 2."""
+    return int(getattr(e, "signum", None) or 2)

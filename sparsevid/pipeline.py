@@ -395,7 +395,7 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
 
         return scene, previous_poses(out)  # the report of the segment that estimated them
     colmap_log: list[str] = []
-    scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed), colmap_log)
+    scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed), colmap_log, work_dir=out)
     save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
 

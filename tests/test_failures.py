@@ -768,3 +768,34 @@ def test_frames_too_small_for_flow_fail_before_any_work(tmp_path, four, capsys, 
     assert_one_line_error(rc, err, "too small: both sides need at least 16 px",
                           "--scale 0.03 of 848x480" if extra else "give larger frames")
     assert not (tmp_path / "out" / "config.yaml").exists()
+
+
+def test_sigterm_in_the_pose_stage_cleans_up_and_says_so(tmp_path, four):
+    """SIGTERM (timeout, SLURM, docker stop) outside training ends the command as Ctrl-C does: COLMAP's working
+    folder (inside the output folder) is removed, one line says what to do, the exit code is 143; nothing is
+    written to the system's temporary folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, tmp = tmp_path / "OUT", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "sparsevid", "run", str(four), "-o", str(out), "--device", "cpu"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while not list(out.glob(".tmp-poses-*")):
+            assert proc.poll() is None and time.monotonic() - t0 < 120, "the pose stage never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert lines == ["error: interrupted by SIGTERM -> rerun the same command with --resume: the stages it "
+                     "finished are kept"], err
+    assert "Traceback" not in err
+    assert not list(out.glob(".tmp-*")) and not list(tmp.iterdir())

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from typing import Iterator
 
 from sparsevid import __version__
-from sparsevid.errors import SparsevidError
+from sparsevid.errors import SparsevidError, Terminated, interrupt_signum
 from sparsevid.log import error
 
 # subcommand modules: each defines add_parser(subparsers) and run(args) -> int
@@ -66,10 +70,33 @@ def main(argv: list[str] | None = None) -> int:
         log.set_verbose(verbose)
 
 
-def _run_command(args) -> int:
-    """``args.func(args)``, with a :class:`SparsevidError` (or a file system error, or Ctrl-C) as one line."""
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`~sparsevid.errors.Terminated` (a KeyboardInterrupt), as
+    Ctrl-C does: Python's default would end the process at once, leaving temporary folders and no message."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    with contextlib.suppress(ImportError):  # COLMAP's glog takes SIGTERM when pycolmap is first imported
+        import pycolmap  # noqa: F401  (its handler prints a native stack trace and kills): ours comes after
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return int(args.func(args) or 0)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run_command(args) -> int:
+    """``args.func(args)``, with a :class:`SparsevidError` (or a file system error, or Ctrl-C / SIGTERM) as one
+    line."""
+    try:
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except SparsevidError as e:
         error(e.one_line())
         return 2
@@ -84,8 +111,11 @@ def _run_command(args) -> int:
             error(f"interrupted at training step {e.step}, checkpoint saved -> rerun the same command with "
                   "--resume to continue from that step")
             return 128 + e.signum
-        error("interrupted -> rerun the same command with --resume to continue from the last checkpoint")
-        return 130
+        signum = interrupt_signum(e)
+        again = "with --resume: the stages it finished are kept" if args.command in ("run", "train") else \
+            "to start it again"
+        error(f"interrupted by {signal.Signals(signum).name} -> rerun the same command {again}")
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def run(args) -> int:
     from sparsevid.batch.engines import INSTALL_HINT, BatchProgress, ray_available, run_local, run_ray
     from sparsevid.batch.jobs import SKIPPED, clip_row, clip_state, make_specs
     from sparsevid.batch.summary import counts, write_summary
-    from sparsevid.errors import SparsevidError
+    from sparsevid.errors import SparsevidError, interrupt_signum
 
     engine = args.engine or ("ray" if ray_available() else "local")
     if engine == "ray" and not ray_available():
@@ -150,13 +150,13 @@ def run(args) -> int:
                         cpus_per_clip=args.cpus_per_clip, max_retries=args.max_retries)
             else:
                 run_local(todo, on_row, progress)
-    except KeyboardInterrupt:  # a clip stopped half-way is "interrupted" (it resumes), one never started "pending"
+    except KeyboardInterrupt as e:  # a clip stopped half-way is "interrupted" (it resumes), one never started "pending"
         write_summary(root, [r if r is not None else
                              pending_row(s, "interrupted" if clip_state(s.output) == "partial" else "pending")
                              for s, r in zip(specs, rows.values())])
         log.error("interrupted -> rerun the same command: finished clips are skipped, the others resume from "
                   "their last checkpoint")
-        return 130
+        return 128 + interrupt_signum(e)
     finally:
         if started_ray:
             import ray

@@ -81,7 +81,7 @@ def _estimate(args: argparse.Namespace, out: Path, cfg: PoseConfig, keyframes, s
     scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     reference = scene.c2ws() if scene.has_poses else None
     colmap_log: list[str] = []
-    scene, report = estimate_poses(scene, cfg, colmap_log)
+    scene, report = estimate_poses(scene, cfg, colmap_log, work_dir=out)
     if reference is not None:
         err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]

@@ -454,8 +454,8 @@ class Trainer:
             if self._stop_signal is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt  # a second Ctrl-C: stop now
             self._stop_signal = signum
-            log.warn(f"{signal.Signals(signum).name}: finishing step {self.step + 1} and saving a checkpoint "
-                     "(Ctrl-C again to stop at once, without one)")
+            log.warn(f"{signal.Signals(signum).name}: finishing step {self.step + 1} and saving a checkpoint" +
+                     (" (Ctrl-C again to stop at once, without one)" if signum == signal.SIGINT else ""))
 
         previous = {}
         for s in self._SIGNALS:

@@ -691,8 +691,8 @@ def _to_scene(rec, scene: Scene, work: _Work, m: _Matches, model: str) -> Scene:
     return out
 
 
-def estimate_poses(scene: Scene, cfg: PoseConfig | None = None,
-                   colmap_log: list[str] | None = None) -> tuple[Scene, dict[str, Any]]:
+def estimate_poses(scene: Scene, cfg: PoseConfig | None = None, colmap_log: list[str] | None = None,
+                   work_dir: str | Path | None = None) -> tuple[Scene, dict[str, Any]]:
     """Estimate the shared camera and every input frame's pose.
 
     Args:
@@ -701,6 +701,10 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None,
         colmap_log: if given, COLMAP's own log text (glog lines, Ceres) is appended to it, for
             :func:`save_pose_outputs` to keep as ``colmap.log``; it never reaches the console (but with
             ``--verbose``) nor any file of glog's own.
+        work_dir: where COLMAP's working folder (``.tmp-poses-*``: images and its database) is made and
+            removed again; the commands pass their output folder, so nothing is written outside it and a
+            folder left by a killed process is removed by ``--resume`` / ``--overwrite``. None: the
+            system's temporary folder.
 
     Returns:
         (scene with ``camera``, every frame's ``c2w`` (OpenCV axes), ``points`` [N, 3] and
@@ -721,7 +725,7 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None,
     no_glog_files()
     try:
         with capture_native_stderr(text):
-            scene, report = _estimate(scene, cfg)
+            scene, report = _estimate(scene, cfg, work_dir)
     finally:
         if colmap_log is not None:
             colmap_log.extend(text)
@@ -740,7 +744,7 @@ def no_glog_files() -> None:
         pycolmap.logging.set_log_destination(level, "")
 
 
-def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
+def _estimate(scene: Scene, cfg: PoseConfig, work_dir: str | Path | None = None) -> tuple[Scene, dict[str, Any]]:
     import pycolmap
 
     t_start = time.perf_counter()
@@ -767,7 +771,7 @@ def _estimate(scene: Scene, cfg: PoseConfig) -> tuple[Scene, dict[str, Any]]:
     feature_sets = [("features", cfg.max_num_features, 1), ("more_features", 2 * cfg.max_num_features, 1)]
     if up > 1:
         feature_sets.append((f"upscaled_x{up}", cfg.max_num_features, up))
-    with tempfile.TemporaryDirectory(prefix="sparsevid-poses-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".tmp-poses-", dir=work_dir) as tmp:
         works: dict[int, _Work] = {}
         best_rec, best, unmatched = None, None, None
         for fs_name, n_feat, scale in feature_sets:
