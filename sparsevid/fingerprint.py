@@ -36,18 +36,22 @@ def files_fingerprint(path: str | Path, exclude: str | Path | None = None) -> di
     """``{relative name: [size, hash]}`` of a file, or of every file under a folder (hidden names
     and anything under ``exclude``, e.g. the run folder itself when it lies inside the input, are
     skipped)."""
-    path = Path(path).expanduser()
+    return {name: [p.stat().st_size, _file_hash(p)] for name, p in _input_files(Path(path).expanduser(), exclude)}
+
+
+def _input_files(path: Path, exclude: str | Path | None) -> list[tuple[str, Path]]:
+    """(name, path) of a file, or of every file under a folder (see :func:`files_fingerprint`)."""
     if path.is_file():
-        return {path.name: [path.stat().st_size, _file_hash(path)]}
+        return [(path.name, path)]
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
-    out = {}
+    out = []
     for p in sorted(path.rglob("*")):
         rel = p.relative_to(path)
         if any(part.startswith(".") for part in rel.parts) or not p.is_file():
             continue
         if skip is not None and p.resolve().is_relative_to(skip):
             continue
-        out[str(rel)] = [p.stat().st_size, _file_hash(p)]
+        out.append((str(rel), p))
     return out
 
 
@@ -120,3 +124,34 @@ def check_or_write(out: str | Path, fingerprint: dict, resume: bool) -> None:
         write_json(path, fingerprint)
     except OSError as e:
         raise os_error(e, path, "write the run fingerprint") from None
+
+
+def earlier_run_differences(out: str | Path, settings: dict, input_path: str | Path | None,
+                            limit: int = 3) -> list[str]:
+    """What would make a run of ``settings`` (its ``config.yaml`` form,
+    :func:`sparsevid.configfile.config_to_dict` of the config as given) on ``input_path`` differ from the earlier
+    run in ``out``: ``'key: old -> new'`` for each changed setting (:data:`IGNORED_KEYS` left out), and
+    ``'input files differ'`` when the input's file names or sizes are not the ones ``fingerprint.json`` holds
+    (their bytes are not hashed again: a batch checks every finished clip with this). Empty: the same run, or
+    nothing to compare with (no readable ``config.yaml``)."""
+    import yaml
+
+    try:
+        old = yaml.safe_load((Path(out) / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    a = _flatten({k: v for k, v in old.items() if k not in IGNORED_KEYS})
+    b = _flatten(json.loads(json.dumps({k: v for k, v in settings.items() if k not in IGNORED_KEYS}, default=str)))
+    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    diffs = diffs[:limit] + (["..."] if len(diffs) > limit else [])
+    try:
+        held = json.loads((Path(out) / FINGERPRINT_NAME).read_text()).get("inputs", {}).get("input")
+    except (OSError, ValueError, AttributeError):
+        held = None
+    if isinstance(held, dict) and input_path is not None:
+        now = {name: p.stat().st_size for name, p in _input_files(Path(input_path).expanduser(), out)}
+        if now != {k: v[0] for k, v in held.items() if isinstance(v, list) and v}:
+            diffs.append("input files differ")
+    return diffs

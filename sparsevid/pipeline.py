@@ -737,6 +737,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     from sparsevid.runinfo import merge
 
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
+    if cfg.write_report:  # not "done" until the report is written: a run stopped while writing it is resumed
+        run_info["status"] = run_info["segments"][-1]["status"] = "reporting"
     write_json(out / "run.json", run_info)
     if cfg.write_report:  # it reads run.json, so it comes after; its time is then added to run.json
         t_report = time.perf_counter()
@@ -749,6 +751,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         for times in [run_info["stage_seconds"]] + [s["stage_seconds"] for s in run_info.get("segments", [])[-1:]]:
             times["report"] = round(times.get("report", 0.0) + stage["report"], 3)
             times["total"] = round(times.get("total", 0.0) + delta, 3)
+        run_info["status"] = run_info["segments"][-1]["status"] = "done"
         write_json(out / "run.json", run_info)
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")

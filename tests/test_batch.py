@@ -245,3 +245,36 @@ def test_a_clips_warnings_name_it_and_go_into_its_row(tmp_path, monkeypatch, cap
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["clips"][0]["warnings"] == [
         "the camera barely moves; check the clip"]
     assert "1 with warnings" in (tmp_path / "out" / "summary.html").read_text()
+
+
+def test_changed_settings_are_not_taken_for_finished_and_overwrite_redoes_only_those(tmp_path, capsys):
+    """A rerun with other settings does not report the old results as done: such a clip fails, naming the
+    difference; --overwrite redoes it; a rerun of that same command then skips it. A clip whose run was stopped
+    while its report was written ("reporting") is not finished."""
+    import json
+
+    from sparsevid.batch.jobs import clip_state
+
+    clips = tmp_path / "clips"
+    write_transforms(make_scene(64, 48), clips / "a" / "transforms.json", write_images=True)
+    out = tmp_path / "out"
+    batch = ["batch", str(clips / "a"), "-o", str(out), "--engine", "local", *FLOW]
+    assert main(batch) == 0
+    capsys.readouterr()
+    assert main(batch + ["--video.crf", "20"]) == 1
+    err = capsys.readouterr().err
+    row = _summary(out)["a"]
+    assert row["status"] == "failed" and "video.crf: 12 -> 20" in row["error"] and "--overwrite" in row["error"]
+    assert "video.crf: 12 -> 20" in err
+    assert main(batch + ["--video.crf", "20", "--overwrite"]) == 0
+    assert _summary(out)["a"]["status"] == "done"
+    assert json.loads((out / "a" / "run.json").read_text())["config"]["video"]["crf"] == 20
+    assert main(batch + ["--video.crf", "20", "--overwrite"]) == 0
+    assert _summary(out)["a"]["status"] == "skipped"
+    # the input changed (a frame added): not finished either
+    (clips / "a" / "images" / "extra.png").write_bytes((clips / "a" / "images" / "frame_0000.png").read_bytes())
+    assert main(batch + ["--video.crf", "20"]) == 1
+    assert "input files differ" in _summary(out)["a"]["error"]
+    info = json.loads((out / "a" / "run.json").read_text())
+    (out / "a" / "run.json").write_text(json.dumps({**info, "status": "reporting"}))
+    assert clip_state(out / "a") == "partial"

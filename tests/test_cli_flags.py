@@ -82,12 +82,12 @@ def test_field_docs_sources():
 
 def test_derived_flags_set_the_config(run_parser):
     parser, _ = run_parser
-    c = _cfg(parser, "--train.steps", 7, "--fuse.band-sigma", "3.5", "--fixer.name", "none", "--pose.focal", 600,
+    c = _cfg(parser, "--train.steps", 7, "--fuse.band-sigma", "3.5", "--fixer.name", "reproject", "--pose.focal", 600,
              "--path.fps", "30000/1001", "--fuse.detail-choices", "1,2, 4", "--train.background", "0.5,0.25,1",
              "--train.densify.refine-every", 50, "--fuse.flow.preset", "fast", "--fuse.no-guided",
              "--progressive.fix-steps", "3 5", "--fixer.options", "{use_flow: false}", "--seed", 3,
              "--max-train-side", "none", "--no-keep-inputs", "--path.extrapolation", "hold", "--fps", "29.97")
-    assert c.train.steps == 7 and c.fuse.band_sigma == 3.5 and c.fixer.name == "none" and c.pose.focal == 600.0
+    assert c.train.steps == 7 and c.fuse.band_sigma == 3.5 and c.fixer.name == "reproject" and c.pose.focal == 600.0
     assert c.path.fps == Fraction(30000, 1001) and c.fuse.detail_choices == (1.0, 2.0, 4.0)
     assert c.train.background == (0.5, 0.25, 1.0) and c.train.densify.refine_every == 50
     assert c.fuse.flow.preset == "fast" and c.fuse.guided is False and c.progressive.fix_steps == [3, 5]

@@ -38,6 +38,8 @@ class ClipSpec:
         config: the :class:`~sparsevid.pipeline.RunConfig` every clip starts from (its input,
             output, resume and overwrite are set per clip).
         quiet: hide the clip's info lines and progress bars while it runs (warnings still show).
+        overwrite: redo the clip from scratch when its earlier run (finished or not) used other settings
+            or input (``batch --overwrite``); a clip whose earlier run matches is still skipped or resumed.
     """
 
     name: str
@@ -45,6 +47,20 @@ class ClipSpec:
     output: str
     config: "RunConfig"
     quiet: bool = True
+    overwrite: bool = False
+
+    def clip_config(self, resume: bool = False, overwrite: bool = False) -> "RunConfig":
+        """The clip's own :class:`~sparsevid.pipeline.RunConfig` (its input and output set)."""
+        return dataclasses.replace(copy.deepcopy(self.config), input=Path(self.input), output=Path(self.output),
+                                   resume=resume, overwrite=overwrite)
+
+    def changes(self) -> list[str]:
+        """How this clip's settings and input differ from its earlier run's (empty: none, or no earlier run);
+        see :func:`sparsevid.fingerprint.earlier_run_differences`."""
+        from sparsevid.configfile import config_to_dict
+        from sparsevid.fingerprint import earlier_run_differences
+
+        return earlier_run_differences(self.output, config_to_dict(self.clip_config()), self.input)
 
 
 def _clip_name(p: Path) -> str:
@@ -124,10 +140,39 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
 
 
 def make_specs(inputs: list[str | Path], outroot: str | Path, config: "RunConfig",
-               quiet: bool = True) -> list[ClipSpec]:
+               quiet: bool = True, overwrite: bool = False) -> list[ClipSpec]:
     """The jobs of a batch: one :class:`ClipSpec` per clip of :func:`expand_inputs`."""
     root = Path(outroot).expanduser().resolve()
-    return [ClipSpec(name, str(path), str(root / name), config, quiet) for name, path in expand_inputs(inputs, root)]
+    return [ClipSpec(name, str(path), str(root / name), config, quiet, overwrite)
+            for name, path in expand_inputs(inputs, root)]
+
+
+#: what a batch does with a clip (:func:`clip_plan`)
+RUN, RESUME, REDO, SKIP, REFUSE = "run", "resume", "redo", "skip", "refuse"
+
+
+def clip_plan(spec: ClipSpec) -> tuple[str, str]:
+    """(what to do, why) for a clip, from its output folder (:func:`clip_state`) and its earlier run's
+    settings and input (:meth:`ClipSpec.changes`):
+
+    * ``new`` -> :data:`RUN`;
+    * an earlier run made with other settings or input -> :data:`REDO` from scratch with ``spec.overwrite``,
+      else :data:`REFUSE` (a failed row naming the differences: its results are not these settings');
+    * a finished run -> :data:`SKIP`; a half-finished one -> :data:`RESUME`."""
+    state = clip_state(spec.output)
+    if state == "new":
+        return RUN, ""
+    changes = spec.changes()
+    if changes:
+        why = ", ".join(changes)
+        return (REDO, why) if spec.overwrite else (REFUSE, why)
+    return (SKIP, "") if state == "finished" else (RESUME, "")
+
+
+def refused_row(spec: ClipSpec, why: str) -> dict[str, Any]:
+    """The row of a clip whose earlier run used other settings or input (``why``) and no ``--overwrite``."""
+    return failed_row(spec, f"{spec.output}: its earlier run was made with other settings or input ({why}) "
+                            "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o")
 
 
 def _read_run_json(out: Path) -> dict | None:
@@ -147,7 +192,7 @@ def clip_state(out: str | Path) -> str:
     if not (out / MARKER).is_file():
         return "new"
     info = _read_run_json(out)
-    if (info is not None and info.get("status") != "interrupted"
+    if (info is not None and info.get("status", "done") == "done"  # "interrupted", "reporting": not finished
             and ((out / "video.mp4").is_file() or (out / "frames").is_dir())):
         return "finished"
     return "partial"
@@ -201,7 +246,8 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
     """Run one clip and return its summary row (see :mod:`sparsevid.batch.summary` for the columns):
 
     * a finished run in ``spec.output`` -> nothing runs, status ``skipped`` (its numbers are read
-      back from its ``run.json``);
+      back from its ``run.json``); an earlier run made with other settings or input is redone with
+      ``spec.overwrite``, else refused (status ``failed``; see :func:`clip_plan`);
     * a half-finished one (the run marker without a finished ``run.json``: interrupted, or its
       worker was killed) -> the pipeline resumes it (``resume=True``: training goes on from its
       last checkpoint), status ``done`` with ``resumed`` true;
@@ -213,13 +259,13 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
     from sparsevid.pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    out = Path(spec.output)
-    state = clip_state(out)
-    if state == "finished":
+    plan, why = clip_plan(spec)
+    if plan == SKIP:
         return clip_row(spec, SKIPPED)
-    resume = state == "partial"
-    cfg = copy.deepcopy(spec.config)
-    cfg = dataclasses.replace(cfg, input=Path(spec.input), output=out, resume=resume, overwrite=False)
+    if plan == REFUSE:
+        return refused_row(spec, why)
+    resume = plan == RESUME
+    cfg = spec.clip_config(resume=resume, overwrite=plan == REDO)
     quiet_before = log.is_quiet()
     if spec.quiet:
         log.set_quiet(True)

@@ -19,14 +19,16 @@ _COMMANDS = ["inspect", "poses", "train", "run", "batch", "eval", "report", "vie
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from sparsevid.cli.flags import Parser
+
+    parser = Parser(
         prog="sparsevid",
         description="Turn a few frames of a short video into the full video "
                     "(camera poses -> 3D Gaussian Splatting -> fixer -> camera path -> video).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sparsevid {__version__}")
     _log_flags(parser, False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in _COMMANDS:
         try:
             mod = importlib.import_module(f"sparsevid.cli.{name}")

@@ -39,10 +39,15 @@ def add_parser(sub) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join: auto (the cluster this machine belongs to) or ray://HOST:PORT; "
                         "default: start a local Ray cluster on this machine")
-    p.add_argument("--gpus-per-clip", type=float, default=None,
+    p.add_argument("--gpus-per-clip", type=float, default=None, metavar="N",
                    help="GPUs each clip's task asks Ray for (default: 1 when this machine has CUDA, else 0)")
-    p.add_argument("--cpus-per-clip", type=float, default=1.0, help="CPUs each clip's task asks Ray for")
-    p.add_argument("--max-retries", type=int, default=3,
+    p.add_argument("--cpus-per-clip", type=float, default=1.0, metavar="N", help="CPUs each clip's task asks Ray for")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo a clip from scratch when its earlier run in OUTROOT (finished or not) used other "
+                        "settings or input; clips whose earlier run matches are still skipped or resumed, so the "
+                        "same command can be rerun after an interruption (without it such a clip fails, naming "
+                        "the differences)")
+    p.add_argument("--max-retries", type=int, default=3, metavar="N",
                    help="Ray re-runs a clip whose worker died (node lost, killed) this often; the re-run "
                         "resumes from the clip's last training checkpoint")
     # every setting of `run` (as there: --SECTION.FIELD, with run's short aliases such as --keyframes, --device,
@@ -67,10 +72,10 @@ def batch_config(args):
     """The :class:`~sparsevid.pipeline.RunConfig` every clip starts from: ``sparsevid run``'s
     :func:`~sparsevid.cli.run.config_from_args` with the batch's flags (input/output per clip)."""
     from sparsevid.cli import run as run_cli
-    from sparsevid.cli.flags import given
+    from sparsevid.cli.flags import Parser, given
 
-    parser = argparse.ArgumentParser(add_help=False)
-    run_cli.add_parser(parser.add_subparsers(dest="command"))
+    parser = Parser(add_help=False)
+    run_cli.add_parser(parser.add_subparsers(dest="command", parser_class=Parser))
     argv = ["run"]  # the batch's flags, passed on as `run` flags, as typed
     for name in ("config_name", "config"):
         value = getattr(args, name)
@@ -95,7 +100,7 @@ def _default_gpus() -> float:
 def run(args) -> int:
     from sparsevid import log
     from sparsevid.batch.engines import INSTALL_HINT, BatchProgress, ray_available, run_local, run_ray
-    from sparsevid.batch.jobs import SKIPPED, clip_row, clip_state, make_specs
+    from sparsevid.batch.jobs import REFUSE, SKIP, SKIPPED, clip_plan, clip_row, clip_state, make_specs, refused_row
     from sparsevid.batch.summary import counts, write_summary
     from sparsevid.errors import SparsevidError, interrupt_signum
 
@@ -114,13 +119,17 @@ def run(args) -> int:
     root = Path(args.output).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise SparsevidError("OUTROOT exists and is a file", path=root, fix="choose another -o folder")
-    specs = make_specs(args.inputs, root, cfg, quiet=True)
+    specs = make_specs(args.inputs, root, cfg, quiet=True, overwrite=args.overwrite)
 
     rows = {s.name: None for s in specs}
     todo = []
     for s in specs:  # finished clips are not even scheduled (the worker checks again)
-        if clip_state(s.output) == "finished":
+        plan, why = clip_plan(s)
+        if plan == SKIP:
             rows[s.name] = clip_row(s, SKIPPED)
+        elif plan == REFUSE:
+            rows[s.name] = refused_row(s, why)
+            log.warn(f"[{s.name}] {rows[s.name]['error']}")
         else:
             todo.append(s)
     started_ray = False
@@ -129,7 +138,8 @@ def run(args) -> int:
 
         started_ray = init_ray(args.address)
     root.mkdir(parents=True, exist_ok=True)
-    log.info(f"{len(specs)} clips -> {root} ({len(specs) - len(todo)} already finished); engine {engine}"
+    done_before = sum(r is not None and r["status"] == SKIPPED for r in rows.values())
+    log.info(f"{len(specs)} clips -> {root} ({done_before} already finished); engine {engine}"
              + (f" at {args.address}" if engine == "ray" and args.address else ""))
 
     def pending_row(s, status="pending"):

@@ -422,3 +422,34 @@ def plain_doc(text: str) -> str:
 def _clean(text: str) -> str:
     """Docstring markup -> plain text on one line (roles and double backticks dropped)."""
     return " ".join(plain_doc(text).split())
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" after each help, but not where the help already names its default, nor for
+    a default that says nothing (None, a switch's False, or no value at all)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+class RawDefaultsFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatter):
+    """:class:`DefaultsFormatter` for a command whose description is laid out by hand."""
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of every sparsevid command: no abbreviated flags (``--video.cr 30`` is an error, not
+    ``--video.crf 30``: with ~170 derived flags a prefix is too easily another flag's), and the defaults
+    shown as :class:`DefaultsFormatter` shows them."""
+
+    _FORMATTERS = {argparse.ArgumentDefaultsHelpFormatter: DefaultsFormatter,
+                   argparse.RawDescriptionHelpFormatter: RawDefaultsFormatter,
+                   argparse.HelpFormatter: DefaultsFormatter}
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs["formatter_class"] = self._FORMATTERS.get(kwargs.get("formatter_class", argparse.HelpFormatter),
+                                                         kwargs.get("formatter_class"))
+        super().__init__(*args, **kwargs)

@@ -291,7 +291,7 @@ def _header(f: RunFolder) -> str:
         facts.append(("Gaussians", f"{int(run['num_gaussians']):,}"))
     if run.get("device"):
         facts.append(("device", run["device"]))
-    if run.get("status") and run.get("status") != "done":
+    if run.get("status") and run.get("status") not in ("done", "reporting"):  # "reporting": this very page
         facts.append(("status", run["status"]))
     version = (run.get("versions") or {}).get("sparsevid")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
