@@ -301,3 +301,43 @@ def test_scene_to_video_end_to_end(tmp_path):
     assert len(back) == 30 and fps == 30
     d = json.loads((tmp_path / "cameras.json").read_text())
     assert [i for i, f in enumerate(d["frames"]) if f["is_input"]] == [0, 9, 19, 29]
+
+
+def test_mp4_is_the_same_file_for_the_same_frames(tmp_path):
+    """The same frames give the same file, every time (x264 read unset padding bytes of a 424-sample chroma row
+    in a 432-byte line: two encodings of a run's frames differed by up to 20 levels); the coded picture is
+    cropped back to the frames' size."""
+    import hashlib
+
+    from sparsevid.data.load import demo_path
+
+    keys = [read_image(p) for p in sorted(demo_path().glob("frame_*.png"))]
+    frames = [np.clip((1 - a) * keys[i].astype(np.float32) + a * keys[i + 1], 0, 255).astype(np.uint8)
+              for i in range(3) for a in np.linspace(0, 1, 6, endpoint=False)]
+    digests = {hashlib.sha256(write_video(frames, tmp_path / f"v{k}.mp4", 30).read_bytes()).hexdigest()
+               for k in range(5)}
+    assert len(digests) == 1
+    back, _ = read_video(tmp_path / "v0.mp4")
+    assert back[0].shape == frames[0].shape and psnr(back[5], frames[5]) > 35
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_mp4_of_a_width_not_a_multiple_of_64_plays_at_its_size_in_chromium(tmp_path):
+    import json
+    import re
+    import subprocess
+
+    frames = [f[:60, :90] for f in _clip(10)]
+    write_video(frames, tmp_path / "v.mp4", fps=30)
+    page = tmp_path / "p.html"
+    page.write_text('<video id="v" src="v.mp4" muted preload="auto"></video><script>'
+                    "document.getElementById('v').addEventListener('loadeddata',function(){var v=this;"
+                    "var p=document.createElement('pre');p.id='probe';"
+                    "p.textContent=JSON.stringify([v.videoWidth,v.videoHeight]);document.body.appendChild(p);});"
+                    "</script>")
+    dom = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
+                          "--allow-file-access-from-files", "--virtual-time-budget=5000",
+                          f"--user-data-dir={tmp_path / 'u'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom)
+    assert m and json.loads(m.group(1)) == [90, 60], dom[-1000:]

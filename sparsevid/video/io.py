@@ -107,6 +107,14 @@ def check_video_config(cfg: VideoConfig) -> None:
                              fix="pass e.g. --video.preset medium")
 
 
+#: the encoded picture's width is a multiple of this (the extra columns, copies of the last one, are cropped off
+#: in the stream's header, as a 1080-row video is coded as 1088 rows): with a colour row that fills its
+#: buffer's line, x264 gives the same file for the same frames. Otherwise (a 424-sample chroma row in a
+#: 432-byte line) it read the line's unset padding bytes, and two encodings of the same frames differed by up
+#: to 20 levels (BENCHMARKS.md, session 38)
+CODED_WIDTH_MULTIPLE = 64
+
+
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
                 crf: int = VideoConfig.crf, preset: str = VideoConfig.preset, announce_padding: bool = True) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
@@ -117,6 +125,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
+    The same frames give the same file (see :data:`CODED_WIDTH_MULTIPLE`).
     Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`), with an info line
     naming ``path`` unless ``announce_padding`` is off (a video made for a page, not for the user).
     The file is written to a temporary file beside ``path`` and renamed into place.
@@ -137,14 +146,20 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
         # faststart: the index (moov) before the data, so a browser plays a file served over the web at once
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             first = pad_even(frames[0])
+            height, width = first.shape[:2]
+            coded = -(-width // CODED_WIDTH_MULTIPLE) * CODED_WIDTH_MULTIPLE
             stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = first.shape[1], first.shape[0]
+            stream.width, stream.height = coded, height
             stream.pix_fmt = "yuv420p"
             stream.time_base = 1 / rate
             stream.codec_context.time_base = 1 / rate
-            stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS}
+            crop = f":crop-rect=0,0,{coded - width},0" if coded != width else ""  # decoders show width x height
+            stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS + crop}
             for k, img in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(pad_even(img)), format="yuv420p")
+                img = pad_even(img)
+                if coded != width:
+                    img = np.pad(img, ((0, 0), (0, coded - width), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
                 vf.pts = k
                 vf.time_base = 1 / rate
                 for packet in stream.encode(vf):
