@@ -74,7 +74,7 @@ def test_pose_failure_falls_back_to_the_2d_route(tmp_path, monkeypatch):
     from sparsevid.errors import PoseFailure
     import sparsevid.poses.sfm as sfm
 
-    def fail(scene, cfg, colmap_log=None):
+    def fail(scene, cfg, colmap_log=None, work_dir=None):
         raise PoseFailure("every pose attempt gave an implausible model (test)", fix="give --focal")
     monkeypatch.setattr(sfm, "estimate_poses", fail)
     src = _frames_dir(tmp_path)
