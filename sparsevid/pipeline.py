@@ -417,9 +417,11 @@ def progressive_updater(views: list[TrainView], path: PathFrames, und: Undistort
 
 
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
-                path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None) -> Trainer:
+                path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None,
+                rounds: list[dict] | None = None) -> Trainer:
     """Train the Gaussians, with progressive rounds of ``fixer`` (None: none) as trainer hooks;
-    resumable."""
+    resumable. ``rounds``: where what each progressive round of this segment did is listed (round, step,
+    pseudo views, mean confidence)."""
     if cfg.ckpt is not None:
         return Trainer.from_checkpoint(cfg.ckpt, device)
     ckpt_dir = out / "train"
@@ -433,6 +435,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         tcfg = dataclasses.replace(cfg.train, seed=cfg.seed)
         trainer = Trainer(tcfg, views, scene.points, scene.point_colors, device, run_dir=ckpt_dir)
     hooks = {}
+    updater = None
     if fixer is not None and cfg.fixer.progressive and trainer.step < trainer.total_steps:
         updater = progressive_updater(views, path, train_und, fixer, cfg.progressive)
         for step, hook in updater.hooks(trainer.total_steps).items():
@@ -455,6 +458,9 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
             write_interrupted(out, seconds, trainer.step, trainer.total_steps, cfg.resume)
             raise
         export_gaussians(trainer.params, ckpt_dir)
+    if rounds is not None and updater is not None:  # what each progressive round did, for run.json
+        rounds.extend({"round": r.round + 1, "step": r.step, "views": r.num_views,
+                       "mean_confidence": round(r.mean_confidence, 4)} for r in updater.history)
     return trainer
 
 
@@ -535,11 +541,21 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
     (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
     with log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
-        return _run_pipeline(cfg, model, warnings, hold)
+        started: list[bool] = []
+        try:
+            return _run_pipeline(cfg, model, warnings, hold, started)
+        except SparsevidError as e:  # after the input was read: run.json says so (batch retries such a clip)
+            if started:
+                from sparsevid.runinfo import write_failed
+
+                write_failed(cfg.output, e.one_line(), warnings)
+            raise
 
 
-def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.ExitStack) -> RunResult:
-    """The run; ``hold`` keeps the output folder's lock until the run ends."""
+def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.ExitStack,
+                  started: list[bool]) -> RunResult:
+    """The run; ``hold`` keeps the output folder's lock until the run ends; ``started`` gets an item once the
+    input is loaded and the folder is this run's."""
     from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
     from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
@@ -567,6 +583,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
 
     with timer("loading"):
         scene = load_input(cfg, given)
+    started.append(True)
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
                  "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
@@ -591,6 +608,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
     trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
     loo3d_path, rigid, pose_refinement = None, None, None
+    fixer_record, rounds = None, []  # the fixer's part in the 3D route (none without one), for run.json
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -606,6 +624,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
         progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None
         fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
+        fixer_record = {"name": cfg.fixer.name, "enhance": enhance, "progressive": progressive,
+                        "progressive_rounds": rounds if progressive else None}
         # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
         loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
                          and len(scene.frames) >= 3)
@@ -619,7 +639,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             trainer = model  # a trained model renders in place of the Gaussians
         else:
             with timer("training"):
-                trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer)
+                trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer, rounds)
         if "fixing" in timer.seconds:
             timer.seconds["training"] -= timer.seconds["fixing"]
         if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
@@ -729,7 +749,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
-                "pose_refinement": pose_refinement, "quality_estimate": quality, "warnings": list(warnings),
+                "pose_refinement": pose_refinement, "fixer": fixer_record, "quality_estimate": quality,
+                "warnings": list(warnings),
                 "key_detail_sigma": None if key_sigmas is None else {str(k): v for k, v in key_sigmas.items()},
                 "metrics": None if metrics is None else {k: metrics[k] for k in
                                                          ("heldout", "inputs", "flicker", "pulse_ratio")

@@ -72,6 +72,20 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: in
         warn(f"could not record the interrupted segment in {Path(out) / RUN_JSON}: {e.strerror or e}")
 
 
+def write_failed(out: str | Path, error: str, warnings: list[str]) -> None:
+    """Record in ``run.json`` that the run stopped on ``error`` (one line): ``"status": "failed"``, the error,
+    and the warnings so far; what an earlier segment recorded (times, poses) is kept."""
+    path = Path(out) / RUN_JSON
+    info = _read(path) or {}
+    info.update({"status": "failed", "error": error,
+                 "warnings": list(dict.fromkeys([w for w in info.get("warnings") or [] if isinstance(w, str)]
+                                                + list(warnings)))})
+    try:
+        write_json(path, info)
+    except OSError:  # the folder is gone or full: the error line already says what happened
+        pass
+
+
 def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, Any]:
     """The final ``run.json`` of a run: with ``resume``, the earlier segments' times added to this
     one's and the pose report kept. ``run_info["stage_seconds"]`` and ``run_info["warnings"]`` are this

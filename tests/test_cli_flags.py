@@ -217,3 +217,21 @@ def test_quiet_lasts_as_long_as_the_command(tmp_path, capsys):
     assert not log.is_quiet() and not log.is_verbose()
     assert main(["inspect", "-v"]) == 0
     assert not log.is_verbose()
+
+
+def test_print_config_shows_what_would_run_and_runs_nothing(tmp_path, capsys):
+    import yaml
+
+    from sparsevid.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--print-config", "--steps", "77", "--device", "cpu", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# the configuration `sparsevid run` would use on cpu (with the CPU profile's caps")
+    cfg = yaml.safe_load(text)
+    assert cfg["train"]["steps"] == 77 and cfg["train"]["max_gaussians"] == cfg["cpu_max_gaussians"]
+    assert not out.exists()
+    # no abbreviated flags: with ~170 derived flags a prefix is too easily another flag's
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--video.cr", "30", "--print-config"])
+    assert e.value.code == 2 and "unrecognized arguments: --video.cr" in capsys.readouterr().err

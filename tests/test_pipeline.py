@@ -86,9 +86,11 @@ def test_pose_failure_falls_back_to_the_2d_route(tmp_path, monkeypatch):
     assert info["quality_estimate"]["route"].startswith("2D")
     # the warning line is in run.json too (batch's summary reads it from there for a finished clip)
     assert any(w.startswith("no 3D model passes its checks (every pose attempt") for w in info["warnings"])
-    with pytest.raises(PoseFailure):  # the 3D route alone has nothing to fall back to
+    with pytest.raises(PoseFailure) as failure:  # the 3D route alone has nothing to fall back to
         run_pipeline(named_config("route3d", input=src, output=tmp_path / "out3", keyframes=[0, 9, 19, 29],
                                   device="cpu"))
+    info = json.loads((tmp_path / "out3" / "run.json").read_text())  # a failed run says so (batch retries it)
+    assert info["status"] == "failed" and info["error"] == failure.value.one_line()
 
 
 def test_default_run_on_a_tiny_posed_scene(tmp_path):
@@ -98,6 +100,7 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
     cfg = named_config("default", input=ds, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu",
                        steps=60)
     cfg.progressive.fix_steps = [30]
+    cfg.fixer.progressive = True
     res = run_pipeline(cfg)
     out = tmp_path / "out"
     for name in ("video.mp4", "frames", "cameras.json", "contact_sheet.png", "metrics.json", "run.json",
@@ -117,6 +120,12 @@ def test_default_run_on_a_tiny_posed_scene(tmp_path):
     assert res.route3d.rigid is not None and res.route3d.rigid[(9, 19)][0].shape == (48, 64)
     assert {"training", "rendering", "enhance", "fusing"} <= set(info["stage_seconds"])
     assert res.metrics["heldout"]["count"] == 26
+    # what the fixer did is in run.json and on the report page
+    rounds = info["fixer"]["progressive_rounds"]
+    assert info["fixer"]["name"] == "reproject" and info["fixer"]["enhance"] is True and info["status"] == "done"
+    assert [(r["round"], r["step"]) for r in rounds] == [(1, 30)] and rounds[0]["views"] > 0
+    page = (out / "report.html").read_text()
+    assert '<section id="run">' in page and "round 1 at step 30" in page
 
 
 def test_device_cpu_keeps_a_difix_replica_on_the_cpu(tmp_path, monkeypatch):

@@ -57,7 +57,8 @@ def make_run_folder(out: Path, *, gt: bool = True, poses: dict | None = None, vi
            "num_gaussians": 1234, "stage_seconds": {"loading": 0.4, "poses": 3.9, "training": 12.5,
                                                     "encoding": 1.1, "total": 17.9},
            "peak_memory": {"cpu_rss_mb": 640.0}, "poses": _pose_report() if poses is None else poses,
-           "quality_estimate": quality, "status": "done"}
+           "quality_estimate": quality, "status": "done", "warnings": ["the camera barely moves <here>"],
+           "fixer": {"name": "reproject", "enhance": True, "progressive": False, "progressive_rounds": None}}
     (out / "run.json").write_text(json.dumps(run))
     gt_frames = dict(enumerate(truth))
     if gt:
@@ -85,7 +86,7 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     assert not list(out.glob(".tmp-*"))  # written atomically, no leftovers
     text = path.read_text()
     _assert_self_contained(text, out)
-    for sid in ("video", "timeline", "compare", "metrics", "quality", "poses", "timings", "files"):
+    for sid in ("video", "timeline", "compare", "metrics", "quality", "run", "poses", "timings", "files"):
         assert f'<section id="{sid}">' in text, sid
     assert re.search(r'<video id="output-video"[^>]*src="data:video/mp4;base64,', text)
     assert re.search(r'<video id="compare-video"[^>]*src="data:video/mp4;base64,', text)
@@ -98,6 +99,7 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     assert 'id="timing-plot"' in text and "training" in text
     assert "fov_prior" in text and "features/global" in text and "545" in text
     assert "28.10 dB" in text and "fused 2D + 3D" in text  # the estimate, with the measured value beside it
+    assert "<li>the camera barely moves &lt;here&gt;</li>" in text and "reproject" in text  # warnings, the fixer
     assert path.stat().st_size < 2_000_000
 
 
@@ -128,6 +130,19 @@ def test_metrics_without_gt_and_given_peers(tmp_path):
     text = write_report(out, peer_frames=peers, gt_frames=gt).read_text()
     plot = text[text.index('id="metrics-plot"'):]
     assert "nearest" in plot and "dis_flow" not in plot
+
+
+def test_a_failed_runs_page_says_why(tmp_path):
+    out = tmp_path / "run"
+    make_run_folder(out)
+    from sparsevid.runinfo import write_failed
+
+    write_failed(out, "frame 9 is unreadable -> re-export the clip", ["a warning"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and run["warnings"] == ["the camera barely moves <here>", "a warning"]
+    text = write_report(out).read_text()
+    assert '<p class="fail">The run stopped: frame 9 is unreadable -&gt; re-export the clip</p>' in text
+    assert "<th>status</th><td>failed</td>" in text
 
 
 def test_a_broken_file_does_not_fail_the_report(tmp_path):

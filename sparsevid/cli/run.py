@@ -125,16 +125,20 @@ def add_parser(sub) -> None:
                    help="run the configuration in this file (a run's OUT/config.yaml): reproduces that run; "
                         "flags given here override its values")
     p.add_argument("--config-name", default=None, metavar="NAME",
-                   help="named configuration to start from (default: default): " + ", ".join(_config_names()))
+                   help="named configuration to start from (default: default): " + "; ".join(_config_names()))
     p.add_argument("--skip-training", action="store_true", help="render from --ckpt instead of training")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the configuration this command would run (YAML, as OUT/config.yaml; on the CPU "
+                        "with the CPU profile's caps applied, as run.json records it) and exit without running")
     add_flags(p, run_flags(), titles=section_titles(RunConfig))
     p.set_defaults(func=run)
 
 
 def _config_names() -> list[str]:
+    """``name (what it is)`` of each named configuration."""
     from sparsevid.pipeline import NAMED_CONFIGS
 
-    return list(NAMED_CONFIGS)
+    return [f"{name} ({doc})" for name, (doc, _) in NAMED_CONFIGS.items()]
 
 
 def config_from_args(args) -> "RunConfig":
@@ -174,5 +178,26 @@ def config_from_args(args) -> "RunConfig":
 def run(args) -> int:
     from sparsevid.pipeline import run_pipeline
 
-    run_pipeline(config_from_args(args))  # --from-nerfstudio CONFIG.yml: the pipeline renders that model
+    cfg = config_from_args(args)
+    if args.print_config:
+        print(effective_config_yaml(cfg), end="")
+        return 0
+    run_pipeline(cfg)  # --from-nerfstudio CONFIG.yml: the pipeline renders that model
     return 0
+
+
+def effective_config_yaml(cfg: "RunConfig") -> str:
+    """``cfg`` as the run would use it, as YAML: on a CPU device with :func:`~sparsevid.pipeline.cpu_profile`'s
+    caps applied (a header line says which device and whether the caps apply)."""
+    import dataclasses
+
+    from sparsevid.configfile import dump_yaml
+    from sparsevid.devices import resolve_device
+    from sparsevid.pipeline import cpu_profile
+
+    device = resolve_device(cfg.device)
+    run_cfg = cpu_profile(cfg) if device.type == "cpu" else cfg
+    note = "with the CPU profile's caps applied" if device.type == "cpu" else "as given"
+    return dump_yaml(dataclasses.replace(run_cfg, resume=False, overwrite=False),
+                     header=f"the configuration `sparsevid run` would use on {device} ({note}); "
+                            "save it and pass it with --config FILE")

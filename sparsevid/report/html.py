@@ -535,10 +535,46 @@ def _quality_section(f: RunFolder) -> str | None:
     return _section("quality", "Quality estimate", body)
 
 
+def _run_section(f: RunFolder) -> str | None:
+    """How the run was made (route, fixer and its progressive rounds, seed, steps) and what it warned about;
+    a failed run's error first."""
+    run = f.run or {}
+    if not run:
+        return None
+    cfg = run.get("config") or {}
+    body = ""
+    if run.get("status") == "failed":
+        body += f'<p class="fail">The run stopped: {_esc(run.get("error") or "(no error recorded)")}</p>'
+    fixer = run.get("fixer")
+    rows = [("fusion mode", (cfg.get("fuse") or {}).get("mode") or "–"),
+            ("seed", _fmt(cfg.get("seed"))), ("training steps", _fmt((cfg.get("train") or {}).get("steps"))),
+            ("output scale", _fmt(cfg.get("scale"), 3))]
+    if isinstance(fixer, dict):
+        rounds = fixer.get("progressive_rounds")
+        prog = "off" if not fixer.get("progressive") else (
+            "on: " + "; ".join(f"round {r.get('round')} at step {r.get('step')}, {r.get('views')} views, "
+                               f"confidence {_fmt(r.get('mean_confidence'), 2)}" for r in rounds or [])
+            if rounds else "on (no round ran)")
+        rows += [("fixer", fixer.get("name") or "–"), ("post-render enhancement", _fmt(bool(fixer.get("enhance")))),
+                 ("progressive updates", prog)]
+    else:
+        rows.append(("fixer", "not used (no 3D route)"))
+    body += _table(rows)
+    warnings = [w for w in run.get("warnings") or [] if isinstance(w, str)]
+    if warnings:
+        body += ("<h3>Warnings</h3><ul class=\"warnings\">" + "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+                 + "</ul>")
+    return _section("run", "How it was made", body)
+
+
 def _pose_section(f: RunFolder) -> str | None:
     rep = f.pose_report
     run = f.run or {}
     if rep is None:
+        mode = ((run.get("config") or {}).get("fuse") or {}).get("mode")
+        if mode == "2d" and f.cameras is None:
+            return _section("poses", "Camera poses", "<p>No poses were needed: the video was made by the 2D route "
+                                                     "(optical flow between the inputs, --fuse-mode 2d).</p>")
         if f.cameras is not None or run:
             given = ((run.get("config") or {}).get("poses_from")) or "the input"
             return _section("poses", "Camera poses",
@@ -681,6 +717,7 @@ def build_report(out_dir: Path, peer_frames: Mapping[str, Sequence[np.ndarray]] 
         ("ground-truth video", lambda: _compare_section(f, gt_frames)),
         ("per-frame metrics", lambda: _metrics_section(f, gt_frames, peer_frames)),
         ("quality estimate", lambda: _quality_section(f)),
+        ("settings and warnings", lambda: _run_section(f)),
         ("poses", lambda: _pose_section(f)),
         ("timings", lambda: _timing_section(f)),
         ("files", lambda: _files_section(f)),
