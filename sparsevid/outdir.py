@@ -185,6 +185,10 @@ def _prepare_locked(out: Path, marker: str, outputs: tuple[str, ...], resume: bo
         raise SparsevidError("the output folder already holds a run",
                              fix="pass --resume to continue it, --overwrite to replace it, or choose another -o",
                              path=out)
+    if resume and not contents:
+        from sparsevid.log import info
+
+        info(f"--resume: nothing to resume in {out}, starting a new run there")
     if overwrite and contents:
         targets = [out / name for name in outputs if (out / name).exists() or (out / name).is_symlink()]
         for t in targets:  # all or nothing: every tree is checked before the first is removed

@@ -428,6 +428,8 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     ckpt_dir.mkdir(exist_ok=True)
     views = input_views(scene, train_und)
     ckpt = find_checkpoint(ckpt_dir) if cfg.resume else None  # an old pickled one: a one-line error
+    if cfg.resume and ckpt is None:
+        log.info(f"resuming: no training checkpoint in {ckpt_dir} (none was saved), training starts from step 0")
     if ckpt is not None:
         trainer = Trainer.from_checkpoint(ckpt, device, run_dir=ckpt_dir)
         log.info(f"resuming training from {ckpt} at step {trainer.step}/{trainer.total_steps}")
@@ -450,12 +452,13 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         t0, fixing0 = time.perf_counter(), timer.seconds.get("fixing", 0.0)
         try:
             trainer.train(hooks=hooks)
-        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the trainer saved a checkpoint at its step
-            from sparsevid.runinfo import write_interrupted
+        except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the trainer saved a checkpoint at its step (not after
+            from sparsevid.runinfo import write_interrupted  # a second Ctrl-C)
 
             seconds = dict(timer.seconds)
             seconds["training"] = time.perf_counter() - t0 - (seconds.get("fixing", 0.0) - fixing0)
-            write_interrupted(out, seconds, trainer.step, trainer.total_steps, cfg.resume)
+            saved = getattr(e, "checkpoint", None) is not None
+            write_interrupted(out, seconds, trainer.step if saved else None, trainer.total_steps, cfg.resume)
             raise
         export_gaussians(trainer.params, ckpt_dir)
     if rounds is not None and updater is not None:  # what each progressive round did, for run.json

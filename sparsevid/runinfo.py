@@ -54,14 +54,17 @@ def summed(segments: list[dict]) -> dict[str, float]:
     return total
 
 
-def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: int, total_steps: int,
+def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: int | None, total_steps: int,
                       resume: bool) -> None:
-    """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``)."""
+    """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``). ``step``: the training
+    step of the checkpoint saved at the interruption; None: none was saved (a second Ctrl-C), the next
+    ``--resume`` trains from the start (or from an older checkpoint)."""
     seg_seconds = {k: round(float(v), 3) for k, v in stage_seconds.items()}
     seg_seconds["total"] = round(sum(v for k, v in seg_seconds.items() if k != "total"), 3)
+    step = None if step is None else int(step)
     segments = (previous_segments(out) if resume else []) + [
-        {"status": "interrupted", "step": int(step), "total_steps": int(total_steps), "stage_seconds": seg_seconds}]
-    info = {"status": "interrupted", "step": int(step), "total_steps": int(total_steps),
+        {"status": "interrupted", "step": step, "total_steps": int(total_steps), "stage_seconds": seg_seconds}]
+    info = {"status": "interrupted", "step": step, "checkpoint_saved": step is not None, "total_steps": int(total_steps),
             "stage_seconds": summed(segments), "segments": segments,
             "poses": previous_poses(out)}
     try:

@@ -488,3 +488,20 @@ def test_bench_script_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
     assert len(data["rows"]) == 6 and all(r["ms_per_frame"] > 0 for k, r in rows.items() if k != "tolerance")
     assert rows["(a) fp32 straightforward (torch defaults, all views decoded)"]["rel_l2_err"] < 1e-4  # fp32 agree
     assert 0 < rows["tolerance"]["rel_l2_err"] < 0.5  # rounding weights/input to bf16 moves the output
+
+
+def test_quiet_loading_shows_no_progress_bar(replicas, capfd):
+    from sparsevid import log
+    from sparsevid.fixer.difix.prompt import encode_prompt
+
+    folder, _ = replicas["difix"]
+    quiet = log.is_quiet()
+    log.set_quiet(True)
+    try:
+        encode_prompt(folder, "remove degradation")
+    finally:
+        log.set_quiet(quiet)
+    assert "Loading" not in capfd.readouterr().err
+    import transformers
+
+    assert transformers.utils.logging.is_progress_bar_enabled()  # switched back on afterwards

@@ -368,6 +368,34 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     assert info["segments"][0]["step"] == 25
 
 
+def test_a_second_ctrl_c_records_no_checkpoint_and_resume_says_it_starts_over(tmp_path, tiny_ds, capsys,
+                                                                             monkeypatch):
+    """Ctrl-C twice: no checkpoint is saved, run.json says so (not "step 25"), and --resume says training
+    starts from step 0; --resume on a folder with nothing in it says it starts a new run."""
+    base = ["run", tiny_ds, "--device", "cpu", "--steps", "40", "--keyframes", "0,9,19,29", "--no-video"]
+    train_step = Trainer.train_step
+
+    def step_then_ctrl_c_twice(self):
+        out = train_step(self)
+        if self.step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c_twice)
+    cut = tmp_path / "cut"
+    rc, err = run_cli(base + ["-o", cut], capsys)
+    assert rc == 130 and "Traceback" not in err, err
+    info = json.loads((cut / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["step"] is None and info["checkpoint_saved"] is False
+    assert not (cut / "train" / CHECKPOINT_NAME).exists()
+    monkeypatch.undo()
+    rc, err = run_cli(base + ["-o", cut, "--resume"], capsys)
+    assert rc == 0 and "no training checkpoint" in err and "training starts from step 0" in err, err
+    rc, err = run_cli(base + ["-o", tmp_path / "fresh", "--resume"], capsys)
+    assert rc == 0 and "nothing to resume in" in err, err
+
+
 # ---- 5. --resume checks a fingerprint of the input and the options ------------------------------
 def test_resume_refuses_other_input_or_options(tmp_path, tiny_ds, capsys):
     out = tmp_path / "OUT"

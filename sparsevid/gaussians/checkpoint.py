@@ -104,10 +104,14 @@ def save(path: str | Path, state: dict) -> Path:
     return atomic_write_bytes(path, encode(state))
 
 
+#: what to do with a checkpoint that cannot be loaded (a run folder without it is resumed from its poses)
+RETRAIN = ("retrain: delete this file and rerun with --resume (the poses are kept), or rerun with --overwrite; "
+           "with --ckpt, point at a checkpoint this version wrote")
+
+
 def _refuse(path: Path, why: str) -> SparsevidError:
     return SparsevidError(f"{why}; refusing to load it",
-                          fix="retrain: rerun without --resume/--ckpt (or with --overwrite), "
-                              "or point at a checkpoint this version wrote", path=path)
+                          fix=RETRAIN, path=path)
 
 
 def _check_header(path: Path, head: bytes, size: int) -> None:
@@ -272,6 +276,5 @@ def restore_trainer(cls: type, path: str | Path, device: Any = "auto", run_dir: 
         tr.history = list(ck.get("history", []))
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise SparsevidError(f"cannot restore the checkpoint ({type(e).__name__}: {str(e)[:100]})",
-                             fix="retrain: rerun without --resume/--ckpt (or with --overwrite)",
-                             path=path) from None
+                             fix=RETRAIN, path=path) from None
     return tr

@@ -74,6 +74,10 @@ def encode_prompt(folder: Path, prompt: str) -> torch.Tensor:
     from sparsevid.fixer.difix._deps import require
 
     transformers = require("transformers")
+    bars = transformers.utils.logging
+    was_on = bars.is_progress_bar_enabled()
+    if log.is_quiet():  # -q: not even transformers' "Loading weights" bar
+        bars.disable_progress_bar()
     try:
         tok = transformers.CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
         te = transformers.CLIPTextModel.from_pretrained(str(folder / "text_encoder"), local_files_only=True,
@@ -83,6 +87,9 @@ def encode_prompt(folder: Path, prompt: str) -> torch.Tensor:
     except Exception as e:
         raise SparsevidError(f"cannot load the Difix text encoder/tokenizer: {e}", path=folder,
                              fix="re-download the weights (hf download nvidia/difix)") from e
+    finally:
+        if was_on:
+            bars.enable_progress_bar()
     ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
     with torch.no_grad():
