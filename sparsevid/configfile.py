@@ -63,7 +63,11 @@ def config_from_dict(cls: type[C], data: dict, where: str = "") -> C:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise SparsevidError(f"unknown setting {where}{unknown[0]!s}",
+        import difflib
+
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+        raise SparsevidError(f"unknown setting {where}{unknown[0]!s}"
+                             + (f" (did you mean {where}{close[0]}?)" if close else ""),
                              fix=f"use the settings of {cls.__name__}: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _convert(hints[k], v, f"{where}{k}") for k, v in data.items()})

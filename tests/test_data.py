@@ -500,7 +500,18 @@ def test_a_run_folder_is_not_read_as_a_clip_and_a_poster_does_not_hide_the_video
     write_image(out / "contact_sheet.png", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SparsevidError, match="output folder of a sparsevid run, not a clip") as e:
         load_scene(out)
-    assert "poses" in e.value.one_line()
+    assert e.value.one_line().endswith("-> pass the clip it was made from")  # nothing more is known
+    # the clip its run.json names, and its poses folder where it has one (not a poses folder it lacks)
+    (out / "run.json").write_text('{"config": {"input": "/data/walk.mp4"}}')
+    with pytest.raises(SparsevidError) as e:
+        load_scene(out)
+    assert e.value.one_line().endswith("-> pass the clip it was made from (/data/walk.mp4)")
+    (out / "poses").mkdir()
+    (out / "poses" / "transforms.json").write_text("{}")
+    (out / "run.json").write_text('{"config": {"input": null}}')
+    with pytest.raises(SparsevidError) as e:
+        load_scene(out)
+    assert f"(a run of the embedded demo: {demo_path()}), or {out / 'poses'} for the poses" in e.value.one_line()
     clip = tmp_path / "clip"
     clip.mkdir()
     make_video(clip / "clip.mp4", n=12)

@@ -182,7 +182,7 @@ def test_config_yaml_round_trip(tmp_path):
     assert back == cfg and isinstance(back.output, Path) and back.train.background == (0.5, 0.25, 1.0)
     assert read_run_config(_write(tmp_path / "short.yaml", "seed: 5\nfuse: {mode: 2d}\n")) == RunConfig(
         seed=5, fuse=dataclasses.replace(RunConfig().fuse, mode="2d"))
-    with pytest.raises(SparsevidError, match=r"unknown setting train\.stepz"):
+    with pytest.raises(SparsevidError, match=r"unknown setting train\.stepz \(did you mean train\.steps\?\)"):
         read_run_config(_write(tmp_path / "bad.yaml", dump_yaml(cfg).replace("  steps: 123", "  stepz: 123")))
     with pytest.raises(SparsevidError, match="seed must be int"):
         read_run_config(_write(tmp_path / "bad2.yaml", "seed: three\n"))

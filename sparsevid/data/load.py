@@ -102,8 +102,7 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
 
     if (path / RUN_MARKER).is_file():  # its contact sheet would pass for a one-frame clip
         raise SparsevidError("this is the output folder of a sparsevid run, not a clip", path=path,
-                             fix=f"pass the clip it was made from (its run.json: config.input), or {path / 'poses'} "
-                                 "for the poses the run estimated")
+                             fix=_run_folder_hint(path))
     if (path / "transforms.json").is_file():
         return not_a_video(read_transforms(path / "transforms.json"))
     model = find_colmap_model(path)
@@ -205,3 +204,28 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
         raise SparsevidError(f"need at least 2 input frames, found {len(scene.frames)}",
                              fix="add frames or pick at least 2 --keyframes", path=path)
     return scene
+
+
+def _run_folder_hint(run: Path) -> str:
+    """What to pass instead of a run folder: the clip it was made from (as its run.json or config.yaml names
+    it; the demo's path for a run of the embedded demo) and its poses folder, where it has one."""
+    import json
+
+    import yaml
+
+    src = None
+    try:
+        src = (json.loads((run / "run.json").read_text()).get("config") or {}).get("input")
+    except (OSError, ValueError, AttributeError):
+        pass
+    if src is None:
+        try:
+            src = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("input")
+        except (OSError, ValueError, AttributeError, yaml.YAMLError):
+            pass
+    clip = f"the clip it was made from ({src})" if src else f"the clip it was made from (a run of the embedded " \
+        f"demo: {demo_path()})" if (run / "run.json").is_file() or (run / "config.yaml").is_file() else \
+        "the clip it was made from"
+    poses = run / "poses" / "transforms.json"
+    return f"pass {clip}" + (f", or {poses.parent} for the poses the run estimated" if poses.is_file() else "")
+
