@@ -3,6 +3,7 @@ in a local loop."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 
@@ -151,7 +152,8 @@ def run(args) -> int:
 
     write_summary(root, [r if r is not None else pending_row(s) for s, r in zip(specs, rows.values())])
     try:
-        with BatchProgress(len(todo), skipped=len(specs) - len(todo)) as progress:
+        with (BatchProgress(len(todo), skipped=len(specs) - len(todo)) if todo else contextlib.nullcontext()) \
+                as progress:  # nothing to run: no progress line
             if not todo:
                 pass
             elif engine == "ray":
