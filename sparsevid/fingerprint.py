@@ -4,8 +4,8 @@
 BLAKE2 hash of its bytes: copying or touching the input does not change it, editing a frame does)
 and the run's configuration without the options that only say how to start (``resume``,
 ``overwrite``, ``output``) and without the paths of the input, poses and checkpoint, whose files are
-hashed instead (the same clip given by another path, or moved, is the same run). A new run writes it; ``--resume`` compares and names the first
-differences in a one-line error.
+hashed instead (the same clip given by another path, or moved, is the same run). A new run writes
+it; ``--resume`` compares and names the first differences in a one-line error.
 """
 from __future__ import annotations
 

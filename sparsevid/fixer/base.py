@@ -175,6 +175,8 @@ class Fixer(abc.ABC):
     implement :meth:`fix`. ``fix`` is batched and must not modify the request's tensors."""
 
     name: str = "?"
+    #: whether the fixer reads weights (``FixerConfig.difix_weights``; given to another fixer, an error)
+    reads_weights: bool = False
 
     @classmethod
     def config_kwargs(cls, config: "FixerConfig", device: torch.device | str | None = None) -> dict:
@@ -294,10 +296,6 @@ def _keyword_names(fn: Callable) -> set[str] | None:
             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
-#: FixerConfig fields that only some fixers use (a user who sets one for another fixer gets an error)
-_DIFIX_ONLY = ("difix", "difix_ref")
-
-
 def check_fixer_config(config: FixerConfig, deep: bool = True) -> None:
     """Raise a one-line :class:`SparsevidError` for fixer settings that cannot work, before any work: an
     unknown fixer, an option it does not take (with the closest name and the list), a device torch does not
@@ -310,7 +308,8 @@ def check_fixer_config(config: FixerConfig, deep: bool = True) -> None:
         close = difflib.get_close_matches(str(config.name), names, n=1)
         raise SparsevidError(f"unknown fixer {config.name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
                              fix=f"use --fixer with one of {', '.join(names)}")
-    if config.difix_weights is not None and config.name not in _DIFIX_ONLY:
+    cls = _registered(config.name)
+    if config.difix_weights is not None and not getattr(cls, "reads_weights", False):
         raise SparsevidError(f"--difix-weights is given but the fixer is {config.name!r}, which reads no weights",
                              fix="add --fixer difix (or difix_ref) to use them, or drop --difix-weights")
     if config.device != "auto":
@@ -322,14 +321,13 @@ def check_fixer_config(config: FixerConfig, deep: bool = True) -> None:
     if not isinstance(config.options, dict):
         raise SparsevidError(f"--fixer.options must be a mapping, got {config.options!r}",
                              fix="pass e.g. --fixer.options '{num_refs: 3}'")
-    cls = _registered(config.name)
     allowed = cls.option_names() if isinstance(cls, type) and issubclass(cls, Fixer) else _keyword_names(cls)
     if allowed is not None:
         allowed = allowed - {"pipeline", "config"}  # objects, not settings
+        if config.options and not allowed:
+            raise SparsevidError(f"the {config.name} fixer takes no options, got {next(iter(config.options))!r}",
+                                 fix="drop --fixer.options")
         for key in config.options:
-            if key not in allowed and not allowed:
-                raise SparsevidError(f"the {config.name} fixer takes no options, got {key!r}",
-                                     fix="drop --fixer.options")
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 raise SparsevidError(

@@ -65,6 +65,7 @@ class DifixFixer(Fixer):
 
     default_repo = REPO_DIFIX
     expects_refs = False
+    reads_weights = True
 
     def __init__(self, weights: str | None = None, device: str = "auto", dtype: str | torch.dtype = "auto",
                  num_refs: int = 1, allow_download: bool = False, compile: bool = False,
