@@ -3,6 +3,7 @@ values convert by the field types, precedence defaults < --config-name < --confi
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +66,11 @@ def test_help_is_grouped_and_taken_from_the_field_docs(run_parser, capsys):
     assert "after a refinement, prune the lowest opacities" in text  # a comment at the end of the line
     assert "share of steps that train on pseudo views" in text  # comment lines above the field
     assert "-o OUT, --output OUT" in text and "--steps INT, --train.steps INT" in text
+    # the docstrings' Python terms in the command line's words
+    body = text.split("options:", 1)[1]
+    assert not re.search(r"\bNone\b|\bTrue\b|\bFalse\b|RunConfig\.|\bsparsevid\.\w", body), \
+        re.search(r".{60}(?:\bNone\b|\bTrue\b|\bFalse\b|RunConfig\.|\bsparsevid\.\w).{20}", body, re.S)
+    assert "(--cpu-coarse-fraction)" in " ".join(text.split())
 
 
 def test_field_docs_sources():

@@ -212,7 +212,7 @@ def section_titles(cls: type, prefix: str = "") -> dict[str, str]:
     out = {}
     if prefix:
         first = (inspect.getdoc(cls) or "").strip().split("\n\n")[0]
-        out[prefix] = f"{cls.__name__}: " + _clean(first).replace("%", "%%")
+        out[prefix] = f"{cls.__name__}: " + user_terms(_clean(first)).replace("%", "%%")
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
@@ -221,8 +221,23 @@ def section_titles(cls: type, prefix: str = "") -> dict[str, str]:
     return out
 
 
+#: Python terms of the config docstrings a flag's help is made from, in the words of the command line
+_USER_TERMS = ((re.compile(r"\s*\((?:see )?sparsevid\.[\w.]+\)"), ""),                    # (sparsevid.fuse.x.y)
+               (re.compile(r"\bsparsevid\.[\w.]+\.(\w+)"), r"\1"),
+               (re.compile(r"\bRunConfig\.(\w+)"), lambda m: "--" + m.group(1).replace("_", "-")),
+               (re.compile(r"\bNone\b"), "none"), (re.compile(r"\bTrue\b"), "on"), (re.compile(r"\bFalse\b"), "off"))
+
+
+def user_terms(text: str) -> str:
+    """A config docstring's words as a flag's help says them: ``None`` -> none, ``True`` / ``False`` -> on / off,
+    ``RunConfig.cpu_coarse_fraction`` -> ``--cpu-coarse-fraction``, module paths dropped."""
+    for pattern, repl in _USER_TERMS:
+        text = pattern.sub(repl, text)
+    return text
+
+
 def _help(fl: Flag) -> str:
-    text = fl.help.rstrip(".")
+    text = user_terms(fl.help.rstrip("."))
     if fl.negatives:
         shown = "on" if fl.default else "off"
     else:

@@ -22,12 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", nargs="?", default=None,
                    help="folder of frames, video file, COLMAP dataset (DATA/sparse/0 + DATA/images) or "
-                        "transforms.json; None: the embedded demo (4 frames of a GoPro clip)")
+                        "transforms.json; default: the embedded demo (4 frames of a GoPro clip)")
     p.add_argument("--keyframes", default=None,
                    help="comma-separated frame indices used as inputs, e.g. 0,9,19,29; the other frames "
-                        "become ground truth; None: every frame the input provides")
+                        "become ground truth; default: every frame the input provides")
     p.add_argument("--fps", default=None,
-                   help="frames per second (29.97 or 30000/1001); None: read from the video, frames_meta.json "
+                   help="frames per second (29.97 or 30000/1001); default: read from the video, frames_meta.json "
                         "or transforms.json, else 30")
     add_window_args(p)
     p.set_defaults(func=run)

@@ -36,9 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("input", help="folder of frames, video file, COLMAP dataset or transforms.json")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--keyframes", default=None,
-                   help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); None: every frame")
+                   help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); default: every frame")
     p.add_argument("--fps", default=None,
-                   help="frames per second (29.97 or 30000/1001); None: from the input, else 30")
+                   help="frames per second (29.97 or 30000/1001); default: from the input, else 30")
     add_window_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in OUTPUT")
     add_flags(p, pose_flags(), titles=section_titles(PoseConfig, "pose"))
