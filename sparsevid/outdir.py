@@ -81,15 +81,26 @@ def _refuse_reading_what_we_write(out: Path, outputs: Iterable[str], guarded: li
                                      path=out)
 
 
+#: flock's answers on a file system that has no locks (an NFS mount with ``nolock``, some FUSE file systems)
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS)
+
+
 def _lock(out: Path) -> IO[bytes]:
     """Take the folder's exclusive lock (the open lock file, left empty and unchanged; closing it releases the
-    lock), or raise a one-line error."""
+    lock), or raise a one-line error. On a file system without locks the command goes on unlocked, with a line
+    that says so (a batch on a cluster's shared disk must still run)."""
     import fcntl
 
     f = open(out / LOCK_NAME, "ab")
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
+        if e.errno in _NO_LOCKS:
+            from sparsevid.log import info
+
+            info(f"{out}: this file system has no file locks ({e.strerror or e}); nothing stops a second command "
+                 "from writing this folder at the same time")
+            return f
         f.close()
         if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise

@@ -464,6 +464,24 @@ def test_output_folder_is_locked_while_written_and_left_overs_are_cleaned(tmp_pa
     assert snapshot(tmp_path) == before
 
 
+def test_a_file_system_without_locks_still_runs(tmp_path, monkeypatch, capsys):
+    """flock's ENOLCK (an NFS mount with nolock, where a cluster's batch writes): the folder is prepared without
+    the lock, and a line says so."""
+    import contextlib
+    import fcntl
+
+    from sparsevid import outdir
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with contextlib.ExitStack() as hold:
+        assert outdir.prepare_output(tmp_path / "OUT", marker=".m", outputs=("a",), hold=hold) == tmp_path / "OUT"
+    assert "has no file locks (No locks available)" in capsys.readouterr().err
+    assert (tmp_path / "OUT" / ".m").is_file()
+
+
 def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     from sparsevid.fingerprint import run_fingerprint
 
