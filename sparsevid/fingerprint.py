@@ -142,10 +142,9 @@ def earlier_run_differences(out: str | Path, settings: dict, input_path: str | P
         return []
     if not isinstance(old, dict):
         return []
-    a = _flatten({k: v for k, v in old.items() if k not in IGNORED_KEYS})
-    b = _flatten(json.loads(json.dumps({k: v for k, v in settings.items() if k not in IGNORED_KEYS}, default=str)))
-    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    diffs = diffs[:limit] + (["..."] if len(diffs) > limit else [])
+    new = json.loads(json.dumps({k: v for k, v in settings.items() if k not in IGNORED_KEYS}, default=str))
+    diffs, _ = _differences({"config": {k: v for k, v in old.items() if k not in IGNORED_KEYS}}, {"config": new},
+                            limit)
     try:
         held = json.loads((Path(out) / FINGERPRINT_NAME).read_text()).get("inputs", {}).get("input")
     except (OSError, ValueError, AttributeError):

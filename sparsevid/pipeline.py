@@ -303,16 +303,21 @@ RUN_OUTPUTS = ("poses", "train", "frames", "video.mp4", "cameras.json", "camera_
                "metrics.json", "run.json", "quality.json", "fingerprint.json", "report.html", CONFIG_NAME)
 
 
-def write_run_config(cfg: RunConfig, out: Path) -> Path:
-    """Write ``cfg`` (as given, before the CPU profile; ``resume``/``overwrite`` cleared) to
-    ``OUT/config.yaml``, which ``sparsevid run --config`` reads back (:func:`read_run_config`)."""
+def run_config_yaml(cfg: RunConfig, header: str) -> str:
+    """``cfg`` as YAML that :func:`read_run_config` reads back (``resume``/``overwrite`` cleared: they say how a
+    run starts, not what it is), under the comment ``header``."""
     from sparsevid.configfile import dump_yaml
 
-    text = dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False),
-                     header=f"sparsevid {__version__} run configuration. Run it again with\n"
-                            f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
-                            "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
-                            "command line override the values here; paths are as given)")
+    return dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False), header=header)
+
+
+def write_run_config(cfg: RunConfig, out: Path) -> Path:
+    """Write ``cfg`` (as given, before the CPU profile) to ``OUT/config.yaml``, which ``sparsevid run --config``
+    reads back (:func:`read_run_config`)."""
+    text = run_config_yaml(cfg, f"sparsevid {__version__} run configuration. Run it again with\n"
+                                f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
+                                "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
+                                "command line override the values here; paths are as given)")
     return atomic_write_text(Path(out) / CONFIG_NAME, text)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsevid.video.io import COLOUR_TAGS, VideoConfig, pad_even, write_video  # noqa: E402
+from sparsevid.video.io import COLOUR_TAGS, VideoConfig, pad_edges, write_video  # noqa: E402
 
 DEFAULT_SCORER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "score.py"
 
@@ -42,12 +42,13 @@ def write_video_swscale(frames, path: Path, crf: int) -> Path:
     import numpy as np
 
     with av.open(str(path), mode="w", format="mp4") as container:
-        first = pad_even(frames[0])
+        h, w = frames[0].shape[:2]
+        h, w = h + h % 2, w + w % 2
         stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": VideoConfig.preset, "x264-params": COLOUR_TAGS}
         for k, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(img)), format="rgb24")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_edges(img, h, w)), format="rgb24")
             vf = vf.reformat(format="yuv420p", dst_colorspace="itu601")
             vf.pts = k
             for packet in stream.encode(vf):

@@ -465,6 +465,6 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        kwargs["formatter_class"] = self._FORMATTERS.get(kwargs.get("formatter_class", argparse.HelpFormatter),
-                                                         kwargs.get("formatter_class"))
+        given = kwargs.get("formatter_class", argparse.HelpFormatter)
+        kwargs["formatter_class"] = self._FORMATTERS.get(given, given)
         super().__init__(*args, **kwargs)

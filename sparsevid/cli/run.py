@@ -189,15 +189,11 @@ def run(args) -> int:
 def effective_config_yaml(cfg: "RunConfig") -> str:
     """``cfg`` as the run would use it, as YAML: on a CPU device with :func:`~sparsevid.pipeline.cpu_profile`'s
     caps applied (a header line says which device and whether the caps apply)."""
-    import dataclasses
-
-    from sparsevid.configfile import dump_yaml
     from sparsevid.devices import resolve_device
-    from sparsevid.pipeline import cpu_profile
+    from sparsevid.pipeline import cpu_profile, run_config_yaml
 
     device = resolve_device(cfg.device)
     run_cfg = cpu_profile(cfg) if device.type == "cpu" else cfg
     note = "with the CPU profile's caps applied" if device.type == "cpu" else "as given"
-    return dump_yaml(dataclasses.replace(run_cfg, resume=False, overwrite=False),
-                     header=f"the configuration `sparsevid run` would use on {device} ({note}); "
-                            "save it and pass it with --config FILE")
+    return run_config_yaml(run_cfg, f"the configuration `sparsevid run` would use on {device} ({note}); "
+                                    "save it and pass it with --config FILE")

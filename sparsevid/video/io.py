@@ -55,14 +55,12 @@ def _check_frames(frames: Sequence[np.ndarray]) -> tuple[int, int]:
     return w, h
 
 
-def pad_even(img: np.ndarray) -> np.ndarray:
-    """Pad [H, W, 3] to even H and W by repeating the last row/column (yuv420p needs even sizes;
-    padding keeps every source pixel, a decoder shows one extra edge row/column)."""
+def pad_edges(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad [H, W, 3] to [height, width, 3] by repeating the last row/column (every source pixel is kept)."""
     h, w = img.shape[:2]
-    ph, pw = h % 2, w % 2
-    if ph == 0 and pw == 0:
+    if (h, w) == (height, width):
         return img
-    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return np.pad(img, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
 
 
 #: BT.601 luma weights of R, G, B (the matrix :data:`COLOUR_TAGS` names)
@@ -126,7 +124,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
     The same frames give the same file (see :data:`CODED_WIDTH_MULTIPLE`).
-    Odd widths/heights are padded to even by repeating the last row/column (:func:`pad_even`), with an info line
+    Odd widths/heights are padded to even by repeating the last row/column (yuv420p needs even sizes; a decoder
+    shows the extra row/column), with an info line
     naming ``path`` unless ``announce_padding`` is off (a video made for a page, not for the user).
     The file is written to a temporary file beside ``path`` and renamed into place.
     """
@@ -145,8 +144,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     def _write(tmp: Path) -> None:
         # faststart: the index (moov) before the data, so a browser plays a file served over the web at once
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            first = pad_even(frames[0])
-            height, width = first.shape[:2]
+            height, width = h + h % 2, w + w % 2
             coded = -(-width // CODED_WIDTH_MULTIPLE) * CODED_WIDTH_MULTIPLE
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = coded, height
@@ -156,10 +154,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
             crop = f":crop-rect=0,0,{coded - width},0" if coded != width else ""  # decoders show width x height
             stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS + crop}
             for k, img in enumerate(frames):
-                img = pad_even(img)
-                if coded != width:
-                    img = np.pad(img, ((0, 0), (0, coded - width), (0, 0)), mode="edge")
-                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
+                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(pad_edges(img, height, coded)), format="yuv420p")
                 vf.pts = k
                 vf.time_base = 1 / rate
                 for packet in stream.encode(vf):
