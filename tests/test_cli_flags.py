@@ -162,6 +162,29 @@ def test_bad_value_is_a_one_line_error(tmp_path, capsys, argv, needles):
     assert not (tmp_path / "OUT").exists()
 
 
+@pytest.mark.parametrize("text, argv, needles, absent", [
+    ("train:\n  steps: -5\n", [], ["config.yaml: train.steps must be a positive integer, got -5",
+                                      "correct train.steps in the file", "--steps 2000"], []),
+    ("fuse:\n  flow:\n    mirrors: 3\n", [], ["fuse.flow.mirrors must be 1, 2 or 4, got 3",
+                                                  "correct fuse.flow.mirrors in the file"], []),
+    ("train:\n  steps: 50\n", ["--steps", "0"], ["--steps must be a positive integer, got 0"],
+     ["config.yaml", "train.steps"]),  # the bad value came from the command line: named by its flag
+])
+def test_a_config_files_bad_value_is_named_by_its_key(tmp_path, capsys, text, argv, needles, absent):
+    (tmp_path / "config.yaml").write_text(text)
+    for command in ("run", "batch"):
+        rc = main([command, str(tmp_path), "-o", str(tmp_path / "OUT"), "--config", str(tmp_path / "config.yaml"),
+                   *argv])
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+        for n in needles:
+            assert n in lines[0], (command, n, lines[0])
+        for n in absent:
+            assert n not in lines[0], (command, n, lines[0])
+        assert not (tmp_path / "OUT").exists()
+
+
 def test_value_from_text_matches_the_yaml_conversion():
     """The flag text and config.yaml go through the same per-type conversion."""
     from sparsevid.configfile import config_from_dict, value_from_text

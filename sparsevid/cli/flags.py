@@ -357,6 +357,24 @@ def apply_flags(cfg: Any, args: argparse.Namespace, flags: list[Flag]) -> list[s
     return done
 
 
+def in_file_terms(err: SparsevidError, flags: list[Flag], given_paths: set[str], path: Path) -> SparsevidError:
+    """``err`` (a settings check's error, which names flags: ``--steps must be ...``) in the terms of the config
+    file ``path`` where the setting it names came from the file rather than the command line: the flag becomes
+    the file's key (``train.steps must be ...``), the error names the file, and the fix says to correct the key
+    there or to override it with the flag. An error naming no flag, or a flag given on the command line, is
+    returned as it is."""
+    first = re.search(r"(?<![\w-])--[a-z][\w.-]*", err.message)
+    fl = None if first is None else next(
+        (f for f in flags if first.group(0) in f.flags or first.group(0) in f.negatives), None)
+    if fl is None or fl.path in given_paths:
+        return err
+    names = sorted(fl.flags + fl.negatives, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+    message = pattern.sub(fl.path, err.message)
+    fix = f"correct {fl.path} in the file" + (f", or override it: {err.fix}" if err.fix else "")
+    return SparsevidError(message, fix=fix, path=path)
+
+
 # ---------------------------------------------------------------------------------------------
 # help from the dataclasses' own documentation
 # ---------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def config_from_args(args) -> "RunConfig":
     ``--config-name`` named config, or ``--config FILE``; then every flag given on the command line
     (:func:`sparsevid.cli.flags.apply_flags`: a flag not given never overrides)."""
     from sparsevid.checks import check_run_config
-    from sparsevid.cli.flags import apply_flags
+    from sparsevid.cli.flags import apply_flags, in_file_terms
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME
     from sparsevid.pipeline import named_config, read_run_config
 
@@ -171,7 +171,12 @@ def config_from_args(args) -> "RunConfig":
         raise SparsevidError("--resume continues the run in OUTPUT, --overwrite replaces it", fix="drop one of them")
     if {"start", "end"} & given:
         parse_window(cfg.start, cfg.end)  # a bad window is an error before any work
-    check_run_config(cfg)  # every flag checked before any work (output folder, input, poses)
+    try:
+        check_run_config(cfg)  # every flag checked before any work (output folder, input, poses)
+    except SparsevidError as e:
+        if args.config is None:
+            raise
+        raise in_file_terms(e, flags, given, args.config) from None
     return cfg
 
 
