@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from sparsevid import __version__, caches, log, outdir
+from sparsevid.data.camera import Camera
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
 from sparsevid.devices import resolve_device
@@ -389,7 +390,8 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
             raise SparsevidError(f"frames {missing} have no pose in the given poses", path=cfg.poses_from,
                                  fix="give poses that cover every input frame")
         c2ws = np.stack([by_index[f.index] for f in scene.frames])
-        return scene.with_poses(ref.camera, c2ws, ref.points, ref.point_colors), None
+        camera = camera_for_frames(ref.camera, scene.image_size, cfg.poses_from)
+        return scene.with_poses(camera, c2ws, ref.points, ref.point_colors), None
     if scene.has_poses:
         return scene, None
     pose_dir = out / "poses"
@@ -403,6 +405,27 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
     scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed), colmap_log, work_dir=out)
     save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
+
+
+def camera_for_frames(camera: Camera, size: tuple[int, int], source: Path) -> Camera:
+    """``camera`` (of poses given with ``--poses-from`` ``source``) for input frames of ``size`` (w, h): as it is at
+    that size; resized when the frames are the same picture at another resolution (aspect ratios within 1 %, as
+    rounding a downscale leaves them); else a one-line error, before any training.
+
+    Raises:
+        SparsevidError: the camera is for frames of another shape (another crop, or turned on its side).
+    """
+    w, h = size
+    if (camera.width, camera.height) == (w, h):
+        return camera
+    sx, sy = w / camera.width, h / camera.height
+    if abs(sx - sy) <= 0.01 * max(sx, sy):
+        log.info(f"the camera of the given poses ({camera.width}x{camera.height}) resized to the input's {w}x{h}")
+        return camera.resized(w, h)
+    raise SparsevidError(f"the given poses are for {camera.width}x{camera.height} frames, the input's are {w}x{h} "
+                         "(another shape, not a resize)", path=source,
+                         fix="give poses made from these frames (e.g. OUT/poses/transforms.json of a run on this "
+                             "input), or leave out --poses-from to estimate them")
 
 
 def _canvas_Ks(path: PathFrames, und: Undistorter) -> np.ndarray:

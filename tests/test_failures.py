@@ -845,3 +845,43 @@ def test_sigterm_in_the_pose_stage_cleans_up_and_says_so(tmp_path, four):
                      "finished are kept"], err
     assert "Traceback" not in err
     assert not list(out.glob(".tmp-*")) and not list(tmp.iterdir())
+
+
+def _frames_folder(scene, folder: Path, size: tuple[int, int]) -> Path:
+    """The scene's 30 frames (inputs and ground truth) as plain PNGs of ``size``, no poses."""
+    import cv2
+
+    folder.mkdir(parents=True)
+    for f in scene.frames + scene.gt_frames:
+        img = cv2.resize(f.image, size, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"frame_{f.index:04d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_poses_from_another_resolution_are_resized_and_another_shape_refused(tmp_path, tiny_ds, tiny_scene, capsys):
+    """--poses-from made at another size: the same picture downscaled gets the camera resized (not the 48x32 camera
+    on 24x16 frames, which trained and then crashed in the flow); another shape is a one-line error at the pose
+    stage, before any training."""
+    import dataclasses
+
+    from sparsevid.data.load import load_scene
+    from sparsevid.pipeline import RunConfig, resolve_poses
+
+    ref = tiny_ds / "transforms.json"
+    half = load_scene(_frames_folder(tiny_scene, tmp_path / "half", (24, 16)), keyframes=[0, 9, 19, 29])
+    posed, _ = resolve_poses(half, RunConfig(poses_from=ref), tmp_path)
+    cam = tiny_scene.camera
+    assert (posed.camera.width, posed.camera.height) == (24, 16)
+    assert np.allclose([posed.camera.fx, posed.camera.fy, posed.camera.cx, posed.camera.cy],
+                       [cam.fx / 2, cam.fy / 2, cam.cx / 2, cam.cy / 2])
+    assert np.allclose(posed.c2ws(), np.stack([f.c2w for f in tiny_scene.frames]))
+    same, _ = resolve_poses(dataclasses.replace(half, frames=[dataclasses.replace(f, image=np.zeros((32, 48, 3),
+                                                np.uint8)) for f in half.frames]), RunConfig(poses_from=ref), tmp_path)
+    assert same.camera == cam  # the poses' own size: the camera as given
+    turned = _frames_folder(tiny_scene, tmp_path / "turned", (32, 48))
+    capsys.readouterr()
+    rc = main(["run", str(turned), "--keyframes", "0,9,19,29", "-o", str(tmp_path / "OUT"), "--poses-from", str(ref),
+               "--device", "cpu", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert_one_line_error(rc, err, "the given poses are for 48x32 frames, the input's are 32x48", "--poses-from")
+    assert not (tmp_path / "OUT" / "train").exists()

@@ -108,7 +108,11 @@ class Camera:
 
     def scaled(self, scale: float) -> "Camera":
         """The same lens at a different resolution (``width*scale`` rounded)."""
-        w, h = max(1, round(self.width * scale)), max(1, round(self.height * scale))
+        return self.resized(max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+
+    def resized(self, w: int, h: int) -> "Camera":
+        """The same lens on frames resized to ``w`` x ``h``: focal lengths and principal point scaled per axis (a
+        single focal ``f`` by the mean of the two scales); distortion is in normalised coordinates and stays."""
         sx, sy = w / self.width, h / self.height
         names = CAMERA_MODELS[self.model]
         new = []
