@@ -469,6 +469,36 @@ def test_error_transforms_different_intrinsics(tmp_path, tiny_scene, capsys):
     assert "must share one camera" in one_line_error(capsys, ["inspect", str(tj)])
 
 
+@pytest.mark.parametrize("key,value,expected", [
+    ("fl_x", float("nan"), "key 'fl_x' is not a finite number"),
+    ("fl_x", -94.6, "implausible camera intrinsics: focal length fx -94.6 px"),
+    ("fl_y", 1e9, "implausible camera intrinsics: focal length fy"),
+    ("cx", 5000.0, "implausible camera intrinsics: principal point"),
+    ("k1", float("inf"), "key 'k1' is not a finite number"),
+    ("fps", 1e6, "'fps' must be a frame rate from 0.01 to 10000 fps"),
+    ("fps", 1e300, "'fps' must be a frame rate from 0.01 to 10000 fps"),
+    ("fps", 0.0001, "'fps' must be a frame rate from 0.01 to 10000 fps"),
+    ("fps", [30], "'fps' must be a number or a ratio"),
+])
+def test_error_transforms_impossible_values(tmp_path, tiny_scene, capsys, key, value, expected):
+    """Values no camera or video has: one line naming the file, as a COLMAP model's are (not a traceback in the
+    undistortion, or a negative focal length used as it is)."""
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    meta[key] = value
+    tj.write_text(json.dumps(meta))  # NaN and Infinity as Python's json writes and reads them
+    err = one_line_error(capsys, ["inspect", str(tj)])
+    assert "transforms.json" in err and expected in err, err
+
+
+def test_transforms_fps_as_a_ratio(tmp_path, tiny_scene):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    meta["fps"] = "30000/1001"  # as frames_meta.json and --fps take it
+    tj.write_text(json.dumps(meta))
+    assert load_scene(tj).fps == Fraction(30000, 1001)
+
+
 def test_error_undecodable_video(tmp_path, capsys):
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 500)
     err = one_line_error(capsys, ["inspect", str(tmp_path / "broken.mp4")])

@@ -101,6 +101,24 @@ class Camera:
         # a fisheye (equidistant) lens is not a pinhole even with all coefficients 0
         return self.is_fisheye or any(abs(v) > 0 for v in self.distortion.values())
 
+    def implausible(self) -> str | None:
+        """What makes these intrinsics impossible for a real camera (None: nothing): a size outside 1-99999 px, a
+        parameter that is not a finite number, a focal length outside 1/1000-1000 times the long side (or not
+        positive), a principal point more than a frame outside the frame, a distortion coefficient beyond 1000.
+        What a corrupted model file or a hand-edited one decodes to."""
+        size = max(self.width, self.height)
+        if not (0 < self.width < 100_000 and 0 < self.height < 100_000):
+            return f"size {self.width}x{self.height}"
+        if not all(np.isfinite(self.params)):
+            return "a parameter that is not a finite number"
+        for name, f in (("fx", self.fx), ("fy", self.fy)):
+            if not 1e-3 * size < f < 1e3 * size:
+                return f"focal length {name} {f:.4g} px for a {self.width}x{self.height} frame"
+        if not (-self.width < self.cx < 2 * self.width and -self.height < self.cy < 2 * self.height):
+            return f"principal point ({self.cx:.4g}, {self.cy:.4g}) for a {self.width}x{self.height} frame"
+        big = [k for k, v in self.distortion.items() if not abs(v) < 1e3]
+        return f"distortion {big[0]} {self.distortion[big[0]]:.4g}" if big else None
+
     # ---- constructors / transforms -------------------------------------------------
     @staticmethod
     def pinhole(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> "Camera":

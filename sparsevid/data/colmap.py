@@ -143,12 +143,7 @@ def cam_from_world_from_c2w(c2w: np.ndarray) -> np.ndarray:
 
 def _check_camera(cam: Camera, where: Path) -> Camera:
     """Reject garbage intrinsics (what a corrupted cameras.bin decodes to)."""
-    size = max(cam.width, cam.height)
-    ok = (0 < cam.width < 100_000 and 0 < cam.height < 100_000 and all(np.isfinite(cam.params))
-          and 1e-3 * size < cam.fx < 1e3 * size and 1e-3 * size < cam.fy < 1e3 * size
-          and -cam.width < cam.cx < 2 * cam.width and -cam.height < cam.cy < 2 * cam.height
-          and all(abs(v) < 1e3 for v in cam.distortion.values()))
-    if not ok:
+    if cam.implausible() is not None:
         raise SparsevidError(f"unreadable COLMAP model (implausible camera {cam.model} {cam.width}x{cam.height} "
                              f"params {[float(f'{p:.3g}') for p in cam.params]})",
                              fix="re-export the model with COLMAP (binary or text)", path=where)

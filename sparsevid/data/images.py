@@ -165,14 +165,21 @@ def read_fps_meta(*folders: Path) -> Fraction | None:
         except (ValueError, KeyError, TypeError) as e:
             raise SparsevidError(f"cannot read 'fps' ({type(e).__name__}: {e})",
                                  fix='write it as {"fps": 30.0} or delete the file', path=meta) from None
-        if isinstance(fps, bool) or not isinstance(fps, (int, float, str)):
-            raise SparsevidError(f"'fps' must be a number or a ratio like \"30000/1001\", got {fps!r}",
-                                 fix='write it as {"fps": 30.0} or delete the file', path=meta)
-        try:
-            return parse_fps(fps, "'fps'")
-        except SparsevidError as e:
-            raise SparsevidError(e.message, fix=e.fix, path=meta) from None
+        return fps_value(fps, meta, 'write it as {"fps": 30.0} or delete the file')
     return None
+
+
+def fps_value(fps: object, path: Path, fix: str) -> Fraction:
+    """The ``fps`` value of the JSON file ``path`` (a number, or a ratio like ``"30000/1001"``) as an exact rate,
+    checked as ``--fps`` is (:func:`~sparsevid.data.timebase.parse_fps`); a one-line error naming the file and
+    ``fix`` otherwise."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, str)):
+        raise SparsevidError(f"'fps' must be a number or a ratio like \"30000/1001\", got {fps!r}", fix=fix,
+                             path=path)
+    try:
+        return parse_fps(fps, "'fps'")
+    except SparsevidError as e:
+        raise SparsevidError(e.message, fix=fix, path=path) from None
 
 
 def read_images_folder(folder: Path) -> Scene:

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 
 from sparsevid.data.camera import Camera
-from sparsevid.data.images import (check_same_size, index_files, is_image_file, read_fps_meta,
+from sparsevid.data.images import (check_same_size, fps_value, index_files, is_image_file, read_fps_meta,
                                    read_image, write_image)
 from sparsevid.data.scene import Frame, Scene
-from sparsevid.data.timebase import fps_fraction
 from sparsevid.errors import SparsevidError
 from sparsevid.geometry import GL_FLIP, opengl_to_opencv  # noqa: F401  (GL_FLIP: re-exported)
 from sparsevid.io_utils import atomic_save, atomic_write_text
@@ -40,12 +39,28 @@ def _num(d: dict, key: str, where: Path, default: float | None = None) -> float:
         raise SparsevidError(f"missing key '{key}' (globally and in a frame)",
                              fix=f"add '{key}' to transforms.json", path=where)
     try:
-        return float(d[key])
+        v = float(d[key])
     except (TypeError, ValueError):
         raise SparsevidError(f"key '{key}' is not a number: {d[key]!r}", fix=f"fix '{key}'", path=where) from None
+    if not math.isfinite(v):
+        raise SparsevidError(f"key '{key}' is not a finite number: {d[key]!r}", fix=f"fix '{key}'", path=where)
+    return v
 
 
 def camera_from_intrinsics(d: dict[str, Any], where: Path, size: tuple[int, int] | None = None) -> Camera:
+    """A :class:`Camera` from nerfstudio intrinsics keys (see :func:`_camera_from_keys`), refused in one line when
+    its values are impossible for a real camera (:meth:`Camera.implausible`: a negative or absurd focal length,
+    a principal point far outside the frame, ...)."""
+    cam = _camera_from_keys(d, where, size)
+    problem = cam.implausible()
+    if problem is not None:
+        raise SparsevidError(f"implausible camera intrinsics: {problem}",
+                             fix="fix fl_x / fl_y / cx / cy / w / h and the distortion keys (pixels of the image as "
+                                 "stored), or write the file again with `sparsevid poses`", path=where)
+    return cam
+
+
+def _camera_from_keys(d: dict[str, Any], where: Path, size: tuple[int, int] | None = None) -> Camera:
     """A :class:`Camera` from nerfstudio intrinsics keys.
 
     The requested ``camera_model`` is kept when it represents the values exactly (e.g. equal
@@ -224,10 +239,9 @@ def read_transforms(path: Path) -> Scene:
             raise SparsevidError("point cloud referenced by 'ply_file_path' is missing",
                                  fix="restore it or remove 'ply_file_path' from transforms.json", path=ply)
         points, colors = read_ply_points(ply)
-    fps = _num(meta, "fps", path) if "fps" in meta else read_fps_meta(*folders, base)
-    if fps is not None and not fps > 0:
-        raise SparsevidError(f"fps must be > 0, got {fps}", fix="fix the 'fps' value", path=path)
-    return Scene(frames=frames, camera=camera, fps=fps_fraction(fps) if fps else Fraction(30), gt_frames=gt, points=points,
+    fps = (fps_value(meta["fps"], path, "fix the 'fps' value: a number like 29.97 or a ratio like \"30000/1001\"")
+           if "fps" in meta else read_fps_meta(*folders, base))
+    return Scene(frames=frames, camera=camera, fps=fps if fps else Fraction(30), gt_frames=gt, points=points,
                  point_colors=colors, source="nerfstudio", root=base)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sparsevid.data.camera import Camera
-from sparsevid.data.images import index_files
+from sparsevid.data.images import fps_value, index_files
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.data.timebase import fps_fraction
 from sparsevid.errors import SparsevidError
@@ -98,10 +98,10 @@ def dataset_fps(data: Path | None, default: float | None = None) -> Fraction:
         if p.suffix == ".json" and p.is_file():
             try:
                 fps = json.loads(p.read_text()).get("fps")
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 fps = None
-            if fps:
-                return fps_fraction(float(fps))
+            if fps is not None:
+                return fps_value(fps, p, "fix the 'fps' value: a number like 29.97 or a ratio like \"30000/1001\"")
     return Fraction(30)
 
 
