@@ -402,7 +402,16 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
 
         return scene, previous_poses(out)  # the report of the segment that estimated them
     colmap_log: list[str] = []
-    scene, report = estimate_poses(scene, dataclasses.replace(cfg.pose, seed=cfg.seed), colmap_log, work_dir=out)
+    pose_cfg = dataclasses.replace(cfg.pose, seed=cfg.seed)
+    if scene.camera is not None:  # a posed dataset whose model leaves out some of the chosen inputs
+        unposed = [f.index for f in scene.frames if f.c2w is None]
+        camera = scene.camera.resized(*scene.image_size)
+        keep = pose_cfg.focal is None
+        if keep:
+            pose_cfg = dataclasses.replace(pose_cfg, focal=(camera.fx + camera.fy) / 2)
+        log.warn(f"inputs {unposed} have no pose in the {scene.source} model: the pose stage estimates every input's "
+                 "pose" + (f", with the model's focal length ({pose_cfg.focal:.1f} px) held fixed" if keep else ""))
+    scene, report = estimate_poses(scene, pose_cfg, colmap_log, work_dir=out)
     save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
 

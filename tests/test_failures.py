@@ -885,3 +885,45 @@ def test_poses_from_another_resolution_are_resized_and_another_shape_refused(tmp
     err = capsys.readouterr().err
     assert_one_line_error(rc, err, "the given poses are for 48x32 frames, the input's are 32x48", "--poses-from")
     assert not (tmp_path / "OUT" / "train").exists()
+
+
+def test_inputs_left_out_of_a_posed_model(tmp_path, tiny_scene, capsys, monkeypatch):
+    """--keyframes naming a frame the dataset's model has no pose for: `train` says which (not "the scene has no
+    camera poses"); `run` estimates every pose with the model's focal length held fixed and says so."""
+    import dataclasses
+
+    import sparsevid.poses.sfm as sfm
+    from sparsevid.data.load import load_scene
+    from sparsevid.data.nerfstudio import write_transforms
+    from sparsevid.errors import SparsevidError
+    from sparsevid.pipeline import RunConfig, resolve_poses
+
+    ds = tmp_path / "ds"
+    posed = dataclasses.replace(tiny_scene, gt_frames=[])
+    write_transforms(posed, ds / "transforms.json", write_images=True, include_gt=False)
+    for f in tiny_scene.gt_frames:  # on disk, not in the model
+        import cv2
+
+        cv2.imwrite(str(ds / "images" / f"frame_{f.index:04d}.png"), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+    rc = main(["train", str(ds), "--keyframes", "0,5,9,19,29", "-o", str(tmp_path / "T"), "--steps", "1",
+               "--device", "cpu"])
+    assert_one_line_error(rc, capsys.readouterr().err, "inputs [5] have no pose in the nerfstudio model",
+                          "--keyframes")
+    seen = {}
+
+    def fake_estimate(scene, cfg, log_lines, work_dir=None):
+        seen["focal"] = cfg.focal
+        raise SparsevidError("stop here")
+
+    monkeypatch.setattr(sfm, "estimate_poses", fake_estimate)
+    scene = load_scene(ds, keyframes=[0, 5, 9, 19, 29])
+    with pytest.raises(SparsevidError, match="stop here"):
+        resolve_poses(scene, RunConfig(), tmp_path)
+    cam = tiny_scene.camera
+    assert seen["focal"] == pytest.approx((cam.fx + cam.fy) / 2)
+    err = capsys.readouterr().err
+    assert "inputs [5] have no pose in the nerfstudio model: the pose stage estimates every input's pose, with " \
+           f"the model's focal length ({(cam.fx + cam.fy) / 2:.1f} px) held fixed" in err
+    with pytest.raises(SparsevidError, match="stop here"):  # a focal the user gave wins
+        resolve_poses(scene, RunConfig(pose=sfm.PoseConfig(focal=40.0)), tmp_path)
+    assert seen["focal"] == 40.0

@@ -19,7 +19,7 @@ from sparsevid.data.scene import Scene
 from sparsevid.data.timebase import parse_fps
 from sparsevid.data.video import VIDEO_EXTS, TimePoint, is_video_file, read_video
 from sparsevid.errors import SparsevidError
-from sparsevid.log import info, warn
+from sparsevid.log import info
 
 _DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -151,10 +151,7 @@ def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | Non
             path=where if where is not None else scene.root)
     frames = [f for f in pool if f.index in keys]
     gt = [f for f in pool if f.index not in keys]
-    if scene.camera is not None and any(f.c2w is None for f in frames):
-        unposed = [f.index for f in frames if f.c2w is None]
-        warn(f"keyframes {unposed} have no pose in the {scene.source} model; the pose stage will estimate them")
-    return replace(scene, frames=frames, gt_frames=gt)
+    return replace(scene, frames=frames, gt_frames=gt)  # unposed inputs of a posed model: see resolve_poses
 
 
 def from_first_frame(scene: Scene, where: Path) -> Scene:

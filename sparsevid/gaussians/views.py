@@ -139,6 +139,11 @@ def views_from_scene(scene, scale: float = 1.0, mode: str = "full") -> list[Trai
     from sparsevid.poses.undistort import Undistorter
 
     if not scene.has_poses:
+        unposed = [f.index for f in scene.frames if f.c2w is None]
+        if scene.camera is not None and len(unposed) < len(scene.frames):
+            raise SparsevidError(f"inputs {unposed} have no pose in the {scene.source} model", path=scene.root,
+                                 fix="choose --keyframes among its posed frames (sparsevid inspect lists them), or "
+                                     "use `sparsevid run`, which estimates the poses")
         raise SparsevidError("the scene has no camera poses", path=scene.root,
                              fix="run `sparsevid poses` first, or pass a COLMAP/transforms.json input")
     und = Undistorter.for_camera(scene.camera, scale=scale, mode=mode)
