@@ -213,6 +213,24 @@ def test_colmap_model_folder_and_unregistered_images(tmp_path, tiny_scene):
     assert all(f.c2w is None for f in scene.gt_frames)
 
 
+def test_colmap_images_in_a_subfolder_and_unregistered_images(tmp_path, tiny_scene):
+    """Image names with a folder (``cam/frame_0000.png``, as COLMAP writes for images/cam/...): the images the
+    model leaves out of that folder are ground truth too (they were not looked for outside the top level)."""
+    import pycolmap
+
+    model = tmp_path / "sparse" / "0"
+    write_colmap(tiny_scene, model, include_gt=False)
+    rec = pycolmap.Reconstruction(str(model))
+    for im in rec.images.values():
+        im.name = "cam/" + im.name
+    rec.write(str(model))
+    for f in tiny_scene.frames + tiny_scene.gt_frames:
+        write_image(tmp_path / "images" / "cam" / f"frame_{f.index:04d}.png", f.image)
+    scene = load_scene(tmp_path)
+    assert scene.indices == KEYS and len(scene.gt_frames) == 26
+    assert scene.frames[0].name == "cam/frame_0000.png" and scene.gt_frames[0].name == "cam/frame_0001.png"
+
+
 # ---- images, fps, video, demo ---------------------------------------------------------------
 def write_frames(folder: Path, scene: Scene, pattern: str = "frame_{:04d}.png") -> list[Path]:
     frames = sorted(scene.frames + scene.gt_frames, key=lambda f: f.index)

@@ -210,7 +210,10 @@ def read_colmap(model_dir: Path, images_dir: Path | None = None) -> Scene:
                                  fix=f"restore it in {images_dir} or re-run COLMAP on the images you have",
                                  path=path)
         posed[im.name] = c2w_from_cam_from_world(im.cam_from_world().matrix()) if im.has_pose else None
-    extra = [p for p in images_dir.iterdir() if is_image_file(p) and p.name not in posed] if images_dir.is_dir() else []
+    # images the model does not list (ground truth), in the folders that hold its images (names like cam/f.png)
+    folders = sorted({(images_dir / n).parent for n in posed})
+    extra = [p for d in folders for p in sorted(d.iterdir())
+             if is_image_file(p) and str(p.relative_to(images_dir)) not in posed]
     indexed = index_files([images_dir / n for n in posed] + extra)
     frames, gt = [], []
     for idx, p in indexed:
