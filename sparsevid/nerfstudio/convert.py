@@ -142,6 +142,43 @@ def read_dataparser_transform(path: Path) -> tuple[np.ndarray, float]:
                                  "dataparser_transforms.json)") from None
 
 
+#: the ``applied_transform`` nerfstudio assumes for a dataset with ``colmap/sparse/0`` and no such key (what
+#: ``ns-process-data`` applied before it wrote the key; nerfstudio_dataparser.py)
+COLMAP_APPLIED_TRANSFORM = ((0.0, 1.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, -1.0, 0.0))
+
+
+def model_transform(dataparser_json: Path, transforms_json: Path, data_dir: Path | None = None
+                    ) -> tuple[np.ndarray, float]:
+    """(``[4, 4]`` transform, scale) that take the poses *as written in* ``transforms_json`` into the world of a
+    model trained on it (:func:`dataset_to_model`).
+
+    nerfstudio's ``dataparser_transforms.json`` maps the dataset's *original* world (COLMAP's, before
+    ``ns-process-data`` applied its ``applied_transform`` and ``applied_scale``) to the model's: it saves
+    ``T @ applied_transform`` and ``scale * applied_scale``, while the training cameras are ``T @ c2w`` scaled by
+    ``scale``. This undoes the two (with nerfstudio's own default ``applied_transform`` for a dataset that has
+    ``colmap/sparse/0`` but not the key; ``data_dir``: the folder the run was given as its data, where nerfstudio
+    looks for it; None when it was given the .json) so that a pose of the file lands on the model's training
+    camera."""
+    transform, scale = read_dataparser_transform(dataparser_json)
+    try:
+        meta = json.loads(Path(transforms_json).read_text())
+    except (OSError, ValueError) as e:
+        raise SparsevidError(f"cannot read the dataset ({e})", path=transforms_json,
+                             fix="run from the folder ns-train ran in, or restore the dataset") from None
+    applied = meta.get("applied_transform")
+    if applied is None and data_dir is not None and (Path(data_dir) / "colmap" / "sparse" / "0").exists():
+        applied = COLMAP_APPLIED_TRANSFORM
+    try:
+        if applied is not None:
+            transform = transform @ np.linalg.inv(to_4x4(np.asarray(applied, np.float64)))
+        if "applied_scale" in meta:
+            scale = scale / float(meta["applied_scale"])
+    except (ValueError, TypeError, ZeroDivisionError, np.linalg.LinAlgError) as e:
+        raise SparsevidError(f"unreadable applied_transform / applied_scale ({e})", path=transforms_json,
+                             fix="fix the keys, or write the dataset again with ns-process-data") from None
+    return transform, scale
+
+
 def dataset_to_model(c2ws_cv: np.ndarray, transform: np.ndarray, scale: float) -> np.ndarray:
     """Camera-to-world poses ``[..., 4, 4]`` (OpenCV axes) of the dataset's world -> the model's world. The axis
     flip acts on camera axes (right), the transform on world axes (left), so the two commute."""

@@ -44,7 +44,7 @@ def load_renderer(config_path: str | Path, device: str = "auto") -> tuple["Model
                              fix="run it in the nerfstudio environment: make test-nerfstudio creates .venv-ns "
                                  "(pip install -e '.[nerfstudio]', see README)") from None
     from sparsevid.nerfstudio.compat import allow_numpy_scalars
-    from sparsevid.nerfstudio.convert import read_dataparser_transform
+    from sparsevid.nerfstudio.convert import model_transform
     from sparsevid.nerfstudio.render import ModelRenderer, load_model
 
     config_path = Path(config_path)
@@ -61,8 +61,9 @@ def load_renderer(config_path: str | Path, device: str = "auto") -> tuple["Model
     if data is None or not data.exists():
         raise SparsevidError(f"the run's dataset {data} is not there", path=config_path,
                              fix="run from the folder ns-train ran in, or pass INPUT with the frames")
+    data_dir = data if data.is_dir() else None
     data = data / "transforms.json" if data.is_dir() else data
-    transform, scale = read_dataparser_transform(config_path.parent / "dataparser_transforms.json")
+    transform, scale = model_transform(config_path.parent / "dataparser_transforms.json", data, data_dir)
     model = ModelRenderer(pipeline.model, transform, scale,
                           source=f"nerfstudio {config.method_name} ({config_path})")
     log.info(f"rendering the nerfstudio model {config.method_name} of {config_path} on {model.device}")

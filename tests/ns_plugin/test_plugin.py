@@ -219,3 +219,39 @@ def test_sparsevid_trainer_under_nerfstudios_gsplat(tiny_scene):
     if gsplat.__version__.startswith("1.4"):
         with pytest.raises(SparsevidError, match="gsplat >= 1.5"):
             export_gaussians(tr.params, Path("unused"))
+
+
+@pytest.mark.parametrize("variant", ["applied keys", "colmap folder"])
+def test_model_transform_undoes_what_ns_process_data_applied(work, demo_poses, variant):
+    """A dataset made by ns-process-data carries ``applied_transform`` (and may carry ``applied_scale``); one with
+    ``colmap/sparse/0`` and no key gets nerfstudio's default. nerfstudio folds them into dataparser_transforms.json,
+    which then maps the *original* world: the file's poses through :func:`model_transform` must still land on
+    nerfstudio's own training cameras."""
+    import shutil
+
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from sparsevid.data.load import load_scene
+    from sparsevid.geometry import opencv_to_opengl
+    from sparsevid.nerfstudio.convert import dataset_to_model, model_transform
+
+    data = work / f"ds-{variant.replace(' ', '-')}"
+    shutil.copytree(demo_poses, data)
+    meta = json.loads((data / "transforms.json").read_text())
+    if variant == "applied keys":
+        meta["applied_transform"] = [[0, 1, 0, 0.3], [1, 0, 0, -0.2], [0, 0, -1, 0.1]]
+        meta["applied_scale"] = 2.5
+    else:
+        (data / "colmap" / "sparse" / "0").mkdir(parents=True)
+    (data / "transforms.json").write_text(json.dumps(meta))
+    outs = NerfstudioDataParserConfig(data=data, eval_mode="all", downscale_factor=DOWNSCALE).setup() \
+        .get_dataparser_outputs("train")
+    saved = {"transform": outs.dataparser_transform.tolist(), "scale": float(outs.dataparser_scale)}
+    (data / "dataparser_transforms.json").write_text(json.dumps(saved))  # as ns-train saves it
+    transform, scale = model_transform(data / "dataparser_transforms.json", data / "transforms.json", data)
+    scene = load_scene(data)
+    ours = opencv_to_opengl(dataset_to_model(scene.c2ws(), transform, scale))[:, :3, :]
+    assert np.abs(ours - outs.cameras.camera_to_worlds.double().numpy()).max() < 1e-5
+    naive = np.asarray(saved["transform"] + [[0, 0, 0, 1]]), saved["scale"]  # what was used before
+    assert np.abs(opencv_to_opengl(dataset_to_model(scene.c2ws(), *naive))[:, :3, :]
+                  - outs.cameras.camera_to_worlds.double().numpy()).max() > 0.1
