@@ -241,6 +241,25 @@ def test_a_refocused_model_that_loses_its_points_does_not_replace_the_prior_one(
     assert invalid["problems"] == ["frames [29] not registered"]  # one reason is enough
 
 
+def test_a_refocused_model_whose_focal_drifts_outside_the_search_does_not_replace_the_prior_one():
+    """PoseConfig.focal_search_hfov_deg bounds the refined focal on the wide side: a 161x91 copy of the shared clip
+    refocused at 44 px and bundle adjustment took it to 23.4 px (148 deg; the clip's lens is ~80 deg)."""
+    from sparsevid.poses.sfm import PoseConfig, _check_focal_searched, focal_from_hfov
+
+    def refocused():
+        return {"points": 100, "valid": True, "problems": [], "score": 0.5}
+
+    drifted = refocused()
+    _check_focal_searched(drifted, 23.4, 161, PoseConfig())
+    assert not drifted["valid"] and drifted["score"] == float("inf")
+    assert drifted["problems"] == ["bundle adjustment moved the focal length to 23.4 px, a 148 deg field of view, "
+                                   "wider than the 120 deg searched"]
+    for hfov in (25.0, 40.5, 80.0, 119.5):  # a telephoto lens's narrow field of view is kept
+        ok = refocused()
+        _check_focal_searched(ok, focal_from_hfov(161, hfov), 161, PoseConfig())
+        assert ok["valid"] and not ok["problems"]
+
+
 def test_a_named_initial_pair_is_tried_a_few_times_not_two_hundred(monkeypatch, tmp_path):
     """PoseConfig.pair_init_trials: a named pair without parallax fails on every trial; at COLMAP's 200 trials each
     ``incremental_init_i_j`` rung took a minute on a 640x360 clip of a nearly still camera (session 25). The rungs

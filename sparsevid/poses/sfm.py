@@ -485,6 +485,23 @@ def _settled(best: dict[str, Any] | None, cfg: PoseConfig) -> bool:
     return dev is None or tol is None or dev <= cfg.settled_fraction * tol
 
 
+def _check_focal_searched(refocused: dict[str, Any], focal: float, long_side: float, cfg: PoseConfig) -> None:
+    """Mark a valid refocused model invalid when bundle adjustment, refining the focal the search found, widened
+    it beyond the widest field of view searched (``PoseConfig.focal_search_hfov_deg``): e.g. 148 deg across a
+    161 px frame, where the data said 122 and the prior 80; the pinhole part of a lens the radial models describe
+    is not that wide. A narrower one is kept: a telephoto lens is. ``focal`` and ``long_side`` in the same
+    pixels."""
+    if not refocused["valid"]:
+        return
+    hfov = math.degrees(2 * math.atan(0.5 * long_side / max(focal, 1e-9)))
+    widest = max(cfg.focal_search_hfov_deg)
+    if hfov > widest:
+        refocused["problems"].append(f"bundle adjustment moved the focal length to {focal:.1f} px, a {hfov:.0f} deg "
+                                     f"field of view, wider than the {widest:.0f} deg searched")
+        refocused["valid"] = False
+        refocused["score"] = float("inf")
+
+
 def _check_points_kept(refocused: dict[str, Any], before: dict[str, Any], cfg: PoseConfig) -> None:
     """Mark a valid refocused model invalid when it keeps too few of the points of the model it would
     replace (``PoseConfig.refocus_min_points_kept``)."""
@@ -825,6 +842,8 @@ def _estimate(scene: Scene, cfg: PoseConfig, work_dir: str | Path | None = None)
                     _bundle_adjust(rec2, cfg, refine_focal=True)
                     diag2.update(_diagnose(rec2, scene, best_work, best_m, cfg))
                     _check_points_kept(diag2, best, cfg)
+                    _check_focal_searched(diag2, float(next(iter(rec2.cameras.values())).params[0]),
+                                          max(w, h) * scale, cfg)
                     if diag2["valid"]:
                         best_rec, best = rec2, diag2
                         focal_info["source"] = "data"
