@@ -509,6 +509,17 @@ def test_error_transforms_impossible_values(tmp_path, tiny_scene, capsys, key, v
     assert "transforms.json" in err and expected in err, err
 
 
+def test_transforms_masks_are_said_to_be_unused(tmp_path, tiny_scene, capsys):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    for fm in meta["frames"][:2]:
+        fm["mask_path"] = "masks/" + Path(fm["file_path"]).name
+    tj.write_text(json.dumps(meta))
+    load_scene(tj)
+    err = capsys.readouterr().err
+    assert "transforms.json: 2 frames have a mask_path; sparsevid does not use masks" in err
+
+
 def test_transforms_fps_as_a_ratio(tmp_path, tiny_scene):
     tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
     meta = json.loads(tj.read_text())

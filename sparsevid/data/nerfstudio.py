@@ -218,6 +218,12 @@ def read_transforms(path: Path) -> Scene:
             raise SparsevidError(f"frame {i} ({fm['file_path']}) has other intrinsics than frame 0; "
                                  "frames of one video must share one camera",
                                  fix="use one set of intrinsics for all frames", path=path)
+    masked = sum(1 for fm in frames_meta if fm.get("mask_path"))
+    if masked:
+        from sparsevid.log import warn
+
+        warn(f"{path.name}: {masked} frames have a mask_path; sparsevid does not use masks (the masked pixels are "
+             "trained on and fused like the others)")
     folders = {p.parent for p in posed}
     extra = ([p for p in next(iter(folders)).iterdir() if is_image_file(p) and p.resolve() not in posed]
              if len(folders) == 1 else [])
