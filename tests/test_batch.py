@@ -159,6 +159,34 @@ def test_local_engine_three_clips_and_a_corrupt_one(tmp_path):
     _check_outputs(out)
 
 
+def test_ray_batch_that_no_node_can_run_is_refused_at_once(ray_cluster, tmp_path, capsys):
+    """--gpus-per-clip 1 on a cluster without GPUs: Ray would wait for ever ("No available node types can fulfill
+    resource request"); the batch says so in one line before any output."""
+    clips = _clips(tmp_path)
+    rc = main(["batch", str(clips / "*"), "-o", str(tmp_path / "out"), "--engine", "ray", "--gpus-per-clip", "1",
+               *FLOW])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "a clip asks for 1 CPUs and 1 GPUs" in err and "0 GPUs: no clip could ever start" in err
+    assert "--gpus-per-clip" in err and not (tmp_path / "out").exists()
+
+
+def test_ray_batch_with_an_unreachable_head_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """ray.init retries a head that is not there for many minutes; the batch tries a TCP connection first. Ray's
+    de-duplication of similar lines (which hid clips' warnings) is turned off before Ray is imported."""
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_DEDUP_LOGS", raising=False)
+    clips = _clips(tmp_path)
+    rc = main(["batch", str(clips / "*"), "-o", str(tmp_path / "out"), "--engine", "ray", "--address",
+               "127.0.0.1:1", *FLOW])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot reach the Ray head at 127.0.0.1:1" in err and not (tmp_path / "out").exists()
+    import os
+
+    assert os.environ["RAY_DEDUP_LOGS"] == "0"
+
+
 def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     import sparsevid.batch.engines as engines
 

@@ -12,6 +12,7 @@ running, failed, estimated time left) through :func:`sparsevid.log.progress`.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any, Callable
 
 from sparsevid import log
@@ -98,10 +99,40 @@ def _capacity(ray, cpus: float, gpus: float) -> int | None:
     return max(0, min(caps)) if caps else None
 
 
+#: seconds to wait for a TCP connection to the head given with ``--address`` before calling it unreachable
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line error when ``HOST:PORT`` (or ``ray://HOST:PORT``) takes no TCP connection within
+    :data:`CONNECT_TIMEOUT_S`: ``ray.init`` itself retries an unreachable head for many minutes. ``auto`` (the
+    cluster started on this machine) is left to Ray, which says at once when there is none."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise SparsevidError(f"cannot reach the Ray head at {address} ({reason})",
+                             fix="start it with `ray start --head` and pass the address it prints, or leave "
+                                 "--address out for a local cluster") from None
+
+
 def init_ray(address: str | None) -> bool:
     """Connect to Ray: an already started session is used as it is; ``address`` joins a cluster
     (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``); None starts a local one. Returns whether
-    this call started the session (the caller then shuts it down)."""
+    this call started the session (the caller then shuts it down).
+
+    Each clip's lines reach the console as they are: Ray's de-duplication of similar lines (which ignores digits,
+    so ``[clip03]`` and ``[clip02]`` look alike) is off unless ``RAY_DEDUP_LOGS`` says otherwise; it is read when
+    Ray is first imported."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if address:
+        _check_reachable(address)
     import ray
 
     if ray.is_initialized():
@@ -112,11 +143,27 @@ def init_ray(address: str | None) -> bool:
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise SparsevidError(f"cannot connect to Ray{f' at {address}' if address else ''}: "
-                             f"{(str(e).strip().splitlines() or [''])[0][:200]}",
-                             fix="start the head with `ray start --head` and pass its address, "
-                                 "or leave --address out for a local cluster") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        fix = ("pip install 'ray[client]' for a ray:// address, or pass the head's HOST:PORT (its GCS port, 6379 by "
+               "default) instead" if "pip package" in first and "client" in first.lower() else
+               "start the head with `ray start --head` and pass its address, or leave --address out for a local "
+               "cluster")
+        raise SparsevidError(f"cannot connect to Ray{f' at {address}' if address else ''}: {first}", fix=fix) from None
     return True
+
+
+def check_capacity(ray, cpus: float, gpus: float, address: str | None) -> int | None:
+    """:func:`_capacity`, refused in one line when the cluster cannot run a single clip (``--gpus-per-clip 1`` on a
+    machine without a GPU): Ray would wait for such resources for ever."""
+    cap = _capacity(ray, cpus, gpus)
+    if cap == 0:
+        res = ray.cluster_resources()
+        where = f"the Ray cluster at {address}" if address else "this machine's local Ray cluster"
+        raise SparsevidError(f"a clip asks for {cpus:g} CPUs and {gpus:g} GPUs, and {where} has "
+                             f"{res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs: no clip could ever start",
+                             fix="lower --cpus-per-clip / --gpus-per-clip, or add nodes with the resources to the "
+                                 "cluster and pass its --address")
+    return cap
 
 
 def run_ray(specs: list[ClipSpec], on_row: Callable[[Row], None], progress: BatchProgress, *,
@@ -128,11 +175,11 @@ def run_ray(specs: list[ClipSpec], on_row: Callable[[Row], None], progress: Batc
 
     started = init_ray(address)
     try:
+        cap = check_capacity(ray, cpus_per_clip, gpus_per_clip, address)
         task = ray.remote(run_clip).options(num_gpus=gpus_per_clip, num_cpus=cpus_per_clip,
                                             max_retries=max_retries, retry_exceptions=False,
                                             name="sparsevid-clip")
         pending = {task.remote(spec): spec for spec in specs}
-        cap = _capacity(ray, cpus_per_clip, gpus_per_clip)
         rows = []
         while pending:
             progress.set_running(len(pending) if cap is None else min(cap, len(pending)))

@@ -134,10 +134,19 @@ def run(args) -> int:
         else:
             todo.append(s)
     started_ray = False
-    if engine == "ray" and todo:  # connect before any output: a bad --address is a one-line error first
-        from sparsevid.batch.engines import init_ray
+    gpus = args.gpus_per_clip if args.gpus_per_clip is not None else _default_gpus()
+    if engine == "ray" and todo:  # connect before any output: a bad --address or too few GPUs is a one-line error
+        from sparsevid.batch.engines import check_capacity, init_ray
 
-        started_ray = init_ray(args.address)
+        started_ray = init_ray(args.address)  # (imports Ray once its log settings are made)
+        import ray
+
+        try:
+            check_capacity(ray, args.cpus_per_clip, gpus, args.address)
+        except SparsevidError:
+            if started_ray:
+                ray.shutdown()
+            raise
     root.mkdir(parents=True, exist_ok=True)
     done_before = sum(r is not None and r["status"] == SKIPPED for r in rows.values())
     log.info(f"{len(specs)} clips -> {root} ({done_before} already finished); engine {engine}"
@@ -157,7 +166,6 @@ def run(args) -> int:
             if not todo:
                 pass
             elif engine == "ray":
-                gpus = args.gpus_per_clip if args.gpus_per_clip is not None else _default_gpus()
                 run_ray(todo, on_row, progress, address=args.address, gpus_per_clip=gpus,
                         cpus_per_clip=args.cpus_per_clip, max_retries=args.max_retries)
             else:
