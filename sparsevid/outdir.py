@@ -31,6 +31,9 @@ LOCK_NAME = ".sparsevid-lock"
 #: the prefix of the temporary files of atomic writes (:mod:`sparsevid.io_utils`)
 TMP_PREFIX = ".tmp-"
 
+#: the error of a folder another sparsevid process holds (its lock), as batch summaries recognise it
+BUSY = "another sparsevid process is writing this output folder"
+
 
 def _is_within(path: Path, folder: Path) -> bool:
     """True if ``path`` is ``folder`` or lies inside it (both resolved)."""
@@ -104,7 +107,7 @@ def _lock(out: Path) -> IO[bytes]:
         f.close()
         if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise
-        raise SparsevidError("another sparsevid process is writing this output folder",
+        raise SparsevidError(BUSY,
                              fix="wait for it to finish, or choose another -o", path=out) from None
     return f
 

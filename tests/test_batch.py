@@ -187,6 +187,29 @@ def test_ray_batch_with_an_unreachable_head_is_refused_at_once(tmp_path, capsys,
     assert os.environ["RAY_DEDUP_LOGS"] == "0"
 
 
+def test_a_batch_on_some_clips_keeps_the_others_in_the_summary(tmp_path):
+    """Re-running `batch` on one clip of an OUTROOT used to leave a summary of that clip alone; two batches on one
+    OUTROOT at once replaced each other's finished rows with "another process is writing"."""
+    import json
+
+    from sparsevid.batch.summary import merged_rows, summary_html
+    from sparsevid.outdir import BUSY
+
+    clips = _clips(tmp_path)
+    out = tmp_path / "out"
+    main(["batch", str(clips / "*"), "-o", str(out), "--engine", "local", *FLOW])
+    assert main(["batch", str(clips / "a"), "-o", str(out), "--engine", "local", *FLOW]) == 0
+    rows = {r["clip"]: r for r in json.loads((out / "summary.json").read_text())["clips"]}
+    assert rows["a"]["status"] == "skipped" and rows["b"]["status"] == "done" and rows["bad"]["status"] == "failed"
+    assert set(rows) == {"a", "bad", *CLIPS[1:]}
+    csv_clips = [ln.split(",")[0] for ln in (out / "summary.csv").read_text().splitlines()[1:]]
+    assert sorted(csv_clips) == sorted(rows)
+    busy = dict(rows["b"], status="failed", error=f"{out / 'b'}: {BUSY} -> wait for it to finish")
+    assert merged_rows(out, [busy])[0]["status"] == "done"  # the other process's row stands
+    assert 'href="walk%20%232/report.html"' in summary_html([dict(rows["a"], clip="walk #2",
+                                                                   report="walk #2/report.html")])
+
+
 def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     import sparsevid.batch.engines as engines
 

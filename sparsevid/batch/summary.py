@@ -17,8 +17,10 @@ import html
 import io
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sparsevid.io_utils import atomic_write_text, write_json
+from sparsevid.outdir import BUSY
 
 BASE_COLUMNS = ["clip", "status", "error", "warnings", "input", "output", "frames", "device", "resumed", "host",
                 "wall_s", "report"]
@@ -52,9 +54,33 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
     return BASE_COLUMNS + stages + rest
 
 
+def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (this batch's clips) with the rows ``OUTROOT/summary.json`` holds for other clips whose folder is
+    still there, after them: a batch run on some of the clips of an OUTROOT keeps the others in its summary, and
+    two batches writing one OUTROOT at once keep each other's clips. A clip this batch found being written by
+    another process keeps that process's row when the file has one beyond ``pending``."""
+    try:
+        import json
+
+        earlier = json.loads((Path(outroot) / "summary.json").read_text()).get("clips") or []
+        earlier = {r["clip"]: r for r in earlier if isinstance(r, dict) and r.get("clip")}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return rows
+    mine = {r["clip"] for r in rows}
+    out = []
+    for r in rows:
+        other = earlier.get(r["clip"])
+        busy = r.get("status") == "failed" and BUSY in (r.get("error") or "")
+        out.append(other if busy and other is not None and other.get("status") not in ("pending", None) else r)
+    out += [r for name, r in earlier.items() if name not in mine and r.get("output") and Path(r["output"]).is_dir()]
+    return out
+
+
 def write_summary(outroot: str | Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
-    """Write ``summary.csv``, ``summary.json`` and ``summary.html`` into ``outroot``."""
+    """Write ``summary.csv``, ``summary.json`` and ``summary.html`` into ``outroot``: ``rows`` and the rows the
+    summary already holds for other clips (:func:`merged_rows`)."""
     root = Path(outroot)
+    rows = merged_rows(root, rows)
     cols = columns(rows)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
@@ -89,7 +115,7 @@ def summary_html(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         name = e(r["clip"])
-        link = f'<a href="{e(r["report"])}">{name}</a>' if r.get("report") else name
+        link = f'<a href="{e(quote(r["report"]))}">{name}</a>' if r.get("report") else name
         q, m, s = r.get("quality") or {}, r.get("metrics") or {}, r.get("seconds") or {}
         body.append(
             f'<tr class="{e(r["status"])}"><td>{link}</td><td>{e(r["status"])}</td><td>{e(_fmt(r.get("frames")))}</td>'
