@@ -256,10 +256,12 @@ class StageTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.current: str | None = None  # the stage entered last (where an interruption stopped the run)
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         t0 = time.perf_counter()
+        self.current = stage
         try:
             yield
         finally:

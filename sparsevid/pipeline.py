@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -490,12 +490,9 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         try:
             trainer.train(hooks=hooks)
         except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the trainer saved a checkpoint at its step (not after
-            from sparsevid.runinfo import write_interrupted  # a second Ctrl-C)
-
-            seconds = dict(timer.seconds)
-            seconds["training"] = time.perf_counter() - t0 - (seconds.get("fixing", 0.0) - fixing0)
-            saved = getattr(e, "checkpoint", None) is not None
-            write_interrupted(out, seconds, trainer.step if saved else None, trainer.total_steps, cfg.resume)
+            saved = getattr(e, "checkpoint", None) is not None  # a second Ctrl-C); run_pipeline records it
+            e.training = (trainer.step if saved else None, trainer.total_steps,
+                          time.perf_counter() - t0 - (timer.seconds.get("fixing", 0.0) - fixing0))
             raise
         export_gaussians(trainer.params, ckpt_dir)
     if rounds is not None and updater is not None:  # what each progressive round did, for run.json
@@ -573,6 +570,15 @@ def _machine(device: torch.device) -> dict[str, str]:
     return m
 
 
+def run_identity(cfg: RunConfig, scene: Scene) -> dict[str, Any]:
+    """What ``run.json`` records of a run from the moment its input is read, finished or not: its config, the
+    file number of its frame 0 (``first_frame_number``), the source frame rate and the inputs' frame indices in
+    the run's numbering (``input_indices``: ``eval`` and ``report`` pair frames by them; a run by the 2D route
+    alone writes no cameras.json to read them from)."""
+    return {"config": jsonable(cfg), "first_frame_number": scene.number_offset, "source_fps": str(scene.fps),
+            "input_indices": list(scene.indices)}
+
+
 def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     """Run every stage; see the module docstring for the output layout. The warning lines the run prints
     are also recorded in ``run.json`` (``warnings``).
@@ -580,22 +586,33 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
     ``model``: a trained model to render instead of training the Gaussians -- any object with the trainer's
     ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
     (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
-    with log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
-        started: list[bool] = []
-        try:
-            return _run_pipeline(cfg, model, warnings, hold, started)
-        except SparsevidError as e:  # after the input was read: run.json says so (batch retries such a clip)
-            if started:
-                from sparsevid.runinfo import write_failed
+    from sparsevid.runinfo import write_failed, write_interrupted
 
-                write_failed(cfg.output, e.one_line(), warnings)
+    with log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
+        state: dict = {}
+        try:
+            return _run_pipeline(cfg, model, warnings, hold, state)
+        except SparsevidError as e:  # after the input was read: run.json says so (batch retries such a clip)
+            if state:
+                write_failed(cfg.output, e.one_line(), warnings, state["identity"])
+            raise
+        except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM in any stage: run.json says where (and in training, the
+            if state:                   # step of the checkpoint saved, train_stage's ``e.training``)
+                seconds, training = dict(state["timer"].seconds), getattr(e, "training", None)
+                if training is not None:
+                    seconds["training"] = training[2]  # without its progressive rounds' fixing
+                write_interrupted(cfg.output, seconds, cfg.resume, identity=state["identity"],
+                                  warnings=list(warnings),
+                                  stage="training" if training is not None else state["timer"].current,
+                                  training=None if training is None else training[:2])
             raise
 
 
 def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.ExitStack,
-                  started: list[bool]) -> RunResult:
-    """The run; ``hold`` keeps the output folder's lock until the run ends; ``started`` gets an item once the
-    input is loaded and the folder is this run's."""
+                  state: dict) -> RunResult:
+    """The run; ``hold`` keeps the output folder's lock until the run ends; ``state`` gets the run's ``identity``
+    (what run.json records of it from the start: config, inputs, numbering) and its stage ``timer`` once the input
+    is loaded and the folder is this run's."""
     from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
     from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
@@ -623,7 +640,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
 
     with timer("loading"):
         scene = load_input(cfg, given)
-    started.append(True)
+    state.update(timer=timer, identity=run_identity(cfg, scene))
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
                  "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
@@ -784,8 +801,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         peak["gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     stage = {k: round(v, 3) for k, v in timer.seconds.items()}
     stage["total"] = round(time.perf_counter() - t_start, 3)
-    run_info = {"config": jsonable(cfg), "versions": _versions(), "machine": _machine(device),
-                "device": str(device), "first_frame_number": scene.number_offset, "train_scale": train_scale, "source_fps": str(sfps), "stage_seconds": stage,
+    run_info = {**run_identity(cfg, scene), "versions": _versions(), "machine": _machine(device),
+                "device": str(device), "train_scale": train_scale, "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,

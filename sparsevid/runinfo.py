@@ -54,19 +54,29 @@ def summed(segments: list[dict]) -> dict[str, float]:
     return total
 
 
-def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: int | None, total_steps: int,
-                      resume: bool) -> None:
-    """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``). ``step``: the training
-    step of the checkpoint saved at the interruption; None: none was saved (a second Ctrl-C), the next
-    ``--resume`` trains from the start (or from an older checkpoint)."""
+def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: bool, *, identity: dict | None = None,
+                      warnings: list[str] | None = None, stage: str | None = None,
+                      training: tuple[int | None, int] | None = None) -> None:
+    """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``), with what the run is
+    (``identity``: its config, inputs and numbering, as the finished run.json has them, so that ``report`` and
+    ``eval`` read the right input), its ``warnings`` so far and the ``stage`` it stopped in. ``training``: (the
+    training step of the checkpoint saved at the interruption, or None when none was saved (a second Ctrl-C: the
+    next ``--resume`` trains from the start or an older checkpoint), the total steps) when it stopped in
+    training."""
     seg_seconds = {k: round(float(v), 3) for k, v in stage_seconds.items()}
     seg_seconds["total"] = round(sum(v for k, v in seg_seconds.items() if k != "total"), 3)
-    step = None if step is None else int(step)
-    segments = (previous_segments(out) if resume else []) + [
-        {"status": "interrupted", "step": step, "total_steps": int(total_steps), "stage_seconds": seg_seconds}]
-    info = {"status": "interrupted", "step": step, "checkpoint_saved": step is not None, "total_steps": int(total_steps),
-            "stage_seconds": summed(segments), "segments": segments,
-            "poses": previous_poses(out)}
+    seg: dict[str, Any] = {"status": "interrupted", "stage": stage, "stage_seconds": seg_seconds,
+                           "warnings": list(warnings or [])}
+    info: dict[str, Any] = dict(identity or {})
+    info.update({"status": "interrupted", "stage": stage})
+    if training is not None:
+        step, total = None if training[0] is None else int(training[0]), int(training[1])
+        seg.update(step=step, total_steps=total)
+        info.update(step=step, checkpoint_saved=step is not None, total_steps=total)
+    segments = (previous_segments(out) if resume else []) + [seg]
+    info.update({"stage_seconds": summed(segments), "segments": segments, "poses": previous_poses(out),
+                 "warnings": list(dict.fromkeys(w for s in segments for w in s.get("warnings") or []
+                                                if isinstance(w, str)))})
     try:
         write_json(Path(out) / RUN_JSON, info)
     except OSError as e:  # the interruption is what the user must hear about
@@ -75,11 +85,13 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], step: in
         warn(f"could not record the interrupted segment in {Path(out) / RUN_JSON}: {e.strerror or e}")
 
 
-def write_failed(out: str | Path, error: str, warnings: list[str]) -> None:
+def write_failed(out: str | Path, error: str, warnings: list[str], identity: dict | None = None) -> None:
     """Record in ``run.json`` that the run stopped on ``error`` (one line): ``"status": "failed"``, the error,
-    and the warnings so far; what an earlier segment recorded (times, poses) is kept."""
+    what the run is (``identity``, see :func:`write_interrupted`) and the warnings so far; what an earlier segment
+    recorded (times, poses) is kept."""
     path = Path(out) / RUN_JSON
     info = _read(path) or {}
+    info.update(identity or {})
     info.update({"status": "failed", "error": error,
                  "warnings": list(dict.fromkeys([w for w in info.get("warnings") or [] if isinstance(w, str)]
                                                 + list(warnings)))})

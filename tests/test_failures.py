@@ -927,3 +927,41 @@ def test_inputs_left_out_of_a_posed_model(tmp_path, tiny_scene, capsys, monkeypa
     with pytest.raises(SparsevidError, match="stop here"):  # a focal the user gave wins
         resolve_poses(scene, RunConfig(pose=sfm.PoseConfig(focal=40.0)), tmp_path)
     assert seen["focal"] == 40.0
+
+
+def test_ctrl_c_outside_training_is_recorded_and_the_report_names_the_input(tmp_path, tiny_ds, capsys, monkeypatch):
+    """SIGINT while fusing (after training): run.json said nothing (no record at all), so `report` called the input
+    "embedded demo"; now run.json records the interruption, its stage, the run's config and inputs and the
+    warnings so far, `report` shows them, and the resumed run keeps the first segment's time and warnings."""
+    from sparsevid import pipeline as route3d
+
+    base = ["run", tiny_ds, "--device", "cpu", "--steps", "10", "--keyframes", "0,9,19,29", "--no-video"]
+    fuse = route3d.Route3DOutput.fuse
+
+    def ctrl_c(self, *a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        return fuse(self, *a, **k)
+
+    monkeypatch.setattr(route3d.Route3DOutput, "fuse", ctrl_c)
+    cut = tmp_path / "cut"
+    rc, err = run_cli(base + ["-o", cut], capsys)
+    assert rc == 130 and "Traceback" not in err, err
+    info = json.loads((cut / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["stage"] == "fusing" and "step" not in info
+    assert info["config"]["input"] == str(tiny_ds) and info["input_indices"] == [0, 9, 19, 29]
+    assert info["segments"][0]["stage_seconds"]["training"] > 0
+    monkeypatch.undo()
+    rc, err = run_cli(["report", cut], capsys)
+    assert rc == 0, err
+    page = (cut / "report.html").read_text()
+    assert str(tiny_ds) in page and "embedded demo" not in page and "interrupted in fusing" in page
+    assert "0, 9, 19, 29" in page
+    info["warnings"] = ["an earlier warning"]  # as if the first segment had warned
+    info["segments"][0]["warnings"] = ["an earlier warning"]
+    (cut / "run.json").write_text(json.dumps(info))
+    rc, err = run_cli(base + ["-o", cut, "--resume"], capsys)
+    assert rc == 0, err
+    done = json.loads((cut / "run.json").read_text())
+    assert [s["status"] for s in done["segments"]] == ["interrupted", "done"]
+    assert "an earlier warning" in done["warnings"]
+    assert done["stage_seconds"]["training"] >= info["segments"][0]["stage_seconds"]["training"]

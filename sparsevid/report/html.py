@@ -137,6 +137,9 @@ class RunFolder:
         return _fraction(cfg.get("fps"), None) or self.out_fps
 
     def _input_indices(self) -> list[int]:
+        recorded = (self.run or {}).get("input_indices")  # the run's own record (runs since session 39)
+        if isinstance(recorded, list) and recorded and all(isinstance(i, int) for i in recorded):
+            return sorted(set(recorded))
         frames = (self.cameras or {}).get("frames", [])
         keys = [int(round(float(fr["source_index"]))) for fr in frames
                 if fr.get("is_input") and fr.get("source_index") is not None]
@@ -291,7 +294,10 @@ def _header(f: RunFolder) -> str:
         facts.append(("Gaussians", f"{int(run['num_gaussians']):,}"))
     if run.get("device"):
         facts.append(("device", run["device"]))
-    if run.get("status") and run.get("status") not in ("done", "reporting"):  # "reporting": this very page
+    if run.get("status") == "interrupted":
+        facts.append(("status", "interrupted" + (f" in {run['stage']}" if run.get("stage") else "")
+                      + ": the same command with --resume finishes it"))
+    elif run.get("status") and run.get("status") not in ("done", "reporting"):  # "reporting": this very page
         facts.append(("status", run["status"]))
     version = (run.get("versions") or {}).get("sparsevid")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
