@@ -11,6 +11,7 @@ from sparsevid.cli import main
 from sparsevid.eval import PEERS, crossfade, dis_flow, evaluate, flicker, nearest, psnr, ssim
 from sparsevid.eval.metrics import ssim_reference
 from sparsevid.video import read_frames, write_frames, write_video
+from sparsevid.video.io import write_image
 
 CASE = Path("/work/shared/cases/gopro_sidewalk")
 KEYS = [0, 9, 19, 29]
@@ -143,3 +144,36 @@ def test_eval_cli_on_folders_and_video(tmp_path):
     # user errors: one line, exit code 2
     assert main(["eval", str(tmp_path / "missing"), "--gt", str(tmp_path / "gt")]) == 2
     assert main(["eval", str(run), "--gt", str(tmp_path / "gt"), "--keyframes", "a,b"]) == 2
+
+
+def test_eval_pairs_frames_as_the_reference_scorer_does(tmp_path, capsys):
+    """Ground truth named from 1 pairs its first frame with output frame 0 (it compared output k with file k,
+    one frame off); a prediction folder missing a frame scores the others by their numbers (it shifted every later
+    frame onto the wrong one); ground truth of mixed sizes and --keyframes outside it are one-line errors."""
+    gt = _moving(30)
+    pred = crossfade({k: gt[k] for k in KEYS})
+    want = evaluate(pred, dict(enumerate(gt)), KEYS)
+    (tmp_path / "gt1").mkdir()
+    for i, f in enumerate(gt):
+        write_image(tmp_path / "gt1" / f"frame_{i + 1:04d}.png", f)
+    write_frames(pred, tmp_path / "pred")
+    assert main(["eval", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt1"), "--keyframes", "1,10,20,30"]) == 0
+    m = json.loads((tmp_path / "pred" / "metrics.json").read_text())
+    assert m["psnr_heldout"] == pytest.approx(want["psnr_heldout"]) and m["heldout"]["count"] == 26
+    assert "the ground truth's first frame is number 1: it is frame 0 here" in capsys.readouterr().err
+    (tmp_path / "pred" / "frame_0005.png").unlink()
+    (tmp_path / "pred" / "metrics.json").unlink()
+    assert main(["eval", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt1"), "--keyframes", "1,10,20,30"]) == 0
+    m = json.loads((tmp_path / "pred" / "metrics.json").read_text())
+    kept = dict(enumerate(gt))
+    del kept[5]
+    want29 = evaluate([f for i, f in enumerate(pred) if i != 5], kept, KEYS,
+                      source_index=[i for i in range(30) if i != 5])
+    assert m["heldout"]["count"] == 25 and m["psnr_heldout"] == pytest.approx(want29["psnr_heldout"])
+    assert "no output frame for ground-truth frame 5: 29 of 30 frames scored" in capsys.readouterr().err
+    write_frames(gt, tmp_path / "mixed")
+    write_image(tmp_path / "mixed" / "frame_0004.png", np.zeros((2 * gt[0].shape[0], 2 * gt[0].shape[1], 3), np.uint8))
+    assert main(["eval", str(tmp_path / "pred"), "--gt", str(tmp_path / "mixed")]) == 2
+    assert "the ground truth's frames have different sizes" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt1"), "--keyframes", "1,99"]) == 2
+    assert "--keyframes 98 not among the ground truth's frames" in capsys.readouterr().err

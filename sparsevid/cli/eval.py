@@ -36,24 +36,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _as_list(frames: dict[int, np.ndarray], where: Path) -> list[np.ndarray]:
-    idx = sorted(frames)
-    if idx != list(range(len(idx))):
-        warn(f"{where}: frame numbers are not 0..{len(idx) - 1}; using them in sorted order as frames 0..{len(idx) - 1}")
-    return [frames[i] for i in idx]
-
-
-def load_prediction(out: Path) -> tuple[list[np.ndarray], Path]:
-    """Output frames (list, position = output frame index) and the path they came from."""
+def load_prediction(out: Path) -> tuple[list[np.ndarray], Path, list[int]]:
+    """Output frames, the path they came from, and each frame's number: a video's frames are 0..N-1 in decode
+    order; a folder's carry the numbers of their file names (a frame missing from a folder leaves its number out,
+    it does not shift the frames after it)."""
     if out.is_dir():
         if (out / "frames").is_dir():
-            return _as_list(read_frames(out / "frames"), out / "frames"), out / "frames"
+            frames = read_frames(out / "frames")
+            return list(frames.values()), out / "frames", list(frames)
         if (out / "video.mp4").is_file():
-            return read_video(out / "video.mp4")[0], out / "video.mp4"
-        return _as_list(read_frames(out), out), out
+            video = read_video(out / "video.mp4")[0]
+            return video, out / "video.mp4", list(range(len(video)))
+        if (out / "run.json").is_file() or (out / "config.yaml").is_file():
+            raise SparsevidError("the run has no output frames yet (no frames/ and no video.mp4)", path=out,
+                                 fix="finish it: the same `sparsevid run` command with --resume")
+        frames = read_frames(out)
+        return list(frames.values()), out, list(frames)
     if out.is_file():
-        return read_video(out)[0], out
+        video = read_video(out)[0]
+        return video, out, list(range(len(video)))
     raise SparsevidError("output not found", path=out, fix="give a run folder, a folder of frames or a video")
+
+
+def _numbered_from_zero(frames: dict[int, np.ndarray], where: Path, what: str) -> tuple[dict[int, np.ndarray], int]:
+    """``frames`` renumbered from their first frame (frames named from 1, or from 100, pair with output frame 0
+    as a run numbers them) and the shift; one info line when there is one."""
+    first = min(frames) if frames else 0
+    if first:
+        info(f"{where.name or where}: the {what}'s first frame is number {first}: it is frame 0 here (--keyframes "
+             "count as its file numbers)")
+    return {i - first: f for i, f in frames.items()}, first
+
+
+def _check_sizes(gt: dict[int, np.ndarray], where: Path) -> None:
+    sizes = sorted({f.shape[1::-1] for f in gt.values()})
+    if len(sizes) > 1:
+        raise SparsevidError("the ground truth's frames have different sizes ("
+                             + ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + ")", path=where,
+                             fix="give the frames of one clip, all of one size")
 
 
 def default_keyframes(out: Path) -> list[int]:
@@ -67,6 +87,18 @@ def default_keyframes(out: Path) -> list[int]:
         except (ValueError, KeyError, TypeError):
             warn(f"{cams}: unreadable, using key frames {','.join(map(str, DEFAULT_KEYFRAMES))}")
     return list(DEFAULT_KEYFRAMES)
+
+
+def _span(ids: list[int]) -> str:
+    """``[5]`` -> "5", ``[3, 4, 5, 9]`` -> "3-5, 9" (at most 6 ranges, then "...")."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:6]]
+    return ", ".join(parts) + (", ..." if len(runs) > 6 else "")
 
 
 def metrics_path(out: Path) -> Path:
@@ -114,16 +146,17 @@ def print_table(result: dict) -> None:
              f"change ratio {f['change_ratio']:.2f} (1 = as much frame-to-frame change as the real video)")
 
 
-def run_pairing(out: Path, num_frames: int) -> tuple[list[int | None] | None, list[int], dict]:
-    """For a run folder (:class:`sparsevid.report.html.RunFolder`): the source frame each output frame shows
-    (its output rate against the clip's), the inputs' source indices and the run's ``run.json`` (its recorded
-    configuration, :func:`~sparsevid.eval.ground_truth.run_config`); (None, [], {}) for anything else."""
+def run_pairing(out: Path, numbers: list[int]) -> tuple[list[int | None] | None, list[int], dict]:
+    """For a run folder (:class:`sparsevid.report.html.RunFolder`): the source frame each output frame (by its
+    number in ``numbers``) shows (its output rate against the clip's), the inputs' source indices and the run's
+    ``run.json`` (its recorded configuration, :func:`~sparsevid.eval.ground_truth.run_config`); (None, [], {}) for
+    anything else."""
     if not out.is_dir() or not ((out / "run.json").is_file() or (out / "cameras.json").is_file()):
         return None, [], {}
     from sparsevid.report.html import RunFolder
 
     f = RunFolder.read(out)
-    return [f.source_index(k) for k in range(num_frames)], f.input_indices, f.run if isinstance(f.run, dict) else {}
+    return [f.source_index(k) for k in numbers], f.input_indices, f.run if isinstance(f.run, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,14 +165,36 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     keys = parse_keyframes(args.keyframes) if args.keyframes is not None else None  # checked before any work
-    pred, source = load_prediction(out)
+    pred, source, numbers = load_prediction(out)
     # a run folder's frames are paired with the clip's by time, in the run's window of its video
-    source_index, run_keys, run_json = run_pairing(out, len(pred))
+    source_index, run_keys, run_json = run_pairing(out, numbers)
     cfg = run_config(run_json)
-    gt = (load_frames(args.gt, cfg.get("start"), cfg.get("end"), first_frame_number(run_json)) if cfg
-          else read_ground_truth(args.gt))
+    if cfg:
+        gt = load_frames(args.gt, cfg.get("start"), cfg.get("end"), first_frame_number(run_json))
+    else:  # frames or a video: each numbered from its first frame, as a run numbers its input (score.py pairs so)
+        gt, shift = _numbered_from_zero(read_ground_truth(args.gt), args.gt, "ground truth")
+        keys = None if keys is None else [k - shift for k in keys]
+        first = min(numbers)
+        if first:
+            info(f"{source}: the output's first frame is number {first}: it is frame 0 here")
+        source_index = [n - first for n in numbers]
+    _check_sizes(gt, args.gt)
     if keys is None:
         keys = run_keys or default_keyframes(out)
+    elif any(k not in gt for k in keys):
+        bad = [k for k in keys if k not in gt]
+        raise SparsevidError(f"--keyframes {','.join(map(str, bad))} not among the ground truth's frames "
+                             f"({min(gt)}..{max(gt)} here)", path=args.gt,
+                             fix="give the inputs' frame numbers as the ground truth's files number them")
+    shown = set(source_index if source_index is not None else range(len(pred))) - {None}
+    lacking = sorted(i for i in range(min(gt), max(gt) + 1) if i not in shown) if gt else []
+    if lacking:
+        warn(f"{source}: no output frame for ground-truth frame{'s' if len(lacking) > 1 else ''} "
+             f"{_span(lacking)}: {len(gt) - sum(i in gt for i in lacking)} of {len(gt)} frames scored")
+    unmatched = sorted(i for i in shown if i not in gt)
+    if unmatched:
+        warn(f"{args.gt}: the ground truth has no frame {_span(unmatched)}: {len(shown) - len(unmatched)} of the "
+             f"{len(shown)} output frames scored")
     sizes = {f.shape[:2] for f in gt.values()}
     for size in sizes if pred else ():
         check_same_view(pred[0].shape, size, args.gt)
