@@ -228,3 +228,24 @@ def test_report_cli_scores_a_larger_ground_truth_at_the_runs_size(tmp_path, monk
                         lambda o, gt_frames=None, **kw: seen.update(gt_frames) or real(o, gt_frames=gt_frames, **kw))
     assert main(["report", str(out), "--gt", str(tmp_path / "gt2")]) == 0
     assert len(seen) == N and {f.shape[:2] for f in seen.values()} == {gt[0].shape[:2]}
+
+
+def test_report_gt_scores_the_output_against_that_ground_truth(tmp_path, capsys):
+    """`report OUT --gt X` scored only the peers against X: a run without metrics.json got no per-frame section,
+    and one with metrics.json showed its numbers against other frames (26 frames beside the peer's 13)."""
+    import re
+
+    out = tmp_path / "run"
+    gt = make_run_folder(out, gt=False)
+    write_frames([gt[i] for i in range(N)], tmp_path / "case")
+    assert main(["report", str(out), "--gt", str(tmp_path / "case")]) == 0
+    text = (out / REPORT_NAME).read_text()
+    assert 'id="metrics-plot"' in text  # scored here, with no metrics.json
+    write_frames([gt[i] for i in range(15)], tmp_path / "half")
+    (out / "metrics.json").write_text(json.dumps(evaluate([gt[i] for i in range(N)], gt, KEYS)))  # other numbers
+    assert main(["report", str(out), "--gt", str(tmp_path / "half")]) == 0
+    page = (out / REPORT_NAME).read_text()
+    table = page[page.index("held-out PSNR (dB)"):]
+    table = re.sub(r"<[^>]+>", " ", table[:table.index("</table>")])
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"\b(sparsevid|dis_flow)\s+\S+\s+\S+\s+\S+\s+(\d+)", table)}
+    assert rows == {"sparsevid": "13", "dis_flow": "13"}, rows  # frames 0-14 less the inputs 0 and 9

@@ -28,7 +28,7 @@ import io
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -454,8 +454,24 @@ def _flow_peer(f: RunFolder, gt: Mapping[int, np.ndarray]) -> dict[str, list[np.
     return {"dis_flow": dis_flow(keys, n)}
 
 
+def _scored_against(f: RunFolder, gt: Mapping[int, np.ndarray]) -> dict | None:
+    """The run's output frames scored against ``gt`` (:func:`~sparsevid.eval.metrics.evaluate`, paired by source
+    frame), so that the page scores sparsevid against the same frames as its peers; None without frames/ or
+    without a frame in common (the page then shows ``metrics.json``)."""
+    from sparsevid.eval.metrics import evaluate
+
+    numbers = sorted(f.frame_files)
+    source = [f.source_index(k) for k in numbers]
+    if not numbers or not any(s in gt for s in source if s is not None):
+        return None
+    return evaluate(f.frames(), gt, f.input_indices, source_index=source)
+
+
 def _metrics_section(f: RunFolder, gt: Mapping[int, np.ndarray] | None,
                      peer_frames: Mapping[str, Sequence[np.ndarray]] | None) -> str | None:
+    scored = _scored_against(f, gt) if gt else None
+    if scored is not None:  # this page's ground truth, not whichever metrics.json was scored against
+        f = replace(f, metrics={**(f.metrics or {}), **scored})
     per_frame = (f.metrics or {}).get("per_frame")
     if not isinstance(per_frame, dict) or not per_frame:
         return None
