@@ -304,9 +304,9 @@ def test_scene_to_video_end_to_end(tmp_path):
 
 
 def test_mp4_is_the_same_file_for_the_same_frames(tmp_path):
-    """The same frames give the same file, every time (x264 read unset padding bytes of a 424-sample chroma row
+    """848x480 frames give the same file, every time (x264 read unset padding bytes of a 424-sample chroma row
     in a 432-byte line: two encodings of a run's frames differed by up to 20 levels); the coded picture is
-    cropped back to the frames' size."""
+    cropped back to the frames' size. (Smaller frames are not always coded alike: README, BENCHMARKS session 39.)"""
     import hashlib
 
     from sparsevid.data.load import demo_path

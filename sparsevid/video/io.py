@@ -123,7 +123,9 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
-    The same frames give the same file (see :data:`CODED_WIDTH_MULTIPLE`).
+    The same frames usually give the same file (see :data:`CODED_WIDTH_MULTIPLE`), but not always: x264 coded
+    160x90 and 424x240 frames into two different files over eight encodings in one process (BENCHMARKS.md,
+    session 39); compare frames, not files.
     Odd widths/heights are padded to even by repeating the last row/column (yuv420p needs even sizes; a decoder
     shows the extra row/column), with an info line
     naming ``path`` unless ``announce_padding`` is off (a video made for a page, not for the user).
