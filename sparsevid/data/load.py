@@ -17,7 +17,7 @@ from sparsevid.data.images import IMAGE_EXTS, list_image_files, read_images_fold
 from sparsevid.data.nerfstudio import read_transforms
 from sparsevid.data.scene import Scene
 from sparsevid.data.timebase import parse_fps
-from sparsevid.data.video import VIDEO_EXTS, TimePoint, is_video_file, read_video
+from sparsevid.data.video import VIDEO_EXTS, TimePoint, is_video_file, parse_window, read_video
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
 
@@ -171,7 +171,8 @@ def from_first_frame(scene: Scene, where: Path) -> Scene:
 
 
 def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,
-               start: TimePoint | None = None, end: TimePoint | None = None, renumber: bool = True) -> Scene:
+               start: TimePoint | float | str | None = None, end: TimePoint | float | str | None = None,
+               renumber: bool = True) -> Scene:
     """Load any supported input (see the module doc) as a :class:`Scene`.
 
     Args:
@@ -181,7 +182,8 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
             None: every frame the loader marks as input is an input.
         fps: frames per second; None reads it from the video stream or ``frames_meta.json``
             (``fps`` key) or transforms.json, else 30.
-        start, end: a window of a video input (``--start``/``--end``, see
+        start, end: a window of a video input, as ``--start``/``--end`` take it: seconds (``2.5``), a frame
+            number (``"f75"``) or a parsed :class:`~sparsevid.data.video.TimePoint` (see
             :func:`~sparsevid.data.video.parse_time`): only it is decoded, and frame indices (so
             ``keyframes``) count from its first frame. Any other input refuses them.
         renumber: number the frames from the first one (0), as :func:`from_first_frame` says; False keeps
@@ -191,6 +193,9 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
         A :class:`Scene` with at least 2 input frames, sorted by index.
     """
     path = Path(path).expanduser()
+    if not all(t is None or isinstance(t, TimePoint) for t in (start, end)):  # seconds or "f75", as the flags
+        start, end = parse_window(*(None if t is None else t.text if isinstance(t, TimePoint) else str(t)
+                                    for t in (start, end)))
     scene = _detect_and_read(path, start, end)
     scene = apply_keyframes(scene, keyframes, where=path)
     if renumber:

@@ -46,11 +46,11 @@ PROMPT_CACHE_NAME = "sparsevid_prompt_embeds.safetensors"
 
 
 def _where_to_put(repo_id: str, folder: Path | None = None, offer_download: bool = False) -> str:
-    local = f"hf download {repo_id} --local-dir {folder}" if folder else \
-        f"hf download {repo_id} --local-dir DIR and pass DIR"
+    local = f"`hf download {repo_id} --local-dir {folder}`" if folder else \
+        f"`hf download {repo_id} --local-dir DIR` and pass DIR"
     fetch = " (or let sparsevid fetch them: --fixer.options '{allow_download: true}')" if offer_download else ""
     return (f"download them into the Hugging Face cache with `hf download {repo_id}`, or to a "
-            f"folder with `{local}`{fetch}; {LICENSE_NOTE}")
+            f"folder with {local}{fetch}; {LICENSE_NOTE}")
 
 
 def looks_like_repo_id(s: str) -> bool:
