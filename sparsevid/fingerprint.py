@@ -72,9 +72,25 @@ def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: 
     return {"config": json.loads(json.dumps(cfg, default=str)), "inputs": files}
 
 
+#: settings that change nothing a run computes: compared as if equal (a finished clip is not redone for them)
+OUTPUT_ONLY_KEYS = ("write_report",)
+
+
+def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flattened settings as they act: ``device: auto`` as the device it resolves to here (``auto`` and ``cpu`` on
+    a machine without a GPU are one run), :data:`OUTPUT_ONLY_KEYS` left out."""
+    out = {k: v for k, v in flat.items() if k not in OUTPUT_ONLY_KEYS}
+    if out.get("device") == "auto":
+        from sparsevid.devices import cuda_available
+
+        out["device"] = "cuda" if cuda_available() else "cpu"
+    return out
+
+
 def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[str]]:
-    """(changed config keys as 'key: old -> new', changed input files) between two fingerprints."""
-    a, b = _flatten(old.get("config", {})), _flatten(new.get("config", {}))
+    """(changed config keys as 'key: old -> new', changed input files) between two fingerprints (settings as they
+    act, :func:`_comparable`)."""
+    a, b = _comparable(_flatten(old.get("config", {}))), _comparable(_flatten(new.get("config", {})))
     cfg = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     files = []
     oi, ni = old.get("inputs", {}), new.get("inputs", {})

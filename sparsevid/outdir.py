@@ -48,8 +48,12 @@ def _resolved(p: str | Path) -> Path:
     return Path(p).expanduser().resolve()
 
 
-def os_error(e: OSError, path: str | Path, doing: str) -> SparsevidError:
-    """An OSError met while ``doing`` something to ``path``, as a one-line error with a fix."""
+def os_error(e: OSError, path: str | Path, doing: str, elsewhere: str = "choose another -o") -> SparsevidError:
+    """An OSError met while ``doing`` something to ``path``, as a one-line error with a fix; ``elsewhere``: how
+    the command writes to another place (``eval`` has ``--metrics``, ``report`` none). A temporary file of an
+    atomic write (``.tmp-*``) is named by its folder: the user never sees it."""
+    if Path(str(path)).name.startswith(TMP_PREFIX):
+        path = Path(str(path)).parent
     fixes = {
         errno.EROFS: "the file system is read-only -> choose an -o on a writable disk",
         errno.EACCES: "permission denied -> choose an -o you can write to",
@@ -61,6 +65,8 @@ def os_error(e: OSError, path: str | Path, doing: str) -> SparsevidError:
     }
     what = fixes.get(e.errno, f"{e.strerror or e} -> check the path and choose another -o if needed")
     msg, fix = what.split(" -> ", 1)
+    if elsewhere != "choose another -o" and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        fix = elsewhere
     return SparsevidError(f"cannot {doing}: {msg}", fix=fix, path=path)
 
 

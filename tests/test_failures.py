@@ -965,3 +965,37 @@ def test_ctrl_c_outside_training_is_recorded_and_the_report_names_the_input(tmp_
     assert [s["status"] for s in done["segments"]] == ["interrupted", "done"]
     assert "an earlier warning" in done["warnings"]
     assert done["stage_seconds"]["training"] >= info["segments"][0]["stage_seconds"]["training"]
+
+
+def test_os_error_names_the_folder_not_a_temporary_file_and_the_commands_own_way_out(tmp_path):
+    """`report` / `eval` on a read-only run folder named `.tmp-report-XXXX.html` and said "choose an -o", which
+    neither command has."""
+    from sparsevid.outdir import os_error
+
+    e = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "run" / ".tmp-report-1234.html"))
+    line = os_error(e, e.filename, "finish `sparsevid report`",
+                    "copy the run folder where you can write and run report on the copy").one_line()
+    assert line.startswith(f"{tmp_path / 'run'}: cannot finish `sparsevid report`: the file system is read-only")
+    said = line[len(str(tmp_path / "run")):]
+    assert ".tmp-" not in line and " -o" not in said
+    full = os_error(OSError(errno.ENOSPC, "No space left", "x"), "x", "write", "pass --metrics PATH").one_line()
+    assert "free some space" in full  # a full disk is not helped by writing elsewhere on it
+    assert "choose another -o" in os_error(OSError(errno.EACCES, "denied", "y"), "y", "write").one_line() or \
+        "choose an -o" in os_error(OSError(errno.EACCES, "denied", "y"), "y", "write").one_line()
+
+
+def test_settings_that_change_nothing_computed_do_not_make_another_run():
+    """`batch --device cpu` after a batch with device auto (which ran on the CPU here), or `--no-write-report`,
+    made every finished clip "made with other settings"; --overwrite then redid them all."""
+    from sparsevid.devices import cuda_available
+    from sparsevid.fingerprint import _differences
+
+    def fp(**cfg):
+        return {"config": {"device": "auto", "write_report": True, "seed": 0, **cfg}, "inputs": {}}
+
+    here = "cuda" if cuda_available() else "cpu"
+    elsewhere = "cpu" if here == "cuda" else "cuda"
+    assert _differences(fp(), fp(device=here)) == ([], [])
+    assert _differences(fp(), fp(write_report=False)) == ([], [])
+    assert _differences(fp(), fp(device=elsewhere))[0] == [f"device: {here!r} -> {elsewhere!r}"]
+    assert _differences(fp(), fp(seed=1))[0] == ["seed: 0 -> 1"]

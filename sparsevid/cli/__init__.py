@@ -105,8 +105,11 @@ def _run_command(args) -> int:
     except OSError as e:  # last-resort net: a file system error no stage turned into a message
         from sparsevid.outdir import os_error
 
-        error(os_error(e, e.filename if e.filename is not None else "?", f"finish `sparsevid {args.command}`")
-              .one_line())
+        elsewhere = {"eval": "write the scores elsewhere with --metrics PATH",
+                     "report": "copy the run folder where you can write and run report on the copy"
+                     }.get(args.command, "choose another -o")
+        error(os_error(e, e.filename if e.filename is not None else "?", f"finish `sparsevid {args.command}`",
+                       elsewhere).one_line())
         return 2
     except KeyboardInterrupt as e:
         if getattr(e, "checkpoint", None) is not None:  # trainer.TrainingInterrupted (no torch import here)
