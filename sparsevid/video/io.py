@@ -1,6 +1,7 @@
 """Video and frame files: H.264 MP4 through PyAV (no system ffmpeg), PNG frames, all written atomically."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -113,6 +114,31 @@ def check_video_config(cfg: VideoConfig) -> None:
 CODED_WIDTH_MULTIPLE = 64
 
 
+#: x264's instruction sets named as its ``asm`` parameter takes them (cumulative: "AVX2" includes AVX, FMA3, BMI2 and
+#: the SSE levels), and the speed hints its own detection sets on such a CPU
+X264_WITHOUT_AVX512 = "AVX2,SSE2Fast,Cache64"
+
+
+@functools.lru_cache(maxsize=1)
+def x264_asm() -> str:
+    """The ``x264-params`` entry that keeps x264 off its AVX-512 code on a CPU that has it (empty elsewhere).
+
+    On such a CPU (measured on an AMD EPYC with avx512f) x264's AVX-512 path coded the same frames into different
+    files from one encoding to the next in a process (424x240: 4 files over 8 encodings, up to 16 grey levels
+    apart decoded; 160x90: 3), and into other bits than its AVX2 path even when it repeated itself; with AVX2 as the
+    highest set, every size gave one file, and 848x480 the same bits as before (BENCHMARKS.md, session 39). The
+    instruction sets are read from ``/proc/cpuinfo``; where that is missing or the CPU lacks any of AVX2, FMA3,
+    BMI1, BMI2 (which the "AVX2" set enables), x264 detects its own."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    if "avx512f" in flags and {"avx2", "fma", "bmi1", "bmi2"} <= flags:
+        return ":asm=" + X264_WITHOUT_AVX512
+    return ""
+
+
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
                 crf: int = VideoConfig.crf, preset: str = VideoConfig.preset, announce_padding: bool = True) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
@@ -123,9 +149,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
 
     ``fps`` is stored exactly as a rational (29.97 -> 30000/1001; see
     :func:`~sparsevid.data.timebase.fps_fraction`); frame ``k`` has pts ``k`` in a ``1/fps`` time base.
-    The same frames usually give the same file (see :data:`CODED_WIDTH_MULTIPLE`), but not always: x264 coded
-    160x90 and 424x240 frames into two different files over eight encodings in one process (BENCHMARKS.md,
-    session 39); compare frames, not files.
+    The same frames give the same file (see :data:`CODED_WIDTH_MULTIPLE` and :func:`x264_asm`).
     Odd widths/heights are padded to even by repeating the last row/column (yuv420p needs even sizes; a decoder
     shows the extra row/column), with an info line
     naming ``path`` unless ``announce_padding`` is off (a video made for a page, not for the user).
@@ -154,7 +178,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
             stream.time_base = 1 / rate
             stream.codec_context.time_base = 1 / rate
             crop = f":crop-rect=0,0,{coded - width},0" if coded != width else ""  # decoders show width x height
-            stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS + crop}
+            stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS + crop + x264_asm()}
             for k, img in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(pad_edges(img, height, coded)), format="yuv420p")
                 vf.pts = k
