@@ -597,7 +597,7 @@ def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
                 write_failed(cfg.output, e.one_line(), warnings, state["identity"])
             raise
         except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM in any stage: run.json says where (and in training, the
-            if state:                   # step of the checkpoint saved, train_stage's ``e.training``)
+            if "timer" in state:        # step of the checkpoint saved, train_stage's ``e.training``)
                 seconds, training = dict(state["timer"].seconds), getattr(e, "training", None)
                 if training is not None:
                     seconds["training"] = training[2]  # without its progressive rounds' fixing
@@ -818,6 +818,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     if cfg.write_report:  # not "done" until the report is written: a run stopped while writing it is resumed
         run_info["status"] = run_info["segments"][-1]["status"] = "reporting"
     write_json(out / "run.json", run_info)
+    state.pop("timer", None)  # run.json is the run's own from here ("reporting": a stop leaves it as it is)
     if cfg.write_report:  # it reads run.json, so it comes after; its time is then added to run.json
         t_report = time.perf_counter()
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}

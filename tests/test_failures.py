@@ -999,3 +999,20 @@ def test_settings_that_change_nothing_computed_do_not_make_another_run():
     assert _differences(fp(), fp(write_report=False)) == ([], [])
     assert _differences(fp(), fp(device=elsewhere))[0] == [f"device: {here!r} -> {elsewhere!r}"]
     assert _differences(fp(), fp(seed=1))[0] == ["seed: 0 -> 1"]
+
+
+def test_ctrl_c_while_the_report_is_written_keeps_the_finished_runs_record(tmp_path, tiny_ds, capsys, monkeypatch):
+    """The run's record is complete once it reaches its report ("reporting"): an interruption there must not
+    replace it with an interrupted segment (the next --resume writes the report only)."""
+    import sparsevid.report as report
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", ctrl_c)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "--no-video",
+                       "-o", out], capsys)
+    assert rc == 130, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "reporting" and info["num_frames"] == 30 and "stage" not in info
