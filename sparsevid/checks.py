@@ -25,6 +25,18 @@ def check_positive(value, flag: str, example: str, integer: bool = False) -> Non
         raise SparsevidError(f"{flag} must be {kind}, got {value}", fix=f"pass e.g. {flag} {example}")
 
 
+def check_train_config(cfg) -> None:
+    """One-line errors for training settings (a :class:`~sparsevid.gaussians.trainer.TrainConfig`) the trainer
+    cannot use: it failed on them with a traceback (``--train.init.random-points 0``: no Gaussian to start from)."""
+    check_positive(cfg.max_gaussians, "--train.max-gaussians", "1000000", integer=True)
+    init = cfg.init
+    check_positive(init.random_points, "--train.init.random-points", "20000", integer=True)
+    if not isinstance(init.min_points, int) or init.min_points < 0:
+        raise SparsevidError(f"--train.init.min-points must be a whole number >= 0, got {init.min_points}",
+                             fix="pass e.g. --train.init.min-points 100")
+    check_positive(init.init_scale, "--train.init.init-scale", "1.0")
+
+
 def check_run_config(cfg: "RunConfig") -> None:
     """Raise a one-line :class:`SparsevidError` for a setting that cannot work.
 
@@ -44,6 +56,7 @@ def check_run_config(cfg: "RunConfig") -> None:
         if rate is not None:
             parse_fps(rate, flag)
     check_positive(cfg.train.steps, "--steps", "2000", integer=True)
+    check_train_config(cfg.train)
     check_positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
     check_positive(cfg.path.duration, "--duration", "1.0")
     if cfg.path.fps is not None and not isinstance(cfg.path.fps, str):

@@ -453,6 +453,26 @@ def progressive_updater(views: list[TrainView], path: PathFrames, und: Undistort
                               _canvas_Ks(path, und)[targets], config)
 
 
+def check_checkpoint_cameras(trainer: Trainer, scene: Scene, path: Path) -> None:
+    """Refuse a ``--ckpt`` trained on other inputs or in another world than this run's posed ``scene``: its input
+    views' cameras must be the scene's (a checkpoint of another clip rendered its Gaussians into this one's video;
+    poses estimated again, without the checkpoint's ``--poses-from``, are another world).
+
+    Raises:
+        SparsevidError: another number of inputs, or cameras that differ by more than 1e-4 of the path's extent.
+    """
+    views = [v for v in trainer.views if v.kind == "input"]
+    ours = scene.c2ws()
+    extent = max(float(np.ptp(ours[:, :3, 3], axis=0).max()), 1e-6)
+    same = len(views) == len(ours) and np.allclose(np.stack([v.c2w for v in views]), ours, atol=1e-4 * extent,
+                                                   rtol=0)
+    if not same:
+        raise SparsevidError(f"the checkpoint was trained on {len(views)} input views whose cameras are not this "
+                             f"run's {len(ours)} inputs (another clip, other key frames or poses in another world)",
+                             path=path, fix="give the --poses-from and --keyframes its training used (a run's "
+                                            "OUT/poses/transforms.json), or drop --skip-training to train again")
+
+
 def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: Undistorter,
                 path: PathFrames, out: Path, timer: log.StageTimer, fixer: Fixer | None,
                 rounds: list[dict] | None = None) -> Trainer:
@@ -460,7 +480,9 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     resumable. ``rounds``: where what each progressive round of this segment did is listed (round, step,
     pseudo views, mean confidence)."""
     if cfg.ckpt is not None:
-        return Trainer.from_checkpoint(cfg.ckpt, device)
+        trainer = Trainer.from_checkpoint(cfg.ckpt, device)
+        check_checkpoint_cameras(trainer, scene, cfg.ckpt)
+        return trainer
     ckpt_dir = out / "train"
     ckpt_dir.mkdir(exist_ok=True)
     views = input_views(scene, train_und)
@@ -670,8 +692,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
                  f"{len(scene.gt_frames)} ground-truth frames; " +
-                 (f"training at scale {train_scale:g} on {device}" if model is None else
-                  f"rendering the given model at scale {cfg.scale:g}"))
+                 (f"training at scale {train_scale:g} on {device}" if model is None and cfg.ckpt is None else
+                  f"rendering the given {'model' if model is not None else 'checkpoint'} at scale {cfg.scale:g}"))
         train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
         out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
         capped = out_und.capped_warning or train_und.capped_warning

@@ -237,22 +237,24 @@ class _Payload:
 
 
 # ---- 11. checkpoints load no code -------------------------------------------------------------
-def test_pickled_checkpoint_is_refused_and_never_unpickled(tmp_path, capsys):
+def test_pickled_checkpoint_is_refused_and_never_unpickled(tmp_path, tiny_ds, capsys):
     marker = tmp_path / "pwned"
     run = tmp_path / "trained"
     run.mkdir()
+    (run / ".sparsevid-train").touch()  # a train folder (of an older sparsevid: a pickled checkpoint)
     for name in (CHECKPOINT_NAME, "checkpoint.pt"):
         torch.save({"step": 1, "payload": _Payload(marker)}, run / name)
     with pytest.raises(Exception) as exc:
         Trainer.from_checkpoint(run / CHECKPOINT_NAME, device="cpu")
     assert type(exc.value).__name__ == "SparsevidError" and "pickle" in str(exc.value)
     before = snapshot(tmp_path)
-    rc, err = run_cli(["train", run, "-o", run, "--resume", "--device", "cpu"], capsys)
+    rc, err = run_cli(["train", tiny_ds, "-o", run, "--resume", "--device", "cpu"], capsys)
     assert_one_line_error(rc, err, "pickle", "refusing")
+    before[str((run / ".sparsevid-lock").relative_to(tmp_path))] = hashlib.sha1(b"").hexdigest()  # train's lock
     assert snapshot(tmp_path) == before
     (run / CHECKPOINT_NAME).unlink()  # only the old name left: still refused, not silently retrained
     before = snapshot(tmp_path)
-    rc, err = run_cli(["train", run, "-o", run, "--resume", "--device", "cpu"], capsys)
+    rc, err = run_cli(["train", tiny_ds, "-o", run, "--resume", "--device", "cpu"], capsys)
     assert_one_line_error(rc, err, "checkpoint.pt", "pickle")
     assert not marker.exists()
     assert snapshot(tmp_path) == before
@@ -1016,3 +1018,54 @@ def test_ctrl_c_while_the_report_is_written_keeps_the_finished_runs_record(tmp_p
     assert rc == 130, err
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "reporting" and info["num_frames"] == 30 and "stage" not in info
+
+
+def test_a_checkpoint_of_other_cameras_is_refused_with_skip_training(tmp_path, tiny_ds, capsys):
+    """`run --ckpt X --skip-training` rendered a checkpoint of another clip (or of the same frames in another world)
+    into this video without a word; the run's own checkpoint still renders."""
+    base = ["--device", "cpu", "--keyframes", "0,9,19,29", "--no-video", "--no-write-report"]
+    rc, err = run_cli(["run", tiny_ds, "-o", tmp_path / "a", "--steps", "5", *base], capsys)
+    assert rc == 0, err
+    ck = tmp_path / "a" / "train" / CHECKPOINT_NAME
+    rc, err = run_cli(["run", tiny_ds, "-o", tmp_path / "b", "--ckpt", ck, "--skip-training", *base], capsys)
+    assert rc == 0, err
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_ds, moved)
+    meta = json.loads((moved / "transforms.json").read_text())
+    for fr in meta["frames"]:
+        fr["transform_matrix"][0][3] += 0.5  # the same frames in another world
+    (moved / "transforms.json").write_text(json.dumps(meta))
+    rc, err = run_cli(["run", moved, "-o", tmp_path / "c", "--ckpt", ck, "--skip-training", *base], capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 2 and "Traceback" not in err and "rendering the given checkpoint" in err, err
+    assert "the checkpoint was trained on 4 input views whose cameras are not this run's 4" in last
+    assert "--poses-from" in last
+
+
+def test_train_guards_its_output_folder_and_resumes_only_the_same_training(tmp_path, tiny_ds, capsys):
+    """`train` had no output-folder protection (a second train replaced a finished one, wrote into its input or a
+    run folder) and `--resume` ignored the input and every setting but --steps."""
+    out = tmp_path / "t"
+    base = ["train", tiny_ds, "-o", out, "--device", "cpu"]
+    rc, err = run_cli(base + ["--steps", "3"], capsys)
+    assert rc == 0, err
+    summary = (out / "train_summary.json").read_text()
+    rc, err = run_cli(base + ["--steps", "3"], capsys)
+    assert_one_line_error(rc, err, "already holds a run", "--overwrite")
+    rc, err = run_cli(base + ["--resume", "--train.ssim-weight", "0.9"], capsys)
+    assert_one_line_error(rc, err, "options differ: train.ssim_weight: 0.2 -> 0.9")
+    rc, err = run_cli(base + ["--resume", "--steps", "2"], capsys)
+    assert_one_line_error(rc, err, "the checkpoint is at step 3, past --steps 2")
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0 and "is finished (3 steps): nothing to do" in err, err
+    assert (out / "train_summary.json").read_text() == summary  # not replaced by an empty segment's
+    rc, err = run_cli(base + ["--resume", "--steps", "5"], capsys)
+    assert rc == 0 and "resuming at step 3/5" in err, err
+    assert json.loads((out / "train_summary.json").read_text())["total_steps_trained"] == 5
+    before = snapshot(tmp_path)
+    rc, err = run_cli(["train", tiny_ds, "-o", tiny_ds, "--device", "cpu", "--steps", "2"], capsys)
+    assert rc == 2 and "Traceback" not in err, err
+    rc, err = run_cli(base[:3] + [tmp_path / "t", "--device", "cpu", "--overwrite", "--steps", "2",
+                                  "--train.init.random-points", "0"], capsys)
+    assert_one_line_error(rc, err, "--train.init.random-points must be a positive integer")
+    assert snapshot(tmp_path) == before

@@ -113,14 +113,15 @@ def test_resume_bitwise_against_uninterrupted(tiny, tmp_path):
         assert torch.allclose(a.params[k], c.params[k], atol=1e-6, rtol=0), k
 
 
-def test_train_cli_resume_with_steps_rescales_the_schedule(tiny, tmp_path, monkeypatch):
+def test_train_cli_resume_with_steps_rescales_the_schedule(tiny_scene, tmp_path, monkeypatch):
     """``sparsevid train --resume --steps N``: densification and SH schedule of a Trainer built for N steps."""
     from sparsevid.cli import main
+    from sparsevid.data.nerfstudio import write_transforms
 
-    views, pts, cols = tiny
-    cfg = TrainConfig(steps=10, quiet=True)
-    first = Trainer(cfg, views, pts, cols, device="cpu", run_dir=tmp_path)
-    first.train()  # checkpoint at the end (run_dir set)
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    write_transforms(tiny_scene, ds / "transforms.json", write_images=True)
+    assert main(["-q", "train", str(ds), "-o", str(out), "--steps", "10", "--device", "cpu"]) == 0
+    first = Trainer.from_checkpoint(out / CHECKPOINT_NAME, device="cpu")
     resumed = []
 
     class Stop(Exception):
@@ -132,9 +133,11 @@ def test_train_cli_resume_with_steps_rescales_the_schedule(tiny, tmp_path, monke
 
     monkeypatch.setattr(Trainer, "train", capture)
     with pytest.raises(Stop):
-        main(["train", str(tmp_path), "-o", str(tmp_path), "--resume", "--steps", "400", "--device", "cpu"])
+        main(["train", str(ds), "-o", str(out), "--resume", "--steps", "400", "--device", "cpu"])
     got = resumed[0]
-    want = Trainer(dataclasses.replace(cfg, steps=400), views, pts, cols, device="cpu")
+    views = [v for v in got.views if v.kind == "input"]
+    want = Trainer(dataclasses.replace(first.cfg, steps=400), views, tiny_scene.points, tiny_scene.point_colors,
+                   device="cpu")
     assert got.sh_interval == want.sh_interval != first.sh_interval
     for k in ("refine_start_iter", "refine_stop_iter", "refine_every", "reset_every"):
         assert getattr(got.strategy, k) == getattr(want.strategy, k), k

@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="cap on the long side of the training images in pixels (default: 1280 on cuda, 640 on "
                         "cpu, applied to the default --train-scale); 0 = no cap")
     p.add_argument("--keyframes", type=str, default=None, help="input frame indices, e.g. 0,9,19,29")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.safetensors (the same input and settings: checked)")
+    p.add_argument("--overwrite", action="store_true", help="replace the training in OUT")
     from sparsevid.gaussians.trainer import TrainConfig
 
     add_flags(p, train_flags(), titles=section_titles(TrainConfig, "train"))
@@ -46,11 +48,21 @@ def train_flags():
     }, prefix="train")
 
 
+#: what `train` writes into OUT (``--overwrite`` removes these and nothing else)
+OUTPUTS = ("checkpoint.safetensors", "point_cloud.ply", "train_summary.json", "fingerprint.json")
+MARKER = ".sparsevid-train"
+
+
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.gaussians.ply import save_ply
-    from sparsevid.devices import resolve_device
+    import contextlib
+
     from sparsevid.data.load import load_scene, parse_keyframes
+    from sparsevid.devices import resolve_device
+    from sparsevid.fingerprint import check_or_write, run_fingerprint
+    from sparsevid.gaussians.ply import save_ply
     from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, find_checkpoint, views_from_scene
+    from sparsevid.io_utils import jsonable, write_json
+    from sparsevid.outdir import prepare_output
     from sparsevid.pipeline import RunConfig, training_scale
 
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
@@ -63,27 +75,50 @@ def run(args: argparse.Namespace) -> int:
     if args.max_train_side is not None and args.max_train_side < 0:
         raise SparsevidError(f"--max-train-side must be >= 0 pixels (0 = no cap), got {args.max_train_side}",
                              fix="pass e.g. --max-train-side 1280")
-    device = resolve_device(args.device)
-    out: Path = args.out
-    if args.resume:
-        ck = find_checkpoint(out)  # an old pickled checkpoint: a one-line error
-        if ck is None:
-            raise SparsevidError("nothing to resume", fix="drop --resume to start a new run", path=out / CHECKPOINT_NAME)
-        trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=cfg.steps)
-        info(f"resuming at step {trainer.step}/{trainer.total_steps}")
-    else:
-        scene = load_scene(args.input, keyframes=keyframes)
-        scale = training_scale(RunConfig(train_scale=args.scale, max_train_side=args.max_train_side),
-                               scene.image_size, device)
-        views = views_from_scene(scene, scale=scale)
-        trainer = Trainer(cfg, views, scene.points, scene.point_colors, device=device, run_dir=out)
-        info(f"training {len(views)} views at {views[0].width}x{views[0].height} on {device.type}, "
-             f"{trainer.num_gaussians} initial Gaussians, {trainer.total_steps} steps")
-    summary = trainer.train()
-    ply = save_ply(out / "point_cloud.ply", dict(trainer.params))
-    from sparsevid.io_utils import write_json
+    from sparsevid.checks import check_train_config
 
-    write_json(out / "train_summary.json", summary, indent=2)
-    info(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['steps_per_s']:.1f} it/s), "
-         f"PSNR {summary['psnr']:.2f} dB, {summary['gaussians']} Gaussians -> {ply}")
+    check_train_config(cfg)
+    device = resolve_device(args.device)
+    if not Path(args.input).expanduser().exists():
+        raise SparsevidError("input not found", path=args.input,
+                             fix="give a posed scene: a COLMAP dataset or a transforms.json (sparsevid poses writes one)")
+    out: Path = args.out
+    with contextlib.ExitStack() as hold:  # the folder's lock, held while train writes it
+        prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,), resume=args.resume,
+                       overwrite=args.overwrite, hold=hold)  # before any work
+        trainer = None
+        if args.resume:  # the checkpoint first: an old pickled one is a one-line error before anything is written
+            ck = find_checkpoint(out)
+            if ck is None:
+                raise SparsevidError("nothing to resume", fix="drop --resume to start a new run",
+                                     path=out / CHECKPOINT_NAME)
+            trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=cfg.steps)
+        scene = load_scene(args.input, keyframes=keyframes)
+        settings = {"train": {k: v for k, v in jsonable(cfg).items() if k != "steps"},  # --steps may grow
+                    "keyframes": keyframes, "train_scale": args.scale, "max_train_side": args.max_train_side,
+                    "device": args.device}
+        check_or_write(out, run_fingerprint(settings, {"input": args.input}, out), args.resume)
+        if trainer is not None:
+            if trainer.step >= trainer.total_steps:
+                if trainer.step > trainer.total_steps:
+                    raise SparsevidError(f"the checkpoint is at step {trainer.step}, past --steps "
+                                         f"{trainer.total_steps}", path=ck,
+                                         fix=f"give --steps above {trainer.step}, or leave it out")
+                info(f"the training in {out} is finished ({trainer.step} steps): nothing to do "
+                     "(--steps N above it trains on)")
+                return 0
+            info(f"resuming at step {trainer.step}/{trainer.total_steps}")
+        else:
+            scale = training_scale(RunConfig(train_scale=args.scale, max_train_side=args.max_train_side),
+                                   scene.image_size, device)
+            views = views_from_scene(scene, scale=scale)
+            trainer = Trainer(cfg, views, scene.points, scene.point_colors, device=device, run_dir=out)
+            info(f"training {len(views)} views at {views[0].width}x{views[0].height} on {device.type}, "
+                 f"{trainer.num_gaussians} initial Gaussians, {trainer.total_steps} steps")
+        summary = trainer.train()
+        ply = save_ply(out / "point_cloud.ply", dict(trainer.params))
+        summary["total_steps_trained"] = trainer.step  # this segment's steps are summary["steps"]
+        write_json(out / "train_summary.json", summary, indent=2)
+        info(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['steps_per_s']:.1f} it/s), "
+             f"PSNR {summary['psnr']:.2f} dB, {summary['gaussians']} Gaussians -> {ply}")
     return 0
