@@ -580,6 +580,15 @@ def test_required_weights_missing_fail_before_any_work(tmp_path, four, capsys, m
     (["--keyframes", " "], ["--keyframes is empty"]),
     (["--focal", "-3"], ["--focal"]),
     (["--pose.pair-init-trials", "0"], ["--pose.pair-init-trials must be a positive integer, got 0"]),
+    # these were tracebacks (pycolmap's check, a math domain error, a division by zero, min() of nothing) or an
+    # error after 19 attempts that blamed the frames
+    (["--pose.max-num-features", "0"], ["--pose.max-num-features must be a positive integer, got 0"]),
+    (["--pose.focal-search-hfov-deg", "200"], ["--pose.focal-search-hfov-deg must be fields of view between 1"]),
+    (["--pose.focal-search-hfov-deg", "0"], ["--pose.focal-search-hfov-deg", "got 0"]),
+    (["--pose.focal-search-hfov-deg", ""], ["--pose.focal-search-hfov-deg", "got nothing"]),
+    (["--pose.prior-hfov-deg", "0"], ["--pose.prior-hfov-deg must be fields of view"]),
+    (["--pose.prior-hfov-deg", "180"], ["--pose.prior-hfov-deg", "got 180"]),
+    (["--pose.max-image-size", "10"], ["--pose.max-image-size must be a whole number of pixels >= 64"]),
 ])
 def test_poses_argument_errors_before_any_work(tmp_path, four, capsys, args, needles):
     before = snapshot(tmp_path)

@@ -889,6 +889,17 @@ def check_pose_config(cfg: PoseConfig) -> None:
 
     check_positive(cfg.focal, "--focal", "600 (pixels)")
     check_positive(cfg.pair_init_trials, "--pose.pair-init-trials", "10", integer=True)
+    check_positive(cfg.max_num_features, "--pose.max-num-features", "8192", integer=True)
+    if not isinstance(cfg.max_image_size, int) or cfg.max_image_size < MIN_POSE_SIDE:
+        raise SparsevidError(f"--pose.max-image-size must be a whole number of pixels >= {MIN_POSE_SIDE}, got "
+                             f"{cfg.max_image_size}", fix="pass e.g. --pose.max-image-size 2000")
+    for flag, values in (("--pose.prior-hfov-deg", (cfg.prior_hfov_deg,)),
+                         ("--pose.focal-search-hfov-deg", tuple(cfg.focal_search_hfov_deg))):
+        if not values or not all(isinstance(v, (int, float)) and 1.0 <= v < 179.0 for v in values):
+            shown = ",".join(f"{v:g}" for v in values) or "nothing"
+            raise SparsevidError(f"{flag} must be fields of view between 1 and 179 degrees, got {shown}",
+                                 fix=f"pass e.g. {flag} " + ("80" if flag == "--pose.prior-hfov-deg" else
+                                                             "40,60,80,100,120"))
 
 
 def _check_degenerate(scene: Scene) -> None:
