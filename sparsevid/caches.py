@@ -116,12 +116,25 @@ def entries(env: Mapping[str, str] | None = None) -> list[CacheEntry]:
     return out
 
 
+def foreign_inductor_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """``TORCHINDUCTOR_CACHE_DIR`` when the user set it to a folder of their own (not ``<root>/inductor``, the one
+    :func:`configure` sets): it may hold other programs' files, so :func:`clear` leaves it alone."""
+    env = os.environ if env is None else env
+    given = env.get("TORCHINDUCTOR_CACHE_DIR")
+    if not given or Path(given).expanduser().resolve() == (cache_root(env) / "inductor").resolve():
+        return None
+    return Path(given)
+
+
 def clear(names: list[str] | None = None, env: Mapping[str, str] | None = None) -> list[CacheEntry]:
     """Delete the named caches (all when None); returns what was removed. Only sparsevid's own
-    files go: the inductor folder, gsplat's extension folder, the rasterizer's numba files."""
+    files go: the inductor folder (not one the user set, :func:`foreign_inductor_dir`), gsplat's extension folder,
+    the rasterizer's numba files."""
     removed = []
     for e in entries(env):
         if names is not None and e.name not in names or e.bytes == 0:
+            continue
+        if e.name == "inductor" and foreign_inductor_dir(env) is not None:
             continue
         if e.name == "numba":
             for p in _numba_files(e.path):

@@ -119,6 +119,15 @@ def test_cache_command_lists_and_clears_only_its_folders(tmp_path, monkeypatch, 
     assert main(["cache", "--clear", "bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown cache" in err[0]
+    assert main(["cache", "--clear", "bogus", "--build"]) == 2  # --build no longer skips the --clear check
+    capsys.readouterr()
+    mine = tmp_path / "my_inductor"  # TORCHINDUCTOR_CACHE_DIR set to a folder of the user's: never removed
+    (mine / "other").mkdir(parents=True)
+    (mine / "other" / "k.bin").write_bytes(b"keep")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(mine))
+    assert main(["cache", "--clear", "inductor"]) == 0
+    assert (mine / "other" / "k.bin").read_bytes() == b"keep"
+    assert "kept inductor" in capsys.readouterr().out
 
 
 def test_gsplat_build_is_found_where_torch_keeps_extensions(tmp_path):

@@ -25,23 +25,28 @@ def _mb(n: int) -> str:
 
 def run(args) -> int:
     caches.configure()
-    if args.build:
-        import torch
-
-        caches.build(cuda=torch.cuda.is_available())
-        return 0
-    if args.clear is not None:
+    if args.clear is not None:  # first: `--clear NAME --build` rebuilds what it cleared
         names = args.clear or None
         unknown = sorted(set(names or []) - {e.name for e in caches.entries()})
         if unknown:
             from sparsevid.errors import SparsevidError
 
             raise SparsevidError(f"unknown cache {', '.join(unknown)}", fix="name inductor, gsplat or numba")
+        own = caches.foreign_inductor_dir()
+        if own is not None and (names is None or "inductor" in names):
+            print(f"kept inductor: {own} is TORCHINDUCTOR_CACHE_DIR, a folder of yours that may hold other files "
+                  "(clear it yourself)")
         gone = caches.clear(names)
         for e in gone:
             print(f"cleared {e.name}: {e.path} ({_mb(e.bytes)})")
         if not gone:
             print("nothing to clear")
+        if not args.build:
+            return 0
+    if args.build:
+        import torch
+
+        caches.build(cuda=torch.cuda.is_available())
         return 0
     for e in caches.entries():
         print(f"{e.name:9s} {_mb(e.bytes):>10s}  {e.path}  -- {e.what}")
