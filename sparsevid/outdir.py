@@ -147,7 +147,7 @@ def remove_temporary_files(out: Path) -> int:
 
 def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
                    resume: bool = False, overwrite: bool = False,
-                   hold: contextlib.ExitStack | None = None) -> Path:
+                   hold: contextlib.ExitStack | None = None, resumable: bool = True) -> Path:
     """Make ``out`` ready for a command that writes ``outputs`` (names directly under ``out``).
 
     Args:
@@ -161,6 +161,7 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
         overwrite: remove the command's earlier outputs first.
         hold: where the folder's lock is kept: it is taken before anything else is looked at and released
             when ``hold`` closes (None: no lock, for a caller that does not go on writing).
+        resumable: whether the command has ``--resume`` (the error for a used folder names it only then).
 
     Raises:
         SparsevidError: the folder is someone else's, exists without --resume/--overwrite,
@@ -179,7 +180,7 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
             if hold is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 hold.enter_context(_lock(out))
-            _prepare_locked(out, marker, outputs, resume, overwrite)
+            _prepare_locked(out, marker, outputs, resume, overwrite, resumable)
         except BaseException:  # refused: what was made only for the lock goes again
             if hold is not None:
                 with contextlib.suppress(OSError):
@@ -193,7 +194,8 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
     return out
 
 
-def _prepare_locked(out: Path, marker: str, outputs: tuple[str, ...], resume: bool, overwrite: bool) -> None:
+def _prepare_locked(out: Path, marker: str, outputs: tuple[str, ...], resume: bool, overwrite: bool,
+                    resumable: bool = True) -> None:
     """:func:`prepare_output`'s checks and removals, once the lock is held."""
     contents = [p for p in out.iterdir()
                 if p.name not in (marker, LOCK_NAME) and not p.name.startswith(TMP_PREFIX)] if out.is_dir() else []
@@ -203,7 +205,8 @@ def _prepare_locked(out: Path, marker: str, outputs: tuple[str, ...], resume: bo
                              "refusing to touch it", fix="choose a new or empty -o folder", path=out)
     if contents and not (resume or overwrite):
         raise SparsevidError("the output folder already holds a run",
-                             fix="pass --resume to continue it, --overwrite to replace it, or choose another -o",
+                             fix=("pass --resume to continue it, --overwrite to replace it, or choose another -o"
+                                  if resumable else "pass --overwrite to replace it, or choose another -o"),
                              path=out)
     if resume and not contents:
         from sparsevid.log import info

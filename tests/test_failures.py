@@ -1078,3 +1078,14 @@ def test_train_guards_its_output_folder_and_resumes_only_the_same_training(tmp_p
                                   "--train.init.random-points", "0"], capsys)
     assert_one_line_error(rc, err, "--train.init.random-points must be a positive integer")
     assert snapshot(tmp_path) == before
+
+
+def test_poses_on_a_used_folder_does_not_suggest_resume(tmp_path, four, capsys, monkeypatch):
+    """`poses` into a folder it wrote said "pass --resume", which `poses` does not take."""
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / ".sparsevid-poses").touch()
+    (out / "transforms.json").write_text("{}")
+    rc, err = run_cli(["poses", four, "-o", out, "--keyframes", "0,9,19,29"], capsys)
+    assert_one_line_error(rc, err, "already holds a run", "--overwrite")
+    assert "--resume" not in err

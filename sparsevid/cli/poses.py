@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                              "the input", fix="choose another -o", path=out)
     with contextlib.ExitStack() as hold:  # the folder's lock, held while poses writes it
         prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
-                       overwrite=args.overwrite, hold=hold)  # fail before the expensive part
+                       overwrite=args.overwrite, hold=hold, resumable=False)  # fail before the expensive part
         return _estimate(args, out, cfg, keyframes, start, end)
 
 
