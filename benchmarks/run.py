@@ -204,6 +204,9 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None) -> Be
     if not cases and not synthetic and not real:
         raise SparsevidError("no cases given and ../shared/cases/ has none",
                              fix="pass case folders (or --cases-synthetic, --cases-real)")
+    if args.steps_override is not None and not args.steps_override > 0:
+        raise SparsevidError(f"--steps-override must be a positive number of steps, got {args.steps_override}",
+                             fix="pass e.g. --steps-override 400, or leave it out for each config's own")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run.py", *argv])
     return BenchConfig(
@@ -224,11 +227,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     args = parser.parse_args(argv)
     try:
-        run_bench(config_from_args(args, argv))
+        report = run_bench(config_from_args(args, argv))
     except SparsevidError as e:
         log.error(e.one_line())
         return 2
-    return 0
+    return exit_status(report)
+
+
+def exit_status(report: dict) -> int:
+    """1 when a run of the benchmark failed (its row says why), as `sparsevid batch` does for a failed clip; else 0."""
+    failed = [r for r in report.get("runs", []) if r.get("status") == "error"]
+    if failed:
+        log.warn(f"{len(failed)} run(s) failed: {', '.join(sorted({r.get('method', '?') for r in failed}))} "
+                 f"(their rows in {report.get('json_path', 'the JSON')} say why)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -287,6 +287,37 @@ def test_sparsevid_flow_with_a_stand_in_pipeline(case_dir: Path, tmp_path: Path,
     assert "| synthetic_corridor | sparsevid:route3d (25 steps) | 64×48 |" not in text.split("Estimate vs truth")[1]
     img = read_image(tmp_path / "results" / "synthetic_corridor-testbox-compare.png")
     assert img.shape[1] == 5 * 64  # GT | sparsevid default | err | DIS flow | err
+    assert bench.exit_status(report) == 1  # a failed config (vanilla) is exit 1, as a failed clip in `batch`
+
+
+def test_bench_checks_its_options_before_any_work(case_dir: Path, tmp_path: Path, capsys) -> None:
+    """A missing --poses-dir case became an error in every run (exit 0, naming --poses-from); --steps-override 0
+    ran each config's own steps while recording 0."""
+    from sparsevid.cli import main
+
+    out = tmp_path / "r"
+    assert main(["bench", str(case_dir), "--configs", "flow_only", "--no-peers", "--poses-dir",
+                 str(tmp_path / "nope"), "--out", str(out), "--no-update-md"]) == 2
+    assert f"--poses-dir has no {case_dir.name}/transforms.json" in capsys.readouterr().err
+    assert main(["bench", str(case_dir), "--configs", "default", "--steps-override", "0", "--no-peers", "--out",
+                 str(out), "--no-update-md"]) == 2
+    assert "--steps-override must be a positive number" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_interrupted_bench_keeps_the_runs_that_finished(case_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import benchmarks.harness.runner as runner
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_sparsevid", stop)  # Ctrl-C in the first sparsevid run, after the peers
+    cfg = _config(case_dir, tmp_path, configs=["flow_only"], update_md=tmp_path / "B.md")
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench(cfg)
+    (js,) = (tmp_path / "results").glob("*.json")
+    methods = {r["method"] for r in json.loads(js.read_text())["runs"]}
+    assert {"dis_flow", "crossfade"} <= methods and not (tmp_path / "B.md").exists()
 
 
 @pytest.mark.skipif(not _has_pipeline(), reason="sparsevid.pipeline not available yet")

@@ -130,7 +130,13 @@ def run_sparsevid(spec: dict[str, Any], isolate: bool) -> tuple[dict[str, Any], 
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=_child_entry, args=(spec, result_path), name=f"bench-{spec['config']}")
     proc.start()
-    proc.join()
+    try:
+        proc.join()
+    except KeyboardInterrupt:  # the child had its own Ctrl-C: its result files are of no use now
+        proc.join(timeout=30)
+        for suffix in (".json", ".npz"):
+            Path(result_path + suffix).unlink(missing_ok=True)
+        raise
     rpath = Path(result_path + ".json")
     if not rpath.is_file():
         return _error_record(spec, f"run process died (exit code {proc.exitcode})", time.perf_counter() - t0), None

