@@ -83,9 +83,11 @@ class PoseConfig:
         max_reproj_error_px: rejected when the mean reprojection error exceeds this.
         max_corner_distortion: rejected when the model's radial distortion moves the frame's corner by more
             than this fraction of its distance from the centre, either way (``k r^2`` for SIMPLE_RADIAL at the
-            corner's normalised radius r). A third is where barrel distortion folds back on itself (the mapping
-            ``r (1 + k r^2)`` stops growing at ``k r^2 = -1/3``); our clips' models sit within 0.18, an
-            action cam's wide lens included. A 424x240 copy of the shared clip once passed every other check
+            corner's normalised radius r, measured in the image, i.e. distorted). The mapping ``u (1 + k u^2)``
+            of an undistorted radius u stops growing at ``k u^2 = -1/3``; in terms of the image's radius that is
+            ``k r^2 = -4/27`` (-0.148), so a model between -0.148 and -1/3 at the corner folds inside the frame
+            and is kept: its canvas ends at the fold (session 37). Our clips' models sit within 0.18, an action
+            cam's wide lens included. A 424x240 copy of the shared clip once passed every other check
             with k r^2 = 18 (rotations of 10.7 deg between inputs 0.2 deg apart), and its 3D route was useless
             (BENCHMARKS.md, session 23).
         settled_fraction: a valid model whose frame pairs disagree with their two-view rotations by more than
