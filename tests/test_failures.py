@@ -1089,3 +1089,23 @@ def test_poses_on_a_used_folder_does_not_suggest_resume(tmp_path, four, capsys, 
     rc, err = run_cli(["poses", four, "-o", out, "--keyframes", "0,9,19,29"], capsys)
     assert_one_line_error(rc, err, "already holds a run", "--overwrite")
     assert "--resume" not in err
+
+
+def test_train_on_the_cpu_keeps_runs_cpu_budget(tmp_path, tiny_ds, capsys, monkeypatch):
+    """`train` on the CPU grew 96,813 Gaussians where `run` caps them at 40,000 (and trains coarse to fine)."""
+    from sparsevid.gaussians import trainer as tr
+    from sparsevid.pipeline import RunConfig
+
+    seen = []
+    init = tr.Trainer.__init__
+
+    def spy(self, cfg, *a, **k):
+        seen.append(cfg)
+        init(self, cfg, *a, **k)
+
+    monkeypatch.setattr(tr.Trainer, "__init__", spy)
+    rc, err = run_cli(["train", tiny_ds, "-o", tmp_path / "t", "--device", "cpu", "--steps", "2"], capsys)
+    assert rc == 0, err
+    run_cfg = RunConfig()
+    assert seen[0].max_gaussians == run_cfg.cpu_max_gaussians
+    assert seen[0].coarse_fraction == run_cfg.cpu_coarse_fraction

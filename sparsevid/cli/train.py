@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load a posed scene (COLMAP dataset or transforms.json), undistort the input "
                                    "frames to a full-field-of-view pinhole canvas, train 3D Gaussian Splatting "
                                    "(gsplat on CUDA, sparsevid's rasterizer on CPU) and write OUT/checkpoint.safetensors "
-                                   "and OUT/point_cloud.ply. Ctrl-C saves a checkpoint at the current step.",
+                                   "and OUT/point_cloud.ply. Ctrl-C saves a checkpoint at the current step. On the CPU it trains "
+                                   "within `run`'s CPU budget (its cap on Gaussians, coarse to fine), so that `run "
+                                   "--ckpt OUT/checkpoint.safetensors --skip-training` renders what `run` would train.",
                        usage="sparsevid train INPUT -o OUT [--steps N] [--train-scale S] [--train.FIELD VALUE ...] "
                              "(every flag below)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -79,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_train_config(cfg)
     device = resolve_device(args.device)
+    if device.type == "cpu":  # the CPU budget `run` trains with (its Gaussian cap, coarse-to-fine start)
+        from sparsevid.pipeline import cpu_profile
+
+        cfg = cpu_profile(RunConfig(train=cfg)).train
     if not Path(args.input).expanduser().exists():
         raise SparsevidError("input not found", path=args.input,
                              fix="give a posed scene: a COLMAP dataset or a transforms.json (sparsevid poses writes one)")
