@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _log_flags(parser: argparse.ArgumentParser, default) -> None:
     """``-v/--verbose`` and ``-q/--quiet``; a subcommand's default (SUPPRESS) leaves the top level's value."""
     parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="show third-party logging (COLMAP/glog lines; else kept in OUT/poses/colmap.log); "
+                        help="show third-party logging (COLMAP/glog lines; else kept in OUT/poses/colmap.log of a run, OUT/colmap.log of poses); "
                              "also SPARSEVID_VERBOSE=1")
     parser.add_argument("-q", "--quiet", action="store_true", default=default,
                         help="no info lines and no progress (warnings and errors still show)")

@@ -61,6 +61,7 @@ class FlagDoc:
             None where the field allows None).
         choices: the allowed values (checked, and shown in ``--help``).
         metavar: the value's name in ``--help``.
+        example: a value an error message suggests (default: the field's default, else one of its type).
     """
 
     aliases: tuple[str, ...] = ()
@@ -69,6 +70,7 @@ class FlagDoc:
     parse: Callable[[str, str], Any] | None = None
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    example: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,8 @@ def flag_value(fl: Flag, g: Given) -> Any:
     try:
         return value_from_text(fl.type, g.text, g.flag)
     except SparsevidError:
-        example = _show(fl.default) if fl.default not in (None, (), {}) else _EXAMPLES.get(_metavar(fl))
+        example = fl.doc.example or (_show(fl.default) if fl.default not in (None, (), {}) else
+                                     _EXAMPLES.get(_metavar(fl)))
         raise SparsevidError(f"{g.flag} must be {_type_words(fl.type)}, got {g.text!r}",
                              fix=f"pass e.g. {g.flag} {example}" if example else "see --help") from None
 

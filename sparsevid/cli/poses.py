@@ -19,7 +19,8 @@ from sparsevid.poses.align import align_poses
 from sparsevid.poses.sfm import PoseConfig, check_pose_config, estimate_poses, save_pose_outputs
 
 #: what ``poses`` writes into OUT (removed first with --overwrite)
-OUTPUTS = ("sparse", "images", "transforms.json", "poses_report.json", "sparse_pc.ply")
+OUTPUTS = ("sparse", "images", "transforms.json", "poses_report.json", "sparse_pc.ply", "frames_meta.json",
+           "colmap.log")
 MARKER = ".sparsevid-poses"
 
 
@@ -49,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def pose_flags():
     """``--pose.FIELD`` for every PoseConfig field (as in ``run``); ``--focal`` and ``--seed`` are aliases."""
     return config_flags(PoseConfig, {
-        "focal": FlagDoc(aliases=("--focal",),
+        "focal": FlagDoc(aliases=("--focal",), example="600",
                          help="focal length in pixels at the input resolution (held fixed); none: EXIF, else "
                               "estimated from the data where the motion allows, else an 80 deg field-of-view prior"),
         "seed": FlagDoc(aliases=("--seed",), help="random seed"),

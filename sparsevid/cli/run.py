@@ -56,7 +56,8 @@ def _flag_docs() -> dict:
         "keep_inputs": D(help="output frames at input times are the input frames themselves (not re-renders)"),
         "even_key_detail": D(help="soften each output frame at an input time to the sharpness of the frames next "
                                   "to it, so the video does not pulse (--no-even-key-detail: inputs as they are)"),
-        "pose.focal": D(aliases=("--focal",), help="focal length in pixels for the pose stage (held fixed)"),
+        "pose.focal": D(aliases=("--focal",), help="focal length in pixels for the pose stage (held fixed)",
+                        example="600"),
         "pose.seed": D(help=_SEED_NOTE),
         "train.steps": D(aliases=("--steps",),
                          help="training steps (default: sized for the input and device; 30000 = vanilla 3DGS)"),

@@ -941,9 +941,10 @@ def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
 
 def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path, colmap_log: str = "") -> None:
     """Write a posed scene as ``out/sparse/0`` (COLMAP binary), ``out/transforms.json`` (nerfstudio),
-    ``out/images/``, ``out/poses_report.json`` and ``out/colmap.log`` (``colmap_log``: COLMAP's own log
-    lines, captured by :func:`estimate_poses`; none written when empty), so ``out`` loads back with
-    ``load_scene``."""
+    ``out/images/``, ``out/frames_meta.json`` (the frame rate, which a COLMAP model has no place for: the model
+    loads back at the clip's rate, not 30), ``out/poses_report.json`` and ``out/colmap.log`` (``colmap_log``:
+    COLMAP's own log lines, captured by :func:`estimate_poses`; none written when empty), so ``out`` loads back
+    with ``load_scene``."""
     from sparsevid.data.colmap import write_colmap
     from sparsevid.data.nerfstudio import write_transforms
     from sparsevid.io_utils import atomic_write_text, write_json
@@ -952,6 +953,11 @@ def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path, colmap_lo
     out.mkdir(parents=True, exist_ok=True)
     write_transforms(scene, out / "transforms.json", write_images=True, include_gt=False)
     write_colmap(scene, out / "sparse" / "0", include_gt=False)
+    from sparsevid.data.images import FRAMES_META
+
+    fps = scene.fps
+    write_json(out / FRAMES_META, {"fps": f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1
+                                   else fps.numerator})
     report = dict(report)
     report["frames"] = {f.name: {"index": f.index, "c2w": np.round(f.c2w, 8).tolist()} for f in scene.frames}
     write_json(out / "poses_report.json", report, indent=2)
