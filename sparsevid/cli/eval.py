@@ -187,10 +187,10 @@ def run(args: argparse.Namespace) -> int:
                              f"({min(gt)}..{max(gt)} here)", path=args.gt,
                              fix="give the inputs' frame numbers as the ground truth's files number them")
     shown = set(source_index if source_index is not None else range(len(pred))) - {None}
-    lacking = sorted(i for i in range(min(gt), max(gt) + 1) if i not in shown) if gt else []
+    lacking = sorted(i for i in gt if i not in shown)
     if lacking:
         warn(f"{source}: no output frame for ground-truth frame{'s' if len(lacking) > 1 else ''} "
-             f"{_span(lacking)}: {len(gt) - sum(i in gt for i in lacking)} of {len(gt)} frames scored")
+             f"{_span(lacking)}: {len(gt) - len(lacking)} of {len(gt)} frames scored")
     unmatched = sorted(i for i in shown if i not in gt)
     if unmatched:
         warn(f"{args.gt}: the ground truth has no frame {_span(unmatched)}: {len(shown) - len(unmatched)} of the "
