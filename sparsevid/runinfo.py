@@ -54,6 +54,11 @@ def summed(segments: list[dict]) -> dict[str, float]:
     return total
 
 
+def segments_warnings(segments: list[dict]) -> list[str]:
+    """Every warning line of ``segments``, each once, in the order they came."""
+    return list(dict.fromkeys(w for seg in segments for w in seg.get("warnings") or [] if isinstance(w, str)))
+
+
 def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: bool, *, identity: dict | None = None,
                       warnings: list[str] | None = None, stage: str | None = None,
                       training: tuple[int | None, int] | None = None) -> None:
@@ -75,8 +80,7 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: 
         info.update(step=step, checkpoint_saved=step is not None, total_steps=total)
     segments = (previous_segments(out) if resume else []) + [seg]
     info.update({"stage_seconds": summed(segments), "segments": segments, "poses": previous_poses(out),
-                 "warnings": list(dict.fromkeys(w for s in segments for w in s.get("warnings") or []
-                                                if isinstance(w, str)))})
+                 "warnings": segments_warnings(segments)})
     try:
         write_json(Path(out) / RUN_JSON, info)
     except OSError as e:  # the interruption is what the user must hear about
@@ -111,8 +115,7 @@ def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, 
     merged = dict(run_info)
     merged["status"] = "done"
     merged["stage_seconds"] = summed(segments)
-    merged["warnings"] = list(dict.fromkeys(w for seg in segments for w in seg.get("warnings") or []
-                                            if isinstance(w, str)))
+    merged["warnings"] = segments_warnings(segments)
     merged["segments"] = segments
     if resume and merged.get("poses") is None:
         merged["poses"] = previous_poses(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -60,8 +61,6 @@ def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[st
     two batches writing one OUTROOT at once keep each other's clips. A clip this batch found being written by
     another process keeps that process's row when the file has one beyond ``pending``."""
     try:
-        import json
-
         earlier = json.loads((Path(outroot) / "summary.json").read_text()).get("clips") or []
         earlier = {r["clip"]: r for r in earlier if isinstance(r, dict) and r.get("clip")}
     except (OSError, ValueError, AttributeError, TypeError, KeyError):

@@ -50,9 +50,16 @@ def train_flags():
     }, prefix="train")
 
 
-#: what `train` writes into OUT (``--overwrite`` removes these and nothing else)
-OUTPUTS = ("checkpoint.safetensors", "point_cloud.ply", "train_summary.json", "fingerprint.json")
+#: the marker of a folder `train` wrote (what it writes there: ``outputs()``)
 MARKER = ".sparsevid-train"
+
+
+def outputs() -> tuple[str, ...]:
+    """What `train` writes into OUT (``--overwrite`` removes these and nothing else)."""
+    from sparsevid.fingerprint import FINGERPRINT_NAME
+    from sparsevid.gaussians.checkpoint import CHECKPOINT_NAME
+
+    return CHECKPOINT_NAME, "point_cloud.ply", "train_summary.json", FINGERPRINT_NAME
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                              fix="give a posed scene: a COLMAP dataset or a transforms.json (sparsevid poses writes one)")
     out: Path = args.out
     with contextlib.ExitStack() as hold:  # the folder's lock, held while train writes it
-        prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,), resume=args.resume,
+        prepare_output(out, marker=MARKER, outputs=outputs(), protect=(args.input,), resume=args.resume,
                        overwrite=args.overwrite, hold=hold)  # before any work
         trainer = None
         if args.resume:  # the checkpoint first: an old pickled one is a one-line error before anything is written
