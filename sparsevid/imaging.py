@@ -34,6 +34,14 @@ def px_scale(height: int, width: int) -> float:
     return long_side(height, width) / 1000.0
 
 
+def same_picture(size: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Whether frames of ``size`` and ``other`` (each (w, h)) can be the same picture at two resolutions: their
+    aspect ratios agree within what rounding a resize leaves (one pixel of ``other``'s height, plus 1 %). A
+    turned or cropped copy is not the same picture."""
+    (w, h), (ow, oh) = size, other
+    return abs(h * ow / w - oh) <= 1.0 + 0.01 * oh
+
+
 def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> int | None:
     """The finest pyramid level DIS refines an image to, ``width`` its longer side (:func:`long_side`).
 

@@ -46,7 +46,8 @@ from sparsevid.fixer.base import Fixer, FixerConfig, build_fixer
 from sparsevid.fixer.enhance import EnhanceConfig
 from sparsevid.fixer.progressive import InputViews, ProgressiveConfig, ProgressiveUpdater
 from sparsevid.gaussians.ply import export_gaussians
-from sparsevid.gaussians.trainer import CHECKPOINT_NAME, Trainer, TrainConfig, TrainView, find_checkpoint
+from sparsevid.gaussians.trainer import Trainer, TrainConfig, TrainView, find_checkpoint
+from sparsevid.imaging import same_picture
 from sparsevid.io_utils import atomic_write_text, jsonable, write_json
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames, source_index_of
 from sparsevid.poses.sfm import PoseConfig
@@ -418,8 +419,8 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
 
 def camera_for_frames(camera: Camera, size: tuple[int, int], source: Path) -> Camera:
     """``camera`` (of poses given with ``--poses-from`` ``source``) for input frames of ``size`` (w, h): as it is at
-    that size; resized when the frames are the same picture at another resolution (aspect ratios within 1 %, as
-    rounding a downscale leaves them); else a one-line error, before any training.
+    that size; resized when the frames are the same picture at another resolution
+    (:func:`~sparsevid.imaging.same_picture`); else a one-line error, before any training.
 
     Raises:
         SparsevidError: the camera is for frames of another shape (another crop, or turned on its side).
@@ -427,8 +428,7 @@ def camera_for_frames(camera: Camera, size: tuple[int, int], source: Path) -> Ca
     w, h = size
     if (camera.width, camera.height) == (w, h):
         return camera
-    sx, sy = w / camera.width, h / camera.height
-    if abs(sx - sy) <= 0.01 * max(sx, sy):
+    if same_picture((camera.width, camera.height), (w, h)):
         log.info(f"the camera of the given poses ({camera.width}x{camera.height}) resized to the input's {w}x{h}")
         return camera.resized(w, h)
     raise SparsevidError(f"the given poses are for {camera.width}x{camera.height} frames, the input's are {w}x{h} "

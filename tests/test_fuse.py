@@ -800,3 +800,13 @@ def test_pair_flows_find_each_keys_features_once_and_flow_as_without_them(monkey
         np.testing.assert_array_equal(got[p].fba, alone.fba)
     PairFlows(keys, FlowConfig(prealign="never", mirrors=1))(0, 9)
     assert len(calls) == 4  # no SIFT without prealignment
+
+
+def test_same_picture_accepts_a_rounded_resize_and_refuses_a_crop_or_a_turn():
+    from sparsevid.imaging import same_picture
+
+    assert same_picture((848, 480), (424, 240)) and same_picture((848, 480), (423, 239))
+    assert same_picture((848, 480), (1920, 1087))  # rounding of an upscale
+    assert not same_picture((848, 480), (640, 480))  # a crop
+    assert not same_picture((848, 480), (480, 848))  # turned on its side
+    assert same_picture((480, 848), (240, 424))

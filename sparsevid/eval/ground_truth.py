@@ -89,9 +89,11 @@ def run_ground_truth(out: Path, gt: Path | None) -> dict[int, np.ndarray] | None
 def check_same_view(shape: tuple[int, ...], gt_shape: tuple[int, ...], gt: Path) -> None:
     """Refuse ground truth whose frames ([H, W, ...] ``gt_shape``) do not show the output's view (``shape``): a
     different aspect ratio (a turned or cropped copy of the clip) cannot be scored by resizing. Sizes that
-    differ only by scale (a half-size copy) pass, within a pixel of rounding."""
+    differ only by scale (a half-size copy) pass (:func:`~sparsevid.imaging.same_picture`)."""
+    from sparsevid.imaging import same_picture
+
     (h, w), (gh, gw) = shape[:2], gt_shape[:2]
-    if abs(gh * w / gw - h) > 1.0 + 0.01 * h:
+    if not same_picture((gw, gh), (w, h)):
         raise SparsevidError(f"the ground truth's {gw}x{gh} frames do not have the output's {w}x{h} aspect ratio "
                              "(a turned or cropped copy of the clip?)", path=gt,
                              fix="give the frames of the clip the run was made from, as the run saw them")
