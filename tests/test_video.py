@@ -214,6 +214,11 @@ def test_write_frames_and_read_back(tmp_path):
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [p.name for p in paths]  # stale removed
     back = read_frames(tmp_path / "frames")
     assert list(back) == list(range(5)) and all(np.array_equal(back[i], frames[i]) for i in range(5))
+    # written in chunks: each chunk keeps the frames before its start (they were deleted)
+    write_frames(frames[:3], tmp_path / "chunks")
+    write_frames(frames[3:], tmp_path / "chunks", start=3)
+    back = read_frames(tmp_path / "chunks")
+    assert list(back) == list(range(5)) and all(np.array_equal(back[i], frames[i]) for i in range(5))
 
 
 def test_contact_sheet(tmp_path):

@@ -235,15 +235,17 @@ def write_frames(frames: Sequence[np.ndarray], directory: str | Path, start: int
     """Write frames as ``directory/frame_0000.png ...`` (each file atomically).
 
     Stale ``frame_NNNN.png`` files from an earlier, longer run (indices past the new last frame)
-    are removed so the folder holds exactly these frames.
+    are removed, so that a folder written from ``start`` 0 holds exactly these frames; frames before
+    ``start`` are kept (a video written in chunks, each with its ``start``).
     """
     _check_frames(frames)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [write_image(directory / f"frame_{start + k:04d}.png", img) for k, img in enumerate(frames)]
-    keep = {p.name for p in paths}
+    last = start + len(frames) - 1
     for old in directory.iterdir():
-        if _FRAME_RE.match(old.name) and old.name not in keep:
+        m = _FRAME_RE.match(old.name)
+        if m and int(m.group(1)) > last:
             old.unlink()
     return paths
 
