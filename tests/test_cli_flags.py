@@ -165,7 +165,7 @@ def test_bad_value_is_a_one_line_error(tmp_path, capsys, argv, needles):
 @pytest.mark.parametrize("text, argv, needles, absent", [
     ("train:\n  steps: -5\n", [], ["config.yaml: train.steps must be a positive integer, got -5",
                                       "correct train.steps in the file", "--steps 2000"], []),
-    ("fuse:\n  flow:\n    mirrors: 3\n", [], ["fuse.flow.mirrors must be 1, 2 or 4, got 3",
+    ("fuse:\n  flow:\n    mirrors: 3\n", [], ["fuse.flow.mirrors must be one of 1, 2, 4, got 3",
                                                   "correct fuse.flow.mirrors in the file"], []),
     ("train:\n  steps: 50\n", ["--steps", "0"], ["--steps must be a positive integer, got 0"],
      ["config.yaml", "train.steps"]),  # the bad value came from the command line: named by its flag

@@ -3,6 +3,7 @@ the fall-back to flow where the 3D route is wrong."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from fractions import Fraction
 
 import cv2
@@ -810,3 +811,45 @@ def test_same_picture_accepts_a_rounded_resize_and_refuses_a_crop_or_a_turn():
     assert not same_picture((848, 480), (640, 480))  # a crop
     assert not same_picture((848, 480), (480, 848))  # turned on its side
     assert same_picture((480, 848), (240, 424))
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(mode="2D"), "--fuse.mode must be one of fuse, 2d, 3d, got '2D'"),
+    (dict(mode="fused"), "--fuse.mode must be one of"),
+    (dict(learned="riffe"), "--fuse.learned must be one of auto, rife, off"),
+    (dict(learned_passes=3), "--fuse.learned-passes must be one of 1, 2, 4, 8"),
+    (dict(flow=dict(motion="cubic")), "--fuse.flow.motion must be one of"),
+    (dict(flow=dict(prealign="sometimes")), "--fuse.flow.prealign must be one of"),
+    (dict(flow=dict(preset="bogus")), "--fuse.flow.preset must be one of ultrafast, fast, medium"),
+])
+def test_fuse_frames_refuses_a_setting_that_is_not_one_of_its_choices(change, words):
+    """A library caller's typo in FuseConfig (mode "2D", motion "cubic") was another fusion without a word
+    (anything but "2d"/"3d" fused both routes), or a KeyError (a DIS preset): a one-line error now, before any work,
+    from fuse_frames as from `sparsevid run`'s checks."""
+    from sparsevid.checks import check_run_config
+    from sparsevid.errors import SparsevidError
+    from sparsevid.fuse.flow2d import FlowConfig
+    from sparsevid.pipeline import RunConfig
+
+    flow = change.pop("flow", None)
+    cfg = FuseConfig(**change, flow=FlowConfig(**flow) if flow else FlowConfig())
+    keys = {k: np.zeros((16, 24, 3), np.uint8) for k in (0, 9)}
+    with pytest.raises(SparsevidError, match=re.escape(words)):
+        fuse_frames([Fraction(i) for i in range(10)], keys, cfg)
+    with pytest.raises(SparsevidError, match=re.escape(words)):
+        check_run_config(RunConfig(fuse=cfg))
+
+
+def test_fuse_frames_refuses_inputs_that_are_not_uint8_images_of_one_size():
+    """Float inputs in 0..255 were read as 0..1 and came out white; inputs of two sizes were a numpy broadcast
+    error."""
+    from sparsevid.errors import SparsevidError
+
+    cfg = FuseConfig(mode="2d", learned="off")
+    pos = [Fraction(i) for i in range(10)]
+    u8 = np.zeros((16, 24, 3), np.uint8)
+    for keys, words in (({0: u8, 9: u8.astype(np.float32)}, "input 9 is a float32 array"),
+                        ({0: u8, 9: np.zeros((16, 32, 3), np.uint8)}, "the inputs have different sizes (24x16, 32x16)"),
+                        ({0: u8}, "at least two inputs")):
+        with pytest.raises(SparsevidError, match=re.escape(words)):
+            fuse_frames(pos, keys, cfg)

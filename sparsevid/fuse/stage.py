@@ -15,6 +15,7 @@ from sparsevid.devices import resolve_device
 from sparsevid.imaging import px_scale, remap
 from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_images, to_float)
+from sparsevid.fuse.checks import check_fuse_config, check_keys
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
 from sparsevid.fuse.flow2d import FlowConfig, LearnedFlow, PairFlow, flow_for_video, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
@@ -80,7 +81,13 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
 
     Returns:
         :class:`FusedFrames`.
+
+    Raises:
+        SparsevidError: a setting of ``cfg`` that is not one of its choices
+            (:func:`~sparsevid.fuse.checks.check_fuse_config`), or ``keys`` that are not uint8 images of one size.
     """
+    check_fuse_config(cfg)
+    check_keys(keys)
     use3d = cfg.mode != "2d" and frames3d is not None
     keys_u8 = {k: to_uint8(to_float(v)) for k, v in keys.items()}
     fcfg = flow_for_video(cfg.flow, use3d)
