@@ -644,9 +644,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     t_start = time.perf_counter()
     timer = log.StageTimer()
     out = Path(cfg.output)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device)  # cfg.seed reaches every stage as an argument: no process-wide RNG is seeded
     if model is None and cfg.from_nerfstudio is not None:
         from sparsevid.nerfstudio.video import prepare
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from sparsevid.data.synthetic import make_scene
@@ -281,7 +282,13 @@ def test_the_same_seed_gives_bit_identical_runs_pose_stage_included(tmp_path):
         cfg = named_config("default", input=src, output=tmp_path / name, keyframes=[0, 9, 19, 29], device="cpu",
                            steps=60, seed=seed)
         cfg.fuse.threads, cfg.write_video, cfg.write_report = threads, False, False
-        return run_pipeline(cfg), load_file(tmp_path / name / "train" / CHECKPOINT_NAME)
+        # the caller's process-wide RNGs, in another state for each run: neither read nor changed by the run
+        np.random.seed(100 + threads)
+        torch.manual_seed(100 + threads)
+        before = np.random.get_state()[1].copy(), torch.get_rng_state()
+        result = run_pipeline(cfg)
+        assert np.array_equal(np.random.get_state()[1], before[0]) and torch.equal(torch.get_rng_state(), before[1])
+        return result, load_file(tmp_path / name / "train" / CHECKPOINT_NAME)
 
     (a, ga), (b, gb), (_, gc) = run("a", 0, 1), run("b", 0, 2), run("c", 1, 1)
     assert "3d" in a.quality_estimate["routes"]["9"]  # the pose stage passed and the model was trained
