@@ -28,6 +28,7 @@ def check_positive(value, flag: str, example: str, integer: bool = False) -> Non
 def check_train_config(cfg) -> None:
     """One-line errors for training settings (a :class:`~sparsevid.gaussians.trainer.TrainConfig`) the trainer
     cannot use: it failed on them with a traceback (``--train.init.random-points 0``: no Gaussian to start from)."""
+    check_positive(cfg.steps, "--train.steps", "2000", integer=True)
     check_positive(cfg.max_gaussians, "--train.max-gaussians", "1000000", integer=True)
     init = cfg.init
     check_positive(init.random_points, "--train.init.random-points", "20000", integer=True)

@@ -1,8 +1,17 @@
-"""Logging and progress bars: everything user-visible goes through this module (rich)."""
+"""Logging and progress bars: everything user-visible goes through this module (rich on stderr).
+
+A library caller can take the lines instead: inside ``with log.to_logger(logging.getLogger("x")):`` (or
+``run_pipeline(cfg, logger=...)``) every info, warning and error line, and a plain progress line every few seconds,
+goes to that :class:`logging.Logger` (levels INFO, WARNING, ERROR) and nothing to the console. That choice, the
+quiet switch of :func:`quieted`, the batch tag and the warning records are context variables: they hold for the
+block and the code it calls, in the thread that runs it and in the worker threads started with
+:func:`in_context`; other threads of the process are not affected.
+"""
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import sys
 import tempfile
@@ -26,9 +35,49 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+#: a block's own quiet switch (:func:`quieted`) and logger (:func:`to_logger`); None: the process's (``set_quiet``)
+_quiet_here: contextvars.ContextVar[bool | None] = contextvars.ContextVar("sparsevid_quiet", default=None)
+_logger: contextvars.ContextVar[logging.Logger | None] = contextvars.ContextVar("sparsevid_logger", default=None)
+
+
+@contextlib.contextmanager
+def quieted(quiet: bool = True) -> Iterator[None]:
+    """:func:`info` lines and progress hidden (``quiet``) or shown inside the block only, whatever
+    :func:`set_quiet` says for the process."""
+    token = _quiet_here.set(quiet)
+    try:
+        yield
+    finally:
+        _quiet_here.reset(token)
+
+
+@contextlib.contextmanager
+def to_logger(logger: logging.Logger | None) -> Iterator[None]:
+    """Every line printed inside the block goes to ``logger`` (info -> INFO, warnings -> WARNING, errors ->
+    ERROR, progress -> a plain INFO line every few seconds) instead of the console; None: the console."""
+    token = _logger.set(logger)
+    try:
+        yield
+    finally:
+        _logger.reset(token)
+
+
+def in_context(fn):
+    """``fn`` made to run in a copy of the calling thread's context (the logger, the quiet switch, the batch tag,
+    the warning records): wrap what a worker thread runs, e.g. ``pool.map(in_context(one), items)``."""
+    ctx = contextvars.copy_context()
+
+    def run(*args, **kwargs):
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
 def is_quiet() -> bool:
-    """Whether :func:`set_quiet` hides info lines and progress bars now."""
-    return _quiet
+    """Whether info lines and progress bars are hidden now (:func:`quieted` inside its block, else
+    :func:`set_quiet`)."""
+    here = _quiet_here.get()
+    return _quiet if here is None else here
 
 
 def set_verbose(verbose: bool) -> None:
@@ -42,11 +91,16 @@ def is_verbose() -> bool:
     return _verbose
 
 
-def _line(label: str, style: str, msg: str, dim: bool = False) -> None:
+def _line(label: str, style: str, msg: str, dim: bool = False, level: int = logging.INFO) -> None:
     """Print ``label`` in ``style``, the batch tag and ``msg`` as one line. ``msg`` is plain text: brackets in
-    it (a path, ``pip install 'sparsevid[view]'``) are printed as they are, never read as rich markup."""
+    it (a path, ``pip install 'sparsevid[view]'``) are printed as they are, never read as rich markup. Inside
+    :func:`to_logger`: the tag and ``msg`` logged at ``level`` instead."""
     from rich.text import Text
 
+    logger = _logger.get()
+    if logger is not None:
+        logger.log(level, _prefix() + " ".join(msg.split()))
+        return
     line = Text()
     if label:
         line.append(label, style=style)
@@ -58,7 +112,7 @@ def _line(label: str, style: str, msg: str, dim: bool = False) -> None:
 
 def info(msg: str, *, dim: bool = False) -> None:
     """One line (rich does not wrap it; the terminal does), unless quiet; ``dim``: printed faint."""
-    if not _quiet:
+    if not is_quiet():
         _line("", "", msg, dim)
 
 
@@ -99,7 +153,7 @@ def _prefix() -> str:
 
 def warn(msg: str) -> None:
     """One line (never wrapped by rich), shown even when quiet, recorded by :func:`recording_warnings`."""
-    _line("warning:", "yellow", msg)
+    _line("warning:", "yellow", msg, level=logging.WARNING)
     sinks = _sinks.get()
     if sinks:
         text = " ".join(msg.split())
@@ -108,7 +162,7 @@ def warn(msg: str) -> None:
 
 
 def error(msg: str) -> None:
-    _line("error:", "bold red", msg)
+    _line("error:", "bold red", msg, level=logging.ERROR)
 
 
 class PlainProgress(Progress):
@@ -151,7 +205,11 @@ class PlainProgress(Progress):
         elif not force and now - self._last.get(task_id, now) < self._interval:
             return
         self._last[task_id] = now
-        self.console.print(self.line(task_id), soft_wrap=True, markup=False, highlight=False)
+        logger = _logger.get()
+        if logger is not None:
+            logger.info(_prefix() + self.line(task_id))
+        else:
+            self.console.print(self.line(task_id), soft_wrap=True, markup=False, highlight=False)
 
     def add_task(self, *args, **kwargs):
         task_id = super().add_task(*args, **kwargs)
@@ -177,9 +235,10 @@ def progress() -> Progress:
     not a terminal: a :class:`PlainProgress` (a whole line every few seconds instead of a bar)."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    if not console.is_terminal:
-        return PlainProgress(*columns, console=console, quiet=_quiet)
-    return Progress(*columns, console=console, disable=_quiet, transient=False)
+    quiet = is_quiet()
+    if not console.is_terminal or _logger.get() is not None:
+        return PlainProgress(*columns, console=console, quiet=quiet)
+    return Progress(*columns, console=console, disable=quiet, transient=False)
 
 
 @contextlib.contextmanager

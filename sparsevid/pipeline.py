@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import platform
 import resource
 import sys
@@ -601,16 +602,20 @@ def run_identity(cfg: RunConfig, scene: Scene) -> dict[str, Any]:
             "input_indices": list(scene.indices)}
 
 
-def run_pipeline(cfg: RunConfig, model=None) -> RunResult:
+def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = None) -> RunResult:
     """Run every stage; see the module docstring for the output layout. The warning lines the run prints
     are also recorded in ``run.json`` (``warnings``).
 
     ``model``: a trained model to render instead of training the Gaussians -- any object with the trainer's
     ``render(c2ws, Ks, width, height)`` (:data:`sparsevid.render.frames.RenderFn`), e.g. a nerfstudio model
-    (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set)."""
+    (:class:`sparsevid.nerfstudio.render.ModelRenderer`, loaded here when ``cfg.from_nerfstudio`` is set).
+
+    ``logger``: where the run's lines go (info, warnings, errors and a progress line every few seconds, as
+    :func:`sparsevid.log.to_logger`); None: the console (stderr)."""
     from sparsevid.runinfo import write_failed, write_interrupted
 
-    with log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
+    with log.to_logger(logger) if logger is not None else contextlib.nullcontext(), \
+            log.recording_warnings() as warnings, contextlib.ExitStack() as hold:
         state: dict = {}
         try:
             return _run_pipeline(cfg, model, warnings, hold, state)

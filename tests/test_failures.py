@@ -3,6 +3,7 @@ no traceback, and no file outside the output folder created, changed or removed.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -1109,3 +1110,30 @@ def test_train_on_the_cpu_keeps_runs_cpu_budget(tmp_path, tiny_ds, capsys, monke
     run_cfg = RunConfig()
     assert seen[0].max_gaussians == run_cfg.cpu_max_gaussians
     assert seen[0].coarse_fraction == run_cfg.cpu_coarse_fraction
+
+
+def test_library_calls_with_bad_arguments_raise_one_line_errors(tmp_path, tiny_scene):
+    """Called from Python, bad arguments are a SparsevidError naming the setting, not a bare ValueError or
+    cv2.error, nor a training that does nothing or a video with a setting x264 refuses."""
+    from sparsevid.errors import SparsevidError
+    from sparsevid.data.timebase import fps_fraction
+    from sparsevid.eval.metrics import evaluate
+    from sparsevid.gaussians.trainer import Trainer, TrainConfig, views_from_scene
+    from sparsevid.path.camera_path import PathConfig
+    from sparsevid.video.io import write_video
+
+    frames = [np.zeros((16, 24, 3), np.uint8)] * 3
+    cases = [
+        (lambda: fps_fraction("abc"), "frame rate must be a positive number or a fraction like 30000/1001"),
+        (lambda: PathConfig(fps="1/0").output_fps(30), "frame rate must be a positive number or a fraction"),
+        (lambda: evaluate([f.astype(np.float32) for f in frames], {1: frames[1]}, [0, 2]),
+         "a predicted frame is a float32 array"),
+        (lambda: write_video(frames, tmp_path / "v.mp4", crf=99), "--video.crf must be a whole number from 1 to 51"),
+        (lambda: write_video(frames, tmp_path / "v.mp4", preset="bogus"), "--video.preset must be one of"),
+        (lambda: Trainer(TrainConfig(steps=-3), views_from_scene(tiny_scene), device="cpu"),
+         "--train.steps must be a positive integer, got -3"),
+    ]
+    for call, words in cases:
+        with pytest.raises(SparsevidError, match=re.escape(words)):
+            call()
+    assert not (tmp_path / "v.mp4").exists()

@@ -107,3 +107,60 @@ def test_lines_print_brackets_as_they_are(tmp_path, capsys):
     odd = tmp_path / "clip[red]" / "x[bold]y"
     assert main(["inspect", str(odd)]) == 2
     assert f"error: {odd}: input not found" in capsys.readouterr().err
+
+
+def test_a_library_caller_takes_the_lines_with_its_own_logger(tmp_path, capsys):
+    """run_pipeline(cfg, logger=...) sends every line (info, warnings, progress) to the caller's logger and
+    nothing to stderr; warnings printed on the fusion's worker threads reach the logger and run.json too; the
+    quiet switch of a block (and of a training) does not change the process's."""
+    import json
+    import logging
+    import threading
+
+    import numpy as np
+
+    from sparsevid.data.synthetic import make_scene
+    from sparsevid.pipeline import named_config, run_pipeline
+    from sparsevid.video.io import write_frames
+
+    scene = make_scene(width=64, height=48, keyframes=tuple(range(30)))
+    write_frames([np.ascontiguousarray(f.image) for f in scene.frames], tmp_path / "in")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("sparsevid-test-caller")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    cfg = named_config("default", input=tmp_path / "in", output=tmp_path / "out", keyframes=[0, 9, 19, 29],
+                       device="cpu")
+    cfg.fuse.mode, cfg.fuse.learned, cfg.write_video, cfg.write_report = "2d", "off", False, False
+    cfg.fuse.threads = 2
+    from sparsevid.fuse import stage
+
+    original = stage.fuse
+
+    def fuse_warning_on_a_worker(*a, **k):  # a warning printed on a worker thread, once
+        if threading.current_thread() is not threading.main_thread() and not any(
+                "worker line" in r.getMessage() for r in records):
+            log.warn("worker line")
+        return original(*a, **k)
+
+    stage.fuse = fuse_warning_on_a_worker
+    try:
+        run_pipeline(cfg, logger=logger)
+    finally:
+        stage.fuse = original
+    err = capsys.readouterr().err
+    assert err == "", err
+    text = [r.getMessage() for r in records]
+    assert any(r.levelno == logging.WARNING and r.getMessage() == "worker line" for r in records), text
+    assert any(t.startswith("fusing 30/30") for t in text), text  # progress as plain lines
+    assert any(r.levelno == logging.INFO for r in records)
+    assert "worker line" in json.loads((tmp_path / "out" / "run.json").read_text())["warnings"]
+    with log.quieted():
+        assert log.is_quiet()
+    assert not log.is_quiet()

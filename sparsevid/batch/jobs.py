@@ -266,11 +266,8 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
         return refused_row(spec, why)
     resume = plan == RESUME
     cfg = spec.clip_config(resume=resume, overwrite=plan == REDO)
-    quiet_before = log.is_quiet()
-    if spec.quiet:
-        log.set_quiet(True)
     # the clip's warning lines start with its name (many clips may print at once) and go into its row
-    with log.tagged(spec.name), log.recording_warnings() as warnings:
+    with log.quieted(log.is_quiet() or spec.quiet), log.tagged(spec.name), log.recording_warnings() as warnings:
         try:
             run_pipeline(cfg)
         except SparsevidError as e:
@@ -278,6 +275,4 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
         except Exception as e:  # a bug or an unexpected library error: still one row, one line
             first = (str(e).strip().splitlines() or [""])[0]
             return failed_row(spec, f"{type(e).__name__}: {first}"[:500], time.perf_counter() - t0, warnings)
-        finally:
-            log.set_quiet(quiet_before)
     return clip_row(spec, DONE, resumed=resume, wall=time.perf_counter() - t0)

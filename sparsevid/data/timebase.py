@@ -14,7 +14,11 @@ def fps_fraction(fps: float | int | str | Fraction) -> Fraction:
     a denominator of at most 1001. A :class:`Fraction` or a ``"30000/1001"`` string is kept exactly.
     """
     if isinstance(fps, str):
-        fps = Fraction(fps) if "/" in fps else float(fps)
+        try:
+            fps = Fraction(fps) if "/" in fps else float(fps)
+        except (ValueError, ZeroDivisionError):
+            raise SparsevidError(f"frame rate must be a positive number or a fraction like 30000/1001, got {fps!r}",
+                                 fix="give e.g. 30, 29.97 or 30000/1001") from None
     if isinstance(fps, Fraction):
         out = fps
     else:

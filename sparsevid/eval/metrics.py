@@ -162,6 +162,12 @@ def evaluate(pred_frames: Sequence[np.ndarray], gt_frames: Mapping[int, np.ndarr
     """
     if len(pred_frames) == 0:
         raise SparsevidError("no predicted frames to evaluate")
+    for what, frames in (("predicted", pred_frames), ("ground-truth", list(gt_frames.values()))):
+        bad = next((f for f in frames if np.asarray(f).dtype != np.uint8 or np.asarray(f).ndim != 3), None)
+        if bad is not None:
+            bad = np.asarray(bad)
+            raise SparsevidError(f"a {what} frame is a {bad.dtype} array of shape {bad.shape}, not [H, W, 3] uint8",
+                                 fix="pass uint8 RGB frames (e.g. sparsevid.render.frames.to_uint8)")
     keys = set(int(i) for i in input_indices)
     if source_index is None:
         source_index = list(range(len(pred_frames)))

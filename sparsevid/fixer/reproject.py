@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from sparsevid.imaging import (DIS_PRESETS, blend_bands, blur, fb_error, gauss_conf, gray_u8, long_side, make_dis,
                                px_scale, remap)
 from sparsevid.fixer.base import Fixer, FixRequest, FixResult, register_fixer
+from sparsevid.log import in_context
 from sparsevid.geometry import camera_distances  # noqa: F401  (re-exported)
 
 
@@ -504,7 +505,7 @@ class ReprojectFixer(Fixer):
         workers = min(bsz, cfg.threads if cfg.threads > 0 else (os.cpu_count() or 1))
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(one, range(bsz)))
+                results = list(pool.map(in_context(one), range(bsz)))
         else:
             results = [one(b) for b in range(bsz)]
         outs, weights, confs, choices = zip(*results)

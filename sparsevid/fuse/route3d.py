@@ -18,6 +18,7 @@ from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
 from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
 from sparsevid.fuse.flow2d import FlowConfig, pair_flow
+from sparsevid.log import in_context
 from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
 from sparsevid.imaging import grid, long_side, remap
 from sparsevid.gaussians.trainer import TrainView
@@ -185,7 +186,7 @@ class LeaveOneOut3D:
         renders = [self._render(t, [q for q in self.order if q != t]) for t in targets]
         jobs = [(t, [q for q in self.order if q != t], r) for t, r in zip(targets, renders)]
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-            return dict(zip(targets, pool.map(lambda j: self._fix(*j), jobs)))
+            return dict(zip(targets, pool.map(in_context(lambda j: self._fix(*j)), jobs)))
 
     def held_out_pose(self, target: int, ref_keys: Sequence[int]) -> np.ndarray:
         """[4, 4] camera-to-world of input ``target`` for the check: its own camera, or (``at_path``)

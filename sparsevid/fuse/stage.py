@@ -58,7 +58,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                 leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0,
                 route3d_path: Route3D | None = None,
                 rigid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None) -> FusedFrames:
-    """Build every output frame.
+    """Build every output frame. (On the CPU, ``run_pipeline`` passes ``pipeline.cpu_profile(cfg).fuse``: fewer
+    learned passes and fine-tuning steps than these defaults, which are the GPU's.)
 
     Args:
         positions: [T] each output frame's position in the source video (``time * scene_fps``;
@@ -139,7 +140,7 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     with progress() as p, ThreadPoolExecutor(max_workers=workers) as pool:
         task = p.add_task("fusing", total=len(positions), status=f"detail power {power:g}, {workers} threads")
         results = []
-        for r in pool.map(one, range(len(positions))):
+        for r in pool.map(log.in_context(one), range(len(positions))):
             results.append(r)
             p.update(task, advance=1)
     out = smooth_low_band([r[0] for r in results], [br.at_key for br in brackets], cfg.temporal, workers)

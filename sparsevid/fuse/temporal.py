@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from sparsevid.errors import SparsevidError
+from sparsevid.log import in_context
 from sparsevid.fuse.flow2d import FlowConfig
 from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, long_side, make_dis, remap
 
@@ -129,5 +130,5 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
 
     todo = [i for i, inp in enumerate(at_input) if not inp]
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        done = dict(zip(todo, pool.map(one, todo)))
+        done = dict(zip(todo, pool.map(in_context(one), todo)))
     return [done.get(i, f) for i, f in enumerate(frames)]

@@ -199,6 +199,9 @@ class Trainer:
                  run_dir: str | Path | None = None, _restore: dict | None = None):
         if not views:
             raise SparsevidError("no training views", fix="pass at least one posed view")
+        from sparsevid.checks import check_train_config
+
+        check_train_config(cfg)  # a typo is an error here, not a training that does nothing
         self.cfg = cfg
         self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -395,9 +398,8 @@ class Trainer:
         loss_acc = mse_acc = None
         n_acc = 0
         last = {"loss": float("nan"), "psnr": float("nan")}
-        quiet_before = log.is_quiet()
-        if self.cfg.quiet:
-            log.set_quiet(True)
+        quiet = log.quieted(log.is_quiet() or self.cfg.quiet)  # this training only, not the process
+        quiet.__enter__()
         self._stop_signal = None
         previous = self._install_signal_handlers()
         try:
@@ -433,7 +435,7 @@ class Trainer:
                     self._stop(self._stop_signal)
         finally:
             self._restore_signal_handlers(previous)
-            log.set_quiet(quiet_before)
+            quiet.__exit__(None, None, None)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0

@@ -719,7 +719,9 @@ def estimate_poses(scene: Scene, cfg: PoseConfig | None = None, colmap_log: list
         cfg: settings; defaults work.
         colmap_log: if given, COLMAP's own log text (glog lines, Ceres) is appended to it, for
             :func:`save_pose_outputs` to keep as ``colmap.log``; it never reaches the console (but with
-            ``--verbose``) nor any file of glog's own.
+            ``--verbose``) nor any file of glog's own. The capture redirects the process's file descriptor 2
+            while this runs (:func:`sparsevid.log.capture_native_stderr`; off with
+            :func:`sparsevid.log.set_verbose`).
         work_dir: where COLMAP's working folder (``.tmp-poses-*``: images and its database) is made and
             removed again; the commands pass their output folder, so nothing is written outside it and a
             folder left by a killed process is removed by ``--resume`` / ``--overwrite``. None: the

@@ -158,6 +158,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     import av
 
     _check_frames(frames)
+    check_video_config(VideoConfig(crf=crf, preset=preset))
     rate = fps_fraction(fps)
     path = Path(path)
     h, w = frames[0].shape[:2]
