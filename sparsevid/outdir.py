@@ -20,7 +20,7 @@ import errno
 import os
 import shutil
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Iterable, Iterator
 
 from sparsevid.errors import SparsevidError
 
@@ -94,7 +94,7 @@ def _refuse_reading_what_we_write(out: Path, outputs: Iterable[str], guarded: li
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS)
 
 
-def _lock(out: Path) -> IO[bytes]:
+def _lock(out: Path, fix: str = "wait for it to finish, or choose another -o") -> IO[bytes]:
     """Take the folder's exclusive lock (the open lock file, left empty and unchanged; closing it releases the
     lock), or raise a one-line error. On a file system without locks the command goes on unlocked, with a line
     that says so (a batch on a cluster's shared disk must still run)."""
@@ -113,9 +113,19 @@ def _lock(out: Path) -> IO[bytes]:
         f.close()
         if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise
-        raise SparsevidError(BUSY,
-                             fix="wait for it to finish, or choose another -o", path=out) from None
+        raise SparsevidError(BUSY, fix=fix, path=out) from None
     return f
+
+
+@contextlib.contextmanager
+def locked(out: str | Path, fix: str) -> Iterator[None]:
+    """Hold the output folder's lock for the block (``report`` and ``eval`` writing into a finished run's folder):
+    a run still writing it is a one-line error with ``fix``, not a page or metrics made of half its outputs."""
+    f = _lock(Path(out), fix)
+    try:
+        yield
+    finally:
+        f.close()
 
 
 def _check_removable(target: Path) -> None:

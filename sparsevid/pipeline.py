@@ -597,8 +597,14 @@ def run_identity(cfg: RunConfig, scene: Scene) -> dict[str, Any]:
     """What ``run.json`` records of a run from the moment its input is read, finished or not: its config, the
     file number of its frame 0 (``first_frame_number``), the source frame rate and the inputs' frame indices in
     the run's numbering (``input_indices``: ``eval`` and ``report`` pair frames by them; a run by the 2D route
-    alone writes no cameras.json to read them from)."""
-    return {"config": jsonable(cfg), "first_frame_number": scene.number_offset, "source_fps": str(scene.fps),
+    alone writes no cameras.json to read them from). Its paths (the input, ``--poses-from``, ``--ckpt``) are
+    absolute: ``report`` and ``eval`` read the input again as ground truth from any working folder (a relative
+    one read another clip's frames, or none, from another folder)."""
+    config = jsonable(cfg)
+    for key in ("input", "poses_from", "ckpt"):
+        if config.get(key):
+            config[key] = str(Path(config[key]).expanduser().absolute())
+    return {"config": config, "first_frame_number": scene.number_offset, "source_fps": str(scene.fps),
             "input_indices": list(scene.indices)}
 
 
@@ -830,6 +836,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                 "device": str(device), "train_scale": train_scale, "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
+                "training_steps": None if getattr(trainer, "step", None) is None else int(trainer.step),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
                 "pose_refinement": pose_refinement, "fixer": fixer_record, "quality_estimate": quality,
                 "warnings": list(warnings),

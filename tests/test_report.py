@@ -54,7 +54,7 @@ def make_run_folder(out: Path, *, gt: bool = True, poses: dict | None = None, vi
     (out / "quality.json").write_text(json.dumps(quality))
     run = {"config": {"input": "/data/clip", "keyframes": KEYS, "fps": None, "path": {"fps": None}},
            "versions": {"sparsevid": "0.1.0"}, "device": "cpu", "fps": "30", "num_frames": N,
-           "num_gaussians": 1234, "stage_seconds": {"loading": 0.4, "poses": 3.9, "training": 12.5,
+           "num_gaussians": 1234, "training_steps": 750, "stage_seconds": {"loading": 0.4, "poses": 3.9, "training": 12.5,
                                                     "encoding": 1.1, "total": 17.9},
            "peak_memory": {"cpu_rss_mb": 640.0}, "poses": _pose_report() if poses is None else poses,
            "quality_estimate": quality, "status": "done", "warnings": ["the camera barely moves <here>"],
@@ -98,6 +98,7 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     assert plot.startswith('id="metrics-plot"><svg') and "dis_flow" in plot and "sparsevid" in plot
     assert 'id="timing-plot"' in text and "training" in text
     assert "fov_prior" in text and "features/global" in text and "545" in text
+    assert re.search(r"training steps</t[hd]><td>750<", text)  # the steps trained (the config's were None)
     assert "28.10 dB" in text and "fused 2D + 3D" in text  # the estimate, with the measured value beside it
     assert "<li>the camera barely moves &lt;here&gt;</li>" in text and "reproject" in text  # warnings, the fixer
     assert path.stat().st_size < 2_000_000
@@ -249,3 +250,37 @@ def test_report_gt_scores_the_output_against_that_ground_truth(tmp_path, capsys)
     table = re.sub(r"<[^>]+>", " ", table[:table.index("</table>")])
     rows = {m.group(1): m.group(2) for m in re.finditer(r"\b(sparsevid|dis_flow)\s+\S+\s+\S+\s+\S+\s+(\d+)", table)}
     assert rows == {"sparsevid": "13", "dis_flow": "13"}, rows  # frames 0-14 less the inputs 0 and 9
+
+
+def test_report_and_eval_wait_for_a_run_still_writing_its_folder(tmp_path, capsys):
+    """`report` on a folder a run is still writing made a page of half its outputs ("input: embedded demo", 0
+    frames) with exit 0; `eval` wrote metrics.json beside it. Both are one-line errors while the lock is held."""
+    from sparsevid.outdir import RUN_MARKER, locked
+
+    out = tmp_path / "run"
+    gt = make_run_folder(out)
+    (out / RUN_MARKER).write_text("")
+    write_frames([gt[i] for i in range(N)], tmp_path / "case")
+    with locked(out, fix="-"):
+        for argv in (["report", str(out)], ["eval", str(out), "--gt", str(tmp_path / "case")]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert "another sparsevid process is writing this output folder" in err and "wait for the run" in err
+    assert not (out / REPORT_NAME).exists()
+    assert main(["report", str(out)]) == 0
+
+
+def test_the_comparison_video_plays_in_the_clips_time():
+    """At 60 fps from a 30 fps clip every other output frame has ground truth: the comparison plays at 30 fps
+    (it played at 60, twice too fast); at the clip's own rate it plays at that rate."""
+    from fractions import Fraction
+
+    from sparsevid.report.html import RunFolder, _pairs_rate
+
+    f = RunFolder(out=Path("."))
+    f.out_fps = Fraction(60)
+    assert _pairs_rate(f, [(2 * k, k) for k in range(30)]) == 30
+    f.out_fps = Fraction(30000, 1001)
+    assert _pairs_rate(f, [(k, k) for k in range(30)]) == Fraction(30000, 1001)
+    f.out_fps = Fraction(45)
+    assert _pairs_rate(f, [(3 * k, 2 * k) for k in range(10)]) == 15

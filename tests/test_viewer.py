@@ -139,6 +139,45 @@ def test_2d_only_and_not_an_output_folder(tmp_path):
         vs.load_output(tmp_path / "missing")
 
 
+def test_interrupted_and_2d_runs_and_a_damaged_ply_are_described_as_they_are(tmp_path, out3d):
+    """An interrupted run was called "2D-only"; a --fuse-mode 2d run's poses "came from the input"; a truncated
+    point_cloud.ply was a traceback (and then "no point_cloud.ply (yet)")."""
+    intr = tmp_path / "intr"
+    intr.mkdir()
+    (intr / "run.json").write_text(json.dumps({"status": "interrupted", "stage": "training", "config": {}}))
+    s = vs.load_output(intr)
+    assert any("interrupted in training" in n and "--resume" in n for n in s.notes), s.notes
+    assert not any("2D-only" in n for n in s.notes) and "No pose report (yet)" in vs.pose_markdown(s)
+    flow = tmp_path / "flow"
+    write_frames(_frames(4), flow / "frames")
+    (flow / "run.json").write_text(json.dumps({"status": "done", "fps": "30", "num_frames": 4,
+                                               "config": {"fuse": {"mode": "2d"}}}))
+    s = vs.load_output(flow)
+    assert any("2D-only" in n and "--fuse-mode 2d" in n for n in s.notes), s.notes
+    assert "No poses were needed" in vs.pose_markdown(s)
+    ply = out3d[0] / "train" / "point_cloud.ply"
+    ply.write_bytes(ply.read_bytes()[:-100])
+    s = vs.load_output(out3d[0])
+    assert s.gaussians is None and [n for n in s.notes if "point_cloud" in n] == [
+        next(n for n in s.notes if "is unreadable (the file is cut short" in n)], s.notes
+
+
+def test_a_host_or_port_the_viewer_cannot_listen_on_is_a_one_line_error():
+    """viser waited for ever on an address that is not this machine's, and an unknown host name."""
+    from sparsevid.viewer.server import free_port
+
+    for host, words in (("no.such.host.invalid", "unknown address"), ("192.0.2.1", "cannot listen there")):
+        with pytest.raises(SparsevidError, match=f"--host {host}: {words}"):
+            free_port(host, 8080)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert free_port("127.0.0.1", port) > port
+        with pytest.raises(SparsevidError, match=f"no free port from {port} to {port}"):
+            free_port("127.0.0.1", port, tries=1)
+
+
 def test_view_without_viser_says_how_to_install(out3d, monkeypatch, capsys):
     from sparsevid.cli import main
 

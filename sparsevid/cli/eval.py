@@ -160,6 +160,16 @@ def run_pairing(out: Path, numbers: list[int]) -> tuple[list[int | None] | None,
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsevid.outdir import RUN_MARKER, locked
+
+    if args.out.is_dir() and (args.out / RUN_MARKER).is_file():  # a run's folder: not while the run writes it
+        with locked(args.out, fix="wait for the run to finish (it scores itself where it has ground truth), "
+                                  "then run eval again"):
+            return _eval(args)
+    return _eval(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
     from sparsevid.eval.ground_truth import (check_same_view, first_frame_number, load_frames, read_ground_truth,
                                              run_config)
 

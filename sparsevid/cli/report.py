@@ -47,9 +47,6 @@ def scored_size(out: Path) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsevid.eval.ground_truth import check_same_view, resized_to, run_ground_truth
-    from sparsevid.report.html import write_report
-
     out: Path = args.out
     if not out.is_dir():
         raise SparsevidError("run folder not found", path=out, fix="give the folder of `sparsevid run -o OUT`")
@@ -58,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if not ((out / RUN_MARKER).is_file() or (out / "run.json").is_file()):  # report.html is not written into a clip
         raise SparsevidError(f"not a sparsevid output folder (no run.json or {RUN_MARKER})", path=out,
                              fix="give the folder of `sparsevid run -o OUT`")
+    from sparsevid.outdir import locked
+
+    with locked(out, fix="wait for the run to finish (its last step writes report.html), then run report again"):
+        return _report(out, args)
+
+
+def _report(out: Path, args: argparse.Namespace) -> int:
+    from sparsevid.eval.ground_truth import check_same_view, resized_to, run_ground_truth
+    from sparsevid.report.html import write_report
+
     # --gt read with the run's window; without it, the run's own input where the run had ground truth in it
     gt = run_ground_truth(out, args.gt)
     if args.gt is None and gt is not None:

@@ -79,8 +79,11 @@ def run_ground_truth(out: Path, gt: Path | None) -> dict[int, np.ndarray] | None
     run = run_record(out)
     cfg = run_config(run)
     if gt is None:
+        # absolute since run_identity records it so; a relative one (older runs) was relative to the run's
+        # working folder, unknown here: read from this one, it may be another clip
         src = cfg.get("input")
-        if not src or not Path(src).exists() or not (Path(out) / "metrics.json").is_file():
+        if not src or not Path(src).is_absolute() or not Path(src).exists() \
+                or not (Path(out) / "metrics.json").is_file():
             return None
         gt = Path(src)
     return load_frames(Path(gt), cfg.get("start"), cfg.get("end"), first_frame_number(run))

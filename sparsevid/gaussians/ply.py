@@ -109,7 +109,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     end = raw.find(b"end_header\n")
     if not raw.startswith(b"ply") or end < 0:
         raise SparsevidError("not a PLY file", fix="pass a .ply written by sparsevid or a 3DGS trainer", path=path)
-    lines = raw[:end].decode("ascii").splitlines()
+    lines = raw[:end].decode("ascii", errors="replace").splitlines()
     if "format binary_little_endian 1.0" not in lines:
         raise SparsevidError("only binary little endian PLY is supported", path=path,
                              fix="re-export the splat as binary little endian")
@@ -117,13 +117,21 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     for ln in lines:
         tok = ln.split()
         if tok[:2] == ["element", "vertex"]:
-            n = int(tok[2])
+            n = int(tok[2]) if len(tok) > 2 and tok[2].isdigit() else -1
+            if n < 0:
+                raise SparsevidError(f"unreadable vertex count in the header: {ln!r}", path=path,
+                                     fix="re-export the splat (the file is damaged)")
         elif tok[:1] == ["property"]:
             if tok[1] != "float":
                 raise SparsevidError(f"unsupported property type {tok[1]}", path=path,
                                      fix="export all Gaussian properties as float")
             names.append(tok[2])
-    body = np.frombuffer(raw, dtype="<f4", count=n * len(names), offset=end + len("end_header\n"))
+    start = end + len("end_header\n")
+    if len(raw) - start < 4 * n * len(names):
+        raise SparsevidError(f"the file is cut short: {len(raw) - start} bytes of Gaussians where the header "
+                             f"announces {n} x {len(names)} floats ({4 * n * len(names)} bytes)", path=path,
+                             fix="re-export the splat, or train again (an interrupted copy?)")
+    body = np.frombuffer(raw, dtype="<f4", count=n * len(names), offset=start)
     table = body.reshape(n, len(names))
     col = {k: i for i, k in enumerate(names)}
     missing = [k for k in ("x", "f_dc_0", "opacity", "scale_0", "rot_0") if k not in col]

@@ -400,6 +400,16 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return img
 
 
+def _pairs_rate(f: RunFolder, pairs: list[tuple[int, int]]) -> Fraction:
+    """The rate at which the compared output frames ``pairs`` (output frame, source frame) follow each other in
+    the video's time: the output's fps when every output frame falls on a source frame; at 60 fps from a 30 fps
+    clip every other one does, so the comparison plays at 30 (it played twice too fast)."""
+    if len(pairs) < 2:
+        return f.out_fps
+    span = Fraction(pairs[-1][0] - pairs[0][0]) / f.out_fps
+    return (Fraction(len(pairs) - 1) / span).limit_denominator(1001) if span > 0 else f.out_fps
+
+
 def _compare_section(f: RunFolder, gt: Mapping[int, np.ndarray] | None) -> str | None:
     if not gt:
         return None
@@ -421,7 +431,7 @@ def _compare_section(f: RunFolder, gt: Mapping[int, np.ndarray] | None) -> str |
                   _label(_fit_width(err, PANEL_WIDTH), f"|error| x{ERROR_GAIN}")]
         h = min(p.shape[0] for p in panels)
         tiles.append(np.concatenate([p[:h] for p in panels], 1))
-    uri = _video_uri_from_frames(tiles, f.out_fps)
+    uri = _video_uri_from_frames(tiles, _pairs_rate(f, pairs))
     body = (f'<video id="compare-video" class="compare" controls loop muted playsinline preload="auto" src="{uri}"></video>'
             f'<p class="note">{len(pairs)} output frames that fall on a ground-truth frame; the error panel is the '
             f"largest channel difference times {ERROR_GAIN} (black = exact).</p>")
@@ -569,7 +579,8 @@ def _run_section(f: RunFolder) -> str | None:
         body += f'<p class="fail">The run stopped: {_esc(run.get("error") or "(no error recorded)")}</p>'
     fixer = run.get("fixer")
     rows = [("fusion mode", (cfg.get("fuse") or {}).get("mode") or "–"),
-            ("seed", _fmt(cfg.get("seed"))), ("training steps", _fmt((cfg.get("train") or {}).get("steps"))),
+            ("seed", _fmt(cfg.get("seed"))), ("training steps", _fmt(run.get("training_steps") if run.get("training_steps") is not None
+                                     else (cfg.get("train") or {}).get("steps"))),
             ("output scale", _fmt(cfg.get("scale"), 3))]
     if isinstance(fixer, dict):
         rounds = fixer.get("progressive_rounds")

@@ -141,22 +141,34 @@ def load_output(out: str | Path) -> ViewerScene:
             scene.cameras = path_cameras(folder.cameras)
         except (KeyError, TypeError, ValueError) as e:
             scene.notes.append(f"cameras.json is unreadable ({e!r}): no camera path")
+    run = folder.run if isinstance(folder.run, dict) else {}
+    status = run.get("status")
+    if status == "interrupted":
+        scene.notes.append("the run was interrupted" + (f" in {run['stage']}" if run.get("stage") else "")
+                           + ": the same `sparsevid run` command with --resume finishes it")
+    elif status == "failed":
+        scene.notes.append(f"the run failed: {run.get('error') or 'see run.json'}")
     ply = out / "train" / "point_cloud.ply"
+    ply_note = False
     if ply.is_file():
         try:
             scene.gaussians = load_ply(ply)
             scene.ply_path = ply
         except SparsevidError as e:
-            scene.notes.append(f"train/point_cloud.ply is unreadable ({e.message})")
+            scene.notes.append(f"train/point_cloud.ply is unreadable ({e.message}): no Gaussians and no live render")
+            ply_note = True
     rep = folder.pose_report
     failed = isinstance(rep, dict) and rep.get("failed")
-    if scene.gaussians is None and not scene.cameras:
+    two_d = failed or (run.get("config") or {}).get("fuse", {}).get("mode") == "2d"
+    if scene.gaussians is None and not scene.cameras and two_d and status in (None, "done", "reporting"):
         scene.notes.append("2D-only run: no camera path and no Gaussians, only the output frames"
-                           + (f" (the pose stage failed: {failed})" if failed else "")
-                           if folder.num_frames or folder.run is not None else
-                           "no Gaussians, camera path or frames yet (a run still in its first stages?)")
+                           + (f" (the pose stage failed: {failed})" if failed else " (--fuse-mode 2d)"))
+    elif scene.gaussians is None and not scene.cameras and not ply_note:
+        scene.notes.append("no Gaussians, camera path or frames yet (a run still in its first stages?)"
+                           if not folder.num_frames and folder.run is None else
+                           "no Gaussians and no camera path" + (" yet" if status in (None, "interrupted") else ""))
     else:
-        if scene.gaussians is None:
+        if scene.gaussians is None and not ply_note:
             scene.notes.append("no train/point_cloud.ply (yet): no Gaussians and no live render")
         if not scene.cameras:
             scene.notes.append("no cameras.json (yet): no camera path")
@@ -299,8 +311,11 @@ def pose_markdown(scene: ViewerScene) -> str:
     """The pose report (run.json ``poses`` or ``poses/poses_report.json``) as markdown."""
     rep, f = scene.folder.pose_report, scene.folder
     if rep is None:
-        if scene.cameras or f.run is not None:
-            given = ((f.run or {}).get("config") or {}).get("poses_from") or "the input"
+        cfg = (f.run or {}).get("config") or {}
+        if (cfg.get("fuse") or {}).get("mode") == "2d":
+            return "**Camera poses**\n\nNo poses were needed: the video was made by the 2D route alone (--fuse-mode 2d)."
+        if scene.cameras or (f.run or {}).get("status") == "done":
+            given = cfg.get("poses_from") or "the input"
             return f"**Camera poses**\n\nNot estimated: they came from {given}."
         return "**Camera poses**\n\nNo pose report (yet)."
     if rep.get("failed"):

@@ -72,6 +72,33 @@ class _LatestRenderer:
                 warn(f"view: render of frame {k} failed ({e!r})")
 
 
+def free_port(host: str, port: int, tries: int = 100) -> int:
+    """The first port from ``port`` that ``host`` can listen on (at most ``tries``, below 65536), or a one-line
+    error: an unknown ``--host``, an address that is not this machine's, or no free port."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise SparsevidError(f"--host {host}: unknown address ({getattr(e, 'strerror', None) or e})",
+                             fix="pass an address of this machine, e.g. --host 127.0.0.1 or --host 0.0.0.0") from None
+    family, address = infos[0][0], infos[0][4][0]
+    for p in range(port, min(port + tries, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((address, p))
+                return p
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    continue
+                raise SparsevidError(f"--host {host}: cannot listen there ({e.strerror or e})",
+                                     fix="pass an address of this machine, e.g. --host 127.0.0.1 or --host 0.0.0.0"
+                                     ) from None
+    raise SparsevidError(f"no free port from {port} to {min(port + tries, 65536) - 1} on {host}",
+                         fix="pass another --port, e.g. --port 8080")
+
+
 class Viewer:
     """A running viewer of one output folder (:func:`start`); :meth:`stop` ends it."""
 
@@ -81,6 +108,7 @@ class Viewer:
         self.out = Path(out)
         self.render_long_side = render_long_side
         self.scene = vs.load_output(self.out)
+        port = free_port(host, port)  # viser waits for ever on an address it cannot bind
         self.server = viser.ViserServer(host=host, port=port, label=f"sparsevid · {self.out.name}", verbose=False)
         self._lock = threading.Lock()
         self._frame_k = 0
