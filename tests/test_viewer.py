@@ -210,6 +210,11 @@ def test_server_answers(out3d, tmp_path, kind):
         viewer.slider.value = 2  # the slider's callback: frame, caption, current frustum, live render
         viewer.show_frame(2)
         assert "frame 2" in viewer.caption.content
+        shown = np.asarray(viewer.frame_image.image).copy()
+        (out / "frames" / "frame_0001.png").write_bytes(b"not a png")  # damaged later: said, not a traceback
+        viewer.show_frame(1)
+        assert "frame 1 is unreadable" in viewer.caption.content
+        assert not np.array_equal(np.asarray(viewer.frame_image.image), shown)  # not frame 2's image under it
         viewer.reload()
     finally:
         viewer.stop()

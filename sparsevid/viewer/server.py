@@ -218,8 +218,14 @@ class Viewer:
         current-camera frustum and (when following) the browser's camera."""
         s = self.scene
         self._frame_k = k
-        self.caption.content = vs.frame_caption(s, k)
-        img = s.frame(k)
+        caption = vs.frame_caption(s, k)
+        try:
+            img = s.frame(k)
+        except SparsevidError as e:  # a damaged PNG: said on the panel, not a traceback and the last image
+            img = None
+            caption += f"\n\n**frame {k} is unreadable**: {e.message}"
+            self.frame_image.image = np.zeros_like(np.asarray(self.frame_image.image))
+        self.caption.content = caption
         if img is not None:
             self.frame_image.image = vs.fit_long_side(img, PANEL_LONG_SIDE)
         cam = s.camera_at(k)
