@@ -155,6 +155,17 @@ def remove_temporary_files(out: Path) -> int:
     return n
 
 
+def check_output(out: str | Path, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
+                 overwrite: bool = False) -> None:
+    """The checks of :func:`prepare_output` that need nothing read or written (an output path that is a file, an
+    output that is or holds something the command reads), for a command that reads its input before it
+    prepares the folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SparsevidError("the output path exists and is a file", fix="choose another -o", path=out)
+    _refuse_reading_what_we_write(out, tuple(outputs), [_resolved(p) for p in protect if p is not None], overwrite)
+
+
 def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
                    resume: bool = False, overwrite: bool = False,
                    hold: contextlib.ExitStack | None = None, resumable: bool = True) -> Path:

@@ -340,14 +340,12 @@ def prepare_output(out: Path, resume: bool, overwrite: bool, protect=(),
                           overwrite=overwrite, hold=hold)
 
 
-def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
-    """Check the settings, load the input, then check (``--resume``) or write ``OUT/fingerprint.json``
-    and write ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``).
-    Input that does not load leaves the output folder as it found it (with the marker only, a new
-    folder counts as empty), so the same command runs once the input is fixed."""
+def load_input(cfg: RunConfig) -> Scene:
+    """Check the settings and load the input, before the output folder is touched: input that does not load
+    leaves the folder as it found it, even with ``--overwrite`` (which deleted the previous run first, then
+    failed on a keyframe the input lacks), so the same command runs once the input is fixed."""
     from sparsevid.checks import check_run_config
     from sparsevid.data.video import parse_window
-    from sparsevid.fingerprint import check_or_write, run_fingerprint
 
     check_run_config(cfg)
     src = cfg.input if cfg.input is not None else demo_path()
@@ -357,11 +355,19 @@ def load_input(cfg: RunConfig, given: RunConfig | None = None) -> Scene:
     scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
     cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
     check_frame_size(scene.image_size, cfg.scale, src)
+    return scene
+
+
+def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
+    """In the output folder (prepared): check (``--resume``) or write ``OUT/fingerprint.json``, and write
+    ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``)."""
+    from sparsevid.fingerprint import check_or_write, run_fingerprint
+
+    src = cfg.input if cfg.input is not None else demo_path()
     fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
                          output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
-    return scene
 
 
 #: the smallest output frame side: optical flow (OpenCV's DIS) needs 12 px, and SSIM's 7x7 window a few more
@@ -663,14 +669,16 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     given = cfg
     if device.type == "cpu":
         cfg = cpu_profile(cfg)
-    prepare_output(out, cfg.resume, cfg.overwrite,
-                   protect=(cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt,
-                            cfg.from_nerfstudio), hold=hold)
+    # the input is read before the folder is touched: input that does not load leaves the folder as it was, even
+    # with --overwrite (which deleted the previous run first, then failed on a keyframe the input lacks)
+    protect = (cfg.input if cfg.input is not None else demo_path(), cfg.poses_from, cfg.ckpt, cfg.from_nerfstudio)
+    outdir.check_output(out, RUN_OUTPUTS, protect, cfg.overwrite)
+    with timer("loading"):
+        scene = load_input(cfg)
+        prepare_output(out, cfg.resume, cfg.overwrite, protect=protect, hold=hold)
+        record_run(cfg, given)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    with timer("loading"):
-        scene = load_input(cfg, given)
     state.update(timer=timer, identity=run_identity(cfg, scene))
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "

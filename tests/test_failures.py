@@ -113,18 +113,26 @@ def test_run_refuses_to_write_into_its_input(tmp_path, four, capsys):
     assert snapshot(tmp_path) == before
 
 
-def test_bad_input_leaves_the_output_folder_reusable(tmp_path, four, capsys):
-    """An input check that fails leaves only the marker (a folder that counts as empty), so the same command
-    runs as it is once the input is fixed; before, config.yaml and fingerprint.json made it "a run"."""
-    from sparsevid.outdir import LOCK_NAME
+@pytest.mark.parametrize("cmd", ["run", "poses", "train"])
+def test_bad_input_leaves_the_output_folder_as_it_was(tmp_path, four, capsys, cmd):
+    """The input is read before the output folder is touched: a bad keyframe creates no folder (the same command
+    runs as it is once the input is fixed), and with --overwrite it leaves the previous run in place (it was
+    deleted first, then the command failed on the input)."""
     from sparsevid.outdir import prepare_output as prepare
     from sparsevid.pipeline import MARKER, RUN_OUTPUTS
 
     out = tmp_path / "OUT"
-    rc, err = run_cli(["run", four, "-o", out, "--keyframes", "0,9,19,30", "--device", "cpu"], capsys)
+    rc, err = run_cli([cmd, four, "-o", out, "--keyframes", "0,9,19,30"], capsys)
     assert_one_line_error(rc, err, "30")
-    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, MARKER])
+    assert not out.exists()
     prepare(out, marker=MARKER, outputs=RUN_OUTPUTS, protect=(four,))  # no --resume or --overwrite needed
+    if cmd == "run":
+        (out / "video.mp4").write_bytes(b"the previous run's video")
+        (out / "run.json").write_text("{}")
+        before = snapshot(tmp_path)
+        rc, err = run_cli([cmd, four, "-o", out, "--keyframes", "0,9,19,30", "--overwrite"], capsys)
+        assert_one_line_error(rc, err, "30")
+        assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("cmd", ["poses", "run"])

@@ -57,7 +57,7 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (this batch's clips) with the rows ``OUTROOT/summary.json`` holds for other clips whose folder is
-    still there, after them: a batch run on some of the clips of an OUTROOT keeps the others in its summary, and
+    still there (or that failed), after them: a batch run on some of the clips of an OUTROOT keeps the others in its summary, and
     two batches writing one OUTROOT at once keep each other's clips. A clip this batch found being written by
     another process keeps that process's row when the file has one beyond ``pending``."""
     try:
@@ -71,7 +71,9 @@ def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[st
         other = earlier.get(r["clip"])
         busy = r.get("status") == "failed" and BUSY in (r.get("error") or "")
         out.append(other if busy and other is not None and other.get("status") not in ("pending", None) else r)
-    out += [r for name, r in earlier.items() if name not in mine and r.get("output") and Path(r["output"]).is_dir()]
+    # a clip whose input failed to load has no folder (nothing is written before the input is read): its row stays
+    out += [r for name, r in earlier.items() if name not in mine and r.get("output")
+            and (Path(r["output"]).is_dir() or r.get("status") == "failed")]
     return out
 
 

@@ -72,14 +72,15 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.input).expanduser().resolve() == out.expanduser().resolve():
         raise SparsevidError("the output folder is the input folder; poses writes OUT/images and would replace "
                              "the input", fix="choose another -o", path=out)
+    # the input read before the folder is touched: one that does not load leaves it as it was, even with --overwrite
+    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
     with contextlib.ExitStack() as hold:  # the folder's lock, held while poses writes it
         prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
                        overwrite=args.overwrite, hold=hold, resumable=False)  # fail before the expensive part
-        return _estimate(args, out, cfg, keyframes, start, end)
+        return _estimate(args, out, cfg, scene)
 
 
-def _estimate(args: argparse.Namespace, out: Path, cfg: PoseConfig, keyframes, start, end) -> int:
-    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
+def _estimate(args: argparse.Namespace, out: Path, cfg: PoseConfig, scene) -> int:
     reference = scene.c2ws() if scene.has_poses else None
     colmap_log: list[str] = []
     scene, report = estimate_poses(scene, cfg, colmap_log, work_dir=out)
@@ -87,7 +88,7 @@ def _estimate(args: argparse.Namespace, out: Path, cfg: PoseConfig, keyframes, s
         err = rotation_angle_deg(align_poses(scene.c2ws(), reference), reference)
         report["rotation_error_vs_input_poses_deg"] = [round(float(e), 4) for e in err]
         info(f"rotation error vs the input's own poses (after similarity alignment): max {err.max():.3f} deg")
-    if start is not None or end is not None:  # the frame indices count from this window's first frame
+    if args.start is not None or args.end is not None:  # the frame indices count from this window's first frame
         report["video_window"] = {"start": args.start, "end": args.end}
     save_pose_outputs(scene, report, out, "".join(colmap_log))
     info(f"wrote {out}/sparse/0, {out}/transforms.json, {out}/images, {out}/poses_report.json")

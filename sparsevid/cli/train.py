@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise SparsevidError("input not found", path=args.input,
                              fix="give a posed scene: a COLMAP dataset or a transforms.json (sparsevid poses writes one)")
     out: Path = args.out
+    # the input read before the folder is touched: one that does not load leaves it as it was, even with --overwrite
+    scene = load_scene(args.input, keyframes=keyframes)
     with contextlib.ExitStack() as hold:  # the folder's lock, held while train writes it
         prepare_output(out, marker=MARKER, outputs=outputs(), protect=(args.input,), resume=args.resume,
                        overwrite=args.overwrite, hold=hold)  # before any work
@@ -106,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
                 raise SparsevidError("nothing to resume", fix="drop --resume to start a new run",
                                      path=out / CHECKPOINT_NAME)
             trainer = Trainer.from_checkpoint(ck, device=device, run_dir=out, steps=cfg.steps)
-        scene = load_scene(args.input, keyframes=keyframes)
         settings = {"train": {k: v for k, v in jsonable(cfg).items() if k != "steps"},  # --steps may grow
                     "keyframes": keyframes, "train_scale": args.scale, "max_train_side": args.max_train_side,
                     "device": args.device}
