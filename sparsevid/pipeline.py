@@ -387,7 +387,7 @@ def check_frame_size(size: tuple[int, int], scale: float, where: Path) -> None:
 
 def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict | None]:
     """Poses from ``poses_from``, from the input, from a resumed run, or estimated (pose stage)."""
-    from sparsevid.poses.sfm import estimate_poses, save_pose_outputs
+    from sparsevid.poses.sfm import POSES_REPORT, estimate_poses, save_pose_outputs
 
     if cfg.poses_from is not None:
         # matched by the frames' file numbers (the input's may be renumbered from its first frame)
@@ -403,7 +403,9 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
     if scene.has_poses:
         return scene, None
     pose_dir = out / "poses"
-    if cfg.resume and (pose_dir / "transforms.json").exists():
+    if cfg.resume and (pose_dir / "transforms.json").exists() and not (pose_dir / POSES_REPORT).exists():
+        log.info(f"resuming: the pose stage in {pose_dir} did not finish (no {POSES_REPORT}): estimating again")
+    elif cfg.resume and (pose_dir / "transforms.json").exists():
         log.info(f"resuming: reusing the poses in {pose_dir}")
         scene, _ = resolve_poses(scene, dataclasses.replace(cfg, poses_from=pose_dir / "transforms.json"), out)
         from sparsevid.runinfo import previous_poses
@@ -523,6 +525,10 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
             e.training = (trainer.step if saved else None, trainer.total_steps,
                           time.perf_counter() - t0 - (timer.seconds.get("fixing", 0.0) - fixing0))
             raise
+        export_gaussians(trainer.params, ckpt_dir)
+    elif not all((ckpt_dir / f"point_cloud{suffix}").is_file() for suffix in (".ply", ".splat")):
+        # a run stopped between its last checkpoint and the exports: the checkpoint says "trained", the files
+        # are not there (the viewer and the user's other tools read them)
         export_gaussians(trainer.params, ckpt_dir)
     if rounds is not None and updater is not None:  # what each progressive round did, for run.json
         rounds.extend({"round": r.round + 1, "step": r.step, "views": r.num_views,

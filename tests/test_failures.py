@@ -377,6 +377,33 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     for stage in ("loading", "training", "total"):
         assert info["stage_seconds"][stage] == pytest.approx(seg[0][stage] + seg[1][stage], abs=2e-3), stage
     assert info["segments"][0]["step"] == 25
+    # a run stopped between its last checkpoint and the exports: --resume writes them (it found "trained", ended
+    # "done", and left train/ without point_cloud.ply and .splat)
+    for name in ("point_cloud.ply", "point_cloud.splat"):
+        (cut / "train" / name).unlink()
+    rc, err = run_cli(base + ["-o", cut, "--resume"], capsys)
+    assert rc == 0, err
+    assert (cut / "train" / "point_cloud.ply").read_bytes() == (tmp_path / "full" / "train" / "point_cloud.ply").read_bytes()
+    assert (cut / "train" / "point_cloud.splat").is_file()
+
+
+def test_resume_estimates_again_the_poses_of_an_unfinished_pose_stage(tmp_path, tiny_scene, monkeypatch):
+    """A run killed while the pose stage wrote its folder (transforms.json there, poses_report.json not yet) was
+    resumed with those poses as finished, and lost its pose report and COLMAP model for good."""
+    import sparsevid.poses.sfm as sfm
+    from sparsevid.pipeline import RunConfig, resolve_poses
+
+    import dataclasses
+
+    unposed = dataclasses.replace(tiny_scene, camera=None,
+                                  frames=[dataclasses.replace(f, c2w=None) for f in tiny_scene.frames])
+    calls = []
+    monkeypatch.setattr(sfm, "estimate_poses", lambda scene, *a, **k: (calls.append(1), (tiny_scene, {"ok": 1}))[1])
+    monkeypatch.setattr(sfm, "save_pose_outputs", lambda *a, **k: None)
+    (tmp_path / "poses").mkdir()
+    (tmp_path / "poses" / "transforms.json").write_text("{}")
+    scene, report = resolve_poses(unposed, RunConfig(resume=True), tmp_path)
+    assert calls == [1] and report == {"ok": 1}
 
 
 def test_a_second_ctrl_c_records_no_checkpoint_and_resume_says_it_starts_over(tmp_path, tiny_ds, capsys,

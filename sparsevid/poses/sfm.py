@@ -941,6 +941,10 @@ def _failure(scene: Scene, report: dict[str, Any]) -> SparsevidError:
                               "or give the focal length with --focal")
 
 
+#: the pose stage's report, written last by :func:`save_pose_outputs`: a poses folder without it is unfinished
+POSES_REPORT = "poses_report.json"
+
+
 def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path, colmap_log: str = "") -> None:
     """Write a posed scene as ``out/sparse/0`` (COLMAP binary), ``out/transforms.json`` (nerfstudio),
     ``out/images/``, ``out/frames_meta.json`` (the frame rate, which a COLMAP model has no place for: the model
@@ -962,6 +966,6 @@ def save_pose_outputs(scene: Scene, report: dict[str, Any], out: Path, colmap_lo
                                    else fps.numerator})
     report = dict(report)
     report["frames"] = {f.name: {"index": f.index, "c2w": np.round(f.c2w, 8).tolist()} for f in scene.frames}
-    write_json(out / "poses_report.json", report, indent=2)
     if colmap_log:
         atomic_write_text(out / "colmap.log", colmap_log)
+    write_json(out / POSES_REPORT, report, indent=2)  # last: its presence says the folder is complete
