@@ -410,7 +410,10 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
         scene, _ = resolve_poses(scene, dataclasses.replace(cfg, poses_from=pose_dir / "transforms.json"), out)
         from sparsevid.runinfo import previous_poses
 
-        return scene, previous_poses(out)  # the report of the segment that estimated them
+        report = previous_poses(out)  # the report of the segment that estimated them
+        for line in (report or {}).get("warnings") or []:  # said again, so that run.json keeps them after a
+            log.warn(line)                                  # kill, which records no segment
+        return scene, report
     colmap_log: list[str] = []
     pose_cfg = dataclasses.replace(cfg.pose, seed=cfg.seed)
     if scene.camera is not None:  # a posed dataset whose model leaves out some of the chosen inputs
@@ -421,7 +424,9 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
             pose_cfg = dataclasses.replace(pose_cfg, focal=(camera.fx + camera.fy) / 2)
         log.warn(f"inputs {unposed} have no pose in the {scene.source} model: the pose stage estimates every input's "
                  "pose" + (f", with the model's focal length ({pose_cfg.focal:.1f} px) held fixed" if keep else ""))
-    scene, report = estimate_poses(scene, pose_cfg, colmap_log, work_dir=out)
+    with log.recording_warnings() as said:
+        scene, report = estimate_poses(scene, pose_cfg, colmap_log, work_dir=out)
+    report = {**report, "warnings": list(said)}  # the pose stage's warnings, said again when a resume reuses it
     save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
 
@@ -641,6 +646,12 @@ def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = Non
             if state:
                 write_failed(cfg.output, e.one_line(), warnings, state["identity"])
             raise
+        except OSError as e:  # a file system error no stage named (a full disk while writing frames): a one-line
+            err = outdir.os_error(e, e.filename or cfg.output, "finish the run")  # error naming the output folder,
+            if state:                                                               # and recorded in run.json
+                with contextlib.suppress(OSError):
+                    write_failed(cfg.output, err.one_line(), warnings, state["identity"])
+            raise err from None
         except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM in any stage: run.json says where (and in training, the
             if "timer" in state:        # step of the checkpoint saved, train_stage's ``e.training``)
                 seconds, training = dict(state["timer"].seconds), getattr(e, "training", None)

@@ -391,6 +391,7 @@ def test_resume_estimates_again_the_poses_of_an_unfinished_pose_stage(tmp_path, 
     """A run killed while the pose stage wrote its folder (transforms.json there, poses_report.json not yet) was
     resumed with those poses as finished, and lost its pose report and COLMAP model for good."""
     import sparsevid.poses.sfm as sfm
+    from sparsevid import log
     from sparsevid.pipeline import RunConfig, resolve_poses
 
     import dataclasses
@@ -402,8 +403,16 @@ def test_resume_estimates_again_the_poses_of_an_unfinished_pose_stage(tmp_path, 
     monkeypatch.setattr(sfm, "save_pose_outputs", lambda *a, **k: None)
     (tmp_path / "poses").mkdir()
     (tmp_path / "poses" / "transforms.json").write_text("{}")
-    scene, report = resolve_poses(unposed, RunConfig(resume=True), tmp_path)
-    assert calls == [1] and report == {"ok": 1}
+    with log.recording_warnings() as said:
+        scene, report = resolve_poses(unposed, RunConfig(resume=True), tmp_path)
+    assert calls == [1] and report == {"ok": 1, "warnings": []}
+    # a finished pose stage is reused, and its warnings are said again (a kill records no segment: run.json had
+    # lost the focal-length warning)
+    monkeypatch.undo()
+    sfm.save_pose_outputs(tiny_scene, {"warnings": ["focal length not observable"]}, tmp_path / "poses")
+    with log.recording_warnings() as said:
+        scene, report = resolve_poses(unposed, RunConfig(resume=True), tmp_path)
+    assert scene.has_poses and said == ["focal length not observable"]
 
 
 def test_a_second_ctrl_c_records_no_checkpoint_and_resume_says_it_starts_over(tmp_path, tiny_ds, capsys,
@@ -1193,3 +1202,24 @@ def test_run_json_records_the_input_as_an_absolute_path(tmp_path, tiny_scene, mo
     (out / "metrics.json").write_text("{}")
     (out / "run.json").write_text(json.dumps({"config": {"input": "cases/clip"}}))
     assert run_ground_truth(out, None) is None
+
+
+def test_a_full_disk_while_writing_frames_is_one_line_and_recorded(tmp_path, tiny_ds, capsys, monkeypatch):
+    """An OSError no stage named (the disk filling up while frames are written) came out as "?: cannot finish"
+    from the CLI's last net, and run.json kept no record of the failure."""
+    import errno
+
+    import sparsevid.video.io as vio
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vio, "write_frames", full)
+    out = tmp_path / "OUT"
+    rc, err = run_cli(["run", tiny_ds, "-o", out, "--device", "cpu", "--fuse-mode", "2d", "--keyframes", "0,9,19,29"],
+                      capsys)
+    assert rc == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert f"{out}: cannot finish the run: the disk is full" in last and "then --resume" in last, last
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "failed" and "the disk is full" in info["error"]
