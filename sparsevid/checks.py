@@ -50,7 +50,8 @@ def check_run_config(cfg: "RunConfig") -> None:
     """
     check_positive(cfg.scale, "--scale", "0.5")
     check_positive(cfg.train_scale, "--train-scale", "0.5")
-    check_positive(cfg.fps, "--fps", "29.97")
+    if not isinstance(cfg.fps, str):
+        check_positive(cfg.fps, "--fps", "29.97")
     from sparsevid.data.timebase import parse_fps
 
     for flag, rate in (("--fps", cfg.fps), ("--out-fps", cfg.path.fps)):

@@ -53,7 +53,7 @@ def dis_finest_scale(width: int, finest_scale: int | None, min_width: int) -> in
     "Time to video", session 3)."""
     if finest_scale is not None:
         return None if finest_scale < 0 else int(finest_scale)
-    level = 0
+    level, min_width = 0, max(1, int(min_width))  # 0 or less: the loop never ended
     while width >> (level + 1) >= min_width:
         level += 1
     return level

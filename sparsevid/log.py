@@ -24,7 +24,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 console = Console(stderr=True, highlight=False)
 _quiet = False
-_verbose = bool(os.environ.get("SPARSEVID_VERBOSE"))
+#: SPARSEVID_VERBOSE=1 (or true, yes, on) lets native logs through; 0, false, no, off or empty do not
+_verbose = os.environ.get("SPARSEVID_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
 #: seconds between the plain progress lines printed when stderr is not a terminal
 PLAIN_PROGRESS_INTERVAL = 5.0
 

@@ -28,6 +28,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,7 +69,8 @@ class RunConfig:
         input: a folder of frames, a video, a COLMAP or nerfstudio dataset; None = embedded demo.
         output: the run folder.
         keyframes: frame indices used as inputs (others become ground truth); None = all frames.
-        fps: frame rate of the source video; None = read from the input (else 30).
+        fps: frame rate of the source video (a number, or exact as ``"30000/1001"``); None = read from the input
+            (else 30).
         start, end: a video input's window (seconds "2.5" or frame numbers "f75"; see
             :func:`sparsevid.data.video.parse_window`); frame indices count from its first frame.
         device: "auto" | "cuda" | "cpu" for training and rendering.
@@ -113,7 +115,7 @@ class RunConfig:
     input: Path | None = None
     output: Path = Path("out/run")
     keyframes: list[int] | None = None
-    fps: float | None = None
+    fps: float | Fraction | str | None = None
     start: str | None = None
     end: str | None = None
     device: str = "auto"

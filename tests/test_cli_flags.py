@@ -108,6 +108,7 @@ def test_derived_flags_set_the_config(run_parser):
     (["--steps", "9"], ["--train.steps", "9"], 9, "train.steps"),
     (["--fixer", "none"], ["--fixer.name", "none"], "none", "fixer.name"),
     (["--out-fps", "60"], ["--path.fps", "60"], 60.0, "path.fps"),
+    (["--fps", "30000/1001"], ["--fps", "30000/1001"], Fraction(30000, 1001), "fps"),  # was refused, as not a float
     (["--detail-power", "0"], ["--fuse.detail-power", "0"], None, "fuse.detail_power"),
     (["--fuse-mode", "2d"], ["--fuse.mode", "2d"], "2d", "fuse.mode"),
     (["--no-video"], ["--no-write-video"], False, "write_video"),

@@ -588,6 +588,8 @@ def test_fingerprint_ignores_copies_and_start_options(tmp_path):
     (["--fuse.flow.motion", "cubic"], ["--fuse.flow.motion must be one of quadratic, linear, got 'cubic'"]),
     (["--fuse.flow.preset", "slow"], ["--fuse.flow.preset must be one of ultrafast, fast, medium"]),
     (["--fuse.flow.mirrors", "3"], ["--fuse.flow.mirrors must be one of 1, 2, 4, got 3"]),
+    (["--pose.camera-model", "BOGUS"], ["--pose.camera-model must be one of SIMPLE_RADIAL, RADIAL"]),
+    (["--fuse.flow.finest-min-width", "0"], ["--fuse.flow.finest-min-width must be a whole number of pixels >= 1"]),
     (["--fuse.flow.candidates", "dis,raft"], ["--fuse.flow.candidates must be among dis, blurred", "got dis,raft"]),
     (["--fuse.flow.gmflow", "yes"], ["--fuse.flow.gmflow must be one of auto, on, off, got 'yes'"]),
     (["--fuse.flow.choice-temperature", "0"], ["--fuse.flow.choice-temperature must be positive, got 0"]),

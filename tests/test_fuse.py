@@ -256,6 +256,7 @@ def test_dis_finest_level_keeps_the_finest_width_at_least_the_minimum():
     assert dis_finest_scale(320, None, 400) == 0      # small frames: full resolution
     assert dis_finest_scale(799, None, 400) == 0
     assert dis_finest_scale(800, None, 400) == 1      # 400 px at level 1
+    assert dis_finest_scale(848, None, 0) == 9          # a width of 0 or less: the coarsest level (it never ended)
     assert dis_finest_scale(848, None, 400) == 1
     assert dis_finest_scale(1920, None, 400) == 2     # 480 px; level 3 would be 240
     assert dis_finest_scale(3840, None, 400) == 3
@@ -821,6 +822,11 @@ def test_same_picture_accepts_a_rounded_resize_and_refuses_a_crop_or_a_turn():
     (dict(flow=dict(motion="cubic")), "--fuse.flow.motion must be one of"),
     (dict(flow=dict(prealign="sometimes")), "--fuse.flow.prealign must be one of"),
     (dict(flow=dict(preset="bogus")), "--fuse.flow.preset must be one of ultrafast, fast, medium"),
+    (dict(flow=dict(finest_min_width=0)), "--fuse.flow.finest-min-width must be a whole number of pixels >= 1"),
+    (dict(detail_power=0.0), "--fuse.detail-power must be positive, or none"),
+    (dict(detail_power=-4.0), "--fuse.detail-power must be positive, or none"),
+    (dict(detail_power=None, detail_choices=()), "--fuse.detail-choices must be positive powers, got nothing"),
+    (dict(detail_choices=(-2.0, 0.0)), "--fuse.detail-choices must be positive powers, got -2.0,0.0"),
 ])
 def test_fuse_frames_refuses_a_setting_that_is_not_one_of_its_choices(change, words):
     """A library caller's typo in FuseConfig (mode "2D", motion "cubic") was another fusion without a word

@@ -46,7 +46,21 @@ def check_fuse_config(cfg: FuseConfig) -> None:
         raise SparsevidError(f"--fuse.learned-scale must be one of {', '.join(f'{v:g}' for v in rife.SCALES)}, "
                              f"got {cfg.learned_scale:g}",
                              fix="pass e.g. --fuse.learned-scale 2, or leave it out to choose by frame size")
+    if cfg.detail_power is not None and not cfg.detail_power > 0:
+        raise SparsevidError(f"--fuse.detail-power must be positive, or none (chosen by the leave-one-out check), got "
+                             f"{cfg.detail_power:g}", fix="pass e.g. --fuse.detail-power 1 (in a config file: "
+                                                          "detail_power: null to have it chosen)")
+    if not cfg.detail_choices or not all(isinstance(c, (int, float)) and c > 0 for c in cfg.detail_choices):
+        raise SparsevidError(f"--fuse.detail-choices must be positive powers, got "
+                             f"{','.join(map(str, cfg.detail_choices)) or 'nothing'}",
+                             fix="pass e.g. --fuse.detail-choices 1,2,4,8")
     flow = cfg.flow
+    if not isinstance(flow.finest_min_width, int) or flow.finest_min_width < 1:
+        raise SparsevidError(f"--fuse.flow.finest-min-width must be a whole number of pixels >= 1, got "
+                             f"{flow.finest_min_width}", fix="pass e.g. --fuse.flow.finest-min-width 400")
+    if flow.finest_scale is not None and (not isinstance(flow.finest_scale, int) or flow.finest_scale < -1):
+        raise SparsevidError(f"--fuse.flow.finest-scale must be -1 (the preset's), 0 (full resolution) or more, or "
+                             f"none (by frame size), got {flow.finest_scale}", fix="pass e.g. --fuse.flow.finest-scale 0")
     _one_of("--fuse.flow.preset", flow.preset, DIS_PRESETS)
     _one_of("--fuse.flow.motion", flow.motion, MOTIONS)
     _one_of("--fuse.flow.prealign", flow.prealign, PREALIGN)

@@ -42,6 +42,11 @@ from sparsevid.log import info, warn
 _FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
 
+
+#: the lens models the pose stage fits (``PoseConfig.camera_model``)
+POSE_CAMERA_MODELS = ("SIMPLE_RADIAL", "RADIAL")
+
+
 @dataclass
 class PoseConfig:
     """Settings of the pose stage (defaults work for 4 frames of a hand-held or action-cam clip).
@@ -892,6 +897,9 @@ def check_pose_config(cfg: PoseConfig) -> None:
     from sparsevid.checks import check_positive
 
     check_positive(cfg.focal, "--focal", "600 (pixels)")
+    if cfg.camera_model not in POSE_CAMERA_MODELS:  # else the error came after the output folder was made
+        raise SparsevidError(f"--pose.camera-model must be one of {', '.join(POSE_CAMERA_MODELS)}, got "
+                             f"{cfg.camera_model!r}", fix="pass e.g. --pose.camera-model SIMPLE_RADIAL")
     check_positive(cfg.pair_init_trials, "--pose.pair-init-trials", "10", integer=True)
     check_positive(cfg.max_num_features, "--pose.max-num-features", "8192", integer=True)
     if not isinstance(cfg.max_image_size, int) or cfg.max_image_size < MIN_POSE_SIDE:
