@@ -93,7 +93,8 @@ def with_settings(cfg: C, edits: dict) -> C:
 def _convert(tp: Any, v: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if v is None:
+        if v is None or (type(None) in args and isinstance(v, str)
+                         and v.strip().lower() in ("none", "null", "~")):  # `none` unsets, as a flag's value does
             if type(None) in args:
                 return None
             raise _kind_error(key, tp, v)
@@ -135,6 +136,8 @@ def _convert(tp: Any, v: Any, key: str) -> Any:
             raise _kind_error(key, tp, v)
         return float(v)
     if tp is str:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):  # `start: 2.5` (YAML reads a number)
+            return str(v)
         if not isinstance(v, str):
             raise _kind_error(key, tp, v)
         return v

@@ -152,11 +152,13 @@ def _prefix() -> str:
     return f"[{tag}] " if tag else ""
 
 
-def warn(msg: str) -> None:
-    """One line (never wrapped by rich), shown even when quiet, recorded by :func:`recording_warnings`."""
+def warn(msg: str, record: bool = True) -> None:
+    """One line (never wrapped by rich), shown even when quiet, recorded by :func:`recording_warnings` (unless
+    ``record`` is off: a notice of the moment, e.g. that a signal stops the training, not a warning about the
+    result that run.json keeps)."""
     _line("warning:", "yellow", msg, level=logging.WARNING)
     sinks = _sinks.get()
-    if sinks:
+    if sinks and record:
         text = " ".join(msg.split())
         for sink in sinks:
             sink.append(text)

@@ -316,14 +316,37 @@ def run_config_yaml(cfg: RunConfig, header: str) -> str:
     return dump_yaml(dataclasses.replace(cfg, resume=False, overwrite=False), header=header)
 
 
+#: the settings of :class:`RunConfig` that are paths, recorded absolute (config.yaml, run.json)
+PATH_KEYS = ("input", "output", "poses_from", "ckpt", "from_nerfstudio")
+
+
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its paths (:data:`PATH_KEYS`, and weight files given as local paths) absolute, so that a
+    config.yaml or run.json read from another working folder names the same files (a relative input read
+    another clip, or none)."""
+    def absolute(p):
+        return None if p is None else Path(p).expanduser().absolute()
+
+    def local(p):  # difix_weights may be a hub id ("nvidia/difix"): only an existing path is made absolute
+        return str(absolute(p)) if p is not None and Path(p).expanduser().exists() else p
+
+    return dataclasses.replace(
+        cfg, **{k: absolute(getattr(cfg, k)) for k in PATH_KEYS},
+        fixer=dataclasses.replace(cfg.fixer, difix_weights=local(cfg.fixer.difix_weights)),
+        fuse=dataclasses.replace(cfg.fuse, flow=dataclasses.replace(
+            cfg.fuse.flow, gmflow_weights=local(cfg.fuse.flow.gmflow_weights))))
+
+
 def write_run_config(cfg: RunConfig, out: Path) -> Path:
-    """Write ``cfg`` (as given, before the CPU profile) to ``OUT/config.yaml``, which ``sparsevid run --config``
-    reads back (:func:`read_run_config`)."""
-    text = run_config_yaml(cfg, f"sparsevid {__version__} run configuration. Run it again with\n"
-                                f"  sparsevid run --config {Path(out) / CONFIG_NAME} -o NEW_OUT\n"
-                                "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
-                                "command line override the values here; paths are as given)")
-    return atomic_write_text(Path(out) / CONFIG_NAME, text)
+    """Write ``cfg`` (as given, before the CPU profile; its paths absolute) to ``OUT/config.yaml``, which
+    ``sparsevid run --config`` reads back (:func:`read_run_config`) from any working folder."""
+    path = Path(out).expanduser().absolute() / CONFIG_NAME
+    text = run_config_yaml(with_absolute_paths(cfg),
+                           f"sparsevid {__version__} run configuration. Run it again with\n"
+                           f"  sparsevid run --config {path} -o NEW_OUT\n"
+                           "(every key has a flag, --SECTION.KEY, e.g. --fuse.band-sigma 3; flags given on the\n"
+                           "command line override the values here; paths are absolute)")
+    return atomic_write_text(path, text)
 
 
 def read_run_config(path: str | Path) -> RunConfig:
@@ -366,8 +389,8 @@ def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
     from sparsevid.fingerprint import check_or_write, run_fingerprint
 
     src = cfg.input if cfg.input is not None else demo_path()
-    fp = run_fingerprint(jsonable(cfg), {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt},
-                         output=cfg.output)
+    fp = run_fingerprint(jsonable(with_absolute_paths(cfg)),
+                         {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt}, output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
 
@@ -616,15 +639,11 @@ def run_identity(cfg: RunConfig, scene: Scene) -> dict[str, Any]:
     """What ``run.json`` records of a run from the moment its input is read, finished or not: its config, the
     file number of its frame 0 (``first_frame_number``), the source frame rate and the inputs' frame indices in
     the run's numbering (``input_indices``: ``eval`` and ``report`` pair frames by them; a run by the 2D route
-    alone writes no cameras.json to read them from). Its paths (the input, ``--poses-from``, ``--ckpt``) are
-    absolute: ``report`` and ``eval`` read the input again as ground truth from any working folder (a relative
-    one read another clip's frames, or none, from another folder)."""
-    config = jsonable(cfg)
-    for key in ("input", "poses_from", "ckpt"):
-        if config.get(key):
-            config[key] = str(Path(config[key]).expanduser().absolute())
-    return {"config": config, "first_frame_number": scene.number_offset, "source_fps": str(scene.fps),
-            "input_indices": list(scene.indices)}
+    alone writes no cameras.json to read them from). Its paths are absolute (:func:`with_absolute_paths`):
+    ``report`` and ``eval`` read the input again as ground truth from any working folder (a relative one read
+    another clip's frames, or none, from another folder)."""
+    return {"config": jsonable(with_absolute_paths(cfg)), "first_frame_number": scene.number_offset,
+            "source_fps": str(scene.fps), "input_indices": list(scene.indices)}
 
 
 def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = None) -> RunResult:

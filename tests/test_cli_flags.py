@@ -264,4 +264,52 @@ def test_print_config_shows_what_would_run_and_runs_nothing(tmp_path, capsys):
     # no abbreviated flags: with ~170 derived flags a prefix is too easily another flag's
     with pytest.raises(SystemExit) as e:
         main(["run", "--video.cr", "30", "--print-config"])
-    assert e.value.code == 2 and "unrecognized arguments: --video.cr" in capsys.readouterr().err
+    assert e.value.code == 2 and "unrecognized argument --video.cr (did you mean --video.crf?)" in capsys.readouterr().err
+
+
+def test_config_yaml_names_the_same_files_from_any_working_folder(tmp_path, monkeypatch):
+    """config.yaml kept paths as typed: `run --config A/config.yaml` from another folder found no input (or
+    another clip). Paths are absolute now; a Difix hub id that is no local path stays as it is."""
+    from sparsevid.pipeline import read_run_config, write_run_config
+
+    (tmp_path / "w" / "clip").mkdir(parents=True)
+    (tmp_path / "w" / "flownet.pkl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "w")
+    cfg = RunConfig(input=Path("clip"), output=Path("A"))
+    cfg.fuse.flow.gmflow_weights = "flownet.pkl"
+    cfg.fixer.difix_weights = "nvidia/difix"
+    (tmp_path / "w" / "A").mkdir()
+    written = write_run_config(cfg, Path("A"))
+    assert cfg.input == Path("clip")  # the caller's config is not changed
+    monkeypatch.chdir(tmp_path)
+    back = read_run_config(written)
+    assert back.input == tmp_path / "w" / "clip" and back.output == tmp_path / "w" / "A"
+    assert back.fuse.flow.gmflow_weights == str(tmp_path / "w" / "flownet.pkl")
+    assert back.fixer.difix_weights == "nvidia/difix"
+    assert f"sparsevid run --config {tmp_path / 'w' / 'A' / 'config.yaml'}" in written.read_text()
+
+
+def test_a_mistyped_flag_is_named_by_its_command_with_the_closest_flag(capsys):
+    """`sparsevid run x --stpes 10` said "unrecognized arguments: --stpes 10" under the top-level usage."""
+    from sparsevid.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", "x", "--stpes", "10"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: sparsevid run" in err
+    assert err.strip().splitlines()[-1] == "sparsevid run: error: unrecognized argument --stpes (did you mean --steps?)"
+    with pytest.raises(SystemExit):
+        main(["run", "x", "--fuse.flow.motoin=linear", "--zzz"])
+    assert ("unrecognized argument --fuse.flow.motoin=linear (did you mean --fuse.flow.motion?); also --zzz"
+            in capsys.readouterr().err)
+
+
+def test_a_config_file_takes_none_and_numbers_where_flags_do(tmp_path):
+    """`focal: none` (the flags' word for unset) was "pose.focal must be float | None, got 'none'", and
+    `start: 2.5` was refused as not a string."""
+    from sparsevid.pipeline import read_run_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("pose:\n  focal: none\nstart: 2.5\nend: f75\nmax_train_side: None\n")
+    cfg = read_run_config(f)
+    assert cfg.pose.focal is None and cfg.start == "2.5" and cfg.end == "f75" and cfg.max_train_side is None

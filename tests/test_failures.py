@@ -377,6 +377,7 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     for stage in ("loading", "training", "total"):
         assert info["stage_seconds"][stage] == pytest.approx(seg[0][stage] + seg[1][stage], abs=2e-3), stage
     assert info["segments"][0]["step"] == 25
+    assert not any("finishing step" in w for w in info.get("warnings") or [])  # a notice, not a warning to keep
     # a run stopped between its last checkpoint and the exports: --resume writes them (it found "trained", ended
     # "done", and left train/ without point_cloud.ply and .splat)
     for name in ("point_cloud.ply", "point_cloud.splat"):

@@ -60,7 +60,11 @@ class ClipSpec:
         from sparsevid.configfile import config_to_dict
         from sparsevid.fingerprint import earlier_run_differences
 
-        return earlier_run_differences(self.output, config_to_dict(self.clip_config()), self.input)
+        from sparsevid.pipeline import with_absolute_paths
+
+        # config.yaml holds absolute paths (weights given as relative ones compared as changed settings)
+        return earlier_run_differences(self.output, config_to_dict(with_absolute_paths(self.clip_config())),
+                                       self.input)
 
 
 def _clip_name(p: Path) -> str:

@@ -117,8 +117,9 @@ def _run_command(args) -> int:
                   "--resume to continue from that step")
             return 128 + e.signum
         signum = interrupt_signum(e)
-        again = "with --resume: the stages it finished are kept" if args.command in ("run", "train") else \
-            "to start it again"
+        again = ("with --resume: the poses and the training it finished are kept" if args.command == "run" else
+                 "with --resume: the training's last checkpoint is kept" if args.command == "train" else
+                 "to start it again")
         error(f"interrupted by {signal.Signals(signum).name} -> rerun the same command {again}")
         return 128 + signum
 

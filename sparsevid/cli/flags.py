@@ -489,3 +489,26 @@ class Parser(argparse.ArgumentParser):
         given = kwargs.get("formatter_class", argparse.HelpFormatter)
         kwargs["formatter_class"] = self._FORMATTERS.get(given, given)
         super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown flag is reported by the subcommand it was given to, with the closest
+        flag it has (``--stpes`` -> ``--steps``), not as "unrecognized arguments" under the top-level usage."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if not extras:
+            return parsed
+        import difflib
+
+        command = self._command_parser(getattr(parsed, "command", None)) or self
+        options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        unknown = next((e for e in extras if e.startswith("-")), extras[0])
+        flag = unknown.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, options, n=1, cutoff=0.75) if flag.startswith("--") else []
+        others = [e for e in extras if e.startswith("-") and e != unknown]  # (the rest: their values)
+        command.error(f"unrecognized argument {unknown}" + (f" (did you mean {close[0]}?)" if close else "")
+                      + (f"; also {' '.join(others)}" if others else ""))
+
+    def _command_parser(self, name: str | None) -> argparse.ArgumentParser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                return action.choices[name]
+        return None

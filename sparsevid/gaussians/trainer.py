@@ -457,7 +457,8 @@ class Trainer:
                 raise KeyboardInterrupt  # a second Ctrl-C: stop now
             self._stop_signal = signum
             log.warn(f"{signal.Signals(signum).name}: finishing step {self.step + 1} and saving a checkpoint" +
-                     (" (Ctrl-C again to stop at once, without one)" if signum == signal.SIGINT else ""))
+                     (" (Ctrl-C again to stop at once, without one)" if signum == signal.SIGINT else ""),
+                     record=False)  # not a warning about the result: run.json's list is for those
 
         previous = {}
         for s in self._SIGNALS:
