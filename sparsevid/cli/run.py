@@ -117,7 +117,7 @@ def add_parser(sub) -> None:
                     "embedded demo clip. Every setting of the run (RunConfig, as in OUT/config.yaml) has a flag: "
                     "--SECTION.FIELD for the nested configs (--train.steps, --fuse.band-sigma), --no-... / "
                     "--SECTION.no-... for off; `none` unsets an optional value. Precedence: the defaults < "
-                    "--config-name < --config FILE < the flags given.",
+                    "--config-name or --config FILE (one of them) < the flags given.",
         usage="sparsevid run [INPUT] [-o OUT] [--keyframes I,J,...] [--config FILE | --config-name NAME]\n"
               "                     [--steps N] [--fixer NAME] [--SECTION.FIELD VALUE ...] (every flag below)")
     p.add_argument("input", nargs="?", type=Path, default=None,

@@ -121,7 +121,7 @@ class TrainConfig:
     # rasterizer the most per pixel; 0 = every step at full resolution. The CPU profile sets it
     # (RunConfig.cpu_coarse_fraction); see BENCHMARKS.md, "Time to video", session 3.
     coarse_fraction: float = 0.0
-    coarse_scale: float = 0.5
+    coarse_scale: float = 0.5  # the views' scale in the first coarse_fraction of the steps
     # steps between checkpoints; 0 = only at the end (when run_dir is set); None = auto: every
     # checkpoint_seconds of training (a checkpoint of ~0.5M Gaussians + Adam state is ~0.3 GB: a
     # 10-second CUDA run saves only at the end, a 5-minute CPU run every minute)
