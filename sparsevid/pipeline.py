@@ -554,6 +554,7 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
             saved = getattr(e, "checkpoint", None) is not None  # a second Ctrl-C); run_pipeline records it
             e.training = (trainer.step if saved else None, trainer.total_steps,
                           time.perf_counter() - t0 - (timer.seconds.get("fixing", 0.0) - fixing0))
+            e.rounds = _round_records(updater) if saved else []  # the rounds the checkpoint holds
             raise
         export_gaussians(trainer.params, ckpt_dir)
     elif not all((ckpt_dir / f"point_cloud{suffix}").is_file() for suffix in (".ply", ".splat")):
@@ -561,9 +562,14 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
         # are not there (the viewer and the user's other tools read them)
         export_gaussians(trainer.params, ckpt_dir)
     if rounds is not None and updater is not None:  # what each progressive round did, for run.json
-        rounds.extend({"round": r.round + 1, "step": r.step, "views": r.num_views,
-                       "mean_confidence": round(r.mean_confidence, 4)} for r in updater.history)
+        rounds.extend(_round_records(updater))
     return trainer
+
+
+def _round_records(updater: ProgressiveUpdater | None) -> list[dict]:
+    """What each progressive round of ``updater`` did, as run.json lists it."""
+    return [{"round": r.round + 1, "step": r.step, "views": r.num_views, "mean_confidence": round(r.mean_confidence, 4)}
+            for r in (updater.history if updater is not None else [])]
 
 
 def refined_scene(scene: Scene, c2ws: np.ndarray) -> tuple[Scene, dict]:
@@ -681,7 +687,8 @@ def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = Non
                 write_interrupted(cfg.output, seconds, cfg.resume, identity=state["identity"],
                                   warnings=list(warnings),
                                   stage="training" if training is not None else state["timer"].current,
-                                  training=None if training is None else training[:2])
+                                  training=None if training is None else training[:2],
+                                  rounds=getattr(e, "rounds", None))
             raise
 
 

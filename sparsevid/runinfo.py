@@ -61,13 +61,14 @@ def segments_warnings(segments: list[dict]) -> list[str]:
 
 def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: bool, *, identity: dict | None = None,
                       warnings: list[str] | None = None, stage: str | None = None,
-                      training: tuple[int | None, int] | None = None) -> None:
+                      training: tuple[int | None, int] | None = None, rounds: list[dict] | None = None) -> None:
     """Record an interrupted segment in ``OUT/run.json`` (kept by the next ``--resume``), with what the run is
     (``identity``: its config, inputs and numbering, as the finished run.json has them, so that ``report`` and
     ``eval`` read the right input), its ``warnings`` so far and the ``stage`` it stopped in. ``training``: (the
     training step of the checkpoint saved at the interruption, or None when none was saved (a second Ctrl-C: the
     next ``--resume`` trains from the start or an older checkpoint), the total steps) when it stopped in
-    training."""
+    training; ``rounds``: the progressive rounds its checkpoint holds (the finished run.json lists them with the
+    rounds of the segment that finished the training)."""
     seg_seconds = {k: round(float(v), 3) for k, v in stage_seconds.items()}
     seg_seconds["total"] = round(sum(v for k, v in seg_seconds.items() if k != "total"), 3)
     seg: dict[str, Any] = {"status": "interrupted", "stage": stage, "stage_seconds": seg_seconds,
@@ -77,6 +78,8 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: 
     if training is not None:
         step, total = None if training[0] is None else int(training[0]), int(training[1])
         seg.update(step=step, total_steps=total)
+    if rounds:
+        seg["progressive_rounds"] = list(rounds)
         info.update(step=step, checkpoint_saved=step is not None, total_steps=total)
     segments = (previous_segments(out) if resume else []) + [seg]
     info.update({"stage_seconds": summed(segments), "segments": segments, "poses": previous_poses(out),
@@ -119,4 +122,10 @@ def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, 
     merged["segments"] = segments
     if resume and merged.get("poses") is None:
         merged["poses"] = previous_poses(out)
+    fixer = merged.get("fixer")
+    if resume and isinstance(fixer, dict) and isinstance(fixer.get("progressive_rounds"), list):
+        # the rounds of earlier segments (in their checkpoints) before this one's, each round once
+        earlier = [r for seg in segments[:-1] for r in seg.get("progressive_rounds") or [] if isinstance(r, dict)]
+        by_round = {r.get("round"): r for r in earlier + fixer["progressive_rounds"]}
+        merged["fixer"] = dict(fixer, progressive_rounds=sorted(by_round.values(), key=lambda r: r.get("round") or 0))
     return merged

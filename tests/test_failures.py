@@ -344,7 +344,8 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     """SIGINT at step 25 of 40 (after two progressive rounds, before the third): a checkpoint at
     step 25, exit 130, and ``--resume`` continues from step 25 to the same frames, bit for bit, and a
     run.json holding both segments and the summed stage times."""
-    base = ["run", tiny_ds, "--device", "cpu", "--steps", "40", "--keyframes", "0,9,19,29", "--no-video"]
+    base = ["run", tiny_ds, "--device", "cpu", "--steps", "40", "--keyframes", "0,9,19,29", "--no-video",
+            "--progressive", "--fix-steps", "10,20,30"]
     rc, err = run_cli(base + ["-o", tmp_path / "full"], capsys)
     assert rc == 0, err
 
@@ -378,6 +379,9 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
         assert info["stage_seconds"][stage] == pytest.approx(seg[0][stage] + seg[1][stage], abs=2e-3), stage
     assert info["segments"][0]["step"] == 25
     assert not any("finishing step" in w for w in info.get("warnings") or [])  # a notice, not a warning to keep
+    # the progressive rounds before the interruption are listed too (only the resumed segment's were)
+    full_rounds = json.loads((tmp_path / "full" / "run.json").read_text())["fixer"]["progressive_rounds"]
+    assert [r["step"] for r in full_rounds] == [10, 20, 30] and info["fixer"]["progressive_rounds"] == full_rounds
     # a run stopped between its last checkpoint and the exports: --resume writes them (it found "trained", ended
     # "done", and left train/ without point_cloud.ply and .splat)
     for name in ("point_cloud.ply", "point_cloud.splat"):
