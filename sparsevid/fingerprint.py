@@ -21,6 +21,8 @@ FINGERPRINT_NAME = "fingerprint.json"
 #: config keys left out of the fingerprint: they do not change what the run computes, or (the paths read)
 #: their files' hashes stand for them
 IGNORED_KEYS = ("resume", "overwrite", "output", "input", "poses_from", "ckpt")
+#: settings that are paths and compared (config.yaml records them absolute; a relative one is read from here)
+PATH_SETTINGS = ("from_nerfstudio", "fuse.flow.gmflow_weights", "fixer.difix_weights")
 _CHUNK = 1 << 20
 
 
@@ -80,6 +82,10 @@ def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
     """Flattened settings as they act: ``device: auto`` as the device it resolves to here (``auto`` and ``cpu`` on
     a machine without a GPU are one run), :data:`OUTPUT_ONLY_KEYS` left out."""
     out = {k: v for k, v in flat.items() if k not in OUTPUT_ONLY_KEYS}
+    for k in PATH_SETTINGS:  # written absolute since session 40, as typed before: both as absolute paths here
+        v = out.get(k)
+        if isinstance(v, str) and v and not Path(v).is_absolute() and Path(v).expanduser().exists():
+            out[k] = str(Path(v).expanduser().absolute())
     if out.get("device") == "auto":
         from sparsevid.devices import cuda_available
 

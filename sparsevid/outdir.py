@@ -121,11 +121,17 @@ def _lock(out: Path, fix: str = "wait for it to finish, or choose another -o") -
 def locked(out: str | Path, fix: str) -> Iterator[None]:
     """Hold the output folder's lock for the block (``report`` and ``eval`` writing into a finished run's folder):
     a run still writing it is a one-line error with ``fix``, not a page or metrics made of half its outputs."""
-    f = _lock(Path(out), fix)
+    try:
+        f = _lock(Path(out), fix)
+    except OSError as e:  # a folder this user cannot write (a read-only copy): nothing writes it, nothing to guard
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        f = None
     try:
         yield
     finally:
-        f.close()
+        if f is not None:
+            f.close()
 
 
 def _check_removable(target: Path) -> None:

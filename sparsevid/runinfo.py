@@ -78,9 +78,9 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: 
     if training is not None:
         step, total = None if training[0] is None else int(training[0]), int(training[1])
         seg.update(step=step, total_steps=total)
+        info.update(step=step, checkpoint_saved=step is not None, total_steps=total)
     if rounds:
         seg["progressive_rounds"] = list(rounds)
-        info.update(step=step, checkpoint_saved=step is not None, total_steps=total)
     segments = (previous_segments(out) if resume else []) + [seg]
     info.update({"stage_seconds": summed(segments), "segments": segments, "poses": previous_poses(out),
                  "warnings": segments_warnings(segments)})

@@ -904,8 +904,8 @@ def test_sigterm_in_the_pose_stage_cleans_up_and_says_so(tmp_path, four):
         proc.kill()
     assert proc.returncode == 143, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert lines == ["error: interrupted by SIGTERM -> rerun the same command with --resume: the stages it "
-                     "finished are kept"], err
+    assert lines == ["error: interrupted by SIGTERM -> rerun the same command with --resume: the poses and the "
+                     "training it finished are kept"], err
     assert "Traceback" not in err
     assert not list(out.glob(".tmp-*")) and not list(tmp.iterdir())
 
@@ -1230,3 +1230,19 @@ def test_a_full_disk_while_writing_frames_is_one_line_and_recorded(tmp_path, tin
     assert f"{out}: cannot finish the run: the disk is full" in last and "then --resume" in last, last
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "failed" and "the disk is full" in info["error"]
+
+
+def test_settings_that_are_paths_compare_alike_written_relative_or_absolute(tmp_path, monkeypatch):
+    """config.yaml holds absolute paths since this version: an older run's relative weight path or nerfstudio
+    config must not make --resume or a batch see "another run"."""
+    from sparsevid.fingerprint import _differences
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pkl").write_bytes(b"")
+    old = {"config": {"fuse": {"flow": {"gmflow_weights": "w.pkl"}}, "fixer": {"difix_weights": "nvidia/difix"}}}
+    new = {"config": {"fuse": {"flow": {"gmflow_weights": str(tmp_path / "w.pkl")}},
+                      "fixer": {"difix_weights": "nvidia/difix"}}}
+    assert _differences(old, new)[0] == []
+    other = {"config": {"fuse": {"flow": {"gmflow_weights": str(tmp_path / "other.pkl")}},
+                        "fixer": {"difix_weights": "nvidia/difix"}}}
+    assert _differences(old, other)[0]

@@ -500,7 +500,9 @@ class Parser(argparse.ArgumentParser):
 
         command = self._command_parser(getattr(parsed, "command", None)) or self
         options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
-        unknown = next((e for e in extras if e.startswith("-")), extras[0])
+        unknown = next((e for e in extras if e.startswith("-")), None)
+        if unknown is None:  # extra positional arguments: all of them, as argparse says it
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
         flag = unknown.split("=", 1)[0]
         close = difflib.get_close_matches(flag, options, n=1, cutoff=0.75) if flag.startswith("--") else []
         others = [e for e in extras if e.startswith("-") and e != unknown]  # (the rest: their values)

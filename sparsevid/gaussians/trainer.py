@@ -401,7 +401,11 @@ class Trainer:
         quiet = log.quieted(log.is_quiet() or self.cfg.quiet)  # this training only, not the process
         quiet.__enter__()
         self._stop_signal = None
-        previous = self._install_signal_handlers()
+        try:
+            previous = self._install_signal_handlers()
+        except BaseException:
+            quiet.__exit__(None, None, None)
+            raise
         try:
             with log.progress() as bar:
                 task = bar.add_task("training", total=target, completed=self.step,
