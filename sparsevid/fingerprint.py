@@ -153,9 +153,10 @@ def earlier_run_differences(out: str | Path, settings: dict, input_path: str | P
     """What would make a run of ``settings`` (its ``config.yaml`` form,
     :func:`sparsevid.configfile.config_to_dict` of the config as given) on ``input_path`` differ from the earlier
     run in ``out``: ``'key: old -> new'`` for each changed setting (:data:`IGNORED_KEYS` left out), and
-    ``'input files differ'`` when the input's file names or sizes are not the ones ``fingerprint.json`` holds
-    (their bytes are not hashed again: a batch checks every finished clip with this). Empty: the same run, or
-    nothing to compare with (no readable ``config.yaml``)."""
+    ``'input files differ'`` when the input's file names or sizes are not the ones ``fingerprint.json`` holds, or,
+    for an input in another folder than the one the run recorded, their bytes (a batch checks every finished clip
+    with this: the bytes are hashed only for a clip that moved, or another clip of the same name). Empty: the
+    same run, or nothing to compare with (no readable ``config.yaml``)."""
     import yaml
 
     try:
@@ -172,7 +173,23 @@ def earlier_run_differences(out: str | Path, settings: dict, input_path: str | P
     except (OSError, ValueError, AttributeError):
         held = None
     if isinstance(held, dict) and input_path is not None:
-        now = {name: p.stat().st_size for name, p in _input_files(Path(input_path).expanduser(), out)}
-        if now != {k: v[0] for k, v in held.items() if isinstance(v, list) and v}:
+        files = _input_files(Path(input_path).expanduser(), out)
+        if {name: p.stat().st_size for name, p in files} != {k: v[0] for k, v in held.items() if isinstance(v, list) and v}:
             diffs.append("input files differ")
+        elif not _same_path(old.get("input"), input_path) and {name: _file_hash(p) for name, p in files} != {
+                k: v[1] for k, v in held.items() if isinstance(v, list) and len(v) > 1}:
+            # another folder (a clip of the same name elsewhere, a re-export) with files of the same names and
+            # sizes, as uncompressed frames of one size always are: the bytes decide (a moved clip still matches)
+            diffs.append("input files differ (another folder, files of the same names and sizes)")
     return diffs
+
+
+def _same_path(recorded, given) -> bool:
+    """Whether ``recorded`` (config.yaml's input: absolute since session 40; as typed, from the run's working folder,
+    before) names the folder ``given``."""
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    try:
+        return Path(recorded).expanduser().resolve() == Path(given).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False

@@ -329,3 +329,65 @@ def test_changed_settings_are_not_taken_for_finished_and_overwrite_redoes_only_t
     info = json.loads((out / "a" / "run.json").read_text())
     (out / "a" / "run.json").write_text(json.dumps({**info, "status": "reporting"}))
     assert clip_state(out / "a") == "partial"
+
+
+def test_ray_init_leaves_the_batchs_sigterm_handler_in_place(monkeypatch):
+    """ray.init replaces the SIGTERM handler with its own (sys.exit): a SIGTERM then ended a Ray batch with exit 15,
+    Ray's native stack lines, no "interrupted" line and a summary of "pending" rows for finished clips."""
+    import signal
+
+    ray = pytest.importorskip("ray")
+    from sparsevid.batch.engines import init_ray
+
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    def rays_init(**kwargs):
+        signal.signal(signal.SIGTERM, lambda s, f: None)  # what ray.init does to the handler
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", rays_init)
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        assert init_ray(None) is True
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_another_clip_of_the_same_name_and_file_sizes_is_not_taken_for_the_finished_one(tmp_path):
+    """Two clips named `cam` in two folders, their frames of one size (uncompressed frames always are): a batch
+    on the second skipped it and reported the first clip's results as its own. The bytes now decide when the
+    input is another folder than the run's; a clip moved elsewhere still counts as the same."""
+    import shutil
+
+    import yaml
+
+    from sparsevid.fingerprint import FINGERPRINT_NAME, earlier_run_differences, files_fingerprint
+
+    a, b, out = tmp_path / "c" / "cam", tmp_path / "d" / "cam", tmp_path / "out"
+    for folder, byte in ((a, b"\x01"), (b, b"\x02")):
+        folder.mkdir(parents=True)
+        for i in range(3):
+            (folder / f"frame_{i:04d}.bmp").write_bytes(byte * 64)
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump({"input": str(a), "seed": 0}))
+    (out / FINGERPRINT_NAME).write_text(json.dumps({"config": {"seed": 0}, "inputs": {"input": files_fingerprint(a)}}))
+    assert earlier_run_differences(out, {"input": str(a), "seed": 0}, a) == []
+    assert earlier_run_differences(out, {"input": str(b), "seed": 0}, b) == [
+        "input files differ (another folder, files of the same names and sizes)"]
+    moved = tmp_path / "e" / "cam"
+    shutil.copytree(a, moved)
+    assert earlier_run_differences(out, {"input": str(moved), "seed": 0}, moved) == []
+
+
+def test_a_clip_another_batch_is_running_is_not_counted_as_failed():
+    """Two batches on one OUTROOT each reported the other's clips as failed and exited 1, though every clip ran
+    once."""
+    from sparsevid.batch.summary import counts, elsewhere
+    from sparsevid.outdir import BUSY
+
+    busy = {"clip": "a", "status": "failed", "error": f"/o/a: {BUSY} -> wait for it to finish"}
+    bad = {"clip": "b", "status": "failed", "error": "keyframes 50 not in the input"}
+    assert elsewhere(busy) and not elsewhere(bad)
+    assert counts([busy, bad, {"clip": "c", "status": "done"}]) == {"elsewhere": 1, "failed": 1, "done": 1}

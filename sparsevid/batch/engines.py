@@ -56,7 +56,12 @@ class BatchProgress:
             self._bar.update(self._task, status=self._status())
 
     def finished(self, row: Row, running: int) -> None:
-        if row["status"] == FAILED:
+        from sparsevid.batch.summary import elsewhere
+
+        if elsewhere(row):  # a second batch on this OUTROOT runs it: not a failure of the clip
+            self.done += 1
+            log.info(f"clip {row['clip']}: another sparsevid process is running it; its row is that process's")
+        elif row["status"] == FAILED:
             self.failed += 1
             log.warn(f"clip {row['clip']} failed: {row['error']}")
         else:
@@ -140,8 +145,15 @@ def init_ray(address: str | None) -> bool:
     kwargs: dict[str, Any] = {"log_to_driver": True}
     if address:
         kwargs["address"] = address
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    ours = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(**kwargs)
+        if main and ours is not None:  # ray.init puts its own SIGTERM handler (sys.exit) in place of ours, which
+            signal.signal(signal.SIGTERM, ours)  # interrupts the batch like Ctrl-C: its summary, one line, 143
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
         fix = ("pip install 'ray[client]' for a ray:// address, or pass the head's HOST:PORT (its GCS port, 6379 by "

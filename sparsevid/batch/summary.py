@@ -69,8 +69,7 @@ def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[st
     out = []
     for r in rows:
         other = earlier.get(r["clip"])
-        busy = r.get("status") == "failed" and BUSY in (r.get("error") or "")
-        out.append(other if busy and other is not None and other.get("status") not in ("pending", None) else r)
+        out.append(other if elsewhere(r) and other is not None and other.get("status") not in ("pending", None) else r)
     # a clip whose input failed to load has no folder (nothing is written before the input is read): its row stays
     out += [r for name, r in earlier.items() if name not in mine and r.get("output")
             and (Path(r["output"]).is_dir() or r.get("status") == "failed")]
@@ -94,11 +93,18 @@ def write_summary(outroot: str | Path, rows: list[dict[str, Any]]) -> dict[str, 
     return paths
 
 
+def elsewhere(row: dict[str, Any]) -> bool:
+    """Whether ``row`` is a clip this batch found another sparsevid process writing (a second batch on the same
+    OUTROOT): not a failure of the clip; that process's row stands (:func:`merged_rows`)."""
+    return row.get("status") == "failed" and BUSY in (row.get("error") or "")
+
+
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """How many rows have each status."""
+    """How many rows have each status; a clip another process is running counts as ``elsewhere``, not failed."""
     c: dict[str, int] = {}
     for r in rows:
-        c[r["status"]] = c.get(r["status"], 0) + 1
+        status = "elsewhere" if elsewhere(r) else r["status"]
+        c[status] = c.get(status, 0) + 1
     return c
 
 

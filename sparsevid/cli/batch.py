@@ -185,6 +185,7 @@ def run(args) -> int:
     final = list(rows.values())
     write_summary(root, final)
     c = counts(final)
-    log.info(f"{c.get('done', 0)} done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed -> "
-             f"{root / 'summary.html'}")
+    log.info(f"{c.get('done', 0)} done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed"
+             + (f", {c['elsewhere']} run by another process" if c.get("elsewhere") else "")
+             + f" -> {root / 'summary.html'}")
     return 1 if c.get("failed") else 0
