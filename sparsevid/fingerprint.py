@@ -174,7 +174,8 @@ def earlier_run_differences(out: str | Path, settings: dict, input_path: str | P
         held = None
     if isinstance(held, dict) and input_path is not None:
         files = _input_files(Path(input_path).expanduser(), out)
-        if {name: p.stat().st_size for name, p in files} != {k: v[0] for k, v in held.items() if isinstance(v, list) and v}:
+        sizes = {k: v[0] for k, v in held.items() if isinstance(v, list) and v}
+        if {name: p.stat().st_size for name, p in files} != sizes:
             diffs.append("input files differ")
         elif not _same_path(old.get("input"), input_path) and {name: _file_hash(p) for name, p in files} != {
                 k: v[1] for k, v in held.items() if isinstance(v, list) and len(v) > 1}:

@@ -199,9 +199,7 @@ def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], prot
         raise SparsevidError("--resume and --overwrite exclude each other", fix="pick one")
     outputs = tuple(outputs)
     try:
-        if out.exists() and not out.is_dir():
-            raise SparsevidError("the output path exists and is a file", fix="choose another -o", path=out)
-        _refuse_reading_what_we_write(out, outputs, [_resolved(p) for p in protect if p is not None], overwrite)
+        check_output(out, outputs, protect, overwrite)
         created, had_lock = not out.exists(), (out / LOCK_NAME).exists()
         try:
             if hold is not None:

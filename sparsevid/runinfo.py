@@ -41,7 +41,9 @@ def previous_poses(out: str | Path) -> dict | None:
     old = _read(Path(out) / RUN_JSON)
     if old is not None and isinstance(old.get("poses"), dict):
         return old["poses"]
-    return _read(Path(out) / "poses" / "poses_report.json")
+    from sparsevid.poses.sfm import POSES_REPORT
+
+    return _read(Path(out) / "poses" / POSES_REPORT)
 
 
 def summed(segments: list[dict]) -> dict[str, float]:

@@ -57,7 +57,8 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def merged_rows(outroot: str | Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (this batch's clips) with the rows ``OUTROOT/summary.json`` holds for other clips whose folder is
-    still there (or that failed), after them: a batch run on some of the clips of an OUTROOT keeps the others in its summary, and
+    still there (or that failed), after them: a batch run on some of the clips of an OUTROOT keeps the others in its
+    summary, and
     two batches writing one OUTROOT at once keep each other's clips. A clip this batch found being written by
     another process keeps that process's row when the file has one beyond ``pending``."""
     try:

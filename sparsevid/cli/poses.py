@@ -16,10 +16,10 @@ from sparsevid.geometry import rotation_angle_deg
 from sparsevid.log import info
 from sparsevid.outdir import prepare_output
 from sparsevid.poses.align import align_poses
-from sparsevid.poses.sfm import PoseConfig, check_pose_config, estimate_poses, save_pose_outputs
+from sparsevid.poses.sfm import POSES_REPORT, PoseConfig, check_pose_config, estimate_poses, save_pose_outputs
 
 #: what ``poses`` writes into OUT (removed first with --overwrite)
-OUTPUTS = ("sparse", "images", "transforms.json", "poses_report.json", "sparse_pc.ply", "frames_meta.json",
+OUTPUTS = ("sparse", "images", "transforms.json", POSES_REPORT, "sparse_pc.ply", "frames_meta.json",
            "colmap.log")
 MARKER = ".sparsevid-poses"
 

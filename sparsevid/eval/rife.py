@@ -289,7 +289,8 @@ def load_rife(path: str | Path | None = None, device: str | torch.device = "cpu"
     state = read_state_dict(path, weights_path() if path is None else None, "RIFE", INSTALL_HINT)
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     state = {k: v.float() for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
-    with torch.random.fork_rng(devices=[]):  # the layers' random init, replaced by the weights: the caller's RNG untouched
+    # the layers' random init, replaced by the weights: under a forked RNG, the caller's stays as it was
+    with torch.random.fork_rng(devices=[]):
         model = IFNet()
     try:
         model.load_state_dict(state, strict=True)

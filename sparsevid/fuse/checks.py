@@ -60,7 +60,8 @@ def check_fuse_config(cfg: FuseConfig) -> None:
                              f"{flow.finest_min_width}", fix="pass e.g. --fuse.flow.finest-min-width 400")
     if flow.finest_scale is not None and (not isinstance(flow.finest_scale, int) or flow.finest_scale < -1):
         raise SparsevidError(f"--fuse.flow.finest-scale must be -1 (the preset's), 0 (full resolution) or more, or "
-                             f"none (by frame size), got {flow.finest_scale}", fix="pass e.g. --fuse.flow.finest-scale 0")
+                             f"none (by frame size), got {flow.finest_scale}",
+                             fix="pass e.g. --fuse.flow.finest-scale 0")
     _one_of("--fuse.flow.preset", flow.preset, DIS_PRESETS)
     _one_of("--fuse.flow.motion", flow.motion, MOTIONS)
     _one_of("--fuse.flow.prealign", flow.prealign, PREALIGN)

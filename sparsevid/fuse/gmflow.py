@@ -354,7 +354,8 @@ def load_gmflow(path: str | Path | None = None, device: str | torch.device = "cp
         SparsevidError: the weights are not found or do not fit the network.
     """
     state = read_state_dict(path, weights_path() if path is None else None, "GMFlow", INSTALL_HINT)
-    with torch.random.fork_rng(devices=[]):  # the layers' random init, replaced by the weights: the caller's RNG untouched
+    # the layers' random init, replaced by the weights: under a forked RNG, the caller's stays as it was
+    with torch.random.fork_rng(devices=[]):
         model = GMFlow()
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

@@ -41,8 +41,6 @@ from sparsevid.log import info, warn
 #: 35 mm film diagonal in mm (for EXIF ``FocalLengthIn35mmFilm``)
 _FILM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
-
-
 #: the lens models the pose stage fits (``PoseConfig.camera_model``)
 POSE_CAMERA_MODELS = ("SIMPLE_RADIAL", "RADIAL")
 

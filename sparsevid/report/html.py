@@ -38,6 +38,7 @@ import numpy as np
 
 from sparsevid import log
 from sparsevid.io_utils import atomic_write_text
+from sparsevid.poses.sfm import POSES_REPORT
 
 REPORT_NAME = "report.html"
 #: width in pixels of the input thumbnails on the timeline
@@ -102,7 +103,7 @@ class RunFolder:
         f.quality = _read_json(out / "quality.json")
         f.metrics = _read_json(out / "metrics.json")
         f.cameras = _read_json(out / "cameras.json")
-        f.poses_report = _read_json(out / "poses" / "poses_report.json")
+        f.poses_report = _read_json(out / "poses" / POSES_REPORT)
         if f.quality is None and f.run is not None and isinstance(f.run.get("quality_estimate"), dict):
             f.quality = f.run["quality_estimate"]
         frames_dir = out / "frames"
@@ -294,9 +295,8 @@ def _header(f: RunFolder) -> str:
         facts.append(("Gaussians", f"{int(run['num_gaussians']):,}"))
     if run.get("device"):
         facts.append(("device", run["device"]))
-    if run.get("status") == "interrupted":
-        facts.append(("status", "interrupted" + (f" in {run['stage']}" if run.get("stage") else "")
-                      + ": the same command with --resume finishes it"))
+    if interrupted_text(run):
+        facts.append(("status", interrupted_text(run)))
     elif run.get("status") and run.get("status") not in ("done", "reporting"):  # "reporting": this very page
         facts.append(("status", run["status"]))
     version = (run.get("versions") or {}).get("sparsevid")
@@ -398,6 +398,15 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     cv2.rectangle(img, (0, 0), (tw + 8, th + base + 6), (0, 0, 0), -1)
     cv2.putText(img, text, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return img
+
+
+def interrupted_text(run: dict | None) -> str | None:
+    """For a run.json of an interrupted run: "interrupted in STAGE: the same command with --resume finishes it"
+    (the report's header and the viewer's note); None for any other."""
+    if not isinstance(run, dict) or run.get("status") != "interrupted":
+        return None
+    return ("interrupted" + (f" in {run['stage']}" if run.get("stage") else "")
+            + ": the same command with --resume finishes it")
 
 
 def _pairs_rate(f: RunFolder, pairs: list[tuple[int, int]]) -> Fraction:
@@ -579,8 +588,9 @@ def _run_section(f: RunFolder) -> str | None:
         body += f'<p class="fail">The run stopped: {_esc(run.get("error") or "(no error recorded)")}</p>'
     fixer = run.get("fixer")
     rows = [("fusion mode", (cfg.get("fuse") or {}).get("mode") or "–"),
-            ("seed", _fmt(cfg.get("seed"))), ("training steps", _fmt(run.get("training_steps") if run.get("training_steps") is not None
-                                     else (cfg.get("train") or {}).get("steps"))),
+            ("seed", _fmt(cfg.get("seed"))),
+            ("training steps", _fmt(run["training_steps"] if run.get("training_steps") is not None
+                                    else (cfg.get("train") or {}).get("steps"))),
             ("output scale", _fmt(cfg.get("scale"), 3))]
     if isinstance(fixer, dict):
         rounds = fixer.get("progressive_rounds")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsevid.errors import SparsevidError
-from sparsevid.report.html import RunFolder
+from sparsevid.report.html import RunFolder, interrupted_text
 
 #: degree-0 spherical-harmonic constant (RGB = 0.5 + C0 * sh0)
 SH_C0 = 0.28209479177387814
@@ -143,9 +143,8 @@ def load_output(out: str | Path) -> ViewerScene:
             scene.notes.append(f"cameras.json is unreadable ({e!r}): no camera path")
     run = folder.run if isinstance(folder.run, dict) else {}
     status = run.get("status")
-    if status == "interrupted":
-        scene.notes.append("the run was interrupted" + (f" in {run['stage']}" if run.get("stage") else "")
-                           + ": the same `sparsevid run` command with --resume finishes it")
+    if interrupted_text(run):
+        scene.notes.append(f"the run was {interrupted_text(run)}")
     elif status == "failed":
         scene.notes.append(f"the run failed: {run.get('error') or 'see run.json'}")
     ply = out / "train" / "point_cloud.ply"
@@ -313,7 +312,8 @@ def pose_markdown(scene: ViewerScene) -> str:
     if rep is None:
         cfg = (f.run or {}).get("config") or {}
         if (cfg.get("fuse") or {}).get("mode") == "2d":
-            return "**Camera poses**\n\nNo poses were needed: the video was made by the 2D route alone (--fuse-mode 2d)."
+            return ("**Camera poses**\n\nNo poses were needed: the video was made by the 2D route alone "
+                    "(--fuse-mode 2d).")
         if scene.cameras or (f.run or {}).get("status") == "done":
             given = cfg.get("poses_from") or "the input"
             return f"**Camera poses**\n\nNot estimated: they came from {given}."
