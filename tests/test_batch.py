@@ -391,3 +391,72 @@ def test_a_clip_another_batch_is_running_is_not_counted_as_failed():
     bad = {"clip": "b", "status": "failed", "error": "keyframes 50 not in the input"}
     assert elsewhere(busy) and not elsewhere(bad)
     assert counts([busy, bad, {"clip": "c", "status": "done"}]) == {"elsewhere": 1, "failed": 1, "done": 1}
+
+
+def _fake_run(root: Path, name: str, input_path: Path, in_run_json: bool = True) -> None:
+    """``root/name``: a run folder (the marker) whose run recorded ``input_path`` in run.json or config.yaml."""
+    import yaml
+
+    from sparsevid.pipeline import MARKER
+
+    d = root / name
+    d.mkdir(parents=True)
+    (d / MARKER).write_text("")
+    if in_run_json:
+        (d / "run.json").write_text(json.dumps({"config": {"input": str(input_path)}, "status": "done"}))
+    else:
+        (d / "config.yaml").write_text(yaml.safe_dump({"input": str(input_path)}))
+
+
+def test_a_clip_keeps_its_folder_whatever_else_the_batch_holds(tmp_path):
+    """A clip's folder depended on the other clips of the batch (a parent prefix only on a clash): `walk` alone went
+    to OUTROOT/walk, and a later batch with another `walk` ran it again as OUTROOT/day1-walk. A clip now keeps the
+    folder an earlier run recorded for it; a new clip never takes a folder whose input still exists elsewhere."""
+    from sparsevid.batch.jobs import clip_names
+
+    out = tmp_path / "out"
+    day1, day2, day3 = (tmp_path / d / "walk.mp4" for d in ("day1", "day2", "day3"))
+    for p in (day1, day2, day3):
+        p.parent.mkdir()
+        p.write_bytes(b"x")
+    out.mkdir()
+    assert clip_names([day1], out) == ["walk"]
+    assert clip_names([day1, day2], out) == ["day1-walk", "day2-walk"]  # nothing recorded yet: both prefixed
+    _fake_run(out, "walk", day1)
+    assert clip_names([day1, day2], out) == ["walk", "day2-walk"]
+    assert clip_names([day2, day1], out) == ["day2-walk", "walk"]
+    _fake_run(out, "day2-walk", day2, in_run_json=False)  # a run stopped before run.json: config.yaml names it
+    assert clip_names([day2], out) == ["day2-walk"]
+    assert clip_names([day3], out) == ["day3-walk"]  # `walk` is day1's, which still exists
+    # two earlier folders for one clip (batches before this rule): the clip's own name first
+    _fake_run(out, "day1-walk", day1)
+    assert clip_names([day1, day3], out) == ["walk", "day3-walk"]
+    # a clip moved away from where its run recorded it: the folder may be taken, its files decide (changes())
+    moved = tmp_path / "moved" / "walk.mp4"
+    moved.parent.mkdir()
+    day1.rename(moved)
+    assert clip_names([moved], out) == ["walk"]
+    # the same parent name twice: numbered
+    a, b = tmp_path / "p" / "cam" / "walk", tmp_path / "q" / "cam" / "walk"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    assert clip_names([a, b], tmp_path / "empty") == ["cam-walk", "cam-walk-2"]
+
+
+def test_a_second_batch_over_more_clips_skips_the_finished_one(tmp_path):
+    """End to end with --engine local: a batch on day1/walk, then one on day1/walk and day2/walk: the first is
+    skipped in its folder, the second runs into day2-walk; neither runs twice."""
+    scene = make_scene(64, 48)
+    day1, day2 = tmp_path / "day1" / "walk", tmp_path / "day2" / "walk"
+    write_transforms(scene, day1 / "transforms.json", write_images=True)
+    shutil.copytree(day1, day2)
+    out = tmp_path / "out"
+    assert main(["batch", str(day1), "-o", str(out), "--engine", "local", *FLOW]) == 0
+    assert sorted(_summary(out)) == ["walk"]
+    first = (out / "walk" / "run.json").read_bytes()
+    assert main(["batch", str(day1), str(day2), "-o", str(out), "--engine", "local", *FLOW]) == 0
+    rows = _summary(out)
+    assert sorted(rows) == ["day2-walk", "walk"]
+    assert rows["walk"]["status"] == "skipped" and rows["day2-walk"]["status"] == "done", rows
+    assert (out / "walk" / "run.json").read_bytes() == first
+    assert not (out / "day1-walk").exists()

@@ -89,11 +89,11 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
     nerfstudio ``transforms.json`` files, or globs of them (expanded here, sorted; the other files a
     glob matches, e.g. ``notes.txt`` in ``clips/*``, are left out with one line). A path given
     twice counts once; anything inside OUTROOT is left out (a glob like ``clips/*`` with
-    ``-o clips/out``). Two clips with the same name are told apart by their parent folder's name.
+    ``-o clips/out``). Names are chosen by :func:`clip_names`: a clip keeps the folder an earlier
+    batch gave it, whatever else this batch holds.
 
     Raises:
-        SparsevidError: an input that does not exist, a glob that matches nothing, no clips, or
-            two clips that still share a name.
+        SparsevidError: an input that does not exist, a glob that matches nothing, or no clips.
     """
     root = Path(outroot).expanduser().resolve()
     paths: list[Path] = []
@@ -132,15 +132,94 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
     if not paths:
         raise SparsevidError("no clips to run (every input is inside OUTROOT)", path=root,
                              fix="give clip folders or videos outside the -o folder")
-    names = [_clip_name(p) for p in paths]
-    clashes = {n for n in names if names.count(n) > 1}
-    names = [f"{p.parent.name}-{n}" if n in clashes else n for n, p in zip(names, paths)]
-    for n in set(names):
-        if names.count(n) > 1:
-            same = [str(p) for p, m in zip(paths, names) if m == n]
-            raise SparsevidError(f"two clips would write to the same folder {n!r}: {same[0]} and {same[1]}",
-                                 fix="rename one of them or run them in separate batches")
-    return list(zip(names, paths))
+    return list(zip(clip_names(paths, root), paths))
+
+
+def _candidate_names(p: Path, clash: bool):
+    """The folder names a clip may get, in order: its own name (unless another clip of this batch shares it),
+    then ``<parent>-<name>``, ``<parent>-<name>-2``, ``-3`` ..."""
+    name = _clip_name(p)
+    folder = p.parent.resolve() if p.name == "transforms.json" else p
+    prefixed = f"{folder.parent.name}-{name}" if folder.parent.name else name
+    if not clash:
+        yield name
+    yield prefixed
+    k = 2
+    while True:
+        yield f"{prefixed}-{k}"
+        k += 1
+
+
+def recorded_inputs(root: str | Path) -> dict[str, Path]:
+    """``{folder name: the input it recorded}`` for the run folders directly under ``root``: the input as
+    ``run.json`` (or, for a run that stopped before writing it, ``config.yaml``) names it, resolved (a relative one,
+    from before session 40, from the working folder, as :func:`sparsevid.fingerprint.earlier_run_differences`
+    reads it). Folders without a readable input are left out."""
+    from sparsevid.pipeline import MARKER
+
+    found: dict[str, Path] = {}
+    try:
+        folders = sorted(d for d in Path(root).iterdir() if (d / MARKER).is_file())
+    except OSError:
+        return found
+    for d in folders:
+        info = _read_run_json(d)
+        recorded = (info.get("config") or {}).get("input") if isinstance(info, dict) and isinstance(
+            info.get("config"), dict) else None
+        if not isinstance(recorded, str):
+            recorded = _config_yaml_input(d)
+        if isinstance(recorded, str) and recorded:
+            try:
+                found[d.name] = Path(recorded).expanduser().resolve()
+            except (OSError, RuntimeError):
+                pass
+    return found
+
+
+def _config_yaml_input(out: Path) -> str | None:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((out / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return cfg.get("input") if isinstance(cfg, dict) else None
+
+
+def clip_names(paths: list[Path], root: str | Path) -> list[str]:
+    """A folder name under ``root`` (OUTROOT) for each clip of ``paths`` (resolved, distinct), stable across
+    batches: a clip whose input an earlier run in ``root`` recorded keeps that run's folder, so a clip is never
+    run twice under two names by batches over overlapping sets of clips. Another clip gets its own name
+    (``walk`` for ``clips/walk.mp4``), or, where another clip of this batch shares that name or the folder
+    belongs to an input that still exists elsewhere, ``<parent>-<name>`` (then ``-2``, ``-3`` ...): a batch
+    never writes over another clip's results. A folder whose recorded input no longer exists (a moved clip) may
+    be taken: its files decide whether the run is the same (:meth:`ClipSpec.changes`)."""
+    recorded = recorded_inputs(root)
+    owners: dict[Path, list[str]] = {}
+    for folder, inp in recorded.items():
+        owners.setdefault(inp, []).append(folder)
+    plain = [_clip_name(p) for p in paths]
+    shared = {n for n in plain if plain.count(n) > 1}
+    names: list[str | None] = [None] * len(paths)
+    used: set[str] = set()
+    for i, p in enumerate(paths):  # first the clips an earlier batch named
+        held = owners.get(p)
+        if held:
+            # two folders for one clip (batches before this rule): its own name first, whatever the batch holds
+            order = {c: k for k, c in zip(range(64), _candidate_names(p, False))}
+            names[i] = min(held, key=lambda f: (order.get(f, len(order)), f))
+            used.add(names[i])
+    for i, p in enumerate(paths):
+        if names[i] is not None:
+            continue
+        for cand in _candidate_names(p, plain[i] in shared):
+            other = recorded.get(cand)
+            if cand in used or (other is not None and other != p and other.exists()):
+                continue
+            names[i] = cand
+            used.add(cand)
+            break
+    return [str(n) for n in names]
 
 
 def make_specs(inputs: list[str | Path], outroot: str | Path, config: "RunConfig",

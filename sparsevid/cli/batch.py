@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
               "(every `run` flag)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="clip folders (frames, COLMAP or nerfstudio datasets), videos, or globs of them "
-                        "(e.g. 'clips/*'); the clip's name (folder name, video name) names its output folder")
+                        "(e.g. 'clips/*'); the clip's name (folder name, video name; <parent>-<name> where another clip shares it) names its "
+                        "output folder, and a clip keeps the folder an earlier batch in OUTROOT gave it")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTROOT",
                    help="output root: one run folder per clip, and the summary (on a cluster: a path every "
                         "node sees, e.g. a shared file system)")
