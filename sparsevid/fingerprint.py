@@ -34,10 +34,14 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def files_fingerprint(path: str | Path, exclude: str | Path | None = None) -> dict[str, list]:
+def files_fingerprint(path: str | Path, exclude: str | Path | None = None, content: bool = True) -> dict[str, list]:
     """``{relative name: [size, hash]}`` of a file, or of every file under a folder (hidden names
     and anything under ``exclude``, e.g. the run folder itself when it lies inside the input, are
-    skipped)."""
+    skipped). ``content=False``: ``[size, "mtime <ns>"]`` instead of the hash, for gigabytes of model weights
+    (files replaced or re-downloaded have other times; the same files by another path, a link, the same)."""
+    if not content:
+        return {name: [p.stat().st_size, f"mtime {p.stat().st_mtime_ns}"]
+                for name, p in _input_files(Path(path).expanduser(), exclude)}
     return {name: [p.stat().st_size, _file_hash(p)] for name, p in _input_files(Path(path).expanduser(), exclude)}
 
 
@@ -66,11 +70,18 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
+#: inputs of the fingerprint that are model weights: fingerprinted by file times, not hashed
+#: (:func:`files_fingerprint`), and standing for the path setting that names them
+WEIGHT_INPUTS = {"difix_weights": "fixer.difix_weights"}
+
+
 def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: str | Path) -> dict:
     """The fingerprint of a run: ``config`` (JSON-able, see :func:`sparsevid.io_utils.jsonable`) without
-    :data:`IGNORED_KEYS`, and the files of each named input (None entries are left out)."""
+    :data:`IGNORED_KEYS`, and the files of each named input (None entries are left out; :data:`WEIGHT_INPUTS` by
+    their times)."""
     cfg = {k: v for k, v in config.items() if k not in IGNORED_KEYS}
-    files = {name: files_fingerprint(p, exclude=output) for name, p in inputs.items() if p is not None}
+    files = {name: files_fingerprint(p, exclude=output, content=name not in WEIGHT_INPUTS)
+             for name, p in inputs.items() if p is not None}
     return {"config": json.loads(json.dumps(cfg, default=str)), "inputs": files}
 
 
@@ -97,9 +108,16 @@ def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[
     """(changed config keys as 'key: old -> new', changed input files) between two fingerprints (settings as they
     act, :func:`_comparable`)."""
     a, b = _comparable(_flatten(old.get("config", {}))), _comparable(_flatten(new.get("config", {})))
+    oi, ni = dict(old.get("inputs", {})), dict(new.get("inputs", {}))
+    for name, key in WEIGHT_INPUTS.items():
+        if name in oi and name in ni:  # the weights' files decide, not the path that named them (a link, a copy)
+            a.pop(key, None)
+            b.pop(key, None)
+        else:  # a run of an older sparsevid recorded no weights: their path decides, as it did then
+            oi.pop(name, None)
+            ni.pop(name, None)
     cfg = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     files = []
-    oi, ni = old.get("inputs", {}), new.get("inputs", {})
     for name in sorted(set(oi) | set(ni)):
         fa, fb = oi.get(name, {}), ni.get(name, {})
         for f in sorted(set(fa) | set(fb)):

@@ -377,7 +377,8 @@ def load_input(cfg: RunConfig) -> Scene:
     if cfg.input is None:
         log.info(f"no input given: using the embedded demo clip ({src})")
     start, end = parse_window(cfg.start, cfg.end)
-    scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end)
+    scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end,
+                       until_last_keyframe=cfg.path.num_frames is None and cfg.path.duration is None)
     cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
     check_frame_size(scene.image_size, cfg.scale, src)
     return scene
@@ -388,9 +389,14 @@ def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
     ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``)."""
     from sparsevid.fingerprint import check_or_write, run_fingerprint
 
+    from sparsevid.fixer.base import fixer_weights
+
     src = cfg.input if cfg.input is not None else demo_path()
+    fc = cfg.fixer
+    runs = fc.name != "none" and cfg.fuse.mode != "2d" and (fc.enhance or fc.progressive)  # as checks._check_fixer
     fp = run_fingerprint(jsonable(with_absolute_paths(cfg)),
-                         {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt}, output=cfg.output)
+                         {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt,
+                          "difix_weights": fixer_weights(fc) if runs else None}, output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
 
@@ -688,7 +694,7 @@ def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = Non
                                   warnings=list(warnings),
                                   stage="training" if training is not None else state["timer"].current,
                                   training=None if training is None else training[:2],
-                                  rounds=getattr(e, "rounds", None))
+                                  rounds=getattr(e, "rounds", None) if training is not None else state.get("rounds"))
             raise
 
 
@@ -750,6 +756,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
     loo3d_path, rigid, pose_refinement = None, None, None
     fixer_record, rounds = None, []  # the fixer's part in the 3D route (none without one), for run.json
+    state["rounds"] = rounds  # an interruption after training records the rounds the model holds
     if posed and cfg.fuse.mode != "2d":
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
@@ -767,6 +774,9 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
         fixer_record = {"name": cfg.fixer.name, "enhance": enhance, "progressive": progressive,
                         "progressive_rounds": rounds if progressive else None}
+        if fixer is not None and getattr(fixer, "weights_source", None):  # which weights (a cache snapshot: its
+            fixer_record["weights"] = fixer.weights_source                # revision), and the references they got
+            fixer_record["reference_views"] = fixer.num_refs if fixer.uses_refs else 0
         # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
         loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
                          and len(scene.frames) >= 3)

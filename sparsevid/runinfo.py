@@ -116,6 +116,9 @@ def merge(out: str | Path, run_info: dict[str, Any], resume: bool) -> dict[str, 
     segment's; ``warnings`` becomes every finished segment's, each line once."""
     this = {"status": "done", "stage_seconds": dict(run_info.get("stage_seconds") or {}),
             "warnings": list(run_info.get("warnings") or [])}
+    own = (run_info.get("fixer") or {}).get("progressive_rounds") if isinstance(run_info.get("fixer"), dict) else None
+    if own:  # this segment's rounds: a later --resume of the finished run lists them again
+        this["progressive_rounds"] = list(own)
     segments = (previous_segments(out) if resume else []) + [this]
     merged = dict(run_info)
     merged["status"] = "done"

@@ -460,3 +460,17 @@ def test_a_second_batch_over_more_clips_skips_the_finished_one(tmp_path):
     assert rows["walk"]["status"] == "skipped" and rows["day2-walk"]["status"] == "done", rows
     assert (out / "walk" / "run.json").read_bytes() == first
     assert not (out / "day1-walk").exists()
+
+
+def test_two_videos_of_one_name_in_one_folder_both_run(tmp_path):
+    """`odd.mov` beside `odd.MP4`: the batch refused to start ("two clips would write to the same folder"); now
+    the second is told apart by its extension."""
+    from sparsevid.batch.jobs import expand_inputs
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for n in ("odd.mov", "odd.MP4", "walk.mp4"):
+        (clips / n).write_bytes(b"x")
+    got = dict(expand_inputs([str(clips / "*")], tmp_path / "out"))
+    assert sorted(got) == ["clips-odd", "clips-odd-mov", "walk"]
+    assert got["clips-odd"].name == "odd.MP4" and got["clips-odd-mov"].name == "odd.mov"

@@ -312,10 +312,18 @@ def test_a_variable_frame_rate_video_keeps_its_frames_in_time(tmp_path, capsys, 
     keyed = load_scene(tmp_path / "vfr.mp4", keyframes=[0, 6, 12])  # keyframes are places on that grid
     assert keyed.indices == [0, 6, 12] and 5 not in [f.index for f in keyed.gt_frames]
     capsys.readouterr()
-    # a clip that goes from 30 to 15 fps averages 18 fps: its 30 fps guess is too far off to be its grid, so the
-    # average is, and two frames that round onto one place there keep one (said in the same line)
+    # a phone that slowed from 30 to 15 fps for most of the clip averages 18 fps: its shortest common interval
+    # says 30, as FFmpeg's guess does, so every frame keeps its place on the 30 fps grid (it was put on an 18 fps
+    # grid, which moved frames by up to half a frame and left one out)
     mixed = load_scene(_stamped_video(tmp_path / "mixed.mp4", [0, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20]))
-    assert mixed.fps == 18 and len(set(mixed.indices)) == len(mixed.indices) == 11
+    assert mixed.fps == 30 and mixed.indices == [0, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert [round(float(f.image.mean()) / 10) for f in mixed.frames] == list(range(12))
+    err = capsys.readouterr().err
+    assert "9 of its 21 frame times at 30.000 fps hold no frame" in err and len(err.strip().splitlines()) == 1
+    # mostly 10 fps with one short step: the guess (30) is no common interval, the average is the grid, and two
+    # frames that round onto one place there keep one (said in the same line)
+    slow = load_scene(_stamped_video(tmp_path / "slow.mp4", [0, 3, 4, 6, 9, 12, 15, 18, 21, 24, 27, 30]))
+    assert slow.fps < 13 and len(set(slow.indices)) == len(slow.indices) == 11
     err = capsys.readouterr().err
     assert "1 frame fell on a time already taken and was left out" in err and len(err.strip().splitlines()) == 1
 
@@ -345,7 +353,7 @@ def make_video(path: Path, n: int = 12, rate: Fraction = Fraction(30000, 1001)) 
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         for i in range(n):
-            img = np.full((48, 64, 3), 10 + 20 * i, np.uint8)
+            img = np.full((48, 64, 3), (10 + 20 * i) % 250, np.uint8)
             for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(pkt)
         for pkt in s.encode():
@@ -538,14 +546,60 @@ def test_error_video_too_long(tmp_path):
     from sparsevid.data.video import read_video
 
     video = make_video(tmp_path / "clip.mp4")
-    with pytest.raises(SparsevidError, match="video too long: more than 4 frames of 64x48.*trim it"):
+    with pytest.raises(SparsevidError, match="video too long: more than 4 frames of 64x48.*--start / --end"):
         read_video(video, max_bytes=4 * 64 * 48 * 3)
+
+
+def test_a_video_is_decoded_only_up_to_its_last_keyframe(tmp_path, capsys):
+    """The output ends at the last keyframe, yet every frame of the video was decoded and held: a 10 s 4K clip was
+    refused as too long (14 GiB) for keyframes 0,9,19,29. Decoding now stops there (and no truncation warning);
+    a camera path made longer than the inputs still gets the frames after it."""
+    from sparsevid.data.video import read_video
+
+    video = make_video(tmp_path / "clip.mp4", n=40)
+    one = 64 * 48 * 3
+    scene = load_scene(video, keyframes=[0, 5, 11])
+    assert max(f.index for f in scene.frames + scene.gt_frames) == 11 and len(scene.gt_frames) == 9
+    assert "header announces" not in capsys.readouterr().err
+    with pytest.raises(SparsevidError, match="video too long"):
+        read_video(video, max_bytes=20 * one)
+    assert len(read_video(video, max_bytes=20 * one, until=11).frames) == 12
+    longer = load_scene(video, keyframes=[0, 5, 11], until_last_keyframe=False)
+    assert max(f.index for f in longer.gt_frames) == 39
+
+
+def test_a_clip_cut_without_reencoding_is_not_called_damaged(tmp_path, capsys):
+    """`ffmpeg -ss 0.3 -i IN -c copy OUT` keeps the packets before the cut and hides them with an edit list: the
+    header counts them, the decoder shows only the frames after the cut. That was warned about as a truncated or
+    damaged file; a file that really lost frames still is, without calling its gaps a variable frame rate."""
+    import av
+
+    src = make_video(tmp_path / "clip.mp4", n=30, rate=Fraction(30))
+    cut = tmp_path / "cut.mp4"
+    with av.open(str(src)) as inp, av.open(str(cut), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        for pkt in inp.demux(ins):
+            if pkt.dts is None:
+                continue
+            pkt.pts -= 9 * 512 if pkt.pts is not None else 0  # the first 9 frames before time 0
+            pkt.dts -= 9 * 512
+            pkt.stream = outs
+            out.mux(pkt)
+    scene = load_scene(cut)
+    err = capsys.readouterr().err
+    if scene.indices[0] == 0 and len(scene.indices) == 21:  # the muxer wrote an edit list (FFmpeg's mp4 does)
+        assert "header announces" not in err and "variable frame rate" not in err, err
+    else:
+        pytest.skip(f"this FFmpeg wrote no edit list ({len(scene.indices)} frames decoded)")
 
 
 def test_error_keyframes_not_in_input(tmp_path, tiny_scene, capsys):
     write_frames(tmp_path, tiny_scene)
     err = one_line_error(capsys, ["inspect", str(tmp_path), "--keyframes", "0,9,31,40"])
     assert "keyframes 31,40 not in the input (30 frames, indices 0..29)" in err
+    err = one_line_error(capsys, ["inspect", str(tmp_path), "--keyframes", "0,9,31"])
+    assert "keyframe 31 not in the input (30 frames, indices 0..29)" in err
 
 
 def test_a_run_folder_is_not_read_as_a_clip_and_a_poster_does_not_hide_the_video(tmp_path, capsys):

@@ -505,3 +505,112 @@ def test_quiet_loading_shows_no_progress_bar(replicas, capfd):
     import transformers
 
     assert transformers.utils.logging.is_progress_bar_enabled()  # switched back on afterwards
+
+
+def test_damaged_or_mismatched_weights_and_bad_option_values_fail_before_any_work(replicas, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """A config that does not match its tensors gave a 50-line traceback after the pose stage; a truncated weight
+    file, UNet weights in vae/, an option value out of range (timestep 5000, seed "abc", confidence_floor 2),
+    --fixer.num-refs (which Difix ignored without a word) and --fixer.device cuda on a machine without one failed
+    after the pose stage or with a traceback. Each is now one line, exit 2, before anything is written."""
+    import shutil
+
+    from sparsevid.cli import main
+    from sparsevid.data.load import demo_path
+    import sparsevid.devices as devices
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SPARSEVID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    folder, _ = replicas["difix"]
+
+    def copy(name: str) -> Path:
+        shutil.copytree(folder, tmp_path / name)
+        return tmp_path / name
+
+    def one_line_error(weights: Path, *args: str) -> str:
+        rc = main(["run", str(demo_path()), "-o", str(out), "--device", "cpu", "--fixer", "difix",
+                   "--difix-weights", str(weights), *args])
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert not out.exists()
+        return lines[0]
+
+    wide = copy("wide")
+    cfg = json.loads((wide / "unet" / "config.json").read_text())
+    cfg["in_channels"] = 8
+    (wide / "unet" / "config.json").write_text(json.dumps(cfg))
+    assert "Difix UNet weights do not match its config (conv_in.weight is" in one_line_error(wide)
+    cut = copy("cut")
+    blob = (cut / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    (cut / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(blob[: len(blob) // 2])
+    assert "damaged or truncated" in one_line_error(cut)
+    swapped = copy("swapped")
+    shutil.copy(folder / "unet" / "diffusion_pytorch_model.safetensors", swapped / "vae")
+    assert "not a Difix VAE" in one_line_error(swapped)
+    assert "this is a file" in one_line_error(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    for options, says in (("{timestep: 5000}", "timestep: 5000 is not a whole number in 0..999"),
+                          ("{seed: abc}", "seed: 'abc' is not a whole number"),
+                          ("{confidence_floor: 2}", "confidence_floor: 2 is not a number in [0, 1]"),
+                          ("{dtype: fp8}", "unknown dtype 'fp8'")):
+        assert says in one_line_error(folder, "--fixer.options", options)
+    assert "--fixer.options '{num_refs: 3}'" in one_line_error(folder, "--fixer.num-refs", "3")
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
+    assert "--fixer.device cuda: this machine has no CUDA GPU" in one_line_error(folder, "--fixer.device", "cuda")
+    assert main(["run", str(demo_path()), "-o", str(out), "--device", "cpu", "--fixer", "difix", "--difix-weights",
+                 str(folder), "--print-config"]) == 0  # the published layout passes every check
+
+
+def test_resume_checks_the_weights_files_not_their_path(replicas, tmp_path, monkeypatch):
+    """--resume compared the weights folder's path: weights replaced in place were taken for the same run, and the
+    same weights through a link were refused. The files now decide (their sizes and times), and run.json names the
+    folder the weights were read from."""
+    import os
+    import shutil
+
+    from sparsevid.errors import SparsevidError as Err
+    from sparsevid.pipeline import named_config, record_run
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder, _ = replicas["difix"]
+    weights = tmp_path / "w"
+    shutil.copytree(folder, weights)
+    link = tmp_path / "link"
+    link.symlink_to(weights)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def record(w: Path, resume: bool) -> None:
+        cfg = named_config("enhance_only", input=demo_path_for_tests(), output=out, keyframes=[0, 9, 19, 29],
+                           device="cpu", resume=resume)
+        cfg.fixer.name, cfg.fixer.difix_weights = "difix", str(w)
+        record_run(cfg)
+
+    record(weights, False)
+    fp = json.loads((out / "fingerprint.json").read_text())
+    assert "unet/diffusion_pytorch_model.safetensors" in fp["inputs"]["difix_weights"]
+    record(link, True)  # the same files by another path
+    shutil.rmtree(weights)
+    shutil.copytree(replicas["difix_ref"][0], weights)
+    with pytest.raises(Err, match="input files differ"):
+        record(weights, True)
+    assert os.path.islink(link)
+
+
+def demo_path_for_tests() -> Path:
+    from sparsevid.data.load import demo_path
+
+    return demo_path()
+
+
+def test_weights_of_the_other_kind_are_named_in_a_warning(replicas, capsys):
+    """`--fixer difix` with difix_ref weights switched to reference views without a word (run.json said "difix"),
+    and `--fixer difix_ref` ran single-view weights with reference views they were not trained with."""
+    get_fixer("difix", weights=str(replicas["difix_ref"][0]), device="cpu")
+    assert "are nvidia/difix_ref's (a reference-view UNet)" in capsys.readouterr().err
+    get_fixer("difix_ref", weights=str(replicas["difix"][0]), device="cpu")
+    assert "look like the single-view nvidia/difix" in capsys.readouterr().err
+    get_fixer("difix", weights=str(replicas["difix"][0]), device="cpu")
+    err = capsys.readouterr().err
+    assert "reference-view UNet" not in err and "single-view" not in err

@@ -390,6 +390,26 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     assert rc == 0, err
     assert (cut / "train" / "point_cloud.ply").read_bytes() == (tmp_path / "full" / "train" / "point_cloud.ply").read_bytes()
     assert (cut / "train" / "point_cloud.splat").is_file()
+    # a resume of a trained model lists the rounds it was trained with (it listed none: no round ran in it)
+    assert json.loads((cut / "run.json").read_text())["fixer"]["progressive_rounds"] == full_rounds
+    # and so does a resume after a stop in rendering, after the training
+    import sparsevid.pipeline as pipeline
+
+    render_path = pipeline.render_path
+
+    def ctrl_c(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        return render_path(*a, **k)
+
+    monkeypatch.setattr(pipeline, "render_path", ctrl_c)
+    late = tmp_path / "late"
+    rc, err = run_cli(base + ["-o", late], capsys)
+    assert rc == 128 + signal.SIGINT, err
+    monkeypatch.undo()
+    assert json.loads((late / "run.json").read_text())["segments"][0]["progressive_rounds"] == full_rounds
+    rc, err = run_cli(base + ["-o", late, "--resume"], capsys)
+    assert rc == 0, err
+    assert json.loads((late / "run.json").read_text())["fixer"]["progressive_rounds"] == full_rounds
 
 
 def test_resume_estimates_again_the_poses_of_an_unfinished_pose_stage(tmp_path, tiny_scene, monkeypatch):

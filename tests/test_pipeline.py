@@ -156,6 +156,8 @@ def test_device_cpu_keeps_a_difix_replica_on_the_cpu(tmp_path, monkeypatch):
     res = run_pipeline(cfg)
     assert len(built) == 1 and built[0].pipe.device.type == "cpu"
     assert len(res.frames) == 30
+    fixer = json.loads((tmp_path / "out" / "run.json").read_text())["fixer"]
+    assert fixer["weights"] == str(weights) and fixer["reference_views"] == 0  # which weights ran, and how
 
 
 def test_config_yaml_round_trip(tmp_path):

@@ -137,13 +137,16 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
 
 def _candidate_names(p: Path, clash: bool):
     """The folder names a clip may get, in order: its own name (unless another clip of this batch shares it),
-    then ``<parent>-<name>``, ``<parent>-<name>-2``, ``-3`` ..."""
+    then ``<parent>-<name>``, for a video ``<parent>-<name>-<extension>`` (``odd.mov`` beside ``odd.MP4``), then
+    ``<parent>-<name>-2``, ``-3`` ..."""
     name = _clip_name(p)
     folder = p.parent.resolve() if p.name == "transforms.json" else p
     prefixed = f"{folder.parent.name}-{name}" if folder.parent.name else name
     if not clash:
         yield name
     yield prefixed
+    if p.is_file() and p.name != "transforms.json" and p.suffix:
+        yield f"{prefixed}-{p.suffix[1:]}"
     k = 2
     while True:
         yield f"{prefixed}-{k}"

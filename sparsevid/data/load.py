@@ -73,7 +73,8 @@ def parse_keyframes(text: str | None, flag: str = "--keyframes") -> list[int] | 
     return parse_int_list(text, flag, minimum=0)
 
 
-def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
+def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint | None = None,
+                     until: int | None = None) -> Scene:
     windowed = start is not None or end is not None
 
     def not_a_video(scene: Scene) -> Scene:
@@ -91,7 +92,7 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
         if path.suffix.lower() == ".json":
             return not_a_video(read_transforms(path))
         if path.suffix.lower() in VIDEO_EXTS:
-            return read_video(path, start=start, end=end)
+            return read_video(path, start=start, end=end, until=until)
         if path.suffix.lower() in IMAGE_EXTS:
             raise SparsevidError("a single image is not enough (need at least 2 frames)",
                                  fix="pass the folder that holds the frames", path=path)
@@ -113,13 +114,13 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
     if len(images) == 1 and len(videos) == 1:  # a video and its poster or thumbnail: the clip is the video
         info(f"{path.name}: reading the video {videos[0].name} (the one image beside it, {images[0].name}, "
              "is not a clip)")
-        return read_video(videos[0], start=start, end=end)
+        return read_video(videos[0], start=start, end=end, until=until)
     if images:
         return not_a_video(read_images_folder(path))
     if (path / "images").is_dir() and list_image_files(path / "images"):
         return not_a_video(read_images_folder(path / "images"))
     if len(videos) == 1:
-        return read_video(videos[0], start=start, end=end)
+        return read_video(videos[0], start=start, end=end, until=until)
     if len(videos) > 1:
         raise SparsevidError(f"folder holds {len(videos)} videos and no images",
                              fix="pass one video file", path=path)
@@ -130,11 +131,13 @@ def _detect_and_read(path: Path, start: TimePoint | None = None, end: TimePoint 
                          fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json", path=path)
 
 
-def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | None = None) -> Scene:
+def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | None = None,
+                    windowed: bool = False) -> Scene:
     """Make ``keyframes`` the input frames; every other frame becomes a ground-truth frame.
 
     With None the scene is returned unchanged. ``where``: the input as the user gave it, named by an
-    error (default: the scene's folder). Ground-truth frames keep their poses (a
+    error (default: the scene's folder); ``windowed``: a video read from ``--start``, whose indices count from the
+    window's first frame (the error says so). Ground-truth frames keep their poses (a
     posed dataset's poses of held-out frames serve as a reference).
     """
     if keyframes is None:
@@ -146,8 +149,10 @@ def apply_keyframes(scene: Scene, keyframes: list[int] | None, where: Path | Non
     if missing:
         rng = f"{have[0]}..{have[-1]}" if have else "none"
         raise SparsevidError(
-            f"keyframes {','.join(map(str, missing))} not in the input ({len(have)} frames, indices {rng})",
-            fix="pick --keyframes among the input's frame indices (see sparsevid inspect)",
+            f"keyframe{'s' if len(missing) > 1 else ''} {','.join(map(str, missing))} not in the input "
+            f"({len(have)} frame{'s' if len(have) != 1 else ''}, indices {rng})",
+            fix="pick --keyframes among the input's frame indices (see sparsevid inspect)"
+                + ("; inside a --start window they count from its first frame, 0" if windowed else ""),
             path=where if where is not None else scene.root)
     frames = [f for f in pool if f.index in keys]
     gt = [f for f in pool if f.index not in keys]
@@ -172,7 +177,7 @@ def from_first_frame(scene: Scene, where: Path) -> Scene:
 
 def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,
                start: TimePoint | float | str | None = None, end: TimePoint | float | str | None = None,
-               renumber: bool = True) -> Scene:
+               renumber: bool = True, until_last_keyframe: bool = True) -> Scene:
     """Load any supported input (see the module doc) as a :class:`Scene`.
 
     Args:
@@ -188,6 +193,10 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
             ``keyframes``) count from its first frame. Any other input refuses them.
         renumber: number the frames from the first one (0), as :func:`from_first_frame` says; False keeps
             the numbers of the file names (``Scene.number_offset`` says by how much they differ).
+        until_last_keyframe: a video given ``keyframes`` is decoded only up to the last one (the output ends
+            there: its later frames would only fill memory; a 10 s 4K clip is 14 GiB decoded). False: to its end
+            (a camera path made longer than the inputs, ``--path.num-frames`` / ``--path.duration``, is scored
+            against the frames after the last input).
 
     Returns:
         A :class:`Scene` with at least 2 input frames, sorted by index.
@@ -196,8 +205,9 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
     if not all(t is None or isinstance(t, TimePoint) for t in (start, end)):  # seconds or "f75", as the flags
         start, end = parse_window(*(None if t is None else t.text if isinstance(t, TimePoint) else str(t)
                                     for t in (start, end)))
-    scene = _detect_and_read(path, start, end)
-    scene = apply_keyframes(scene, keyframes, where=path)
+    until = max(keyframes) if keyframes and until_last_keyframe else None
+    scene = _detect_and_read(path, start, end, until)
+    scene = apply_keyframes(scene, keyframes, where=path, windowed=start is not None)
     if renumber:
         scene = from_first_frame(scene, path)
     if fps is not None:

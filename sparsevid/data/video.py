@@ -25,7 +25,8 @@ from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
 
 #: file extensions read as videos (lower case)
-VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg",
+                                ".mpeg", ".3gp", ".mxf")
 
 
 def is_video_file(path: Path) -> bool:
@@ -52,19 +53,23 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
     from sparsevid.data.hdr import REFERENCE_WHITE, hdr_transfer
     from sparsevid.log import info
 
-    if vf.rotation:
-        info(f"{path.name}: stored turned by {-vf.rotation:g} degrees (a phone filming upright); its frames are turned "
-             f"as players show them ({img.shape[1]}x{img.shape[0]})")
+    turns = round(vf.rotation / 90) % 4
+    if turns:
+        how = "upside down; its frames are turned 180 degrees" if turns == 2 else \
+            "on its side (a phone filming upright); its frames are turned 90 degrees " + \
+            ("counter-clockwise" if turns == 1 else "clockwise")
+        info(f"{path.name}: stored {how} as players show them ({img.shape[1]}x{img.shape[0]})")
     transfer = hdr_transfer(vf)
     if transfer:
         info(f"{path.name}: HDR video ({transfer}, BT.2020); its frames are tone-mapped to SDR BT.709 (reference white "
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
-def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | None) -> None:
+def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | None, damaged: bool = False) -> None:
     """Each frame sits at its time stamp's position on the frame-rate grid (index = time x fps). A variable-rate video
     (a dropped frame, a phone slowing down in dim light) leaves positions empty or puts two frames on one: say so in
-    one line."""
+    one line. ``damaged``: frames of the file did not decode (the caller says so): the empty positions are theirs,
+    not a variable rate."""
     held = {f.index for f in frames}
     missing = [k for k in range(frames[0].index, frames[-1].index + 1) if k not in held]
     if not missing and not dropped:
@@ -72,6 +77,11 @@ def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | 
     from sparsevid.log import warn
 
     rate = float(fps or 30)
+    if damaged and missing and not dropped:
+        warn(f"{path.name}: {len(missing)} frame time{'s' if len(missing) > 1 else ''} at {rate:.3f} fps "
+             f"{'hold' if len(missing) > 1 else 'holds'} no frame (the first: {missing[0]}): frames that did not "
+             "decode; sparsevid makes them like any in-between frame")
+        return
     parts = []
     if missing:
         span = frames[-1].index - frames[0].index + 1
@@ -83,18 +93,49 @@ def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | 
     warn(f"{path.name} has a variable frame rate: " + "; ".join(parts) + " (frame i is shown at i / fps)")
 
 
-def stream_fps(stream) -> Fraction | None:
+def stream_fps(stream, path: Path | None = None) -> Fraction | None:
     """The stream's frame rate as a Fraction: its average rate, else FFmpeg's guess (``r_frame_rate``), else its base
     rate. A variable-rate stream (a dropped frame, a phone slowing down) averages below its nominal rate: there the
-    guess is taken when it lies within 1.5 times the average, so that frames keep their places on the nominal grid."""
+    guess is taken when it lies within 1.5 times the average, so that frames keep their places on the nominal grid,
+    or, further from it (a phone that slowed down for most of the clip), when the stream's shortest common frame
+    interval (:func:`_shortest_interval_rate`, read from ``path``'s packets) says the same rate: a guess that is a
+    multiple of the rate (a field rate) is not taken."""
     avg, guess = getattr(stream, "average_rate", None), getattr(stream, "guessed_rate", None)
-    if avg and guess and avg < guess < Fraction(3, 2) * avg:
-        return Fraction(guess)
+    if avg and guess and avg < guess:
+        if guess < Fraction(3, 2) * avg:
+            return Fraction(guess)
+        rate = _shortest_interval_rate(path, stream.index) if path is not None else None
+        if rate is not None and abs(rate / float(guess) - 1) < 0.05:
+            return Fraction(guess)
     for attr in ("average_rate", "guessed_rate", "base_rate"):
         rate = getattr(stream, attr, None)
         if rate:
             return Fraction(rate)
     return None
+
+
+def _shortest_interval_rate(path: Path, index: int, max_packets: int = 3000) -> float | None:
+    """The rate of the shortest frame interval the video stream ``index`` of ``path`` commonly has (the 10th
+    percentile of the intervals between its first ``max_packets`` packets' time stamps; no decoding), or None."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[index]
+            tb = stream.time_base
+            pts = []
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    pts.append(packet.pts)
+                if len(pts) >= max_packets:
+                    break
+    except Exception:  # the decode that follows says what is wrong with the file
+        return None
+    steps = np.diff(np.unique(np.asarray(pts, dtype=np.int64)))
+    if len(steps) < 2 or not tb:
+        return None
+    shortest = float(np.percentile(steps, 10)) * float(tb)
+    return 1.0 / shortest if shortest > 0 else None
 
 
 @dataclass(frozen=True)
@@ -183,11 +224,13 @@ MAX_DECODED_BYTES = 6 * 2**30
 
 
 def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_DECODED_BYTES,
-               start: TimePoint | None = None, end: TimePoint | None = None) -> Scene:
+               start: TimePoint | None = None, end: TimePoint | None = None, until: int | None = None) -> Scene:
     """Decode ``path`` into a :class:`Scene` with every frame as an input frame (no poses).
 
     Args:
         max_frames: stop after this many frames (None: all).
+        until: stop after the frame of this index (counted as the scene's indices are): nothing after it is
+            decoded or held (:func:`sparsevid.data.load.load_scene` passes the last keyframe: the video ends there).
         max_bytes: error out when the decoded RGB frames would exceed this many bytes (a long
             video should be trimmed to the short clip sparsevid is for).
         start, end: decode only this window (:func:`parse_time`; see the module doc): seek to
@@ -204,10 +247,23 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise SparsevidError("no video stream in file", fix=fix, path=path)
+                kinds = sorted({s.type for s in container.streams})
+                held = f"it holds only {' and '.join(kinds)} streams" if kinds else "it holds no stream"
+                raise SparsevidError(f"no video stream in file ({held})", path=path,
+                                     fix="pass the video file itself, or a folder of its frames")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            fps = stream_fps(stream)
+            if container.streams.audio:
+                from sparsevid.log import info
+
+                info(f"{path.name}: its sound is not carried over (video.mp4 is the pictures alone)")
+            fps = stream_fps(stream, path)
+            # frames the container's edit list hides (a clip cut with ffmpeg -ss ... -c copy keeps the packets
+            # before the cut) are counted in its header, not decoded: expect no more than its duration holds
+            if stream.duration and stream.time_base and fps:
+                shown = round(stream.duration * stream.time_base * fps)
+            else:
+                shown = None
             announced = int(stream.frames or 0)  # from the container header; 0 = unknown
             windowed = start is not None or end is not None
             first, last = _window_frames(fps or Fraction(30), start, end) if windowed else (0, None)
@@ -239,6 +295,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                         break
                 if base is None:
                     base = n
+                if until is not None and n - base > until:
+                    break
                 if frames and n - base <= frames[-1].index:
                     dropped += 1
                     continue
@@ -251,7 +309,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                     raise SparsevidError(
                         f"video too long: more than {len(frames)} frames of {img.shape[1]}x{img.shape[0]} "
                         f"(> {max_bytes / 2**30:.1f} GiB decoded)",
-                        fix="trim it to the short clip you need, e.g. ffmpeg -ss 2.5 -t 1 -i IN OUT.mp4",
+                        fix="decode only the part you need: --start / --end (e.g. --start 2.5 --end 3.5), or "
+                            "--keyframes, which end the video at the last one",
                         path=path)
                 frames.append(Frame(index=n - base, image=img, name=f"frame_{n - base:04d}.png"))
             if windowed:
@@ -277,10 +336,12 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
-    _report_rate(path, frames, dropped, fps)
-    if max_frames is None and not windowed and 0 < len(frames) + dropped < announced:
+    expected = announced if shown is None or not announced else min(announced, shown)
+    short = max_frames is None and until is None and not windowed and 0 < len(frames) + dropped < expected
+    _report_rate(path, frames, dropped, fps, damaged=short)
+    if short:
         from sparsevid.log import warn
 
-        warn(f"{path}: decoded {len(frames) + dropped} of the {announced} frames its header announces (truncated or "
+        warn(f"{path}: decoded {len(frames) + dropped} of the {expected} frames its header announces (truncated or "
              f"damaged file?); using frames 0..{frames[-1].index} -> re-encode or re-copy the video to use them all")
     return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import torch
@@ -194,6 +195,12 @@ class Fixer(abc.ABC):
         """Raise a one-line :class:`SparsevidError` for a setting this fixer cannot use, before any work
         (e.g. Difix's missing weights). The default checks nothing more than :func:`check_fixer_config`."""
 
+    @classmethod
+    def weights_folder(cls, config: "FixerConfig") -> Path | None:
+        """The folder of weights this fixer reads under ``config`` (None: it reads none), for the run's
+        fingerprint: ``--resume`` refuses weights whose files changed."""
+        return None
+
     @abc.abstractmethod
     def fix(self, request: FixRequest) -> FixResult:
         """Fix ``request.renders``; returns images and confidence of the same batch size."""
@@ -334,8 +341,20 @@ def check_fixer_config(config: FixerConfig, deep: bool = True) -> None:
                     f"the {config.name} fixer has no option {key!r}" + (f" (did you mean {close[0]!r}?)" if close
                                                                          else ""),
                     fix=f"use --fixer.options with some of: {', '.join(sorted(allowed))}")
+    if deep and config.device != "auto" and torch.device(config.device).type == "cuda":
+        from sparsevid.devices import cuda_available
+
+        if not cuda_available():
+            raise SparsevidError(f"--fixer.device {config.device}: this machine has no CUDA GPU",
+                                 fix="leave --fixer.device out (auto: the run's device) or give cpu")
     if deep and isinstance(cls, type) and issubclass(cls, Fixer):
         cls.check_config(config)
+
+
+def fixer_weights(config: FixerConfig) -> Path | None:
+    """The folder of weights the fixer of ``config`` reads (:meth:`Fixer.weights_folder`), or None."""
+    cls = _registered(config.name)
+    return cls.weights_folder(config) if isinstance(cls, type) and issubclass(cls, Fixer) else None
 
 
 def build_fixer(config: FixerConfig, device: torch.device | str | None = None) -> Fixer:

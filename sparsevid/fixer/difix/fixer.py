@@ -43,6 +43,35 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return names[dtype]
 
 
+def check_options(options: dict, steps: int = 1000) -> None:
+    """The values of ``--fixer.options`` for the Difix fixers, one line each (``steps``: the length of the weights'
+    DDPM schedule, which bounds ``timestep``)."""
+    examples = {"timestep": 199, "seed": 0, "num_refs": 1, "confidence_floor": 0.5, "compile": "true",
+                "allow_download": "true", "prompt": "remove degradation"}
+
+    def bad(name: str, want: str):
+        example = "{" + f"{name}: {examples[name]}" + "}"
+        return SparsevidError(f"--fixer.options {name}: {options[name]!r} is not {want}",
+                              fix=f"give {name} as {want}, e.g. --fixer.options '{example}'")
+
+    for name, lo, hi in (("timestep", 0, steps - 1), ("seed", 0, 2**63 - 1), ("num_refs", 0, 64)):
+        if name in options:
+            v = options[name]
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise bad(name, f"a whole number in {lo}..{hi}")
+    if "confidence_floor" in options:
+        v = options["confidence_floor"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise bad("confidence_floor", "a number in [0, 1]")
+    for name in ("compile", "allow_download"):
+        if name in options and not isinstance(options[name], bool):
+            raise bad(name, "true or false")
+    if "prompt" in options and not (isinstance(options["prompt"], str) and options["prompt"].strip()):
+        raise bad("prompt", "a text")
+    if "dtype" in options:
+        resolve_dtype(options["dtype"], torch.device("cpu"))
+
+
 @register_fixer("difix")
 class DifixFixer(Fixer):
     """Difix3D's single-step fixer with the published weights.
@@ -85,6 +114,7 @@ class DifixFixer(Fixer):
             pipeline = DifixPipeline.from_pretrained(weights or self.default_repo, device=dev, dtype=dt,
                                                      reference_attention=ref, allow_download=allow_download,
                                                      prompt=prompt, timestep=timestep)
+            self._say_kind(pipeline, str(weights or self.default_repo))
             if dev.type == "cpu":
                 log.warn("difix: running on the CPU is very slow (minutes per image at full size); use CUDA")
             if compile and dev.type == "cuda":
@@ -95,17 +125,62 @@ class DifixFixer(Fixer):
 
     @classmethod
     def check_config(cls, config) -> None:
-        """The weights are found (a complete folder, or the repo in the Hugging Face cache) before any work;
-        with the option ``allow_download`` they are fetched here."""
+        """Before any work: the weights are found (a complete folder, or the repo in the Hugging Face cache; with the
+        option ``allow_download`` they are fetched here) and whole, their configs matching their tensors
+        (:func:`~sparsevid.fixer.difix.pipeline.check_weights`); the options' values are ones the fixer takes; and
+        ``--fixer.num-refs`` (the reprojection fixer's) is left at its default: the Difix fixers take their
+        reference count as the option ``num_refs``."""
+        from sparsevid.fixer.base import FixerConfig
+        from sparsevid.fixer.difix.pipeline import check_weights, schedule_length
         from sparsevid.fixer.difix.weights import resolve_weights
 
-        resolve_weights(config.difix_weights or cls.default_repo,
-                        allow_download=bool(config.options.get("allow_download", False)), repo_hint=cls.default_repo)
+        default_refs = FixerConfig.__dataclass_fields__["num_refs"].default
+        if config.num_refs != default_refs:
+            raise SparsevidError(f"--fixer.num-refs {config.num_refs} is the reprojection fixer's; {config.name} "
+                                 "takes its reference views as an option",
+                                 fix=f"use --fixer.options '{{num_refs: {config.num_refs}}}' (difix_ref; 1 by "
+                                     "default, as it was trained) and leave --fixer.num-refs out")
+        folder = resolve_weights(config.difix_weights or cls.default_repo,
+                                 allow_download=bool(config.options.get("allow_download", False)),
+                                 repo_hint=cls.default_repo)
+        check_options(config.options, schedule_length(folder))
+        check_weights(folder)
+
+    @classmethod
+    def weights_folder(cls, config):
+        """The local folder of ``config``'s weights (a Hugging Face cache snapshot for a repo id)."""
+        from sparsevid.fixer.difix.weights import resolve_weights
+
+        return resolve_weights(config.difix_weights or cls.default_repo, repo_hint=cls.default_repo)
 
     @classmethod
     def config_kwargs(cls, config, device=None) -> dict:
         """``weights`` = ``config.difix_weights``; ``device`` = ``config.device``, "auto" = the trainer's."""
         return {"weights": config.difix_weights, "device": fixer_device(config, device)}
+
+    def _say_kind(self, pipeline, given: str) -> None:
+        """One warning line when the weights are not the kind this fixer is for: single-view weights run as
+        ``difix_ref`` get reference views they were not trained with; ``difix_ref`` weights run as ``difix`` run
+        with their reference views (as ``difix_ref``)."""
+        from pathlib import Path
+
+        from sparsevid.fixer.difix.pipeline import detect_reference
+        from sparsevid.fixer.difix.weights import looks_like_repo_id
+
+        source = Path(getattr(pipeline, "source", "") or given)
+        is_ref = detect_reference(source, given if looks_like_repo_id(given) else "")
+        if self.expects_refs and not is_ref:
+            log.warn(f"difix_ref: the weights {given} look like the single-view nvidia/difix (no reference-view UNet); "
+                     "they run with reference views they were not trained with -> use --fixer difix for them")
+        elif not self.expects_refs and pipeline.reference_attention:
+            log.warn(f"difix: the weights {given} are nvidia/difix_ref's (a reference-view UNet): they run with "
+                     f"{self.num_refs} reference view{'s' if self.num_refs != 1 else ''} per view, as --fixer "
+                     "difix_ref does -> say --fixer difix_ref, or use the nvidia/difix weights")
+
+    @property
+    def weights_source(self) -> str | None:
+        """The folder the weights were read from (a Hugging Face cache snapshot names its revision), or None."""
+        return getattr(self.pipe, "source", None)
 
     @property
     def uses_refs(self) -> bool:

@@ -27,7 +27,7 @@ from sparsevid.fixer.difix.attention import ViewLayout, install_reference_attent
 from sparsevid.fixer.difix.prompt import DEFAULT_PROMPT, prompt_embedding
 from sparsevid.fixer.difix.weights import (REPO_DIFIX, REPO_DIFIX_REF, check_layout, load_safetensors,
                                            looks_like_repo_id, merge_lora, read_json,
-                                           rename_deprecated_attention, resolve_weights)
+                                           rename_deprecated_attention, resolve_weights, safetensors_shapes)
 
 DEFAULT_TIMESTEP = 199
 
@@ -81,7 +81,13 @@ def _init_kwargs(cls, cfg: dict) -> dict:
 
 def _assign(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str, folder: Path) -> None:
     """Load ``sd`` into a meta-device ``module`` (strict), with a clear error on mismatch."""
-    res = module.load_state_dict(sd, strict=False, assign=True)
+    try:
+        res = module.load_state_dict(sd, strict=False, assign=True)
+    except RuntimeError as e:  # a tensor whose shape is not the config's
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e)[:160])
+        raise SparsevidError(f"Difix {what} weights do not match its config ({first})", path=folder,
+                             fix="re-download the weights (hf download nvidia/difix) with their own config.json"
+                             ) from None
     if res.missing_keys or res.unexpected_keys:
         miss = ", ".join(res.missing_keys[:4]) + (" ..." if len(res.missing_keys) > 4 else "")
         extra = ", ".join(res.unexpected_keys[:4]) + (" ..." if len(res.unexpected_keys) > 4 else "")
@@ -94,29 +100,91 @@ def _assign(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str, fol
         raise SparsevidError(f"Difix {what}: tensors without weights: {', '.join(left[:4])}", path=folder)
 
 
-def load_unet(folder: Path):
-    """The UNet (stock diffusers ``UNet2DConditionModel`` built from ``unet/config.json``), fp32, CPU."""
+def _build_unet(folder: Path):
+    """The UNet of ``unet/config.json`` on the meta device (no memory)."""
     from sparsevid.fixer.difix._deps import diffusers_unet_cls
 
     cls = diffusers_unet_cls()
     cfg = read_json(folder / "unet" / "config.json")
     try:
         with torch.device("meta"):
-            unet = cls.from_config(_init_kwargs(cls, cfg))
+            return cls.from_config(_init_kwargs(cls, cfg))
     except Exception as e:
-        raise SparsevidError(f"cannot build the Difix UNet from its config: {e}", path=folder / "unet" / "config.json",
-                             fix="re-download the weights (hf download nvidia/difix)") from e
+        raise SparsevidError(f"cannot build the Difix UNet from its config: {str(e).strip()[:160]}",
+                             path=folder / "unet" / "config.json",
+                             fix="re-download the weights (hf download nvidia/difix)") from None
+
+
+def _vae_config(folder: Path, lora_alpha: float | None = None):
+    from sparsevid.fixer.difix.vae import SkipVAEConfig
+
+    try:
+        cfg = SkipVAEConfig.from_dict(read_json(folder / "vae" / "config.json"))
+    except SparsevidError:
+        raise
+    except Exception as e:
+        raise SparsevidError(f"cannot read the Difix VAE config: {str(e).strip()[:160]}",
+                             path=folder / "vae" / "config.json",
+                             fix="re-download the weights (hf download nvidia/difix)") from None
+    if lora_alpha is not None:
+        cfg.lora_alpha = lora_alpha
+    return cfg
+
+
+def _match_shapes(module: torch.nn.Module, shapes: dict[str, tuple[int, ...]], what: str, folder: Path) -> None:
+    """The weights' tensor names and shapes (``shapes``) are the ones ``module`` (built from the config) has."""
+    want = {n: tuple(t.shape) for n, t in module.state_dict().items()}
+    missing, extra = sorted(set(want) - set(shapes)), sorted(set(shapes) - set(want))
+    if missing or extra:
+        raise SparsevidError(f"Difix {what} weights do not match its config ({len(missing)} missing: "
+                             f"{', '.join(missing[:3]) or '-'}; {len(extra)} unexpected: {', '.join(extra[:3]) or '-'})",
+                             path=folder, fix="re-download the weights (hf download nvidia/difix)")
+    for n, shape in want.items():
+        if shapes[n] != shape:
+            raise SparsevidError(f"Difix {what} weights do not match its config ({n} is {list(shapes[n])} in the "
+                                 f"weights, {list(shape)} by config.json)", path=folder,
+                                 fix="re-download the weights (hf download nvidia/difix) with their own config.json")
+
+
+def check_weights(folder: Path) -> None:
+    """Before any work: ``folder``'s configs parse and its weight files are whole, with the tensor names and shapes
+    the configs build (a config that does not match its weights, a truncated file, UNet weights in ``vae/``, a VAE
+    without Difix's skip convolutions), read from the safetensors headers alone; the models are built on the meta
+    device. What :func:`load_unet` and :func:`load_vae` would refuse after minutes of poses and training is refused
+    here, in a second."""
+    _match_shapes(_build_unet(folder), safetensors_shapes(folder / "unet"), "UNet", folder / "unet")
+    cfg = _vae_config(folder)
+    shapes = {k.replace(".base_layer.", "."): v for k, v in safetensors_shapes(folder / "vae").items()
+              if ".lora_" not in k}
+    shapes = rename_deprecated_attention(shapes)
+    if not cfg.ignore_skip and "decoder.skip_conv_1.weight" not in shapes:
+        raise SparsevidError("the VAE weights have no skip convolutions (decoder.skip_conv_1..4): not a Difix VAE",
+                             path=folder / "vae", fix="use the nvidia/difix or nvidia/difix_ref weights")
+    from sparsevid.fixer.difix.vae import SkipVAE
+
+    with torch.device("meta"):
+        vae = SkipVAE(cfg)
+    _match_shapes(vae, shapes, "VAE", folder / "vae")
+
+
+def schedule_length(folder: Path) -> int:
+    """The number of timesteps of ``folder``'s DDPM scheduler (1000 without a scheduler config)."""
+    path = folder / "scheduler" / "scheduler_config.json"
+    return int(read_json(path).get("num_train_timesteps", 1000)) if path.is_file() else 1000
+
+
+def load_unet(folder: Path):
+    """The UNet (stock diffusers ``UNet2DConditionModel`` built from ``unet/config.json``), fp32, CPU."""
+    unet = _build_unet(folder)
     _assign(unet, load_safetensors(folder / "unet"), "UNet", folder / "unet")
     return unet.float().eval().requires_grad_(False)
 
 
 def load_vae(folder: Path, lora_alpha: float | None = None):
     """The skip VAE with its decoder LoRA merged (``W0 + alpha/r * B@A``), fp32, CPU."""
-    from sparsevid.fixer.difix.vae import SkipVAE, SkipVAEConfig
+    from sparsevid.fixer.difix.vae import SkipVAE
 
-    cfg = SkipVAEConfig.from_dict(read_json(folder / "vae" / "config.json"))
-    if lora_alpha is not None:
-        cfg.lora_alpha = lora_alpha
+    cfg = _vae_config(folder, lora_alpha)
     sd = rename_deprecated_attention(load_safetensors(folder / "vae"))
     try:
         sd, merged = merge_lora(sd, "vae_skip", alpha=cfg.effective_lora_alpha, rank=cfg.lora_rank)

@@ -8,6 +8,8 @@ encoder's weight file, else (3) computed with the folder's ``text_encoder/`` + `
 """
 from __future__ import annotations
 
+import sys
+
 import hashlib
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def encode_prompt(folder: Path, prompt: str) -> torch.Tensor:
     transformers = require("transformers")
     bars = transformers.utils.logging
     was_on = bars.is_progress_bar_enabled()
-    if log.is_quiet():  # -q: not even transformers' "Loading weights" bar
+    if log.is_quiet() or not sys.stderr.isatty():  # -q, or a log file: not transformers' "Loading weights" bar
         bars.disable_progress_bar()
     try:
         tok = transformers.CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)

@@ -69,6 +69,10 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, allow_download: bool = F
     s = str(path_or_repo_id)
     if not looks_like_repo_id(s):
         folder = Path(s).expanduser()
+        if folder.is_file():
+            raise SparsevidError("Difix weights are a folder (model_index.json, unet/, vae/, ...); this is a file",
+                                 path=folder, fix="pass the folder that holds unet/ and vae/ (as hf download "
+                                                  f"{repo_hint} --local-dir DIR writes it)")
         if not folder.is_dir():
             raise SparsevidError("Difix weight folder not found", path=folder,
                                  fix=_where_to_put(repo_hint, folder))
@@ -138,6 +142,28 @@ def read_json(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise SparsevidError(f"cannot read Difix config: {e}", path=path,
                              fix="re-download the weights (hf download nvidia/difix)") from e
+
+
+def safetensors_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """``{name: shape}`` of every tensor of ``folder``'s diffusers weight file (single or sharded), from the
+    headers alone (nothing is loaded); a truncated or damaged file is a one-line error."""
+    from safetensors import safe_open
+
+    path = _weights_file(folder)
+    if path is None:
+        raise SparsevidError("no diffusion_pytorch_model.safetensors", path=folder,
+                             fix=_where_to_put(REPO_DIFIX, folder.parent))
+    files = [folder / f for f in sorted(set(read_json(path).get("weight_map", {}).values()))] \
+        if path.name.endswith(".index.json") else [path]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        try:
+            with safe_open(str(f), "pt") as st:
+                shapes.update({k: tuple(st.get_slice(k).get_shape()) for k in st.keys()})
+        except Exception as e:  # SafetensorError, OSError: an incomplete or foreign file
+            raise SparsevidError(f"cannot read Difix weights: {str(e).strip()[:120]}", path=f,
+                                 fix="the file is damaged or truncated; re-download it") from None
+    return shapes
 
 
 def load_safetensors(folder: Path) -> dict[str, torch.Tensor]:
