@@ -44,6 +44,51 @@ opengl_to_opencv = opencv_to_opengl
 # ---------------------------------------------------------------------------------------------
 # rotations and poses
 # ---------------------------------------------------------------------------------------------
+#: how far from orthonormal (max |R R^T - I|) a given rotation may be and still be taken as one (made exact):
+#: numbers written with 5 or 6 decimals, or as float32, are within it; a scaled or sheared matrix is not
+ROTATION_TOLERANCE = 1e-3
+
+
+def rotation_problem(r: np.ndarray, tol: float = ROTATION_TOLERANCE) -> str | None:
+    """What keeps the [3, 3] matrix ``r`` from being a rotation (None: nothing, within ``tol``): "a mirror" for an
+    orthonormal matrix of determinant -1 (one axis flipped, e.g. a half-done OpenGL/OpenCV conversion), or "not
+    orthonormal" (scaled, sheared, zero)."""
+    r = np.asarray(r, np.float64)
+    if not np.all(np.isfinite(r)) or np.abs(r @ r.T - np.eye(3)).max() > tol:
+        return "not orthonormal (scaled, sheared or zero)"
+    if np.linalg.det(r) < 0:
+        return "a mirror (determinant -1: one axis flipped)"
+    return None
+
+
+def similarity_between_poses(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R [3, 3], t [3]) of the similarity ``x -> s R x + t`` that takes the cameras ``src`` [N, 4, 4]
+    (camera-to-world) onto ``dst`` [N, 4, 4], N >= 2: R the mean of the rotations between each pair of cameras,
+    s the ratio of the centres' spreads about their means, t from the means. Exact when ``dst`` is a similarity of
+    ``src``; two cameras at one place give s = 1."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    r = Rotation.from_matrix(dst[:, :3, :3] @ np.swapaxes(src[:, :3, :3], 1, 2)).mean().as_matrix()
+    cs, cd = src[:, :3, 3] @ r.T, dst[:, :3, 3]
+    spread_s = np.linalg.norm(cs - cs.mean(0))
+    s = float(np.linalg.norm(cd - cd.mean(0)) / spread_s) if spread_s > 1e-12 else 1.0
+    return s, r, cd.mean(0) - s * cs.mean(0)
+
+
+def apply_similarity(c2ws: np.ndarray, s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cameras [..., 4, 4] moved by the similarity ``x -> s R x + t`` (:func:`similarity_between_poses`): their
+    rotations turned by R, their centres mapped; the result is again camera-to-world."""
+    out = np.array(c2ws, np.float64, copy=True)
+    out[..., :3, :3] = r @ out[..., :3, :3]
+    out[..., :3, 3] = s * out[..., :3, 3] @ np.asarray(r).T + t
+    return out
+
+
+def nearest_rotation(r: np.ndarray) -> np.ndarray:
+    """The rotation nearest the [3, 3] matrix ``r`` in the Frobenius norm (``U V^T`` of its SVD, with the
+    determinant made +1): rounding in a file's numbers taken out."""
+    u, _, vt = np.linalg.svd(np.asarray(r, np.float64))
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    return u @ np.diag([1.0, 1.0, d]) @ vt
 def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees of ``R_a^T R_b`` for each pose pair (leading dimensions broadcast).
 

@@ -447,6 +447,7 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
         return scene, report
     colmap_log: list[str] = []
     pose_cfg = dataclasses.replace(cfg.pose, seed=cfg.seed)
+    given = {f.index: f.c2w for f in scene.frames if f.c2w is not None}
     if scene.camera is not None:  # a posed dataset whose model leaves out some of the chosen inputs
         unposed = [f.index for f in scene.frames if f.c2w is None]
         camera = scene.camera.resized(*scene.image_size)
@@ -454,12 +455,38 @@ def resolve_poses(scene: Scene, cfg: RunConfig, out: Path) -> tuple[Scene, dict 
         if keep:
             pose_cfg = dataclasses.replace(pose_cfg, focal=(camera.fx + camera.fy) / 2)
         log.warn(f"inputs {unposed} have no pose in the {scene.source} model: the pose stage estimates every input's "
-                 "pose" + (f", with the model's focal length ({pose_cfg.focal:.1f} px) held fixed" if keep else ""))
+                 "pose" + (f", with the model's focal length ({pose_cfg.focal:.1f} px) held fixed" if keep else "")
+                 + (f", and moves them into the model's world through the {len(given)} inputs it posed"
+                    if len(given) >= 2 else " (in a world of its own: the model poses fewer than two of them)"))
     with log.recording_warnings() as said:
         scene, report = estimate_poses(scene, pose_cfg, colmap_log, work_dir=out)
+    if len(given) >= 2 and scene.has_poses:
+        scene, report = _into_given_world(scene, given, report)
     report = {**report, "warnings": list(said)}  # the pose stage's warnings, said again when a resume reuses it
     save_pose_outputs(scene, report, pose_dir, "".join(colmap_log))
     return scene, report
+
+
+def _into_given_world(scene: Scene, given: dict[int, np.ndarray], report: dict) -> tuple[Scene, dict]:
+    """The estimated ``scene`` moved by the similarity that best takes its cameras of the inputs a dataset posed
+    (``given``: index -> c2w) onto those poses, so that the video, ``cameras.json`` and the exports are in the
+    dataset's world; ``report`` gains ``aligned_to_given`` (the inputs, the scale, the centres' rms residual in the
+    dataset's units and the largest rotation residual in degrees)."""
+    from sparsevid.geometry import apply_similarity, rotation_angle_deg, similarity_between_poses
+
+    idx = [k for k, f in enumerate(scene.frames) if f.index in given]
+    ours = scene.c2ws()
+    theirs = np.stack([given[scene.frames[k].index] for k in idx])
+    s, r, t = similarity_between_poses(ours[idx], theirs)
+    moved = apply_similarity(ours, s, r, t)
+    points = None if scene.points is None else s * np.asarray(scene.points, np.float64) @ r.T + t
+    rms = float(np.sqrt(np.mean(np.sum((moved[idx, :3, 3] - theirs[:, :3, 3]) ** 2, axis=1))))
+    turn = float(np.max(rotation_angle_deg(moved[idx, :3, :3], theirs[:, :3, :3])))
+    log.info(f"poses moved into the model's world through inputs {[scene.frames[k].index for k in idx]} (scale "
+             f"{s:.4g}; residual {rms:.3g} in its units, {turn:.2f} degrees at most)")
+    scene = scene.with_poses(scene.camera, moved, points, scene.point_colors, scene.point_tracks)
+    return scene, {**report, "aligned_to_given": {"inputs": [scene.frames[k].index for k in idx], "scale": s,
+                                                  "rms_centre": rms, "max_rotation_deg": turn}}
 
 
 def camera_for_frames(camera: Camera, size: tuple[int, int], source: Path) -> Camera:
@@ -869,7 +896,11 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset)
         if path is not None:
             write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
-            write_camera_path_json(out / "camera_path.json", path, scene.camera, cfg.scale)
+            # in the world of the model that rendered it (a nerfstudio model's: ns-render camera-path replays it)
+            world = getattr(model, "transform", None)
+            write_camera_path_json(out / "camera_path.json", path, scene.camera, cfg.scale,
+                                   None if world is None else {"transform": np.asarray(world).tolist(),
+                                                               "scale": float(getattr(model, "scale", 1.0))})
         step = max(1, len(frames) // 12)
         pick = list(range(0, len(frames), step))
         write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],

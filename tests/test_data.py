@@ -645,3 +645,59 @@ def test_float_tiff_frames_are_read_and_hdr_ones_refused(tmp_path, capfd):
     with pytest.raises(SparsevidError, match="float image with values from 0 to 10.2"):
         read_image(tmp_path / "hdr.tif")
     assert "WARN" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda fm: fm.update(transform_matrix=(np.array(fm["transform_matrix"]) @ np.diag([-1, 1, 1, 1])).tolist()),
+     "frame 9 (images/frame_0009.png): transform_matrix's rotation is a mirror (determinant -1"),
+    (lambda fm: fm.update(transform_matrix="identity"), "frame 9 (images/frame_0009.png): transform_matrix must be 4x4"),
+    (lambda fm: fm.update(transform_matrix=[[1, 0, 0], [0, 1]]), "transform_matrix must be 4x4 finite numbers"),
+    (lambda fm: fm.update(transform_matrix=(2 * np.array(fm["transform_matrix"])).tolist()), "last row is"),
+    (lambda fm: fm.update(transform_matrix=(np.diag([2, 2, 2, 1]) @ np.array(fm["transform_matrix"])).tolist()),
+     "rotation is not orthonormal"),
+    (lambda fm: fm.update(file_path="images/frame_0000.png"), "frames 0 and 9 both name the image"),
+])
+def test_error_transforms_pose_that_is_no_camera_pose(tmp_path, tiny_scene, capsys, change, expected):
+    """A mirrored rotation (a half-done OpenGL/OpenCV conversion) ran to a traceback in the camera path, exit 1; a
+    text matrix was a traceback even in `inspect`; a duplicate file_path swapped two poses without a word; a last row
+    other than [0, 0, 0, 1] was read one way here and another there. Each is one line naming the frame, at load."""
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    change(meta["frames"][[f["file_path"] for f in meta["frames"]].index("images/frame_0009.png")])
+    tj.write_text(json.dumps(meta))
+    err = one_line_error(capsys, ["inspect", str(tmp_path)])
+    assert expected in err
+
+
+def test_transforms_rotations_rounded_in_the_file_are_made_exact(tmp_path, tiny_scene):
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    for fm in meta["frames"]:
+        fm["transform_matrix"] = np.round(np.array(fm["transform_matrix"]), 4).tolist()
+    tj.write_text(json.dumps(meta))
+    for f in load_scene(tmp_path).frames:
+        r = f.c2w[:3, :3]
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+
+
+def test_colmap_quaternions_are_normalised_and_a_zero_one_refused(tmp_path, tiny_scene, capsys):
+    """COLMAP normalises a text model's quaternions when it reads them; pycolmap keeps them as written, which ran
+    into "a key pose's rotation is not orthonormal" at the camera path; a zero quaternion was read as no turn."""
+    root = write_seed_layout(all_frames_scene(tiny_scene), tmp_path / "scene", binary=False)
+    for name in ("frames.txt", "rigs.txt"):  # the layout of COLMAP before 3.12, where images.txt holds the poses
+        (root / "colmap/sparse/0" / name).unlink()
+    images = root / "colmap/sparse/0/images.txt"
+    lines = images.read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.endswith("image_train_000009.png"))
+    parts = lines[k].split()
+    parts[1:5] = [f"{2 * float(v):.17g}" for v in parts[1:5]]
+    lines[k] = " ".join(parts)
+    images.write_text("\n".join(lines) + "\n")
+    scene = load_scene(root)
+    want = next(f.c2w for f in tiny_scene.frames + tiny_scene.gt_frames if f.index == 9)
+    np.testing.assert_allclose(next(f.c2w for f in scene.frames if f.index == 9), want, atol=1e-9)
+    parts[1:5] = ["0", "0", "0", "0"]
+    lines[k] = " ".join(parts)
+    images.write_text("\n".join(lines) + "\n")
+    err = one_line_error(capsys, ["inspect", str(root)])
+    assert "image image_train_000009.png: its pose (quaternion [0.0, 0.0, 0.0, 0.0]" in err

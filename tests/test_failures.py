@@ -1266,3 +1266,29 @@ def test_settings_that_are_paths_compare_alike_written_relative_or_absolute(tmp_
     other = {"config": {"fuse": {"flow": {"gmflow_weights": str(tmp_path / "other.pkl")}},
                         "fixer": {"difix_weights": "nvidia/difix"}}}
     assert _differences(old, other)[0]
+
+
+def test_poses_estimated_for_a_dataset_that_misses_an_input_land_in_its_world(tmp_path, tiny_scene, monkeypatch):
+    """A COLMAP model that lacks the pose of one chosen input: the pose stage estimates every input, in a world of
+    its own (rotated 27 degrees, another scale), so cameras.json and the exports left the dataset's world. The
+    estimate is now moved onto the poses the dataset gives."""
+    import dataclasses
+
+    from scipy.spatial.transform import Rotation
+
+    import sparsevid.poses.sfm as sfm
+    from sparsevid.geometry import apply_similarity
+    from sparsevid.pipeline import RunConfig, resolve_poses
+
+    frames = [dataclasses.replace(f, c2w=None) if f.index == 9 else f for f in tiny_scene.frames]
+    partial = dataclasses.replace(tiny_scene, frames=frames)
+    r = Rotation.from_euler("xyz", [10, 27, -5], degrees=True).as_matrix()
+    elsewhere = tiny_scene.with_poses(tiny_scene.camera, apply_similarity(tiny_scene.c2ws(), 0.3, r, np.ones(3)),
+                                      tiny_scene.points * 0.3 @ r.T + 1.0, tiny_scene.point_colors)
+    monkeypatch.setattr(sfm, "estimate_poses", lambda scene, *a, **k: (elsewhere, {"ok": 1}))
+    monkeypatch.setattr(sfm, "save_pose_outputs", lambda *a, **k: None)
+    scene, report = resolve_poses(partial, RunConfig(), tmp_path)
+    np.testing.assert_allclose(scene.c2ws(), tiny_scene.c2ws(), atol=1e-9)
+    np.testing.assert_allclose(scene.points, tiny_scene.points, atol=1e-9)
+    assert report["aligned_to_given"]["inputs"] == [0, 19, 29]
+    assert report["aligned_to_given"]["scale"] == pytest.approx(1 / 0.3)

@@ -91,3 +91,32 @@ def test_the_users_pick_the_nearest_camera():
     picked = nearest_refs(t[[1, 27]], t[inputs], 2)
     assert picked[:, 0].tolist() == [0, 3] and picked.shape == (2, 2)
     assert camera_distances(t[[1, 27]], t[inputs]).argmin(1).tolist() == [0, 3]
+
+
+def test_rotation_problem_and_nearest_rotation():
+    from sparsevid.geometry import nearest_rotation, rotation_problem
+
+    r = Rotation.from_euler("xyz", [0.3, -0.2, 1.1]).as_matrix()
+    assert rotation_problem(r) is None and rotation_problem(np.round(r, 5)) is None
+    assert rotation_problem(r @ np.diag([-1, 1, 1])).startswith("a mirror")
+    assert rotation_problem(1.5 * r).startswith("not orthonormal") and rotation_problem(np.zeros((3, 3)))
+    assert rotation_problem(np.full((3, 3), np.nan)).startswith("not orthonormal")
+    near = nearest_rotation(np.round(r, 4))
+    np.testing.assert_allclose(near @ near.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(near) == pytest.approx(1.0) and np.abs(near - r).max() < 1e-4
+    np.testing.assert_allclose(nearest_rotation(r), r, atol=1e-12)
+
+
+def test_similarity_between_poses_recovers_a_similarity():
+    from sparsevid.data.synthetic import make_scene
+    from sparsevid.geometry import apply_similarity, similarity_between_poses
+
+    c2ws = make_scene(32, 24).c2ws()
+    r = Rotation.from_euler("zyx", [40, -25, 70], degrees=True).as_matrix()
+    moved = apply_similarity(c2ws, 2.5, r, np.array([1.0, -3.0, 0.5]))
+    np.testing.assert_allclose(moved[:, :3, :3] @ np.swapaxes(moved[:, :3, :3], 1, 2), np.broadcast_to(np.eye(3),
+                               (len(c2ws), 3, 3)), atol=1e-12)
+    for pick in ([0, 1], [0, 1, 2, 3]):
+        s, rr, t = similarity_between_poses(c2ws[pick], moved[pick])
+        assert s == pytest.approx(2.5) and np.abs(rr - r).max() < 1e-9
+        np.testing.assert_allclose(apply_similarity(c2ws, s, rr, t), moved, atol=1e-9)

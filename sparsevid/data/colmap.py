@@ -125,6 +125,22 @@ def camera_to_pycolmap(camera: Camera, camera_id: int = 1):
                            params=list(camera.params), camera_id=camera_id)
 
 
+def _c2w_of(im, model_dir: Path) -> np.ndarray:
+    """An image's camera-to-world pose; its quaternion normalised as COLMAP does when it reads a model (pycolmap
+    keeps a text model's as written), a zero or non-finite one refused."""
+    from scipy.spatial.transform import Rotation
+
+    rigid = im.cam_from_world()
+    q = np.asarray(rigid.rotation.quat, np.float64)  # x, y, z, w
+    t = np.asarray(rigid.translation, np.float64).reshape(3, 1)
+    n = float(np.linalg.norm(q))
+    if not np.isfinite(n) or n < 1e-8 or not np.all(np.isfinite(t)):
+        raise SparsevidError(f"image {im.name}: its pose (quaternion {q[[3, 0, 1, 2]].tolist()}, translation "
+                             f"{t.ravel().tolist()}) is not a camera pose", path=model_dir,
+                             fix="give it a unit quaternion QW QX QY QZ and finite TX TY TZ, or re-run COLMAP")
+    return c2w_from_cam_from_world(np.hstack([Rotation.from_quat(q / n).as_matrix(), t]))
+
+
 def c2w_from_cam_from_world(m34: np.ndarray) -> np.ndarray:
     """[3, 4] world-to-camera [R | t] -> [4, 4] camera-to-world (same OpenCV axes)."""
     r, t = np.asarray(m34[:, :3], np.float64), np.asarray(m34[:, 3], np.float64)
@@ -209,7 +225,7 @@ def read_colmap(model_dir: Path, images_dir: Path | None = None) -> Scene:
             raise SparsevidError(f"image {im.name} referenced by the COLMAP model is missing",
                                  fix=f"restore it in {images_dir} or re-run COLMAP on the images you have",
                                  path=path)
-        posed[im.name] = c2w_from_cam_from_world(im.cam_from_world().matrix()) if im.has_pose else None
+        posed[im.name] = _c2w_of(im, model_dir) if im.has_pose else None
     # images the model does not list (ground truth), in the folders that hold its images (names like cam/f.png)
     folders = sorted({(images_dir / n).parent for n in posed})
     extra = [p for d in folders for p in sorted(d.iterdir())

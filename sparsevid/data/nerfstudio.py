@@ -22,7 +22,7 @@ from sparsevid.data.images import (check_same_size, fps_value, index_files, is_i
                                    read_image, write_image)
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
-from sparsevid.geometry import GL_FLIP, opengl_to_opencv  # noqa: F401  (GL_FLIP: re-exported)
+from sparsevid.geometry import GL_FLIP, nearest_rotation, opengl_to_opencv, rotation_problem  # noqa: F401  (GL_FLIP: re-exported)
 from sparsevid.io_utils import atomic_save, atomic_write_text
 
 
@@ -189,6 +189,7 @@ def read_transforms(path: Path) -> Scene:
     glob = {k: meta[k] for k in _INTRINSIC_KEYS if k in meta}
     camera: Camera | None = None
     posed: dict[Path, np.ndarray] = {}
+    seen: dict[Path, int] = {}  # the frame that named each image
     for i, fm in enumerate(frames_meta):
         if not isinstance(fm, dict):
             raise SparsevidError(f"frame {i} is not a JSON object", fix="fix the frames list", path=path)
@@ -200,13 +201,31 @@ def read_transforms(path: Path) -> Scene:
         if img_path is None:
             raise SparsevidError(f"image {fm['file_path']} referenced by transforms.json is missing",
                                  fix="restore the image or remove the frame from transforms.json", path=base / fm["file_path"])
-        m = np.asarray(fm["transform_matrix"], np.float64)
+        try:
+            m = np.asarray(fm["transform_matrix"], np.float64)
+        except (ValueError, TypeError):  # text, ragged rows
+            m = np.full((0,), np.nan)
         if m.shape == (3, 4):
             m = np.vstack([m, [0, 0, 0, 1]])
         if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-            raise SparsevidError(f"frame {i}: transform_matrix must be 4x4 finite numbers",
+            raise SparsevidError(f"frame {i} ({fm['file_path']}): transform_matrix must be 4x4 finite numbers",
                                  fix="fix the frame's transform_matrix", path=path)
-        posed[img_path.resolve()] = opengl_to_opencv(m)
+        if np.abs(m[3] - [0, 0, 0, 1]).max() > 1e-6:
+            raise SparsevidError(f"frame {i} ({fm['file_path']}): transform_matrix's last row is "
+                                 f"{m[3].tolist()}, not [0, 0, 0, 1]", fix="give a camera-to-world [R | t] matrix",
+                                 path=path)
+        problem = rotation_problem(m[:3, :3])
+        if problem:
+            raise SparsevidError(f"frame {i} ({fm['file_path']}): transform_matrix's rotation is {problem}",
+                                 fix="give each camera's rotation as a proper rotation matrix (nerfstudio's OpenGL "
+                                     "axes: x right, y up, z back)", path=path)
+        m[:3, :3] = nearest_rotation(m[:3, :3])
+        key = img_path.resolve()
+        if key in posed:
+            raise SparsevidError(f"frames {seen[key]} and {i} both name the image {fm['file_path']}",
+                                 fix="give each frame its own file_path", path=path)
+        seen[key] = i
+        posed[key] = opengl_to_opencv(m)
         merged = {**glob, **{k: fm[k] for k in _INTRINSIC_KEYS if k in fm}}
         need_size = "w" not in merged or "h" not in merged
         cam = camera_from_intrinsics(merged, path, read_image(img_path).shape[1::-1] if need_size else None)

@@ -64,10 +64,28 @@ def load_renderer(config_path: str | Path, device: str = "auto") -> tuple["Model
     data_dir = data if data.is_dir() else None
     data = data / "transforms.json" if data.is_dir() else data
     transform, scale = model_transform(config_path.parent / "dataparser_transforms.json", data, data_dir)
+    _say_pose_corrections(pipeline.model)
     model = ModelRenderer(pipeline.model, transform, scale,
                           source=f"nerfstudio {config.method_name} ({config_path})")
     log.info(f"rendering the nerfstudio model {config.method_name} of {config_path} on {model.device}")
     return model, data
+
+
+def _say_pose_corrections(model) -> None:
+    """One warning line when the model learned per-camera pose corrections (nerfstudio's camera optimizer, on in
+    nerfacto and sparsevid-nerfacto): the video renders at the dataset's poses, without them, so its frames at the
+    input times sit that far from where the model fits its inputs."""
+    opt = getattr(model, "camera_optimizer", None)
+    adj = getattr(opt, "pose_adjustment", None)
+    if adj is None or getattr(opt.config, "mode", "off") == "off" or adj.numel() == 0:
+        return
+    import math
+
+    turn = math.degrees(float(adj.detach()[:, 3:].norm(dim=-1).max()))
+    if turn >= 0.05:
+        log.warn(f"the nerfstudio model learned pose corrections of up to {turn:.2f} degrees per input camera "
+                 "(its camera optimizer); the video renders at the dataset's poses without them -> for frames that "
+                 "line up with the inputs, train with --pipeline.model.camera-optimizer.mode off")
 
 
 def prepare(cfg: "RunConfig", device: str = "auto") -> tuple["RunConfig", "ModelRenderer"]:

@@ -182,6 +182,9 @@ class CameraPath:
         self.extrapolation = extrapolation
         self.max_extrapolation_rad = math.radians(max_extrapolation_deg)
         R = self.c2ws[:, :3, :3]
+        if np.any(np.linalg.det(R) < 0):
+            raise SparsevidError("camera path: a key pose's rotation is a mirror (determinant -1: one axis flipped)",
+                                 fix="give proper rotations (check the camera axes convention of the poses)")
         if not np.allclose(R @ np.swapaxes(R, 1, 2), np.eye(3), atol=1e-5):
             raise SparsevidError("camera path: a key pose's rotation is not orthonormal",
                                  fix="check the poses (c2w must be a rigid transform)")

@@ -156,6 +156,16 @@ def test_time_exact_video_from_nerfstudio(trained, work):
     assert run["model"].startswith("nerfstudio sparsevid-nerfacto") and run["num_frames"] == 30
     assert "training" not in run["stage_seconds"]  # the model was rendered, not trained again
     assert run["config"]["from_nerfstudio"] == str(trained / "config.yml")
+    # camera_path.json (for ns-render camera-path) is in the model's world: at the input times, nerfstudio's own
+    # training cameras (it was written in the dataset's world, so replaying it rendered from elsewhere)
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    outs = NerfstudioDataParserConfig(data=Path(run["config"]["input"]), eval_mode="all",
+                                      downscale_factor=DOWNSCALE).setup().get_dataparser_outputs("train")
+    ns_c2w = outs.cameras.camera_to_worlds.double().numpy()
+    path = json.loads((out / "camera_path.json").read_text())["camera_path"]
+    ours = np.array([np.reshape(path[k]["camera_to_world"], (4, 4))[:3] for k in (0, 9, 19, 29)])
+    assert np.abs(ours - ns_c2w).max() < 1e-5
 
 
 def test_renderer_maps_the_dataset_world_to_the_model(trained, demo_poses):
