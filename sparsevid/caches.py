@@ -113,6 +113,9 @@ def entries(env: Mapping[str, str] | None = None) -> list[CacheEntry]:
     nb = _numba_files(numba)
     out.append(CacheEntry("numba", numba, sum(p.stat().st_size for p in nb),
                           "the CPU rasterizer's kernels (rebuilt in ~20 s when cleared)"))
+    difix = cache_root(env) / "difix"
+    out.append(CacheEntry("difix", difix, _size(difix),
+                          "the Difix prompt embeddings (computed again from the weights' text encoder when cleared)"))
     return out
 
 

@@ -83,6 +83,15 @@ def apply_similarity(c2ws: np.ndarray, s: float, r: np.ndarray, t: np.ndarray) -
     return out
 
 
+def fraction_in_front(c2ws: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[N] the fraction of ``points`` [P, 3] in front of each camera of ``c2ws`` [N, 4, 4] (OpenCV axes: camera z
+    > 0)."""
+    c2ws = np.asarray(c2ws, np.float64)
+    rel = np.asarray(points, np.float64)[None] - c2ws[:, None, :3, 3]  # [N, P, 3]
+    z = np.einsum("npk,nk->np", rel, c2ws[:, :3, 2])  # the camera's z axis is the c2w's third column
+    return (z > 0).mean(axis=1)
+
+
 def nearest_rotation(r: np.ndarray) -> np.ndarray:
     """The rotation nearest the [3, 3] matrix ``r`` in the Frobenius norm (``U V^T`` of its SVD, with the
     determinant made +1): rounding in a file's numbers taken out."""

@@ -701,3 +701,22 @@ def test_colmap_quaternions_are_normalised_and_a_zero_one_refused(tmp_path, tiny
     images.write_text("\n".join(lines) + "\n")
     err = one_line_error(capsys, ["inspect", str(root)])
     assert "image image_train_000009.png: its pose (quaternion [0.0, 0.0, 0.0, 0.0]" in err
+
+
+def test_poses_written_with_opencv_axes_are_named_in_a_warning(tmp_path, tiny_scene, capsys):
+    """A transforms.json whose transform_matrix are in OpenCV axes (COLMAP's) ran without a word and rendered the
+    scene from behind the cameras. Its points then lie behind the cameras as read: one warning line."""
+    from sparsevid.geometry import GL_FLIP
+
+    tj = write_transforms(tiny_scene, tmp_path / "transforms.json", write_images=True)
+    meta = json.loads(tj.read_text())
+    assert meta.get("ply_file_path")
+    load_scene(tmp_path)
+    assert "OpenCV axes" not in capsys.readouterr().err
+    for fm in meta["frames"]:
+        fm["transform_matrix"] = (np.array(fm["transform_matrix"]) @ GL_FLIP).tolist()
+    tj.write_text(json.dumps(meta))
+    load_scene(tmp_path)
+    err = capsys.readouterr().err
+    assert "are its transform_matrix written with OpenCV axes?" in err and len(err.strip().splitlines()) == 1
+

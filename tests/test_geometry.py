@@ -120,3 +120,13 @@ def test_similarity_between_poses_recovers_a_similarity():
         s, rr, t = similarity_between_poses(c2ws[pick], moved[pick])
         assert s == pytest.approx(2.5) and np.abs(rr - r).max() < 1e-9
         np.testing.assert_allclose(apply_similarity(c2ws, s, rr, t), moved, atol=1e-9)
+
+
+def test_fraction_in_front():
+    from sparsevid.geometry import fraction_in_front
+
+    c2w = np.eye(4)
+    pts = np.array([[0, 0, 1.0], [0, 0, 2.0], [0, 0, -1.0], [1, 1, 0.5]])
+    assert fraction_in_front(c2w[None], pts).tolist() == [0.75]
+    turned = np.diag([1.0, -1.0, -1.0, 1.0])
+    assert fraction_in_front(turned[None], pts).tolist() == [0.25]

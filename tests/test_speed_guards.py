@@ -109,13 +109,17 @@ def test_cache_command_lists_and_clears_only_its_folders(tmp_path, monkeypatch, 
     (tmp_path / "nb" / "gaussians_1d4a").mkdir(parents=True)  # numba's subfolder per source folder
     (tmp_path / "nb" / "gaussians_1d4a" / "cpu_kernels._x-1.py311.nbi").write_bytes(b"n" * 10)
     (tmp_path / "nb" / "cpu_kernels._y-1.py311.nbc").write_bytes(b"n" * 10)
+    (tmp_path / "sv" / "difix").mkdir(parents=True)  # the Difix prompt embeddings (it was neither listed nor cleared)
+    (tmp_path / "sv" / "difix" / "prompt_ab.safetensors").write_bytes(b"d" * 300)
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
     assert "inductor" in out and str(ind.parent) in out and str(gs) in out and "numba" in out
+    assert f"0.0 MB  {tmp_path / 'sv' / 'difix'}  -- the Difix prompt embeddings" in out
     assert main(["cache", "--clear", "inductor"]) == 0
-    assert not ind.parent.exists() and gs.exists()
+    assert not ind.parent.exists() and gs.exists() and (tmp_path / "sv" / "difix").exists()
     assert main(["cache", "--clear"]) == 0
     assert not gs.exists() and other.exists() and not list((tmp_path / "nb").rglob("*.nb*"))
+    assert not (tmp_path / "sv" / "difix").exists()
     assert main(["cache", "--clear", "bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown cache" in err[0]

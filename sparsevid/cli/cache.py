@@ -8,10 +8,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("cache", help="show (or --clear) the compile caches that make later runs start fast",
                        description="List the compile caches a run uses (torch.compile's inductor cache under "
                                    "$SPARSEVID_CACHE or ~/.cache/sparsevid, gsplat's CUDA build, the CPU "
-                                   "rasterizer's numba kernels) with their folders and sizes; --clear deletes them "
+                                   "rasterizer's numba kernels, the Difix prompt embeddings) with their folders and sizes; --clear deletes them "
                                    "(the next run rebuilds what it needs).")
     p.add_argument("--clear", nargs="*", metavar="NAME", default=None,
-                   help="delete these caches (inductor, gsplat, numba; none named = all)")
+                   help="delete these caches (inductor, gsplat, numba, difix; none named = all)")
     p.add_argument("--build", action="store_true",
                    help="build what runs on this machine need ahead of time (gsplat's CUDA extension when "
                         "CUDA is there, the CPU rasterizer's kernels), so that no run pays for it; "
@@ -31,7 +31,7 @@ def run(args) -> int:
         if unknown:
             from sparsevid.errors import SparsevidError
 
-            raise SparsevidError(f"unknown cache {', '.join(unknown)}", fix="name inductor, gsplat or numba")
+            raise SparsevidError(f"unknown cache {', '.join(unknown)}", fix="name inductor, gsplat, numba or difix")
         own = caches.foreign_inductor_dir()
         if own is not None and (names is None or "inductor" in names):
             print(f"kept inductor: {own} is TORCHINDUCTOR_CACHE_DIR, a folder of yours that may hold other files "

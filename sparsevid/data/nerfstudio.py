@@ -173,6 +173,24 @@ def write_ply_points(path: Path, points: np.ndarray, colors: np.ndarray | None) 
     return atomic_save(path, lambda tmp: ply.write(str(tmp)))
 
 
+def _say_if_axes_look_flipped(path: Path, c2ws: list[np.ndarray], points: np.ndarray) -> None:
+    """One warning line when the dataset's points lie behind most of its cameras as read (OpenGL axes) and in front
+    of them with the camera axes flipped: poses written with OpenCV axes (COLMAP's) into a ``transforms.json``,
+    which renders the scene from behind the cameras (held-out PSNR 11 dB instead of 23 on a synthetic orbit)."""
+    if len(points) < 20 or not c2ws:
+        return
+    from sparsevid.geometry import fraction_in_front
+
+    cv = np.stack(c2ws)
+    as_read, flipped = np.median(fraction_in_front(cv, points)), np.median(fraction_in_front(cv @ GL_FLIP, points))
+    if as_read < 0.2 and flipped > 0.6:
+        from sparsevid.log import warn
+
+        warn(f"{path.name}: its points lie in front of the cameras only with the camera axes flipped ({100 * as_read:.0f} % "
+             f"in front as read, {100 * flipped:.0f} % flipped): are its transform_matrix written with OpenCV axes? "
+             "transforms.json takes OpenGL axes (x right, y up, z back); convert with c2w @ diag(1, -1, -1, 1)")
+
+
 def read_transforms(path: Path) -> Scene:
     """A nerfstudio ``transforms.json`` -> posed :class:`Scene`.
 
@@ -264,6 +282,7 @@ def read_transforms(path: Path) -> Scene:
             raise SparsevidError("point cloud referenced by 'ply_file_path' is missing",
                                  fix="restore it or remove 'ply_file_path' from transforms.json", path=ply)
         points, colors = read_ply_points(ply)
+        _say_if_axes_look_flipped(path, [f.c2w for f in frames if f.c2w is not None], points)
     fps = (fps_value(meta["fps"], path, "fix the 'fps' value: a number like 29.97 or a ratio like \"30000/1001\"")
            if "fps" in meta else read_fps_meta(*folders, base))
     return Scene(frames=frames, camera=camera, fps=fps if fps else Fraction(30), gt_frames=gt, points=points,
