@@ -192,6 +192,8 @@ class Route3DOutput:
             them (``FuseConfig.loo_at_path``), or None.
         rigid: where the scene moved by itself between neighbouring inputs
             (:func:`~sparsevid.fuse.route3d.rigid_check`; ``FuseConfig.rigid_check``), or None.
+        hold_outside: frames before the first input or after the last repeat it (``PathConfig.extrapolation``
+            "hold"); else they carry it on (:func:`~sparsevid.fuse.stage.fuse_frames`).
     """
 
     positions: list
@@ -201,6 +203,7 @@ class Route3DOutput:
     loo_leak_free: bool = False
     loo_path: dict | None = None
     rigid: dict | None = None
+    hold_outside: bool = False
 
     def fuse(self, cfg: FuseConfig, device: str | torch.device = "cpu", seed: int = 0) -> FusedFrames:
         """Every output frame from these frames and rebuilds with the fusion settings ``cfg``
@@ -208,7 +211,7 @@ class Route3DOutput:
         return fuse_frames(self.positions, self.keys, cfg, self.frames,
                            None if self.loo is None else (lambda k, refs: self.loo[k]), leak_free=self.loo_leak_free,
                            route3d_path=None if self.loo_path is None else (lambda k, refs: self.loo_path[k]),
-                           device=device, seed=seed, rigid=self.rigid)
+                           device=device, seed=seed, rigid=self.rigid, hold_outside=self.hold_outside)
 
 
 #: the named configurations (benchmarks, ``--config-name``): name -> (description, edit of a RunConfig)
@@ -379,7 +382,19 @@ def load_input(cfg: RunConfig) -> Scene:
     start, end = parse_window(cfg.start, cfg.end)
     scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end,
                        until_last_keyframe=cfg.path.num_frames is None and cfg.path.duration is None)
-    cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
+    n = cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
+    last = float(Fraction(n - 1) / cfg.path.output_fps(scene.fps) * scene.fps)  # the last output frame's position
+    after = [k for k in scene.indices if k > last + 1e-9]
+    if after:
+        log.warn(f"the video ends at source frame {last:g} ({n} frames): input{'s' if len(after) > 1 else ''} "
+                 f"{', '.join(map(str, after))} {'are' if len(after) > 1 else 'is'} after it and not in it -> "
+                 "leave --path.num-frames / --path.duration out for a video to the last input")
+    later = [f.index for f in scene.gt_frames if f.index > last + 1e-9]
+    if later and cfg.path.num_frames is None and cfg.path.duration is None:
+        log.info(f"the video ends at the last input (frame {scene.indices[-1]}); the input's frames {later[0]}-"
+                 f"{later[-1]} after it are not made (--path.num-frames "
+                 f"{round(Fraction(later[-1] + 1) / scene.fps * cfg.path.output_fps(scene.fps))} makes them, carried on "
+                 "from the last input)")
     check_frame_size(scene.image_size, cfg.scale, src)
     return scene
 
@@ -845,11 +860,13 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         if loo_leak_free:
             with timer("leave-one-out"):
                 loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
-    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path, rigid)
+    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path, rigid,
+                            hold_outside=cfg.path.extrapolation == "hold")
     with timer("fusing"):
         if cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
             quality = None
+            log.info("no quality estimate with --fuse.mode 3d: the leave-one-out check weighs the fused routes")
         else:
             fused = route3d.fuse(cfg.fuse, device, cfg.seed)
             frames, quality = fused.frames, fused.quality_estimate
@@ -858,6 +875,9 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                 log.warn("the 3D model is not in the video: the leave-one-out check rebuilt the inputs better "
                          "without it, so the 2D routes (optical flow) make every in-between frame "
                          "(--fuse.mode 3d uses the 3D route alone; --fuse.mode 2d skips poses and training)")
+            if quality is None:
+                log.info("no quality estimate: it rebuilds an input from the inputs on both sides, so it needs three "
+                         "inputs or more" if len(scene.frames) < 3 else "no quality estimate: no input was rebuilt")
             if quality is not None:
                 quality["route"] = "fused 2D + 3D" if used3d else "2D (optical flow)"
                 quality["gain_3d"] = None if fused.gain_3d is None or not used3d else round(fused.gain_3d, 3)
@@ -915,8 +935,12 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             metrics = evaluate(frames, gt, scene.indices, source_index=source_index)
             write_json(out / "metrics.json", metrics)
         if metrics["heldout"]["count"]:
+            gh, gw = metrics["gt_shape"][:2]
+            where = "" if (gw, gh) == (frames[0].shape[1], frames[0].shape[0]) else \
+                (f" (the {frames[0].shape[1]}x{frames[0].shape[0]} frames scored against the {gw}x{gh} ground truth, "
+                 "resized to it as score.py does; the quality estimate is at the output's size)")
             log.info(f"held-out PSNR {metrics['heldout']['psnr']:.2f} dB, SSIM {metrics['heldout']['ssim']:.3f}, "
-                     f"sharpness {metrics['heldout']['sharpness']:.2f} over {metrics['heldout']['count']} frames")
+                     f"sharpness {metrics['heldout']['sharpness']:.2f} over {metrics['heldout']['count']} frames{where}")
         else:
             log.info("no held-out frame scored: no output frame falls on a ground-truth frame of the input "
                      f"(the {metrics['inputs']['count']} at input times are the inputs)")

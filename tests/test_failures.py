@@ -1292,3 +1292,19 @@ def test_poses_estimated_for_a_dataset_that_misses_an_input_land_in_its_world(tm
     np.testing.assert_allclose(scene.points, tiny_scene.points, atol=1e-9)
     assert report["aligned_to_given"]["inputs"] == [0, 19, 29]
     assert report["aligned_to_given"]["scale"] == pytest.approx(1 / 0.3)
+
+
+def test_a_video_shorter_or_longer_than_the_inputs_says_so(tmp_path, tiny_ds, capsys):
+    """Inputs left out of a video cut short by --num-frames, frames of the input after the last keyframe, two inputs
+    (no estimate) and --num-frames with --duration were all silent (the last: --duration ignored)."""
+    base = ["run", tiny_ds, "--device", "cpu", "--config-name", "flow_only", "--no-video"]
+    rc, err = run_cli(base + ["-o", tmp_path / "a", "--keyframes", "0,9,19"], capsys)
+    assert rc == 0 and "the input's frames 20-29 after it are not made (--path.num-frames 30 makes them" in err, err
+    rc, err = run_cli(base + ["-o", tmp_path / "b", "--keyframes", "0,9,19,29", "--num-frames", "10"], capsys)
+    assert rc == 0 and "the video ends at source frame 9 (10 frames): inputs 19, 29 are after it" in err, err
+    rc, err = run_cli(base + ["-o", tmp_path / "c", "--keyframes", "0,29"], capsys)
+    assert rc == 0 and "no quality estimate: it rebuilds an input from the inputs on both sides" in err, err
+    rc, err = run_cli(base + ["-o", tmp_path / "d", "--keyframes", "0,9,19,29", "--num-frames", "40",
+                              "--duration", "2"], capsys)
+    assert_one_line_error(rc, err, "--num-frames 40 and --duration 2.0 both set the video's length")
+    assert not (tmp_path / "d").exists()

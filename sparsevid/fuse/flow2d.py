@@ -393,6 +393,20 @@ def time_coords(t: float, flow: PairFlow, shift_a: np.ndarray | None = None, shi
     return gx + fta[..., 0], gy + fta[..., 1], gx + ftb[..., 0], gy + ftb[..., 1]
 
 
+def extrapolate_key(img: np.ndarray, flow_to_neighbour: np.ndarray, s: float, cfg: FlowConfig | None = None
+                    ) -> np.ndarray:
+    """An end key ``img`` ([H, W, 3] float32 0..1) carried on beyond the inputs' span at constant velocity: its
+    content moves ``s`` times its motion *away from* the neighbouring key (``flow_to_neighbour`` [H, W, 2], the
+    flow from this key to that one; ``s`` = distance beyond the key / the keys' spacing). Each pixel is sampled from
+    the key at ``p + s * flow(p)`` (the flow at the frame's pixel standing for the flow at its source); content that
+    enters the frame repeats the key's border."""
+    cfg = cfg or FlowConfig()
+    gx, gy = grid(*img.shape[:2])
+    interp = cv2.INTER_CUBIC if cfg.cubic else cv2.INTER_LINEAR
+    f = np.asarray(flow_to_neighbour, np.float32)
+    return np.clip(remap(img, gx + s * f[..., 0], gy + s * f[..., 1], interp), 0, 1).astype(np.float32)
+
+
 def interpolate_pair(a: np.ndarray, b: np.ndarray, t: float, flow: PairFlow, cfg: FlowConfig | None = None,
                      shift_a: np.ndarray | None = None, shift_b: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

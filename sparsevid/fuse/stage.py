@@ -17,7 +17,7 @@ from sparsevid.fuse.fusion import (Bracket, FuseConfig, PairFlows, bracket, flow
                                    route3d_candidates, route_images, to_float)
 from sparsevid.fuse.checks import check_fuse_config, check_keys
 from sparsevid.fuse.fixed import FixedRegions, fixed_regions
-from sparsevid.fuse.flow2d import FlowConfig, LearnedFlow, PairFlow, flow_for_video, time_coords
+from sparsevid.fuse.flow2d import FlowConfig, LearnedFlow, PairFlow, extrapolate_key, flow_for_video, time_coords
 from sparsevid.fuse.learned import adapt_learned, learned_frames, load_learned
 from sparsevid.fuse.loo import Learned, LooResult, Route3D, leave_one_out
 from sparsevid.fuse.temporal import smooth_low_band
@@ -57,7 +57,8 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
                 frames3d: Sequence[Route3DFrame] | None = None, route3d: Route3D | None = None,
                 leak_free: bool = False, device: str | torch.device = "cpu", seed: int = 0,
                 route3d_path: Route3D | None = None,
-                rigid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None) -> FusedFrames:
+                rigid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
+                hold_outside: bool = False) -> FusedFrames:
     """Build every output frame. (On the CPU, ``run_pipeline`` passes ``pipeline.cpu_profile(cfg).fuse``: fewer
     learned passes and fine-tuning steps than these defaults, which are the GPU's.)
 
@@ -79,6 +80,10 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             ``cfg.loo_at_path`` or ``cfg.path_check_db``.
         rigid: (k0, k1) -> where the scene moved by itself between neighbouring inputs ``k0`` and ``k1``,
             at each of them (:func:`sparsevid.fuse.route3d.rigid_check`); used when ``cfg.rigid_check``.
+        hold_outside: frames before the first input or after the last repeat that input (the camera path's
+            ``extrapolation: hold``); else (``linear``) the input's content moves on at the velocity of its flow to
+            the neighbouring input (:func:`~sparsevid.fuse.flow2d.extrapolate_key`), and the quality estimate
+            counts them at their distance from it.
 
     Returns:
         :class:`FusedFrames`.
@@ -106,9 +111,22 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     order = sorted(keys_u8)
     for k0, k1 in zip(order, order[1:]):  # every neighbouring key pair's flow, once, before the frames run in parallel
         flows(k0, k1)
+    # frames before the first input or after the last: carried on from the end input, unless held
+    outside = [not hold_outside and len(order) > 1 and (pos < order[0] or pos > order[-1]) for pos in positions]
+    if any(outside):
+        before, after = sum(float(p) < order[0] for p in positions), sum(float(p) > order[-1] for p in positions)
+        log.info(f"{before + after} frame{'s' if before + after > 1 else ''} outside the inputs' span ("
+                 + ", ".join(x for x in (f"{before} before the first input" if before else "",
+                                         f"{after} after the last" if after else "") if x)
+                 + "): the end input carried on at its optical flow's velocity (--path.extrapolation hold repeats it)")
 
     def one(i: int) -> tuple[np.ndarray, float | None]:
         br = brackets[i]
+        if outside[i]:
+            end = br.key
+            nb = order[1] if end == order[0] else order[-2]
+            s = abs(float(positions[i]) - end) / abs(nb - end)
+            return to_uint8(extrapolate_key(fkeys[end], flows.flow(end, nb), s, fcfg)), None
         if br.at_key:
             return keys_u8[br.key], None
         shifts = flows.shifts(list(fkeys), br.k0, br.k1, br.t)
@@ -143,9 +161,11 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
         for r in pool.map(log.in_context(one), range(len(positions))):
             results.append(r)
             p.update(task, advance=1)
-    out = smooth_low_band([r[0] for r in results], [br.at_key for br in brackets], cfg.temporal, workers)
+    at_input = [br.at_key and not out_i for br, out_i in zip(brackets, outside)]
+    out = smooth_low_band([r[0] for r in results], at_input, cfg.temporal, workers)
     gains3 = [r[1] for r in results if r[1] is not None]
-    dists = [br.distance() for br in brackets if not br.at_key]
+    dists = [abs(float(pos) - br.key) if out_i else br.distance()
+             for pos, br, out_i in zip(positions, brackets, outside) if not br.at_key or out_i]
     estimate = loo.estimate(dists) if loo is not None else None
     routes = ["2d"] + (["3d"] if use3d else []) + (["learned"] if learned is not None else [])
     routes = [r for r in routes if loo is None or r not in loo.routes_off]

@@ -62,7 +62,9 @@ class PathConfig:
         fps: output frame rate (float, ``Fraction`` or ``"30000/1001"``); None -> the scene's fps.
         duration: output length in seconds, or None.
         num_frames: number of output frames, or None.
-        extrapolation: ``"linear"`` or ``"hold"`` for frames before the first / after the last input.
+        extrapolation: ``"linear"`` or ``"hold"`` for frames before the first / after the last input: the camera
+            moves on (and the video carries the end input on at its optical flow's velocity,
+            :func:`sparsevid.fuse.stage.fuse_frames`) or stays (the video repeats the end input).
         max_extrapolation_deg: cap on the rotation added by linear extrapolation.
     """
 
