@@ -45,15 +45,25 @@ def files_fingerprint(path: str | Path, exclude: str | Path | None = None, conte
     return {name: [p.stat().st_size, _file_hash(p)] for name, p in _input_files(Path(path).expanduser(), exclude)}
 
 
+#: files a file manager leaves in folders it shows (Windows Explorer's thumbnails and folder settings): no clip's
+#: content, so neither a new one nor a removed one makes another run
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini"})
+
+
+def _is_system_file(name: str) -> bool:
+    return Path(name).name.lower() in SYSTEM_FILES
+
+
 def _input_files(path: Path, exclude: str | Path | None) -> list[tuple[str, Path]]:
-    """(name, path) of a file, or of every file under a folder (see :func:`files_fingerprint`)."""
+    """(name, path) of a file, or of every file under a folder (see :func:`files_fingerprint`; hidden names and
+    :data:`SYSTEM_FILES` left out)."""
     if path.is_file():
         return [(path.name, path)]
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
     out = []
     for p in sorted(path.rglob("*")):
         rel = p.relative_to(path)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+        if any(part.startswith(".") for part in rel.parts) or _is_system_file(p.name) or not p.is_file():
             continue
         if skip is not None and p.resolve().is_relative_to(skip):
             continue
@@ -120,7 +130,7 @@ def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[
     files = []
     for name in sorted(set(oi) | set(ni)):
         fa, fb = oi.get(name, {}), ni.get(name, {})
-        for f in sorted(set(fa) | set(fb)):
+        for f in sorted(f for f in set(fa) | set(fb) if not _is_system_file(f)):  # an older run's fingerprint has them
             if fa.get(f) != fb.get(f):
                 state = "added" if f not in fa else "removed" if f not in fb else "changed"
                 files.append(f"{f} {state}")
@@ -192,11 +202,11 @@ def earlier_run_differences(out: str | Path, settings: dict, input_path: str | P
         held = None
     if isinstance(held, dict) and input_path is not None:
         files = _input_files(Path(input_path).expanduser(), out)
-        sizes = {k: v[0] for k, v in held.items() if isinstance(v, list) and v}
+        sizes = {k: v[0] for k, v in held.items() if isinstance(v, list) and v and not _is_system_file(k)}
         if {name: p.stat().st_size for name, p in files} != sizes:
             diffs.append("input files differ")
         elif not _same_path(old.get("input"), input_path) and {name: _file_hash(p) for name, p in files} != {
-                k: v[1] for k, v in held.items() if isinstance(v, list) and len(v) > 1}:
+                k: v[1] for k, v in held.items() if isinstance(v, list) and len(v) > 1 and not _is_system_file(k)}:
             # another folder (a clip of the same name elsewhere, a re-export) with files of the same names and
             # sizes, as uncompressed frames of one size always are: the bytes decide (a moved clip still matches)
             diffs.append("input files differ (another folder, files of the same names and sizes)")

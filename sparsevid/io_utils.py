@@ -19,7 +19,8 @@ def _temp_path(path: Path) -> Path:
     """A fresh, unused temporary path beside ``path`` that keeps its suffix (for writers that
     pick a format from the extension, e.g. ``cv2.imwrite`` or PyAV)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix, dir=path.parent)
+    # the name's start only: a file name near the system's 255-byte limit still gets a temporary name
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem[:64]}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
 

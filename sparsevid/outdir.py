@@ -172,6 +172,15 @@ def check_output(out: str | Path, outputs: Iterable[str], protect: Iterable[str 
     _refuse_reading_what_we_write(out, tuple(outputs), [_resolved(p) for p in protect if p is not None], overwrite)
 
 
+def check_still_there(out: str | Path, marker: str = RUN_MARKER) -> None:
+    """Raise a one-line :class:`SparsevidError` when the run folder ``out`` (its ``marker``) is gone: deleted or moved
+    while the command ran. Writing on would make it again (every atomic write makes its folder), unlocked and
+    without the run's record, a folder the next ``--resume`` refuses as someone else's."""
+    if not (Path(out) / marker).is_file():
+        raise SparsevidError("the output folder was deleted or moved while the run was going on", path=Path(out),
+                             fix="run the command again")
+
+
 def prepare_output(out: str | Path, *, marker: str, outputs: Iterable[str], protect: Iterable[str | Path | None] = (),
                    resume: bool = False, overwrite: bool = False,
                    hold: contextlib.ExitStack | None = None, resumable: bool = True) -> Path:

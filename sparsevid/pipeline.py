@@ -147,6 +147,14 @@ class RunConfig:
     fuse: FuseConfig = field(default_factory=FuseConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
 
+    def __post_init__(self) -> None:
+        # a `~` the shell left as it is (`--output=~/x`, a quoted path, a config file) means the home folder
+        # everywhere: the run folder was split between ./~/x and the home folder's x
+        for name in ("input", "output", "poses_from", "ckpt", "from_nerfstudio"):
+            value = getattr(self, name)
+            if isinstance(value, (str, Path)) and str(value).startswith("~"):
+                setattr(self, name, Path(value).expanduser())
+
 
 @dataclass
 class RunResult:
@@ -786,6 +794,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             log.warn(f"no 3D model passes its checks ({e.message}); the video is made by the 2D route "
                      f"(optical flow) alone -> for the 3D route: {e.fix}")
             pose_report = {"failed": e.one_line()}
+    outdir.check_still_there(out)
     posed = scene.has_poses
     train_scale = None
     sfps = scene.fps                               # exact (a Fraction)
@@ -833,6 +842,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         else:
             with timer("training"):
                 trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer, rounds)
+        outdir.check_still_there(out)
         if "fixing" in timer.seconds:
             timer.seconds["training"] -= timer.seconds["fixing"]
         if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
@@ -910,6 +920,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                      f"keeps them as they are)")
 
     source_index = [source_index_of(p) for p in positions]
+    outdir.check_still_there(out)
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
@@ -964,6 +975,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                                                          if k in metrics}}
     from sparsevid.runinfo import merge
 
+    outdir.check_still_there(out)
     run_info = merge(out, run_info, cfg.resume)  # after a resume: every segment's times, the poses
     if cfg.write_report:  # not "done" until the report is written: a run stopped while writing it is resumed
         run_info["status"] = run_info["segments"][-1]["status"] = "reporting"

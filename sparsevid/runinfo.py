@@ -86,6 +86,8 @@ def write_interrupted(out: str | Path, stage_seconds: dict[str, float], resume: 
     segments = (previous_segments(out) if resume else []) + [seg]
     info.update({"stage_seconds": summed(segments), "segments": segments, "poses": previous_poses(out),
                  "warnings": segments_warnings(segments)})
+    if not Path(out).is_dir():  # deleted or moved during the run: writing would make it again
+        return
     try:
         write_json(Path(out) / RUN_JSON, info)
     except OSError as e:  # the interruption is what the user must hear about
@@ -99,6 +101,8 @@ def write_failed(out: str | Path, error: str, warnings: list[str], identity: dic
     what the run is (``identity``, see :func:`write_interrupted`) and the warnings so far; what an earlier segment
     recorded (times, poses) is kept."""
     path = Path(out) / RUN_JSON
+    if not Path(out).is_dir():  # deleted or moved during the run: writing would make it again
+        return
     info = _read(path) or {}
     info.update(identity or {})
     info.update({"status": "failed", "error": error,

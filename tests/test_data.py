@@ -720,3 +720,40 @@ def test_poses_written_with_opencv_axes_are_named_in_a_warning(tmp_path, tiny_sc
     err = capsys.readouterr().err
     assert "are its transform_matrix written with OpenCV axes?" in err and len(err.strip().splitlines()) == 1
 
+
+
+def test_odd_image_files(tmp_path, capsys):
+    """A grey or RGBA float TIFF was "corrupt" (with an OpenCV line on stderr); a frame name near the 255-byte limit
+    failed when written (the temporary name was longer); a name that is not UTF-8 crashed OpenCV's writer (a
+    segfault); an empty file was "corrupt"; numbered frames in HEIC were left out without a word."""
+    import os
+
+    import cv2
+
+    from sparsevid.data.images import list_image_files, read_image, write_image
+
+    g = (np.arange(48 * 64).reshape(48, 64) % 256).astype(np.float32) / 255
+    cv2.imwrite(str(tmp_path / "g.tif"), g)
+    cv2.imwrite(str(tmp_path / "rgba.tif"), np.dstack([g, g * 0.5, g * 0.25, np.ones_like(g)]).astype(np.float32))
+    grey = read_image(tmp_path / "g.tif")
+    assert grey.shape == (48, 64, 3) and np.array_equal(grey[..., 0], np.round(g * 255).astype(np.uint8))
+    assert np.array_equal(read_image(tmp_path / "rgba.tif")[..., 2], np.round(g * 255).astype(np.uint8))  # B
+    assert capsys.readouterr().err == ""
+    long = tmp_path / ("x" * 238 + "_0000.png")
+    write_image(long, grey)
+    assert np.array_equal(read_image(long), grey)
+    latin = Path(os.fsdecode(bytes(tmp_path) + b"/fr\xe9me_0001.png"))
+    write_image(latin, grey)
+    assert np.array_equal(read_image(latin), grey)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(SparsevidError, match="the file is empty"):
+        read_image(tmp_path / "empty.png")
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in (0, 1, 3):
+        write_image(clip / f"frame_{i:04d}.png", grey)
+    (clip / "frame_0002.heic").write_bytes(b"x")
+    (clip / "cover.heic").write_bytes(b"x")  # not a numbered frame
+    assert [p.name for p in list_image_files(clip)] == ["frame_0000.png", "frame_0001.png", "frame_0003.png"]
+    err = capsys.readouterr().err
+    assert "1 numbered frame in a format sparsevid does not read is left out (frame_0002.heic)" in err

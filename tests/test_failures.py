@@ -1308,3 +1308,69 @@ def test_a_video_shorter_or_longer_than_the_inputs_says_so(tmp_path, tiny_ds, ca
                               "--duration", "2"], capsys)
     assert_one_line_error(rc, err, "--num-frames 40 and --duration 2.0 both set the video's length")
     assert not (tmp_path / "d").exists()
+
+
+def test_an_output_folder_deleted_during_the_run_is_an_error_and_not_made_again(tmp_path, tiny_ds, capsys,
+                                                                                  monkeypatch):
+    """`rm -rf OUT` during a run: the run made OUT again from its atomic writes (frames, video, report, train/)
+    without its marker, lock, config or record, ended "done", and the next --resume refused the folder as someone
+    else's. Deleted during fusing or during training, it is now a one-line error, and OUT stays gone."""
+    import shutil
+
+    import sparsevid.pipeline as pipeline
+
+    out = tmp_path / "out"
+    fuse = pipeline.Route3DOutput.fuse
+
+    def fuse_then_delete(self, *a, **k):
+        result = fuse(self, *a, **k)
+        shutil.rmtree(out)
+        return result
+
+    monkeypatch.setattr(pipeline.Route3DOutput, "fuse", fuse_then_delete)
+    rc, err = run_cli(["run", tiny_ds, "-o", out, "--device", "cpu", "--config-name", "flow_only",
+                       "--keyframes", "0,9,19,29"], capsys)
+    assert rc == 2 and "Traceback" not in err and "the output folder was deleted or moved while the run was going on" in err.strip().splitlines()[-1], err
+    assert not out.exists()
+    monkeypatch.undo()
+    step = Trainer.train_step
+
+    def step_then_delete(self):
+        result = step(self)
+        if self.step == 5 and out.exists():
+            shutil.rmtree(out)
+        return result
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_delete)
+    rc, err = run_cli(["run", tiny_ds, "-o", out, "--device", "cpu", "--steps", "10", "--keyframes", "0,9,19,29",
+                       "--no-video"], capsys)
+    assert rc == 2 and "Traceback" not in err and "the training folder was deleted or moved during training" in err.strip().splitlines()[-1], err
+    assert not out.exists()
+
+
+def test_a_tilde_in_the_output_is_the_home_folder_everywhere(tmp_path, monkeypatch):
+    """`--output=~/x` (bash leaves that tilde) wrote config.yaml to the home folder and everything else to ./~/x."""
+    import dataclasses
+
+    from sparsevid.pipeline import RunConfig
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = RunConfig(output="~/x", input="~/clip", poses_from="~/p")
+    assert cfg.output == tmp_path / "x" and cfg.input == tmp_path / "clip" and cfg.poses_from == tmp_path / "p"
+    assert dataclasses.replace(cfg, output="~/y").output == tmp_path / "y"
+
+
+def test_thumbs_db_beside_the_frames_is_not_another_input(tmp_path, tiny_scene):
+    """Windows Explorer writes Thumbs.db and desktop.ini into a folder it shows: --resume refused the run
+    ("input files differ: Thumbs.db added")."""
+    from sparsevid.fingerprint import _differences, files_fingerprint
+    from test_data import write_frames
+
+    write_frames(tmp_path / "clip", tiny_scene)
+    before = {"config": {}, "inputs": {"input": files_fingerprint(tmp_path / "clip")}}
+    (tmp_path / "clip" / "Thumbs.db").write_bytes(b"x")
+    (tmp_path / "clip" / "desktop.ini").write_text("[.ShellClassInfo]")
+    after = {"config": {}, "inputs": {"input": files_fingerprint(tmp_path / "clip")}}
+    assert _differences(before, after) == ([], [])
+    older = {"config": {}, "inputs": {"input": {**before["inputs"]["input"], "Thumbs.db": [1, "ab"]}}}
+    assert _differences(older, after) == ([], [])  # a fingerprint written before they were left out

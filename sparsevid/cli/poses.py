@@ -58,7 +58,7 @@ def pose_flags():
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
+    out = Path(args.output).expanduser()  # a quoted or `--output=~/x` tilde, as the shell would
     keyframes = parse_keyframes(args.keyframes)  # every argument checked before any work
     start, end = parse_window(args.start, args.end)
     cfg = PoseConfig()

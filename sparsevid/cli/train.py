@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.input).expanduser().exists():
         raise SparsevidError("input not found", path=args.input,
                              fix="give a posed scene: a COLMAP dataset or a transforms.json (sparsevid poses writes one)")
-    out: Path = args.out
+    out: Path = Path(args.out).expanduser()  # a quoted or `--out=~/x` tilde, as the shell would
     # the input read before the folder is touched: one that does not load leaves it as it was, even with --overwrite
     scene = load_scene(args.input, keyframes=keyframes)
     with contextlib.ExitStack() as hold:  # the folder's lock, held while train writes it

@@ -18,7 +18,10 @@ from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save
 
 #: file extensions read as images (lower case)
-IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp")
+#: image formats phones and cameras write that sparsevid does not read: a numbered frame in one is named in a warning
+UNREAD_IMAGE_EXTS: tuple[str, ...] = (".heic", ".heif", ".avif", ".jxl", ".dng", ".raw", ".cr2", ".cr3", ".nef",
+                                      ".arw", ".orf", ".rw2", ".gif")
 
 #: name of the optional metadata file next to the images (``{"fps": 29.97, ...}``)
 FRAMES_META = "frames_meta.json"
@@ -31,8 +34,21 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (not recursive), sorted by name."""
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
+    """Image files directly inside ``folder`` (not recursive), sorted by name. Numbered frames beside them in a
+    format sparsevid does not read (:data:`UNREAD_IMAGE_EXTS`: a phone's HEIC, a camera's raw) are named in one
+    warning line: they would otherwise be in-between frames to make, without a word."""
+    found = sorted(p for p in folder.iterdir() if is_image_file(p))
+    if found:
+        unread = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in UNREAD_IMAGE_EXTS
+                        and not p.name.startswith(".") and parse_index(p.name) is not None)
+        if unread:
+            from sparsevid.log import warn
+
+            warn(f"{folder.name or folder}: {len(unread)} numbered frame{'s' if len(unread) > 1 else ''} in a format "
+                 f"sparsevid does not read {'are' if len(unread) > 1 else 'is'} left out ({', '.join(unread[:3])}"
+                 f"{', ...' if len(unread) > 3 else ''}) -> convert {'them' if len(unread) > 1 else 'it'} to PNG or "
+                 "JPEG")
+    return found
 
 
 def parse_index(name: str) -> int | None:
@@ -95,9 +111,12 @@ def read_image(path: Path) -> np.ndarray:
     if png_truncated(data):  # checked here: libpng would print a line of its own on stderr before failing
         raise SparsevidError("cannot decode image (a PNG file cut short: it has no end chunk)",
                              fix="replace or delete this file", path=path)
-    img = _decode_quietly(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None and data.size:  # 32-bit float samples (a TIFF): read as they are, then made 8-bit
-        img = _float_to_8bit(_decode_quietly(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR), path)
+    if not data.size:
+        raise SparsevidError("cannot decode image (the file is empty, 0 bytes)", fix="replace or delete this file",
+                             path=path)
+    img = _decode_quietly(data, cv2.IMREAD_COLOR)
+    if img is None:  # float samples (a TIFF): read as they are (grey, RGB or RGBA), then made 8-bit colour
+        img = _float_to_8bit(_as_bgr(_decode_quietly(data, cv2.IMREAD_UNCHANGED)), path)
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise SparsevidError("cannot decode image (corrupt or not an image)",
                              fix="replace or delete this file", path=path)
@@ -108,11 +127,20 @@ def _decode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
     """``cv2.imdecode`` without OpenCV's own warning lines on stderr (the caller says what is wrong)."""
     log = cv2.utils.logging
     level = log.getLogLevel()
-    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    log.setLogLevel(log.LOG_LEVEL_SILENT)  # a decoder's failed assertion is an ERROR line too
     try:
         return cv2.imdecode(data, flags)
     finally:
         log.setLogLevel(level)
+
+
+def _as_bgr(img: np.ndarray | None) -> np.ndarray | None:
+    """An image as OpenCV decodes it unchanged ([H, W], [H, W, 1], [H, W, 3] or [H, W, 4]) as [H, W, 3] BGR."""
+    if img is None:
+        return None
+    if img.ndim == 2 or img.shape[2] == 1:
+        return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    return img[:, :, :3] if img.shape[2] == 4 else img
 
 
 def _float_to_8bit(img: np.ndarray | None, path: Path) -> np.ndarray | None:
@@ -134,9 +162,12 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     bgr = np.ascontiguousarray(image[:, :, ::-1])
 
     def _write(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), bgr):
-            raise SparsevidError("cannot write image", fix="check the folder is writable and the extension",
-                                 path=path)
+        # encoded here and written by Python: OpenCV's own file writing crashes on a name that is not UTF-8
+        ok, data = cv2.imencode(tmp.suffix or ".png", bgr)
+        if not ok:
+            raise SparsevidError("cannot write image", fix="check the extension (png, jpg, ...)", path=path)
+        with open(tmp, "wb") as f:
+            f.write(data.tobytes())
 
     return atomic_save(path, _write)
 

@@ -205,6 +205,8 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.views: list[TrainView] = list(views)
         self.total_steps = (int(_restore["total_steps"]) if _restore is not None
                             else cfg.resolved_steps(self.device))
@@ -431,7 +433,7 @@ class Trainer:
                     if self.run_dir is not None and self.step < target and (
                             self.step % ck_every == 0 if ck_every else
                             ck_every is None and time.perf_counter() - last_save >= self.cfg.checkpoint_seconds):
-                        self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+                        self._checkpoint()
                         last_save = time.perf_counter()
                 if self.step in hooks and self.step == target == self.total_steps:
                     hooks[self.step](self)  # a hook at the very end (else: next call)
@@ -444,7 +446,7 @@ class Trainer:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if self.run_dir is not None:
-            self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+            self._checkpoint()
         return {"steps": self.step - s0, "seconds": dt, "steps_per_s": (self.step - s0) / max(dt, 1e-9),
                 **last, "gaussians": self.num_gaussians}
 
@@ -477,7 +479,7 @@ class Trainer:
     def _stop(self, signum: int) -> None:
         path = None
         if self.run_dir is not None:
-            path = self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+            path = self._checkpoint()
         raise TrainingInterrupted(signum, self.step, path)
 
     # ---- rendering ---------------------------------------------------------------------
@@ -503,6 +505,14 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to resume, as tensors, arrays and plain values (no objects)."""
         return trainer_state(self)
+
+    def _checkpoint(self) -> Path:
+        """The periodic checkpoint into ``run_dir``, which must still be there: a folder deleted or moved during
+        training is a one-line error, not made again (with none of the run's other files)."""
+        if not self.run_dir.is_dir():
+            raise SparsevidError("the training folder was deleted or moved during training", path=self.run_dir,
+                                 fix="run the command again")
+        return self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write everything needed to resume (atomic; safetensors + JSON, see :mod:`.checkpoint`).
