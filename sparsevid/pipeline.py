@@ -390,7 +390,15 @@ def load_input(cfg: RunConfig) -> Scene:
     start, end = parse_window(cfg.start, cfg.end)
     scene = load_scene(src, keyframes=cfg.keyframes, fps=cfg.fps, start=start, end=end,
                        until_last_keyframe=cfg.path.num_frames is None and cfg.path.duration is None)
-    n = cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
+    cfg.path.frame_count(scene.fps, scene.indices[-1])  # a camera path that cannot be made fails before any work
+    check_frame_size(scene.image_size, cfg.scale, src)
+    return scene
+
+
+def say_video_span(cfg: RunConfig, scene: Scene) -> None:
+    """One line each (once the run goes ahead): inputs after the end of a video cut short by ``--path.num-frames`` /
+    ``--path.duration``, and frames of the input after the last keyframe, which the video does not make."""
+    n = cfg.path.frame_count(scene.fps, scene.indices[-1])
     last = float(Fraction(n - 1) / cfg.path.output_fps(scene.fps) * scene.fps)  # the last output frame's position
     after = [k for k in scene.indices if k > last + 1e-9]
     if after:
@@ -403,8 +411,6 @@ def load_input(cfg: RunConfig) -> Scene:
                  f"{later[-1]} after it are not made (--path.num-frames "
                  f"{round(Fraction(later[-1] + 1) / scene.fps * cfg.path.output_fps(scene.fps))} makes them, carried on "
                  "from the last input)")
-    check_frame_size(scene.image_size, cfg.scale, src)
-    return scene
 
 
 def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
@@ -781,6 +787,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     state.update(timer=timer, identity=run_identity(cfg, scene))
+    say_video_span(cfg, scene)
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
                  "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
