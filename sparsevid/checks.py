@@ -61,9 +61,6 @@ def check_run_config(cfg: "RunConfig") -> None:
     check_train_config(cfg.train)
     check_positive(cfg.path.num_frames, "--num-frames", "30", integer=True)
     check_positive(cfg.path.duration, "--duration", "1.0")
-    if cfg.path.num_frames is not None and cfg.path.duration is not None:
-        raise SparsevidError(f"--num-frames {cfg.path.num_frames} and --duration {cfg.path.duration} both set the "
-                             "video's length", fix="give one of them")
     if cfg.path.fps is not None and not isinstance(cfg.path.fps, str):
         check_positive(cfg.path.fps, "--out-fps", "30")
     side = getattr(cfg, "max_train_side", None)

@@ -38,7 +38,8 @@ def files_fingerprint(path: str | Path, exclude: str | Path | None = None, conte
     """``{relative name: [size, hash]}`` of a file, or of every file under a folder (hidden names
     and anything under ``exclude``, e.g. the run folder itself when it lies inside the input, are
     skipped). ``content=False``: ``[size, "mtime <ns>"]`` instead of the hash, for gigabytes of model weights
-    (files replaced or re-downloaded have other times; the same files by another path, a link, the same)."""
+    (files replaced or re-downloaded have other times; the same files by another path or a link, the same; a copy
+    made without keeping the times, ``cp`` without ``-p``, counts as changed)."""
     if not content:
         return {name: [p.stat().st_size, f"mtime {p.stat().st_mtime_ns}"]
                 for name, p in _input_files(Path(path).expanduser(), exclude)}
@@ -133,7 +134,9 @@ def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[
         for f in sorted(f for f in set(fa) | set(fb) if not _is_system_file(f)):  # an older run's fingerprint has them
             if fa.get(f) != fb.get(f):
                 state = "added" if f not in fa else "removed" if f not in fb else "changed"
-                files.append(f"{f} {state}")
+                label = {"difix_weights": "the Difix weights' ", "poses_from": "the poses' ", "ckpt": "the checkpoint's "
+                         }.get(name, "")
+                files.append(f"{label}{f} {state}")
     return cfg[:limit] + (["..."] if len(cfg) > limit else []), files[:limit] + (["..."] if len(files) > limit else [])
 
 

@@ -61,28 +61,6 @@ def rotation_problem(r: np.ndarray, tol: float = ROTATION_TOLERANCE) -> str | No
     return None
 
 
-def similarity_between_poses(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R [3, 3], t [3]) of the similarity ``x -> s R x + t`` that takes the cameras ``src`` [N, 4, 4]
-    (camera-to-world) onto ``dst`` [N, 4, 4], N >= 2: R the mean of the rotations between each pair of cameras,
-    s the ratio of the centres' spreads about their means, t from the means. Exact when ``dst`` is a similarity of
-    ``src``; two cameras at one place give s = 1."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    r = Rotation.from_matrix(dst[:, :3, :3] @ np.swapaxes(src[:, :3, :3], 1, 2)).mean().as_matrix()
-    cs, cd = src[:, :3, 3] @ r.T, dst[:, :3, 3]
-    spread_s = np.linalg.norm(cs - cs.mean(0))
-    s = float(np.linalg.norm(cd - cd.mean(0)) / spread_s) if spread_s > 1e-12 else 1.0
-    return s, r, cd.mean(0) - s * cs.mean(0)
-
-
-def apply_similarity(c2ws: np.ndarray, s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Cameras [..., 4, 4] moved by the similarity ``x -> s R x + t`` (:func:`similarity_between_poses`): their
-    rotations turned by R, their centres mapped; the result is again camera-to-world."""
-    out = np.array(c2ws, np.float64, copy=True)
-    out[..., :3, :3] = r @ out[..., :3, :3]
-    out[..., :3, 3] = s * out[..., :3, 3] @ np.asarray(r).T + t
-    return out
-
-
 def fraction_in_front(c2ws: np.ndarray, points: np.ndarray) -> np.ndarray:
     """[N] the fraction of ``points`` [P, 3] in front of each camera of ``c2ws`` [N, 4, 4] (OpenCV axes: camera z
     > 0)."""

@@ -399,6 +399,9 @@ def say_video_span(cfg: RunConfig, scene: Scene) -> None:
     """One line each (once the run goes ahead): inputs after the end of a video cut short by ``--path.num-frames`` /
     ``--path.duration``, and frames of the input after the last keyframe, which the video does not make."""
     n = cfg.path.frame_count(scene.fps, scene.indices[-1])
+    if cfg.path.num_frames is not None and cfg.path.duration is not None:
+        log.warn(f"--path.num-frames {cfg.path.num_frames} and --path.duration {cfg.path.duration:g} both set the "
+                 "video's length: the number of frames does, the duration is left aside")
     last = float(Fraction(n - 1) / cfg.path.output_fps(scene.fps) * scene.fps)  # the last output frame's position
     after = [k for k in scene.indices if k > last + 1e-9]
     if after:
@@ -501,12 +504,13 @@ def _into_given_world(scene: Scene, given: dict[int, np.ndarray], report: dict) 
     (``given``: index -> c2w) onto those poses, so that the video, ``cameras.json`` and the exports are in the
     dataset's world; ``report`` gains ``aligned_to_given`` (the inputs, the scale, the centres' rms residual in the
     dataset's units and the largest rotation residual in degrees)."""
-    from sparsevid.geometry import apply_similarity, rotation_angle_deg, similarity_between_poses
+    from sparsevid.geometry import rotation_angle_deg
+    from sparsevid.poses.align import apply_similarity, similarity_from_poses
 
     idx = [k for k, f in enumerate(scene.frames) if f.index in given]
     ours = scene.c2ws()
     theirs = np.stack([given[scene.frames[k].index] for k in idx])
-    s, r, t = similarity_between_poses(ours[idx], theirs)
+    s, r, t = similarity_from_poses(ours[idx], theirs)
     moved = apply_similarity(ours, s, r, t)
     points = None if scene.points is None else s * np.asarray(scene.points, np.float64) @ r.T + t
     rms = float(np.sqrt(np.mean(np.sum((moved[idx, :3, 3] - theirs[:, :3, 3]) ** 2, axis=1))))

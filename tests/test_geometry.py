@@ -107,21 +107,6 @@ def test_rotation_problem_and_nearest_rotation():
     np.testing.assert_allclose(nearest_rotation(r), r, atol=1e-12)
 
 
-def test_similarity_between_poses_recovers_a_similarity():
-    from sparsevid.data.synthetic import make_scene
-    from sparsevid.geometry import apply_similarity, similarity_between_poses
-
-    c2ws = make_scene(32, 24).c2ws()
-    r = Rotation.from_euler("zyx", [40, -25, 70], degrees=True).as_matrix()
-    moved = apply_similarity(c2ws, 2.5, r, np.array([1.0, -3.0, 0.5]))
-    np.testing.assert_allclose(moved[:, :3, :3] @ np.swapaxes(moved[:, :3, :3], 1, 2), np.broadcast_to(np.eye(3),
-                               (len(c2ws), 3, 3)), atol=1e-12)
-    for pick in ([0, 1], [0, 1, 2, 3]):
-        s, rr, t = similarity_between_poses(c2ws[pick], moved[pick])
-        assert s == pytest.approx(2.5) and np.abs(rr - r).max() < 1e-9
-        np.testing.assert_allclose(apply_similarity(c2ws, s, rr, t), moved, atol=1e-9)
-
-
 def test_fraction_in_front():
     from sparsevid.geometry import fraction_in_front
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise SparsevidError("the output folder is the input folder; poses writes OUT/images and would replace "
                              "the input", fix="choose another -o", path=out)
     # the input read before the folder is touched: one that does not load leaves it as it was, even with --overwrite
-    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end)
+    scene = load_scene(args.input, keyframes=keyframes, fps=args.fps, start=start, end=end, until_last_keyframe=True)
     with contextlib.ExitStack() as hold:  # the folder's lock, held while poses writes it
         prepare_output(out, marker=MARKER, outputs=OUTPUTS, protect=(args.input,),
                        overwrite=args.overwrite, hold=hold, resumable=False)  # fail before the expensive part

@@ -33,12 +33,12 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
 
 
-def list_image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (not recursive), sorted by name. Numbered frames beside them in a
-    format sparsevid does not read (:data:`UNREAD_IMAGE_EXTS`: a phone's HEIC, a camera's raw) are named in one
-    warning line: they would otherwise be in-between frames to make, without a word."""
+def list_image_files(folder: Path, say_unread: bool = False) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), sorted by name. ``say_unread``: numbered frames
+    beside them in a format sparsevid does not read (:data:`UNREAD_IMAGE_EXTS`: a phone's HEIC, a camera's raw) are
+    named in one warning line (they would otherwise be in-between frames to make, without a word)."""
     found = sorted(p for p in folder.iterdir() if is_image_file(p))
-    if found:
+    if found and say_unread:
         unread = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in UNREAD_IMAGE_EXTS
                         and not p.name.startswith(".") and parse_index(p.name) is not None)
         if unread:
@@ -163,7 +163,11 @@ def write_image(path: Path, image: np.ndarray) -> Path:
 
     def _write(tmp: Path) -> None:
         # encoded here and written by Python: OpenCV's own file writing crashes on a name that is not UTF-8
-        ok, data = cv2.imencode(tmp.suffix or ".png", bgr)
+        ext = {".jfif": ".jpg"}.get(tmp.suffix.lower(), tmp.suffix or ".png")  # OpenCV knows JFIF as .jpg
+        try:
+            ok, data = cv2.imencode(ext, bgr)
+        except cv2.error:
+            ok = False
         if not ok:
             raise SparsevidError("cannot write image", fix="check the extension (png, jpg, ...)", path=path)
         with open(tmp, "wb") as f:
@@ -219,7 +223,7 @@ def read_images_folder(folder: Path) -> Scene:
     The frame index of each image comes from its file name (see :func:`index_files`).
     """
     folder = Path(folder)
-    files = list_image_files(folder)
+    files = list_image_files(folder, say_unread=True)
     if not files:
         raise SparsevidError("no images found (looked for " + ", ".join(IMAGE_EXTS) + ")",
                              fix="pass a folder of frames, a video, a COLMAP dataset or a transforms.json",

@@ -177,7 +177,7 @@ def from_first_frame(scene: Scene, where: Path) -> Scene:
 
 def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float | None = None,
                start: TimePoint | float | str | None = None, end: TimePoint | float | str | None = None,
-               renumber: bool = True, until_last_keyframe: bool = True) -> Scene:
+               renumber: bool = True, until_last_keyframe: bool = False) -> Scene:
     """Load any supported input (see the module doc) as a :class:`Scene`.
 
     Args:
@@ -193,10 +193,9 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
             ``keyframes``) count from its first frame. Any other input refuses them.
         renumber: number the frames from the first one (0), as :func:`from_first_frame` says; False keeps
             the numbers of the file names (``Scene.number_offset`` says by how much they differ).
-        until_last_keyframe: a video given ``keyframes`` is decoded only up to the last one (the output ends
-            there: its later frames would only fill memory; a 10 s 4K clip is 14 GiB decoded). False: to its end
-            (a camera path made longer than the inputs, ``--path.num-frames`` / ``--path.duration``, is scored
-            against the frames after the last input).
+        until_last_keyframe: decode a video given ``keyframes`` only up to the last one (``run`` without
+            ``--path.num-frames`` / ``--path.duration``, whose video ends there, and ``poses``: its later frames would
+            only fill memory; a 10 s 4K clip is 14 GiB decoded). False: to its end (``inspect`` lists them all).
 
     Returns:
         A :class:`Scene` with at least 2 input frames, sorted by index.

@@ -277,6 +277,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             seen = -1  # the last source frame number decoded
             base = first if windowed else None  # the grid position of index 0
             dropped = 0  # frames that share a grid position with the frame before (the later is dropped)
+            stopped = False
             for count, vf in enumerate(container.decode(stream)):
                 # the frame's position on the stream's frame-rate grid, from its time stamp
                 if vf.pts is not None and tb and fps:
@@ -296,6 +297,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                 if base is None:
                     base = n
                 if until is not None and n - base > until:
+                    stopped = True  # at the last keyframe, on purpose: not an --end beyond the video
                     break
                 if frames and n - base <= frames[-1].index:
                     dropped += 1
@@ -325,7 +327,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                     flag, tp = ("--start", start) if start is not None else ("--end", end)
                     raise SparsevidError(f"{flag} {tp.text} is beyond the video: {length}",
                                          fix=f"give a {flag} inside the video (see sparsevid inspect)", path=path)
-                if last is not None and seen < last and max_frames is None:
+                if last is not None and seen < last and max_frames is None and not stopped:
                     raise SparsevidError(f"--end {end.text} is beyond the video: {length}",
                                          fix="give an --end inside the video, or leave --end out (to the end)",
                                          path=path)

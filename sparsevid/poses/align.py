@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsevid.geometry import rotation_angle_deg
+from sparsevid.geometry import nearest_rotation, rotation_angle_deg
 
 #: the rotation error between pose pairs (see :func:`sparsevid.geometry.rotation_angle_deg`)
 rotation_errors_deg = rotation_angle_deg
-
-
-def _project_so3(m: np.ndarray) -> np.ndarray:
-    """Nearest rotation [3, 3] to ``m`` [3, 3] (Frobenius norm), via SVD with det fix."""
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
 def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -80,7 +73,7 @@ def similarity_from_poses(c2w_src: np.ndarray, c2w_dst: np.ndarray) -> tuple[flo
     m = np.einsum("nij,nkj->ik", b[:, :3, :3], a[:, :3, :3])  # sum_i R_dst_i @ R_src_i^T
     if rms_s > 1e-12 and rms_d > 1e-12:
         m = m + (xd / rms_d).T @ (xs / rms_s)  # sum of n outer products of ~unit vectors
-    r = _project_so3(m)
+    r = nearest_rotation(m)
     if rms_s > 1e-12:
         s = float(np.einsum("ni,ni->", xd, xs @ r.T) / (xs ** 2).sum())
         if s <= 0:  # centres disagree completely: fall back to matching the spreads

@@ -194,7 +194,9 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
     except SparsevidError:
         raise
     except OSError as e:  # PyAV's errors are OSErrors with an errno: a full disk is said as everywhere else
-        if e.errno is not None:
+        import errno
+
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             from sparsevid.outdir import os_error
 
             raise os_error(e, path, "write the video") from None

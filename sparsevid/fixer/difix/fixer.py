@@ -173,9 +173,10 @@ class DifixFixer(Fixer):
             log.warn(f"difix_ref: the weights {given} look like the single-view nvidia/difix (no reference-view UNet); "
                      "they run with reference views they were not trained with -> use --fixer difix for them")
         elif not self.expects_refs and pipeline.reference_attention:
-            log.warn(f"difix: the weights {given} are nvidia/difix_ref's (a reference-view UNet): they run with "
-                     f"{self.num_refs} reference view{'s' if self.num_refs != 1 else ''} per view, as --fixer "
-                     "difix_ref does -> say --fixer difix_ref, or use the nvidia/difix weights")
+            how = (f"run with {self.num_refs} reference view{'s' if self.num_refs != 1 else ''} per view, as --fixer "
+                   "difix_ref does" if self.num_refs > 0 else "run without reference views (num_refs 0)")
+            log.warn(f"difix: the weights {given} are nvidia/difix_ref's (a reference-view UNet): they {how} -> say "
+                     "--fixer difix_ref, or use the nvidia/difix weights")
 
     @property
     def weights_source(self) -> str | None:

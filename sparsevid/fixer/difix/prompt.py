@@ -8,9 +8,8 @@ encoder's weight file, else (3) computed with the folder's ``text_encoder/`` + `
 """
 from __future__ import annotations
 
-import sys
-
 import hashlib
+import sys
 from pathlib import Path
 
 import torch
