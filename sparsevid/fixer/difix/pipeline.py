@@ -154,17 +154,21 @@ def check_weights(folder: Path) -> None:
     here, in a second."""
     _match_shapes(_build_unet(folder), safetensors_shapes(folder / "unet"), "UNet", folder / "unet")
     cfg = _vae_config(folder)
-    shapes = {k.replace(".base_layer.", "."): v for k, v in safetensors_shapes(folder / "vae").items()
-              if ".lora_" not in k}
-    shapes = rename_deprecated_attention(shapes)
-    if not cfg.ignore_skip and "decoder.skip_conv_1.weight" not in shapes:
-        raise SparsevidError("the VAE weights have no skip convolutions (decoder.skip_conv_1..4): not a Difix VAE",
-                             path=folder / "vae", fix="use the nvidia/difix or nvidia/difix_ref weights")
+    shapes = rename_deprecated_attention({k.replace(".base_layer.", "."): v for k, v in
+                                          safetensors_shapes(folder / "vae").items() if ".lora_" not in k})
+    _match_shapes(_empty_vae(cfg, shapes, folder), shapes, "VAE", folder / "vae")
+
+
+def _empty_vae(cfg, names, folder: Path):
+    """The skip VAE of ``cfg`` on the meta device, once the weights' tensor ``names`` are known to hold Difix's skip
+    convolutions (unless the config ignores them)."""
     from sparsevid.fixer.difix.vae import SkipVAE
 
+    if not cfg.ignore_skip and "decoder.skip_conv_1.weight" not in names:
+        raise SparsevidError("the VAE weights have no skip convolutions (decoder.skip_conv_1..4): not a Difix VAE",
+                             path=folder / "vae", fix="use the nvidia/difix or nvidia/difix_ref weights")
     with torch.device("meta"):
-        vae = SkipVAE(cfg)
-    _match_shapes(vae, shapes, "VAE", folder / "vae")
+        return SkipVAE(cfg)
 
 
 def schedule_length(folder: Path) -> int:
@@ -182,8 +186,6 @@ def load_unet(folder: Path):
 
 def load_vae(folder: Path, lora_alpha: float | None = None):
     """The skip VAE with its decoder LoRA merged (``W0 + alpha/r * B@A``), fp32, CPU."""
-    from sparsevid.fixer.difix.vae import SkipVAE
-
     cfg = _vae_config(folder, lora_alpha)
     sd = rename_deprecated_attention(load_safetensors(folder / "vae"))
     try:
@@ -193,11 +195,7 @@ def load_vae(folder: Path, lora_alpha: float | None = None):
                              fix="re-download the weights (hf download nvidia/difix)") from e
     if not merged:
         log.warn(f"difix: {folder / 'vae'} has no 'vae_skip' LoRA; using its weights as they are")
-    if not cfg.ignore_skip and "decoder.skip_conv_1.weight" not in sd:
-        raise SparsevidError("the VAE weights have no skip convolutions (decoder.skip_conv_1..4): not a Difix VAE",
-                             path=folder / "vae", fix="use the nvidia/difix or nvidia/difix_ref weights")
-    with torch.device("meta"):
-        vae = SkipVAE(cfg)
+    vae = _empty_vae(cfg, sd, folder)
     _assign(vae, sd, "VAE", folder / "vae")
     return vae.float().eval().requires_grad_(False)
 
