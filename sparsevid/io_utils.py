@@ -67,8 +67,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode(encoding))
+    """Write ``text`` to ``path`` atomically. A path that is not valid UTF-8 (a Latin-1 folder name, which Python
+    holds as surrogates) is written backslash-escaped where it appears in the text (a report's page, a config's
+    comment): the file stays valid UTF-8 (JSON and YAML values escape such characters themselves)."""
+    return atomic_write_bytes(path, text.encode(encoding, errors="backslashreplace"))
 
 
 def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:

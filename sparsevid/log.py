@@ -98,6 +98,9 @@ def _line(label: str, style: str, msg: str, dim: bool = False, level: int = logg
     :func:`to_logger`: the tag and ``msg`` logged at ``level`` instead."""
     from rich.text import Text
 
+    # a path that is not valid UTF-8 (a Latin-1 folder name, held as surrogates) printed as its escapes, whatever
+    # the stream's own error handler
+    msg = msg.encode("utf-8", "backslashreplace").decode("utf-8")
     logger = _logger.get()
     if logger is not None:
         logger.log(level, _prefix() + " ".join(msg.split()))

@@ -1374,3 +1374,20 @@ def test_thumbs_db_beside_the_frames_is_not_another_input(tmp_path, tiny_scene):
     assert _differences(before, after) == ([], [])
     older = {"config": {}, "inputs": {"input": {**before["inputs"]["input"], "Thumbs.db": [1, "ab"]}}}
     assert _differences(older, after) == ([], [])  # a fingerprint written before they were left out
+
+
+def test_folder_names_that_are_not_utf8(tmp_path, tiny_ds, capsys):
+    """A Latin-1 folder name (an old zip, a NAS share): the run wrote its frames and video, then failed with a
+    UnicodeEncodeError traceback writing report.html (and config.yaml for such an -o)."""
+    import shutil
+
+    from sparsevid.pipeline import read_run_config
+
+    src = Path(os.fsdecode(bytes(tmp_path) + b"/clip\xe9"))
+    shutil.copytree(tiny_ds, src)
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/out\xe9"))
+    rc, err = run_cli(["run", src, "-o", out, "--device", "cpu", "--config-name", "flow_only", "--no-video",
+                       "--keyframes", "0,9,19,29"], capsys)
+    assert rc == 0 and "Traceback" not in err, err
+    assert (out / "report.html").is_file() and json.loads((out / "run.json").read_text())["status"] == "done"
+    assert read_run_config(out / "config.yaml").input == src
