@@ -129,10 +129,16 @@ def _check_flow(cfg: "RunConfig") -> None:
                                  fix=f"{gmflow.INSTALL_HINT}, or pass --fuse.flow.gmflow-weights FILE")
 
 
+def fixer_runs(cfg: "RunConfig") -> bool:
+    """Whether the run's fixer runs: the 3D route with enhancement or progressive rounds (then Difix's weights are
+    checked before any work and are part of the run's fingerprint)."""
+    fc = cfg.fixer
+    return fc.name != "none" and cfg.fuse.mode != "2d" and (fc.enhance or fc.progressive)
+
+
 def _check_fixer(cfg: "RunConfig") -> None:
     """The fixer's settings (:func:`~sparsevid.fixer.base.check_fixer_config`; Difix's weights only where a
-    fixer will run: the 3D route with enhancement or progressive rounds)."""
+    fixer will run, :func:`fixer_runs`)."""
     from sparsevid.fixer.base import check_fixer_config
 
-    fc = cfg.fixer
-    check_fixer_config(fc, deep=fc.name != "none" and cfg.fuse.mode != "2d" and (fc.enhance or fc.progressive))
+    check_fixer_config(cfg.fixer, deep=fixer_runs(cfg))

@@ -419,16 +419,14 @@ def say_video_span(cfg: RunConfig, scene: Scene) -> None:
 def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
     """In the output folder (prepared): check (``--resume``) or write ``OUT/fingerprint.json``, and write
     ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``)."""
+    from sparsevid.checks import fixer_runs
     from sparsevid.fingerprint import check_or_write, run_fingerprint
-
     from sparsevid.fixer.base import fixer_weights
 
     src = cfg.input if cfg.input is not None else demo_path()
-    fc = cfg.fixer
-    runs = fc.name != "none" and cfg.fuse.mode != "2d" and (fc.enhance or fc.progressive)  # as checks._check_fixer
     fp = run_fingerprint(jsonable(with_absolute_paths(cfg)),
                          {"input": src, "poses_from": cfg.poses_from, "ckpt": cfg.ckpt,
-                          "difix_weights": fixer_weights(fc) if runs else None}, output=cfg.output)
+                          "difix_weights": fixer_weights(cfg.fixer) if fixer_runs(cfg) else None}, output=cfg.output)
     check_or_write(cfg.output, fp, cfg.resume)
     write_run_config(given if given is not None else cfg, cfg.output)
 

@@ -126,7 +126,10 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
             end = br.key
             nb = order[1] if end == order[0] else order[-2]
             s = abs(float(positions[i]) - end) / abs(nb - end)
-            return to_uint8(extrapolate_key(fkeys[end], flows.flow(end, nb), s, fcfg)), None
+            img = extrapolate_key(fkeys[end], flows.flow(end, nb), s, fcfg)
+            if fixed is not None:  # what stays put in every input (an overlay, a bonnet) stays put here too
+                img = fixed.compose(img, fkeys[end], fkeys[end], 0.0)
+            return to_uint8(img), None
         if br.at_key:
             return keys_u8[br.key], None
         shifts = flows.shifts(list(fkeys), br.k0, br.k1, br.t)
