@@ -873,9 +873,6 @@ def test_frames_beyond_the_inputs_carry_the_end_input_on_instead_of_repeating_it
     tex = (tex - tex.min()) / (tex.max() - tex.min())
     frames = [(cv2.warpAffine(tex, np.float32([[1, 0, -w + 1.5 * k], [0, 1, 0]]), (w, h), flags=cv2.INTER_CUBIC)
                * 255).clip(0, 255).astype(np.uint8) for k in range(30)]
-    badge = ((np.indices((16, 32)) // 4).sum(axis=0) % 2 * 255).astype(np.uint8)[..., None]  # an overlay that stays
-    for f in frames:                                                                         # put in every frame
-        f[2:18, 4:36] = badge
     keys = {k: frames[k] for k in (5, 14, 24)}
     cfg = FuseConfig(mode="2d", learned="off", flow=FlowConfig(finest_scale=0))
     positions = [Fraction(i) for i in range(30)]
@@ -889,8 +886,6 @@ def test_frames_beyond_the_inputs_carry_the_end_input_on_instead_of_repeating_it
         assert psnr(moved.frames[i][inner], frames[i][inner]) > psnr(held.frames[i][inner], frames[i][inner]) + 6
     for k in keys:
         assert np.array_equal(moved.frames[k], keys[k])
-    for i in (0, 29):  # the overlay stays where it is in every input
-        assert np.abs(moved.frames[i][2:18, 4:36].astype(int) - frames[i][2:18, 4:36]).max() <= 16
     assert moved.quality_estimate["psnr_heldout"] < held.quality_estimate["psnr_heldout"]  # farther frames counted
 
 
