@@ -1391,3 +1391,15 @@ def test_folder_names_that_are_not_utf8(tmp_path, tiny_ds, capsys):
     assert rc == 0 and "Traceback" not in err, err
     assert (out / "report.html").is_file() and json.loads((out / "run.json").read_text())["status"] == "done"
     assert read_run_config(out / "config.yaml").input == src
+
+
+@pytest.mark.parametrize("command", ["run", "inspect", "poses", "train", "batch"])
+def test_an_empty_input_is_not_the_current_folder(tmp_path, capsys, command, monkeypatch):
+    """`sparsevid run "$CLIP"` with CLIP unset: Path("") is the current folder, which was read as the clip."""
+    monkeypatch.chdir(tmp_path)
+    try:  # argparse's own error (usage and one line) exits; batch's comes from the batch
+        rc, err = run_cli([command, "", "-o", tmp_path / "out"] if command != "inspect" else [command, ""], capsys)
+    except SystemExit as e:
+        rc, err = e.code, capsys.readouterr().err
+    assert rc == 2 and "empty path (an unset shell variable?)" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()

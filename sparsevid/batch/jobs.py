@@ -99,6 +99,9 @@ def expand_inputs(inputs: list[str | Path], outroot: str | Path) -> list[tuple[s
     paths: list[Path] = []
     for item in inputs:
         text = str(item)
+        if not text.strip():  # Path("") is the current folder, which would be run as a clip
+            raise SparsevidError("an INPUT is an empty path (an unset shell variable?)",
+                                 fix="give clip folders, videos or globs of them")
         p = Path(text).expanduser()
         if p.exists():
             found = [p]

@@ -103,6 +103,15 @@ class Flag:
         return self.flags[0].lstrip("-").replace("-", "_")
 
 
+def input_path(text: str) -> Path:
+    """An INPUT argument as a path; an empty one (``run "$CLIP"`` with the variable unset) is refused, where
+    ``Path("")`` would be the current folder, read as the clip."""
+    if not str(text).strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?): give a folder of frames, a "
+                                         "video, a COLMAP dataset or a transforms.json")
+    return Path(text)
+
+
 def flag_name(path: str, prefix: str = "") -> str:
     """``train.densify.prune_opa`` -> ``--train.densify.prune-opa`` (``prefix`` goes first)."""
     parts = ([prefix] if prefix else []) + path.split(".")

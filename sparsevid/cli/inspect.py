@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sparsevid.cli.flags import input_path
 from sparsevid.data.load import demo_path, load_scene, parse_keyframes
 from sparsevid.data.video import add_window_args, parse_window
 from sparsevid.data.scene import Scene
@@ -20,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "index, size, time stamp and pose, which frames are inputs and which are ground truth only, "
                     "the camera and the sparse points. Nothing is written.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", nargs="?", default=None,
+    p.add_argument("input", nargs="?", type=input_path, default=None,
                    help="folder of frames, video file, COLMAP dataset (DATA/sparse/0 + DATA/images) or "
                         "transforms.json; default: the embedded demo (4 frames of a GoPro clip)")
     p.add_argument("--keyframes", default=None,

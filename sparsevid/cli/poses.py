@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 
 
-from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
+from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, input_path, section_titles
 from sparsevid.data.load import load_scene, parse_keyframes
 from sparsevid.data.timebase import parse_fps
 from sparsevid.data.video import add_window_args, parse_window
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         usage="sparsevid poses INPUT -o OUT [--keyframes I,J,...] [--focal F] [--pose.FIELD VALUE ...] "
               "(every flag below)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", help="folder of frames, video file, COLMAP dataset or transforms.json")
+    p.add_argument("input", type=input_path, help="folder of frames, video file, COLMAP dataset or transforms.json")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--keyframes", default=None,
                    help="frame indices used as inputs, e.g. 0,9,19,29 (or \"0 9 19 29\"); default: every frame")

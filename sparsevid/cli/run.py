@@ -103,7 +103,7 @@ def run_flags():
 
 
 def add_parser(sub) -> None:
-    from sparsevid.cli.flags import add_flags, section_titles
+    from sparsevid.cli.flags import add_flags, input_path, section_titles
     from sparsevid.pipeline import RunConfig
 
     p = sub.add_parser(
@@ -120,7 +120,7 @@ def add_parser(sub) -> None:
                     "--config-name or --config FILE (one of them) < the flags given.",
         usage="sparsevid run [INPUT] [-o OUT] [--keyframes I,J,...] [--config FILE | --config-name NAME]\n"
               "                     [--steps N] [--fixer NAME] [--SECTION.FIELD VALUE ...] (every flag below)")
-    p.add_argument("input", nargs="?", type=Path, default=None,
+    p.add_argument("input", nargs="?", type=input_path, default=None,
                    help="folder of frames, video file, COLMAP or nerfstudio dataset (default: embedded demo)")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="run the configuration in this file (a run's OUT/config.yaml): reproduces that run; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, section_titles
+from sparsevid.cli.flags import FlagDoc, add_flags, apply_flags, config_flags, input_path, section_titles
 from sparsevid.errors import SparsevidError
 from sparsevid.log import info
 
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        usage="sparsevid train INPUT -o OUT [--steps N] [--train-scale S] [--train.FIELD VALUE ...] "
                              "(every flag below)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", type=Path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
+    p.add_argument("input", type=input_path, help="posed scene: COLMAP dataset or transforms.json (or a folder holding one)")
     p.add_argument("-o", "--output", "--out", dest="out", type=Path, required=True, help="run folder")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--train-scale", "--scale", dest="scale", type=float, default=None,
