@@ -40,10 +40,11 @@ def files_fingerprint(path: str | Path, exclude: str | Path | None = None, conte
     skipped). ``content=False``: ``[size, "mtime <ns>"]`` instead of the hash, for gigabytes of model weights
     (files replaced or re-downloaded have other times; the same files by another path or a link, the same; a copy
     made without keeping the times, ``cp`` without ``-p``, counts as changed)."""
-    if not content:
-        return {name: [p.stat().st_size, f"mtime {p.stat().st_mtime_ns}"]
-                for name, p in _input_files(Path(path).expanduser(), exclude)}
-    return {name: [p.stat().st_size, _file_hash(p)] for name, p in _input_files(Path(path).expanduser(), exclude)}
+    def mark(p: Path) -> list:
+        st = p.stat()
+        return [st.st_size, _file_hash(p) if content else f"mtime {st.st_mtime_ns}"]
+
+    return {name: mark(p) for name, p in _input_files(Path(path).expanduser(), exclude)}
 
 
 #: files a file manager leaves in folders it shows (Windows Explorer's thumbnails and folder settings): no clip's

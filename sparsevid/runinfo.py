@@ -24,6 +24,23 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def recorded_input(out: str | Path) -> str | None:
+    """The input a run folder ``out`` recorded, as its ``run.json`` names it (``config.input``), or, for a run that
+    stopped before writing one, its ``config.yaml``; None when neither names one (the embedded demo) or is readable."""
+    info = _read(Path(out) / RUN_JSON)
+    src = info.get("config", {}).get("input") if info is not None and isinstance(info.get("config"), dict) else None
+    if isinstance(src, str) and src:
+        return src
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(out) / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    src = cfg.get("input") if isinstance(cfg, dict) else None
+    return src if isinstance(src, str) and src else None
+
+
 def previous_segments(out: str | Path) -> list[dict]:
     """The segments recorded in ``OUT/run.json`` (an older complete run.json counts as one)."""
     old = _read(Path(out) / RUN_JSON)

@@ -162,6 +162,7 @@ def recorded_inputs(root: str | Path) -> dict[str, Path]:
     from before session 40, from the working folder, as :func:`sparsevid.fingerprint.earlier_run_differences`
     reads it). Folders without a readable input are left out."""
     from sparsevid.pipeline import MARKER
+    from sparsevid.runinfo import recorded_input
 
     found: dict[str, Path] = {}
     try:
@@ -169,27 +170,13 @@ def recorded_inputs(root: str | Path) -> dict[str, Path]:
     except OSError:
         return found
     for d in folders:
-        info = _read_run_json(d)
-        recorded = (info.get("config") or {}).get("input") if isinstance(info, dict) and isinstance(
-            info.get("config"), dict) else None
-        if not isinstance(recorded, str):
-            recorded = _config_yaml_input(d)
-        if isinstance(recorded, str) and recorded:
+        recorded = recorded_input(d)
+        if recorded is not None:
             try:
                 found[d.name] = Path(recorded).expanduser().resolve()
             except (OSError, RuntimeError):
                 pass
     return found
-
-
-def _config_yaml_input(out: Path) -> str | None:
-    import yaml
-
-    try:
-        cfg = yaml.safe_load((out / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    return cfg.get("input") if isinstance(cfg, dict) else None
 
 
 def clip_names(paths: list[Path], root: str | Path) -> list[str]:

@@ -220,20 +220,9 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
 def _run_folder_hint(run: Path) -> str:
     """What to pass instead of a run folder: the clip it was made from (as its run.json or config.yaml names
     it; the demo's path for a run of the embedded demo) and its poses folder, where it has one."""
-    import json
+    from sparsevid.runinfo import recorded_input
 
-    import yaml
-
-    src = None
-    try:
-        src = (json.loads((run / "run.json").read_text()).get("config") or {}).get("input")
-    except (OSError, ValueError, AttributeError):
-        pass
-    if src is None:
-        try:
-            src = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("input")
-        except (OSError, ValueError, AttributeError, yaml.YAMLError):
-            pass
+    src = recorded_input(run)
     clip = f"the clip it was made from ({src})" if src else f"the clip it was made from (a run of the embedded " \
         f"demo: {demo_path()})" if (run / "run.json").is_file() or (run / "config.yaml").is_file() else \
         "the clip it was made from"

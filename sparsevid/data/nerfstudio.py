@@ -22,7 +22,7 @@ from sparsevid.data.images import (check_same_size, fps_value, index_files, is_i
                                    read_image, write_image)
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
-from sparsevid.geometry import GL_FLIP, nearest_rotation, opengl_to_opencv, rotation_problem  # noqa: F401  (GL_FLIP: re-exported)
+from sparsevid.geometry import GL_FLIP, nearest_rotation, opengl_to_opencv, rotation_problem
 from sparsevid.io_utils import atomic_save, atomic_write_text
 
 

@@ -193,16 +193,13 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
         return atomic_save(path, _write)
     except SparsevidError:
         raise
-    except OSError as e:  # PyAV's errors are OSErrors with an errno: a full disk is said as everywhere else
+    except Exception as e:  # PyAV/ffmpeg errors -> one line; a full disk as everywhere else
         import errno
 
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             from sparsevid.outdir import os_error
 
             raise os_error(e, path, "write the video") from None
-        raise SparsevidError(f"could not write the video: {e}", path=path,
-                             fix="check the folder is writable and has free space") from e
-    except Exception as e:  # PyAV/ffmpeg errors -> one line
         raise SparsevidError(f"could not write the video: {e}", path=path,
                              fix="check the folder is writable and has free space") from e
 

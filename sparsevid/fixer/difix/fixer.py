@@ -132,7 +132,6 @@ class DifixFixer(Fixer):
         reference count as the option ``num_refs``."""
         from sparsevid.fixer.base import FixerConfig
         from sparsevid.fixer.difix.pipeline import check_weights, schedule_length
-        from sparsevid.fixer.difix.weights import resolve_weights
 
         default_refs = FixerConfig.__dataclass_fields__["num_refs"].default
         if config.num_refs != default_refs:
@@ -140,18 +139,19 @@ class DifixFixer(Fixer):
                                  "takes its reference views as an option",
                                  fix=f"use --fixer.options '{{num_refs: {config.num_refs}}}' (difix_ref; 1 by "
                                      "default, as it was trained) and leave --fixer.num-refs out")
-        folder = resolve_weights(config.difix_weights or cls.default_repo,
-                                 allow_download=bool(config.options.get("allow_download", False)),
-                                 repo_hint=cls.default_repo)
+        folder = cls.weights_folder(config)
         check_options(config.options, schedule_length(folder))
         check_weights(folder)
 
     @classmethod
     def weights_folder(cls, config):
-        """The local folder of ``config``'s weights (a Hugging Face cache snapshot for a repo id)."""
+        """The local folder of ``config``'s weights (a Hugging Face cache snapshot for a repo id; with the option
+        ``allow_download``, fetched when missing)."""
         from sparsevid.fixer.difix.weights import resolve_weights
 
-        return resolve_weights(config.difix_weights or cls.default_repo, repo_hint=cls.default_repo)
+        return resolve_weights(config.difix_weights or cls.default_repo,
+                               allow_download=bool(config.options.get("allow_download", False)),
+                               repo_hint=cls.default_repo)
 
     @classmethod
     def config_kwargs(cls, config, device=None) -> dict:
