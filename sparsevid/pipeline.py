@@ -933,7 +933,9 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
-            write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset)
+            sound = scene.audio.span(times[0], Fraction(len(frames)) / out_fps) \
+                if cfg.video.audio and scene.audio is not None else None
+            write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset, audio=sound)
         if path is not None:
             write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
             # in the world of the model that rendered it (a nerfstudio model's: ns-render camera-path replays it)

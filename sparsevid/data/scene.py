@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsevid.data.camera import Camera
+from sparsevid.data.audio import AudioSource
 from sparsevid.data.timebase import fps_fraction
 
 #: the input frames of the 30-frame cases (the embedded demo, the benchmark cases, the synthetic
@@ -67,6 +68,8 @@ class Scene:
             each an [M, 3] float64 array of (frame index, x, y), (x, y) in pixels of that frame
             (COLMAP convention: pixel centres at +0.5). The pose stage fills it and
             :func:`~sparsevid.data.colmap.write_colmap` writes it as the model's tracks.
+        audio: the sound of the video file the frames were decoded from, placed against them
+            (:class:`~sparsevid.video.audio.AudioSource`), or None (no video file, or one without sound).
     """
 
     frames: list[Frame]
@@ -79,6 +82,7 @@ class Scene:
     root: Path | None = None
     point_tracks: list[np.ndarray] | None = None
     number_offset: int = 0
+    audio: "AudioSource | None" = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.fps, Fraction):
@@ -111,7 +115,8 @@ class Scene:
         tracks = None if self.point_tracks is None else [
             t + np.array([offset, 0.0, 0.0]) if len(t) else t for t in self.point_tracks]
         return replace(self, frames=frames, gt_frames=gt, point_tracks=tracks,
-                       number_offset=self.number_offset - offset)
+                       number_offset=self.number_offset - offset,
+                       audio=None if self.audio is None else self.audio.shifted(offset))
 
     def time(self, index: float) -> float:
         """Seconds from frame 0 to frame ``index`` (float)."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
+from sparsevid.data.audio import AudioSource, describe_stream
 
 #: file extensions read as videos (lower case)
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg",
@@ -253,10 +254,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                                      fix="pass the video file itself, or a folder of its frames")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if container.streams.audio:
-                from sparsevid.log import info
-
-                info(f"{path.name}: its sound is not carried over (video.mp4 is the pictures alone)")
+            sound = container.streams.audio[0] if container.streams.audio else None
+            sound = None if sound is None else (sound.index, describe_stream(sound))  # read while the file is open
             fps = stream_fps(stream, path)
             # frames the container's edit list hides (a clip cut with ffmpeg -ss ... -c copy keeps the packets
             # before the cut) are counted in its header, not decoded: expect no more than its duration holds
@@ -338,6 +337,9 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                              fix=fix, path=path) from None
     if not frames:
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
+    audio = None
+    if sound is not None and tb and fps:  # frame index 0 (grid position ``base``) on the container's clock
+        audio = AudioSource(path, sound[0], Fraction(t0) * tb + Fraction(base) / fps, Fraction(fps), sound[1])
     expected = announced if shown is None or not announced else min(announced, shown)
     short = max_frames is None and until is None and not windowed and 0 < len(frames) + dropped < expected
     _report_rate(path, frames, dropped, fps, damaged=short)
@@ -346,4 +348,5 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
 
         warn(f"{path}: decoded {len(frames) + dropped} of the {expected} frames its header announces (truncated or "
              f"damaged file?); using frames 0..{frames[-1].index} -> re-encode or re-copy the video to use them all")
-    return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent)
+    return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent,
+                 audio=audio)

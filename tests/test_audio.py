@@ -1,0 +1,192 @@
+"""A video input's sound carried over to video.mp4: in step with the frames, for the span they cover."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsevid.data.load import load_scene
+from sparsevid.video.io import write_video
+
+
+def make_clip_with_sound(path: Path, n: int = 60, rate: int = 30, sample_rate: int = 48000, layout: str = "stereo",
+                         burst: tuple[float, float] = (1.0, 1.2), codec: str = "aac", audio_delay: float = 0.0) -> Path:
+    """``n`` frames of 64x48 at ``rate`` fps, with a sound that is silent but for a 440 Hz tone over ``burst``
+    (seconds of the file; the audio stream starting ``audio_delay`` seconds after the video)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        video = c.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = c.add_stream(codec, rate=sample_rate, layout=layout)
+        size = audio.codec_context.frame_size or 1024
+        channels = audio.codec_context.channels
+        t = audio_delay + np.arange(int((n / rate - audio_delay) * sample_rate)) / sample_rate
+        tone = np.where((t >= burst[0]) & (t < burst[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+        planar = np.tile(tone.astype(np.float32), (channels, 1))
+        fmt = audio.codec_context.format.name
+        sent, first = 0, round(audio_delay * sample_rate)
+        for i in range(n):
+            img = np.full((48, 64, 3), (10 + 4 * i) % 250, np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+            while sent + size <= min(planar.shape[1], (i + 1) * sample_rate // rate):
+                part = planar[:, sent:sent + size]
+                if fmt == "s16":
+                    part = (part.T.reshape(1, -1) * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format=fmt, layout=layout)
+                frame.sample_rate, frame.pts = sample_rate, first + sent
+                for p in audio.encode(frame):
+                    c.mux(p)
+                sent += size
+        for p in video.encode():
+            c.mux(p)
+        for p in audio.encode(None):
+            c.mux(p)
+    return path
+
+
+def sound_of(path: Path) -> tuple[np.ndarray, int, int]:
+    """(the first channel's samples, the sample rate, the channel count) of ``path``'s first audio stream."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        parts = []
+        for f in c.decode(stream):
+            x = f.to_ndarray()
+            parts.append(x[0] if f.format.is_planar else x.reshape(-1, len(f.layout.channels))[:, 0])
+        return np.concatenate(parts).astype(np.float32), stream.codec_context.sample_rate, stream.codec_context.channels
+
+
+def tone_span(samples: np.ndarray, rate: int) -> tuple[float, float]:
+    loud = np.nonzero(np.abs(samples) > 0.05)[0]
+    assert len(loud), "no tone in the sound"
+    return loud[0] / rate, (loud[-1] + 1) / rate
+
+
+@pytest.mark.parametrize("start,first_time,tone_at", [(None, Fraction(1, 2), 0.5), ("f15", Fraction(1, 3), 1 / 6),
+                                                      ("0.9", Fraction(0), 0.1)])
+def test_the_sound_under_the_output_frames_is_carried_in_step(tmp_path, start, first_time, tone_at):
+    """The tone at 1.0-1.2 s of the file lands where the output's frames show that time: a window (--start) and an
+    output that starts later both move it; to the sample (48 kHz), and the same file every time."""
+    clip = make_clip_with_sound(tmp_path / "clip.mp4")
+    scene = load_scene(clip, keyframes=[0, 10, 20], start=start)
+    assert scene.audio is not None and scene.audio.description == "aac 48 kHz stereo"
+    frames = [np.full((48, 64, 3), 8 * k, np.uint8) for k in range(30)]
+    sound = scene.audio.span(first_time, Fraction(1))
+    digests = {hashlib.sha256(write_video(frames, tmp_path / f"v{k}.mp4", 30, audio=sound).read_bytes()).hexdigest()
+               for k in range(2)}
+    assert len(digests) == 1
+    samples, rate, channels = sound_of(tmp_path / "v0.mp4")
+    assert rate == 48000 and channels == 2
+    assert abs(len(samples) / rate - 1.0) < 1024 / rate + 1e-9  # the frames' second, to one AAC frame
+    a, b = tone_span(samples, rate)
+    assert abs(a - tone_at) < 2e-3 and abs(b - (tone_at + 0.2)) < 2e-3, (a, b)
+
+
+@pytest.mark.parametrize("sample_rate,layout,codec,suffix,want", [(44100, "mono", "aac", ".mp4", (44100, 1)),
+                                                                  (37800, "5.1", "pcm_s16le", ".mkv", (48000, 2))])
+def test_sound_of_other_rates_and_layouts(tmp_path, sample_rate, layout, codec, suffix, want):
+    """Mono stays mono at its rate; a rate AAC does not code is resampled to 48 kHz and 5.1 is mixed down to stereo;
+    a sound that starts after the pictures is silent until it starts."""
+    clip = make_clip_with_sound(tmp_path / f"clip{suffix}", sample_rate=sample_rate, layout=layout, codec=codec,
+                                audio_delay=0.25)
+    scene = load_scene(clip, keyframes=[0, 10, 20])
+    out = write_video([np.zeros((48, 64, 3), np.uint8)] * 45, tmp_path / "v.mp4", 30,
+                      audio=scene.audio.span(Fraction(0), Fraction(3, 2)))
+    samples, rate, channels = sound_of(out)
+    assert (rate, channels) == want
+    assert np.abs(samples[:int(0.2 * rate)]).max() < 0.01  # silence before the sound starts
+    a, b = tone_span(samples, rate)
+    assert abs(a - 1.0) < 3e-3 and abs(b - 1.2) < 3e-3, (a, b)
+
+
+def test_sound_that_does_not_decode_costs_a_warning_not_the_video(tmp_path, monkeypatch, capsys):
+    import av
+
+    import sparsevid.video.io as io
+
+    clip = make_clip_with_sound(tmp_path / "clip.mp4")
+    scene = load_scene(clip, keyframes=[0, 10, 20])
+
+    def broken(_):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(io, "decode_clip", broken)
+    out = write_video([np.zeros((48, 64, 3), np.uint8)] * 30, tmp_path / "v.mp4", 30,
+                      audio=scene.audio.span(Fraction(0), Fraction(1)))
+    with av.open(str(out)) as c:
+        assert len(c.streams.video) == 1 and not c.streams.audio
+    err = capsys.readouterr().err
+    assert "could not be carried over" in err and "--video.no-audio" in err
+
+
+def test_fps_given_for_a_video_leaves_its_sound_out(tmp_path, capsys):
+    """--fps re-times the frames, not their sound: the two would drift apart, so the sound is left out, said once."""
+    clip = make_clip_with_sound(tmp_path / "clip.mp4")
+    assert load_scene(clip, keyframes=[0, 10, 20], fps=30).audio is not None  # the file's own rate: kept
+    assert load_scene(clip, keyframes=[0, 10, 20], fps=24).audio is None
+    assert "sound is left out" in capsys.readouterr().err
+
+
+def test_run_writes_the_sound_and_no_audio_leaves_it_out(tmp_path):
+    """End to end through the command line: video.mp4 holds the sound of the 30 output frames' second."""
+    clip = make_clip_with_sound(tmp_path / "clip.mp4")
+    for flags, out in (([], tmp_path / "with"), (["--video.no-audio"], tmp_path / "without")):
+        r = subprocess.run([sys.executable, "-m", "sparsevid", "run", str(clip), "--keyframes", "15,24,34,44", "-o",
+                            str(out), "--fuse.mode", "2d", "--no-write-report", *flags], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert ("with the sound of clip.mp4 from 0.000 s to 1.500 s" in r.stderr) == (not flags), r.stderr[-2000:]
+    samples, rate, _ = sound_of(tmp_path / "with" / "video.mp4")
+    assert abs(len(samples) / rate - 1.5) < 1024 / rate + 1e-9
+    a, b = tone_span(samples, rate)
+    assert abs(a - 1.0) < 2e-3 and abs(b - 1.2) < 2e-3
+    import av
+
+    with av.open(str(tmp_path / "without" / "video.mp4")) as c:
+        assert not c.streams.audio
+    assert json.loads((tmp_path / "without" / "run.json").read_text())["config"]["video"]["audio"] is False
+
+
+def test_inspect_names_the_sound(tmp_path):
+    from sparsevid.cli.inspect import summary_lines
+
+    lines = summary_lines(load_scene(make_clip_with_sound(tmp_path / "clip.mp4", sample_rate=44100, layout="mono")))
+    assert "sound: aac 44.1 kHz mono (run carries the part under the output frames over to video.mp4)" in lines
+    from tests.test_data import make_video
+
+    assert not any(x.startswith("sound:") for x in summary_lines(load_scene(make_video(tmp_path / "mute.mp4"))))
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_the_video_with_its_sound_plays_in_chromium(tmp_path):
+    """A browser plays the file to its end, pictures and sound (Chromium's decoded-audio byte count), in real time
+    (an audio track paces playback by the sound card's clock, which headless Chromium's virtual time does not move)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    scene = load_scene(make_clip_with_sound(tmp_path / "clip.mp4"), keyframes=[0, 10, 20])
+    write_video([np.full((48, 64, 3), 8 * k, np.uint8) for k in range(30)], tmp_path / "v.mp4", 30,
+                audio=scene.audio.span(Fraction(1, 2), Fraction(1)))
+    page_file = tmp_path / "p.html"
+    page_file.write_text('<video id="v" src="v.mp4" muted playsinline></video>')
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required",
+                                           "--allow-file-access-from-files", "--mute-audio"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri(), wait_until="load")
+            page.evaluate("document.getElementById('v').play()")
+            page.wait_for_function("document.getElementById('v').ended", timeout=20_000)
+            width, duration, audio_bytes, video_bytes = page.evaluate(
+                "(() => {const v = document.getElementById('v'); return [v.videoWidth, v.duration, "
+                "v.webkitAudioDecodedByteCount, v.webkitVideoDecodedByteCount];})()")
+        finally:
+            browser.close()
+    assert width == 64 and abs(duration - 1.0) < 0.01 and audio_bytes > 1000 and video_bytes > 0
