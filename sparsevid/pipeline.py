@@ -416,6 +416,22 @@ def say_video_span(cfg: RunConfig, scene: Scene) -> None:
                  "from the last input)")
 
 
+def nothing_between(cfg: RunConfig, scene: Scene) -> bool:
+    """Whether every output frame is at an input's time and shows that input (``keep_inputs``): a video of
+    which every frame is an input (``run clip.mp4`` without ``--keyframes``) leaves nothing to make. One warning
+    line says so and suggests inputs (the caller then skips poses, training and fusion)."""
+    held = set(scene.indices)
+    if not cfg.keep_inputs or not all(p in held for p in cfg.path.frame_positions(scene.fps, scene.indices[-1])):
+        return False
+    first, last = scene.indices[0], scene.indices[-1]
+    pick = sorted({round(first + k * (last - first) / 3) for k in range(4)})
+    log.warn(f"every output frame is an input frame (all {len(scene.frames)} frames {first}-{last} are inputs): "
+             "there is nothing to make between them, so the video is the inputs as they are (no poses, training "
+             f"or fusion) -> pick a few inputs with --keyframes (e.g. --keyframes {','.join(map(str, pick))}) "
+             "and sparsevid makes the frames between them")
+    return True
+
+
 def record_run(cfg: RunConfig, given: RunConfig | None = None) -> None:
     """In the output folder (prepared): check (``--resume``) or write ``OUT/fingerprint.json``, and write
     ``OUT/config.yaml`` (of ``given``, the config before the device profile; None: ``cfg``)."""
@@ -790,13 +806,15 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         torch.cuda.reset_peak_memory_stats(device)
     state.update(timer=timer, identity=run_identity(cfg, scene))
     say_video_span(cfg, scene)
+    nothing = nothing_between(cfg, scene)
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
                  "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
     with timer("poses"):
         try:
             # the 2D route needs no poses: none are estimated for it (given ones are kept)
-            scene, pose_report = (scene, None) if cfg.fuse.mode == "2d" else resolve_poses(scene, cfg, out)
+            scene, pose_report = (scene, None) if cfg.fuse.mode == "2d" or nothing else \
+                resolve_poses(scene, cfg, out)
         except PoseFailure as e:
             if cfg.fuse.mode == "3d":
                 raise
@@ -817,7 +835,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     loo3d_path, rigid, pose_refinement = None, None, None
     fixer_record, rounds = None, []  # the fixer's part in the 3D route (none without one), for run.json
     state["rounds"] = rounds  # an interruption after training records the rounds the model holds
-    if posed and cfg.fuse.mode != "2d":
+    if posed and cfg.fuse.mode != "2d" and not nothing:
         train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
         log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
                  f"{len(scene.gt_frames)} ground-truth frames; " +
@@ -882,7 +900,9 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path, rigid,
                             hold_outside=cfg.path.extrapolation == "hold")
     with timer("fusing"):
-        if cfg.fuse.mode == "3d" and frames3d is not None:
+        if nothing:  # every output frame is an input (said above)
+            frames, quality = [keys[int(p)] for p in positions], None
+        elif cfg.fuse.mode == "3d" and frames3d is not None:
             frames = [to_uint8(img) for img, _ in frames3d]
             quality = None
             log.info("no quality estimate with --fuse.mode 3d: the leave-one-out check weighs the fused routes")

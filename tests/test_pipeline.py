@@ -299,3 +299,33 @@ def test_the_same_seed_gives_bit_identical_runs_pose_stage_included(tmp_path):
     assert ga.keys() == gb.keys() and all(np.array_equal(ga[k], gb[k]) for k in ga)
     assert not all(ga[k].shape == gc[k].shape and np.array_equal(ga[k], gc[k]) for k in ga)
     assert len(a.frames) == len(b.frames) == 30 and all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames))
+
+
+def test_a_video_whose_every_frame_is_an_input_is_written_as_it_is_with_one_line(tmp_path, capsys):
+    """``run clip.mp4`` without --keyframes: every output frame is an input, so there is nothing to make; no pose
+    stage, training or fusion runs (a posed dataset is not trained either), the frames are the inputs, and one
+    line suggests --keyframes. With --no-keep-inputs the inputs are re-made as before."""
+    from tests.test_data import make_video
+    from sparsevid.data.load import load_scene
+    from sparsevid.video.io import read_frames
+
+    video = make_video(tmp_path / "clip.mp4", n=12)
+    res = run_pipeline(named_config("default", input=video, output=tmp_path / "out", device="cpu"))
+    err = capsys.readouterr().err
+    assert "every output frame is an input frame (all 12 frames 0-11 are inputs)" in err
+    assert "--keyframes 0,4,7,11" in err
+    assert not (tmp_path / "out" / "poses").exists() and not (tmp_path / "out" / "train").exists()
+    assert res.quality_estimate is None and res.route3d is None and "training" not in res.stage_seconds
+    inputs = {f.index: f.image for f in load_scene(video).frames}
+    back = read_frames(tmp_path / "out" / "frames")
+    assert len(back) == 12 and all(np.array_equal(back[k], inputs[k]) for k in range(12))
+
+    scene = make_scene(width=64, height=48, keyframes=tuple(range(30)))
+    write_transforms(scene, tmp_path / "ds" / "transforms.json", write_images=True)
+    run_pipeline(named_config("default", input=tmp_path / "ds", output=tmp_path / "posed", device="cpu"))
+    assert "nothing to make between them" in capsys.readouterr().err
+    assert not (tmp_path / "posed" / "train").exists()
+    cfg = named_config("default", input=video, output=tmp_path / "remade", device="cpu", keep_inputs=False)
+    cfg.fuse.mode = "2d"
+    run_pipeline(cfg)
+    assert "nothing to make" not in capsys.readouterr().err
