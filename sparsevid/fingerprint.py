@@ -128,7 +128,9 @@ def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[
         else:  # a run of an older sparsevid recorded no weights: their path decides, as it did then
             oi.pop(name, None)
             ni.pop(name, None)
-    cfg = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    # a setting one side lacks is one its sparsevid did not have (a run of an older version, resumed or in a batch
+    # after an update): it is not a difference in what was asked for
+    cfg = [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
     files = []
     for name in sorted(set(oi) | set(ni)):
         fa, fb = oi.get(name, {}), ni.get(name, {})

@@ -1,6 +1,7 @@
 """The whole job: load -> poses -> undistort -> train (+ progressive fixes) -> camera path ->
 render -> post-render enhancement (the 3D route) -> fusion with the 2D flow route -> frames / video
--> evaluation (see ARCHITECTURE.md for the stages and their artifacts).
+-> evaluation (see ARCHITECTURE.md for the stages and their artifacts). Where every output frame is an input
+(``nothing_between``: a video given without ``--keyframes``), the inputs are the video, written at once.
 
 ``run_pipeline(RunConfig) -> RunResult`` is the one entry point; the CLI (``sparsevid run``) and
 the benchmark harness are thin wrappers around it. An output folder holds everything a run makes:
@@ -9,7 +10,7 @@ the benchmark harness are thin wrappers around it. An output folder holds everyt
       poses/          estimated poses (sparse/0, transforms.json, poses_report.json) when estimated
       train/          checkpoints (resumable) and point_cloud.ply
       frames/         frame_0000.png ... in the input camera model
-      video.mp4       H.264 yuv420p at the exact output fps
+      video.mp4       H.264 yuv420p at the exact output fps (+ a video input's sound under the frames, AAC)
       cameras.json    the camera path (nerfstudio convention); camera_path.json (nerfstudio viewer)
       contact_sheet.png
       quality.json    the leave-one-out quality estimate (fusion)
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from sparsevid import __version__, caches, log, outdir
+from sparsevid.data.audio import DecodedAudio, sound_for_output
 from sparsevid.data.camera import Camera
 from sparsevid.data.load import demo_path, load_scene
 from sparsevid.data.scene import Scene
@@ -416,19 +418,53 @@ def say_video_span(cfg: RunConfig, scene: Scene) -> None:
                  "from the last input)")
 
 
-def nothing_between(cfg: RunConfig, scene: Scene) -> bool:
-    """Whether every output frame is at an input's time and shows that input (``keep_inputs``): a video of
-    which every frame is an input (``run clip.mp4`` without ``--keyframes``) leaves nothing to make. One warning
-    line says so and suggests inputs (the caller then skips poses, training and fusion)."""
+def output_sound(cfg: RunConfig, scene: Scene) -> tuple[DecodedAudio | None, dict | None]:
+    """The sound ``video.mp4`` gets: the part of a video input's sound under the output frames, read with the input
+    (the video stage only encodes it), and what run.json records of it; (None, None) without one (not a video, no
+    sound, ``--video.no-audio``, ``--no-write-video``), or where ``--fps`` re-timed the frames (one line)."""
+    if not (cfg.write_video and cfg.video.audio and scene.audio is not None):
+        return None, None
+    src = scene.audio
+    if not src.matches(scene.fps):  # the frames are re-timed, their sound is not: the two would drift apart
+        log.info(f"the sound of {src.path.name} is left out of video.mp4: --fps {float(scene.fps):g} re-times its "
+                 f"frames ({float(src.fps):.3f} fps in the file)")
+        return None, None
+    times = cfg.path.frame_times(scene.fps, scene.indices[-1])
+    clip = src.span(times[0], Fraction(len(times)) / cfg.path.output_fps(scene.fps))
+    sound = sound_for_output(clip)
+    if sound is None:
+        return None, None
+    a, b = clip.file_times
+    return sound, {"source": str(src.path), "stream": src.stream, "from_s": round(a, 6), "to_s": round(b, 6),
+                   "source_codec": src.description, "codec": f"aac {sound.rate} Hz {sound.layout}"}
+
+
+def nothing_between(cfg: RunConfig, scene: Scene, model=None) -> bool:
+    """Whether every output frame is at an input's time and shows that input (``keep_inputs``), so that there is
+    nothing to make: a video of which every frame is an input (``run clip.mp4`` without ``--keyframes``), or an
+    output rate that only meets the inputs. One warning line says so (the caller then skips poses, training and
+    fusion). Not where 3D work is given or asked for: poses (a posed dataset, ``--poses-from``), a model
+    (``model``, ``--from-nerfstudio``, ``--ckpt``) or ``--fuse.mode 3d``: their cameras and Gaussians are outputs
+    too."""
+    if (not cfg.keep_inputs or cfg.fuse.mode == "3d" or model is not None or cfg.from_nerfstudio is not None
+            or cfg.ckpt is not None or cfg.poses_from is not None or scene.has_poses):
+        return False
     held = set(scene.indices)
-    if not cfg.keep_inputs or not all(p in held for p in cfg.path.frame_positions(scene.fps, scene.indices[-1])):
+    positions = cfg.path.frame_positions(scene.fps, scene.indices[-1])
+    if not all(p in held for p in positions):
         return False
     first, last = scene.indices[0], scene.indices[-1]
-    pick = sorted({round(first + k * (last - first) / 3) for k in range(4)})
-    log.warn(f"every output frame is an input frame (all {len(scene.frames)} frames {first}-{last} are inputs): "
-             "there is nothing to make between them, so the video is the inputs as they are (no poses, training "
-             f"or fusion) -> pick a few inputs with --keyframes (e.g. --keyframes {','.join(map(str, pick))}) "
-             "and sparsevid makes the frames between them")
+    if cfg.keyframes is None:
+        pick = sorted({round(first + k * (last - first) / 3) for k in range(4)})
+        why = f"every frame of the input is an input ({len(scene.frames)} frames, {first}-{last})"
+        fix = (f"pick a few inputs with --keyframes (e.g. --keyframes {','.join(map(str, pick))}) and sparsevid "
+               "makes the frames between them")
+    else:
+        why = (f"every output frame ({len(positions)} at {float(cfg.path.output_fps(scene.fps)):g} fps) falls on an "
+               "input's time")
+        fix = "a higher --path.fps, or fewer --keyframes further apart, leaves frames to make"
+    log.warn(f"{why}: there is nothing to make between them, so the video is the inputs as they are (no poses, "
+             f"training or fusion) -> {fix}")
     return True
 
 
@@ -806,7 +842,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         torch.cuda.reset_peak_memory_stats(device)
     state.update(timer=timer, identity=run_identity(cfg, scene))
     say_video_span(cfg, scene)
-    nothing = nothing_between(cfg, scene)
+    nothing = nothing_between(cfg, scene, model)
+    sound, sound_record = output_sound(cfg, scene)
     if cfg.fixer.name == "none" and cfg.fixer.progressive:
         log.warn("--progressive has no effect with --fixer none (a progressive round trains the fixer's views in) "
                  "-> pick a fixer for progressive rounds, e.g. --fixer reproject")
@@ -953,8 +990,6 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     with timer("encoding"):
         write_frames(frames, out / "frames")
         if cfg.write_video:
-            sound = scene.audio.span(times[0], Fraction(len(frames)) / out_fps) \
-                if cfg.video.audio and scene.audio is not None else None
             write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset, audio=sound)
         if path is not None:
             write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
@@ -999,6 +1034,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                 "training_steps": None if getattr(trainer, "step", None) is None else int(trainer.step),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
                 "pose_refinement": pose_refinement, "fixer": fixer_record, "quality_estimate": quality,
+                "sound": sound_record,
+                "inputs_only": nothing,  # every output frame is an input, written as it is (nothing_between)
                 "warnings": list(warnings),
                 "key_detail_sigma": None if key_sigmas is None else {str(k): v for k, v in key_sigmas.items()},
                 "metrics": None if metrics is None else {k: metrics[k] for k in

@@ -1403,3 +1403,14 @@ def test_an_empty_input_is_not_the_current_folder(tmp_path, capsys, command, mon
         rc, err = e.code, capsys.readouterr().err
     assert rc == 2 and "empty path (an unset shell variable?)" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_setting_an_older_run_did_not_have_is_not_a_difference(tmp_path):
+    """A run folder of an older sparsevid lacks settings added since (``video.audio``): --resume and batch take it
+    for the same run; a setting both have and that differs still counts."""
+    from sparsevid.fingerprint import _differences
+
+    old = {"config": {"seed": 0, "video": {"crf": 12}}, "inputs": {}}
+    assert _differences(old, {"config": {"seed": 0, "video": {"crf": 12, "audio": True}}, "inputs": {}}) == ([], [])
+    assert _differences(old, {"config": {"seed": 0, "video": {"crf": 18, "audio": True}}, "inputs": {}})[0] == \
+        ["video.crf: 12 -> 18"]

@@ -303,29 +303,40 @@ def test_the_same_seed_gives_bit_identical_runs_pose_stage_included(tmp_path):
 
 def test_a_video_whose_every_frame_is_an_input_is_written_as_it_is_with_one_line(tmp_path, capsys):
     """``run clip.mp4`` without --keyframes: every output frame is an input, so there is nothing to make; no pose
-    stage, training or fusion runs (a posed dataset is not trained either), the frames are the inputs, and one
-    line suggests --keyframes. With --no-keep-inputs the inputs are re-made as before."""
+    stage, training or fusion runs, the frames are the inputs, run.json and the report say why, and one line
+    suggests --keyframes. Where 3D work is given or asked for (poses, --fuse.mode 3d) or the inputs are re-made
+    (--no-keep-inputs), it runs as before; an output rate that only meets the inputs is named as the cause."""
     from tests.test_data import make_video
     from sparsevid.data.load import load_scene
+    from sparsevid.pipeline import nothing_between
     from sparsevid.video.io import read_frames
 
     video = make_video(tmp_path / "clip.mp4", n=12)
     res = run_pipeline(named_config("default", input=video, output=tmp_path / "out", device="cpu"))
     err = capsys.readouterr().err
-    assert "every output frame is an input frame (all 12 frames 0-11 are inputs)" in err
-    assert "--keyframes 0,4,7,11" in err
-    assert not (tmp_path / "out" / "poses").exists() and not (tmp_path / "out" / "train").exists()
+    assert err.count("there is nothing to make between them") == 1
+    assert "every frame of the input is an input (12 frames, 0-11)" in err and "--keyframes 0,4,7,11" in err
+    out = tmp_path / "out"
+    assert not (out / "poses").exists() and not (out / "train").exists()
     assert res.quality_estimate is None and res.route3d is None and "training" not in res.stage_seconds
     inputs = {f.index: f.image for f in load_scene(video).frames}
-    back = read_frames(tmp_path / "out" / "frames")
+    back = read_frames(out / "frames")
     assert len(back) == 12 and all(np.array_equal(back[k], inputs[k]) for k in range(12))
+    assert json.loads((out / "run.json").read_text())["inputs_only"] is True
+    page = (out / "report.html").read_text()
+    assert "every output frame is an input frame, written as it is" in page and "came from the input" not in page
 
-    scene = make_scene(width=64, height=48, keyframes=tuple(range(30)))
-    write_transforms(scene, tmp_path / "ds" / "transforms.json", write_images=True)
-    run_pipeline(named_config("default", input=tmp_path / "ds", output=tmp_path / "posed", device="cpu"))
-    assert "nothing to make between them" in capsys.readouterr().err
-    assert not (tmp_path / "posed" / "train").exists()
-    cfg = named_config("default", input=video, output=tmp_path / "remade", device="cpu", keep_inputs=False)
-    cfg.fuse.mode = "2d"
-    run_pipeline(cfg)
-    assert "nothing to make" not in capsys.readouterr().err
+    posed = make_scene(width=64, height=48, keyframes=tuple(range(30)))
+    cfg = named_config("default", keyframes=None)
+    assert not nothing_between(cfg, posed)  # a posed dataset: its Gaussians and camera path are outputs too
+    unposed = load_scene(video)
+    assert not nothing_between(named_config("default", keep_inputs=False), unposed)
+    cfg3d = named_config("default")
+    cfg3d.fuse.mode = "3d"
+    assert not nothing_between(cfg3d, unposed)
+    capsys.readouterr()
+    sparse = load_scene(video, keyframes=[0, 2, 4, 6, 8, 10])
+    half = named_config("default", keyframes=[0, 2, 4, 6, 8, 10])
+    half.path.fps = "15000/1001"
+    assert nothing_between(half, sparse)
+    assert "every output frame (6 at 14.985 fps) falls on an input's time" in capsys.readouterr().err

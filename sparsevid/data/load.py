@@ -210,15 +210,7 @@ def load_scene(path: str | Path, keyframes: list[int] | None = None, fps: float 
     if renumber:
         scene = from_first_frame(scene, path)
     if fps is not None:
-        rate = parse_fps(fps, "--fps")
-        audio = scene.audio
-        if audio is not None and rate != scene.fps:  # the frames are re-timed, their sound is not
-            from sparsevid.log import info
-
-            info(f"{path.name}: its sound is left out of video.mp4: --fps {fps} re-times its frames "
-                 f"({float(scene.fps):.3f} fps in the file)")
-            audio = None
-        scene = replace(scene, fps=rate, audio=audio)
+        scene = replace(scene, fps=parse_fps(fps, "--fps"))  # a video's sound keeps the file's rate (AudioSource)
     if len(scene.frames) < 2:
         raise SparsevidError(f"need at least 2 input frames, found {len(scene.frames)}",
                              fix="add frames or pick at least 2 --keyframes", path=path)

@@ -23,7 +23,7 @@ import numpy as np
 
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
-from sparsevid.data.audio import AudioSource, describe_stream
+from sparsevid.data.audio import AudioSource, first_sound
 
 #: file extensions read as videos (lower case)
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg",
@@ -254,8 +254,7 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
                                      fix="pass the video file itself, or a folder of its frames")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            sound = container.streams.audio[0] if container.streams.audio else None
-            sound = None if sound is None else (sound.index, describe_stream(sound))  # read while the file is open
+            sound = first_sound(container)  # (stream index, description), read while the file is open
             fps = stream_fps(stream, path)
             # frames the container's edit list hides (a clip cut with ffmpeg -ss ... -c copy keeps the packets
             # before the cut) are counted in its header, not decoded: expect no more than its duration holds
@@ -339,7 +338,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
         raise SparsevidError("video has no decodable frames", fix=fix, path=path)
     audio = None
     if sound is not None and tb and fps:  # frame index 0 (grid position ``base``) on the container's clock
-        audio = AudioSource(path, sound[0], Fraction(t0) * tb + Fraction(base) / fps, Fraction(fps), sound[1])
+        zero = Fraction(t0) * tb  # the pictures' first time stamp: 0 s as players count
+        audio = AudioSource(path, sound[0], zero + Fraction(base) / fps, Fraction(fps), zero, sound[1])
     expected = announced if shown is None or not announced else min(announced, shown)
     short = max_frames is None and until is None and not windowed and 0 < len(frames) + dropped < expected
     _report_rate(path, frames, dropped, fps, damaged=short)

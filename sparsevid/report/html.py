@@ -587,7 +587,8 @@ def _run_section(f: RunFolder) -> str | None:
     if run.get("status") == "failed":
         body += f'<p class="fail">The run stopped: {_esc(run.get("error") or "(no error recorded)")}</p>'
     fixer = run.get("fixer")
-    rows = [("fusion mode", (cfg.get("fuse") or {}).get("mode") or "–"),
+    rows = [("fusion mode", "none: every output frame is an input" if run.get("inputs_only") else
+             (cfg.get("fuse") or {}).get("mode") or "–"),
             ("seed", _fmt(cfg.get("seed"))),
             ("training steps", _fmt(run["training_steps"] if run.get("training_steps") is not None
                                     else (cfg.get("train") or {}).get("steps"))),
@@ -614,6 +615,9 @@ def _pose_section(f: RunFolder) -> str | None:
     rep = f.pose_report
     run = f.run or {}
     if rep is None:
+        if run.get("inputs_only"):
+            return _section("poses", "Camera poses", "<p>No poses were needed: every output frame is an input "
+                                                     "frame, written as it is.</p>")
         mode = ((run.get("config") or {}).get("fuse") or {}).get("mode")
         if mode == "2d" and f.cameras is None:
             return _section("poses", "Camera poses", "<p>No poses were needed: the video was made by the 2D route "

@@ -15,8 +15,8 @@ from sparsevid.errors import SparsevidError
 from sparsevid.io_utils import atomic_save, atomic_write_bytes
 from sparsevid.data.images import read_image  # noqa: F401  (re-exported: frames read as the input's are)
 from sparsevid.data.timebase import fps_fraction
-from sparsevid.data.audio import AudioClip
-from sparsevid.video.audio import AudioTrack, DecodedAudio, decode_clip
+from sparsevid.data.audio import DecodedAudio
+from sparsevid.video.audio import AudioTrack
 
 #: x264's presets, fastest to slowest (the same quality at a smaller file the slower)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -146,12 +146,11 @@ def x264_asm() -> str:
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fraction = 30,
                 crf: int = VideoConfig.crf, preset: str = VideoConfig.preset, announce_padding: bool = True,
-                audio: AudioClip | None = None) -> Path:
+                audio: DecodedAudio | None = None) -> Path:
     """Write T x [H, W, 3] uint8 RGB frames as an H.264 (libx264, yuv420p) MP4.
 
-    ``audio``: a source video's sound under these frames (:meth:`~sparsevid.video.audio.AudioSource.span`), written
-    beside them as AAC, interleaved with the pictures (:mod:`sparsevid.video.audio`). Sound that does not decode
-    costs one warning line, and the file holds the pictures alone.
+    ``audio``: the sound under these frames (:func:`sparsevid.data.audio.read_sound`), written beside them as AAC,
+    interleaved with the pictures (:mod:`sparsevid.video.audio`).
 
     The RGB -> YUV conversion is BT.601 (limited range, :func:`rgb_to_yuv420p`), and the stream says so
     (:data:`COLOUR_TAGS`), so players show the frames' colours at every frame size. The index comes first
@@ -178,8 +177,6 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
         info(f"{path.name}: the {w}x{h} frames are padded to {w + w % 2}x{h + h % 2} (H.264 in yuv420p needs even "
              "sizes; the last row/column is repeated, the frames are kept as they are)")
 
-    sound = _decoded_sound(audio, path) if audio is not None else None
-
     def _write(tmp: Path) -> None:
         # faststart: the index (moov) before the data, so a browser plays a file served over the web at once
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -192,7 +189,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
             stream.codec_context.time_base = 1 / rate
             crop = f":crop-rect=0,0,{coded - width},0" if coded != width else ""  # decoders show width x height
             stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": COLOUR_TAGS + crop + x264_asm()}
-            track = AudioTrack(container, sound) if sound is not None else None
+            track = AudioTrack(container, audio) if audio is not None else None
             for k, img in enumerate(frames):
                 if track is not None:  # the sound up to this frame's end, beside it in the file
                     track.feed_until(Fraction(k + 1) / rate)
@@ -219,25 +216,6 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float | Fra
             raise os_error(e, path, "write the video") from None
         raise SparsevidError(f"could not write the video: {e}", path=path,
                              fix="check the folder is writable and has free space") from e
-
-
-def _decoded_sound(audio: AudioClip, path: Path) -> DecodedAudio | None:
-    """``audio`` decoded for the AAC encoder, with one line saying what ``path`` gets; None, with a warning line,
-    where it does not decode."""
-    from sparsevid.log import info, warn
-
-    src = audio.source
-    try:
-        sound = decode_clip(audio)
-    except Exception as e:  # PyAV / FFmpeg errors: the pictures are written all the same
-        warn(f"{path.name}: the sound of {src.path.name} could not be carried over ({type(e).__name__}: "
-             f"{str(e).strip()[:100]}); the video holds the pictures alone -> re-encode its sound "
-             "(ffmpeg -i IN -c:v copy -c:a aac OUT.mp4) and run again, or --video.no-audio")
-        return None
-    info(f"{path.name}: with the sound of {src.path.name} from {float(audio.start):.3f} s to "
-         f"{float(audio.start + audio.duration):.3f} s ({src.description or 'audio'} -> AAC {sound.rate / 1000:g} kHz "
-         f"{sound.layout}; --video.no-audio leaves it out)")
-    return sound
 
 
 def read_video(path: str | Path) -> tuple[list[np.ndarray], Fraction]:

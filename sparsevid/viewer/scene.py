@@ -159,7 +159,10 @@ def load_output(out: str | Path) -> ViewerScene:
     rep = folder.pose_report
     failed = isinstance(rep, dict) and rep.get("failed")
     two_d = failed or (run.get("config") or {}).get("fuse", {}).get("mode") == "2d"
-    if scene.gaussians is None and not scene.cameras and two_d and status in (None, "done", "reporting"):
+    if scene.gaussians is None and not scene.cameras and run.get("inputs_only"):
+        scene.notes.append("every output frame is an input frame, written as it is: no camera path and no "
+                           "Gaussians, only the frames")
+    elif scene.gaussians is None and not scene.cameras and two_d and status in (None, "done", "reporting"):
         scene.notes.append("2D-only run: no camera path and no Gaussians, only the output frames"
                            + (f" (the pose stage failed: {failed})" if failed else " (--fuse-mode 2d)"))
     elif scene.gaussians is None and not scene.cameras and not ply_note:
