@@ -17,9 +17,13 @@ from sparsevid.video.io import write_video
 
 
 def make_clip_with_sound(path: Path, n: int = 60, rate: int = 30, sample_rate: int = 48000, layout: str = "stereo",
-                         burst: tuple[float, float] = (1.0, 1.2), codec: str = "aac", audio_delay: float = 0.0) -> Path:
-    """``n`` frames of 64x48 at ``rate`` fps, with a sound that is silent but for a 440 Hz tone over ``burst``
-    (seconds of the file; the audio stream starting ``audio_delay`` seconds after the video)."""
+                         burst: tuple[float, float] = (1.0, 1.2), codec: str = "aac", audio_delay: float = 0.0,
+                         drop: tuple[float, float] | None = None, junk: tuple[float, float] | None = None,
+                         level: float = 0.5) -> Path:
+    """``n`` frames of 64x48 at ``rate`` fps, with a sound that is silent but for a 440 Hz tone of amplitude
+    ``level`` over ``burst`` (seconds of the file; the audio stream starting ``audio_delay`` seconds after the
+    video). ``drop``: the audio frames starting in this interval are left out (the others keep their time stamps: a
+    gap). ``junk``: the audio packets starting in this interval carry garbage (they do not decode)."""
     import av
 
     with av.open(str(path), "w") as c:
@@ -29,7 +33,7 @@ def make_clip_with_sound(path: Path, n: int = 60, rate: int = 30, sample_rate: i
         size = audio.codec_context.frame_size or 1024
         channels = audio.codec_context.channels
         t = audio_delay + np.arange(int((n / rate - audio_delay) * sample_rate)) / sample_rate
-        tone = np.where((t >= burst[0]) & (t < burst[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+        tone = np.where((t >= burst[0]) & (t < burst[1]), level * np.sin(2 * np.pi * 440 * t), 0.0)
         planar = np.tile(tone.astype(np.float32), (channels, 1))
         fmt = audio.codec_context.format.name
         sent, first = 0, round(audio_delay * sample_rate)
@@ -43,9 +47,16 @@ def make_clip_with_sound(path: Path, n: int = 60, rate: int = 30, sample_rate: i
                     part = (part.T.reshape(1, -1) * 32767).astype(np.int16)
                 frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format=fmt, layout=layout)
                 frame.sample_rate, frame.pts = sample_rate, first + sent
-                for p in audio.encode(frame):
-                    c.mux(p)
+                at = (first + sent) / sample_rate
                 sent += size
+                if drop is not None and drop[0] <= at < drop[1]:
+                    continue
+                for p in audio.encode(frame):
+                    if junk is not None and p.pts is not None and junk[0] <= float(p.pts * p.time_base) < junk[1]:
+                        bad = av.Packet(bytes(range(256)) * (max(p.size, 256) // 256))
+                        bad.pts, bad.dts, bad.time_base, bad.stream = p.pts, p.dts, p.time_base, p.stream
+                        p = bad
+                    c.mux(p)
         for p in video.encode():
             c.mux(p)
         for p in audio.encode(None):
@@ -213,7 +224,8 @@ def test_inspect_names_the_sound(tmp_path):
     from sparsevid.cli.inspect import summary_lines
 
     lines = summary_lines(load_scene(make_clip_with_sound(tmp_path / "clip.mp4", sample_rate=44100, layout="mono")))
-    assert "sound: aac 44.1 kHz mono (run carries the part under the output frames over to video.mp4)" in lines
+    assert "sound: aac 44.1 kHz mono (audio stream 1 of the file; run puts the part under the output frames into " \
+        "video.mp4)" in lines
     from tests.test_data import make_video
 
     assert not any(x.startswith("sound:") for x in summary_lines(load_scene(make_video(tmp_path / "mute.mp4"))))
@@ -244,3 +256,39 @@ def test_the_video_with_its_sound_plays_in_chromium(tmp_path):
         finally:
             browser.close()
     assert width == 64 and abs(duration - 1.0) < 0.01 and audio_bytes > 1000 and video_bytes > 0
+
+
+def test_a_gap_in_the_sound_stays_silent_and_the_sound_after_it_in_step(tmp_path):
+    """Audio frames missing at 0.8-1.0 s (the later ones keep their time stamps; PCM in Matroska, which keeps such a
+    gap where MP4's PCM and the AAC and FLAC encoders close it): silence there, and the tone at 1.0-1.2 s where it
+    belongs (it came 192 ms early when the frames were laid end to end). Matroska's millisecond time stamps do not
+    move frames that follow each other."""
+    clip = make_clip_with_sound(tmp_path / "clip.mkv", codec="pcm_s16le", drop=(0.8, 1.0))
+    scene = load_scene(clip, keyframes=[0, 10, 20], start="0.3")
+    sound = read_sound(scene.audio.span(Fraction(0), Fraction(3, 2)))
+    a, b = tone_span(sound.samples[0], sound.rate)
+    first_kept = 47 * 1024 / 48000  # the first frame not dropped (1024 samples a frame) starts at 1.0027 s
+    assert abs(a - (first_kept - 0.3)) < 1e-3 and abs(b - 0.9) < 1e-3, (a, b)
+    assert np.abs(sound.samples[0, int(0.51 * 48000):int(0.69 * 48000)]).max() == 0  # the gap: silence
+    assert sound.sound_span == (0.0, 1.5)
+
+
+def test_packets_that_do_not_decode_are_silence_not_the_loss_of_the_sound(tmp_path):
+    clip = make_clip_with_sound(tmp_path / "clip.mp4", junk=(0.3, 0.5), burst=(0.2, 1.2))
+    scene = load_scene(clip, keyframes=[0, 10, 20])
+    sound = read_sound(scene.audio.span(Fraction(0), Fraction(2)))
+    x = np.abs(sound.samples[0])
+    assert x[int(0.6 * 48000):int(1.1 * 48000)].max() > 0.4  # the tone after the damaged packets is there
+    a, b = tone_span(sound.samples[0], sound.rate)
+    assert abs(a - 0.2) < 2e-3 and abs(b - 1.2) < 2e-3, (a, b)
+
+
+def test_a_mix_down_from_six_channels_is_not_clipped(tmp_path):
+    """5.1 with the tone at 0.6 in every channel: the stereo mix keeps the tone's shape (the mixing matrix is
+    scaled; summed as it was, the mix reached 1.485 and was clipped)."""
+    clip = make_clip_with_sound(tmp_path / "clip.mp4", layout="5.1", level=0.6)
+    sound = read_sound(load_scene(clip, keyframes=[0, 10, 20]).audio.span(Fraction(0), Fraction(2)))
+    x = sound.samples[0, int(1.02 * 48000):int(1.18 * 48000)]
+    assert np.abs(sound.samples).max() < 0.999
+    t = np.arange(int(1.02 * 48000), int(1.18 * 48000)) / 48000
+    assert np.corrcoef(x, np.sin(2 * np.pi * 440 * t))[0, 1] > 0.995

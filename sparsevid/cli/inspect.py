@@ -72,8 +72,8 @@ def summary_lines(scene: Scene, given: str | Path | None = None) -> list[str]:
         f"points: {n_pts}",
         f"input frames: {', '.join(map(str, scene.indices))}",
         f"ground-truth only: {', '.join(map(str, gt)) if gt else 'none'}",
-    ] + ([f"sound: {scene.audio.description} (run carries the part under the output frames over to video.mp4)"]
-         if scene.audio is not None else [])
+    ] + ([f"sound: {scene.audio.description} (audio stream {scene.audio.stream} of the file; run puts the part "
+          "under the output frames into video.mp4)"] if scene.audio is not None else [])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -101,68 +101,124 @@ class DecodedAudio:
     """Planar float samples, ready for the AAC encoder.
 
     Attributes:
-        samples: [C, S] float32 in [-1, 1], C 1 (mono) or 2 (stereo; more channels are mixed down to two, scaled so
-            that the mix does not clip).
+        samples: [C, S] float32 in [-1, 1], C 1 (mono) or 2 (stereo; more channels are mixed down to two with a
+            mixing matrix scaled so that the mix does not clip).
         rate: samples per second (one AAC codes).
+        sound_span: (first, last) seconds of the span that hold the file's sound (the rest is silence: a sound that
+            starts after the span does, or ends before it); None: none does.
     """
 
     samples: np.ndarray
     rate: int
+    sound_span: tuple[float, float] | None = None
 
     @property
     def layout(self) -> str:
         return "mono" if self.samples.shape[0] == 1 else "stereo"
 
 
+#: a span starting this far (seconds) into the file or later is decoded from a seek; an earlier one from the
+#: stream's first sample, whose time stamp is exact (Matroska/WebM round every packet's time to the millisecond)
+SEEK_AFTER = 60
+
+
 def read_sound(clip: AudioClip) -> DecodedAudio:
-    """Decode ``clip`` from its file: exactly ``round(duration * rate)`` samples from the sample at its start (silence
-    where the file's sound starts later or ends earlier).
+    """Decode ``clip`` from its file: exactly ``round(duration * rate)`` samples from the sample at its start.
+
+    Each decoded frame follows the one before it, unless its time stamp says otherwise by more than
+    :func:`_tolerance` (a gap in the sound: silence there; an overlap: the later frame wins). A packet that does
+    not decode (damaged, or cut by a seek) is silence; a change of sample rate or channels mid-stream is followed.
+    Where the file's sound starts after the span or ends before it, the rest is silence.
 
     Raises:
-        Exception: whatever PyAV raises for a file or stream it cannot decode (the caller says so in one line).
+        ValueError: no sound decoded in or before the span.
+        Exception: whatever PyAV raises for a file it cannot open or read (the caller says so in one line).
     """
-    first_time, held, rate = _decode_from(clip, seek=True)
-    if first_time > clip.start:  # the seek landed after the span's start (a file with few seek points): from 0
-        first_time, held, rate = _decode_from(clip, seek=False)
-    count = round(clip.duration * rate)
-    begin = round((clip.start - first_time) * rate)  # where the clip starts in what was decoded
-    out = np.zeros((held.shape[0], count), np.float32)
-    lo, hi = max(begin, 0), min(begin + count, held.shape[1])
-    if hi > lo:
-        out[:, lo - begin:hi - begin] = held[:, lo:hi]
+    seek = clip.start - SEEK_MARGIN > SEEK_AFTER
+    placed = _decode_into(clip, seek)
+    if seek and (placed.first is None or placed.first > clip.start):  # a seek past the span's start: from the start
+        placed = _decode_into(clip, seek=False)
+    if placed.first is None:
+        raise ValueError("no sound decoded")
+    out = placed.samples
     peak = float(np.abs(out).max()) if out.size else 0.0
-    if peak > 1.0:  # a mix down from more channels summed past full scale: scaled, not clipped
-        out /= peak
-    return DecodedAudio(out, rate)
+    if peak > 1.0:  # a decoder's float output past full scale: scaled, not clipped
+        out = out / peak
+    span = None
+    if placed.last is not None and placed.last > clip.start and placed.first < clip.start + clip.duration:
+        span = (float(max(placed.first - clip.start, 0)), float(min(placed.last - clip.start, clip.duration)))
+    return DecodedAudio(out, placed.rate, span)
 
 
-def _decode_from(clip: AudioClip, seek: bool) -> tuple[Fraction, np.ndarray, int]:
-    """(the clock time of the first sample decoded, [C, S] float32 samples up to the clip's end, their rate)."""
+def _tolerance(time_base: Fraction | None) -> Fraction:
+    """How far a frame's time stamp may stray from where the frame before it ends and still be taken as following
+    it: 2 ms, or two ticks of a coarser clock."""
+    return max(Fraction(1, 500), 2 * time_base) if time_base else Fraction(1, 500)
+
+
+@dataclass
+class _Placed:
+    """Samples placed in a span: [C, S] float32, their rate, and the clock times of the first sample decoded and of
+    the end of the last (None: none)."""
+
+    samples: np.ndarray
+    rate: int
+    first: Fraction | None = None
+    last: Fraction | None = None
+
+
+def _decode_into(clip: AudioClip, seek: bool) -> _Placed:
     import av
 
     src = clip.source
     with av.open(str(src.path)) as container:
         stream = container.streams[src.stream]
-        in_rate = stream.codec_context.sample_rate or 48000
+        ctx = stream.codec_context
+        in_rate = ctx.sample_rate or 48000
         rate = in_rate if in_rate in AAC_RATES else 48000
-        layout = "mono" if (stream.codec_context.channels or 2) == 1 else "stereo"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        tb = stream.time_base
-        seek_to = clip.start - SEEK_MARGIN
-        if seek and seek_to > 0 and tb:
-            container.seek(int(seek_to / tb), stream=stream, backward=True)
-        end = clip.start + clip.duration
-        first_time, chunks = None, []
-        for frame in container.decode(stream):
-            if first_time is None:
-                first_time = Fraction(frame.pts) * tb if frame.pts is not None and tb else Fraction(0)
-            chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            if frame.pts is not None and tb and Fraction(frame.pts) * tb > end:
+        layout = "mono" if (ctx.channels or 2) == 1 else "stereo"
+        placed = _Placed(np.zeros((1 if layout == "mono" else 2, round(clip.duration * rate)), np.float32), rate)
+        tb, end, tol = stream.time_base, clip.start + clip.duration, _tolerance(stream.time_base)
+        if seek and tb:
+            container.seek(int((clip.start - SEEK_MARGIN) / tb), stream=stream, backward=True)
+        resampler, setup = None, None
+
+        def place(chunk: np.ndarray, at: Fraction | None) -> None:
+            if placed.last is None:
+                at = at if at is not None else Fraction(0)
+                placed.first = at
+            elif at is None or abs(at - placed.last) <= tol:
+                at = placed.last  # the frame follows the one before it
+            pos, n = round((at - clip.start) * rate), chunk.shape[1]
+            lo, hi = max(pos, 0), min(pos + n, placed.samples.shape[1])
+            if hi > lo:
+                placed.samples[:, lo:hi] = chunk[:, lo - pos:hi - pos]
+            placed.last = at + Fraction(n, rate)
+
+        def drain(frames) -> None:
+            for o in frames:
+                place(o.to_ndarray(), Fraction(o.pts) * o.time_base if o.pts is not None and o.time_base else None)
+
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:  # a damaged packet, or one a seek cut: silence in its place
+                continue
+            for frame in frames:
+                key = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if key != setup:  # the first frame, or the sound changed its rate or channels mid-stream
+                    if resampler is not None:
+                        drain(resampler.resample(None))
+                    # the mixing matrix scaled so that a mix down from more channels does not pass full scale
+                    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate,
+                                                  options={"rematrix_maxval": "1.0"})
+                    setup = key
+                drain(resampler.resample(frame))
+            if placed.last is not None and placed.last > end:
                 break
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-    channels = 1 if layout == "mono" else 2
-    held = np.concatenate(chunks, axis=1).astype(np.float32) if chunks else np.zeros((channels, 0), np.float32)
-    return (first_time if first_time is not None else clip.start), held, rate
+        if resampler is not None:
+            drain(resampler.resample(None))
+    return placed
 
 
 def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> DecodedAudio | None:
@@ -179,6 +235,10 @@ def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> Dec
              f"and run again, or {fix_flag}")
         return None
     a, b = clip.file_times
-    info(f"video.mp4 gets the sound of {src.path.name} from {a:.3f} s to {b:.3f} s ({src.description or 'audio'} "
-         f"-> AAC {sound.rate / 1000:g} kHz {sound.layout}; {fix_flag} leaves it out)")
+    held = sound.sound_span
+    silent = "" if held is not None and held[0] < 1e-3 and held[1] > float(clip.duration) - 1e-3 else \
+        " (the file has no sound there: silence)" if held is None else \
+        f" (the file's sound covers {a + held[0]:.3f}-{a + held[1]:.3f} s of it: silence elsewhere)"
+    info(f"video.mp4 gets the sound of {src.path.name} from {a:.3f} s to {b:.3f} s{silent} "
+         f"({src.description or 'audio'} -> AAC {sound.rate / 1000:g} kHz {sound.layout}; {fix_flag} leaves it out)")
     return sound
