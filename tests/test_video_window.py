@@ -204,3 +204,24 @@ def test_eval_and_report_pair_a_windowed_run_with_its_window(video, tmp_path):
     assert m["heldout"]["count"] == 26 and m["heldout"]["psnr"] == pytest.approx(own["psnr"], abs=1e-6)
     assert run_ground_truth(out, None) is not None  # the report falls back to the run's own input
     assert main(["report", str(out), "--gt", str(video)]) == 0 and (out / "report.html").is_file()
+
+
+def test_a_window_of_a_ts_with_one_key_frame_is_decoded_from_its_start(tmp_path):
+    """A .ts whose only key frame is its first (x264's default GOP of 250 frames): the seek to --start lands past
+    every key frame and decodes nothing; the window is then decoded from the file's start (it was refused as
+    "--start 1.0 is beyond the video: it is 3.000 s long")."""
+    import av
+
+    path = tmp_path / "clip.ts"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(90):
+            for p in s.encode(av.VideoFrame.from_ndarray(coded(k), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    scene = load_scene(path, start="1.0", keyframes=[0, 10, 20])
+    assert [decode_number(f.image) for f in scene.frames] == [30, 40, 50]
+    scene = load_scene(path, start="f31", end="f80", keyframes=[0, 49])
+    assert [decode_number(f.image) for f in scene.frames] == [31, 80] and len(scene.gt_frames) == 48

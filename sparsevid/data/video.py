@@ -66,6 +66,15 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
+def _peek(frames):
+    """(an iterator giving the same items as ``frames``, its first item or None): the first is read ahead."""
+    import itertools
+
+    it = iter(frames)
+    first = next(it, None)
+    return (it if first is None else itertools.chain([first], it)), first
+
+
 def _report_rate(path: Path, frames: list[Frame], dropped: int, fps: Fraction | None, damaged: bool = False) -> None:
     """Each frame sits at its time stamp's position on the frame-rate grid (index = time x fps). A variable-rate video
     (a dropped frame, a phone slowing down in dim light) leaves positions empty or puts two frames on one: say so in
@@ -276,7 +285,14 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             base = first if windowed else None  # the grid position of index 0
             dropped = 0  # frames that share a grid position with the frame before (the later is dropped)
             stopped = False
-            for count, vf in enumerate(container.decode(stream)):
+            decoded = container.decode(stream)
+            if seeked:  # a stream with few key frames (a .ts with one) can land the seek past the window's start
+                decoded, landed = _peek(decoded)
+                n0 = None if landed is None or landed.pts is None else round((landed.pts - t0) * tb * fps)
+                if n0 is None or n0 > first:
+                    container.seek(0, backward=True)  # from the start (the container's clock), as without a window
+                    decoded = container.decode(stream)
+            for count, vf in enumerate(decoded):
                 # the frame's position on the stream's frame-rate grid, from its time stamp
                 if vf.pts is not None and tb and fps:
                     n = round((vf.pts - t0) * tb * fps)
