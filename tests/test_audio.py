@@ -192,14 +192,14 @@ def test_fps_given_for_a_video_leaves_its_sound_out(tmp_path, capsys):
 
 
 def test_run_writes_the_sound_and_no_audio_leaves_it_out(tmp_path):
-    """End to end through the command line: video.mp4 holds the sound of the output frames' 1.5 s, and run.json
-    says so; --video.no-audio leaves it out."""
+    """End to end through the command line: video.mp4 holds the sound of the output frames' 1.5 s, run.json and
+    the report say so (its player is not muted); --video.no-audio leaves it out."""
     from sparsevid.pipeline import named_config, run_pipeline
 
     clip = make_clip_with_sound(tmp_path / "clip.mp4")
     out = tmp_path / "with"
     r = subprocess.run([sys.executable, "-m", "sparsevid", "run", str(clip), "--keyframes", "15,24,34,44", "-o",
-                        str(out), "--fuse.mode", "2d", "--no-write-report"], capture_output=True, text=True)
+                        str(out), "--fuse.mode", "2d"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "video.mp4 gets the sound of clip.mp4 from 0.000 s to 1.500 s (aac 48 kHz stereo -> AAC 48 kHz stereo" \
         in r.stderr
@@ -207,6 +207,9 @@ def test_run_writes_the_sound_and_no_audio_leaves_it_out(tmp_path):
     assert abs(len(samples) / rate - 1.5) < 1024 / rate + 1e-9
     a, b = tone_span(samples, rate)
     assert abs(a - 1.0) < 2e-3 and abs(b - 1.2) < 2e-3
+    page = (out / "report.html").read_text()
+    assert "video.mp4 with the sound of clip.mp4 from 0.000 s to 1.500 s" in page
+    assert '<video id="output-video" class="main" controls loop playsinline' in page  # not muted: it has sound
     record = json.loads((out / "run.json").read_text())["sound"]
     assert record["from_s"] == 0 and record["to_s"] == 1.5 and record["codec"] == "aac 48000 Hz stereo"
     import av

@@ -308,8 +308,14 @@ def _header(f: RunFolder) -> str:
 
 def _video_section(f: RunFolder) -> str | None:
     mp4 = f.out / "video.mp4"
+    sound = (f.run or {}).get("sound") if isinstance((f.run or {}).get("sound"), dict) else None
+    muted = " muted"  # a page's own small encoding has no sound
     if mp4.is_file() and (mp4.stat().st_size <= MAX_EMBEDDED_VIDEO_BYTES or not f.frame_files):
         uri, note = _b64(mp4.read_bytes(), "video/mp4"), "video.mp4"
+        if sound:
+            muted = ""  # it plays with the input's sound
+            note += (f" with the sound of {Path(str(sound.get('source', '?'))).name} from "
+                     f"{float(sound.get('from_s') or 0):.3f} s to {float(sound.get('to_s') or 0):.3f} s")
     elif f.frame_files:
         why = "video.mp4 is large" if mp4.is_file() else "no video.mp4"
         frames = [_resize_width(fr, FALLBACK_VIDEO_WIDTH) for fr in f.frames()]
@@ -318,7 +324,7 @@ def _video_section(f: RunFolder) -> str | None:
         return None
     first = f.frame(min(f.frame_files)) if f.frame_files else None
     cap = f' style="max-width:{max(2 * first.shape[1], 640)}px"' if first is not None else ""  # tiny videos
-    body = (f'<video id="output-video" class="main" controls loop muted playsinline preload="auto"{cap} src="{uri}">'
+    body = (f'<video id="output-video" class="main" controls loop{muted} playsinline preload="auto"{cap} src="{uri}">'
             "</video>"
             f'<p class="note">{_esc(note)}, {f.num_frames} frames at {float(f.out_fps):.3f} fps. '
             "Inputs are marked on the timeline below; click one to jump there.</p>")
