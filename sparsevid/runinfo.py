@@ -24,6 +24,11 @@ def _read(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def read_run_json(out: str | Path) -> dict | None:
+    """A run folder's ``run.json`` as a dict; None where it is missing, unreadable or not a JSON object."""
+    return _read(Path(out) / RUN_JSON)
+
+
 def recorded_input(out: str | Path) -> str | None:
     """The input a run folder ``out`` recorded, as its ``run.json`` names it (``config.input``), or, for a run that
     stopped before writing one, its ``config.yaml``; None when neither names one (the embedded demo) or is readable."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import glob
-import json
 import socket
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparsevid.errors import SparsevidError
+from sparsevid.runinfo import read_run_json
 
 if TYPE_CHECKING:
     from sparsevid.pipeline import RunConfig
@@ -251,13 +251,6 @@ def refused_row(spec: ClipSpec, why: str) -> dict[str, Any]:
                             "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o")
 
 
-def _read_run_json(out: Path) -> dict | None:
-    try:
-        return json.loads((out / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def clip_state(out: str | Path) -> str:
     """``"finished"`` (a run folder with a finished ``run.json`` and its video or frames),
     ``"partial"`` (a run folder without: an interrupted or killed run, to resume) or ``"new"``
@@ -267,7 +260,7 @@ def clip_state(out: str | Path) -> str:
     out = Path(out)
     if not (out / MARKER).is_file():
         return "new"
-    info = _read_run_json(out)
+    info = read_run_json(out)
     if (info is not None and info.get("status", "done") == "done"  # "interrupted", "reporting": not finished
             and ((out / "video.mp4").is_file() or (out / "frames").is_dir())):
         return "finished"
@@ -293,7 +286,7 @@ def clip_row(spec: ClipSpec, status: str, error: str = "", resumed: bool = False
                            "output": spec.output, "frames": None, "device": None, "resumed": resumed,
                            "host": socket.gethostname(), "wall_s": None if wall is None else round(wall, 3),
                            "report": "", "seconds": {}, "quality": {}, "metrics": {}}
-    info = _read_run_json(out) if status != FAILED else None
+    info = read_run_json(out) if status != FAILED else None
     if info is not None:
         row["frames"] = info.get("num_frames")
         if warnings is None and isinstance(info.get("warnings"), list):
