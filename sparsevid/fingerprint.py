@@ -98,7 +98,7 @@ def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: 
 
 
 #: settings that change nothing a run computes: compared as if equal (a finished clip is not redone for them)
-OUTPUT_ONLY_KEYS = ("write_report",)
+OUTPUT_ONLY_KEYS = ("write_report", "keep_checkpoint")
 
 
 def _comparable(flat: dict[str, Any]) -> dict[str, Any]:

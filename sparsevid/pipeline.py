@@ -91,6 +91,11 @@ class RunConfig:
         ckpt: render from this trainer checkpoint instead of training (``--skip-training``).
         write_video: also encode video.mp4 (frames are always written; its encoding: ``video``).
         write_report: write the self-contained OUT/report.html (see :mod:`sparsevid.report`).
+        keep_checkpoint: keep the trainer's checkpoints (``OUT/train/checkpoint.safetensors``, and those of
+            ``--fuse.loo-models``) once the run is done. They let ``--resume`` continue an interrupted run and
+            ``--ckpt`` render a finished one again; they hold the optimizer's state beside the Gaussians, about
+            1 KB per Gaussian (42 MB for the CPU run of the shared clip). False: deleted when the run is done, for
+            batches of many clips; the Gaussians stay in ``train/point_cloud.ply`` and ``.splat``.
         keep_inputs: output frames at an input frame's exact time are that input frame itself
             (resized to the output size), not a re-render of it.
         even_key_detail: an output frame at an input's time is made no sharper than the output frames
@@ -132,6 +137,7 @@ class RunConfig:
     ckpt: Path | None = None
     write_video: bool = True
     write_report: bool = True
+    keep_checkpoint: bool = True
     keep_inputs: bool = True
     even_key_detail: bool = True
     cpu_max_gaussians: int = 40_000
@@ -682,6 +688,25 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
+def drop_checkpoints(train_dir: Path) -> None:
+    """Delete the trainer's checkpoints of a finished run (``--no-keep-checkpoint``): ``train_dir``'s and those of
+    its leave-one-out models (``held_out_<k>/``), with one line saying how much space that gave back. The exports
+    (``point_cloud.ply``, ``.splat``) stay."""
+    from sparsevid.gaussians.checkpoint import CHECKPOINT_NAME
+
+    files = [p for p in [train_dir / CHECKPOINT_NAME, *sorted(train_dir.glob(f"held_out_*/{CHECKPOINT_NAME}"))]
+             if p.is_file()]
+    if not files:
+        return
+    freed = 0
+    for p in files:
+        size = p.stat().st_size
+        p.unlink()
+        freed += size
+    log.info(f"deleted the trainer's checkpoint{'s' if len(files) > 1 else ''} ({freed / 2**20:.0f} MB; "
+             "--no-keep-checkpoint): the Gaussians stay in train/point_cloud.ply and .splat")
+
+
 def _round_records(updater: ProgressiveUpdater | None) -> list[dict]:
     """What each progressive round of ``updater`` did, as run.json lists it."""
     return [{"round": r.round + 1, "step": r.step, "views": r.num_views, "mean_confidence": round(r.mean_confidence, 4)}
@@ -1062,6 +1087,8 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             times["total"] = round(times.get("total", 0.0) + delta, 3)
         run_info["status"] = run_info["segments"][-1]["status"] = "done"
         write_json(out / "run.json", run_info)
+    if not cfg.keep_checkpoint:
+        drop_checkpoints(out / "train")
     est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
                                       f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     page = f"; open {out / 'report.html'} in a browser" if cfg.write_report else ""

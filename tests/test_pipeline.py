@@ -340,3 +340,23 @@ def test_a_video_whose_every_frame_is_an_input_is_written_as_it_is_with_one_line
     half.path.fps = "15000/1001"
     assert nothing_between(half, sparse)
     assert "every output frame (6 at 14.985 fps) falls on an input's time" in capsys.readouterr().err
+
+
+def test_no_keep_checkpoint_deletes_the_checkpoint_once_the_run_is_done(tmp_path, capsys):
+    """--no-keep-checkpoint (batches of many clips): the trainer's checkpoint goes once the run is done, the
+    exports stay, and a batch over the same clip takes it for finished (the setting changes no result)."""
+    from sparsevid.batch.jobs import clip_state
+    from sparsevid.fingerprint import _differences
+
+    scene = make_scene(width=64, height=48)
+    ds = tmp_path / "ds"
+    write_transforms(scene, ds / "transforms.json", write_images=True)
+    cfg = named_config("default", input=ds, output=tmp_path / "out", keyframes=[0, 9, 19, 29], device="cpu",
+                       steps=40, keep_checkpoint=False)
+    run_pipeline(cfg)
+    train = tmp_path / "out" / "train"
+    assert not (train / "checkpoint.safetensors").exists()
+    assert (train / "point_cloud.ply").is_file() and (train / "point_cloud.splat").is_file()
+    assert "deleted the trainer's checkpoint" in capsys.readouterr().err
+    assert clip_state(tmp_path / "out") == "finished"
+    assert _differences({"config": {"keep_checkpoint": True}}, {"config": {"keep_checkpoint": False}}) == ([], [])
