@@ -649,7 +649,8 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     views = input_views(scene, train_und)
     ckpt = find_checkpoint(ckpt_dir) if cfg.resume else None  # an old pickled one: a one-line error
     if cfg.resume and ckpt is None:
-        log.info(f"resuming: no training checkpoint in {ckpt_dir} (none was saved), training starts from step 0")
+        log.info(f"resuming: no training checkpoint in {ckpt_dir} (none was saved, or --no-keep-checkpoint deleted it), "
+                 "training starts from step 0")
     if ckpt is not None:
         trainer = Trainer.from_checkpoint(ckpt, device, run_dir=ckpt_dir)
         log.info(f"resuming training from {ckpt} at step {trainer.step}/{trainer.total_steps}")
