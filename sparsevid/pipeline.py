@@ -442,7 +442,9 @@ def output_sound(cfg: RunConfig, scene: Scene) -> tuple[DecodedAudio | None, dic
         return None, None
     a, b = clip.file_times
     return sound, {"source": str(src.path), "stream": src.stream, "from_s": round(a, 6), "to_s": round(b, 6),
-                   "source_codec": src.description, "codec": f"aac {sound.rate} Hz {sound.layout}"}
+                   "source_codec": src.description, "codec": f"aac {sound.rate} Hz {sound.layout}",
+                   # the part of the span (seconds from its start) that holds the file's sound; None: all silence
+                   "sound_span_s": None if sound.sound_span is None else [round(v, 6) for v in sound.sound_span]}
 
 
 def nothing_between(cfg: RunConfig, scene: Scene, model=None) -> bool:

@@ -225,3 +225,24 @@ def test_a_window_of_a_ts_with_one_key_frame_is_decoded_from_its_start(tmp_path)
     assert [decode_number(f.image) for f in scene.frames] == [30, 40, 50]
     scene = load_scene(path, start="f31", end="f80", keyframes=[0, 49])
     assert [decode_number(f.image) for f in scene.frames] == [31, 80] and len(scene.gt_frames) == 48
+
+
+def test_a_window_of_a_ts_starts_at_its_first_frame_wherever_the_key_frames_are(tmp_path):
+    """A .ts seek lands on the key frame after the time asked: the window is then sought again further back, not
+    decoded from the file's start, and starts at its own first frame (it lost its first frames before)."""
+    import av
+
+    path = tmp_path / "clip.ts"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(200):
+            for p in s.encode(av.VideoFrame.from_ndarray(coded(k), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    for start, want in (("15.3", 153), ("f157", 157), ("19.8", 198)):
+        scene = load_scene(path, start=start, keyframes=[0, 1])
+        assert [decode_number(f.image) for f in scene.frames] == [want, want + 1], start
+    with pytest.raises(SparsevidError, match="--start 25 is beyond the video"):
+        load_scene(path, start="25", keyframes=[0, 1])

@@ -134,26 +134,24 @@ def read_sound(clip: AudioClip) -> DecodedAudio:
         ValueError: no sound decoded in or before the span.
         Exception: whatever PyAV raises for a file it cannot open or read (the caller says so in one line).
     """
-    seek = clip.start - SEEK_MARGIN > SEEK_AFTER
+    seek = clip.start - clip.source.clock_zero - SEEK_MARGIN > SEEK_AFTER
     placed = _decode_into(clip, seek)
     if seek and (placed.first is None or placed.first > clip.start):  # a seek past the span's start: from the start
         placed = _decode_into(clip, seek=False)
     if placed.first is None:
         raise ValueError("no sound decoded")
-    out = placed.samples
-    peak = float(np.abs(out).max()) if out.size else 0.0
-    if peak > 1.0:  # a decoder's float output past full scale: scaled, not clipped
-        out = out / peak
+    out = np.clip(placed.samples, -1.0, 1.0)  # a float source's overs (a mix-down's matrix is scaled: none there)
     span = None
     if placed.last is not None and placed.last > clip.start and placed.first < clip.start + clip.duration:
         span = (float(max(placed.first - clip.start, 0)), float(min(placed.last - clip.start, clip.duration)))
     return DecodedAudio(out, placed.rate, span)
 
 
-def _tolerance(time_base: Fraction | None) -> Fraction:
+def _tolerance(time_base: Fraction | None, frame: Fraction) -> Fraction:
     """How far a frame's time stamp may stray from where the frame before it ends and still be taken as following
-    it: 2 ms, or two ticks of a coarser clock."""
-    return max(Fraction(1, 500), 2 * time_base) if time_base else Fraction(1, 500)
+    it: half the frame's length (a frame left out moves the stamps by a whole one; a recording clock's stamps
+    wobble by a few ms around samples that follow each other), at least 2 ms or two ticks of a coarser clock."""
+    return max(frame / 2, Fraction(1, 500), 2 * time_base if time_base else Fraction(0))
 
 
 @dataclass
@@ -178,18 +176,22 @@ def _decode_into(clip: AudioClip, seek: bool) -> _Placed:
         rate = in_rate if in_rate in AAC_RATES else 48000
         layout = "mono" if (ctx.channels or 2) == 1 else "stereo"
         placed = _Placed(np.zeros((1 if layout == "mono" else 2, round(clip.duration * rate)), np.float32), rate)
-        tb, end, tol = stream.time_base, clip.start + clip.duration, _tolerance(stream.time_base)
+        for other in container.streams:  # demuxing reads them otherwise (a 1 GB video read for its sound)
+            if other.index != src.stream:
+                other.discard = av.stream.Discard.all
+        tb, end = stream.time_base, clip.start + clip.duration
         if seek and tb:
             container.seek(int((clip.start - SEEK_MARGIN) / tb), stream=stream, backward=True)
         resampler, setup = None, None
 
         def place(chunk: np.ndarray, at: Fraction | None) -> None:
+            n = chunk.shape[1]
             if placed.last is None:
                 at = at if at is not None else Fraction(0)
                 placed.first = at
-            elif at is None or abs(at - placed.last) <= tol:
+            elif at is None or abs(at - placed.last) <= _tolerance(tb, Fraction(n, rate)):
                 at = placed.last  # the frame follows the one before it
-            pos, n = round((at - clip.start) * rate), chunk.shape[1]
+            pos = round((at - clip.start) * rate)
             lo, hi = max(pos, 0), min(pos + n, placed.samples.shape[1])
             if hi > lo:
                 placed.samples[:, lo:hi] = chunk[:, lo - pos:hi - pos]
@@ -236,7 +238,8 @@ def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> Dec
         return None
     a, b = clip.file_times
     held = sound.sound_span
-    silent = "" if held is not None and held[0] < 1e-3 and held[1] > float(clip.duration) - 1e-3 else \
+    # a shortfall under one audio frame (AAC's 1024 samples) is the file's last frame, not missing sound
+    silent = "" if held is not None and held[0] < 0.025 and held[1] > float(clip.duration) - 0.025 else \
         " (the file has no sound there: silence)" if held is None else \
         f" (the file's sound covers {a + held[0]:.3f}-{a + held[1]:.3f} s of it: silence elsewhere)"
     info(f"video.mp4 gets the sound of {src.path.name} from {a:.3f} s to {b:.3f} s{silent} "

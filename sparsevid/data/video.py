@@ -66,6 +66,30 @@ def _say_how_read(path: Path, vf, img: np.ndarray) -> None:
              f"{REFERENCE_WHITE:g} cd/m2 -> 100 %, highlights rolled off), and so is the output video")
 
 
+def _from_before(container, stream, decoded, first: int, fps: Fraction, t0: int):
+    """The decoded frames of ``stream`` from one at or before grid position ``first``, after a seek there gave
+    ``decoded``. A seek can land past it (a .ts lands on the next key frame; one with a single key frame decodes
+    nothing): seek again 2, 8, 32, ... s earlier, and last from the container's start. A window that starts past
+    the video's end is not looked for further back (nothing to decode; the caller says so)."""
+    tb = stream.time_base
+    duration = Fraction(container.duration, 10**6) if container.duration else None
+    back = Fraction(2)
+    while True:
+        decoded, landed = _peek(decoded)
+        n0 = None if landed is None or landed.pts is None else round((landed.pts - t0) * tb * fps)
+        if n0 is not None and n0 <= first:
+            return decoded
+        if n0 is None and duration is not None and Fraction(first) / fps > duration:
+            return decoded  # beyond the end
+        target = Fraction(first - 1) / fps - back
+        if target <= 0:
+            container.seek(0, backward=True)  # the container's start (a stream seek to its first stamp can land past
+            return container.decode(stream)   # a .ts's first key frame)
+        container.seek(t0 + int(target / tb), stream=stream, backward=True)
+        decoded = container.decode(stream)
+        back *= 4
+
+
 def _peek(frames):
     """(an iterator giving the same items as ``frames``, its first item or None): the first is read ahead."""
     import itertools
@@ -286,12 +310,8 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
             dropped = 0  # frames that share a grid position with the frame before (the later is dropped)
             stopped = False
             decoded = container.decode(stream)
-            if seeked:  # a stream with few key frames (a .ts with one) can land the seek past the window's start
-                decoded, landed = _peek(decoded)
-                n0 = None if landed is None or landed.pts is None else round((landed.pts - t0) * tb * fps)
-                if n0 is None or n0 > first:
-                    container.seek(0, backward=True)  # from the start (the container's clock), as without a window
-                    decoded = container.decode(stream)
+            if seeked:
+                decoded = _from_before(container, stream, decoded, first, fps, t0)
             for count, vf in enumerate(decoded):
                 # the frame's position on the stream's frame-rate grid, from its time stamp
                 if vf.pts is not None and tb and fps:

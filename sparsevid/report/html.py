@@ -312,7 +312,7 @@ def _video_section(f: RunFolder) -> str | None:
     muted = " muted"  # a page's own small encoding has no sound
     if mp4.is_file() and (mp4.stat().st_size <= MAX_EMBEDDED_VIDEO_BYTES or not f.frame_files):
         uri, note = _b64(mp4.read_bytes(), "video/mp4"), "video.mp4"
-        if sound:
+        if sound and sound.get("sound_span_s", []) is not None:  # None: the file had no sound in the span
             muted = ""  # it plays with the input's sound
             note += (f" with the sound of {Path(str(sound.get('source', '?'))).name} from "
                      f"{float(sound.get('from_s') or 0):.3f} s to {float(sound.get('to_s') or 0):.3f} s")
