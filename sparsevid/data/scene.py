@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsevid.data.camera import Camera
 from sparsevid.data.audio import AudioSource
+from sparsevid.data.camera import Camera
 from sparsevid.data.timebase import fps_fraction
 
 #: the input frames of the 30-frame cases (the embedded demo, the benchmark cases, the synthetic
@@ -69,7 +69,7 @@ class Scene:
             (COLMAP convention: pixel centres at +0.5). The pose stage fills it and
             :func:`~sparsevid.data.colmap.write_colmap` writes it as the model's tracks.
         audio: the sound of the video file the frames were decoded from, placed against them
-            (:class:`~sparsevid.video.audio.AudioSource`), or None (no video file, or one without sound).
+            (:class:`~sparsevid.data.audio.AudioSource`), or None (no video file, or one without sound).
     """
 
     frames: list[Frame]

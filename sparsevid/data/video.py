@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsevid.data.audio import AudioSource, first_sound
 from sparsevid.data.scene import Frame, Scene
 from sparsevid.errors import SparsevidError
-from sparsevid.data.audio import AudioSource, first_sound
 
 #: file extensions read as videos (lower case)
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg",
