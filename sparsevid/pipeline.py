@@ -691,6 +691,17 @@ def train_stage(scene: Scene, cfg: RunConfig, device: torch.device, train_und: U
     return trainer
 
 
+def saved_work(out: Path) -> list[str]:
+    """What an interrupted run in ``out`` saved that ``--resume`` takes up: "the poses" (a finished pose stage) and
+    "the training's checkpoint"."""
+    from sparsevid.gaussians.checkpoint import CHECKPOINT_NAME
+    from sparsevid.poses.sfm import POSES_REPORT
+
+    out = Path(out)
+    return [name for name, p in (("the poses", out / "poses" / POSES_REPORT),
+                                 ("the training's checkpoint", out / "train" / CHECKPOINT_NAME)) if p.is_file()]
+
+
 def drop_checkpoints(train_dir: Path) -> None:
     """Delete the trainer's checkpoints of a finished run (``--no-keep-checkpoint``): ``train_dir``'s and those of
     its leave-one-out models (``held_out_<k>/``), with one line saying how much space that gave back. The exports
@@ -824,6 +835,7 @@ def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = Non
                     write_failed(cfg.output, err.one_line(), warnings, state["identity"])
             raise err from None
         except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM in any stage: run.json says where (and in training, the
+            e.kept = saved_work(cfg.output) if state else []  # what a --resume takes up (the CLI's line names it)
             if "timer" in state:        # step of the checkpoint saved, train_stage's ``e.training``)
                 seconds, training = dict(state["timer"].seconds), getattr(e, "training", None)
                 if training is not None:

@@ -924,10 +924,16 @@ def test_sigterm_in_the_pose_stage_cleans_up_and_says_so(tmp_path, four):
         proc.kill()
     assert proc.returncode == 143, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert lines == ["error: interrupted by SIGTERM -> rerun the same command with --resume: the poses and the "
-                     "training it finished are kept"], err
+    # nothing was saved in the pose stage: the line does not promise that --resume keeps anything
+    assert lines == ["error: interrupted by SIGTERM -> rerun the same command (nothing was saved yet: it starts "
+                     "over, with --resume too)"], err
     assert "Traceback" not in err
     assert not list(out.glob(".tmp-*")) and not list(tmp.iterdir())
+    from sparsevid.report import write_report
+
+    page = write_report(out).read_text()  # the report does not say the poses came from the input
+    assert "No poses: the run stopped in its poses stage, before any were saved." in page
+    assert "came from the input" not in page
 
 
 def _frames_folder(scene, folder: Path, size: tuple[int, int]) -> Path:
@@ -1414,3 +1420,17 @@ def test_a_setting_an_older_run_did_not_have_is_not_a_difference(tmp_path):
     assert _differences(old, {"config": {"seed": 0, "video": {"crf": 12, "audio": True}}, "inputs": {}}) == ([], [])
     assert _differences(old, {"config": {"seed": 0, "video": {"crf": 18, "audio": True}}, "inputs": {}})[0] == \
         ["video.crf: 12 -> 18"]
+
+
+def test_saved_work_names_what_a_resume_takes_up(tmp_path):
+    """The interrupt line names only what is on disk: a finished pose stage (its report) and a checkpoint."""
+    from sparsevid.pipeline import saved_work
+
+    assert saved_work(tmp_path) == []
+    (tmp_path / "poses").mkdir()
+    (tmp_path / "poses" / "transforms.json").write_text("{}")  # an unfinished pose stage: estimated again
+    assert saved_work(tmp_path) == []
+    (tmp_path / "poses" / "poses_report.json").write_text("{}")
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "checkpoint.safetensors").write_bytes(b"x")
+    assert saved_work(tmp_path) == ["the poses", "the training's checkpoint"]

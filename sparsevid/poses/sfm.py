@@ -559,7 +559,7 @@ def _diagnose(rec, scene: Scene, work: _Work, m: _Matches, cfg: PoseConfig) -> d
                             f"(> {tol:.1f}): degenerate model")
     distortion = corner_distortion(next(iter(rec.cameras.values())))
     d["corner_distortion"] = round(distortion, 4)
-    if abs(distortion) > cfg.max_corner_distortion:
+    if abs(distortion) > cfg.max_corner_distortion and len(res):  # without points the lens was never fitted
         shown = f"by {100 * distortion:+.0f} %" if abs(distortion) < 10 else "by more than 1000 %"
         problems.append(f"lens distortion moves the frame's corner {shown} "
                         f"(> {100 * cfg.max_corner_distortion:.0f} %): implausible lens")

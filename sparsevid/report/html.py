@@ -624,6 +624,9 @@ def _pose_section(f: RunFolder) -> str | None:
         if run.get("inputs_only"):
             return _section("poses", "Camera poses", "<p>No poses were needed: every output frame is an input "
                                                      "frame, written as it is.</p>")
+        if run.get("status") in ("interrupted", "failed") and run.get("stage") in ("loading", "poses"):
+            return _section("poses", "Camera poses", f"<p>No poses: the run stopped in its {_esc(run['stage'])} "
+                                                     "stage, before any were saved.</p>")
         mode = ((run.get("config") or {}).get("fuse") or {}).get("mode")
         if mode == "2d" and f.cameras is None:
             return _section("poses", "Camera poses", "<p>No poses were needed: the video was made by the 2D route "
