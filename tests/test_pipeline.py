@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,10 @@ def test_a_3d_route_left_out_is_not_reported_as_used(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "quality.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert on_disk["route"] == q["route"]
+    from sparsevid.report import write_report
+
+    page = write_report(tmp_path / "out").read_text()  # the header does not list the Gaussians as the video's
+    assert re.search(r"Gaussians</t[hd]>\s*<td>[0-9,]+ \(not in the video\)", page), page[:3000]
 
 
 def test_the_same_seed_gives_bit_identical_runs_pose_stage_included(tmp_path):

@@ -291,8 +291,9 @@ def _header(f: RunFolder) -> str:
              ("input frames", ", ".join(map(str, f.input_indices)) or "–")]
     if f.quality and f.quality.get("route"):
         facts.append(("route", f.quality["route"]))
-    if run.get("num_gaussians") is not None:
-        facts.append(("Gaussians", f"{int(run['num_gaussians']):,}"))
+    if run.get("num_gaussians") is not None:  # a 3D model the leave-one-out left out of the video: said beside it
+        unused = bool(f.quality and f.quality.get("route") and "3D" not in str(f.quality["route"]))
+        facts.append(("Gaussians", f"{int(run['num_gaussians']):,}" + (" (not in the video)" if unused else "")))
     if run.get("device"):
         facts.append(("device", run["device"]))
     if interrupted_text(run):
