@@ -36,21 +36,30 @@ def video(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def video_gop10(tmp_path_factory):
-    """The same clip with a key frame every 10 frames (so a seek can skip frames)."""
+#: x264 options for a key frame every 10 frames
+GOP10 = {"g": "10", "keyint_min": "10", "sc_threshold": "0"}
+
+
+def coded_video(path, n: int, rate: int, options: dict | None = None):
+    """A video of ``n`` :func:`coded` frames at ``rate`` fps through x264, in the container ``path``'s suffix names
+    (``options`` set its key frames: by default one every 250 frames)."""
     import av
 
-    path = tmp_path_factory.mktemp("window_gop") / "clip.mp4"
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=30, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
+        s = c.add_stream("libx264", rate=rate, options=options or {})
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(N):
+        for k in range(n):
             for pkt in s.encode(av.VideoFrame.from_ndarray(coded(k), format="rgb24")):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
     return path
+
+
+@pytest.fixture(scope="module")
+def video_gop10(tmp_path_factory):
+    """The same clip with a key frame every 10 frames (so a seek can skip frames)."""
+    return coded_video(tmp_path_factory.mktemp("window_gop") / "clip.mp4", N, 30, GOP10)
 
 
 def test_bar_code_round_trips(video):
@@ -210,17 +219,7 @@ def test_a_window_of_a_ts_with_one_key_frame_is_decoded_from_its_start(tmp_path)
     """A .ts whose only key frame is its first (x264's default GOP of 250 frames): the seek to --start lands past
     every key frame and decodes nothing; the window is then decoded from the file's start (it was refused as
     "--start 1.0 is beyond the video: it is 3.000 s long")."""
-    import av
-
-    path = tmp_path / "clip.ts"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(90):
-            for p in s.encode(av.VideoFrame.from_ndarray(coded(k), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    path = coded_video(tmp_path / "clip.ts", 90, 30)
     scene = load_scene(path, start="1.0", keyframes=[0, 10, 20])
     assert [decode_number(f.image) for f in scene.frames] == [30, 40, 50]
     scene = load_scene(path, start="f31", end="f80", keyframes=[0, 49])
@@ -230,17 +229,7 @@ def test_a_window_of_a_ts_with_one_key_frame_is_decoded_from_its_start(tmp_path)
 def test_a_window_of_a_ts_starts_at_its_first_frame_wherever_the_key_frames_are(tmp_path):
     """A .ts seek lands on the key frame after the time asked: the window is then sought again further back, not
     decoded from the file's start, and starts at its own first frame (it lost its first frames before)."""
-    import av
-
-    path = tmp_path / "clip.ts"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(200):
-            for p in s.encode(av.VideoFrame.from_ndarray(coded(k), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    path = coded_video(tmp_path / "clip.ts", 200, 10, GOP10)
     for start, want in (("15.3", 153), ("f157", 157), ("19.8", 198)):
         scene = load_scene(path, start=start, keyframes=[0, 1])
         assert [decode_number(f.image) for f in scene.frames] == [want, want + 1], start
