@@ -32,7 +32,7 @@ def read_run_json(out: str | Path) -> dict | None:
 def recorded_input(out: str | Path) -> str | None:
     """The input a run folder ``out`` recorded, as its ``run.json`` names it (``config.input``), or, for a run that
     stopped before writing one, its ``config.yaml``; None when neither names one (the embedded demo) or is readable."""
-    info = _read(Path(out) / RUN_JSON)
+    info = read_run_json(out)
     src = info.get("config", {}).get("input") if info is not None and isinstance(info.get("config"), dict) else None
     if isinstance(src, str) and src:
         return src
@@ -48,7 +48,7 @@ def recorded_input(out: str | Path) -> str | None:
 
 def previous_segments(out: str | Path) -> list[dict]:
     """The segments recorded in ``OUT/run.json`` (an older complete run.json counts as one)."""
-    old = _read(Path(out) / RUN_JSON)
+    old = read_run_json(out)
     if old is None:
         return []
     if isinstance(old.get("segments"), list):
@@ -60,7 +60,7 @@ def previous_segments(out: str | Path) -> list[dict]:
 
 def previous_poses(out: str | Path) -> dict | None:
     """The pose report of an earlier segment: ``run.json``'s, else ``OUT/poses/poses_report.json``."""
-    old = _read(Path(out) / RUN_JSON)
+    old = read_run_json(out)
     if old is not None and isinstance(old.get("poses"), dict):
         return old["poses"]
     from sparsevid.poses.sfm import POSES_REPORT

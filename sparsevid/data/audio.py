@@ -223,7 +223,7 @@ def _decode_into(clip: AudioClip, seek: bool) -> _Placed:
     return placed
 
 
-def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> DecodedAudio | None:
+def sound_for_output(clip: AudioClip) -> DecodedAudio | None:
     """:func:`read_sound` of ``clip`` with one line saying what ``video.mp4`` gets; None, with a warning line, where
     it does not decode (the video is made all the same, with the pictures alone)."""
     from sparsevid.log import info, warn
@@ -234,7 +234,7 @@ def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> Dec
     except Exception as e:  # PyAV / FFmpeg errors
         warn(f"the sound of {src.path.name} could not be read ({type(e).__name__}: {str(e).strip()[:100]}); "
              "video.mp4 gets the pictures alone -> re-encode its sound (ffmpeg -i IN -c:v copy -c:a aac OUT.mp4) "
-             f"and run again, or {fix_flag}")
+             "and run again, or --video.no-audio")
         return None
     a, b = clip.file_times
     held = sound.sound_span
@@ -243,5 +243,6 @@ def sound_for_output(clip: AudioClip, fix_flag: str = "--video.no-audio") -> Dec
         " (the file has no sound there: silence)" if held is None else \
         f" (the file's sound covers {a + held[0]:.3f}-{a + held[1]:.3f} s of it: silence elsewhere)"
     info(f"video.mp4 gets the sound of {src.path.name} from {a:.3f} s to {b:.3f} s{silent} "
-         f"({src.description or 'audio'} -> AAC {sound.rate / 1000:g} kHz {sound.layout}; {fix_flag} leaves it out)")
+         f"({src.description or 'audio'} -> AAC {sound.rate / 1000:g} kHz {sound.layout}; --video.no-audio leaves it "
+         "out)")
     return sound

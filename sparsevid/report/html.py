@@ -309,7 +309,8 @@ def _header(f: RunFolder) -> str:
 
 def _video_section(f: RunFolder) -> str | None:
     mp4 = f.out / "video.mp4"
-    sound = (f.run or {}).get("sound") if isinstance((f.run or {}).get("sound"), dict) else None
+    sound = (f.run or {}).get("sound")
+    sound = sound if isinstance(sound, dict) else None
     muted = " muted"  # a page's own small encoding has no sound
     if mp4.is_file() and (mp4.stat().st_size <= MAX_EMBEDDED_VIDEO_BYTES or not f.frame_files):
         uri, note = _b64(mp4.read_bytes(), "video/mp4"), "video.mp4"
