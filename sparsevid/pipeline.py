@@ -721,6 +721,69 @@ def drop_checkpoints(train_dir: Path) -> None:
              "--no-keep-checkpoint): the Gaussians stay in train/point_cloud.ply and .splat")
 
 
+def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
+    """The result already in ``cfg.output`` when ``--resume`` finds its run finished (``run.json`` "done", or
+    "reporting": stopped while writing the report) with every output these settings write (the frames ``run.json``
+    counts, ``video.mp4`` unless ``--no-write-video``, the trained Gaussians' ``.ply`` and ``.splat``); None
+    otherwise (the run goes on, redoing what is missing).
+
+    Nothing is made again: a missing ``report.html`` (``--write-report`` now, or a stop while writing it) is written,
+    ``--no-keep-checkpoint`` deletes the checkpoints, and one line says so. The frames are read back from
+    ``frames/``; the stage times are the run's own from ``run.json``."""
+    from sparsevid.runinfo import read_run_json
+    from sparsevid.video.io import read_frames
+
+    out = Path(cfg.output)
+    info = read_run_json(out)
+    if info is None or info.get("status") not in ("done", "reporting"):
+        return None
+    n = info.get("num_frames")
+    names = [out / "frames" / f"frame_{k:04d}.png" for k in range(n)] if isinstance(n, int) and n > 0 else []
+    if not names or not all(p.is_file() for p in names) or (cfg.write_video and not (out / "video.mp4").is_file()):
+        return None
+    trained = info.get("training_steps") is not None and info.get("model") is None and cfg.ckpt is None
+    if trained and not all((out / "train" / f"point_cloud{s}").is_file() for s in (".ply", ".splat")):
+        return None  # the Gaussians' exports are outputs too (train_stage writes them again from the checkpoint)
+    stage = dict(info.get("stage_seconds") or {})
+    wrote = []
+    if cfg.write_report and (info["status"] == "reporting" or not (out / "report.html").is_file()):
+        from sparsevid.report import write_report
+
+        t0 = time.perf_counter()
+        write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
+                     if scene.gt_frames else None)
+        seconds = time.perf_counter() - t0
+        for times in [stage] + [s.get("stage_seconds", {}) for s in info.get("segments", [])[-1:]]:
+            times["report"] = round(times.get("report", 0.0) + seconds, 3)
+            times["total"] = round(times.get("total", 0.0) + seconds, 3)
+        wrote.append("report.html")
+    if info["status"] == "reporting" or wrote:
+        info["stage_seconds"] = stage
+        info["status"] = "done"
+        if info.get("segments"):
+            info["segments"][-1]["status"] = "done"
+        write_json(out / "run.json", info)
+    if not cfg.keep_checkpoint:
+        drop_checkpoints(out / "train")
+    quality = info.get("quality_estimate")
+    est = "" if not isinstance(quality, dict) or quality.get("psnr_heldout") is None else \
+        (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, SSIM {quality['ssim_heldout']:.3f} "
+         "(leave-one-out)")
+    log.info(f"{out} holds a finished run of these settings: nothing to resume"
+             + (f" (wrote its missing {' and '.join(wrote)})" if wrote else "")
+             + f" -> --overwrite makes it again{est}")
+    frames = read_frames(out / "frames")
+    metrics = None
+    if (out / "metrics.json").is_file():
+        import json
+
+        with contextlib.suppress(OSError, ValueError):
+            metrics = json.loads((out / "metrics.json").read_text())
+    fps = info.get("fps")
+    return RunResult(out, [frames[k] for k in range(n)], stage, metrics, dict(info.get("peak_memory") or {}),
+                     Fraction(fps) if isinstance(fps, str) else None, quality if isinstance(quality, dict) else None)
+
+
 def _round_records(updater: ProgressiveUpdater | None) -> list[dict]:
     """What each progressive round of ``updater`` did, as run.json lists it."""
     return [{"round": r.round + 1, "step": r.step, "views": r.num_views, "mean_confidence": round(r.mean_confidence, 4)}
@@ -878,6 +941,10 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         scene = load_input(cfg)
         prepare_output(out, cfg.resume, cfg.overwrite, protect=protect, hold=hold)
         record_run(cfg, given)
+    if cfg.resume:
+        done = finished_run(cfg, scene)
+        if done is not None:
+            return done
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     state.update(timer=timer, identity=run_identity(cfg, scene))

@@ -1105,6 +1105,60 @@ def test_ctrl_c_while_the_report_is_written_keeps_the_finished_runs_record(tmp_p
     assert rc == 130, err
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "reporting" and info["num_frames"] == 30 and "stage" not in info
+    monkeypatch.undo()
+    frames = _frames(out)
+    import sparsevid.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    rc, err = run_cli(["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "--no-video",
+                       "-o", out, "--resume"], capsys)
+    assert rc == 0 and "nothing to resume (wrote its missing report.html)" in err, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "done" and info["segments"][-1]["status"] == "done" and info["stage_seconds"]["report"] > 0
+    assert (out / "report.html").is_file() and _frames(out) == frames
+
+
+def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys, monkeypatch):
+    """`run --resume` on a finished run rendered, fused and encoded it all again (and added those seconds to its
+    stage times). It now says the run is finished and returns the frames on disk; it writes only what these
+    settings add (the report) or removes (the checkpoint); a missing output (a frame, the Gaussians' export) is
+    made again."""
+    import dataclasses
+
+    import sparsevid.pipeline as pipeline
+    from sparsevid.pipeline import RunConfig, run_pipeline
+
+    out = tmp_path / "out"
+    base = ["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "-o", out]
+    rc, err = run_cli(base + ["--no-write-report"], capsys)
+    assert rc == 0, err
+    frames, info = _frames(out), json.loads((out / "run.json").read_text())
+    video = (out / "video.mp4").read_bytes()
+    real_render = pipeline.render_path
+    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    rc, err = run_cli(base + ["--resume", "--no-write-report"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 0 and "holds a finished run of these settings: nothing to resume" in last and "--overwrite" in last
+    assert json.loads((out / "run.json").read_text()) == info and not (out / "report.html").exists()
+    # the report, asked for now, is written, its seconds added; the checkpoint goes with --no-keep-checkpoint
+    rc, err = run_cli(base + ["--resume", "--no-keep-checkpoint"], capsys)
+    assert rc == 0 and "wrote its missing report.html" in err and "deleted the trainer's checkpoint" in err, err
+    assert (out / "report.html").is_file() and not (out / "train" / CHECKPOINT_NAME).exists()
+    again = json.loads((out / "run.json").read_text())
+    assert again["stage_seconds"]["training"] == info["stage_seconds"]["training"] and again["stage_seconds"]["report"] > 0
+    assert _frames(out) == frames and (out / "video.mp4").read_bytes() == video
+    # the Python API gets the frames on disk
+    res = run_pipeline(RunConfig(input=tiny_ds, output=out, device="cpu", keyframes=[0, 9, 19, 29], resume=True,
+                                 train=dataclasses.replace(RunConfig().train, steps=5)))
+    assert len(res.frames) == 30 and res.frames[7].shape == (32, 48, 3) and res.quality_estimate == info["quality_estimate"]
+    assert res.metrics is not None and res.metrics["heldout"]["count"] == 26
+    # a frame deleted: made again, the same bytes
+    monkeypatch.setattr(pipeline, "render_path", real_render)
+    (out / "frames" / "frame_0007.png").unlink()
+    capsys.readouterr()
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0 and "nothing to resume" not in err, err
+    assert _frames(out) == frames
 
 
 def test_a_checkpoint_of_other_cameras_is_refused_with_skip_training(tmp_path, tiny_ds, capsys):
