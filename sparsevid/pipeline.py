@@ -863,11 +863,17 @@ def run_identity(cfg: RunConfig, scene: Scene) -> dict[str, Any]:
     """What ``run.json`` records of a run from the moment its input is read, finished or not: its config, the
     file number of its frame 0 (``first_frame_number``), the source frame rate and the inputs' frame indices in
     the run's numbering (``input_indices``: ``eval`` and ``report`` pair frames by them; a run by the 2D route
-    alone writes no cameras.json to read them from). Its paths are absolute (:func:`with_absolute_paths`):
-    ``report`` and ``eval`` read the input again as ground truth from any working folder (a relative one read
-    another clip's frames, or none, from another folder)."""
+    alone writes no cameras.json to read them from), and of a ``--start``/``--end`` window the video's own numbers
+    of the first and last frames read (``window``: the report and the viewer name them). Its paths are absolute
+    (:func:`with_absolute_paths`): ``report`` and ``eval`` read the input again as ground truth from any working
+    folder (a relative one read another clip's frames, or none, from another folder)."""
+    window = None
+    if cfg.start is not None or cfg.end is not None:  # the video's own frame numbers of the frames read
+        last = max(f.index for f in scene.frames + scene.gt_frames)
+        window = {"start": cfg.start, "end": cfg.end, "first_frame": scene.window_start,
+                  "last_frame": scene.window_start + last}
     return {"config": jsonable(with_absolute_paths(cfg)), "first_frame_number": scene.number_offset,
-            "source_fps": str(scene.fps), "input_indices": list(scene.indices)}
+            "source_fps": str(scene.fps), "input_indices": list(scene.indices), "window": window}
 
 
 def run_pipeline(cfg: RunConfig, model=None, logger: logging.Logger | None = None) -> RunResult:

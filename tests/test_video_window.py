@@ -186,7 +186,17 @@ def test_run_takes_the_window_too(tmp_path):
                "--fuse-mode", "2d", "--device", "cpu", "--no-video"])
     assert rc == 0
     assert len(list((out / "frames").glob("*.png"))) == 12
-    assert json.loads((out / "run.json").read_text())["config"]["start"] == "f10"
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["start"] == "f10"
+    # the video's own frame numbers are named: run.json, the report's header, the viewer's caption (its "source
+    # frame 5" was the window's, frame 15 of the video, with nothing to say so)
+    assert info["window"] == {"start": "f10", "end": "f21", "first_frame": 10, "last_frame": 21}
+    page = (out / "report.html").read_text()
+    assert "--start f10 --end f21: the video&#x27;s frames 10-21" in page or \
+        "--start f10 --end f21: the video's frames 10-21" in page
+    from sparsevid.viewer.scene import frame_caption, load_output
+
+    assert "source frame 5 (frame 15 of the video)" in frame_caption(load_output(out), 5)
     assert main(["run", str(video), "-o", str(tmp_path / "bad"), "--start", "f20", "--end", "f10"]) == 2
     assert not (tmp_path / "bad").exists()
 

@@ -70,6 +70,8 @@ class Scene:
             :func:`~sparsevid.data.colmap.write_colmap` writes it as the model's tracks.
         audio: the sound of the video file the frames were decoded from, placed against them
             (:class:`~sparsevid.data.audio.AudioSource`), or None (no video file, or one without sound).
+        window_start: the video file's frame number of frame 0 where the frames were decoded from a
+            ``--start`` window (their indices count from the window's first frame); 0 otherwise.
     """
 
     frames: list[Frame]
@@ -83,6 +85,7 @@ class Scene:
     point_tracks: list[np.ndarray] | None = None
     number_offset: int = 0
     audio: "AudioSource | None" = None
+    window_start: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.fps, Fraction):
@@ -115,7 +118,7 @@ class Scene:
         tracks = None if self.point_tracks is None else [
             t + np.array([offset, 0.0, 0.0]) if len(t) else t for t in self.point_tracks]
         return replace(self, frames=frames, gt_frames=gt, point_tracks=tracks,
-                       number_offset=self.number_offset - offset,
+                       number_offset=self.number_offset - offset, window_start=self.window_start - offset,
                        audio=None if self.audio is None else self.audio.shifted(offset))
 
     def time(self, index: float) -> float:

@@ -385,4 +385,4 @@ def read_video(path: Path, max_frames: int | None = None, max_bytes: int = MAX_D
         warn(f"{path}: decoded {len(frames) + dropped} of the {expected} frames its header announces (truncated or "
              f"damaged file?); using frames 0..{frames[-1].index} -> re-encode or re-copy the video to use them all")
     return Scene(frames=frames, camera=None, fps=fps if fps else Fraction(30), source="video", root=path.parent,
-                 audio=audio)
+                 audio=audio, window_start=base or 0)

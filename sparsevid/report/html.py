@@ -120,6 +120,17 @@ class RunFolder:
         f.input_indices = f._input_indices()
         return f
 
+    @property
+    def window(self) -> tuple[int, int, str] | None:
+        """(the video's own frame number of the run's frame 0, of its last frame read, the flags) of a run whose
+        input was a ``--start``/``--end`` window of a video (run.json ``window``); None otherwise."""
+        w = (self.run or {}).get("window")
+        if not isinstance(w, dict) or not isinstance(w.get("first_frame"), int):
+            return None
+        flags = " ".join(f"--{k} {w[k]}" for k in ("start", "end") if w.get(k) is not None)
+        last = w.get("last_frame")
+        return w["first_frame"], last if isinstance(last, int) else w["first_frame"], flags
+
     def _scene_fps(self) -> Fraction:
         """The source video's frame rate: run.json ``source_fps`` when recorded, else cameras.json
         (source_index / time), else the --fps of the run, else the output rate (the default output
@@ -289,6 +300,10 @@ def _header(f: RunFolder) -> str:
     facts = [("input", cfg.get("input") or "embedded demo"), ("output frames", f.num_frames),
              ("output fps", f"{float(f.out_fps):.3f}"), ("duration", f"{f.duration:.3f} s"),
              ("input frames", ", ".join(map(str, f.input_indices)) or "–")]
+    if f.window is not None:  # frame numbers on the page count from the window's first frame
+        first, last, flags = f.window
+        facts.insert(1, ("window", f"{flags}: the video's frames {first}-{last}; frame numbers on this page count "
+                                   f"from its frame {first} as 0"))
     if f.quality and f.quality.get("route"):
         facts.append(("route", f.quality["route"]))
     if run.get("num_gaussians") is not None:  # a 3D model the leave-one-out left out of the video: said beside it

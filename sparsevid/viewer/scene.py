@@ -364,6 +364,9 @@ def frame_caption(scene: ViewerScene, k: int) -> str:
     s = f"frame {k} of {scene.num_frames}, t = {t:.3f} s"
     if src is not None:
         s += f", source frame {float(src):g}"
+        window = scene.folder.window
+        if window is not None and window[0]:  # a --start window: the video's own number too
+            s += f" (frame {float(src) + window[0]:g} of the video)"
     if scene.is_input(k):
         s += " — **input frame**"
     return s
