@@ -753,12 +753,10 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
                      if scene.gt_frames else None)
         seconds = time.perf_counter() - t0
-        for times in [stage] + [s.get("stage_seconds", {}) for s in info.get("segments", [])[-1:]]:
-            times["report"] = round(times.get("report", 0.0) + seconds, 3)
-            times["total"] = round(times.get("total", 0.0) + seconds, 3)
+        info["stage_seconds"] = stage
+        _add_report_seconds(info, seconds, seconds)
         wrote.append("report.html")
     if info["status"] == "reporting" or wrote:
-        info["stage_seconds"] = stage
         info["status"] = "done"
         if info.get("segments"):
             info["segments"][-1]["status"] = "done"
@@ -838,6 +836,210 @@ def held_out_rebuilds(scene: Scene, cfg: RunConfig, device: torch.device, train_
         rebuilds[k] = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer)(k, others)
         del trainer
     return rebuilds
+
+
+@dataclass
+class Model3D:
+    """What the 3D stages (:func:`route3d_stage`) give the fusion and the run's record.
+
+    Attributes:
+        scene: the scene, its input cameras refined with the Gaussians where ``--train.pose-lr`` is on.
+        trainer: what renders (``render(c2ws, Ks, width, height)``): the trained Gaussians, or the given model.
+        path: the camera path (one camera per output frame).
+        out_und: the output frames' undistorter (input lens <-> render canvas).
+        train_scale: the training frames' scale of the input size.
+        frames: the 3D route's frames, as :class:`Route3DOutput` ``frames``.
+        loo, loo_leak_free, loo_path, rigid: as :class:`Route3DOutput`'s.
+        pose_refinement: what refining the input cameras did (run.json), or None.
+        fixer: the fixer's part in the 3D route (run.json ``fixer``).
+    """
+
+    scene: Scene
+    trainer: Any
+    path: PathFrames
+    out_und: Undistorter
+    train_scale: float
+    frames: list
+    loo: dict | None = None
+    loo_leak_free: bool = False
+    loo_path: dict | None = None
+    rigid: dict | None = None
+    pose_refinement: dict | None = None
+    fixer: dict | None = None
+
+
+def route3d_stage(scene: Scene, cfg: RunConfig, device: torch.device, out: Path, model, timer: log.StageTimer,
+                  rounds: list[dict]) -> Model3D:
+    """The 3D route of a posed ``scene``: train the Gaussians (resumable; ``model``: a trained model renders
+    instead), render the camera path, enhance it with the fixer, and rebuild each interior input from the others
+    (the leave-one-out's 3D candidates) and check where the scene moved by itself. ``rounds`` gets what each
+    progressive round did (run.json lists the rounds an interruption leaves in the checkpoint)."""
+    loo3d, loo3d_path, rigid, pose_refinement = None, None, None, None
+    train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
+    log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
+             f"{len(scene.gt_frames)} ground-truth frames; " +
+             (f"training at scale {train_scale:g} on {device}" if model is None and cfg.ckpt is None else
+              f"rendering the given {'model' if model is not None else 'checkpoint'} at scale {cfg.scale:g}"))
+    train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
+    out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
+    capped = out_und.capped_warning or train_und.capped_warning
+    if capped:
+        log.warn(capped)
+    path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
+    enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
+    progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None
+    fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
+    fixer_record = {"name": cfg.fixer.name, "enhance": enhance, "progressive": progressive,
+                    "progressive_rounds": rounds if progressive else None}
+    if fixer is not None and getattr(fixer, "weights_source", None):  # which weights (a cache snapshot: its
+        fixer_record["weights"] = fixer.weights_source                # revision), and the references they got
+        fixer_record["reference_views"] = fixer.num_refs if fixer.uses_refs else 0
+    # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
+    loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
+                     and len(scene.frames) >= 3)
+    if device.type == "cuda":
+        if not caches.gsplat_built():
+            log.info("building gsplat's CUDA extension: once per machine, ~1-2 min "
+                     "(`sparsevid cache --build`, run by `make setup`, does it ahead of time)")
+        with timer("cuda kernels"):
+            caches.load_gsplat_kernels()
+    if model is not None:
+        trainer = model  # a trained model renders in place of the Gaussians
+    else:
+        with timer("training"):
+            trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer, rounds)
+    outdir.check_still_there(out)
+    if "fixing" in timer.seconds:
+        timer.seconds["training"] -= timer.seconds["fixing"]
+    if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
+        scene, pose_refinement = refined_scene(scene, trainer.refined_c2ws())
+        path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
+    with timer("rendering"):
+        rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True, distort=False)
+    with timer("enhance"):
+        refs = input_refs(scene, out_und, trainer.render) if enhance else None
+        frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
+        # the 3D route's rebuild of every interior input from the others (without the fixer: its
+        # plain render there), so the leave-one-out check weighs the 3D route in the fusion
+        if cfg.fuse.mode != "3d" and not loo_leak_free:
+            loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
+                                  ).held_out(scene.indices[1:-1])
+            if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
+                loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
+                                           at_path=True).held_out(scene.indices[1:-1])
+    if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check and len(scene.frames) >= 3:  # feeds the leave-one-out
+        with timer("rigid check"):
+            rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,
+                                scene.indices, cfg.fuse.rigid_tolerance,
+                                dataclasses.replace(cfg.fuse.flow, mirrors=1), cfg.fuse.rigid_photo,
+                                cfg.fuse.rigid_depth_factor)
+    if loo_leak_free:
+        with timer("leave-one-out"):
+            loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
+    return Model3D(scene, trainer, path, out_und, train_scale, frames3d, loo3d, loo_leak_free, loo3d_path, rigid,
+                   pose_refinement, fixer_record)
+
+
+def fuse_stage(route3d: Route3DOutput, cfg: RunConfig, device: torch.device, num_inputs: int
+               ) -> tuple[list[np.ndarray], dict | None]:
+    """Every output frame (uint8, in the input lens) and the leave-one-out's quality estimate (None: ``--fuse.mode
+    3d``, or fewer than three inputs): the routes of ``route3d`` fused per pixel (:meth:`Route3DOutput.fuse`), with
+    a line on each thing the fusion did that the user may want to turn off; ``--fuse.mode 3d``: the 3D route's
+    frames as they are."""
+    frames3d, rigid = route3d.frames, route3d.rigid
+    if cfg.fuse.mode == "3d" and frames3d is not None:
+        log.info("no quality estimate with --fuse.mode 3d: the leave-one-out check weighs the fused routes")
+        return [to_uint8(img) for img, _ in frames3d], None
+    fused = route3d.fuse(cfg.fuse, device, cfg.seed)
+    frames, quality = fused.frames, fused.quality_estimate
+    used3d = frames3d is not None and "3d" in fused.routes
+    if frames3d is not None and not used3d:
+        log.warn("the 3D model is not in the video: the leave-one-out check rebuilt the inputs better "
+                 "without it, so the 2D routes (optical flow) make every in-between frame "
+                 "(--fuse.mode 3d uses the 3D route alone; --fuse.mode 2d skips poses and training)")
+    if quality is None:
+        log.info("no quality estimate: it rebuilds an input from the inputs on both sides, so it needs three "
+                 "inputs or more" if num_inputs < 3 else "no quality estimate: no input was rebuilt")
+    if quality is not None:
+        quality["route"] = "fused 2D + 3D" if used3d else "2D (optical flow)"
+        quality["gain_3d"] = None if fused.gain_3d is None or not used3d else round(fused.gain_3d, 3)
+        quality["routes_used"] = fused.routes
+        quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
+                                     "textured_fraction": fused.fixed_textured_fraction}
+        if rigid is not None and cfg.fuse.rigid_check and used3d:
+            quality["moved_by_itself"] = moved_fractions(rigid)
+            log.info("the scene moved by itself (the 3D model's geometry cannot explain it) in "
+                     + ", ".join(f"{100 * v:.0f} %" for v in quality["moved_by_itself"].values())
+                     + " of the frame between the neighbouring inputs: the 3D route gives way there where "
+                       "it disagrees with the 2D routes (--fuse.no-rigid-check turns this off)")
+    if cfg.fuse.temporal.sigma is not None:
+        log.info(f"in-between frames made consistent over time: their content coarser than "
+                 f"{cfg.fuse.temporal.sigma:g} px averaged with {cfg.fuse.temporal.reach} output frames on each "
+                 f"side, moved onto them by optical flow (--fuse.temporal.sigma none turns this off)")
+    if fused.fixed_fraction >= 5e-4:
+        log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is the same in every input (an overlay, "
+                 f"a bonnet, or a plain area): no 3D route there, "
+                 f"{100 * fused.fixed_textured_fraction:.1f} % taken from the inputs as they are "
+                 f"(--fuse.fixed.no-enabled turns this off)")
+    return frames, quality
+
+
+def write_outputs(out: Path, cfg: RunConfig, frames: list[np.ndarray], out_fps: Fraction, times: list[Fraction],
+                  is_input: np.ndarray, quality: dict | None, sound: DecodedAudio | None, path: PathFrames | None,
+                  camera: Camera | None, model=None) -> None:
+    """The video stage: ``frames/``, ``video.mp4`` (with ``sound``) unless ``--no-write-video``, the camera path
+    (``cameras.json``, ``camera_path.json``: ``path`` None, none) in the world of ``model`` where one rendered it,
+    ``contact_sheet.png`` and ``quality.json``. Every file is written atomically."""
+    from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
+    from sparsevid.video.io import write_frames, write_video
+    from sparsevid.video.sheet import write_contact_sheet
+
+    write_frames(frames, out / "frames")
+    if cfg.write_video:
+        write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset, audio=sound)
+    if path is not None:
+        write_cameras_json(out / "cameras.json", path, camera, cfg.scale)
+        # in the world of the model that rendered it (a nerfstudio model's: ns-render camera-path replays it)
+        world = getattr(model, "transform", None)
+        write_camera_path_json(out / "camera_path.json", path, camera, cfg.scale,
+                               None if world is None else {"transform": np.asarray(world).tolist(),
+                                                           "scale": float(getattr(model, "scale", 1.0))})
+    step = max(1, len(frames) // 12)
+    pick = list(range(0, len(frames), step))
+    write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
+                        [f"t={float(times[i]):.3f}s" + (" (input)" if is_input[i] else "") for i in pick])
+    if quality is not None:
+        write_json(out / "quality.json", quality)
+
+
+def eval_stage(frames: list[np.ndarray], scene: Scene, positions: list[Fraction], out: Path) -> dict:
+    """Score the output ``frames`` (at source ``positions``) against the scene's ground-truth frames (inputs
+    included), write ``metrics.json`` and say the held-out scores in one line."""
+    from sparsevid.eval.metrics import evaluate
+
+    gt = {f.index: f.image for f in scene.gt_frames + scene.frames}
+    metrics = evaluate(frames, gt, scene.indices, source_index=[source_index_of(p) for p in positions])
+    write_json(out / "metrics.json", metrics)
+    if metrics["heldout"]["count"]:
+        gh, gw = metrics["gt_shape"][:2]
+        where = "" if (gw, gh) == (frames[0].shape[1], frames[0].shape[0]) else \
+            (f" (the {frames[0].shape[1]}x{frames[0].shape[0]} frames scored against the {gw}x{gh} ground truth, "
+             "resized to it as score.py does; the quality estimate is at the output's size)")
+        log.info(f"held-out PSNR {metrics['heldout']['psnr']:.2f} dB, SSIM {metrics['heldout']['ssim']:.3f}, "
+                 f"sharpness {metrics['heldout']['sharpness']:.2f} over {metrics['heldout']['count']} frames{where}")
+    else:
+        log.info("no held-out frame scored: no output frame falls on a ground-truth frame of the input "
+                 f"(the {metrics['inputs']['count']} at input times are the inputs)")
+    return metrics
+
+
+def _add_report_seconds(run_info: dict, report: float, total: float) -> None:
+    """Add the report's seconds (and ``total`` to the total) to run.json's ``stage_seconds`` and to its last
+    segment's (the sums over segments after a --resume: :func:`sparsevid.runinfo.merge`)."""
+    for times in [run_info["stage_seconds"]] + [s.setdefault("stage_seconds", {})
+                                                for s in run_info.get("segments", [])[-1:]]:
+        times["report"] = round(times.get("report", 0.0) + report, 3)
+        times["total"] = round(times.get("total", 0.0) + total, 3)
 
 
 def _versions() -> dict[str, str]:
@@ -922,11 +1124,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     """The run; ``hold`` keeps the output folder's lock until the run ends; ``state`` gets the run's ``identity``
     (what run.json records of it from the start: config, inputs, numbering) and its stage ``timer`` once the input
     is loaded and the folder is this run's."""
-    from sparsevid.eval.metrics import evaluate
     from sparsevid.report import write_report
-    from sparsevid.video.cameras_json import write_camera_path_json, write_cameras_json
-    from sparsevid.video.io import write_frames, write_video
-    from sparsevid.video.sheet import write_contact_sheet
 
     t_start = time.perf_counter()
     timer = log.StageTimer()
@@ -973,7 +1171,6 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
             pose_report = {"failed": e.one_line()}
     outdir.check_still_there(out)
     posed = scene.has_poses
-    train_scale = None
     sfps = scene.fps                               # exact (a Fraction)
     times = cfg.path.frame_times(sfps, scene.indices[-1])
     out_fps = cfg.path.output_fps(sfps)
@@ -981,113 +1178,21 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     is_input = np.array([p in set(scene.indices) for p in positions])
     out_size = (round(scene.image_size[0] * cfg.scale), round(scene.image_size[1] * cfg.scale))
     keys = {f.index: match_size(f.image, out_size[::-1]) for f in scene.frames}
-    trainer, path, out_und, frames3d, loo3d, loo_leak_free = None, None, None, None, None, False
-    loo3d_path, rigid, pose_refinement = None, None, None
-    fixer_record, rounds = None, []  # the fixer's part in the 3D route (none without one), for run.json
+    rounds: list[dict] = []
     state["rounds"] = rounds  # an interruption after training records the rounds the model holds
-    if posed and cfg.fuse.mode != "2d" and not nothing:
-        train_scale = training_scale(cfg, scene.image_size, device, announce=model is None)
-        log.info(f"{len(scene.frames)} input frames {scene.indices} at {scene.image_size[0]}x{scene.image_size[1]}, "
-                 f"{len(scene.gt_frames)} ground-truth frames; " +
-                 (f"training at scale {train_scale:g} on {device}" if model is None and cfg.ckpt is None else
-                  f"rendering the given {'model' if model is not None else 'checkpoint'} at scale {cfg.scale:g}"))
-        train_und = Undistorter.for_camera(scene.camera, train_scale, cfg.undistort_mode)
-        out_und = Undistorter.for_camera(scene.camera, cfg.scale, cfg.undistort_mode)
-        capped = out_und.capped_warning or train_und.capped_warning
-        if capped:
-            log.warn(capped)
-        path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
-        enhance = cfg.fixer.name != "none" and cfg.fixer.enhance
-        progressive = cfg.fixer.name != "none" and cfg.fixer.progressive and cfg.ckpt is None and model is None
-        fixer = build_fixer(cfg.fixer, device) if (enhance or progressive) else None  # built once (Difix loads weights)
-        fixer_record = {"name": cfg.fixer.name, "enhance": enhance, "progressive": progressive,
-                        "progressive_rounds": rounds if progressive else None}
-        if fixer is not None and getattr(fixer, "weights_source", None):  # which weights (a cache snapshot: its
-            fixer_record["weights"] = fixer.weights_source                # revision), and the references they got
-            fixer_record["reference_views"] = fixer.num_refs if fixer.uses_refs else 0
-        # leak-free leave-one-out needs models trained like this one: not for a given model or checkpoint
-        loo_leak_free = (cfg.fuse.mode != "3d" and cfg.fuse.loo_models and model is None and cfg.ckpt is None
-                         and len(scene.frames) >= 3)
-        if device.type == "cuda":
-            if not caches.gsplat_built():
-                log.info("building gsplat's CUDA extension: once per machine, ~1-2 min "
-                         "(`sparsevid cache --build`, run by `make setup`, does it ahead of time)")
-            with timer("cuda kernels"):
-                caches.load_gsplat_kernels()
-        if model is not None:
-            trainer = model  # a trained model renders in place of the Gaussians
-        else:
-            with timer("training"):
-                trainer = train_stage(scene, cfg, device, train_und, path, out, timer, fixer, rounds)
-        outdir.check_still_there(out)
-        if "fixing" in timer.seconds:
-            timer.seconds["training"] -= timer.seconds["fixing"]
-        if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
-            scene, pose_refinement = refined_scene(scene, trainer.refined_c2ws())
-            path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
-        with timer("rendering"):
-            rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True, distort=False)
-        with timer("enhance"):
-            refs = input_refs(scene, out_und, trainer.render) if enhance else None
-            frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
-            # the 3D route's rebuild of every interior input from the others (without the fixer: its
-            # plain render there), so the leave-one-out check weighs the 3D route in the fusion
-            if cfg.fuse.mode != "3d" and not loo_leak_free:
-                loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
-                                      ).held_out(scene.indices[1:-1])
-                if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
-                    loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
-                                               at_path=True).held_out(scene.indices[1:-1])
-        if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check and len(scene.frames) >= 3:  # feeds the leave-one-out
-            with timer("rigid check"):
-                rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,
-                                    scene.indices, cfg.fuse.rigid_tolerance,
-                                    dataclasses.replace(cfg.fuse.flow, mirrors=1), cfg.fuse.rigid_photo,
-                                    cfg.fuse.rigid_depth_factor)
-        if loo_leak_free:
-            with timer("leave-one-out"):
-                loo3d = held_out_rebuilds(scene, cfg, device, train_und, out_und, out, fixer if enhance else None)
-    route3d = Route3DOutput(positions, keys, frames3d, loo3d, loo_leak_free, loo3d_path, rigid,
-                            hold_outside=cfg.path.extrapolation == "hold")
+    built = route3d_stage(scene, cfg, device, out, model, timer, rounds) \
+        if posed and cfg.fuse.mode != "2d" and not nothing else None
+    if built is not None:
+        scene = built.scene  # its cameras refined with the Gaussians (--train.pose-lr)
+    held_ends = cfg.path.extrapolation == "hold"
+    route3d = Route3DOutput(positions, keys, None, None, hold_outside=held_ends) if built is None else \
+        Route3DOutput(positions, keys, built.frames, built.loo, built.loo_leak_free, built.loo_path, built.rigid,
+                      hold_outside=held_ends)
     with timer("fusing"):
         if nothing:  # every output frame is an input (said above)
             frames, quality = [keys[int(p)] for p in positions], None
-        elif cfg.fuse.mode == "3d" and frames3d is not None:
-            frames = [to_uint8(img) for img, _ in frames3d]
-            quality = None
-            log.info("no quality estimate with --fuse.mode 3d: the leave-one-out check weighs the fused routes")
         else:
-            fused = route3d.fuse(cfg.fuse, device, cfg.seed)
-            frames, quality = fused.frames, fused.quality_estimate
-            used3d = frames3d is not None and "3d" in fused.routes
-            if frames3d is not None and not used3d:
-                log.warn("the 3D model is not in the video: the leave-one-out check rebuilt the inputs better "
-                         "without it, so the 2D routes (optical flow) make every in-between frame "
-                         "(--fuse.mode 3d uses the 3D route alone; --fuse.mode 2d skips poses and training)")
-            if quality is None:
-                log.info("no quality estimate: it rebuilds an input from the inputs on both sides, so it needs three "
-                         "inputs or more" if len(scene.frames) < 3 else "no quality estimate: no input was rebuilt")
-            if quality is not None:
-                quality["route"] = "fused 2D + 3D" if used3d else "2D (optical flow)"
-                quality["gain_3d"] = None if fused.gain_3d is None or not used3d else round(fused.gain_3d, 3)
-                quality["routes_used"] = fused.routes
-                quality["fixed_in_image"] = {"fraction": fused.fixed_fraction,
-                                             "textured_fraction": fused.fixed_textured_fraction}
-                if rigid is not None and cfg.fuse.rigid_check and used3d:
-                    quality["moved_by_itself"] = moved_fractions(rigid)
-                    log.info("the scene moved by itself (the 3D model's geometry cannot explain it) in "
-                             + ", ".join(f"{100 * v:.0f} %" for v in quality["moved_by_itself"].values())
-                             + " of the frame between the neighbouring inputs: the 3D route gives way there where "
-                               "it disagrees with the 2D routes (--fuse.no-rigid-check turns this off)")
-            if cfg.fuse.temporal.sigma is not None:
-                log.info(f"in-between frames made consistent over time: their content coarser than "
-                         f"{cfg.fuse.temporal.sigma:g} px averaged with {cfg.fuse.temporal.reach} output frames on each "
-                         f"side, moved onto them by optical flow (--fuse.temporal.sigma none turns this off)")
-            if fused.fixed_fraction >= 5e-4:
-                log.info(f"{100 * fused.fixed_fraction:.1f} % of the frame is the same in every input (an overlay, "
-                         f"a bonnet, or a plain area): no 3D route there, "
-                         f"{100 * fused.fixed_textured_fraction:.1f} % taken from the inputs as they are "
-                         f"(--fuse.fixed.no-enabled turns this off)")
+            frames, quality = fuse_stage(route3d, cfg, device, len(scene.frames))
     if cfg.keep_inputs:
         frames = [keys[int(p)] if inp else f for f, p, inp in zip(frames, positions, is_input)]
     key_sigmas = None
@@ -1098,55 +1203,31 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
                      f"{min(key_sigmas.values()):.2f}-{max(key_sigmas.values()):.2f} px; --no-even-key-detail "
                      f"keeps them as they are)")
 
-    source_index = [source_index_of(p) for p in positions]
     outdir.check_still_there(out)
     with timer("encoding"):
-        write_frames(frames, out / "frames")
-        if cfg.write_video:
-            write_video(frames, out / "video.mp4", out_fps, cfg.video.crf, cfg.video.preset, audio=sound)
-        if path is not None:
-            write_cameras_json(out / "cameras.json", path, scene.camera, cfg.scale)
-            # in the world of the model that rendered it (a nerfstudio model's: ns-render camera-path replays it)
-            world = getattr(model, "transform", None)
-            write_camera_path_json(out / "camera_path.json", path, scene.camera, cfg.scale,
-                                   None if world is None else {"transform": np.asarray(world).tolist(),
-                                                               "scale": float(getattr(model, "scale", 1.0))})
-        step = max(1, len(frames) // 12)
-        pick = list(range(0, len(frames), step))
-        write_contact_sheet(out / "contact_sheet.png", [frames[i] for i in pick],
-                            [f"t={float(times[i]):.3f}s" + (" (input)" if is_input[i] else "") for i in pick])
-        if quality is not None:
-            write_json(out / "quality.json", quality)
+        write_outputs(out, cfg, frames, out_fps, times, is_input, quality, sound,
+                      None if built is None else built.path, scene.camera, model)
 
     metrics = None
     if scene.gt_frames:
         with timer("eval"):
-            gt = {f.index: f.image for f in scene.gt_frames + scene.frames}
-            metrics = evaluate(frames, gt, scene.indices, source_index=source_index)
-            write_json(out / "metrics.json", metrics)
-        if metrics["heldout"]["count"]:
-            gh, gw = metrics["gt_shape"][:2]
-            where = "" if (gw, gh) == (frames[0].shape[1], frames[0].shape[0]) else \
-                (f" (the {frames[0].shape[1]}x{frames[0].shape[0]} frames scored against the {gw}x{gh} ground truth, "
-                 "resized to it as score.py does; the quality estimate is at the output's size)")
-            log.info(f"held-out PSNR {metrics['heldout']['psnr']:.2f} dB, SSIM {metrics['heldout']['ssim']:.3f}, "
-                     f"sharpness {metrics['heldout']['sharpness']:.2f} over {metrics['heldout']['count']} frames{where}")
-        else:
-            log.info("no held-out frame scored: no output frame falls on a ground-truth frame of the input "
-                     f"(the {metrics['inputs']['count']} at input times are the inputs)")
+            metrics = eval_stage(frames, scene, positions, out)
 
+    trainer = None if built is None else built.trainer
     peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if device.type == "cuda":
         peak["gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     stage = {k: round(v, 3) for k, v in timer.seconds.items()}
     stage["total"] = round(time.perf_counter() - t_start, 3)
     run_info = {**run_identity(cfg, scene), "versions": _versions(), "machine": _machine(device),
-                "device": str(device), "train_scale": train_scale, "stage_seconds": stage,
+                "device": str(device), "train_scale": None if built is None else built.train_scale,
+                "stage_seconds": stage,
                 "peak_memory": peak, "num_frames": len(frames), "fps": str(out_fps),
                 "num_gaussians": None if getattr(trainer, "num_gaussians", None) is None else int(trainer.num_gaussians),
                 "training_steps": None if getattr(trainer, "step", None) is None else int(trainer.step),
                 "model": None if model is None else getattr(model, "source", type(model).__name__), "poses": pose_report,
-                "pose_refinement": pose_refinement, "fixer": fixer_record, "quality_estimate": quality,
+                "pose_refinement": None if built is None else built.pose_refinement,
+                "fixer": None if built is None else built.fixer, "quality_estimate": quality,
                 "sound": sound_record,
                 "inputs_only": nothing,  # every output frame is an input, written as it is (nothing_between)
                 "warnings": list(warnings),
@@ -1169,10 +1250,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         stage["report"] = round(time.perf_counter() - t_report, 3)
         total = round(time.perf_counter() - t_start, 3)
         delta, stage["total"] = total - stage["total"], total
-        # this segment's times, and the sums over segments after a --resume (see runinfo.merge)
-        for times in [run_info["stage_seconds"]] + [s["stage_seconds"] for s in run_info.get("segments", [])[-1:]]:
-            times["report"] = round(times.get("report", 0.0) + stage["report"], 3)
-            times["total"] = round(times.get("total", 0.0) + delta, 3)
+        _add_report_seconds(run_info, stage["report"], delta)
         run_info["status"] = run_info["segments"][-1]["status"] = "done"
         write_json(out / "run.json", run_info)
     if not cfg.keep_checkpoint:
@@ -1182,4 +1260,4 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     page = f"; open {out / 'report.html'} in a browser" if cfg.write_report else ""
     log.info(f"done in {stage['total']:.1f} s -> {out}{est}{page}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
-                     None if frames3d is None else route3d)
+                     None if built is None else route3d)
