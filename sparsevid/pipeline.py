@@ -723,13 +723,13 @@ def drop_checkpoints(train_dir: Path) -> None:
 
 def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
     """The result already in ``cfg.output`` when ``--resume`` finds its run finished (``run.json`` "done", or
-    "reporting": stopped while writing the report) with every output these settings write (the frames ``run.json``
-    counts, ``video.mp4`` unless ``--no-write-video``, the trained Gaussians' ``.ply`` and ``.splat``); None
-    otherwise (the run goes on, redoing what is missing).
+    "reporting": stopped while writing the report) with the frames ``run.json`` counts and, where it trained them,
+    the Gaussians' ``.ply`` and ``.splat``; None otherwise (the run goes on, redoing what is missing).
 
-    Nothing is made again: a missing ``report.html`` (``--write-report`` now, or a stop while writing it) is written,
-    ``--no-keep-checkpoint`` deletes the checkpoints, and one line says so. The frames are read back from
-    ``frames/``; the stage times are the run's own from ``run.json``."""
+    Nothing is made again. What these settings write and the folder lacks is written from the frames on disk:
+    ``video.mp4`` (deleted, or ``--no-write-video`` before: with the input's sound) and ``report.html``
+    (``--write-report`` now, or a stop while writing it), their seconds added to ``run.json``;
+    ``--no-keep-checkpoint`` deletes the checkpoints; one line says so. The stage times are the run's own."""
     from sparsevid.runinfo import read_run_json
     from sparsevid.video.io import read_frames
 
@@ -737,24 +737,32 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
     info = read_run_json(out)
     if info is None or info.get("status") not in ("done", "reporting"):
         return None
-    n = info.get("num_frames")
+    n, fps = info.get("num_frames"), info.get("fps")
     names = [out / "frames" / f"frame_{k:04d}.png" for k in range(n)] if isinstance(n, int) and n > 0 else []
-    if not names or not all(p.is_file() for p in names) or (cfg.write_video and not (out / "video.mp4").is_file()):
+    if not names or not all(p.is_file() for p in names) or not isinstance(fps, str):
         return None
     trained = info.get("training_steps") is not None and info.get("model") is None and cfg.ckpt is None
     if trained and not all((out / "train" / f"point_cloud{s}").is_file() for s in (".ply", ".splat")):
         return None  # the Gaussians' exports are outputs too (train_stage writes them again from the checkpoint)
-    stage = dict(info.get("stage_seconds") or {})
+    frames = read_frames(out / "frames")
+    frames = [frames[k] for k in range(n)]
+    stage = info["stage_seconds"] = dict(info.get("stage_seconds") or {})
     wrote = []
-    if cfg.write_report and (info["status"] == "reporting" or not (out / "report.html").is_file()):
+    if cfg.write_video and not (out / "video.mp4").is_file():
+        from sparsevid.video.io import write_video
+
+        t0 = time.perf_counter()
+        sound, info["sound"] = output_sound(cfg, scene)
+        write_video(frames, out / "video.mp4", Fraction(fps), cfg.video.crf, cfg.video.preset, audio=sound)
+        _add_seconds(info, "encoding", time.perf_counter() - t0)
+        wrote.append("video.mp4")
+    if cfg.write_report and (info["status"] == "reporting" or wrote or not (out / "report.html").is_file()):
         from sparsevid.report import write_report
 
         t0 = time.perf_counter()
         write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
                      if scene.gt_frames else None)
-        seconds = time.perf_counter() - t0
-        info["stage_seconds"] = stage
-        _add_report_seconds(info, seconds, seconds)
+        _add_seconds(info, "report", time.perf_counter() - t0)
         wrote.append("report.html")
     if info["status"] == "reporting" or wrote:
         info["status"] = "done"
@@ -768,18 +776,16 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
         (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, SSIM {quality['ssim_heldout']:.3f} "
          "(leave-one-out)")
     log.info(f"{out} holds a finished run of these settings: nothing to resume"
-             + (f" (wrote its missing {' and '.join(wrote)})" if wrote else "")
+             + (f" (wrote its missing {' and '.join(wrote)} from its frames)" if wrote else "")
              + f" -> --overwrite makes it again{est}")
-    frames = read_frames(out / "frames")
     metrics = None
     if (out / "metrics.json").is_file():
         import json
 
         with contextlib.suppress(OSError, ValueError):
             metrics = json.loads((out / "metrics.json").read_text())
-    fps = info.get("fps")
-    return RunResult(out, [frames[k] for k in range(n)], stage, metrics, dict(info.get("peak_memory") or {}),
-                     Fraction(fps) if isinstance(fps, str) else None, quality if isinstance(quality, dict) else None)
+    return RunResult(out, frames, stage, metrics, dict(info.get("peak_memory") or {}), Fraction(fps),
+                     quality if isinstance(quality, dict) else None)
 
 
 def _round_records(updater: ProgressiveUpdater | None) -> list[dict]:
@@ -1033,13 +1039,14 @@ def eval_stage(frames: list[np.ndarray], scene: Scene, positions: list[Fraction]
     return metrics
 
 
-def _add_report_seconds(run_info: dict, report: float, total: float) -> None:
-    """Add the report's seconds (and ``total`` to the total) to run.json's ``stage_seconds`` and to its last
-    segment's (the sums over segments after a --resume: :func:`sparsevid.runinfo.merge`)."""
+def _add_seconds(run_info: dict, stage: str, seconds: float, total: float | None = None) -> None:
+    """Add ``seconds`` to a stage's (and ``total``, default the same, to the total) in run.json's
+    ``stage_seconds`` and in its last segment's (the sums over segments after a --resume:
+    :func:`sparsevid.runinfo.merge`)."""
     for times in [run_info["stage_seconds"]] + [s.setdefault("stage_seconds", {})
                                                 for s in run_info.get("segments", [])[-1:]]:
-        times["report"] = round(times.get("report", 0.0) + report, 3)
-        times["total"] = round(times.get("total", 0.0) + total, 3)
+        times[stage] = round(times.get(stage, 0.0) + seconds, 3)
+        times["total"] = round(times.get("total", 0.0) + (seconds if total is None else total), 3)
 
 
 def _versions() -> dict[str, str]:
@@ -1250,7 +1257,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         stage["report"] = round(time.perf_counter() - t_report, 3)
         total = round(time.perf_counter() - t_start, 3)
         delta, stage["total"] = total - stage["total"], total
-        _add_report_seconds(run_info, stage["report"], delta)
+        _add_seconds(run_info, "report", stage["report"], delta)
         run_info["status"] = run_info["segments"][-1]["status"] = "done"
         write_json(out / "run.json", run_info)
     if not cfg.keep_checkpoint:

@@ -218,6 +218,14 @@ def test_run_writes_the_sound_and_no_audio_leaves_it_out(tmp_path):
     assert '<video id="output-video" class="main" controls loop playsinline' in page  # not muted: it has sound
     record = json.loads((out / "run.json").read_text())["sound"]
     assert record["from_s"] == 0 and record["to_s"] == 1.5 and record["codec"] == "aac 48000 Hz stereo"
+    # video.mp4 deleted from the finished run: --resume writes it again from the frames, with its sound, byte for byte
+    video = (out / "video.mp4").read_bytes()
+    (out / "video.mp4").unlink()
+    r = subprocess.run([sys.executable, "-m", "sparsevid", "run", str(clip), "--keyframes", "15,24,34,44", "-o",
+                        str(out), "--fuse.mode", "2d", "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0 and "wrote its missing video.mp4 and report.html from its frames" in r.stderr, r.stderr
+    assert (out / "video.mp4").read_bytes() == video
+    assert json.loads((out / "run.json").read_text())["sound"] == record
     import av
 
     cfg = named_config("default", input=clip, output=tmp_path / "without", keyframes=[15, 24, 34, 44],

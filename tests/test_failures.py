@@ -1112,7 +1112,7 @@ def test_ctrl_c_while_the_report_is_written_keeps_the_finished_runs_record(tmp_p
     monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
     rc, err = run_cli(["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "--no-video",
                        "-o", out, "--resume"], capsys)
-    assert rc == 0 and "nothing to resume (wrote its missing report.html)" in err, err
+    assert rc == 0 and "nothing to resume (wrote its missing report.html from its frames)" in err, err
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "done" and info["segments"][-1]["status"] == "done" and info["stage_seconds"]["report"] > 0
     assert (out / "report.html").is_file() and _frames(out) == frames
@@ -1152,6 +1152,11 @@ def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys,
                                  train=dataclasses.replace(RunConfig().train, steps=5)))
     assert len(res.frames) == 30 and res.frames[7].shape == (32, 48, 3) and res.quality_estimate == info["quality_estimate"]
     assert res.metrics is not None and res.metrics["heldout"]["count"] == 26
+    # video.mp4 deleted: written again from the frames, the same bytes, the report with it; nothing rendered
+    (out / "video.mp4").unlink()
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0 and "wrote its missing video.mp4 and report.html from its frames" in err, err
+    assert (out / "video.mp4").read_bytes() == video and _frames(out) == frames
     # a frame deleted: made again, the same bytes
     monkeypatch.setattr(pipeline, "render_path", real_render)
     (out / "frames" / "frame_0007.png").unlink()
