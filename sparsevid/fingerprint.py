@@ -34,15 +34,34 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+#: a sampled hash (:func:`_sampled_hash`) reads this many pieces of this size, spread evenly over the file
+SAMPLES, _SAMPLE = 64, 1 << 16
+
+
+def _sampled_hash(path: Path, size: int) -> str:
+    """A hash of ``SAMPLES`` pieces of the file spread evenly from its first byte to its last (the whole file when
+    it is smaller than them): 4 MiB read of gigabytes of model weights. Other weights (a fine-tune of the same
+    network, another revision) differ in most of their tensors, so in these pieces; the same files copied or
+    linked, whatever their times, hash the same."""
+    if size <= SAMPLES * _SAMPLE:
+        return "sample " + _file_hash(path)
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for k in range(SAMPLES):
+            f.seek((size - _SAMPLE) * k // (SAMPLES - 1))
+            h.update(f.read(_SAMPLE))
+    return "sample " + h.hexdigest()
+
+
 def files_fingerprint(path: str | Path, exclude: str | Path | None = None, content: bool = True) -> dict[str, list]:
     """``{relative name: [size, hash]}`` of a file, or of every file under a folder (hidden names
     and anything under ``exclude``, e.g. the run folder itself when it lies inside the input, are
-    skipped). ``content=False``: ``[size, "mtime <ns>"]`` instead of the hash, for gigabytes of model weights
-    (files replaced or re-downloaded have other times; the same files by another path or a link, the same; a copy
-    made without keeping the times, ``cp`` without ``-p``, counts as changed)."""
+    skipped). ``content=False``: ``[size, "sample <hash>"]``, a hash of pieces spread over the file
+    (:func:`_sampled_hash`) instead of all of it, for gigabytes of model weights: files replaced or re-downloaded
+    differ; the same files by another path, a link or a copy (``cp``, which gives them new times), do not."""
     def mark(p: Path) -> list:
-        st = p.stat()
-        return [st.st_size, _file_hash(p) if content else f"mtime {st.st_mtime_ns}"]
+        size = p.stat().st_size
+        return [size, _file_hash(p) if content else _sampled_hash(p, size)]
 
     return {name: mark(p) for name, p in _input_files(Path(path).expanduser(), exclude)}
 
@@ -82,7 +101,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
-#: inputs of the fingerprint that are model weights: fingerprinted by file times, not hashed
+#: inputs of the fingerprint that are model weights: fingerprinted by a hash of pieces of each file, not all of it
 #: (:func:`files_fingerprint`), and standing for the path setting that names them
 WEIGHT_INPUTS = {"difix_weights": "fixer.difix_weights"}
 
@@ -90,7 +109,7 @@ WEIGHT_INPUTS = {"difix_weights": "fixer.difix_weights"}
 def run_fingerprint(config: dict, inputs: dict[str, str | Path | None], output: str | Path) -> dict:
     """The fingerprint of a run: ``config`` (JSON-able, see :func:`sparsevid.io_utils.jsonable`) without
     :data:`IGNORED_KEYS`, and the files of each named input (None entries are left out; :data:`WEIGHT_INPUTS` by
-    their times)."""
+    pieces of their content)."""
     cfg = {k: v for k, v in config.items() if k not in IGNORED_KEYS}
     files = {name: files_fingerprint(p, exclude=output, content=name not in WEIGHT_INPUTS)
              for name, p in inputs.items() if p is not None}
@@ -116,6 +135,14 @@ def _comparable(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _older_weights_mark(a, b) -> bool:
+    """Whether two marks of one weights file are of the same size where one was written by a sparsevid that marked
+    weights by their time (``"mtime <ns>"``, before session 43): the times cannot be compared with a hash, so the
+    size decides, as between two runs of that version a copy kept with its times did."""
+    kinds = {str(m[1]).split(" ")[0] for m in (a, b) if isinstance(m, list) and len(m) == 2}
+    return kinds == {"mtime", "sample"} and a[0] == b[0]
+
+
 def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[str]]:
     """(changed config keys as 'key: old -> new', changed input files) between two fingerprints (settings as they
     act, :func:`_comparable`)."""
@@ -135,7 +162,7 @@ def _differences(old: dict, new: dict, limit: int = 3) -> tuple[list[str], list[
     for name in sorted(set(oi) | set(ni)):
         fa, fb = oi.get(name, {}), ni.get(name, {})
         for f in sorted(f for f in set(fa) | set(fb) if not _is_system_file(f)):  # an older run's fingerprint has them
-            if fa.get(f) != fb.get(f):
+            if fa.get(f) != fb.get(f) and not _older_weights_mark(fa.get(f), fb.get(f)):
                 state = "added" if f not in fa else "removed" if f not in fb else "changed"
                 label = {"difix_weights": "the Difix weights' ", "poses_from": "the poses' ", "ckpt": "the checkpoint's "
                          }.get(name, "")

@@ -567,8 +567,8 @@ def test_damaged_or_mismatched_weights_and_bad_option_values_fail_before_any_wor
 
 def test_resume_checks_the_weights_files_not_their_path(replicas, tmp_path, monkeypatch):
     """--resume compared the weights folder's path: weights replaced in place were taken for the same run, and the
-    same weights through a link were refused. The files now decide (their sizes and times), and run.json names the
-    folder the weights were read from."""
+    same weights through a link were refused. The files now decide (their sizes and pieces of their content: a copy
+    is the same weights), and run.json names the folder the weights were read from."""
     import os
     import shutil
 
@@ -594,6 +594,17 @@ def test_resume_checks_the_weights_files_not_their_path(replicas, tmp_path, monk
     fp = json.loads((out / "fingerprint.json").read_text())
     assert "unet/diffusion_pytorch_model.safetensors" in fp["inputs"]["difix_weights"]
     record(link, True)  # the same files by another path
+    copied = tmp_path / "copied"
+    shutil.copytree(weights, copied, copy_function=shutil.copyfile)  # `cp` without -p: the files get new times
+    record(copied, True)  # the same weights (they were refused as other weights)
+    # a run folder of a sparsevid that marked weights by their times: the sizes decide
+    kept = (out / "fingerprint.json").read_text()
+    old = json.loads(kept)
+    for mark in old["inputs"]["difix_weights"].values():
+        mark[1] = "mtime 123"
+    (out / "fingerprint.json").write_text(json.dumps(old))
+    record(copied, True)
+    (out / "fingerprint.json").write_text(kept)
     shutil.rmtree(weights)
     shutil.copytree(replicas["difix_ref"][0], weights)
     with pytest.raises(Err, match="input files differ"):

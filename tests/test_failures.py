@@ -1493,3 +1493,37 @@ def test_saved_work_names_what_a_resume_takes_up(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "checkpoint.safetensors").write_bytes(b"x")
     assert saved_work(tmp_path) == ["the poses", "the training's checkpoint"]
+
+
+def test_weights_are_marked_by_pieces_of_their_content(tmp_path):
+    """Gigabytes of weights are marked by their size and a hash of 64 pieces spread over each file (not their
+    times: a copy made with `cp` was taken for other weights): a copy marks the same; a change in a piece, at the
+    end of the file, or of its size, does not."""
+    import shutil
+
+    from sparsevid.fingerprint import SAMPLES, _SAMPLE, files_fingerprint
+
+    size = SAMPLES * _SAMPLE * 3 + 12345  # beyond the pieces: sampled, not hashed whole
+    data = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+    a = tmp_path / "a" / "unet.safetensors"
+    a.parent.mkdir()
+    a.write_bytes(data)
+    b = tmp_path / "b" / "unet.safetensors"
+    b.parent.mkdir()
+    shutil.copyfile(a, b)  # new times
+    os.utime(b, ns=(1, 1))
+    mark = files_fingerprint(a.parent, content=False)
+    assert mark == files_fingerprint(b.parent, content=False) and mark["unet.safetensors"][1].startswith("sample ")
+    middle = (size - _SAMPLE) * (SAMPLES // 2) // (SAMPLES - 1) + 7  # inside the piece in the middle
+    for where in (0, middle, size - 1):  # the first piece, one in the middle, the last byte
+        changed = bytearray(data)
+        changed[where] ^= 1
+        b.write_bytes(bytes(changed))
+        assert files_fingerprint(b.parent, content=False) != mark, where
+    b.write_bytes(data + b"\0")
+    assert files_fingerprint(b.parent, content=False) != mark
+    small = tmp_path / "c" / "config.json"  # a small file is hashed whole
+    small.parent.mkdir()
+    small.write_text("{}")
+    assert files_fingerprint(small.parent, content=False)["config.json"][1] == \
+        "sample " + files_fingerprint(small.parent)["config.json"][1]
