@@ -178,7 +178,7 @@ class RunResult:
         fps: the output frame rate.
         quality_estimate: the leave-one-out estimate of the held-out quality (see
             :mod:`sparsevid.fuse.loo`), or None with fewer than 3 inputs.
-        route3d: the 3D route's output before fusion, or None (no 3D model).
+        route3d: the 3D route's output before fusion, or None (no 3D model; a finished run that `--resume` found).
     """
 
     output_dir: Path
@@ -723,47 +723,54 @@ def drop_checkpoints(train_dir: Path) -> None:
 
 def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
     """The result already in ``cfg.output`` when ``--resume`` finds its run finished (``run.json`` "done", or
-    "reporting": stopped while writing the report) with the frames ``run.json`` counts and, where it trained them,
-    the Gaussians' ``.ply`` and ``.splat``; None otherwise (the run goes on, redoing what is missing).
+    "reporting": stopped while writing the report) with every output it made but the video and the report
+    (:func:`_finished_outputs`); None otherwise (the run goes on, redoing what is missing).
 
     Nothing is made again. What these settings write and the folder lacks is written from the frames on disk:
-    ``video.mp4`` (deleted, or ``--no-write-video`` before: with the input's sound) and ``report.html``
-    (``--write-report`` now, or a stop while writing it), their seconds added to ``run.json``;
-    ``--no-keep-checkpoint`` deletes the checkpoints; one line says so. The stage times are the run's own."""
+    ``video.mp4`` (deleted: with the input's sound) and ``report.html`` (``--write-report`` now, or a stop while
+    writing it), their seconds added to ``run.json``; ``--no-keep-checkpoint`` deletes the checkpoints; one line
+    says so. The stage times are the run's own. The result's ``route3d`` is None (the 3D route's frames before
+    fusion are not kept)."""
+    from sparsevid.data.images import read_image
     from sparsevid.runinfo import read_run_json
-    from sparsevid.video.io import read_frames
 
     out = Path(cfg.output)
     info = read_run_json(out)
     if info is None or info.get("status") not in ("done", "reporting"):
         return None
-    n, fps = info.get("num_frames"), info.get("fps")
-    names = [out / "frames" / f"frame_{k:04d}.png" for k in range(n)] if isinstance(n, int) and n > 0 else []
-    if not names or not all(p.is_file() for p in names) or not isinstance(fps, str):
+    names = _finished_outputs(out, info, cfg)
+    if names is None:
         return None
-    trained = info.get("training_steps") is not None and info.get("model") is None and cfg.ckpt is None
-    if trained and not all((out / "train" / f"point_cloud{s}").is_file() for s in (".ply", ".splat")):
-        return None  # the Gaussians' exports are outputs too (train_stage writes them again from the checkpoint)
-    frames = read_frames(out / "frames")
-    frames = [frames[k] for k in range(n)]
+    try:
+        frames = [read_image(p) for p in names]
+    except SparsevidError:  # a damaged frame: made again with the others
+        return None
+    fps = Fraction(info["fps"])
     stage = info["stage_seconds"] = dict(info.get("stage_seconds") or {})
     wrote = []
-    if cfg.write_video and not (out / "video.mp4").is_file():
-        from sparsevid.video.io import write_video
+    try:
+        if cfg.write_video and not (out / "video.mp4").is_file():
+            from sparsevid.video.io import write_video
 
-        t0 = time.perf_counter()
-        sound, info["sound"] = output_sound(cfg, scene)
-        write_video(frames, out / "video.mp4", Fraction(fps), cfg.video.crf, cfg.video.preset, audio=sound)
-        _add_seconds(info, "encoding", time.perf_counter() - t0)
-        wrote.append("video.mp4")
-    if cfg.write_report and (info["status"] == "reporting" or wrote or not (out / "report.html").is_file()):
-        from sparsevid.report import write_report
+            t0 = time.perf_counter()
+            sound, info["sound"] = output_sound(cfg, scene)
+            write_video(frames, out / "video.mp4", fps, cfg.video.crf, cfg.video.preset, audio=sound)
+            _add_seconds(info, "encoding", time.perf_counter() - t0)
+            wrote.append("video.mp4")
+        report = cfg.write_report and (info["status"] == "reporting" or wrote or not (out / "report.html").is_file())
+        if wrote:  # the report reads run.json: its times with the video's
+            write_json(out / "run.json", info)
+        if report:
+            from sparsevid.report import write_report
 
-        t0 = time.perf_counter()
-        write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
-                     if scene.gt_frames else None)
-        _add_seconds(info, "report", time.perf_counter() - t0)
-        wrote.append("report.html")
+            t0 = time.perf_counter()
+            write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
+                         if scene.gt_frames else None)
+            _add_seconds(info, "report", time.perf_counter() - t0)
+            wrote.append("report.html")
+    except KeyboardInterrupt as e:  # run.json still says "done": the next --resume writes them again
+        e.again = f"with --resume: the run is finished, it writes only its missing {' and '.join(wrote) or 'files'}"
+        raise
     if info["status"] == "reporting" or wrote:
         info["status"] = "done"
         if info.get("segments"):
@@ -784,8 +791,34 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
 
         with contextlib.suppress(OSError, ValueError):
             metrics = json.loads((out / "metrics.json").read_text())
-    return RunResult(out, frames, stage, metrics, dict(info.get("peak_memory") or {}), Fraction(fps),
+    return RunResult(out, frames, stage, metrics, dict(info.get("peak_memory") or {}), fps,
                      quality if isinstance(quality, dict) else None)
+
+
+def _finished_outputs(out: Path, info: dict, cfg: RunConfig) -> list[Path] | None:
+    """The frame files of a finished run in ``out`` (``run.json`` ``info``) when it holds every output the run made
+    but ``video.mp4`` and ``report.html`` (written again from the frames): its ``num_frames`` frames, the camera
+    path where a 3D model made the video (``cameras.json``, ``camera_path.json``), ``contact_sheet.png``,
+    ``quality.json`` and ``metrics.json`` where run.json has a quality estimate and scores, and the trained
+    Gaussians' ``.ply`` and ``.splat``; None where one is missing or run.json lacks what says so."""
+    n, fps = info.get("num_frames"), info.get("fps")
+    if not isinstance(n, int) or n <= 0 or not isinstance(fps, str):
+        return None
+    try:
+        Fraction(fps)
+    except (ValueError, ZeroDivisionError):
+        return None
+    names = [out / "frames" / f"frame_{k:04d}.png" for k in range(n)]
+    need = [out / "contact_sheet.png"]
+    if info.get("quality_estimate") is not None:
+        need.append(out / "quality.json")
+    if info.get("metrics") is not None:
+        need.append(out / "metrics.json")
+    if info.get("train_scale") is not None:  # a 3D model rendered the camera path
+        need += [out / "cameras.json", out / "camera_path.json"]
+    if info.get("training_steps") is not None and info.get("model") is None and cfg.ckpt is None:
+        need += [out / "train" / "point_cloud.ply", out / "train" / "point_cloud.splat"]
+    return names if all(p.is_file() for p in names + need) else None
 
 
 def _round_records(updater: ProgressiveUpdater | None) -> list[dict]:

@@ -1157,6 +1157,37 @@ def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys,
     rc, err = run_cli(base + ["--resume"], capsys)
     assert rc == 0 and "wrote its missing video.mp4 and report.html from its frames" in err, err
     assert (out / "video.mp4").read_bytes() == video and _frames(out) == frames
+    # a stray image beside the frames (a Finder copy, macOS ._ files) is not one of them
+    shutil.copy(out / "frames" / "frame_0020.png", out / "frames" / "frame_0007 copy.png")
+    (out / "video.mp4").unlink()
+    res = run_pipeline(RunConfig(input=tiny_ds, output=out, device="cpu", keyframes=[0, 9, 19, 29], resume=True,
+                                 train=dataclasses.replace(RunConfig().train, steps=5)))
+    assert (out / "video.mp4").read_bytes() == video and len(res.frames) == 30
+    (out / "frames" / "frame_0007 copy.png").unlink()
+    # Ctrl-C while the missing video is written: the line says the run is finished
+    import sparsevid.video.io as vio
+
+    (out / "video.mp4").unlink()
+    monkeypatch.setattr(vio, "write_video", lambda *a, **k: os.kill(os.getpid(), signal.SIGINT))
+    capsys.readouterr()
+    rc, err = run_cli(base + ["--resume"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 130 and "the run is finished, it writes only its missing files" in last, err
+    assert json.loads((out / "run.json").read_text())["status"] == "done"
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0 and (out / "video.mp4").read_bytes() == video, err
+    # any other output deleted (the camera path, the scores, ...), or a damaged frame: the run is made again
+    monkeypatch.setattr(pipeline, "render_path", real_render)
+    for name in ("cameras.json", "metrics.json", "quality.json", "contact_sheet.png"):
+        (out / name).unlink()
+        capsys.readouterr()
+        rc, err = run_cli(base + ["--resume"], capsys)
+        assert rc == 0 and "nothing to resume" not in err and (out / name).is_file(), (name, err)
+    (out / "frames" / "frame_0012.png").write_bytes(b"")
+    rc, err = run_cli(base + ["--resume"], capsys)
+    assert rc == 0 and "nothing to resume" not in err and _frames(out) == frames, err
     # a frame deleted: made again, the same bytes
     monkeypatch.setattr(pipeline, "render_path", real_render)
     (out / "frames" / "frame_0007.png").unlink()

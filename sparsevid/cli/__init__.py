@@ -118,11 +118,12 @@ def _run_command(args) -> int:
             return 128 + e.signum
         signum = interrupt_signum(e)
         kept = getattr(e, "kept", None)  # run: what the run saved (pipeline.saved_work)
-        again = (f"with --resume: {' and '.join(kept)} it saved {'are' if len(kept) > 1 else 'is'} taken up" if kept
-                 else "(nothing was saved yet: it starts over, with --resume too)" if kept is not None else
-                 "with --resume: the poses and the training it finished are kept" if args.command == "run" else
-                 "with --resume: the training's last checkpoint is kept" if args.command == "train" else
-                 "to start it again")
+        again = getattr(e, "again", None) or (  # run: a finished run's own line (pipeline.finished_run)
+            f"with --resume: {' and '.join(kept)} it saved {'are' if len(kept) > 1 else 'is'} taken up" if kept
+            else "(nothing was saved yet: it starts over, with --resume too)" if kept is not None else
+            "with --resume: the poses and the training it finished are kept" if args.command == "run" else
+            "with --resume: the training's last checkpoint is kept" if args.command == "train" else
+            "to start it again")
         error(f"interrupted by {signal.Signals(signum).name} -> rerun the same command {again}")
         return 128 + signum
 

@@ -302,8 +302,8 @@ def _header(f: RunFolder) -> str:
              ("input frames", ", ".join(map(str, f.input_indices)) or "–")]
     if f.window is not None:  # frame numbers on the page count from the window's first frame
         first, last, flags = f.window
-        facts.insert(1, ("window", f"{flags}: the video's frames {first}-{last}; frame numbers on this page count "
-                                   f"from its frame {first} as 0"))
+        facts.insert(1, ("window", f"{flags}: the video's frames {first}-{last}" + (
+            f"; frame numbers on this page count from its frame {first} as 0" if first else "")))
     if f.quality and f.quality.get("route"):
         facts.append(("route", f.quality["route"]))
     if run.get("num_gaussians") is not None:  # a 3D model the leave-one-out left out of the video: said beside it
