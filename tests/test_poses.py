@@ -382,3 +382,30 @@ def test_pose_stage_model_keeps_its_tracks(tmp_path):
     assert back.has_poses and back.indices == [0, 9, 19, 29] and len(back.points) == rec.num_points3D()
     assert sum(len(t) for t in back.point_tracks) == n_obs
     assert load_scene(out).has_poses  # the folder (transforms.json first)
+
+
+def test_the_ladder_tries_a_few_named_pairs_not_every_pair():
+    """PoseConfig.max_init_pairs: 25 inputs have 300 pairs, and a camera going back and forth spent 7 minutes on 160
+    rejected ``incremental_init_i_j`` rungs with 13 inputs (session 43's review). The widest well-matched pairs come
+    first; four inputs keep all six; 0 keeps every pair; a bad value is a one-line error."""
+    from types import SimpleNamespace
+
+    from sparsevid.poses import sfm
+    from sparsevid.poses.sfm import PoseConfig, check_pose_config
+
+    def ladder(n: int, max_pairs: int, poor=()):
+        names = [f"f{i}" for i in range(n)]
+        m = SimpleNamespace(id_by_name={nm: i + 1 for i, nm in enumerate(names)},
+                            inliers=lambda a, b: 10 if (a - 1, b - 1) in poor else 400)
+        return [r[0] for r in sfm._ladder(m, SimpleNamespace(names=names), max_pairs)]
+
+    assert ladder(4, PoseConfig().max_init_pairs) == ladder(4, 0) == [
+        "global", "incremental_relaxed", "incremental_init_0_3", "incremental_init_0_2", "incremental_init_1_3",
+        "incremental_init_0_1", "incremental_init_1_2", "incremental_init_2_3"]
+    rungs = ladder(25, PoseConfig().max_init_pairs, poor={(0, 24)})  # a poorly matched pair is not one of them
+    assert rungs == ["global", "incremental_relaxed", "incremental_init_0_23", "incremental_init_1_24",
+                     "incremental_init_0_22", "incremental_init_1_23", "incremental_init_2_24", "incremental_init_0_21"]
+    assert len(ladder(25, 0)) == 2 + 300
+    for bad in (-1, 2.5, True):
+        with pytest.raises(SparsevidError, match="max-init-pairs must be a whole number >= 0"):
+            check_pose_config(PoseConfig(max_init_pairs=bad))

@@ -43,6 +43,7 @@ from sparsevid.eval.metrics import psnr, ssim
 from sparsevid.fuse.fixed import FixedRegions
 from sparsevid.fuse.flow2d import flow_for_video
 from sparsevid.imaging import px_scale
+from sparsevid.log import progress
 from sparsevid.render.frames import to_uint8
 from sparsevid.fuse.fusion import (Bracket, Candidate, FuseConfig, PairFlows, flow_candidates, fuse, learned_candidate,
                                    route3d_candidates, route_gains, sharpness, to_float)
@@ -266,7 +267,8 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
     dist: dict[int, float] = {}
     sq_own: dict[int, np.ndarray] = {}
     path_psnr: dict[int, float] = {}
-    for i, k in enumerate(held):
+
+    def _rebuild_routes(i: int, k: int) -> None:  # input k rebuilt by every route from the others
         k0, k1 = order[i], order[i + 2]
         br = Bracket(k0, k1, (k - k0) / (k1 - k0))
         dist[k] = br.distance()
@@ -294,6 +296,12 @@ def leave_one_out(keys: dict[int, np.ndarray], cfg: FuseConfig, route3d: Route3D
         cands[k] = cs
         sq[k] = {r: np.mean((img - fkeys[k]) ** 2, axis=-1).astype(np.float32) for r, img in routes.items()}
         rpsnr[k] = {r: psnr_f(img, fkeys[k]) for r, img in routes.items()}
+
+    with progress() as bar:
+        task = bar.add_task("leave-one-out", total=len(held), status="each interior input rebuilt from the others")
+        for i, k in enumerate(held):
+            _rebuild_routes(i, k)
+            bar.update(task, advance=1)
 
     def rebuild(k: int, power: float) -> np.ndarray:
         gains = res.gains_at(k, region, exclude=k if len(held) > 1 else None)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from sparsevid.errors import SparsevidError
-from sparsevid.log import in_context
+from sparsevid.log import in_context, progress
 from sparsevid.fuse.flow2d import FlowConfig
 from sparsevid.imaging import DIS_PRESETS, gray_u8, grid, long_side, make_dis, remap
 
@@ -129,6 +129,11 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         return np.clip(np.rint(own + low), 0, 255).astype(np.uint8)
 
     todo = [i for i, inp in enumerate(at_input) if not inp]
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        done = dict(zip(todo, pool.map(in_context(one), todo)))
+    done = {}
+    with progress() as bar, ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        task = bar.add_task("consistency over time", total=len(todo),
+                            status=f"in-between frames' content coarser than {cfg.sigma:g} px")
+        for i, img in zip(todo, pool.map(in_context(one), todo)):
+            done[i] = img
+            bar.update(task, advance=1)
     return [done.get(i, f) for i, f in enumerate(frames)]

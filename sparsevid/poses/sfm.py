@@ -116,6 +116,12 @@ class PoseConfig:
             clip on 2 cores, and the whole ladder 25 minutes before the 2D route took over
             (BENCHMARKS.md, session 25). A named pair that passes does so on its first trials (every
             model of the 13 harness clips and the demo is the same with 10).
+        max_init_pairs: the most rungs per feature set that start the incremental mapper from a named pair of
+            inputs (``incremental_init_i_j``), the pairs furthest apart in time first. Four inputs have six
+            pairs, all tried; 25 inputs have 300, and a clip whose camera goes back and forth (every model
+            rejected for rotations that disagree) spent 7 minutes on 160 such rungs with 13 inputs, and would
+            have spent over an hour with 25, before the next feature set (a review, BENCHMARKS.md session 43).
+            0: every pair.
         num_threads: CPU threads for pycolmap's feature extraction (-1: all cores); with
             ``deterministic`` this is the only multi-threaded step (each image is extracted on its
             own, and the images enter the database in frame order beforehand, so neither the
@@ -148,6 +154,7 @@ class PoseConfig:
     refocus_min_points_kept: float = 0.5
     try_all: bool = True
     pair_init_trials: int = 10
+    max_init_pairs: int = 6
     num_threads: int = -1
     deterministic: bool = True
     seed: int = 0
@@ -659,15 +666,16 @@ def _set_db_camera(db: Path, params: list[float]) -> None:
             d.update_camera(cam)
 
 
-def _ladder(m: _Matches, work: _Work) -> list[tuple[str, str, Any]]:
-    """(name, mapper, init pair) rungs on the current features, cheapest and most robust first."""
+def _ladder(m: _Matches, work: _Work, max_pairs: int = 0) -> list[tuple[str, str, Any]]:
+    """(name, mapper, init pair) rungs on the current features, cheapest and most robust first; at most
+    ``max_pairs`` from named pairs (0: every well-matched pair; ``PoseConfig.max_init_pairs``)."""
     ids = [m.id_by_name[n] for n in work.names]
     rungs: list[tuple[str, str, Any]] = [("global", "global", None), ("incremental_relaxed", "incremental", None)]
     # incremental from each well-matched pair, widest (in time) first: the largest baseline
     pairs = sorted(((i, j) for i in range(len(ids)) for j in range(i + 1, len(ids))), key=lambda p: p[0] - p[1])
-    for i, j in pairs:
-        if m.inliers(ids[i], ids[j]) >= 50:
-            rungs.append((f"incremental_init_{i}_{j}", "incremental", (ids[i], ids[j])))
+    named = [(i, j) for i, j in pairs if m.inliers(ids[i], ids[j]) >= 50]
+    for i, j in named[:max_pairs] if max_pairs > 0 else named:
+        rungs.append((f"incremental_init_{i}_{j}", "incremental", (ids[i], ids[j])))
     return rungs
 
 
@@ -813,10 +821,12 @@ def _estimate(scene: Scene, cfg: PoseConfig, work_dir: str | Path | None = None)
                 unmatched = unmatched or e
                 info(f"poses: {fs_name}: {e.one_line()}")
                 continue
-            for name, mapper, init in _ladder(m, work):
+            ladder = _ladder(m, work, cfg.max_init_pairs)
+            for rung, (name, mapper, init) in enumerate(ladder, 1):
                 rec, diag = _attempt(f"{fs_name}/{name}", mapper, init, work, db, m, scene, cfg)
                 report["attempts"].append(diag)
-                info(f"poses: attempt {diag['name']}: {diag.get('registered', 0)}/{len(scene.frames)} registered, "
+                info(f"poses: attempt {diag['name']} ({rung} of {len(ladder)} on these features, "
+                     f"{diag['seconds']:.0f} s): {diag.get('registered', 0)}/{len(scene.frames)} registered, "
                      f"{'valid' if diag['valid'] else 'rejected: ' + '; '.join(diag.get('problems', []))}")
                 if diag["valid"] and (best is None or diag["score"] < best["score"]):
                     best_rec, best, best_db, best_m, best_rung, best_work = rec, diag, db, m, (name, mapper, init), work
@@ -899,6 +909,9 @@ def check_pose_config(cfg: PoseConfig) -> None:
         raise SparsevidError(f"--pose.camera-model must be one of {', '.join(POSE_CAMERA_MODELS)}, got "
                              f"{cfg.camera_model!r}", fix="pass e.g. --pose.camera-model SIMPLE_RADIAL")
     check_positive(cfg.pair_init_trials, "--pose.pair-init-trials", "10", integer=True)
+    if not isinstance(cfg.max_init_pairs, int) or isinstance(cfg.max_init_pairs, bool) or cfg.max_init_pairs < 0:
+        raise SparsevidError(f"--pose.max-init-pairs must be a whole number >= 0, got {cfg.max_init_pairs}",
+                             fix="pass e.g. --pose.max-init-pairs 6 (0: every pair)")
     check_positive(cfg.max_num_features, "--pose.max-num-features", "8192", integer=True)
     if not isinstance(cfg.max_image_size, int) or cfg.max_image_size < MIN_POSE_SIDE:
         raise SparsevidError(f"--pose.max-image-size must be a whole number of pixels >= {MIN_POSE_SIDE}, got "
