@@ -958,6 +958,7 @@ def route3d_stage(scene: Scene, cfg: RunConfig, device: torch.device, out: Path,
     with timer("enhance"):
         refs = input_refs(scene, out_und, trainer.render) if enhance else None
         frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
+        del rendered  # the canvases (20 bytes a pixel and frame): not held through the leave-one-out
         # the 3D route's rebuild of every interior input from the others (without the fixer: its
         # plain render there), so the leave-one-out check weighs the 3D route in the fusion
         if cfg.fuse.mode != "3d" and not loo_leak_free:

@@ -333,6 +333,15 @@ def test_enhance_sequence(corridor):
     ch = (res.images[1:] - res.images[:-1]).abs().mean()
     ch_gt = (gt[1:] - gt[:-1]).abs().mean()
     assert abs(ch - ch_gt) < 0.25 * ch_gt
+    # the same numbers in chunks of any size (filled and blended a chunk at a time in place), and the renders
+    # given are left as they were
+    before = renders.clone()
+    for chunk in (1, 4):
+        other = enhance_frames(get_fixer("reproject"), renders, c["K"].expand(len(frames), 3, 3), c["c2ws"][frames],
+                               _refs(c), depth=c["depth"][frames], config=EnhanceConfig(temporal_sigma=1.0, chunk=chunk))
+        assert torch.equal(other.images, res.images) and torch.equal(other.confidence, res.confidence), chunk
+        assert torch.equal(other.extras["blend_weight"], res.extras["blend_weight"]), chunk
+    assert torch.equal(renders, before)
 
 
 # ---- with the real trainer (CPU, tiny) ---------------------------------------------------------

@@ -88,20 +88,27 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
     cfg = config or EnhanceConfig()
     req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
     step = max(1, cfg.chunk if cfg.chunk > 0 else max(8, os.cpu_count() or 1))
-    images, confs, weights = [], [], []
+    fixed = conf = weight = None  # the whole sequence's, filled a chunk at a time (not concatenated: a second copy)
     with progress() as p:
         task = p.add_task("enhancing", total=req.batch_size, status=type(fixer).__name__)
         for i in range(0, req.batch_size, step):
             part = fixer.fix(req.subset(slice(i, i + step)))
-            images.append(part.images)
-            confs.append(part.confidence)
-            weights.append(part.extras.get("blend_weight", part.confidence))
+            chunk = (part.images, part.confidence, part.extras.get("blend_weight", part.confidence))
+            if fixed is None:
+                fixed, conf, weight = (x.new_empty((req.batch_size,) + tuple(x.shape[1:])) for x in chunk)
+            for whole, x in zip((fixed, conf, weight), chunk):
+                whole[i:i + x.shape[0]] = x
             p.update(task, advance=part.images.shape[0])
-    fixed, conf, weight = torch.cat(images), torch.cat(confs), torch.cat(weights)
     if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
         return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
     smooth = smooth_confidence(weight, cfg.temporal_sigma, cfg.spatial_sigma_px * px_scale(*renders.shape[1:3]))
     ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
-    out = renders + ratio * (fixed - renders)
-    return FixResult(out.clamp(0, 1), (conf * ratio).clamp(0, 1),
+    # render + ratio * (fixed - render), clamped, in the fixed frames' own memory a chunk at a time: over the whole
+    # sequence at once its temporaries took 36 of the ~90 bytes per canvas pixel and frame that a run held at its
+    # peak (a 120-frame 640x360 clip peaked at 6.2 GB; BENCHMARKS.md session 43). The same numbers either way.
+    fixed = fixed.to(torch.promote_types(torch.promote_types(fixed.dtype, renders.dtype), ratio.dtype))
+    for i in range(0, fixed.shape[0], step):
+        base = renders[i:i + step]
+        fixed[i:i + step].sub_(base).mul_(ratio[i:i + step]).add_(base).clamp_(0, 1)
+    return FixResult(fixed, (conf * ratio).clamp(0, 1),
                      extras={"blend_weight": smooth, "raw_blend_weight": weight, "raw_confidence": conf})

@@ -150,6 +150,7 @@ def path_frames_3d(rendered: RenderedPath, path: PathFrames, und: Undistorter, r
                              times=torch.from_numpy(path.seconds), config=enhance)
         imgs = res.images.cpu().float().numpy()
         weights = res.extras["blend_weight"][..., 0].cpu().float().numpy()
+        del res  # its confidences and raw weights (12 bytes a canvas pixel and frame), before the frames below
     return [_distort_pair(und, i, w) for i, w in zip(imgs, weights)]
 
 
