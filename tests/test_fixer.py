@@ -338,10 +338,22 @@ def test_enhance_sequence(corridor):
     before = renders.clone()
     for chunk in (1, 4):
         other = enhance_frames(get_fixer("reproject"), renders, c["K"].expand(len(frames), 3, 3), c["c2ws"][frames],
-                               _refs(c), depth=c["depth"][frames], config=EnhanceConfig(temporal_sigma=1.0, chunk=chunk))
+                               _refs(c), depth=c["depth"][frames],
+                               config=EnhanceConfig(temporal_sigma=1.0, chunk=chunk))
         assert torch.equal(other.images, res.images) and torch.equal(other.confidence, res.confidence), chunk
         assert torch.equal(other.extras["blend_weight"], res.extras["blend_weight"]), chunk
     assert torch.equal(renders, before)
+    # a fixer that gives back fewer frames than it was given: an error, not rows of uninitialised memory
+    real = get_fixer("reproject")
+
+    class Short:
+        def fix(self, req):
+            out = real.fix(req)
+            return FixResult(out.images[:-1], out.confidence[:-1], extras={})
+
+    with pytest.raises(RuntimeError, match=r"Short.fix returned \[2, 2, 2\] frames .* for the 3 it was given"):
+        enhance_frames(Short(), renders, c["K"].expand(len(frames), 3, 3), c["c2ws"][frames], _refs(c),
+                       depth=c["depth"][frames], config=EnhanceConfig(chunk=3))
 
 
 # ---- with the real trainer (CPU, tiny) ---------------------------------------------------------

@@ -386,7 +386,7 @@ def test_pose_stage_model_keeps_its_tracks(tmp_path):
 
 def test_the_ladder_tries_a_few_named_pairs_not_every_pair():
     """PoseConfig.max_init_pairs: 25 inputs have 300 pairs, and a camera going back and forth spent 7 minutes on 160
-    rejected ``incremental_init_i_j`` rungs with 13 inputs (session 43's review). The widest well-matched pairs come
+    rejected ``incremental_init_i_j`` rungs with 13 inputs (session 43's review). The well-matched pairs furthest apart come
     first; four inputs keep all six; 0 keeps every pair; a bad value is a one-line error."""
     from types import SimpleNamespace
 

@@ -94,6 +94,10 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
         for i in range(0, req.batch_size, step):
             part = fixer.fix(req.subset(slice(i, i + step)))
             chunk = (part.images, part.confidence, part.extras.get("blend_weight", part.confidence))
+            asked = min(step, req.batch_size - i)
+            if any(x.shape[0] != asked for x in chunk):  # the whole-sequence tensors below would keep garbage rows
+                raise RuntimeError(f"{type(fixer).__name__}.fix returned {[x.shape[0] for x in chunk]} frames "
+                                   f"(images, confidence, weight) for the {asked} it was given")
             if fixed is None:
                 fixed, conf, weight = (x.new_empty((req.batch_size,) + tuple(x.shape[1:])) for x in chunk)
             for whole, x in zip((fixed, conf, weight), chunk):

@@ -109,11 +109,12 @@ def fuse_frames(positions: Sequence[float | Fraction], keys: dict[int, np.ndarra
     fkeys = {k: to_float(v) for k, v in keys_u8.items()}
     region = cfg.region_sigma * px_scale(*next(iter(fkeys.values())).shape[:2])
     order = sorted(keys_u8)
-    with progress() as p:  # every neighbouring key pair's flow, once, before the frames run in parallel
-        task = p.add_task("flows between inputs", total=len(order) - 1, status="each pair of neighbouring inputs")
-        for k0, k1 in zip(order, order[1:]):
-            flows(k0, k1)
-            p.update(task, advance=1)
+    if len(order) > 1:
+        with progress() as p:  # every neighbouring key pair's flow, once, before the frames run in parallel
+            task = p.add_task("flows between inputs", total=len(order) - 1, status="each pair of neighbouring inputs")
+            for k0, k1 in zip(order, order[1:]):
+                flows(k0, k1)
+                p.update(task, advance=1)
     # frames before the first input or after the last: carried on from the end input, unless held
     outside = [not hold_outside and len(order) > 1 and (pos < order[0] or pos > order[-1]) for pos in positions]
     if any(outside):

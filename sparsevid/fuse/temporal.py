@@ -129,6 +129,8 @@ def smooth_low_band(frames: Sequence[np.ndarray], at_input: Sequence[bool],
         return np.clip(np.rint(own + low), 0, 255).astype(np.uint8)
 
     todo = [i for i, inp in enumerate(at_input) if not inp]
+    if not todo:
+        return list(frames)
     done = {}
     with progress() as bar, ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         task = bar.add_task("consistency over time", total=len(todo),

@@ -117,7 +117,7 @@ class PoseConfig:
             (BENCHMARKS.md, session 25). A named pair that passes does so on its first trials (every
             model of the 13 harness clips and the demo is the same with 10).
         max_init_pairs: the most rungs per feature set that start the incremental mapper from a named pair of
-            inputs (``incremental_init_i_j``), the pairs furthest apart in time first. Four inputs have six
+            inputs (``incremental_init_i_j``), the pairs furthest apart in the inputs' order first. Four inputs have six
             pairs, all tried; 25 inputs have 300, and a clip whose camera goes back and forth (every model
             rejected for rotations that disagree) spent 7 minutes on 160 such rungs with 13 inputs, and would
             have spent over an hour with 25, before the next feature set (a review, BENCHMARKS.md session 43).
@@ -671,7 +671,7 @@ def _ladder(m: _Matches, work: _Work, max_pairs: int = 0) -> list[tuple[str, str
     ``max_pairs`` from named pairs (0: every well-matched pair; ``PoseConfig.max_init_pairs``)."""
     ids = [m.id_by_name[n] for n in work.names]
     rungs: list[tuple[str, str, Any]] = [("global", "global", None), ("incremental_relaxed", "incremental", None)]
-    # incremental from each well-matched pair, widest (in time) first: the largest baseline
+    # incremental from each well-matched pair, furthest apart in the inputs' order first: the largest baseline
     pairs = sorted(((i, j) for i in range(len(ids)) for j in range(i + 1, len(ids))), key=lambda p: p[0] - p[1])
     named = [(i, j) for i, j in pairs if m.inliers(ids[i], ids[j]) >= 50]
     for i, j in named[:max_pairs] if max_pairs > 0 else named:
