@@ -732,7 +732,7 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
     says so. The stage times are the run's own. The result's ``route3d`` is None (the 3D route's frames before
     fusion are not kept)."""
     from sparsevid.data.images import read_image
-    from sparsevid.runinfo import read_run_json
+    from sparsevid.runinfo import read_json_object, read_run_json
 
     out = Path(cfg.output)
     info = read_run_json(out)
@@ -761,11 +761,8 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
         if wrote:  # the report reads run.json: its times with the video's
             write_json(out / "run.json", info)
         if report:
-            from sparsevid.report import write_report
-
             t0 = time.perf_counter()
-            write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
-                         if scene.gt_frames else None)
+            _write_report(out, scene)
             _add_seconds(info, "report", time.perf_counter() - t0)
             wrote.append("report.html")
     except KeyboardInterrupt as e:  # run.json still says "done": the next --resume writes them again
@@ -778,21 +775,28 @@ def finished_run(cfg: RunConfig, scene: Scene) -> RunResult | None:
         write_json(out / "run.json", info)
     if not cfg.keep_checkpoint:
         drop_checkpoints(out / "train")
-    quality = info.get("quality_estimate")
-    est = "" if not isinstance(quality, dict) or quality.get("psnr_heldout") is None else \
-        (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, SSIM {quality['ssim_heldout']:.3f} "
-         "(leave-one-out)")
+    quality = info.get("quality_estimate") if isinstance(info.get("quality_estimate"), dict) else None
     log.info(f"{out} holds a finished run of these settings: nothing to resume"
              + (f" (wrote its missing {' and '.join(wrote)} from its frames)" if wrote else "")
-             + f" -> --overwrite makes it again{est}")
-    metrics = None
-    if (out / "metrics.json").is_file():
-        import json
+             + f" -> --overwrite makes it again{_estimate_text(quality)}")
+    return RunResult(out, frames, stage, read_json_object(out / "metrics.json"), dict(info.get("peak_memory") or {}),
+                     fps, quality)
 
-        with contextlib.suppress(OSError, ValueError):
-            metrics = json.loads((out / "metrics.json").read_text())
-    return RunResult(out, frames, stage, metrics, dict(info.get("peak_memory") or {}), fps,
-                     quality if isinstance(quality, dict) else None)
+
+def _write_report(out: Path, scene: Scene) -> None:
+    """``OUT/report.html``, scored against the scene's ground-truth frames (inputs included) where it has any."""
+    from sparsevid.report import write_report
+
+    write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
+                 if scene.gt_frames else None)
+
+
+def _estimate_text(quality: dict | None) -> str:
+    """The leave-one-out estimate as the run's last line ends with it ("" without one)."""
+    if quality is None or quality.get("psnr_heldout") is None:
+        return ""
+    return (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, SSIM {quality['ssim_heldout']:.3f} "
+            "(leave-one-out)")
 
 
 def _finished_outputs(out: Path, info: dict, cfg: RunConfig) -> list[Path] | None:
@@ -1165,8 +1169,6 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     """The run; ``hold`` keeps the output folder's lock until the run ends; ``state`` gets the run's ``identity``
     (what run.json records of it from the start: config, inputs, numbering) and its stage ``timer`` once the input
     is loaded and the folder is this run's."""
-    from sparsevid.report import write_report
-
     t_start = time.perf_counter()
     timer = log.StageTimer()
     out = Path(cfg.output)
@@ -1286,8 +1288,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
     state.pop("timer", None)  # run.json is the run's own from here ("reporting": a stop leaves it as it is)
     if cfg.write_report:  # it reads run.json, so it comes after; its time is then added to run.json
         t_report = time.perf_counter()
-        write_report(out, gt_frames={f.index: f.image for f in scene.gt_frames + scene.frames}
-                     if scene.gt_frames else None)
+        _write_report(out, scene)
         stage["report"] = round(time.perf_counter() - t_report, 3)
         total = round(time.perf_counter() - t_start, 3)
         delta, stage["total"] = total - stage["total"], total
@@ -1296,9 +1297,7 @@ def _run_pipeline(cfg: RunConfig, model, warnings: list[str], hold: contextlib.E
         write_json(out / "run.json", run_info)
     if not cfg.keep_checkpoint:
         drop_checkpoints(out / "train")
-    est = "" if quality is None else (f"; estimated held-out PSNR {quality['psnr_heldout']:.2f} dB, "
-                                      f"SSIM {quality['ssim_heldout']:.3f} (leave-one-out)")
     page = f"; open {out / 'report.html'} in a browser" if cfg.write_report else ""
-    log.info(f"done in {stage['total']:.1f} s -> {out}{est}{page}")
+    log.info(f"done in {stage['total']:.1f} s -> {out}{_estimate_text(quality)}{page}")
     return RunResult(out, frames, stage, metrics, peak, out_fps, quality,
                      None if built is None else route3d)

@@ -16,7 +16,8 @@ from sparsevid.io_utils import write_json
 RUN_JSON = "run.json"
 
 
-def _read(path: Path) -> dict | None:
+def read_json_object(path: Path) -> dict | None:
+    """A JSON file holding an object, as a dict; None where it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -26,7 +27,7 @@ def _read(path: Path) -> dict | None:
 
 def read_run_json(out: str | Path) -> dict | None:
     """A run folder's ``run.json`` as a dict; None where it is missing, unreadable or not a JSON object."""
-    return _read(Path(out) / RUN_JSON)
+    return read_json_object(Path(out) / RUN_JSON)
 
 
 def recorded_input(out: str | Path) -> str | None:
@@ -65,7 +66,7 @@ def previous_poses(out: str | Path) -> dict | None:
         return old["poses"]
     from sparsevid.poses.sfm import POSES_REPORT
 
-    return _read(Path(out) / "poses" / POSES_REPORT)
+    return read_json_object(Path(out) / "poses" / POSES_REPORT)
 
 
 def summed(segments: list[dict]) -> dict[str, float]:
@@ -125,7 +126,7 @@ def write_failed(out: str | Path, error: str, warnings: list[str], identity: dic
     path = Path(out) / RUN_JSON
     if not Path(out).is_dir():  # deleted or moved during the run: writing would make it again
         return
-    info = _read(path) or {}
+    info = read_json_object(path) or {}
     info.update(identity or {})
     info.update({"status": "failed", "error": error,
                  "warnings": list(dict.fromkeys([w for w in info.get("warnings") or [] if isinstance(w, str)]
