@@ -322,12 +322,19 @@ class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.current: str | None = None  # the stage entered last (where an interruption stopped the run)
+        self._open: list[str] = []
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
+        """Time ``stage`` (its seconds add up over every entry). A stage timed inside another (the render calls
+        inside "enhance") hands ``current`` back to the outer one when it ends."""
         t0 = time.perf_counter()
         self.current = stage
+        self._open.append(stage)
         try:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+            self._open.pop()
+            if self._open:
+                self.current = self._open[-1]

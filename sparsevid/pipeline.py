@@ -56,7 +56,7 @@ from sparsevid.io_utils import atomic_write_text, jsonable, write_json
 from sparsevid.path.camera_path import CameraPath, PathConfig, PathFrames, source_index_of
 from sparsevid.poses.sfm import PoseConfig
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.render.frames import render_path, to_uint8
+from sparsevid.render.frames import PathRenderer, to_uint8
 from sparsevid.eval.metrics import match_size
 from sparsevid.video.io import VideoConfig
 
@@ -957,12 +957,14 @@ def route3d_stage(scene: Scene, cfg: RunConfig, device: torch.device, out: Path,
     if getattr(trainer, "pose_deltas", None) is not None:  # cameras refined with the Gaussians
         scene, pose_refinement = refined_scene(scene, trainer.refined_c2ws())
         path = CameraPath.from_scene(scene, cfg.path).frames(cfg.path, scene.fps)
-    with timer("rendering"):
-        rendered = render_path(trainer.render, path.c2ws, out_und, keep_canvas=True, distort=False)
+    # the path is rendered a chunk at a time as the enhancement takes it (not every canvas at once: 20 bytes a canvas
+    # pixel and frame); "rendering" times the render calls, "enhance" the rest
+    renderer = PathRenderer(trainer.render, path.c2ws, out_und, timer=timer)
+    timer.seconds.setdefault("rendering", 0.0)
+    rendering_before = timer.seconds["rendering"]
     with timer("enhance"):
         refs = input_refs(scene, out_und, trainer.render) if enhance else None
-        frames3d = path_frames_3d(rendered, path, out_und, refs, fixer if enhance else None, cfg.enhance)
-        del rendered  # the canvases (20 bytes a pixel and frame): not held through the leave-one-out
+        frames3d = path_frames_3d(renderer, path, out_und, refs, fixer if enhance else None, cfg.enhance)
         # the 3D route's rebuild of every interior input from the others (without the fixer: its
         # plain render there), so the leave-one-out check weighs the 3D route in the fusion
         if cfg.fuse.mode != "3d" and not loo_leak_free:
@@ -971,6 +973,7 @@ def route3d_stage(scene: Scene, cfg: RunConfig, device: torch.device, out: Path,
             if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
                 loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
                                            at_path=True).held_out(scene.indices[1:-1])
+    timer.seconds["enhance"] -= timer.seconds["rendering"] - rendering_before
     if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check and len(scene.frames) >= 3:  # feeds the leave-one-out
         with timer("rigid check"):
             rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,

@@ -395,13 +395,13 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     # and so does a resume after a stop in rendering, after the training
     import sparsevid.pipeline as pipeline
 
-    render_path = pipeline.render_path
+    path_frames_3d = pipeline.path_frames_3d
 
     def ctrl_c(*a, **k):
         os.kill(os.getpid(), signal.SIGINT)
-        return render_path(*a, **k)
+        return path_frames_3d(*a, **k)
 
-    monkeypatch.setattr(pipeline, "render_path", ctrl_c)
+    monkeypatch.setattr(pipeline, "path_frames_3d", ctrl_c)
     late = tmp_path / "late"
     rc, err = run_cli(base + ["-o", late], capsys)
     assert rc == 128 + signal.SIGINT, err
@@ -1109,7 +1109,7 @@ def test_ctrl_c_while_the_report_is_written_keeps_the_finished_runs_record(tmp_p
     frames = _frames(out)
     import sparsevid.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    monkeypatch.setattr(pipeline, "PathRenderer", lambda *a, **k: pytest.fail("a finished run rendered again"))
     rc, err = run_cli(["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "--no-video",
                        "-o", out, "--resume"], capsys)
     assert rc == 0 and "nothing to resume (wrote its missing report.html from its frames)" in err, err
@@ -1134,8 +1134,8 @@ def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys,
     assert rc == 0, err
     frames, info = _frames(out), json.loads((out / "run.json").read_text())
     video = (out / "video.mp4").read_bytes()
-    real_render = pipeline.render_path
-    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    real_render = pipeline.PathRenderer
+    monkeypatch.setattr(pipeline, "PathRenderer", lambda *a, **k: pytest.fail("a finished run rendered again"))
     rc, err = run_cli(base + ["--resume", "--no-write-report"], capsys)
     last = err.strip().splitlines()[-1]
     assert rc == 0 and "holds a finished run of these settings: nothing to resume" in last and "--overwrite" in last
@@ -1175,11 +1175,11 @@ def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys,
     assert rc == 130 and "the run is finished, it writes only its missing files" in last, err
     assert json.loads((out / "run.json").read_text())["status"] == "done"
     monkeypatch.undo()
-    monkeypatch.setattr(pipeline, "render_path", lambda *a, **k: pytest.fail("a finished run rendered again"))
+    monkeypatch.setattr(pipeline, "PathRenderer", lambda *a, **k: pytest.fail("a finished run rendered again"))
     rc, err = run_cli(base + ["--resume"], capsys)
     assert rc == 0 and (out / "video.mp4").read_bytes() == video, err
     # any other output deleted (the camera path, the scores, ...), or a damaged frame: the run is made again
-    monkeypatch.setattr(pipeline, "render_path", real_render)
+    monkeypatch.setattr(pipeline, "PathRenderer", real_render)
     for name in ("cameras.json", "metrics.json", "quality.json", "contact_sheet.png"):
         (out / name).unlink()
         capsys.readouterr()
@@ -1189,7 +1189,7 @@ def test_resume_of_a_finished_run_makes_nothing_again(tmp_path, tiny_ds, capsys,
     rc, err = run_cli(base + ["--resume"], capsys)
     assert rc == 0 and "nothing to resume" not in err and _frames(out) == frames, err
     # a frame deleted: made again, the same bytes
-    monkeypatch.setattr(pipeline, "render_path", real_render)
+    monkeypatch.setattr(pipeline, "PathRenderer", real_render)
     (out / "frames" / "frame_0007.png").unlink()
     capsys.readouterr()
     rc, err = run_cli(base + ["--resume"], capsys)

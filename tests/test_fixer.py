@@ -9,7 +9,7 @@ from sparsevid.data import synthetic
 from sparsevid.errors import SparsevidError
 from sparsevid.fixer import FixerConfig, FixRequest, FixResult, RefViews, available_fixers, build_fixer, get_fixer
 from sparsevid.fixer.base import DEFAULT_FIXER, Fixer, register_fixer
-from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames, smooth_confidence
+from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames, enhance_stream, smooth_confidence
 from sparsevid.fixer.progressive import (ProgressiveConfig, default_fix_steps, interpolate_c2w,
                                          median_neighbor_spacing, nearest_cameras, plan_pseudo_cameras, rotation_angle_deg)
 from sparsevid.fixer.reproject import (backward_warp_coords, camera_distances, choose_references, sample_image,
@@ -320,6 +320,32 @@ def test_smooth_confidence_bounded_and_smooth():
     assert d < 0.1
 
 
+def test_smooth_confidence_of_a_window_is_the_whole_sequences():
+    """The enhancement smooths each chunk's weight from the few chunks around it: the same numbers as the average
+    written out over the whole sequence, at the ends and in the middle."""
+    from sparsevid.fixer.enhance import smooth_confidence_of
+
+    g = torch.Generator().manual_seed(0)
+    conf = torch.rand(13, 6, 7, 1, generator=g)
+    for sigma in (0.5, 1.0, 2.0):
+        r = max(1, int(round(3 * sigma)))
+        w = torch.exp(-0.5 * (torch.arange(-r, r + 1).float() / sigma) ** 2)
+        acc, wsum = torch.zeros_like(conf), torch.zeros(13, 1, 1, 1)
+        for o, wo in zip(range(-r, r + 1), w):
+            for t in range(13):
+                if 0 <= t + o < 13:
+                    acc[t] += wo * conf[t + o]
+                    wsum[t] += wo
+        want = torch.minimum(acc / wsum, conf)
+        assert torch.equal(smooth_confidence(conf, sigma, 0.0), want)
+        for a, b in ((0, 4), (4, 8), (8, 13), (5, 6)):
+            first, last = max(0, a - r), min(13, b + r)
+            got = smooth_confidence_of(conf[first:last], first, 13, slice(a, b), sigma, 1.5)
+            assert torch.equal(got, smooth_confidence(conf, sigma, 1.5)[a:b]), (sigma, a, b)
+        with pytest.raises(ValueError, match="need the confidence of frames"):
+            smooth_confidence_of(conf[5:8], 5, 13, slice(5, 8), sigma, 0.0)
+
+
 def test_enhance_sequence(corridor):
     c = corridor
     frames = list(range(9, 20))
@@ -354,6 +380,38 @@ def test_enhance_sequence(corridor):
     with pytest.raises(RuntimeError, match=r"Short.fix returned \[2, 2, 2\] frames .* for the 3 it was given"):
         enhance_frames(Short(), renders, c["K"].expand(len(frames), 3, 3), c["c2ws"][frames], _refs(c),
                        depth=c["depth"][frames], config=EnhanceConfig(chunk=3))
+
+
+def test_enhance_stream_renders_and_gives_back_a_chunk_at_a_time(corridor):
+    """The run renders the path a chunk at a time as the enhancement takes it, and distorts each chunk as it comes
+    back: the same rows as enhance_frames over the whole sequence, each chunk rendered once, in order."""
+    c = corridor
+    frames = list(range(9, 20))
+    renders = _blur(c["images"][frames])
+    Ks, c2ws, depth = c["K"].expand(len(frames), 3, 3), c["c2ws"][frames], c["depth"][frames]
+    cfg = EnhanceConfig(temporal_sigma=1.0, chunk=4)
+    whole = enhance_frames(get_fixer("reproject"), renders, Ks, c2ws, _refs(c), depth=depth, config=cfg)
+    asked = []
+
+    def canvas(sl):  # numpy, as PathRenderer gives them
+        asked.append((sl.start, sl.stop))
+        return renders[sl].numpy().copy(), depth[sl].numpy().copy(), None
+
+    got = list(enhance_stream(get_fixer("reproject"), canvas, Ks, c2ws, _refs(c), config=cfg))
+    assert asked == [(0, 4), (4, 8), (8, 11)]
+    assert [(sl.start, sl.stop) for sl, _ in got] == asked
+    for sl, part in got:
+        assert torch.equal(part.images, whole.images[sl]) and torch.equal(part.confidence, whole.confidence[sl])
+        for k in ("blend_weight", "raw_blend_weight", "raw_confidence"):
+            assert torch.equal(part.extras[k], whole.extras[k][sl]), k
+
+    class GivesTheRenderBack(Fixer):  # its images are the request's own renders: blended in memory of their own
+        def fix(self, req):
+            return FixResult(req.renders, torch.full_like(req.renders[..., :1], 0.5))
+
+    kept = renders.clone()
+    same = enhance_frames(GivesTheRenderBack(), renders, Ks, c2ws, _refs(c), config=cfg)
+    assert torch.equal(renders, kept) and torch.allclose(same.images, kept)
 
 
 # ---- with the real trainer (CPU, tiny) ---------------------------------------------------------

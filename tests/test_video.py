@@ -285,6 +285,44 @@ def test_render_frames_line_up_with_the_distorted_source():
     assert half[0].shape == (48, 64, 3)
 
 
+def test_path_renderer_and_the_3d_route_a_chunk_at_a_time():
+    """The run renders the path a chunk at a time (PathRenderer) as the enhancement takes it: the same canvases as
+    render_path, and the same 3D route frames as from canvases rendered all at once, with the fixer and without."""
+    from sparsevid.fixer import RefViews, get_fixer
+    from sparsevid.fixer.enhance import EnhanceConfig
+    from sparsevid.fuse.route3d import path_frames_3d
+    from sparsevid.path.camera_path import PathFrames
+    from sparsevid.render.frames import PathRenderer
+
+    cam = Camera("OPENCV", 96, 64, (80.0, 80.0, 48.0, 32.0, -0.1, 0.01, 0.0, 0.0))
+    und = Undistorter.for_camera(cam)
+    c2ws = trajectory(11)
+    whole = render_path(_ray_cast_render_fn, c2ws, und, keep_canvas=True, distort=False)
+    renderer = PathRenderer(_ray_cast_render_fn, c2ws, und, batch=3)
+    for sl in (slice(0, 11), slice(2, 7), slice(9, 11)):
+        for a, b in zip(renderer.canvas(sl), whole.canvas(sl)):
+            assert np.array_equal(a, b)
+    calls = []
+
+    def counted(*a):
+        calls.append(len(a[0]))
+        return _ray_cast_render_fn(*a)
+
+    path = PathFrames([Fraction(i, 30) for i in range(11)], Fraction(30), c2ws, np.repeat(cam.K[None], 11, 0),
+                      np.arange(11, dtype=np.float64))
+    ins = [0, 5, 10]
+    refs = RefViews(torch.from_numpy(whole.canvas_rgb[ins]), torch.from_numpy(np.repeat(und.pinhole.K[None], 3, 0)).float(),
+                    torch.from_numpy(c2ws[ins]), torch.from_numpy(whole.canvas_depth[ins]))
+    cfg = EnhanceConfig(chunk=4)
+    for fixer in (None, get_fixer("reproject")):
+        calls.clear()
+        got = path_frames_3d(PathRenderer(counted, c2ws, und), path, und, refs, fixer, cfg)
+        want = path_frames_3d(whole, path, und, refs, fixer, cfg)
+        assert len(got) == 11 and sum(calls) == 11  # each frame rendered once
+        for (i0, w0), (i1, w1) in zip(got, want):
+            assert i0.shape == (64, 96, 3) and np.array_equal(i0, i1) and np.array_equal(w0, w1)
+
+
 def test_scene_to_video_end_to_end(tmp_path):
     """Posed synthetic scene -> path -> render in the lens -> MP4 + frames + cameras.json -> evaluate."""
     from sparsevid.data.synthetic import make_scene

@@ -19,6 +19,10 @@ orig = st.fuse_frames
 orig_pf = r3m.path_frames_3d
 SAVE = {}
 def pf(rendered, path, und, refs, fixer, enhance):
+    from sparsevid.render.frames import PathRenderer, render_path
+    if isinstance(rendered, PathRenderer):  # the run renders as it goes: keep every canvas for the probes
+        rendered = render_path(rendered.render_fn, rendered.c2ws, rendered.und, Ks=rendered.Ks, keep_canvas=True,
+                               distort=False)
     SAVE.update(rendered=rendered, path=path, und=und, refs=refs, enhance=enhance)
     return orig_pf(rendered, path, und, refs, fixer, enhance)
 def cap(positions, keys, cfg, frames3d=None, route3d=None, **kw):

@@ -13,9 +13,10 @@ frame is rebuilt as ``render + (a_t / c_t) * (fixed - render)`` (exact for fixer
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 from sparsevid.log import progress
@@ -41,37 +42,143 @@ class EnhanceConfig:
     chunk: int = 0
 
 
+def temporal_radius(temporal_sigma: float) -> int:
+    """How many frames on each side the blend weight's temporal average reaches (0: none)."""
+    return max(1, int(round(3 * temporal_sigma))) if temporal_sigma > 0 else 0
+
+
 def smooth_confidence(conf: torch.Tensor, temporal_sigma: float, spatial_sigma: float) -> torch.Tensor:
     """[T, H, W, 1] confidence -> min(conf, temporally and spatially smoothed conf).
 
     The temporal average is normalised at the sequence ends; the min keeps the smoothed weight
     from exceeding what the fixer trusted in this very frame."""
-    if temporal_sigma <= 0 or conf.shape[0] < 2:
-        sm = conf
+    return smooth_confidence_of(conf, 0, conf.shape[0], slice(0, conf.shape[0]), temporal_sigma, spatial_sigma)
+
+
+def smooth_confidence_of(window: torch.Tensor, first: int, length: int, frames: slice, temporal_sigma: float,
+                         spatial_sigma: float) -> torch.Tensor:
+    """:func:`smooth_confidence` of the frames ``frames`` of a sequence of ``length`` frames, from a ``window`` of
+    its confidence that starts at frame ``first`` and holds every frame within :func:`temporal_radius` of them (the
+    same numbers as over the whole sequence, for an enhancement that holds a few chunks of frames, not all)."""
+    a, b = frames.start, frames.stop
+    own = window[a - first:b - first]
+    r = temporal_radius(temporal_sigma) if length >= 2 else 0
+    if r == 0:
+        sm = own
     else:
-        t = conf.shape[0]
-        r = max(1, int(round(3 * temporal_sigma)))
-        idx = torch.arange(t, device=conf.device)
-        off = torch.arange(-r, r + 1, device=conf.device)
-        w = torch.exp(-0.5 * (off.to(conf.dtype) / temporal_sigma) ** 2)
-        acc = torch.zeros_like(conf)
-        wsum = torch.zeros(t, 1, 1, 1, dtype=conf.dtype, device=conf.device)
-        for o, wo in zip(off.tolist(), w):
-            j = idx + o
-            ok = (j >= 0) & (j < t)
-            acc[idx[ok]] += wo * conf[j[ok]]
-            wsum[idx[ok]] += wo
+        if first > max(0, a - r) or first + window.shape[0] < min(length, b + r):
+            raise ValueError(f"frames {a}-{b} need the confidence of frames {max(0, a - r)}-{min(length, b + r)}, "
+                             f"the window holds {first}-{first + window.shape[0]}")
+        off = torch.arange(-r, r + 1, device=window.device)
+        w = torch.exp(-0.5 * (off.to(window.dtype) / temporal_sigma) ** 2)
+        acc = torch.zeros_like(own)
+        wsum = torch.zeros(b - a, 1, 1, 1, dtype=window.dtype, device=window.device)
+        for o, wo in zip(off.tolist(), w):  # frame t takes t + o where that is in the sequence, offsets in order
+            lo, hi = max(a, -o), min(b, length - o)
+            if lo < hi:
+                acc[lo - a:hi - a] += wo * window[lo + o - first:hi + o - first]
+                wsum[lo - a:hi - a] += wo
         sm = acc / wsum
     if spatial_sigma > 0:
         sm = _gaussian_blur(sm, spatial_sigma)
-    return torch.minimum(sm, conf)
+    return torch.minimum(sm, own)
+
+
+#: ``canvas(sl)`` -> the frames ``sl`` rendered: (rgb [n, H, W, 3], depth [n, H, W, 1] or None, alpha [n, H, W, 1] or
+#: None), torch tensors or numpy arrays (e.g. :meth:`sparsevid.render.frames.PathRenderer.canvas`)
+CanvasChunks = Callable[[slice], tuple]
+
+
+def _tensor(x) -> torch.Tensor | None:
+    return None if x is None else (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x)))
+
+
+def chunk_size(cfg: EnhanceConfig) -> int:
+    """Frames per fixer call (``cfg.chunk``; 0: the CPU cores, at least 8)."""
+    return max(1, cfg.chunk if cfg.chunk > 0 else max(8, os.cpu_count() or 1))
+
+
+def enhance_stream(fixer: Fixer, canvas: CanvasChunks, Ks: torch.Tensor, c2ws: torch.Tensor, refs: RefViews,
+                   valid: torch.Tensor | None = None, times: torch.Tensor | None = None,
+                   config: EnhanceConfig | None = None, status: str = "") -> Iterator[tuple[slice, FixResult]]:
+    """:func:`enhance_frames` of a sequence rendered a chunk at a time, given back a chunk at a time.
+
+    The frames are rendered (``canvas``) and fixed a chunk of :func:`chunk_size` frames at a time, in order. A chunk
+    is blended and yielded as ``(slice, FixResult)``, with the rows :func:`enhance_frames` gives it (``extras``
+    sliced alike), as soon as the frames its smoothed blend weight reaches (:func:`temporal_radius`) are fixed; then
+    it is let go of. So the memory held does not grow with the sequence: about three chunks' renders, fixed frames,
+    confidences and weights, where rendering every canvas first held 20 bytes a canvas pixel and frame, and the
+    fixed frames 20 more (~35 MB a frame at 848x480 behind a wide-angle lens).
+
+    Args:
+        canvas: the frames ``sl`` rendered (:data:`CanvasChunks`); called once per chunk, in order.
+        Ks, c2ws: [T, 3, 3], [T, 4, 4] the cameras (T: the sequence's length).
+        valid: [T, H, W, 1] or None; times: [T] seconds or None.
+        status: the progress line's status (default: the fixer's class).
+
+    Raises:
+        RuntimeError: the fixer gave back another number of frames than it was given.
+    """
+    cfg = config or EnhanceConfig()
+    T = int(Ks.shape[0])
+    step = chunk_size(cfg)
+    blend = cfg.temporal_sigma > 0 or cfg.spatial_sigma_px > 0
+    reach = temporal_radius(cfg.temporal_sigma) if blend and T >= 2 else 0
+    cut = (lambda t, sl: None if t is None else t[sl])
+    held: list[dict] = []  # chunks fixed and not yet let go of, in order: slice, rgb, images, conf, weight
+    done = 0  # frames fixed so far
+    with progress() as p:
+        task = p.add_task("enhancing", total=T, status=status or type(fixer).__name__)
+        for start in range(0, T, step):
+            sl = slice(start, min(T, start + step))
+            rgb, depth, alpha = (_tensor(x) for x in canvas(sl))
+            part = fixer.fix(FixRequest(rgb, Ks[sl], c2ws[sl], refs, depth, alpha, cut(valid, sl), cut(times, sl)))
+            del depth, alpha  # only the fixer uses them
+            chunk = (part.images, part.confidence, part.extras.get("blend_weight", part.confidence))
+            asked = sl.stop - sl.start
+            if any(x.shape[0] != asked for x in chunk):  # the blend below would pair other frames
+                raise RuntimeError(f"{type(fixer).__name__}.fix returned {[x.shape[0] for x in chunk]} frames "
+                                   f"(images, confidence, weight) for the {asked} it was given")
+            held.append({"sl": sl, "rgb": rgb, "images": chunk[0], "conf": chunk[1], "weight": chunk[2]})
+            del part, chunk, rgb
+            done = sl.stop
+            p.update(task, advance=asked)
+            while True:  # every chunk whose weight's reach is fixed now (all of them after the last)
+                ready = next((c for c in held if c["images"] is not None), None)
+                if ready is None or min(T, ready["sl"].stop + reach) > done:
+                    break
+                yield ready["sl"], _blend_chunk(ready, held, T, cfg, reach)
+                ready["rgb"] = ready["images"] = None
+                nxt = next((c["sl"].start for c in held if c["images"] is not None), T)
+                held = [c for c in held if c["sl"].stop + reach > nxt]  # their weights reach no frame left
+
+
+def _blend_chunk(c: dict, held: list[dict], length: int, cfg: EnhanceConfig, reach: int) -> FixResult:
+    """The chunk ``c`` blended with its weight smoothed over the ``held`` chunks' (see :func:`enhance_stream`)."""
+    sl, images, base, conf, weight = c["sl"], c["images"], c["rgb"], c["conf"], c["weight"]
+    if not (cfg.temporal_sigma > 0 or cfg.spatial_sigma_px > 0):
+        return FixResult(images, conf, extras={"blend_weight": weight, "raw_confidence": conf})
+    near = [h for h in held if h["sl"].stop > sl.start - reach and h["sl"].start < sl.stop + reach]
+    window = near[0]["weight"] if len(near) == 1 else torch.cat([h["weight"] for h in near])
+    smooth = smooth_confidence_of(window, near[0]["sl"].start, length, sl, cfg.temporal_sigma,
+                                  cfg.spatial_sigma_px * px_scale(*base.shape[1:3]))
+    del window
+    ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
+    dtype = torch.promote_types(torch.promote_types(images.dtype, base.dtype), ratio.dtype)
+    if images.untyped_storage().data_ptr() == base.untyped_storage().data_ptr():
+        images = images.clone()  # a fixer that gave the renders back: blended in memory of its own
+    # render + ratio * (fixed - render), clamped, in the fixed frames' own memory
+    images = images.to(dtype).sub_(base).mul_(ratio).add_(base).clamp_(0, 1)
+    return FixResult(images, (conf * ratio).clamp(0, 1),
+                     extras={"blend_weight": smooth, "raw_blend_weight": weight, "raw_confidence": conf})
 
 
 def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: torch.Tensor, refs: RefViews,
                    depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None,
                    valid: torch.Tensor | None = None, times: torch.Tensor | None = None,
                    config: EnhanceConfig | None = None) -> FixResult:
-    """Fix a whole output sequence (in time order) with temporally smoothed blending.
+    """Fix a whole output sequence (in time order) with temporally smoothed blending (:func:`enhance_stream` over
+    renders already made; the renders are left as they are).
 
     Args:
         renders: [T, H, W, 3] rendered frames (canvas space), in time order.
@@ -85,34 +192,15 @@ def enhance_frames(fixer: Fixer, renders: torch.Tensor, Ks: torch.Tensor, c2ws: 
         the smoothed blend weight); ``extras``: ``blend_weight`` (smoothed, used), ``raw_blend_weight``
         and ``raw_confidence`` (the fixer's own).
     """
-    cfg = config or EnhanceConfig()
-    req = FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)
-    step = max(1, cfg.chunk if cfg.chunk > 0 else max(8, os.cpu_count() or 1))
-    fixed = conf = weight = None  # the whole sequence's, filled a chunk at a time (not concatenated: a second copy)
-    with progress() as p:
-        task = p.add_task("enhancing", total=req.batch_size, status=type(fixer).__name__)
-        for i in range(0, req.batch_size, step):
-            part = fixer.fix(req.subset(slice(i, i + step)))
-            chunk = (part.images, part.confidence, part.extras.get("blend_weight", part.confidence))
-            asked = min(step, req.batch_size - i)
-            if any(x.shape[0] != asked for x in chunk):  # the whole-sequence tensors below would keep garbage rows
-                raise RuntimeError(f"{type(fixer).__name__}.fix returned {[x.shape[0] for x in chunk]} frames "
-                                   f"(images, confidence, weight) for the {asked} it was given")
-            if fixed is None:
-                fixed, conf, weight = (x.new_empty((req.batch_size,) + tuple(x.shape[1:])) for x in chunk)
-            for whole, x in zip((fixed, conf, weight), chunk):
-                whole[i:i + x.shape[0]] = x
-            p.update(task, advance=part.images.shape[0])
-    if cfg.temporal_sigma <= 0 and cfg.spatial_sigma_px <= 0:
-        return FixResult(fixed, conf, extras={"blend_weight": weight, "raw_confidence": conf})
-    smooth = smooth_confidence(weight, cfg.temporal_sigma, cfg.spatial_sigma_px * px_scale(*renders.shape[1:3]))
-    ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
-    # render + ratio * (fixed - render), clamped, in the fixed frames' own memory a chunk at a time: over the whole
-    # sequence at once its temporaries took 36 of the ~90 bytes per canvas pixel and frame that a run held at its
-    # peak (a 120-frame 640x360 clip peaked at 6.2 GB; BENCHMARKS.md session 43). The same numbers either way.
-    fixed = fixed.to(torch.promote_types(torch.promote_types(fixed.dtype, renders.dtype), ratio.dtype))
-    for i in range(0, fixed.shape[0], step):
-        base = renders[i:i + step]
-        fixed[i:i + step].sub_(base).mul_(ratio[i:i + step]).add_(base).clamp_(0, 1)
-    return FixResult(fixed, (conf * ratio).clamp(0, 1),
-                     extras={"blend_weight": smooth, "raw_blend_weight": weight, "raw_confidence": conf})
+    FixRequest(renders, Ks, c2ws, refs, depth=depth, alpha=alpha, valid=valid, times=times)  # checks the shapes
+    cut = (lambda t, sl: None if t is None else t[sl])
+    whole: dict = {}
+    for sl, part in enhance_stream(fixer, lambda sl: (renders[sl], cut(depth, sl), cut(alpha, sl)), Ks, c2ws, refs,
+                                   valid, times, config):
+        for name, x in (("images", part.images), ("confidence", part.confidence), *part.extras.items()):
+            if name not in whole:
+                whole[name] = x.new_empty((renders.shape[0],) + tuple(x.shape[1:]))
+            whole[name][sl] = x
+    if not whole:
+        raise ValueError("enhance_frames needs at least one frame")
+    return FixResult(whole.pop("images"), whole.pop("confidence"), extras=whole)

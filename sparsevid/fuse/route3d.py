@@ -4,6 +4,7 @@ input lens, each with its blend weight (how much of the frame comes from the inp
 the render). Also the same route for one input rebuilt from the others (leave-one-out)."""
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Sequence
@@ -16,16 +17,16 @@ from sparsevid.data.camera import Camera
 from sparsevid.data.scene import Scene
 from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
-from sparsevid.fixer.enhance import EnhanceConfig, enhance_frames
+from sparsevid.fixer.enhance import EnhanceConfig, enhance_stream
 from sparsevid.fuse.flow2d import FlowConfig, pair_flow
-from sparsevid.log import in_context
+from sparsevid.log import in_context, progress
 from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
 from sparsevid.imaging import grid, long_side, remap
 from sparsevid.gaussians.trainer import TrainView
 from sparsevid.data.timebase import fps_fraction
 from sparsevid.path.camera_path import CameraPath, PathFrames
 from sparsevid.poses.undistort import Undistorter
-from sparsevid.render.frames import RenderedPath, to_uint8
+from sparsevid.render.frames import PathRenderer, RenderedPath, to_uint8
 
 
 def input_views(scene: Scene, und: Undistorter) -> list[TrainView]:
@@ -133,25 +134,40 @@ def _distort_pair(und: Undistorter, img: np.ndarray, weight: np.ndarray) -> tupl
     return _to_lens(und, img), _to_lens(und, weight)
 
 
-def path_frames_3d(rendered: RenderedPath, path: PathFrames, und: Undistorter, refs: RefViews | None,
+def path_frames_3d(rendered: PathRenderer | RenderedPath, path: PathFrames, und: Undistorter, refs: RefViews | None,
                    fixer: Fixer | None, enhance: EnhanceConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """The 3D route for every path frame: (image [H, W, 3] float32, weight [H, W] float32) in the
     input lens. With a fixer, the post-render enhancement (weight = its smoothed blend weight);
-    without, the plain render (weight = its opacity)."""
+    without, the plain render (weight = its opacity).
+
+    ``rendered``: the path's canvases, rendered a chunk at a time as they are needed (a :class:`PathRenderer`: the
+    run holds 32 bytes a canvas pixel and frame through the enhancement, not the 20 of every render, their depth
+    and opacity, and the fixer's frames at once), or already rendered (:func:`~sparsevid.render.frames.render_path`
+    with ``keep_canvas``). The same frames either way."""
     T = len(path)
-    valid = torch.from_numpy(und.mask.astype(np.float32))[None, ..., None].expand(T, -1, -1, -1)
+    mask = und.mask.astype(np.float32)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     if fixer is None or refs is None:
-        imgs, weights = rendered.canvas_rgb, rendered.canvas_alpha[..., 0] * valid[..., 0].numpy()
-    else:
-        Ks = torch.from_numpy(np.broadcast_to(und.pinhole.K, (T, 3, 3)).copy()).float()
-        res = enhance_frames(fixer, torch.from_numpy(rendered.canvas_rgb), Ks, torch.from_numpy(path.c2ws), refs,
-                             depth=torch.from_numpy(rendered.canvas_depth),
-                             alpha=torch.from_numpy(rendered.canvas_alpha), valid=valid,
-                             times=torch.from_numpy(path.seconds), config=enhance)
+        wc, hc = und.canvas_size
+        step = max(8, os.cpu_count() or 1)
+        with progress() as p:
+            task = p.add_task("rendering", total=T, status=f"{wc}x{hc} canvas")
+            for s in range(0, T, step):
+                rgb, _, alpha = rendered.canvas(slice(s, min(T, s + step)))
+                out.extend(_distort_pair(und, i, a[..., 0] * mask) for i, a in zip(rgb, alpha))
+                p.update(task, advance=len(rgb))
+        return out
+    valid = torch.from_numpy(mask)[None, ..., None].expand(T, -1, -1, -1)
+    Ks = torch.from_numpy(np.broadcast_to(und.pinhole.K, (T, 3, 3)).copy()).float()
+    wc, hc = und.canvas_size
+    for _, res in enhance_stream(fixer, rendered.canvas, Ks, torch.from_numpy(path.c2ws), refs, valid=valid,
+                                 times=torch.from_numpy(path.seconds), config=enhance,
+                                 status=f"{type(fixer).__name__}, each {wc}x{hc} canvas rendered as it goes"):
         imgs = res.images.cpu().float().numpy()
         weights = res.extras["blend_weight"][..., 0].cpu().float().numpy()
-        del res  # its confidences and raw weights (12 bytes a canvas pixel and frame), before the frames below
-    return [_distort_pair(und, i, w) for i, w in zip(imgs, weights)]
+        del res  # its confidences and raw weights, before the frames below
+        out.extend(_distort_pair(und, i, w) for i, w in zip(imgs, weights))
+    return out
 
 
 class LeaveOneOut3D:

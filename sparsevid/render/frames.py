@@ -10,6 +10,7 @@ to your device) and returns torch tensors (any device) with rgb in [0, 1].
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,6 +39,66 @@ class RenderedPath:
     canvas_rgb: np.ndarray | None = None
     canvas_depth: np.ndarray | None = None
     canvas_alpha: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames) if self.canvas_rgb is None else len(self.canvas_rgb)
+
+    def canvas(self, sl: slice) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The canvases of the frames ``sl``: (rgb, depth or None, alpha or None), as :meth:`PathRenderer.canvas`."""
+        cut = (lambda a: None if a is None else a[sl])
+        return cut(self.canvas_rgb), cut(self.canvas_depth), cut(self.canvas_alpha)
+
+
+class PathRenderer:
+    """The path's cameras rendered on demand, a few frames at a time, on the canvas of an undistorter: for callers
+    that use the canvases a chunk at a time (:func:`sparsevid.fuse.route3d.path_frames_3d`) instead of holding the
+    whole path's (:func:`render_path` with ``keep_canvas``: 20 bytes a canvas pixel and frame, ~17 MB a frame at
+    848x480 behind a wide-angle lens). The same pixels as :func:`render_path` for the same cameras.
+
+    Args:
+        render_fn: the trainer's render (see the module docstring).
+        path_c2ws: [T, 4, 4] camera-to-world (OpenCV axes).
+        undistorter: the lens to render in (its canvas and pinhole K).
+        Ks: [T, 3, 3] canvas intrinsics per frame; default the canvas K for every frame.
+        batch: cameras per ``render_fn`` call.
+        timer: a :class:`sparsevid.log.StageTimer`: each render call is timed as its stage "rendering", or None.
+    """
+
+    def __init__(self, render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undistorter,
+                 Ks: np.ndarray | None = None, batch: int = 4, timer=None) -> None:
+        self.render_fn, self.und, self.timer = render_fn, undistorter, timer
+        self.c2ws = np.asarray(path_c2ws, dtype=np.float64)
+        T = len(self.c2ws)
+        self.Ks = np.array(np.broadcast_to(undistorter.pinhole.K, (T, 3, 3)) if Ks is None else Ks, dtype=np.float64)
+        self.batch = max(1, int(batch))
+
+    def __len__(self) -> int:
+        return len(self.c2ws)
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """(width, height) of the canvas."""
+        return self.und.canvas_size
+
+    def canvas(self, sl: slice) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Render the frames ``sl`` (in calls of ``batch`` cameras from its start) -> (rgb [n, Hc, Wc, 3] float32 in
+        [0, 1], depth [n, Hc, Wc, 1] float32 or None, alpha [n, Hc, Wc, 1] float32 or None), numpy."""
+        start, stop, _ = sl.indices(len(self))
+        wc, hc = self.canvas_size
+        out: dict[str, np.ndarray | None] = {"rgb": None, "depth": None, "alpha": None}
+        for s in range(start, stop, self.batch):
+            e = min(stop, s + self.batch)
+            with (self.timer("rendering") if self.timer is not None else contextlib.nullcontext()), torch.no_grad():
+                res = self.render_fn(torch.from_numpy(self.c2ws[s:e]).float(), torch.from_numpy(self.Ks[s:e]).float(),
+                                     wc, hc)
+                for k in out:  # filled in place: no list of batches concatenated into a second copy
+                    if res.get(k) is None:
+                        continue
+                    x = _numpy(res[k])
+                    if out[k] is None:
+                        out[k] = np.empty((stop - start,) + x.shape[1:], np.float32)
+                    out[k][s - start:e - start] = x
+        return out["rgb"], out["depth"], out["alpha"]
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -81,35 +142,27 @@ def render_path(render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undisto
         :class:`RenderedPath`.
     """
     und = undistorter if isinstance(undistorter, Undistorter) else Undistorter.for_camera(undistorter, scale)
-    c2ws = np.asarray(path_c2ws, dtype=np.float64)
-    T = len(c2ws)
+    renderer = PathRenderer(render_fn, path_c2ws, und, Ks=Ks, batch=batch)
+    T = len(renderer)
     wc, hc = und.canvas_size
-    if Ks is None:
-        Ks = np.broadcast_to(und.pinhole.K, (T, 3, 3))
-    Ks = np.array(Ks, dtype=np.float64)
     frames: list[np.ndarray] = []
-    canvas: dict[str, list[np.ndarray]] = {"rgb": [], "depth": [], "alpha": []}
-    batch = max(1, int(batch))
-    with progress() as p, torch.no_grad():
+    canvas: dict[str, np.ndarray | None] = {"rgb": None, "depth": None, "alpha": None}
+    with progress() as p:
         task = p.add_task(description, total=T, status=f"{wc}x{hc} canvas")
-        for s in range(0, T, batch):
-            e = min(T, s + batch)
-            out = render_fn(torch.from_numpy(c2ws[s:e]).float(), torch.from_numpy(Ks[s:e]).float(), wc, hc)
-            rgb = _numpy(out["rgb"])
+        for s in range(0, T, renderer.batch):
+            e = min(T, s + renderer.batch)
+            part = dict(zip(("rgb", "depth", "alpha"), renderer.canvas(slice(s, e))))
             if distort:
-                frames.extend(distort_frames(rgb, und))
+                frames.extend(distort_frames(part["rgb"], und))
             if keep_canvas:
-                canvas["rgb"].append(rgb)
-                for k in ("depth", "alpha"):
-                    if out.get(k) is not None:
-                        canvas[k].append(_numpy(out[k]))
+                for k, x in part.items():  # filled in place: no list of batches concatenated into a second copy
+                    if x is not None:
+                        if canvas[k] is None:
+                            canvas[k] = np.empty((T,) + x.shape[1:], np.float32)
+                        canvas[k][s:e] = x
             p.update(task, advance=e - s)
-    res = RenderedPath(frames=frames)
-    if keep_canvas:
-        res.canvas_rgb = np.concatenate(canvas["rgb"]) if canvas["rgb"] else None
-        res.canvas_depth = np.concatenate(canvas["depth"]) if canvas["depth"] else None
-        res.canvas_alpha = np.concatenate(canvas["alpha"]) if canvas["alpha"] else None
-    return res
+    return RenderedPath(frames=frames, canvas_rgb=canvas["rgb"], canvas_depth=canvas["depth"],
+                        canvas_alpha=canvas["alpha"])
 
 
 def render_frames(render_fn: RenderFn, path_c2ws: np.ndarray, undistorter: Undistorter | Camera,
