@@ -299,8 +299,9 @@ def test_a_clips_warnings_name_it_and_go_into_its_row(tmp_path, monkeypatch, cap
 
 
 def test_changed_settings_are_not_taken_for_finished_and_overwrite_redoes_only_those(tmp_path, capsys):
-    """A rerun with other settings does not report the old results as done: such a clip fails, naming the
-    difference; --overwrite redoes it; a rerun of that same command then skips it. A clip whose run was stopped
+    """A rerun with other settings does not report the old results as done: such a clip is kept as it is, naming
+    the difference, with the numbers of the run it holds (it was marked failed and its numbers dropped from the
+    summary); --overwrite redoes it; a rerun of that same command then skips it. A clip whose run was stopped
     while its report was written ("reporting") is not finished."""
     import json
 
@@ -312,11 +313,15 @@ def test_changed_settings_are_not_taken_for_finished_and_overwrite_redoes_only_t
     batch = ["batch", str(clips / "a"), "-o", str(out), "--engine", "local", *FLOW]
     assert main(batch) == 0
     capsys.readouterr()
+    done = _summary(out)["a"]
     assert main(batch + ["--video.crf", "20"]) == 1
     err = capsys.readouterr().err
     row = _summary(out)["a"]
-    assert row["status"] == "failed" and "video.crf: 12 -> 20" in row["error"] and "--overwrite" in row["error"]
-    assert "video.crf: 12 -> 20" in err
+    assert row["status"] == "kept" and "video.crf: 12 -> 20" in row["error"] and "--overwrite" in row["error"]
+    assert row["frames"] == done["frames"] == "30" and row["quality_psnr_heldout"] == done["quality_psnr_heldout"] != ""
+    assert "video.crf: 12 -> 20" in err and "0 failed, 1 kept with other settings (--overwrite redoes them)" in err
+    assert json.loads((out / "summary.json").read_text())["counts"] == {"kept": 1}
+    assert "<tr class=\"kept\">" in (out / "summary.html").read_text()
     assert main(batch + ["--video.crf", "20", "--overwrite"]) == 0
     assert _summary(out)["a"]["status"] == "done"
     assert json.loads((out / "a" / "run.json").read_text())["config"]["video"]["crf"] == 20

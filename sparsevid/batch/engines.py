@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable
 
 from sparsevid import log
-from sparsevid.batch.jobs import DONE, FAILED, SKIPPED, ClipSpec, failed_row, run_clip
+from sparsevid.batch.jobs import DONE, FAILED, KEPT, SKIPPED, ClipSpec, failed_row, run_clip
 from sparsevid.errors import SparsevidError
 
 Row = dict[str, Any]
@@ -64,6 +64,9 @@ class BatchProgress:
         elif row["status"] == FAILED:
             self.failed += 1
             log.warn(f"clip {row['clip']} failed: {row['error']}")
+        elif row["status"] == KEPT:  # finished with other settings since the batch looked: left as it is
+            self.done += 1
+            log.warn(f"[{row['clip']}] {row['error']}")
         else:
             self.done += 1
         self.running = running

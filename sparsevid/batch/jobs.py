@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: row statuses
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+#: a finished clip whose run was made with other settings or input, left as it is (no ``--overwrite``)
+KEPT = "kept"
 _GLOB_CHARS = set("*?[")
 
 
@@ -233,7 +235,7 @@ def clip_plan(spec: ClipSpec) -> tuple[str, str]:
 
     * ``new`` -> :data:`RUN`;
     * an earlier run made with other settings or input -> :data:`REDO` from scratch with ``spec.overwrite``,
-      else :data:`REFUSE` (a failed row naming the differences: its results are not these settings');
+      else :data:`REFUSE` (a :data:`KEPT` row naming the differences: its results are not these settings');
     * a finished run -> :data:`SKIP`; a half-finished one -> :data:`RESUME`."""
     state = clip_state(spec.output)
     if state == "new":
@@ -246,9 +248,11 @@ def clip_plan(spec: ClipSpec) -> tuple[str, str]:
 
 
 def refused_row(spec: ClipSpec, why: str) -> dict[str, Any]:
-    """The row of a clip whose earlier run used other settings or input (``why``) and no ``--overwrite``."""
-    return failed_row(spec, f"{spec.output}: its earlier run was made with other settings or input ({why}) "
-                            "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o")
+    """The row of a clip whose earlier run used other settings or input (``why``) and no ``--overwrite``: status
+    :data:`KEPT`, with that run's numbers (they are in its folder, untouched) and the difference in ``error``."""
+    error = (f"{spec.output}: kept as it was; its earlier run was made with other settings or input ({why}) "
+             "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o")
+    return clip_row(spec, KEPT, error=" ".join(error.split()))
 
 
 def clip_state(out: str | Path) -> str:
@@ -316,7 +320,7 @@ def run_clip(spec: ClipSpec) -> dict[str, Any]:
 
     * a finished run in ``spec.output`` -> nothing runs, status ``skipped`` (its numbers are read
       back from its ``run.json``); an earlier run made with other settings or input is redone with
-      ``spec.overwrite``, else refused (status ``failed``; see :func:`clip_plan`);
+      ``spec.overwrite``, else left as it is (status ``kept``; see :func:`clip_plan`);
     * a half-finished one (the run marker without a finished ``run.json``: interrupted, or its
       worker was killed) -> the pipeline resumes it (``resume=True``: training goes on from its
       last checkpoint), status ``done`` with ``resumed`` true;

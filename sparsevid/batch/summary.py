@@ -7,8 +7,10 @@ then ``seconds_<stage>`` (wall time per pipeline stage of the clip's run, all re
 summed; ``seconds_total`` is the run's whole time), ``quality_<key>`` (the leave-one-out quality
 estimate, e.g. ``quality_psnr_heldout``) and ``metrics_<group>_<key>`` (against ground truth when
 the clip holds it, e.g. ``metrics_heldout_psnr``); spaces in a key become ``_`` (``seconds_rigid_check``).
-``summary.json`` keeps the nested form. ``status``: ``done``, ``skipped`` (finished before), ``failed``,
-``pending`` (not run yet) or ``interrupted`` (stopped half-way by Ctrl-C: rerun the batch to resume it).
+``summary.json`` keeps the nested form. ``status``: ``done``, ``skipped`` (finished before), ``kept`` (finished
+before with other settings or input, left as it is without ``--overwrite``: its row shows that run's numbers and the
+difference), ``failed``, ``pending`` (not run yet) or ``interrupted`` (stopped half-way by Ctrl-C: rerun the batch to
+resume it).
 """
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ def summary_html(rows: list[dict[str, Any]]) -> str:
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>sparsevid batch</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-            "tr.failed td{background:#fdd}tr.skipped td{color:#555}</style></head><body>"
+            "tr.failed td{background:#fdd}tr.kept td{background:#ffd}tr.skipped td{color:#555}</style></head><body>"
             f"<h1>sparsevid batch</h1><p>{len(rows)} clips: {e(head)}</p><table><tr><th>clip</th><th>status</th>"
             "<th>frames</th><th>time (s)</th><th>est. held-out PSNR (dB)</th><th>held-out PSNR vs ground truth (dB)"
             "</th><th>device</th><th>error</th><th>warnings</th></tr>" + "".join(body) + "</table></body></html>\n")

@@ -16,9 +16,10 @@ def add_parser(sub) -> None:
         description="Run the whole pipeline (as `sparsevid run`) on every clip into OUTROOT/<clip name>/: one Ray "
                     "task per clip (GPU-aware scheduling, retries on worker loss that resume from the clip's "
                     "checkpoint), or one clip after another with --engine local. Clips already finished in OUTROOT "
-                    "are skipped, half-finished ones resume, a failing clip is reported and does not stop the "
+                    "are skipped, half-finished ones resume, finished ones made with other settings are kept as they "
+                    "are (--overwrite redoes them), a failing clip is reported and does not stop the "
                     "others. Writes OUTROOT/summary.csv, summary.json and summary.html (linking each clip's "
-                    "report.html). Exit status 1 when a clip failed.",
+                    "report.html). Exit status 1 when a clip failed or was kept with other settings.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         usage="sparsevid batch INPUT [INPUT ...] -o OUTROOT [--engine {ray,local}] [--config FILE | --config-name "
               "NAME]\n                       [--keyframes I,J,...] [--device D] [--SECTION.FIELD VALUE ...] "
@@ -187,6 +188,7 @@ def run(args) -> int:
     write_summary(root, final)
     c = counts(final)
     log.info(f"{c.get('done', 0)} done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed"
+             + (f", {c['kept']} kept with other settings (--overwrite redoes them)" if c.get("kept") else "")
              + (f", {c['elsewhere']} run by another process" if c.get("elsewhere") else "")
              + f" -> {root / 'summary.html'}")
-    return 1 if c.get("failed") else 0
+    return 1 if c.get("failed") or c.get("kept") else 0
