@@ -19,6 +19,7 @@ import time
 from typing import Iterator
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -197,8 +198,9 @@ class PlainProgress(Progress):
         if status:
             parts.append(status)
         tail = f"{t.elapsed or 0.0:.0f} s elapsed"
-        if not t.finished and t.time_remaining is not None:
-            tail += f", ~{t.time_remaining:.0f} s left"
+        left, at_least = time_left(t)
+        if not t.finished and left is not None:
+            tail += f", ~{left:.0f} s left" + (" or more (the Gaussians are still growing)" if at_least else "")
         return " ".join(parts) + ", " + tail
 
     def _emit(self, task_id, force: bool = False) -> None:
@@ -236,11 +238,32 @@ class PlainProgress(Progress):
         super().stop()
 
 
+def time_left(task) -> tuple[float | None, bool]:
+    """(seconds left, whether that is a lower bound) of a progress task: its own estimate where it gives one (task
+    fields ``left`` and ``at_least``: the trainer's, from its latest steps' speed, a lower bound while the Gaussians
+    grow and each step gets slower), else rich's from the task's recent speed."""
+    if task.fields.get("left") is not None:
+        return float(task.fields["left"]), bool(task.fields.get("at_least"))
+    return task.time_remaining, False
+
+
+class TimeLeftColumn(TimeRemainingColumn):
+    """rich's time-remaining column, from :func:`time_left` (``0:00:47+``: at least that long)."""
+
+    def render(self, task):
+        left, at_least = time_left(task)
+        if task.finished or left is None:
+            return super().render(task)
+        m, sec = divmod(int(left), 60)
+        h, m = divmod(m, 60)
+        return Text(f"{h}:{m:02d}:{sec:02d}" + ("+" if at_least else ""), style="progress.remaining")
+
+
 def progress() -> Progress:
     """A rich progress bar; use ``with progress() as p: task = p.add_task(...)``. When stderr is
     not a terminal: a :class:`PlainProgress` (a whole line every few seconds instead of a bar)."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeLeftColumn())
     quiet = is_quiet()
     if not console.is_terminal or _logger.get() is not None:
         return PlainProgress(*columns, console=console, quiet=quiet)
