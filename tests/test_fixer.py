@@ -382,6 +382,20 @@ def test_enhance_sequence(corridor):
                        depth=c["depth"][frames], config=EnhanceConfig(chunk=3))
 
 
+def test_enhance_chunk_is_bounded_by_the_canvas_size(monkeypatch):
+    """An automatic chunk holds a frame per core (at least 8), but a 4K canvas's 8 frames would hold 2.7 GB at
+    once, two or three chunks of them in flight: fewer frames of a big canvas."""
+    from sparsevid.fixer import enhance
+
+    monkeypatch.setattr(enhance.os, "cpu_count", lambda: 16)
+    auto = EnhanceConfig()
+    assert enhance.chunk_size(auto) == 16 and enhance.chunk_size(auto, 1236 * 700) == 16
+    assert enhance.chunk_size(auto, 3840 * 2160) == 3 and enhance.chunk_size(auto, 10 ** 9) == 1
+    assert enhance.chunk_size(EnhanceConfig(chunk=5), 3840 * 2160) == 5  # as given
+    monkeypatch.setattr(enhance.os, "cpu_count", lambda: 2)
+    assert enhance.chunk_size(auto, 1236 * 700) == 8
+
+
 def test_enhance_stream_renders_and_gives_back_a_chunk_at_a_time(corridor):
     """The run renders the path a chunk at a time as the enhancement takes it, and distorts each chunk as it comes
     back: the same rows as enhance_frames over the whole sequence, each chunk rendered once, in order."""

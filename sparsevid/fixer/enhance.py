@@ -34,7 +34,8 @@ class EnhanceConfig:
         spatial_sigma_px: spatial blur of the smoothed weight, per 1000 px of the canvas's longer side.
         chunk: frames per fixer call (the weight-free fixer fixes a call's frames on parallel
             threads, so a call should hold at least one frame per core); 0 = auto: the number of
-            CPU cores, at least 8. Results do not depend on it.
+            CPU cores, at least 8, but no more frames than :data:`CHUNK_BYTES` of canvases hold (3 frames of a
+            4K canvas). Results do not depend on it.
     """
 
     temporal_sigma: float = 1.0
@@ -93,9 +94,18 @@ def _tensor(x) -> torch.Tensor | None:
     return None if x is None else (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x)))
 
 
-def chunk_size(cfg: EnhanceConfig) -> int:
-    """Frames per fixer call (``cfg.chunk``; 0: the CPU cores, at least 8)."""
-    return max(1, cfg.chunk if cfg.chunk > 0 else max(8, os.cpu_count() or 1))
+#: the canvases one automatic chunk of the enhancement may hold, at 40 bytes a canvas pixel and frame (the render,
+#: its depth and opacity, the fixer's frame, confidence and weight); :func:`enhance_stream` holds two or three chunks
+CHUNK_BYTES = 1 << 30
+
+
+def chunk_size(cfg: EnhanceConfig, canvas_pixels: int = 0) -> int:
+    """Frames per fixer call: ``cfg.chunk``; 0: the CPU cores, at least 8, and at most as many frames of
+    ``canvas_pixels`` pixels as :data:`CHUNK_BYTES` hold (at 848x480 behind a wide-angle lens, 31; at 4K, 3)."""
+    if cfg.chunk > 0:
+        return cfg.chunk
+    n = max(8, os.cpu_count() or 1)
+    return max(1, min(n, CHUNK_BYTES // (40 * canvas_pixels))) if canvas_pixels > 0 else n
 
 
 def enhance_stream(fixer: Fixer, canvas: CanvasChunks, Ks: torch.Tensor, c2ws: torch.Tensor, refs: RefViews,
@@ -121,7 +131,7 @@ def enhance_stream(fixer: Fixer, canvas: CanvasChunks, Ks: torch.Tensor, c2ws: t
     """
     cfg = config or EnhanceConfig()
     T = int(Ks.shape[0])
-    step = chunk_size(cfg)
+    step = chunk_size(cfg, 0 if refs.images.dim() < 3 else int(refs.images.shape[1] * refs.images.shape[2]))
     blend = cfg.temporal_sigma > 0 or cfg.spatial_sigma_px > 0
     reach = temporal_radius(cfg.temporal_sigma) if blend and T >= 2 else 0
     cut = (lambda t, sl: None if t is None else t[sl])
