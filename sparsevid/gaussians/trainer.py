@@ -433,7 +433,9 @@ class Trainer:
                         # the steps left at the latest interval's speed: each step costs more as the Gaussians
                         # grow, so while they can it is a lower bound (an average over the run said ~35 s left
                         # on the shared clip's CPU run with 160 s to go)
-                        left = (target - self.step) * (now - t_log) / max(1, self.step - s_log)
+                        # (none after the first interval, which holds the warm-up: 639 s said for 200 s)
+                        left = (None if s_log == s0 else
+                                (target - self.step) * (now - t_log) / max(1, self.step - s_log))
                         bar.update(task, completed=self.step, left=left, at_least=self.may_grow(),
                                    status=f"loss {last['loss']:.4f}  PSNR {last['psnr']:.2f}  "
                                           f"{self.num_gaussians} gs  {rate:.1f} it/s")
