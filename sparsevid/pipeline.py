@@ -962,18 +962,20 @@ def route3d_stage(scene: Scene, cfg: RunConfig, device: torch.device, out: Path,
     renderer = PathRenderer(trainer.render, path.c2ws, out_und, timer=timer)
     timer.seconds.setdefault("rendering", 0.0)
     rendering_before = timer.seconds["rendering"]
-    with timer("enhance"):
-        refs = input_refs(scene, out_und, trainer.render) if enhance else None
-        frames3d = path_frames_3d(renderer, path, out_und, refs, fixer if enhance else None, cfg.enhance)
-        # the 3D route's rebuild of every interior input from the others (without the fixer: its
-        # plain render there), so the leave-one-out check weighs the 3D route in the fusion
-        if cfg.fuse.mode != "3d" and not loo_leak_free:
-            loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
-                                  ).held_out(scene.indices[1:-1])
-            if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
-                loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
-                                           at_path=True).held_out(scene.indices[1:-1])
-    timer.seconds["enhance"] -= timer.seconds["rendering"] - rendering_before
+    try:
+        with timer("enhance"):
+            refs = input_refs(scene, out_und, trainer.render) if enhance else None
+            frames3d = path_frames_3d(renderer, path, out_und, refs, fixer if enhance else None, cfg.enhance)
+            # the 3D route's rebuild of every interior input from the others (without the fixer: its
+            # plain render there), so the leave-one-out check weighs the 3D route in the fusion
+            if cfg.fuse.mode != "3d" and not loo_leak_free:
+                loo3d = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None
+                                      ).held_out(scene.indices[1:-1])
+                if cfg.fuse.loo_at_path or cfg.fuse.path_check_db is not None:  # and where the path puts them
+                    loo3d_path = LeaveOneOut3D(scene, out_und, trainer.render, refs, fixer if enhance else None,
+                                               at_path=True).held_out(scene.indices[1:-1])
+    finally:  # also when stopped here: run.json's segment counts the render calls once
+        timer.seconds["enhance"] = timer.seconds.get("enhance", 0.0) - (timer.seconds["rendering"] - rendering_before)
     if cfg.fuse.mode != "3d" and cfg.fuse.rigid_check and len(scene.frames) >= 3:  # feeds the leave-one-out
         with timer("rigid check"):
             rigid = rigid_check(refs if refs is not None else input_refs(scene, out_und, trainer.render), out_und,

@@ -334,6 +334,10 @@ def test_changed_settings_are_not_taken_for_finished_and_overwrite_redoes_only_t
     info = json.loads((out / "a" / "run.json").read_text())
     (out / "a" / "run.json").write_text(json.dumps({**info, "status": "reporting"}))
     assert clip_state(out / "a") == "partial"
+    # a half-finished run with other settings has no finished results to keep: failed, as before
+    assert main(batch + ["--video.crf", "21"]) == 1
+    row = _summary(out)["a"]
+    assert row["status"] == "failed" and "unfinished earlier run" in row["error"] and "--overwrite" in row["error"]
 
 
 def test_ray_init_leaves_the_batchs_sigterm_handler_in_place(monkeypatch):

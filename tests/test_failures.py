@@ -412,6 +412,40 @@ def test_ctrl_c_in_run_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny
     assert json.loads((late / "run.json").read_text())["fixer"]["progressive_rounds"] == full_rounds
 
 
+def test_a_stop_in_the_enhancement_counts_its_render_calls_once(tmp_path, tiny_ds, capsys, monkeypatch):
+    """The path is rendered inside the enhancement ("rendering" timed within "enhance" and taken out of it): a stop
+    there took nothing out, so the interrupted segment counted the render calls twice."""
+    import time
+
+    import sparsevid.pipeline as pipeline
+
+    slow = pipeline.PathRenderer
+
+    class SlowRenderer(slow):
+        def __init__(self, render_fn, *a, **k):
+            def render(*args):
+                time.sleep(1.0)
+                return render_fn(*args)
+
+            super().__init__(render, *a, **k)
+
+    path_frames_3d = pipeline.path_frames_3d
+
+    def then_ctrl_c(*a, **k):
+        out = path_frames_3d(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(pipeline, "PathRenderer", SlowRenderer)
+    monkeypatch.setattr(pipeline, "path_frames_3d", then_ctrl_c)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", tiny_ds, "--device", "cpu", "--steps", "5", "--keyframes", "0,9,19,29", "--no-video",
+                       "-o", out], capsys)
+    assert rc == 128 + signal.SIGINT, err
+    seconds = json.loads((out / "run.json").read_text())["segments"][-1]["stage_seconds"]
+    assert seconds["rendering"] >= 1.0 and seconds["enhance"] < 1.0, seconds
+
+
 def test_resume_estimates_again_the_poses_of_an_unfinished_pose_stage(tmp_path, tiny_scene, monkeypatch):
     """A run killed while the pose stage wrote its folder (transforms.json there, poses_report.json not yet) was
     resumed with those poses as finished, and lost its pose report and COLMAP model for good."""

@@ -427,6 +427,18 @@ def test_enhance_stream_renders_and_gives_back_a_chunk_at_a_time(corridor):
     same = enhance_frames(GivesTheRenderBack(), renders, Ks, c2ws, _refs(c), config=cfg)
     assert torch.equal(renders, kept) and torch.allclose(same.images, kept)
 
+    class KeepsItsOutputs(Fixer):  # or a view of the references: the blend must not write into them
+        def __init__(self):
+            self.outputs = []
+
+        def fix(self, req):
+            self.outputs.append(torch.full_like(req.renders, 0.9))
+            return FixResult(self.outputs[-1], torch.full_like(req.renders[..., :1], 0.5))
+
+    keeps = KeepsItsOutputs()
+    enhance_frames(keeps, renders, Ks, c2ws, _refs(c), config=cfg)
+    assert len(keeps.outputs) == 3 and all(bool((x == 0.9).all()) for x in keeps.outputs)
+
 
 # ---- with the real trainer (CPU, tiny) ---------------------------------------------------------
 def test_progressive_loop_keeps_all_rounds_cpu(tiny_scene):

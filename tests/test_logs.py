@@ -94,13 +94,18 @@ def test_trainer_time_left_comes_from_its_latest_steps(monkeypatch):
         return real(self, task, **kw)
 
     monkeypatch.setattr(log.Progress, "update", update)
+    import time
+
     tr = Trainer(TrainConfig(steps=40, seed=0, log_every=10), views, sc.points[::8], sc.point_colors[::8], "cpu")
     tr.strategy.refine_stop_iter = 25
-    tr.train()
+    t0 = time.perf_counter()
+    tr.train(hooks={25: lambda t: time.sleep(2.0)})  # a progressive round's time is not a step's cost
+    wall = time.perf_counter() - t0
     assert len(seen) == 4 and seen[0][0] is None  # the first interval holds the warm-up: no estimate from it
     assert all(left >= 0 for left, _ in seen[1:]) and seen[-1][0] == 0
     assert [a for _, a in seen] == [True, True, False, False]
     assert np.isfinite([left for left, _ in seen[1:]]).all()
+    assert seen[2][0] < (wall - 2.0) / 2, (seen, wall)  # 10 steps left after step 30: not 10 x (a 2 s round)/10
 
 
 def test_pose_stage_prints_no_glog_lines(tmp_path):

@@ -214,5 +214,5 @@ def run_ray(specs: list[ClipSpec], on_row: Callable[[Row], None], progress: Batc
             ray.shutdown()
 
 
-__all__ = ["BatchProgress", "INSTALL_HINT", "DONE", "FAILED", "SKIPPED", "init_ray", "ray_available",
+__all__ = ["BatchProgress", "INSTALL_HINT", "DONE", "FAILED", "KEPT", "SKIPPED", "init_ray", "ray_available",
            "run_local", "run_ray"]

@@ -248,11 +248,15 @@ def clip_plan(spec: ClipSpec) -> tuple[str, str]:
 
 
 def refused_row(spec: ClipSpec, why: str) -> dict[str, Any]:
-    """The row of a clip whose earlier run used other settings or input (``why``) and no ``--overwrite``: status
-    :data:`KEPT`, with that run's numbers (they are in its folder, untouched) and the difference in ``error``."""
-    error = (f"{spec.output}: kept as it was; its earlier run was made with other settings or input ({why}) "
-             "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o")
-    return clip_row(spec, KEPT, error=" ".join(error.split()))
+    """The row of a clip whose earlier run used other settings or input (``why``) and no ``--overwrite``: a finished
+    one is :data:`KEPT`, with that run's numbers (they are in its folder, untouched) and the difference in ``error``;
+    a half-finished one (interrupted, failed) is a failed row: there is no finished run to keep."""
+    fix = "-> rerun the batch with --overwrite to redo such clips with these, or choose another -o"
+    if clip_state(spec.output) != "finished":
+        return failed_row(spec, f"{spec.output}: its unfinished earlier run was made with other settings or input "
+                                f"({why}) {fix}")
+    return clip_row(spec, KEPT, error=f"{spec.output}: kept as it was; its earlier run was made with other settings "
+                                      f"or input ({why}) {fix}")
 
 
 def clip_state(out: str | Path) -> str:

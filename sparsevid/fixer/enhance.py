@@ -158,7 +158,7 @@ def enhance_stream(fixer: Fixer, canvas: CanvasChunks, Ks: torch.Tensor, c2ws: t
                 if ready is None or min(T, ready["sl"].stop + reach) > done:
                     break
                 yield ready["sl"], _blend_chunk(ready, held, T, cfg, reach)
-                ready["rgb"] = ready["images"] = None
+                ready["rgb"] = ready["images"] = ready["conf"] = None  # its weight stays while a window needs it
                 nxt = next((c["sl"].start for c in held if c["images"] is not None), T)
                 held = [c for c in held if c["sl"].stop + reach > nxt]  # their weights reach no frame left
 
@@ -175,10 +175,9 @@ def _blend_chunk(c: dict, held: list[dict], length: int, cfg: EnhanceConfig, rea
     del window
     ratio = torch.where(weight > 1e-3, smooth / weight.clamp_min(1e-3), torch.zeros_like(weight))
     dtype = torch.promote_types(torch.promote_types(images.dtype, base.dtype), ratio.dtype)
-    if images.untyped_storage().data_ptr() == base.untyped_storage().data_ptr():
-        images = images.clone()  # a fixer that gave the renders back: blended in memory of its own
-    # render + ratio * (fixed - render), clamped, in the fixed frames' own memory
-    images = images.to(dtype).sub_(base).mul_(ratio).add_(base).clamp_(0, 1)
+    # render + ratio * (fixed - render), clamped, in a copy of the chunk's fixed frames: the fixer's own tensors (a
+    # view of its inputs, of the references, or outputs it keeps) are left as they were
+    images = images.to(dtype, copy=True).sub_(base).mul_(ratio).add_(base).clamp_(0, 1)
     return FixResult(images, (conf * ratio).clamp(0, 1),
                      extras={"blend_weight": smooth, "raw_blend_weight": weight, "raw_confidence": conf})
 

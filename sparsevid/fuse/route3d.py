@@ -4,7 +4,6 @@ input lens, each with its blend weight (how much of the frame comes from the inp
 the render). Also the same route for one input rebuilt from the others (leave-one-out)."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Sequence
@@ -17,7 +16,7 @@ from sparsevid.data.camera import Camera
 from sparsevid.data.scene import Scene
 from sparsevid.eval.metrics import match_size
 from sparsevid.fixer.base import Fixer, FixRequest, RefViews
-from sparsevid.fixer.enhance import EnhanceConfig, enhance_stream
+from sparsevid.fixer.enhance import EnhanceConfig, chunk_size, enhance_stream
 from sparsevid.fuse.flow2d import FlowConfig, pair_flow
 from sparsevid.log import in_context, progress
 from sparsevid.fuse.rigid import epipolar_segment, nonrigid_map, photo_error
@@ -149,7 +148,7 @@ def path_frames_3d(rendered: PathRenderer | RenderedPath, path: PathFrames, und:
     out: list[tuple[np.ndarray, np.ndarray]] = []
     if fixer is None or refs is None:
         wc, hc = und.canvas_size
-        step = max(8, os.cpu_count() or 1)
+        step = chunk_size(enhance, wc * hc)
         with progress() as p:
             task = p.add_task("rendering", total=T, status=f"{wc}x{hc} canvas")
             for s in range(0, T, step):
@@ -167,6 +166,7 @@ def path_frames_3d(rendered: PathRenderer | RenderedPath, path: PathFrames, und:
         weights = res.extras["blend_weight"][..., 0].cpu().float().numpy()
         del res  # its confidences and raw weights, before the frames below
         out.extend(_distort_pair(und, i, w) for i, w in zip(imgs, weights))
+        del imgs, weights  # views of the chunk: not held while the next one is rendered and fixed
     return out
 
 

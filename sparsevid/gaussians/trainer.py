@@ -370,12 +370,12 @@ class Trainer:
         self.step += 1
         return loss.detach(), mse
 
-    @torch.no_grad()
     def may_grow(self) -> bool:
         """Whether the densification may still add Gaussians (before its last refining step, under the cap)."""
         stop = getattr(self.strategy, "refine_stop_iter", None)
         return stop is not None and self.step < stop and self.num_gaussians < self.cfg.max_gaussians
 
+    @torch.no_grad()
     def _cap_gaussians(self) -> None:
         from gsplat.strategy.ops import remove
 
@@ -420,7 +420,9 @@ class Trainer:
                                     status="")
                 while self.step < target:
                     if self.step in hooks:
+                        th = time.perf_counter()
                         hooks[self.step](self)
+                        t_log += time.perf_counter() - th  # a progressive round is not a step's cost
                     loss, mse = self.train_step()
                     loss_acc = loss if loss_acc is None else loss_acc + loss
                     mse_acc = mse if mse_acc is None else mse_acc + mse
@@ -447,8 +449,10 @@ class Trainer:
                     if self.run_dir is not None and self.step < target and (
                             self.step % ck_every == 0 if ck_every else
                             ck_every is None and time.perf_counter() - last_save >= self.cfg.checkpoint_seconds):
+                        th = time.perf_counter()
                         self._checkpoint()
                         last_save = time.perf_counter()
+                        t_log += last_save - th  # nor is a checkpoint
                 if self.step in hooks and self.step == target == self.total_steps:
                     hooks[self.step](self)  # a hook at the very end (else: next call)
                 if self._stop_signal is not None:
