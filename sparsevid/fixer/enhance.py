@@ -157,16 +157,17 @@ def enhance_stream(fixer: Fixer, canvas: CanvasChunks, Ks: torch.Tensor, c2ws: t
                 ready = next((c for c in held if c["images"] is not None), None)
                 if ready is None or min(T, ready["sl"].stop + reach) > done:
                     break
-                yield ready["sl"], _blend_chunk(ready, held, T, cfg, reach)
+                yield ready["sl"], _blend_chunk(ready, held, T, cfg, reach, blend)
                 ready["rgb"] = ready["images"] = ready["conf"] = None  # its weight stays while a window needs it
                 nxt = next((c["sl"].start for c in held if c["images"] is not None), T)
                 held = [c for c in held if c["sl"].stop + reach > nxt]  # their weights reach no frame left
 
 
-def _blend_chunk(c: dict, held: list[dict], length: int, cfg: EnhanceConfig, reach: int) -> FixResult:
-    """The chunk ``c`` blended with its weight smoothed over the ``held`` chunks' (see :func:`enhance_stream`)."""
+def _blend_chunk(c: dict, held: list[dict], length: int, cfg: EnhanceConfig, reach: int, blend: bool) -> FixResult:
+    """The chunk ``c`` blended with its weight smoothed over the ``held`` chunks' (see :func:`enhance_stream`;
+    ``blend`` False: no smoothing asked, the fixed frames as they are)."""
     sl, images, base, conf, weight = c["sl"], c["images"], c["rgb"], c["conf"], c["weight"]
-    if not (cfg.temporal_sigma > 0 or cfg.spatial_sigma_px > 0):
+    if not blend:
         return FixResult(images, conf, extras={"blend_weight": weight, "raw_confidence": conf})
     near = [h for h in held if h["sl"].stop > sl.start - reach and h["sl"].start < sl.stop + reach]
     window = near[0]["weight"] if len(near) == 1 else torch.cat([h["weight"] for h in near])

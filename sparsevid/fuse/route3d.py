@@ -140,14 +140,14 @@ def path_frames_3d(rendered: PathRenderer | RenderedPath, path: PathFrames, und:
     without, the plain render (weight = its opacity).
 
     ``rendered``: the path's canvases, rendered a chunk at a time as they are needed (a :class:`PathRenderer`: the
-    run holds 32 bytes a canvas pixel and frame through the enhancement, not the 20 of every render, their depth
-    and opacity, and the fixer's frames at once), or already rendered (:func:`~sparsevid.render.frames.render_path`
+    run holds a few chunks of canvases at once, not every frame's render, depth, opacity and fixed frame), or already
+    rendered (:func:`~sparsevid.render.frames.render_path`
     with ``keep_canvas``). The same frames either way."""
     T = len(path)
     mask = und.mask.astype(np.float32)
+    wc, hc = und.canvas_size
     out: list[tuple[np.ndarray, np.ndarray]] = []
     if fixer is None or refs is None:
-        wc, hc = und.canvas_size
         step = chunk_size(enhance, wc * hc)
         with progress() as p:
             task = p.add_task("rendering", total=T, status=f"{wc}x{hc} canvas")
@@ -158,7 +158,6 @@ def path_frames_3d(rendered: PathRenderer | RenderedPath, path: PathFrames, und:
         return out
     valid = torch.from_numpy(mask)[None, ..., None].expand(T, -1, -1, -1)
     Ks = torch.from_numpy(np.broadcast_to(und.pinhole.K, (T, 3, 3)).copy()).float()
-    wc, hc = und.canvas_size
     for _, res in enhance_stream(fixer, rendered.canvas, Ks, torch.from_numpy(path.c2ws), refs, valid=valid,
                                  times=torch.from_numpy(path.seconds), config=enhance,
                                  status=f"{type(fixer).__name__}, each {wc}x{hc} canvas rendered as it goes"):
